@@ -1,0 +1,77 @@
+/**
+ * A per-core write-ahead log for Deno on Linux io_uring.
+ *
+ * Each core's log ({@linkcode CoreLog}) owns its own segment files and its own io_uring ring.
+ * Appends encode records (CRC32C, epoch, per-core sequence, timestamp) into a batch buffer;
+ * batches are written with a linked fdatasync, several in flight, and acknowledged in order:
+ * `sync()` resolves only when everything appended before it is durable. Where io_uring is not
+ * available the same engine writes through `Deno.FsFile` (`backend: "sync"`).
+ *
+ * The on-disk format (version 1) is described byte by byte in `docs/FORMAT.md`.
+ *
+ * @example Append, sync, read back
+ * ```ts ignore
+ * import { CoreLog, PerCoreWalConfig, PerCoreWalReader } from "@percore/wal";
+ *
+ * const config = new PerCoreWalConfig("./data/wal", 1);
+ * await using log = await CoreLog.open(config, 0);
+ * const seq = log.appendPut("user:1", "alice");
+ * log.appendCommit({ kafka: 42n });
+ * await log.sync(); // both records are durable now
+ * console.log(seq, log.backend);
+ *
+ * await using reader = await PerCoreWalReader.open(config.segmentPath(0, 0));
+ * for await (const entry of reader) console.log(entry.sequence, entry.operation.type);
+ * ```
+ *
+ * @module
+ */
+
+export {
+  type BackendChoice,
+  PerCoreWalConfig,
+  type PerCoreWalOptions,
+  type ResolvedWalOptions,
+  type WriteMode,
+} from "./src/config.ts";
+export {
+  CoreLog,
+  type CoreLogMetrics,
+  type CoreLogOptions,
+  type WalPosition,
+} from "./src/core_log.ts";
+export { PerCoreWalError, PerCoreWalErrorCode, type PerCoreWalErrorDetails } from "./src/errors.ts";
+export {
+  FORMAT_VERSION,
+  MAX_KEY_BYTES,
+  PUT_OVERHEAD_BYTES,
+  type SegmentHeader,
+} from "./src/format.ts";
+export type { LatencySummary } from "./src/histogram.ts";
+export type {
+  BackendKind,
+  IoBackend,
+  IoFile,
+  OpenFileOptions,
+  WritePart,
+  WritePurpose,
+} from "./src/io/backend.ts";
+export {
+  PerCoreWalReader,
+  type ReaderOptions,
+  type ReadResult,
+  scanSegment,
+} from "./src/reader.ts";
+export type {
+  Bytes,
+  CheckpointOperation,
+  CommitOffsets,
+  CommitOperation,
+  DeleteOperation,
+  EpochBarrierOperation,
+  PerCoreWalEntry,
+  PutOperation,
+  SegmentStats,
+  WalOperation,
+  WalOperationInput,
+} from "./src/types.ts";

@@ -1,0 +1,225 @@
+/**
+ * `PerCoreWalConfig`: where the segments live and how they are written.
+ *
+ * @module
+ */
+
+import { DEFAULT_MAX_RECORD_BYTES, MAX_RECORD_BYTES_LIMIT, SEGMENT_DATA_OFFSET } from "./format.ts";
+
+/** Which I/O backend writes the segments. */
+export type BackendChoice = "auto" | "io_uring" | "sync";
+
+/**
+ * How segment files are opened and made durable.
+ *
+ * - `"direct"`: `O_DIRECT` writes, each batch linked to an `fdatasync`. Batches are padded to
+ *   4 KiB. Fastest on the measured disk (`bench/results/fio_matrix.md`).
+ * - `"dsync"`: `O_DIRECT | O_DSYNC` writes: durable when the write completes, no fdatasync.
+ * - `"buffered"`: page-cache writes, each batch linked to an `fdatasync`.
+ * - `"auto"`: `"direct"` where the file system accepts `O_DIRECT` and the backend is io_uring,
+ *   `"buffered"` otherwise.
+ */
+export type WriteMode = "auto" | "direct" | "dsync" | "buffered";
+
+/** Options of {@linkcode PerCoreWalConfig}; every one has a default. */
+export interface PerCoreWalOptions {
+  /**
+   * File name of a segment, with `{core_id}` and `{segment}` (a zero-padded index) in it.
+   * No path separator and no `..`. Default `"wal-{core_id}-{segment}.log"`.
+   */
+  segmentPattern?: string;
+  /** Size each segment is preallocated (zero-filled) to; a multiple of 4096. Default 64 MiB. */
+  segmentSizeBytes?: number;
+  /** The I/O backend. Default `"auto"`: io_uring where it works, the sync backend otherwise. */
+  backend?: BackendChoice;
+  /** How files are written. Default `"auto"`. */
+  writeMode?: WriteMode;
+  /** Submission queue entries of each core's ring (a power of two, 8 to 4096). Default 256. */
+  ringEntries?: number;
+  /** A batch is sealed and submitted once it holds this many bytes. Default 1 MiB. */
+  maxBatchBytes?: number;
+  /** How many batches may be between submission and durability at once. Default 8. */
+  maxInFlightBatches?: number;
+  /** After a `sync()` request, wait this long for more appends before flushing. Default 0. */
+  syncDelayMs?: number;
+  /** Largest record (header, key and value), enforced by writer and reader. Default 16 MiB. */
+  maxRecordBytes?: number;
+  /** Appended bytes not yet durable above which appends throw "Backpressure". Default 64 MiB. */
+  maxPendingBytes?: number;
+  /** Permission bits of new segment files. Default `0o600`. */
+  fileMode?: number;
+}
+
+/** All options, resolved. */
+export type ResolvedWalOptions = Required<PerCoreWalOptions>;
+
+const DEFAULT_PATTERN = "wal-{core_id}-{segment}.log";
+const MiB = 1024 * 1024;
+
+/**
+ * Configuration of a per-core WAL: the directory, the number of cores, and how segments are
+ * written.
+ *
+ * @example
+ * ```ts
+ * import { PerCoreWalConfig } from "@percore/wal";
+ *
+ * const config = new PerCoreWalConfig("/data/wal", 4, { segmentSizeBytes: 16 * 1024 * 1024 });
+ * console.log(config.segmentPath(2, 17)); // "/data/wal/wal-2-000017.log"
+ * ```
+ */
+export class PerCoreWalConfig {
+  /** The directory that holds every core's segments. */
+  readonly baseDir: string;
+  /** How many cores (1 to 1024). */
+  readonly numCores: number;
+  /** The options, with defaults filled in. */
+  readonly options: Readonly<ResolvedWalOptions>;
+  #pattern: RegExp;
+
+  /**
+   * Validates and stores a configuration. Throws `TypeError` or `RangeError` for a bad value.
+   */
+  constructor(baseDir: string, numCores: number, options: PerCoreWalOptions = {}) {
+    if (typeof baseDir !== "string" || baseDir.length === 0) {
+      throw new TypeError("baseDir must be a non-empty string");
+    }
+    if (typeof numCores !== "number" || !Number.isInteger(numCores)) {
+      throw new TypeError(`numCores must be an integer, got ${String(numCores)}`);
+    }
+    if (numCores < 1 || numCores > 1024) {
+      throw new RangeError(`numCores must be between 1 and 1024, got ${numCores}`);
+    }
+    this.baseDir = baseDir.length > 1 ? baseDir.replace(/\/+$/, "") : baseDir;
+    this.numCores = numCores;
+    this.options = Object.freeze(resolveOptions(options));
+    this.#pattern = _patternRegExp(this.options.segmentPattern);
+  }
+
+  /** The path of segment `segment` of core `coreId`. */
+  segmentPath(coreId: number, segment: number): string {
+    return `${this.baseDir}/${formatSegmentName(this.options.segmentPattern, coreId, segment)}`;
+  }
+
+  /** Parses a file name made by {@linkcode segmentPath}: its core and segment, or undefined. */
+  parseSegmentName(name: string): { coreId: number; segment: number } | undefined {
+    const m = this.#pattern.exec(name);
+    if (m === null) return undefined;
+    const coreId = Number(m.groups!.core);
+    const segment = Number(m.groups!.segment);
+    if (!Number.isSafeInteger(coreId) || !Number.isSafeInteger(segment)) return undefined;
+    return { coreId, segment };
+  }
+}
+
+/** Formats a segment file name from the pattern. */
+export function formatSegmentName(pattern: string, coreId: number, segment: number): string {
+  return pattern.replace("{core_id}", String(coreId)).replace(
+    "{segment}",
+    String(segment).padStart(6, "0"),
+  );
+}
+
+function _patternRegExp(pattern: string): RegExp {
+  const esc = (s: string) => s.replace(/[.*+?^$()|[\]\\]/g, "\\$&");
+  const [a, rest] = _splitOnce(pattern, "{core_id}");
+  const src = rest.includes("{segment}")
+    ? (() => {
+      const [b, c] = _splitOnce(rest, "{segment}");
+      return `${esc(a)}(?<core>\\d+)${esc(b)}(?<segment>\\d+)${esc(c)}`;
+    })()
+    : (() => {
+      const [b, c] = _splitOnce(a, "{segment}");
+      return `${esc(b)}(?<segment>\\d+)${esc(c)}(?<core>\\d+)${esc(rest)}`;
+    })();
+  return new RegExp(`^${src}$`);
+}
+
+function _splitOnce(s: string, sep: string): [string, string] {
+  const i = s.indexOf(sep);
+  return [s.slice(0, i), s.slice(i + sep.length)];
+}
+
+function _int(name: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== "number" || !Number.isInteger(v)) {
+    throw new TypeError(`${name} must be an integer, got ${String(v)}`);
+  }
+  if (v < min || v > max) {
+    throw new RangeError(`${name} must be between ${min} and ${max}, got ${v}`);
+  }
+  return v;
+}
+
+function _oneOf<T extends string>(name: string, v: unknown, allowed: readonly T[]): T {
+  if (!allowed.includes(v as T)) {
+    throw new RangeError(`${name} must be one of ${allowed.join(", ")}, got ${String(v)}`);
+  }
+  return v as T;
+}
+
+/** Fills in defaults and validates every option. */
+export function resolveOptions(o: PerCoreWalOptions): ResolvedWalOptions {
+  if (o === null || typeof o !== "object") throw new TypeError("options must be an object");
+  const segmentPattern = o.segmentPattern ?? DEFAULT_PATTERN;
+  if (typeof segmentPattern !== "string") throw new TypeError("segmentPattern must be a string");
+  if (/[/\\\0]/.test(segmentPattern) || segmentPattern.includes("..")) {
+    throw new RangeError(
+      `segmentPattern "${segmentPattern}" must be a plain file name (no path separator, no "..")`,
+    );
+  }
+  for (const field of ["{core_id}", "{segment}"]) {
+    if (segmentPattern.split(field).length !== 2) {
+      throw new RangeError(`segmentPattern "${segmentPattern}" must contain ${field} exactly once`);
+    }
+  }
+  if (
+    segmentPattern.includes("{core_id}{segment}") || segmentPattern.includes("{segment}{core_id}")
+  ) {
+    throw new RangeError(`segmentPattern "${segmentPattern}" needs a separator between its fields`);
+  }
+  const segmentSizeBytes = _int(
+    "segmentSizeBytes",
+    o.segmentSizeBytes ?? 64 * MiB,
+    4 * 4096,
+    2 ** 40,
+  );
+  if (segmentSizeBytes % 4096 !== 0) {
+    throw new RangeError(`segmentSizeBytes must be a multiple of 4096, got ${segmentSizeBytes}`);
+  }
+  // A record must fit a segment with room for alignment padding.
+  const roomBytes = segmentSizeBytes - SEGMENT_DATA_OFFSET - 4096;
+  const maxRecordBytes = o.maxRecordBytes === undefined
+    ? Math.min(DEFAULT_MAX_RECORD_BYTES, roomBytes)
+    : _int("maxRecordBytes", o.maxRecordBytes, 64, MAX_RECORD_BYTES_LIMIT);
+  if (maxRecordBytes > roomBytes) {
+    throw new RangeError(
+      `maxRecordBytes ${maxRecordBytes} does not fit a segment of ${segmentSizeBytes} bytes ` +
+        `(at most ${roomBytes}): raise segmentSizeBytes or lower maxRecordBytes`,
+    );
+  }
+  const ringEntries = _int("ringEntries", o.ringEntries ?? 256, 8, 4096);
+  if ((ringEntries & (ringEntries - 1)) !== 0) {
+    throw new RangeError(`ringEntries must be a power of two, got ${ringEntries}`);
+  }
+  const syncDelayMs = o.syncDelayMs ?? 0;
+  if (typeof syncDelayMs !== "number" || !(syncDelayMs >= 0 && syncDelayMs <= 10_000)) {
+    throw new RangeError(`syncDelayMs must be between 0 and 10000, got ${String(syncDelayMs)}`);
+  }
+  return {
+    segmentPattern,
+    segmentSizeBytes,
+    backend: _oneOf("backend", o.backend ?? "auto", ["auto", "io_uring", "sync"] as const),
+    writeMode: _oneOf(
+      "writeMode",
+      o.writeMode ?? "auto",
+      ["auto", "direct", "dsync", "buffered"] as const,
+    ),
+    ringEntries,
+    maxBatchBytes: _int("maxBatchBytes", o.maxBatchBytes ?? MiB, 4096, 256 * MiB),
+    maxInFlightBatches: _int("maxInFlightBatches", o.maxInFlightBatches ?? 8, 1, ringEntries / 4),
+    syncDelayMs,
+    maxRecordBytes,
+    maxPendingBytes: _int("maxPendingBytes", o.maxPendingBytes ?? 64 * MiB, MiB, 2 ** 40),
+    fileMode: _int("fileMode", o.fileMode ?? 0o600, 0, 0o777),
+  };
+}

@@ -1,0 +1,1016 @@
+/**
+ * The engine: the single-threaded owner of one core's ring and segments. Appends encode into a
+ * batch buffer; batches are written with a linked fdatasync (or O_DSYNC), several in flight,
+ * and acknowledged strictly in order.
+ *
+ * @module
+ */
+
+import { PerCoreWalConfig, type ResolvedWalOptions } from "./config.ts";
+import { PerCoreWalError } from "./errors.ts";
+import {
+  bodyLength,
+  encodeSegmentHeader,
+  normalizeOperation,
+  PUT_OVERHEAD_BYTES,
+  R_CRC,
+  R_LENGTH,
+  R_PAD,
+  RECORD_HEADER_BYTES,
+  recordCrc,
+  RecordType,
+  saltState,
+  SEGMENT_DATA_OFFSET,
+  toBytes,
+  toKey,
+  toOffsets,
+  writeBody,
+  writeRecordHeader,
+} from "./format.ts";
+import { LatencyHistogram, type LatencySummary } from "./histogram.ts";
+import type { BackendKind, IoBackend, IoFile } from "./io/backend.ts";
+import { SyncBackend } from "./io/sync.ts";
+import { UringBackend } from "./io/uring.ts";
+import { PerCoreWalReader, scanSegment } from "./reader.ts";
+import type { Bytes, CommitOffsets, WalOperation, WalOperationInput } from "./types.ts";
+
+const MiB = 1024 * 1024;
+
+/** A place in a core's log: after the record `sequence`, at `offset` of segment `segment`. */
+export interface WalPosition {
+  /** Segment index. */
+  segment: number;
+  /** Byte offset in that segment where the next record goes. */
+  offset: number;
+  /** Sequence of the last record before this position (0n when none). */
+  sequence: bigint;
+}
+
+/** Counters of one core's engine. */
+export interface CoreLogMetrics {
+  /** The core. */
+  coreId: number;
+  /** The backend writing its segments. */
+  backend: BackendKind;
+  /** The write mode in use. */
+  writeMode: "direct" | "dsync" | "buffered";
+  /** Records appended since open. */
+  recordsAppended: number;
+  /** Record bytes appended since open (padding excluded). */
+  bytesAppended: number;
+  /** Batches submitted. */
+  batches: number;
+  /** fdatasyncs submitted (0 with O_DSYNC). */
+  fdatasyncs: number;
+  /** Time from a batch's submission to its durability. */
+  syncLatency: LatencySummary;
+  /** Batches submitted and not yet durable. */
+  inFlightBatches: number;
+  /** Appended bytes not yet durable. */
+  pendingBytes: number;
+}
+
+/** Options of {@linkcode CoreLog.open} beyond the configuration. */
+export interface CoreLogOptions {
+  /** Write through this backend instead of creating one (the caller closes it). */
+  backend?: IoBackend;
+  /** Start at least at this epoch. */
+  minEpoch?: bigint;
+}
+
+interface Segment {
+  index: number;
+  path: string;
+  file: IoFile;
+  firstSequence: number;
+  salt: number;
+  /** The header block, written with the segment's first batch. */
+  headerBlock: Uint8Array | undefined;
+  /** Batches that belong to it and are not yet acknowledged. */
+  batches: number;
+  sealed: boolean;
+  ready: boolean;
+  error: PerCoreWalError | undefined;
+  prepared: Promise<void>;
+}
+
+const enum State {
+  Open,
+  Queued,
+  Submitted,
+  Done,
+}
+
+interface Batch {
+  buf: Uint8Array;
+  view: DataView;
+  used: number;
+  fileOffset: number;
+  seg: Segment;
+  firstSeq: number;
+  lastSeq: number;
+  lastPos: number;
+  recordBytes: number;
+  state: State;
+  pooled: boolean;
+  header: Uint8Array | undefined;
+}
+
+interface Waiter {
+  seq: number;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+/** Creates the backend the options ask for: io_uring, the sync backend, or io_uring if it works. */
+export function createBackend(
+  o: ResolvedWalOptions,
+): { backend: IoBackend; fallbackReason?: string } {
+  if (o.backend === "sync") return { backend: new SyncBackend() };
+  try {
+    return { backend: new UringBackend({ ringEntries: o.ringEntries }) };
+  } catch (e) {
+    if (o.backend === "io_uring" || !(e instanceof PerCoreWalError)) throw e;
+    return { backend: new SyncBackend(), fallbackReason: e.message };
+  }
+}
+
+/**
+ * One core's log. Create it with {@linkcode CoreLog.open}; the Worker runtime puts the public
+ * `CoreWalWriter` in front of it.
+ */
+export class CoreLog {
+  /** The core this log belongs to. */
+  readonly coreId: number;
+  /** Why the io_uring backend was not used, when `backend: "auto"` fell back. */
+  readonly fallbackReason: string | undefined;
+  readonly #config: PerCoreWalConfig;
+  readonly #o: ResolvedWalOptions;
+  readonly #io: IoBackend;
+  readonly #ownsIo: boolean;
+  readonly #mode: "direct" | "dsync" | "buffered";
+  readonly #align: number;
+  readonly #batchSize: number;
+  #seg!: Segment;
+  #next: Segment | undefined;
+  #segTail = SEGMENT_DATA_OFFSET;
+  #salt = 0;
+  #open: Batch | undefined;
+  readonly #queue: Batch[] = [];
+  readonly #openSegments = new Set<Segment>();
+  #inflight = 0;
+  #nextSeq = 1;
+  #durableSeq = 0;
+  #durablePos: WalPosition = { segment: 0, offset: SEGMENT_DATA_OFFSET, sequence: 0n };
+  #epoch = 0;
+  #lastUs = 0;
+  #pendingBytes = 0;
+  readonly #pool: Uint8Array[] = [];
+  readonly #waiters: Waiter[] = [];
+  #flushWanted = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #failed: PerCoreWalError | undefined;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  #idle: (() => void) | undefined;
+  #zero: Uint8Array | undefined;
+  #records = 0;
+  #bytes = 0;
+  #batches = 0;
+  #syncs = 0;
+  readonly #latency = new LatencyHistogram();
+
+  private constructor(
+    config: PerCoreWalConfig,
+    coreId: number,
+    io: IoBackend,
+    ownsIo: boolean,
+    mode: "direct" | "dsync" | "buffered",
+    fallbackReason: string | undefined,
+  ) {
+    this.#config = config;
+    this.#o = config.options;
+    this.coreId = coreId;
+    this.#io = io;
+    this.#ownsIo = ownsIo;
+    this.#mode = mode;
+    this.#align = mode === "buffered" ? 1 : 4096;
+    this.#batchSize = Math.ceil(this.#o.maxBatchBytes / 4096) * 4096;
+    this.fallbackReason = fallbackReason;
+  }
+
+  /**
+   * Opens core `coreId`'s log in `config.baseDir`: creates it, or continues after the last
+   * valid record (a torn tail is cut; corruption refuses with `PerCoreWalError`).
+   */
+  static async open(
+    config: PerCoreWalConfig,
+    coreId: number,
+    options: CoreLogOptions = {},
+  ): Promise<CoreLog> {
+    if (!(config instanceof PerCoreWalConfig)) {
+      throw new TypeError("config must be a PerCoreWalConfig");
+    }
+    if (!Number.isInteger(coreId) || coreId < 0 || coreId >= config.numCores) {
+      throw new PerCoreWalError(
+        "InvalidCoreId",
+        `Core id ${coreId} is out of range: this WAL has cores 0 to ${config.numCores - 1}`,
+        { coreId },
+      );
+    }
+    _ensureDirectory(config.baseDir);
+    const made = options.backend ? { backend: options.backend } : createBackend(config.options);
+    const io = made.backend;
+    let log: CoreLog | undefined;
+    try {
+      const mode = _writeMode(config, io);
+      log = new CoreLog(
+        config,
+        coreId,
+        io,
+        options.backend === undefined,
+        mode,
+        made.fallbackReason,
+      );
+      log.#epoch = Number(options.minEpoch ?? 0n);
+      await log.#recover();
+      return log;
+    } catch (e) {
+      if (log !== undefined) await log.#release();
+      else if (options.backend === undefined) await io.close();
+      throw e;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Appends
+
+  /** Appends a `put`; returns its sequence. */
+  appendPut(key: Bytes, value: Bytes): bigint {
+    const k = toKey(key);
+    const v = toBytes(value, "value");
+    const len = PUT_OVERHEAD_BYTES + k.length + v.length;
+    const pos = this.#reserve(len);
+    const b = this.#open!;
+    const seq = this.#nextSeq++;
+    writeRecordHeader(
+      b.view,
+      pos,
+      len,
+      RecordType.put,
+      this.coreId,
+      this.#epoch,
+      seq,
+      this.#now(),
+      0,
+    );
+    b.view.setUint16(pos + RECORD_HEADER_BYTES, k.length, true);
+    b.buf.set(k, pos + PUT_OVERHEAD_BYTES);
+    b.buf.set(v, pos + PUT_OVERHEAD_BYTES + k.length);
+    return this.#commit(b, pos, len, seq);
+  }
+
+  /** Appends a `delete`; returns its sequence. */
+  appendDelete(key: Bytes): bigint {
+    return this.#append({ type: "delete", key: toKey(key) });
+  }
+
+  /** Appends a `checkpoint` marker; returns its sequence. */
+  appendCheckpoint(id: bigint | number): bigint {
+    return this.#append(normalizeOperation({ type: "checkpoint", id }, BigInt(this.#epoch)));
+  }
+
+  /** Appends a `commit` of source offsets (and a watermark); returns its sequence. */
+  appendCommit(offsets: CommitOffsets, watermark?: bigint | number): bigint {
+    if (watermark === undefined) {
+      return this.#append({ type: "commit", offsets: toOffsets(offsets) });
+    }
+    return this.#append(normalizeOperation({ type: "commit", offsets, watermark }, 0n));
+  }
+
+  /** Appends a barrier closing the current epoch; returns its sequence. */
+  appendEpochBarrier(): bigint {
+    return this.#append({ type: "epochBarrier", epoch: BigInt(this.#epoch) });
+  }
+
+  /** Appends any operation; returns its sequence. */
+  append(op: WalOperationInput): bigint {
+    return this.#append(normalizeOperation(op, BigInt(this.#epoch)));
+  }
+
+  #append(op: WalOperation): bigint {
+    const len = RECORD_HEADER_BYTES + bodyLength(op);
+    const pos = this.#reserve(len);
+    const b = this.#open!;
+    const seq = this.#nextSeq++;
+    writeRecordHeader(
+      b.view,
+      pos,
+      len,
+      RecordType[op.type],
+      this.coreId,
+      this.#epoch,
+      seq,
+      this.#now(),
+      0,
+    );
+    writeBody(op, b.buf, b.view, pos + RECORD_HEADER_BYTES);
+    return this.#commit(b, pos, len, seq);
+  }
+
+  /** Finds room for a record of `len` bytes: returns its offset in the open batch. */
+  #reserve(len: number): number {
+    if (this.#failed !== undefined) throw this.#failed;
+    if (this.#closed || this.#closing !== undefined) {
+      throw new PerCoreWalError(
+        "Closed",
+        `Cannot append to core ${this.coreId}: the log is closed`,
+        {
+          coreId: this.coreId,
+        },
+      );
+    }
+    if (len > this.#o.maxRecordBytes) {
+      throw new PerCoreWalError(
+        "RecordTooLarge",
+        `Record of ${len} bytes is larger than maxRecordBytes (${this.#o.maxRecordBytes})`,
+        { coreId: this.coreId },
+      );
+    }
+    if (this.#pendingBytes > 0 && this.#pendingBytes + len > this.#o.maxPendingBytes) {
+      throw new PerCoreWalError(
+        "Backpressure",
+        `Core ${this.coreId} has ${this.#pendingBytes} bytes waiting for the disk ` +
+          `(maxPendingBytes ${this.#o.maxPendingBytes}): await sync() before appending more`,
+        { coreId: this.coreId },
+      );
+    }
+    let b = this.#open;
+    const start = b === undefined ? this.#segTail : b.fileOffset + b.used;
+    if (start + len > this.#o.segmentSizeBytes) {
+      this.#rotate();
+      b = undefined;
+    } else if (b !== undefined && b.used + len > b.buf.length) {
+      this.#seal(b);
+      b = undefined;
+    }
+    if (b === undefined) b = this.#open = this.#newBatch(len);
+    return b.used;
+  }
+
+  #commit(b: Batch, pos: number, len: number, seq: number): bigint {
+    b.view.setUint32(pos + R_CRC, recordCrc(b.buf, pos, len, this.#salt), true);
+    b.used = pos + len;
+    b.lastSeq = seq;
+    b.lastPos = pos;
+    b.recordBytes += len;
+    this.#pendingBytes += len;
+    this.#records++;
+    this.#bytes += len;
+    if (b.used >= this.#o.maxBatchBytes) this.#seal(b);
+    return BigInt(seq);
+  }
+
+  /** Wall-clock microseconds, never going backwards. */
+  #now(): number {
+    const us = Math.round((performance.timeOrigin + performance.now()) * 1000);
+    if (us > this.#lastUs) this.#lastUs = us;
+    return this.#lastUs;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Batches
+
+  #newBatch(len: number): Batch {
+    const pooled = len <= this.#batchSize;
+    const buf = pooled
+      ? (this.#pool.pop() ?? this.#io.allocBuffer(this.#batchSize))
+      : this.#io.allocBuffer(
+        Math.ceil(len / 4096) * 4096,
+      );
+    this.#seg.batches++;
+    return {
+      buf,
+      view: new DataView(buf.buffer, buf.byteOffset, buf.byteLength),
+      used: 0,
+      fileOffset: this.#segTail,
+      seg: this.#seg,
+      firstSeq: this.#nextSeq,
+      lastSeq: this.#nextSeq - 1,
+      lastPos: 0,
+      recordBytes: 0,
+      state: State.Open,
+      pooled,
+      header: undefined,
+    };
+  }
+
+  /** Closes the open batch to appends and queues it for submission. */
+  #seal(b: Batch): void {
+    if (this.#open === b) this.#open = undefined;
+    const end = Math.ceil(b.used / this.#align) * this.#align;
+    if (end > b.used) {
+      // O_DIRECT writes whole blocks: the last record carries the padding (zeros, in its CRC).
+      const p = b.lastPos;
+      const length = end - p;
+      b.buf.fill(0, b.used, end);
+      b.view.setUint32(p + R_LENGTH, length, true);
+      b.view.setUint16(p + R_PAD, end - b.used, true);
+      b.view.setUint32(p + R_CRC, recordCrc(b.buf, p, length, saltState(b.seg.salt)), true);
+      b.used = end;
+    }
+    if (b.seg === this.#seg) this.#segTail = b.fileOffset + b.used;
+    b.state = State.Queued;
+    this.#queue.push(b);
+    this.#pump();
+  }
+
+  /** Submits queued batches in order, up to `maxInFlightBatches`. */
+  #pump(): void {
+    if (this.#failed !== undefined) return;
+    for (const b of this.#queue) {
+      if (b.state !== State.Queued) continue;
+      if (this.#inflight >= this.#o.maxInFlightBatches) break;
+      const seg = b.seg;
+      if (seg.error !== undefined) return this.#fail(seg.error);
+      if (!seg.ready) break;
+      const parts = [{ data: b.buf.subarray(0, b.used), offset: b.fileOffset }];
+      if (seg.headerBlock !== undefined) {
+        // The header goes in the same chain as the segment's first records, before them.
+        b.header = seg.headerBlock;
+        seg.headerBlock = undefined;
+        parts.unshift({ data: b.header, offset: 0 });
+      }
+      b.state = State.Submitted;
+      this.#inflight++;
+      this.#batches++;
+      if (this.#mode !== "dsync") this.#syncs++;
+      const t0 = performance.now();
+      this.#io.writeParts(seg.file, parts, this.#mode !== "dsync", "data").then(
+        () => this.#done(b, t0),
+        (e) => this.#settle(e),
+      );
+    }
+    const open = this.#open;
+    if (this.#flushWanted && open !== undefined && this.#inflight < this.#o.maxInFlightBatches) {
+      this.#flushWanted = false;
+      this.#seal(open);
+    }
+  }
+
+  #done(b: Batch, t0: number): void {
+    this.#latency.record((performance.now() - t0) * 1000);
+    b.state = State.Done;
+    const q = this.#queue;
+    while (q.length > 0 && q[0].state === State.Done) {
+      const d = q.shift()!;
+      if (d.lastSeq >= d.firstSeq) {
+        this.#durableSeq = d.lastSeq;
+        this.#durablePos = {
+          segment: d.seg.index,
+          offset: d.fileOffset + d.used,
+          sequence: BigInt(d.lastSeq),
+        };
+      }
+      this.#pendingBytes -= d.recordBytes;
+      this.#releaseBatch(d);
+    }
+    const w = this.#waiters;
+    let n = 0;
+    while (n < w.length && w[n].seq <= this.#durableSeq) n++;
+    for (const x of w.splice(0, n)) x.resolve();
+    this.#settle();
+  }
+
+  /** One submitted batch finished, well or not. */
+  #settle(err?: unknown): void {
+    this.#inflight--;
+    if (err !== undefined) this.#fail(err);
+    else this.#pump();
+    if (this.#inflight === 0 && this.#idle !== undefined) this.#idle();
+  }
+
+  #releaseBatch(b: Batch): void {
+    if (b.header !== undefined) this.#io.freeBuffer(b.header);
+    b.header = undefined;
+    if (b.pooled && this.#pool.length < this.#o.maxInFlightBatches + 2) this.#pool.push(b.buf);
+    else this.#io.freeBuffer(b.buf);
+    const seg = b.seg;
+    seg.batches--;
+    if (seg.sealed && seg.batches === 0) this.#closeSegment(seg);
+  }
+
+  #fail(err: unknown): void {
+    if (this.#failed !== undefined) return;
+    this.#failed = err instanceof PerCoreWalError
+      ? err
+      : new PerCoreWalError("Io", `Core ${this.coreId} failed: ${err}`, {
+        coreId: this.coreId,
+        cause: err,
+      });
+    clearTimeout(this.#timer);
+    for (const w of this.#waiters.splice(0)) w.reject(this.#failed);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Durability
+
+  /** Resolves when every record appended before the call is durable; rejects if it cannot be. */
+  sync(): Promise<void> {
+    return this.#waitFor(this.#nextSeq - 1);
+  }
+
+  /** Resolves when record `sequence` (and every one before it) is durable. */
+  waitDurable(sequence: bigint): Promise<void> {
+    if (typeof sequence !== "bigint") {
+      return Promise.reject(new TypeError(`sequence must be a bigint, got ${typeof sequence}`));
+    }
+    if (sequence >= BigInt(this.#nextSeq)) {
+      return Promise.reject(
+        new RangeError(`sequence ${sequence} was not appended yet (last is ${this.#nextSeq - 1})`),
+      );
+    }
+    return this.#waitFor(Number(sequence));
+  }
+
+  #waitFor(seq: number): Promise<void> {
+    if (this.#failed !== undefined) return Promise.reject(this.#failed);
+    if (seq <= this.#durableSeq) return Promise.resolve();
+    if (this.#closed) {
+      return Promise.reject(new PerCoreWalError("Closed", `Core ${this.coreId}'s log is closed`));
+    }
+    return new Promise<void>((resolve, reject) => {
+      const w = this.#waiters;
+      let i = w.length;
+      while (i > 0 && w[i - 1].seq > seq) i--;
+      w.splice(i, 0, { seq, resolve, reject });
+      const open = this.#open;
+      if (open !== undefined && seq >= open.firstSeq) this.#requestFlush();
+    });
+  }
+
+  #requestFlush(): void {
+    if (this.#o.syncDelayMs > 0) {
+      this.#timer ??= setTimeout(() => {
+        this.#timer = undefined;
+        this.#flushNow();
+      }, this.#o.syncDelayMs);
+      return;
+    }
+    this.#flushNow();
+  }
+
+  /** Seals the open batch now if a slot is free, else as soon as one frees (group commit). */
+  #flushNow(): void {
+    const open = this.#open;
+    if (open === undefined || this.#failed !== undefined) return;
+    if (this.#inflight < this.#o.maxInFlightBatches) this.#seal(open);
+    else this.#flushWanted = true;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Segments
+
+  #rotate(): void {
+    const next = this.#next ?? this.#prepare(this.#seg.index + 1);
+    this.#next = undefined;
+    if (next.error !== undefined) {
+      this.#discard(next);
+      throw next.error;
+    }
+    if (this.#open !== undefined) this.#seal(this.#open);
+    const old = this.#seg;
+    old.sealed = true;
+    if (old.batches === 0) this.#closeSegment(old);
+    this.#activate(next);
+    this.#next = this.#prepare(next.index + 1, true);
+  }
+
+  /** Makes a prepared segment the current one; its header is written with its first batch. */
+  #activate(seg: Segment): void {
+    const salt = crypto.getRandomValues(new Uint32Array(1))[0] || 1;
+    seg.firstSequence = this.#nextSeq;
+    seg.salt = salt;
+    const block = this.#io.allocBuffer(SEGMENT_DATA_OFFSET);
+    block.fill(0);
+    block.set(
+      encodeSegmentHeader({
+        coreId: this.coreId,
+        segmentIndex: seg.index,
+        firstSequence: BigInt(this.#nextSeq),
+        epoch: BigInt(this.#epoch),
+        createdAtNs: BigInt(this.#now()) * 1000n,
+        salt,
+      }),
+    );
+    seg.headerBlock = block;
+    this.#seg = seg;
+    this.#salt = saltState(salt);
+    this.#segTail = SEGMENT_DATA_OFFSET;
+  }
+
+  /**
+   * Creates segment `index`, fallocated and zero-filled (so that fdatasync need not write size
+   * metadata), in the background. With `quiet`, a failure is kept on the segment and surfaces
+   * only if the log has to rotate into it.
+   */
+  #prepare(index: number, quiet = false): Segment {
+    const path = this.#config.segmentPath(this.coreId, index);
+    let file: IoFile;
+    try {
+      file = this.#io.openFile(path, this.#openOptions(true));
+    } catch (e) {
+      if (!quiet) throw e;
+      const error = e as PerCoreWalError;
+      return {
+        index,
+        path,
+        file: { path },
+        error,
+        ready: false,
+        prepared: Promise.resolve(),
+      } as Segment;
+    }
+    const seg: Segment = {
+      index,
+      path,
+      file,
+      firstSequence: 0,
+      salt: 0,
+      headerBlock: undefined,
+      batches: 0,
+      sealed: false,
+      ready: false,
+      error: undefined,
+      prepared: Promise.resolve(),
+    };
+    this.#openSegments.add(seg);
+    seg.prepared = this.#zeroFill(seg).then(
+      () => {
+        seg.ready = true;
+        this.#pump();
+      },
+      (e) => {
+        seg.error = e instanceof PerCoreWalError
+          ? e
+          : new PerCoreWalError("Io", String(e), { cause: e });
+        this.#pump();
+      },
+    );
+    return seg;
+  }
+
+  async #zeroFill(seg: Segment): Promise<void> {
+    await Promise.resolve();
+    const size = this.#o.segmentSizeBytes;
+    this.#io.allocate(seg.file, size);
+    this.#zero ??= this.#io.allocBuffer(MiB);
+    for (let off = 0; off < size; off += 4 * MiB) {
+      const parts = [];
+      for (let o = off; o < Math.min(off + 4 * MiB, size); o += MiB) {
+        parts.push({ data: this.#zero.subarray(0, Math.min(MiB, size - o)), offset: o });
+      }
+      await this.#io.writeParts(seg.file, parts, false, "prepare");
+    }
+    await this.#io.writeParts(seg.file, [], true, "prepare");
+    this.#io.syncDirectory(this.#config.baseDir);
+  }
+
+  /** Removes a prepared segment that was never started. */
+  #discard(seg: Segment): void {
+    this.#closeSegment(seg);
+    try {
+      Deno.removeSync(seg.path);
+    } catch {
+      // It may not have been created.
+    }
+  }
+
+  #closeSegment(seg: Segment): void {
+    if (seg.headerBlock !== undefined) this.#io.freeBuffer(seg.headerBlock);
+    seg.headerBlock = undefined;
+    this.#io.closeFile(seg.file);
+    this.#openSegments.delete(seg);
+  }
+
+  #openOptions(createNew: boolean) {
+    return {
+      createNew,
+      direct: this.#mode !== "buffered",
+      dsync: this.#mode === "dsync",
+      mode: this.#o.fileMode,
+    };
+  }
+
+  /** Reads the existing segments of this core and continues after the last valid record. */
+  async #recover(): Promise<void> {
+    const segs = listCoreSegments(this.#config, this.coreId);
+    const tail = segs.at(-1);
+    if (tail !== undefined && await _isUnstarted(tail.path)) {
+      // A preallocated segment that was never started (only zeros): prepare it afresh.
+      Deno.removeSync(tail.path);
+      segs.pop();
+    }
+    let lastSeq: number | undefined;
+    let lastTsNs = 0n;
+    let last: {
+      index: number;
+      path: string;
+      validEnd: number;
+      size: number;
+      clean: boolean;
+      salt: number;
+      first: number;
+    } | undefined;
+    for (let i = 0; i < segs.length; i++) {
+      const s = segs[i];
+      const isLast = i === segs.length - 1;
+      const r = await scanSegment(s.path, {
+        maxRecordBytes: this.#o.maxRecordBytes,
+        isLastSegment: isLast,
+      });
+      const where = { coreId: this.coreId, segment: s.path };
+      if (r.end.kind === "corrupted") {
+        throw new PerCoreWalError(
+          r.end.code,
+          `Cannot open segment "${s.path}": ${r.end.reason} at offset ${r.end.offset}`,
+          { ...where, offset: r.end.offset },
+        );
+      }
+      const h = r.header;
+      if (h === undefined) {
+        throw new PerCoreWalError(
+          "Corrupted",
+          `Cannot open segment "${s.path}": its header is zero`,
+          where,
+        );
+      }
+      if (h.coreId !== this.coreId || h.segmentIndex !== s.index) {
+        throw new PerCoreWalError(
+          "Corrupted",
+          `Cannot open segment "${s.path}": its header says core ${h.coreId} segment ${h.segmentIndex}`,
+          where,
+        );
+      }
+      const first = Number(h.firstSequence);
+      if (lastSeq !== undefined && first !== lastSeq + 1) {
+        throw new PerCoreWalError(
+          "Corrupted",
+          `Cannot open segment "${s.path}": it starts at sequence ${first} but the previous ` +
+            `segment ends at ${lastSeq} (a segment is missing)`,
+          where,
+        );
+      }
+      lastSeq = Number(r.stats.lastSequence);
+      if (r.stats.entryCount > 0) lastTsNs = r.lastTimestampNs;
+      this.#epoch = Math.max(this.#epoch, Number(r.stats.maxEpoch));
+      if (isLast) {
+        last = {
+          index: s.index,
+          path: s.path,
+          validEnd: r.stats.validEndOffset,
+          size: r.stats.fileSizeBytes,
+          clean: r.end.kind === "end",
+          salt: h.salt,
+          first,
+        };
+      }
+    }
+    this.#nextSeq = (lastSeq ?? 0) + 1;
+    this.#durableSeq = this.#nextSeq - 1;
+    this.#lastUs = Number(lastTsNs / 1000n);
+    let nextIndex = segs.length > 0 ? segs[segs.length - 1].index + 1 : 0;
+    if (last !== undefined) {
+      const file = this.#io.openFile(last.path, this.#openOptions(false));
+      const seg: Segment = {
+        index: last.index,
+        path: last.path,
+        file,
+        firstSequence: last.first,
+        salt: last.salt,
+        headerBlock: undefined,
+        batches: 0,
+        sealed: false,
+        ready: true,
+        error: undefined,
+        prepared: Promise.resolve(),
+      };
+      this.#openSegments.add(seg);
+      const resumable = last.clean && last.size === this.#o.segmentSizeBytes &&
+        last.validEnd % this.#align === 0 && last.validEnd < last.size;
+      if (!resumable && last.validEnd < last.size) {
+        // A torn tail, or an end O_DIRECT cannot continue at: cut the file after the last
+        // valid record, and continue in a new segment.
+        this.#io.truncate(file, last.validEnd);
+      }
+      // What survived a crash may still be only in the page cache: make it durable first.
+      await this.#io.writeParts(file, [], true, "prepare");
+      this.#durablePos = {
+        segment: last.index,
+        offset: last.validEnd,
+        sequence: BigInt(this.#durableSeq),
+      };
+      if (resumable) {
+        this.#seg = seg;
+        this.#salt = saltState(seg.salt);
+        this.#segTail = last.validEnd;
+      } else {
+        this.#closeSegment(seg);
+        nextIndex = last.index + 1;
+      }
+    }
+    if (this.#seg === undefined) {
+      const seg = this.#prepare(nextIndex);
+      await seg.prepared;
+      if (seg.error !== undefined) {
+        this.#discard(seg);
+        throw seg.error;
+      }
+      this.#activate(seg);
+      nextIndex++;
+    }
+    this.#next = this.#prepare(this.#seg.index + 1, true);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // State
+
+  /** The backend writing this core's segments. */
+  get backend(): BackendKind {
+    return this.#io.kind;
+  }
+
+  /** The write mode in use. */
+  get writeMode(): "direct" | "dsync" | "buffered" {
+    return this.#mode;
+  }
+
+  /** The current epoch of this core. */
+  get epoch(): bigint {
+    return BigInt(this.#epoch);
+  }
+
+  /** Moves this core to a later epoch (epochs never decrease within a core). */
+  setEpoch(epoch: bigint): void {
+    if (typeof epoch !== "bigint") throw new TypeError("epoch must be a bigint");
+    if (epoch < BigInt(this.#epoch)) {
+      throw new RangeError(`epoch ${epoch} is before core ${this.coreId}'s epoch ${this.#epoch}`);
+    }
+    this.#epoch = Number(epoch);
+  }
+
+  /** Sequence of the last record appended (0n when none). */
+  get sequence(): bigint {
+    return BigInt(this.#nextSeq - 1);
+  }
+
+  /** Sequence of the last durable record (0n when none). */
+  get durableSequence(): bigint {
+    return BigInt(this.#durableSeq);
+  }
+
+  /** Where the next record will be appended. */
+  get position(): WalPosition {
+    const b = this.#open;
+    return {
+      segment: this.#seg.index,
+      offset: b === undefined ? this.#segTail : b.fileOffset + b.used,
+      sequence: BigInt(this.#nextSeq - 1),
+    };
+  }
+
+  /** The end of the durable records. */
+  get syncedPosition(): WalPosition {
+    return { ...this.#durablePos };
+  }
+
+  /** The error that stopped this core, if one did. */
+  get failure(): PerCoreWalError | undefined {
+    return this.#failed;
+  }
+
+  /** Counters and latencies. */
+  metrics(): CoreLogMetrics {
+    return {
+      coreId: this.coreId,
+      backend: this.#io.kind,
+      writeMode: this.#mode,
+      recordsAppended: this.#records,
+      bytesAppended: this.#bytes,
+      batches: this.#batches,
+      fdatasyncs: this.#syncs,
+      syncLatency: this.#latency.summary(),
+      inFlightBatches: this.#inflight,
+      pendingBytes: this.#pendingBytes,
+    };
+  }
+
+  /**
+   * Makes everything appended durable, then closes the files (and the backend it created).
+   * Appends nothing of its own. Idempotent. Rejects with the core's failure if it failed (the
+   * files are closed all the same).
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      let err: unknown;
+      if (this.#failed === undefined) {
+        await this.#waitFor(this.#nextSeq - 1).catch((e) => err = e);
+      }
+      this.#closed = true;
+      await this.#release();
+      // Records that could not be made durable are reported, not silently dropped.
+      err ??= this.#failed;
+      if (err !== undefined) throw err;
+    })();
+    return this.#closing;
+  }
+
+  /** Waits for what is in flight, then frees files and memory. */
+  async #release(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    if (this.#inflight > 0) await new Promise<void>((r) => this.#idle = r);
+    for (const seg of this.#openSegments) await seg.prepared;
+    for (const seg of [...this.#openSegments]) this.#closeSegment(seg);
+    for (const b of this.#queue.splice(0)) {
+      if (b.header !== undefined) this.#io.freeBuffer(b.header);
+      this.#io.freeBuffer(b.buf);
+    }
+    if (this.#open !== undefined) this.#io.freeBuffer(this.#open.buf);
+    this.#open = undefined;
+    for (const buf of this.#pool.splice(0)) this.#io.freeBuffer(buf);
+    if (this.#zero !== undefined) this.#io.freeBuffer(this.#zero);
+    this.#zero = undefined;
+    const err = this.#failed ??
+      new PerCoreWalError("Closed", `Core ${this.coreId}'s log is closed`);
+    for (const w of this.#waiters.splice(0)) w.reject(err);
+    if (this.#ownsIo) await this.#io.close();
+  }
+
+  /** Closes the log. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** The segments of core `coreId` in `config.baseDir`, by index. */
+export function listCoreSegments(
+  config: PerCoreWalConfig,
+  coreId: number,
+): { index: number; path: string }[] {
+  const out: { index: number; path: string }[] = [];
+  for (const e of Deno.readDirSync(config.baseDir)) {
+    if (!e.isFile) continue;
+    const p = config.parseSegmentName(e.name);
+    if (p !== undefined && p.coreId === coreId) {
+      out.push({ index: p.segment, path: `${config.baseDir}/${e.name}` });
+    }
+  }
+  return out.sort((a, b) => a.index - b.index);
+}
+
+/** Whether a segment file holds only zeros (preallocated, never started). */
+async function _isUnstarted(path: string): Promise<boolean> {
+  using r = await PerCoreWalReader.open(path);
+  return r.header === undefined && (await r.readNext()).kind === "end";
+}
+
+function _ensureDirectory(dir: string): void {
+  try {
+    const st = Deno.statSync(dir);
+    if (!st.isDirectory) {
+      throw new PerCoreWalError("Io", `WAL directory "${dir}" is not a directory`, {
+        errno: "ENOTDIR",
+        segment: dir,
+      });
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
+}
+
+function _writeMode(config: PerCoreWalConfig, io: IoBackend): "direct" | "dsync" | "buffered" {
+  const asked = config.options.writeMode;
+  if (io.kind === "sync") {
+    if (asked === "direct" || asked === "dsync") {
+      throw new PerCoreWalError(
+        "Unsupported",
+        `writeMode "${asked}" needs the io_uring backend; the sync backend writes buffered`,
+      );
+    }
+    return "buffered";
+  }
+  if (asked === "buffered") return "buffered";
+  const direct = io.supportsDirect(config.baseDir);
+  if (asked === "auto") return direct ? "direct" : "buffered";
+  if (!direct) {
+    throw new PerCoreWalError(
+      "Unsupported",
+      `writeMode "${asked}" needs O_DIRECT, which the file system of "${config.baseDir}" refuses ` +
+        `(tmpfs does): use writeMode "buffered" or another directory`,
+      { errno: "EINVAL" },
+    );
+  }
+  return asked;
+}

@@ -1,0 +1,93 @@
+/**
+ * The one error class of the module.
+ *
+ * @module
+ */
+
+/** What went wrong, as a stable string a program can switch on. */
+export const PerCoreWalErrorCode = {
+  /** A system call failed; `errno` and `operation` say which. */
+  Io: "Io",
+  /** A core id outside `0..numCores-1`. */
+  InvalidCoreId: "InvalidCoreId",
+  /** A segment file that should exist does not. */
+  SegmentNotFound: "SegmentNotFound",
+  /** A segment header or record failed its CRC32C. */
+  ChecksumMismatch: "ChecksumMismatch",
+  /** The last record of a core's log is incomplete (a write cut short by a crash). */
+  TornWrite: "TornWrite",
+  /** Bytes that are not a valid record where one must be. */
+  Corrupted: "Corrupted",
+  /** A record larger than `maxRecordBytes`. */
+  RecordTooLarge: "RecordTooLarge",
+  /** The log or reader was closed. */
+  Closed: "Closed",
+  /** io_uring or a requested I/O mode cannot be used on this machine. */
+  Unsupported: "Unsupported",
+  /** A previous I/O failure stopped this core: nothing more is accepted. */
+  Failed: "Failed",
+  /** Too much appended data is waiting for the disk. */
+  Backpressure: "Backpressure",
+  /** The directory is held by another writer. */
+  Locked: "Locked",
+} as const;
+
+/** One of the {@linkcode PerCoreWalErrorCode} values. */
+export type PerCoreWalErrorCode = typeof PerCoreWalErrorCode[keyof typeof PerCoreWalErrorCode];
+
+/** Structured fields carried by a {@linkcode PerCoreWalError}. */
+export interface PerCoreWalErrorDetails {
+  /** The core whose log is concerned. */
+  coreId?: number;
+  /** The segment file concerned (a path). */
+  segment?: string;
+  /** The byte offset in the segment file. */
+  offset?: number;
+  /** The errno name, such as `"EIO"` or `"ENOSPC"`. */
+  errno?: string;
+  /** The operation that failed, such as `"fdatasync"`. */
+  operation?: string;
+  /** The underlying error. */
+  cause?: unknown;
+}
+
+/**
+ * The error every operation of the module throws or rejects with, apart from `TypeError` and
+ * `RangeError` for wrong arguments.
+ *
+ * @example Switch on the code
+ * ```ts
+ * import { PerCoreWalError } from "@percore/wal";
+ *
+ * const err = new PerCoreWalError("Closed", "Cannot append: the log is closed", { coreId: 0 });
+ * if (err instanceof PerCoreWalError && err.code === "Closed") {
+ *   console.log(err.message);
+ * }
+ * ```
+ */
+export class PerCoreWalError extends Error {
+  /** What went wrong. */
+  readonly code: PerCoreWalErrorCode;
+  /** The core concerned, if any. */
+  readonly coreId?: number;
+  /** The segment file concerned, if any. */
+  readonly segment?: string;
+  /** The byte offset concerned, if any. */
+  readonly offset?: number;
+  /** The errno name of a failed system call, if any. */
+  readonly errno?: string;
+  /** The operation that failed, if any. */
+  readonly operation?: string;
+
+  /** Creates an error with a code, a message saying what failed and where, and details. */
+  constructor(code: PerCoreWalErrorCode, message: string, details: PerCoreWalErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = "PerCoreWalError";
+    this.code = code;
+    this.coreId = details.coreId;
+    this.segment = details.segment;
+    this.offset = details.offset;
+    this.errno = details.errno;
+    this.operation = details.operation;
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * A fault-injecting backend for faults a disk will not produce on demand: EIO or ENOSPC from a
+ * write or an fdatasync, at a chosen operation. It wraps a real backend and passes everything
+ * else through, so the rest of the I/O is real.
+ *
+ * @module
+ */
+
+import { errnoError } from "../../ffi/errno.ts";
+import type { IoBackend, IoFile, OpenFileOptions, WritePart, WritePurpose } from "./backend.ts";
+
+/** When and how to fail. Counts start at 1 and cover data chains (not segment zero-fill). */
+export interface FaultPlan {
+  /** Fail the n-th chain's writes with `errno` (nothing of that chain is written). */
+  failWriteAt?: number;
+  /** Write the n-th chain's data, then fail its fdatasync with `errno`. */
+  failSyncAt?: number;
+  /** Errno number to fail with (5 = EIO, 28 = ENOSPC). */
+  errno: number;
+  /** Write only the first half of the n-th chain, then fail it: a torn write. */
+  tearWriteAt?: number;
+  /** Behave like a file system that refuses `O_DIRECT` (EINVAL on open). */
+  refuseDirect?: boolean;
+}
+
+/** A backend that fails as planned and otherwise delegates. */
+export class FaultyBackend implements IoBackend {
+  readonly #inner: IoBackend;
+  readonly #plan: FaultPlan;
+  #chains = 0;
+  /** How many faults were injected. */
+  injected = 0;
+
+  /** Wraps `inner`, failing according to `plan`. */
+  constructor(inner: IoBackend, plan: FaultPlan) {
+    this.#inner = inner;
+    this.#plan = plan;
+  }
+
+  get kind(): IoBackend["kind"] {
+    return this.#inner.kind;
+  }
+
+  openFile(path: string, o: OpenFileOptions): IoFile {
+    if (this.#plan.refuseDirect && o.direct) throw errnoError(22, "open", { path });
+    return this.#inner.openFile(path, o);
+  }
+
+  allocate(file: IoFile, length: number): void {
+    this.#inner.allocate(file, length);
+  }
+
+  async writeParts(
+    file: IoFile,
+    parts: WritePart[],
+    sync: boolean,
+    purpose?: WritePurpose,
+  ): Promise<void> {
+    if (purpose === "prepare") return this.#inner.writeParts(file, parts, sync, purpose);
+    const n = ++this.#chains;
+    const p = this.#plan;
+    if (n === p.failWriteAt) {
+      this.injected++;
+      throw errnoError(p.errno, "write", { path: file.path, offset: parts[0]?.offset });
+    }
+    if (n === p.tearWriteAt) {
+      this.injected++;
+      const first = parts[0];
+      const half = first.data.subarray(0, Math.floor(first.data.length / 2 / 512) * 512);
+      if (half.length > 0) {
+        await this.#inner.writeParts(file, [{ data: half, offset: first.offset }], false);
+      }
+      throw errnoError(p.errno, "write", { path: file.path, offset: first.offset + half.length });
+    }
+    if (n === p.failSyncAt) {
+      this.injected++;
+      await this.#inner.writeParts(file, parts, false);
+      throw errnoError(p.errno, "fdatasync", { path: file.path });
+    }
+    return this.#inner.writeParts(file, parts, sync);
+  }
+
+  readAt(file: IoFile, into: Uint8Array, offset: number): number {
+    return this.#inner.readAt(file, into, offset);
+  }
+
+  truncate(file: IoFile, length: number): void {
+    this.#inner.truncate(file, length);
+  }
+
+  closeFile(file: IoFile): void {
+    this.#inner.closeFile(file);
+  }
+
+  syncDirectory(path: string): void {
+    this.#inner.syncDirectory(path);
+  }
+
+  allocBuffer(size: number): Uint8Array {
+    return this.#inner.allocBuffer(size);
+  }
+
+  freeBuffer(buffer: Uint8Array): void {
+    this.#inner.freeBuffer(buffer);
+  }
+
+  supportsDirect(dir: string): boolean {
+    return !this.#plan.refuseDirect && this.#inner.supportsDirect(dir);
+  }
+
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * The synchronous backend: `Deno.FsFile` `writeSync` + `syncDataSync`, no FFI. Used where
+ * io_uring is not available, or when `backend: "sync"` is asked for. Same format, same group
+ * commit in the engine; every operation completes before its promise is returned.
+ *
+ * @module
+ */
+
+import { PerCoreWalError } from "../errors.ts";
+import type { IoBackend, IoFile, OpenFileOptions, WritePart } from "./backend.ts";
+
+interface SyncFile extends IoFile {
+  file: Deno.FsFile | undefined;
+}
+
+/** Turns a Deno I/O error into a `PerCoreWalError` "Io" with the errno name when known. */
+export function ioError(
+  e: unknown,
+  operation: string,
+  path?: string,
+  offset?: number,
+): PerCoreWalError {
+  if (e instanceof PerCoreWalError) return e;
+  const errno = (e as { code?: string }).code;
+  const at = path === undefined ? "" : ` on "${path}"`;
+  const off = offset === undefined ? "" : ` at offset ${offset}`;
+  const why = errno ?? (e instanceof Error ? e.message : String(e));
+  return new PerCoreWalError("Io", `${operation} failed${at}${off}: ${why}`, {
+    errno,
+    operation,
+    segment: path,
+    offset,
+    cause: e,
+  });
+}
+
+/** The synchronous backend. */
+export class SyncBackend implements IoBackend {
+  /** This is the synchronous backend. */
+  readonly kind = "sync" as const;
+
+  openFile(path: string, o: OpenFileOptions): IoFile {
+    if (o.direct || o.dsync) {
+      throw new PerCoreWalError(
+        "Unsupported",
+        "the sync backend writes through the page cache only",
+      );
+    }
+    try {
+      const file = Deno.openSync(path, {
+        read: true,
+        write: true,
+        createNew: o.createNew,
+        mode: o.mode,
+      });
+      return { path, file } as SyncFile;
+    } catch (e) {
+      throw ioError(e, "open", path);
+    }
+  }
+
+  allocate(_file: IoFile, _length: number): void {
+    // Deno has no fallocate: the engine's zero-fill allocates the blocks.
+  }
+
+  writeParts(file: IoFile, parts: WritePart[], sync: boolean): Promise<void> {
+    const f = _open(file);
+    let at = 0;
+    try {
+      for (const p of parts) {
+        at = p.offset;
+        f.seekSync(p.offset, Deno.SeekMode.Start);
+        let done = 0;
+        while (done < p.data.length) {
+          done += f.writeSync(p.data.subarray(done));
+          at = p.offset + done;
+        }
+      }
+    } catch (e) {
+      return Promise.reject(ioError(e, "write", file.path, at));
+    }
+    if (sync) {
+      try {
+        f.syncDataSync();
+      } catch (e) {
+        return Promise.reject(ioError(e, "fdatasync", file.path));
+      }
+    }
+    return Promise.resolve();
+  }
+
+  readAt(file: IoFile, into: Uint8Array, offset: number): number {
+    const f = _open(file);
+    try {
+      f.seekSync(offset, Deno.SeekMode.Start);
+      let n = 0;
+      while (n < into.length) {
+        const r = f.readSync(into.subarray(n));
+        if (r === null) break;
+        n += r;
+      }
+      return n;
+    } catch (e) {
+      throw ioError(e, "read", file.path, offset);
+    }
+  }
+
+  truncate(file: IoFile, length: number): void {
+    try {
+      _open(file).truncateSync(length);
+    } catch (e) {
+      throw ioError(e, "ftruncate", file.path);
+    }
+  }
+
+  closeFile(file: IoFile): void {
+    const f = file as SyncFile;
+    f.file?.close();
+    f.file = undefined;
+  }
+
+  syncDirectory(path: string): void {
+    try {
+      using dir = Deno.openSync(path, { read: true });
+      dir.syncSync();
+    } catch (e) {
+      throw ioError(e, "fsync directory", path);
+    }
+  }
+
+  allocBuffer(size: number): Uint8Array {
+    return new Uint8Array(size);
+  }
+
+  freeBuffer(_buffer: Uint8Array): void {}
+
+  supportsDirect(_dir: string): boolean {
+    return false;
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+function _open(file: IoFile): Deno.FsFile {
+  const f = (file as SyncFile).file;
+  if (f === undefined) throw new PerCoreWalError("Closed", `"${file.path}" is closed`);
+  return f;
+}

@@ -1,0 +1,445 @@
+/**
+ * `PerCoreWalReader`: validating reader of one segment file.
+ *
+ * @module
+ */
+
+import { ioError } from "./io/sync.ts";
+import { PerCoreWalError } from "./errors.ts";
+import {
+  checkRecord,
+  type DecodeContext,
+  decodeRecord,
+  decodeSegmentHeader,
+  DEFAULT_MAX_RECORD_BYTES,
+  R_CORE,
+  R_FLAGS,
+  R_LENGTH,
+  R_TYPE,
+  RECORD_HEADER_BYTES,
+  recordEpoch,
+  recordSequence,
+  recordTimestamp,
+  saltState,
+  SEGMENT_DATA_OFFSET,
+  type SegmentHeader,
+} from "./format.ts";
+import type { PerCoreWalEntry, SegmentStats } from "./types.ts";
+
+/** What {@linkcode PerCoreWalReader.readNext} found. */
+export type ReadResult =
+  | {
+    /** A valid record. */
+    kind: "entry";
+    /** The decoded record. */
+    entry: PerCoreWalEntry;
+    /** Its offset in the file. */
+    offset: number;
+    /** Its length, padding included. */
+    length: number;
+  }
+  | {
+    /** No more records: the file ends, or only zeros (preallocated space) follow. */
+    kind: "end";
+    /** Where the records end. */
+    offset: number;
+    /** Zero bytes from `offset` to the end of the file. */
+    preallocatedBytes: number;
+  }
+  | {
+    /** An incomplete or damaged last record followed only by zeros or nothing: a torn write. */
+    kind: "torn";
+    /** Where the torn record starts (the end of the valid records). */
+    offset: number;
+    /** What is wrong with it. */
+    reason: string;
+  }
+  | {
+    /** A damaged record followed by a valid one, or damage in a segment that is not the last. */
+    kind: "corrupted";
+    /** Where the damaged record starts. */
+    offset: number;
+    /** What is wrong with it. */
+    reason: string;
+    /** "ChecksumMismatch" or "Corrupted". */
+    code: "ChecksumMismatch" | "Corrupted";
+  };
+
+/** Options of {@linkcode PerCoreWalReader.open}. */
+export interface ReaderOptions {
+  /** Largest record accepted; must match the writer's. Default 16 MiB. */
+  maxRecordBytes?: number;
+  /**
+   * Whether this is its core's last segment. Damage at the end of a segment that is not the
+   * last is corruption, not a torn tail. Default true.
+   */
+  isLastSegment?: boolean;
+}
+
+const CHUNK = 1024 * 1024;
+
+/**
+ * Reads and validates the records of one segment file, in order. It never returns a damaged
+ * record and throws nothing but `PerCoreWalError`.
+ *
+ * @example Iterate a segment
+ * ```ts ignore
+ * import { PerCoreWalReader } from "@percore/wal";
+ *
+ * await using reader = await PerCoreWalReader.open("/data/wal/wal-0-000000.log");
+ * for await (const entry of reader) {
+ *   console.log(entry.sequence, entry.operation.type);
+ * }
+ * console.log(reader.stats);
+ * ```
+ */
+export class PerCoreWalReader {
+  /** The file read. */
+  readonly path: string;
+  /** The segment header, or undefined for a preallocated segment that was never started. */
+  readonly header: SegmentHeader | undefined;
+  /** The file's size. */
+  readonly fileSizeBytes: number;
+  readonly #file: Deno.FsFile;
+  readonly #ctx: DecodeContext;
+  readonly #last: boolean;
+  #buf = new Uint8Array(CHUNK);
+  #view = new DataView(this.#buf.buffer);
+  #bufStart = 0;
+  #bufLen = 0;
+  #pos = SEGMENT_DATA_OFFSET;
+  #done: ReadResult | undefined;
+  #count = 0;
+  #expected = 0;
+  #lastEpoch = 0;
+  #lastTs = -Infinity;
+  #lastTimestampNs = 0n;
+  #minEpoch = 0n;
+  #maxEpoch = 0n;
+  #closed = false;
+
+  private constructor(
+    path: string,
+    file: Deno.FsFile,
+    size: number,
+    header: SegmentHeader | undefined,
+    options: ReaderOptions,
+  ) {
+    this.path = path;
+    this.#file = file;
+    this.fileSizeBytes = size;
+    this.header = header;
+    this.#last = options.isLastSegment ?? true;
+    this.#ctx = {
+      salt: header === undefined ? 0 : saltState(header.salt),
+      coreId: header?.coreId ?? 0,
+      maxRecordBytes: options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES,
+    };
+    if (header !== undefined) {
+      this.#expected = Number(header.firstSequence);
+      this.#lastEpoch = Number(header.epoch);
+      this.#minEpoch = this.#maxEpoch = header.epoch;
+    }
+  }
+
+  /**
+   * Opens a segment and validates its header. Throws `PerCoreWalError`: "SegmentNotFound",
+   * "Io", or "Corrupted"/"ChecksumMismatch"/"Unsupported" for a bad header.
+   */
+  static async open(path: string, options: ReaderOptions = {}): Promise<PerCoreWalReader> {
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(path, { read: true });
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) {
+        throw new PerCoreWalError("SegmentNotFound", `Segment "${path}" does not exist`, {
+          segment: path,
+          cause: e,
+        });
+      }
+      throw ioError(e, "open", path);
+    }
+    try {
+      const size = (await file.stat()).size;
+      const head = new Uint8Array(Math.min(SEGMENT_DATA_OFFSET, size));
+      await _readFull(file, head, 0, path);
+      const header = _isZero(head) ? undefined : decodeSegmentHeader(head, path);
+      return new PerCoreWalReader(path, file, size, header, options);
+    } catch (e) {
+      file.close();
+      throw e instanceof PerCoreWalError ? e : ioError(e, "read", path);
+    }
+  }
+
+  /** Returns the next record, or why there is none. After a non-entry result it repeats it. */
+  async readNext(): Promise<ReadResult> {
+    if (this.#closed) throw new PerCoreWalError("Closed", `Reader of "${this.path}" is closed`);
+    if (this.#done !== undefined) return this.#done;
+    if (this.header === undefined) {
+      return this.#finish(await this.#afterDamage(0, "segment header is zero", "Corrupted", true));
+    }
+    const pos = this.#pos;
+    await this.#ensure(pos, RECORD_HEADER_BYTES);
+    let check = this.#check(pos);
+    if (check.status === "incomplete" && pos + check.length <= this.fileSizeBytes) {
+      await this.#ensure(pos, check.length);
+      check = this.#check(pos);
+    }
+    switch (check.status) {
+      case "ok":
+        return this.#entry(pos, check.length);
+      case "zero":
+        return this.#finish(await this.#afterDamage(pos, "zeros", "Corrupted", true));
+      case "incomplete":
+        if (pos >= this.fileSizeBytes) {
+          return this.#finish({ kind: "end", offset: pos, preallocatedBytes: 0 });
+        }
+        return this.#finish(
+          await this.#afterDamage(pos, "record extends past the end of the file", "Corrupted"),
+        );
+      case "bad":
+        return this.#finish(await this.#afterDamage(pos, check.reason, check.code));
+    }
+  }
+
+  #check(pos: number) {
+    const rel = pos - this.#bufStart;
+    return checkRecord(this.#buf, this.#view, rel, this.#bufLen, this.#ctx);
+  }
+
+  #entry(pos: number, length: number): ReadResult {
+    const rel = pos - this.#bufStart;
+    const v = this.#view;
+    const seq = recordSequence(v, rel);
+    const epoch = recordEpoch(v, rel);
+    const ts = recordTimestamp(v, rel);
+    let reason: string | undefined;
+    if (seq !== this.#expected) reason = `sequence ${seq} where ${this.#expected} was expected`;
+    else if (epoch < this.#lastEpoch) reason = `epoch ${epoch} after epoch ${this.#lastEpoch}`;
+    else if (ts < this.#lastTs) reason = "timestamp goes backwards";
+    if (reason !== undefined) {
+      return this.#finish({ kind: "corrupted", offset: pos, reason, code: "Corrupted" });
+    }
+    const entry = decodeRecord(this.#buf, v, rel);
+    this.#expected++;
+    this.#count++;
+    this.#lastEpoch = epoch;
+    this.#lastTs = ts;
+    this.#lastTimestampNs = entry.timestampNs;
+    if (entry.epoch < this.#minEpoch || this.#count === 1) this.#minEpoch = entry.epoch;
+    if (entry.epoch > this.#maxEpoch) this.#maxEpoch = entry.epoch;
+    this.#pos = pos + length;
+    return { kind: "entry", entry, offset: pos, length };
+  }
+
+  #finish(r: ReadResult): ReadResult {
+    this.#done = r;
+    return r;
+  }
+
+  /**
+   * Classifies what follows the valid records from `pos`: only zeros (end), no valid record
+   * (torn tail, in the last segment), or a valid record later (corruption).
+   */
+  async #afterDamage(
+    pos: number,
+    reason: string,
+    code: "ChecksumMismatch" | "Corrupted",
+    zeroStart = false,
+  ): Promise<ReadResult> {
+    const { nonZero, validAt } = await this.#scan(pos);
+    if (!nonZero) {
+      return { kind: "end", offset: pos, preallocatedBytes: this.fileSizeBytes - pos };
+    }
+    const what = zeroStart ? "zeros followed by non-zero bytes" : reason;
+    if (validAt !== undefined) {
+      return {
+        kind: "corrupted",
+        offset: pos,
+        reason: `${what}, followed by a valid record at offset ${validAt}`,
+        code,
+      };
+    }
+    if (this.header === undefined) {
+      return {
+        kind: "corrupted",
+        offset: 0,
+        reason: "zero segment header followed by data",
+        code: "Corrupted",
+      };
+    }
+    if (!this.#last) {
+      return {
+        kind: "corrupted",
+        offset: pos,
+        reason: `${what} in a segment that is not the core's last`,
+        code,
+      };
+    }
+    return { kind: "torn", offset: pos, reason: what };
+  }
+
+  /** Whether any byte from `from` on is non-zero, and the first valid record after `from`. */
+  async #scan(from: number): Promise<{ nonZero: boolean; validAt?: number }> {
+    let nonZero = false;
+    const size = this.fileSizeBytes;
+    for (let w = from; w < size; w += CHUNK) {
+      const n = Math.min(CHUNK + RECORD_HEADER_BYTES, size - w);
+      await this.#ensure(w, n);
+      const end = Math.min(CHUNK, size - w);
+      for (let i = 0; i < end; i++) {
+        const rel = w - this.#bufStart + i;
+        if (this.#buf[rel] === 0) continue;
+        nonZero = true;
+        if (this.header === undefined) return { nonZero };
+        const q = w + i;
+        if (q <= from || !this.#candidate(rel, q)) continue;
+        const len = this.#view.getUint32(rel + R_LENGTH, true);
+        await this.#ensure(q, len);
+        const ok = checkRecord(this.#buf, this.#view, q - this.#bufStart, this.#bufLen, this.#ctx);
+        if (ok.status === "ok") return { nonZero, validAt: q };
+        await this.#ensure(w, n);
+      }
+    }
+    return { nonZero };
+  }
+
+  /** A cheap test of whether a record could start at `q` (buffer offset `rel`). */
+  #candidate(rel: number, q: number): boolean {
+    if (rel + RECORD_HEADER_BYTES > this.#bufLen) return false;
+    const b = this.#buf;
+    const v = this.#view;
+    if (b[rel + R_FLAGS] !== 0 || b[rel + R_TYPE] === 0 || b[rel + R_TYPE] > 5) return false;
+    if (v.getUint16(rel + R_CORE, true) !== this.#ctx.coreId) return false;
+    const len = v.getUint32(rel + R_LENGTH, true);
+    return len >= RECORD_HEADER_BYTES && len <= this.#ctx.maxRecordBytes + 0xffff &&
+      q + len <= this.fileSizeBytes;
+  }
+
+  /** Makes bytes `[pos, pos + n)` (or up to the end of the file) available in the buffer. */
+  async #ensure(pos: number, n: number): Promise<void> {
+    const want = Math.min(n, this.fileSizeBytes - pos);
+    if (pos >= this.#bufStart && pos + want <= this.#bufStart + this.#bufLen) return;
+    if (want > this.#buf.length) {
+      this.#buf = new Uint8Array(Math.max(want, this.#buf.length * 2));
+      this.#view = new DataView(this.#buf.buffer);
+    }
+    const len = Math.min(this.#buf.length, this.fileSizeBytes - pos);
+    await _readFull(this.#file, this.#buf.subarray(0, len), pos, this.path);
+    this.#bufStart = pos;
+    this.#bufLen = len;
+  }
+
+  /** Statistics of what was read so far (complete once `readNext` returned a non-entry). */
+  get stats(): SegmentStats {
+    const h = this.header;
+    const first = h?.firstSequence ?? 0n;
+    return {
+      coreId: h?.coreId ?? -1,
+      path: this.path,
+      segmentIndex: h?.segmentIndex ?? -1,
+      fileSizeBytes: this.fileSizeBytes,
+      validEndOffset: h === undefined ? 0 : this.#pos,
+      entryCount: this.#count,
+      firstSequence: first,
+      lastSequence: first + BigInt(this.#count) - 1n,
+      minEpoch: this.#minEpoch,
+      maxEpoch: this.#maxEpoch,
+    };
+  }
+
+  /** The timestamp of the last record read (0 when none), for writers that continue the log. */
+  get lastTimestampNs(): bigint {
+    return this.#lastTimestampNs;
+  }
+
+  /**
+   * Yields every valid entry. Ends at the end of the records or at a torn tail (see
+   * `readNext` for which); throws `PerCoreWalError` at corruption.
+   */
+  async *[Symbol.asyncIterator](): AsyncIterableIterator<PerCoreWalEntry> {
+    while (true) {
+      const r = await this.readNext();
+      if (r.kind === "entry") {
+        yield r.entry;
+        continue;
+      }
+      if (r.kind === "corrupted") {
+        throw new PerCoreWalError(
+          r.code,
+          `Cannot read segment "${this.path}": ${r.reason} at offset ${r.offset}`,
+          { segment: this.path, offset: r.offset, coreId: this.header?.coreId },
+        );
+      }
+      return;
+    }
+  }
+
+  /** Closes the file. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#file.close();
+  }
+
+  /** Closes the file. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Closes the file. */
+  [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    return Promise.resolve();
+  }
+}
+
+/** Scans a whole segment: its statistics and how its records end. */
+export async function scanSegment(
+  path: string,
+  options: ReaderOptions = {},
+): Promise<
+  {
+    stats: SegmentStats;
+    end: Exclude<ReadResult, { kind: "entry" }>;
+    header?: SegmentHeader;
+    lastTimestampNs: bigint;
+  }
+> {
+  using reader = await PerCoreWalReader.open(path, options);
+  let r = await reader.readNext();
+  while (r.kind === "entry") r = await reader.readNext();
+  return {
+    stats: reader.stats,
+    end: r,
+    header: reader.header,
+    lastTimestampNs: reader.lastTimestampNs,
+  };
+}
+
+async function _readFull(
+  file: Deno.FsFile,
+  into: Uint8Array,
+  offset: number,
+  path: string,
+): Promise<void> {
+  try {
+    await file.seek(offset, Deno.SeekMode.Start);
+    let n = 0;
+    while (n < into.length) {
+      const r = await file.read(into.subarray(n));
+      if (r === null) {
+        into.fill(0, n);
+        return;
+      }
+      n += r;
+    }
+  } catch (e) {
+    throw ioError(e, "read", path, offset);
+  }
+}
+
+function _isZero(b: Uint8Array): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
+}

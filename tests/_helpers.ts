@@ -1,0 +1,91 @@
+// Shared test helpers: temp directories, io_uring availability, reading a core's log back.
+import { PerCoreWalConfig, type PerCoreWalOptions } from "../src/config.ts";
+import { listCoreSegments } from "../src/core_log.ts";
+import { PerCoreWalReader } from "../src/reader.ts";
+import type { PerCoreWalEntry, PutOperation, WalOperation } from "../src/types.ts";
+import { UringBackend } from "../src/io/uring.ts";
+
+/** Whether tests that need io_uring must run (and fail) rather than be ignored. */
+export const REQUIRE_URING = Deno.env.get("REQUIRE_URING") === "1";
+
+function _probe(): string | undefined {
+  try {
+    const b = new UringBackend({ ringEntries: 8 });
+    b.close();
+    return undefined;
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
+}
+
+/** Why io_uring is unavailable here, or undefined when it works. */
+export const URING_UNAVAILABLE = _probe();
+if (URING_UNAVAILABLE !== undefined) {
+  console.error(
+    `io_uring unavailable: ${URING_UNAVAILABLE}` +
+      (REQUIRE_URING ? " (REQUIRE_URING=1: its tests will fail)" : " (its tests are ignored)"),
+  );
+}
+
+/** Ignore a test that needs io_uring only when it is unavailable and not required. */
+export const ignoreWithoutUring = URING_UNAVAILABLE !== undefined && !REQUIRE_URING;
+
+/** The backends behaviour tests run on. */
+export const BACKENDS = ["io_uring", "sync"] as const;
+
+/** A fresh directory on the real disk, removed by the returned disposer. */
+export async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir({ prefix: "percore-wal-test-" });
+  return {
+    path,
+    async [Symbol.asyncDispose]() {
+      await Deno.remove(path, { recursive: true });
+    },
+  };
+}
+
+/** A config with small segments, for tests. */
+export function smallConfig(
+  dir: string,
+  options: PerCoreWalOptions = {},
+  numCores = 1,
+): PerCoreWalConfig {
+  return new PerCoreWalConfig(`${dir}/wal`, numCores, { segmentSizeBytes: 256 * 1024, ...options });
+}
+
+/** Every entry of core `coreId`, through the validating reader; throws on corruption. */
+export async function readCore(config: PerCoreWalConfig, coreId = 0): Promise<PerCoreWalEntry[]> {
+  const out: PerCoreWalEntry[] = [];
+  const segs = listCoreSegments(config, coreId);
+  for (let i = 0; i < segs.length; i++) {
+    await using r = await PerCoreWalReader.open(segs[i].path, {
+      maxRecordBytes: config.options.maxRecordBytes,
+      isLastSegment: i === segs.length - 1,
+    });
+    for await (const e of r) out.push(e);
+  }
+  return out;
+}
+
+/** A deterministic PRNG (mulberry32) for seeded tests. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** UTF-8 bytes of a string. */
+export const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
+/** A string from UTF-8 bytes. */
+export const str = (b: Uint8Array): string => new TextDecoder().decode(b);
+
+/** The operation as a put, or a thrown error saying what it was instead. */
+export function asPut(op: WalOperation): PutOperation {
+  if (op.type !== "put") throw new Error(`expected a put, got ${op.type}`);
+  return op;
+}
