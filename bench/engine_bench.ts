@@ -1,0 +1,172 @@
+// deno task bench: the segment engine against plain Deno at the same batch size, and the
+// micro-benchmarks of the format. 128-byte records (16-byte key, 112-byte value).
+import { CoreLog } from "../src/core_log.ts";
+import { PerCoreWalConfig } from "../src/config.ts";
+import { crc32c } from "../src/crc32c.ts";
+import {
+  checkRecord,
+  decodeRecord,
+  PUT_OVERHEAD_BYTES,
+  R_CRC,
+  RECORD_HEADER_BYTES,
+  recordCrc,
+  RecordType,
+  saltState,
+  writeRecordHeader,
+} from "../src/format.ts";
+
+const BATCH = 512;
+const KEY = 16;
+const VALUE = 112;
+const REC = PUT_OVERHEAD_BYTES + KEY + VALUE;
+const dir = Deno.makeTempDirSync({ dir: Deno.env.get("BENCH_DIR"), prefix: "percore-bench-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+
+const keys = Array.from(
+  { length: BATCH },
+  (_, i) => new TextEncoder().encode(`key-${String(i).padStart(12, "0")}`),
+);
+const value = new Uint8Array(VALUE).fill(0x5a);
+const salt = saltState(0x9e3779b9);
+
+/** Frames 512 records exactly as the engine does (same bytes, same CRC32C). */
+function frameBatch(buf: Uint8Array, view: DataView, firstSeq: number): number {
+  let pos = 0;
+  const us = Math.round((performance.timeOrigin + performance.now()) * 1000);
+  for (let i = 0; i < BATCH; i++) {
+    writeRecordHeader(view, pos, REC, RecordType.put, 0, 0, firstSeq + i, us, 0);
+    view.setUint16(pos + RECORD_HEADER_BYTES, KEY, true);
+    buf.set(keys[i], pos + PUT_OVERHEAD_BYTES);
+    buf.set(value, pos + PUT_OVERHEAD_BYTES + KEY);
+    view.setUint32(pos + R_CRC, recordCrc(buf, pos, REC, salt), true);
+    pos += REC;
+  }
+  return pos;
+}
+
+// Plain Deno, as a competent user writes it: append to a file, fdatasync per batch.
+const plainBuf = new Uint8Array(BATCH * REC);
+const plainView = new DataView(plainBuf.buffer);
+const plain = Deno.openSync(`${dir}/plain.log`, { create: true, append: true });
+let plainSeq = 1;
+
+async function open(name: string, backend: "io_uring" | "sync"): Promise<CoreLog> {
+  return await CoreLog.open(new PerCoreWalConfig(`${dir}/${name}`, 1, { backend }), 0);
+}
+const uring = await open("uring", "io_uring");
+const uringPipe = await open("uring-pipe", "io_uring");
+const syncLog = await open("sync", "sync");
+const syncPipe = await open("sync-pipe", "sync");
+
+function append512(log: CoreLog): void {
+  for (let i = 0; i < BATCH; i++) log.appendPut(keys[i], value);
+}
+
+Deno.bench({
+  name: "Deno.FsFile writeSync + syncDataSync (append file)",
+  group: "durable batch of 512 records, awaited",
+  baseline: true,
+  fn() {
+    const n = frameBatch(plainBuf, plainView, plainSeq);
+    plainSeq += BATCH;
+    let done = 0;
+    while (done < n) done += plain.writeSync(plainBuf.subarray(done, n));
+    plain.syncDataSync();
+  },
+});
+
+Deno.bench({
+  name: "CoreLog io_uring: 512 appends + await sync()",
+  group: "durable batch of 512 records, awaited",
+  async fn() {
+    append512(uring);
+    await uring.sync();
+  },
+});
+
+Deno.bench({
+  name: "CoreLog sync backend: 512 appends + await sync()",
+  group: "durable batch of 512 records, awaited",
+  async fn() {
+    append512(syncLog);
+    await syncLog.sync();
+  },
+});
+
+// Eight batches per iteration; the engine keeps up to eight sync() in flight, as W1 does.
+Deno.bench({
+  name: "Deno.FsFile writeSync + syncDataSync x8 (append file)",
+  group: "8 durable batches of 512 records, pipelined",
+  baseline: true,
+  fn() {
+    for (let b = 0; b < 8; b++) {
+      const n = frameBatch(plainBuf, plainView, plainSeq);
+      plainSeq += BATCH;
+      let done = 0;
+      while (done < n) done += plain.writeSync(plainBuf.subarray(done, n));
+      plain.syncDataSync();
+    }
+  },
+});
+
+async function pipelined(log: CoreLog): Promise<void> {
+  const pending: Promise<void>[] = [];
+  for (let b = 0; b < 8; b++) {
+    append512(log);
+    pending.push(log.sync());
+  }
+  await Promise.all(pending);
+}
+
+Deno.bench({
+  name: "CoreLog io_uring: 8 x (512 appends + sync()), awaited together",
+  group: "8 durable batches of 512 records, pipelined",
+  async fn() {
+    await pipelined(uringPipe);
+  },
+});
+
+Deno.bench({
+  name: "CoreLog sync backend: 8 x (512 appends + sync()), awaited together",
+  group: "8 durable batches of 512 records, pipelined",
+  async fn() {
+    await pipelined(syncPipe);
+  },
+});
+
+// Micro-benchmarks of the format.
+const rec = new Uint8Array(REC);
+const recView = new DataView(rec.buffer);
+writeRecordHeader(recView, 0, REC, RecordType.put, 0, 0, 1, 1, 0);
+recView.setUint16(RECORD_HEADER_BYTES, KEY, true);
+rec.set(keys[0], PUT_OVERHEAD_BYTES);
+recView.setUint32(R_CRC, recordCrc(rec, 0, REC, salt), true);
+const ctx = { salt, coreId: 0, maxRecordBytes: 1 << 24 };
+
+Deno.bench({
+  name: "crc32c of 128 bytes",
+  group: "format (one 168-byte put record)",
+  baseline: true,
+  fn: () => void crc32c(rec, 0, 128),
+});
+Deno.bench({
+  name: "encode a put (header + copy + CRC)",
+  group: "format (one 168-byte put record)",
+  fn: () => void frameOne(),
+});
+Deno.bench({
+  name: "check + decode a put",
+  group: "format (one 168-byte put record)",
+  fn: () =>
+    void (checkRecord(rec, recView, 0, REC, ctx).status === "ok" && decodeRecord(rec, recView, 0)),
+});
+
+const scratch = new Uint8Array(REC);
+const scratchView = new DataView(scratch.buffer);
+function frameOne(): void {
+  writeRecordHeader(scratchView, 0, REC, RecordType.put, 0, 0, 1, 1, 0);
+  scratchView.setUint16(RECORD_HEADER_BYTES, KEY, true);
+  scratch.set(keys[1], PUT_OVERHEAD_BYTES);
+  scratch.set(value, PUT_OVERHEAD_BYTES + KEY);
+  scratchView.setUint32(R_CRC, recordCrc(scratch, 0, REC, salt), true);
+}

@@ -1,0 +1,221 @@
+// The reader's three verdicts on damaged files: end (zeros or end of file), torn tail, and
+// corruption. The damage is made to real segment files written by the engine.
+import { assert, assertEquals, assertRejects } from "@std/assert";
+import { CoreLog } from "../src/core_log.ts";
+import { PerCoreWalError } from "../src/errors.ts";
+import { PerCoreWalReader, type ReadResult, scanSegment } from "../src/reader.ts";
+import { readCore, rng, smallConfig, tempDir } from "./_helpers.ts";
+
+/** Writes `n` records on the sync backend (no padding) and returns the first segment's path and record places. */
+async function writeSegment(dir: string, n: number, options = {}) {
+  const config = smallConfig(dir, { backend: "sync", ...options });
+  const log = await CoreLog.open(config, 0);
+  for (let i = 0; i < n; i++) log.appendPut(`key-${i}`, new Uint8Array(20 + i).fill(i));
+  await log.close();
+  const path = config.segmentPath(0, 0);
+  const records: { offset: number; length: number }[] = [];
+  {
+    using r = await PerCoreWalReader.open(path);
+    for (let x = await r.readNext(); x.kind === "entry"; x = await r.readNext()) {
+      records.push({ offset: x.offset, length: x.length });
+    }
+  }
+  return { config, path, records, bytes: await Deno.readFile(path) };
+}
+
+async function verdict(
+  path: string,
+  isLastSegment = true,
+): Promise<{ count: number; end: ReadResult }> {
+  using r = await PerCoreWalReader.open(path, { isLastSegment });
+  let count = 0;
+  let x = await r.readNext();
+  while (x.kind === "entry") {
+    count++;
+    x = await r.readNext();
+  }
+  return { count, end: x };
+}
+
+Deno.test("a clean segment ends at its last record, with the preallocated zeros counted", async () => {
+  await using dir = await tempDir();
+  const { path, records, bytes } = await writeSegment(dir.path, 10);
+  const { count, end } = await verdict(path);
+  const last = records[9];
+  assertEquals(count, 10);
+  assertEquals(end, {
+    kind: "end",
+    offset: last.offset + last.length,
+    preallocatedBytes: bytes.length - last.offset - last.length,
+  });
+  const stats = (await scanSegment(path)).stats;
+  assertEquals([stats.entryCount, stats.firstSequence, stats.lastSequence, stats.validEndOffset], [
+    10,
+    1n,
+    10n,
+    last.offset + last.length,
+  ]);
+});
+
+Deno.test("the last record torn at every byte offset (rest zero) is a torn tail at its start, never an entry", async () => {
+  await using dir = await tempDir();
+  const { path, records, bytes } = await writeSegment(dir.path, 5);
+  const last = records[4];
+  for (let cut = last.offset; cut < last.offset + last.length; cut++) {
+    const damaged = bytes.slice();
+    damaged.fill(0, cut, last.offset + last.length);
+    await Deno.writeFile(path, damaged);
+    const { count, end } = await verdict(path);
+    assertEquals(count, 4, `cut at ${cut}`);
+    if (cut === last.offset) {
+      assertEquals(end.kind, "end", "a record never begun is the preallocated zeros");
+    } else {
+      assertEquals([end.kind, end.offset], ["torn", last.offset], `cut at ${cut}`);
+    }
+  }
+});
+
+Deno.test("a file truncated at every byte offset of its last record ends in a torn tail", async () => {
+  await using dir = await tempDir();
+  const { path, records, bytes } = await writeSegment(dir.path, 5);
+  const last = records[4];
+  for (let cut = last.offset + 1; cut < last.offset + last.length; cut++) {
+    await Deno.writeFile(path, bytes.subarray(0, cut));
+    const { count, end } = await verdict(path);
+    assertEquals([count, end.kind, end.offset], [4, "torn", last.offset], `truncated at ${cut}`);
+  }
+  await Deno.writeFile(path, bytes.subarray(0, last.offset + last.length));
+  assertEquals((await verdict(path)).end, {
+    kind: "end",
+    offset: last.offset + last.length,
+    preallocatedBytes: 0,
+  });
+});
+
+Deno.test("a flipped bit in a middle record is corruption at that record; later records are not returned", async () => {
+  await using dir = await tempDir();
+  const { path, records, bytes } = await writeSegment(dir.path, 20);
+  const r = rng(42);
+  for (let trial = 0; trial < 50; trial++) {
+    const victim = records[5 + Math.floor(r() * 10)];
+    const bit = Math.floor(r() * victim.length * 8);
+    const damaged = bytes.slice();
+    damaged[victim.offset + (bit >> 3)] ^= 1 << (bit & 7);
+    await Deno.writeFile(path, damaged);
+    const { count, end } = await verdict(path);
+    assertEquals(count, records.indexOf(victim), `bit ${bit}`);
+    assertEquals([end.kind, end.offset], ["corrupted", victim.offset], `bit ${bit}`);
+  }
+});
+
+Deno.test("iterating a corrupted segment throws PerCoreWalError naming the file and the offset", async () => {
+  await using dir = await tempDir();
+  const { path, records, bytes } = await writeSegment(dir.path, 5);
+  bytes[records[2].offset + 45] ^= 0xff;
+  await Deno.writeFile(path, bytes);
+  await using r = await PerCoreWalReader.open(path);
+  const seen: bigint[] = [];
+  const e = await assertRejects(async () => {
+    for await (const entry of r) seen.push(entry.sequence);
+  }, PerCoreWalError);
+  assertEquals(seen, [1n, 2n]);
+  assertEquals([e.code, e.offset, e.segment], ["ChecksumMismatch", records[2].offset, path]);
+  assert(e.message.includes(path) && e.message.includes(`offset ${records[2].offset}`), e.message);
+});
+
+Deno.test("a zero hole followed by a valid record is corruption, not an end", async () => {
+  await using dir = await tempDir();
+  const { path, records, bytes } = await writeSegment(dir.path, 10);
+  const hole = records[4];
+  bytes.fill(0, hole.offset, hole.offset + hole.length);
+  await Deno.writeFile(path, bytes);
+  const { count, end } = await verdict(path);
+  assertEquals(count, 4);
+  assertEquals([end.kind, end.offset], ["corrupted", hole.offset]);
+});
+
+Deno.test("a torn tail in a segment that is not the core's last is corruption", async () => {
+  await using dir = await tempDir();
+  const { path, records, bytes } = await writeSegment(dir.path, 5);
+  const last = records[4];
+  bytes.fill(0, last.offset + 10, last.offset + last.length);
+  await Deno.writeFile(path, bytes);
+  assertEquals((await verdict(path, true)).end.kind, "torn");
+  assertEquals((await verdict(path, false)).end.kind, "corrupted");
+});
+
+Deno.test("garbage after the last record (no valid record in it) is a torn tail", async () => {
+  await using dir = await tempDir();
+  const { path, records, bytes } = await writeSegment(dir.path, 5);
+  const end = records[4].offset + records[4].length;
+  const r = rng(3);
+  for (let i = end + 100; i < end + 600; i++) bytes[i] = Math.floor(r() * 256);
+  await Deno.writeFile(path, bytes);
+  assertEquals((await verdict(path)).end, {
+    kind: "torn",
+    offset: end,
+    reason: "zeros followed by non-zero bytes",
+  });
+});
+
+Deno.test("reopening cuts a torn tail and keeps every whole record; corruption refuses to open", async () => {
+  await using dir = await tempDir();
+  const { config, path, records, bytes } = await writeSegment(dir.path, 8);
+  const last = records[7];
+  const torn = bytes.slice();
+  torn.fill(0, last.offset + 20, last.offset + last.length);
+  await Deno.writeFile(path, torn);
+  const log = await CoreLog.open(config, 0);
+  assertEquals(log.sequence, 7n);
+  assertEquals(log.appendPut("again", "x"), 8n);
+  await log.close();
+  assertEquals((await readCore(config)).map((e) => e.sequence), [1n, 2n, 3n, 4n, 5n, 6n, 7n, 8n]);
+  assertEquals((await Deno.stat(path)).size, last.offset, "the torn record was cut off the file");
+
+  const corrupt = (await Deno.readFile(path)).slice();
+  corrupt[records[3].offset + 50] ^= 1;
+  await Deno.writeFile(path, corrupt);
+  const e = await assertRejects(() => CoreLog.open(config, 0), PerCoreWalError);
+  assertEquals([e.code, e.segment, e.offset], ["ChecksumMismatch", path, records[3].offset]);
+});
+
+Deno.test("a reader opened on a missing file says SegmentNotFound", async () => {
+  await using dir = await tempDir();
+  const e = await assertRejects(
+    () => PerCoreWalReader.open(`${dir.path}/nope.log`),
+    PerCoreWalError,
+  );
+  assertEquals(e.code, "SegmentNotFound");
+});
+
+Deno.test("random damage of any kind never yields an entry that was not written, and never throws anything but PerCoreWalError", async () => {
+  await using dir = await tempDir();
+  const { path, bytes } = await writeSegment(dir.path, 30);
+  const original = await readCore(smallConfig(dir.path, { backend: "sync" }));
+  const seed = Number(Deno.env.get("SEED") ?? 1234);
+  const r = rng(seed);
+  for (let trial = 0; trial < 200; trial++) {
+    const damaged = bytes.slice(0, 4096 + 3000);
+    const kind = Math.floor(r() * 4);
+    const at = 4096 + Math.floor(r() * 2900);
+    if (kind === 0) damaged[at] ^= 1 << Math.floor(r() * 8);
+    else if (kind === 1) damaged.fill(0, at, at + Math.floor(r() * 200));
+    else if (kind === 2) { for (let i = 0; i < 20; i++) damaged[at + i] = Math.floor(r() * 256); }
+    else damaged.copyWithin(at, 4096 + Math.floor(r() * 2000), 4096 + Math.floor(r() * 2000) + 100);
+    const cut = kind === 3 ? damaged.length : 4096 + Math.floor(r() * 3000);
+    await Deno.writeFile(path, damaged.subarray(0, cut));
+    try {
+      using reader = await PerCoreWalReader.open(path);
+      let i = 0;
+      for (let x = await reader.readNext(); x.kind === "entry"; x = await reader.readNext()) {
+        assertEquals(
+          x.entry,
+          original[i++],
+          `seed ${seed} trial ${trial}: entry ${i} differs from what was written`,
+        );
+      }
+    } catch (e) {
+      if (!(e instanceof PerCoreWalError)) throw new Error(`seed ${seed} trial ${trial}: ${e}`);
+    }
+  }
+});
