@@ -987,6 +987,9 @@ function _ensureDirectory(dir: string): void {
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
     Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // The new directory's entry must survive a crash like the segments in it.
+    const parent = dir.includes("/") ? dir.slice(0, dir.lastIndexOf("/")) || "/" : ".";
+    new SyncBackend().syncDirectory(parent);
   }
 }
 

@@ -1,0 +1,127 @@
+// Loading is lazy, and every way io_uring can be unavailable gives one error saying which and
+// what to do. Child processes run with the permissions or environment under test.
+import { assert, assertEquals, assertStringIncludes } from "@std/assert";
+import { setupError } from "../src/io/uring.ts";
+import { ignoreWithoutUring, tempDir } from "./_helpers.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+
+/** Runs `code` (which imports MOD) with `deno run` and only the permission flags given. */
+async function run(code: string, flags: string[], env: Record<string, string> = {}) {
+  const script = await Deno.makeTempFile({ suffix: ".ts" });
+  try {
+    await Deno.writeTextFile(script, code.replaceAll("MOD", JSON.stringify(`${root}mod.ts`)));
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-prompt", ...flags, script],
+      env: { NO_COLOR: "1", ...env },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return {
+      code: out.code,
+      text: new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr),
+    };
+  } finally {
+    await Deno.remove(script);
+  }
+}
+
+Deno.test("importing mod.ts needs no --allow-ffi, and the sync backend works without it", async () => {
+  await using dir = await tempDir();
+  const r = await run(
+    `import { CoreLog, PerCoreWalConfig } from MOD;
+     const log = await CoreLog.open(new PerCoreWalConfig(${
+      JSON.stringify(dir.path)
+    }, 1, { backend: "sync", segmentSizeBytes: 65536 }), 0);
+     log.appendPut("k", "v"); await log.sync(); await log.close(); console.log("backend", log.backend);`,
+    [`--allow-read=${dir.path}`, `--allow-write=${dir.path}`],
+  );
+  assertEquals(r.code, 0, r.text);
+  assertStringIncludes(r.text, "backend sync");
+});
+
+Deno.test("without --allow-ffi, backend auto falls back to sync and says why; io_uring refuses", async () => {
+  await using dir = await tempDir();
+  const r = await run(
+    `import { CoreLog, PerCoreWalConfig } from MOD;
+     const cfg = (b) => new PerCoreWalConfig(${
+      JSON.stringify(dir.path)
+    }, 1, { backend: b, segmentSizeBytes: 65536 });
+     const log = await CoreLog.open(cfg("auto"), 0); await log.close();
+     console.log("auto:", log.backend, "|", log.fallbackReason);
+     try { await CoreLog.open(cfg("io_uring"), 0); } catch (e) { console.log("io_uring:", e.code, e.message); }`,
+    [`--allow-read=${dir.path}`, `--allow-write=${dir.path}`],
+  );
+  assertEquals(r.code, 0, r.text);
+  assertStringIncludes(
+    r.text,
+    "auto: sync | Cannot load liburing: FFI is not allowed (run Deno with --allow-ffi)",
+  );
+  assertStringIncludes(r.text, "io_uring: Unsupported Cannot load liburing: FFI is not allowed");
+});
+
+Deno.test("a missing liburing names the paths tried and the package to install", async () => {
+  const r = await run(
+    `import { CoreLog, PerCoreWalConfig } from MOD;
+     try { await CoreLog.open(new PerCoreWalConfig("/nonexistent-dir-never", 1, { backend: "io_uring" }), 0); }
+     catch (e) { console.log(e.code, e.message); }`,
+    ["-A"],
+    { DENO_LIBURING_PATH: "/nonexistent/liburing.so.2" },
+  );
+  assertStringIncludes(
+    r.text,
+    "Unsupported Cannot load liburing (tried /nonexistent/liburing.so.2): install liburing 2.x " +
+      "(Debian/Ubuntu: apt-get install liburing2) or set DENO_LIBURING_PATH to liburing.so.2",
+  );
+});
+
+Deno.test("a refused io_uring_setup explains EPERM, ENOSYS and ENOMEM", () => {
+  const eperm = setupError(1);
+  assertEquals([eperm.code, eperm.errno, eperm.operation], [
+    "Unsupported",
+    "EPERM",
+    "io_uring_setup",
+  ]);
+  assertStringIncludes(eperm.message, "kernel.io_uring_disabled");
+  assertStringIncludes(eperm.message, "seccomp");
+  assertStringIncludes(setupError(38).message, 'backend "sync"');
+  assertStringIncludes(setupError(12).message, "ulimit -l");
+});
+
+const SYSCTL = "/proc/sys/kernel/io_uring_disabled";
+function sysctlWritable(): boolean {
+  try {
+    const f = Deno.openSync(SYSCTL, { write: true });
+    f.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name:
+    "with sysctl kernel.io_uring_disabled=2 the real io_uring_setup is refused with EPERM and auto falls back",
+  ignore: ignoreWithoutUring || !sysctlWritable(),
+  async fn() {
+    await using dir = await tempDir();
+    const before = Deno.readTextFileSync(SYSCTL).trim();
+    Deno.writeTextFileSync(SYSCTL, "2");
+    try {
+      const r = await run(
+        `import { CoreLog, PerCoreWalConfig } from MOD;
+         const cfg = (b) => new PerCoreWalConfig(${
+          JSON.stringify(dir.path)
+        }, 1, { backend: b, segmentSizeBytes: 65536 });
+         try { await CoreLog.open(cfg("io_uring"), 0); } catch (e) { console.log("io_uring:", e.code, e.errno); }
+         const log = await CoreLog.open(cfg("auto"), 0); await log.close(); console.log("auto:", log.backend);`,
+        ["-A"],
+      );
+      assertStringIncludes(r.text, "io_uring: Unsupported EPERM");
+      assertStringIncludes(r.text, "auto: sync");
+    } finally {
+      Deno.writeTextFileSync(SYSCTL, before);
+    }
+    assert(Deno.readTextFileSync(SYSCTL).trim() === before);
+  },
+});
