@@ -705,11 +705,10 @@ export class CoreLog {
   /** Reads the existing segments of this core and continues after the last valid record. */
   async #recover(): Promise<void> {
     const segs = listCoreSegments(this.#config, this.coreId);
-    const tail = segs.at(-1);
-    if (tail !== undefined && await _isUnstarted(tail.path)) {
-      // A preallocated segment that was never started (only zeros): prepare it afresh.
-      Deno.removeSync(tail.path);
-      segs.pop();
+    // Preallocated segments never started (only zeros) at the end of the list: the one
+    // prepared ahead, and a current one that got no record before a close or a crash.
+    while (segs.length > 0 && await _isUnstarted(segs[segs.length - 1].path)) {
+      Deno.removeSync(segs.pop()!.path);
     }
     let lastSeq: number | undefined;
     let lastTsNs = 0n;

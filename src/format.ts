@@ -29,7 +29,7 @@ export const RECORD_HEADER_BYTES = 38;
 export const PUT_OVERHEAD_BYTES = 40;
 /** Largest key of a `put` or `delete`. */
 export const MAX_KEY_BYTES = 0xffff;
-/** Default and largest allowed `maxRecordBytes` (record without padding). */
+/** Default `maxRecordBytes` (a record without its padding). */
 export const DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024;
 /** Upper bound for a configured `maxRecordBytes` (the length field is a u32). */
 export const MAX_RECORD_BYTES_LIMIT = 1024 * 1024 * 1024;
@@ -154,6 +154,8 @@ export function decodeSegmentHeader(bytes: Uint8Array, path = "segment"): Segmen
   if (v.getUint16(10, true) !== SEGMENT_HEADER_BYTES || dataOffset !== SEGMENT_DATA_OFFSET) {
     throw fail("Corrupted", "unexpected header or data offset");
   }
+  const flags = v.getUint32(56, true);
+  if (flags !== 0) throw fail("Unsupported", `unknown header flags ${flags}`);
   const segmentIndex = v.getBigUint64(16, true);
   if (segmentIndex > BigInt(Number.MAX_SAFE_INTEGER)) throw fail("Corrupted", "segment index");
   const salt = v.getUint32(48, true);

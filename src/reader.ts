@@ -178,6 +178,14 @@ export class PerCoreWalReader {
     if (this.header === undefined) {
       return this.#finish(await this.#afterDamage(0, "segment header is zero", "Corrupted", true));
     }
+    if (this.fileSizeBytes < SEGMENT_DATA_OFFSET) {
+      // The header block itself is cut short: no record can follow it.
+      return this.#finish({
+        kind: "torn",
+        offset: this.fileSizeBytes,
+        reason: "header block cut short",
+      });
+    }
     const pos = this.#pos;
     await this.#ensure(pos, RECORD_HEADER_BYTES);
     let check = this.#check(pos);
@@ -289,11 +297,16 @@ export class PerCoreWalReader {
       const end = Math.min(CHUNK, size - w);
       for (let i = 0; i < end; i++) {
         const rel = w - this.#bufStart + i;
-        if (this.#buf[rel] === 0) continue;
-        nonZero = true;
-        if (this.header === undefined) return { nonZero };
+        const b = this.#buf;
+        if (b[rel] !== 0) {
+          nonZero = true;
+          if (this.header === undefined) return { nonZero };
+        }
+        // A record may start at any offset, whatever its first (CRC) byte; its length field
+        // is never zero, which skips zero runs cheaply.
+        if ((b[rel + 4] | b[rel + 5] | b[rel + 6] | b[rel + 7]) === 0) continue;
         const q = w + i;
-        if (q <= from || !this.#candidate(rel, q)) continue;
+        if (q <= from || this.header === undefined || !this.#candidate(rel, q)) continue;
         const len = this.#view.getUint32(rel + R_LENGTH, true);
         await this.#ensure(q, len);
         const ok = checkRecord(this.#buf, this.#view, q - this.#bufStart, this.#bufLen, this.#ctx);

@@ -129,6 +129,17 @@ for (const backend of BACKENDS) {
     assertEquals(listCoreSegments(config, 0).length, 2, "one segment in use, one preallocated");
   });
 
+  test("a log opened and closed without a record reopens (no segment is ever started)", async () => {
+    await using dir = await tempDir();
+    const config = smallConfig(dir.path, { backend });
+    await (await CoreLog.open(config, 0)).close();
+    await (await CoreLog.open(config, 0)).close();
+    const log = await CoreLog.open(config, 0);
+    assertEquals(log.appendPut("a", "1"), 1n);
+    await log.close();
+    assertEquals((await readCore(config)).length, 1);
+  });
+
   test("sync() of many concurrent callers shares fdatasyncs (group commit)", async () => {
     await using dir = await tempDir();
     const config = smallConfig(dir.path, { backend, maxInFlightBatches: 2 });
