@@ -19,7 +19,7 @@ need_deno() {
 }
 
 need_liburing() {
-  if ldconfig -p 2>/dev/null | grep -q 'liburing\.so\.2'; then return; fi
+  if PATH="$PATH:/sbin:/usr/sbin" ldconfig -p 2>/dev/null | grep -q 'liburing\.so\.2'; then return; fi
   echo "run.sh: installing liburing2 from apt" >&2
   local sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
