@@ -42,6 +42,14 @@ export {
 } from "./src/core_log.ts";
 export { PerCoreWalError, PerCoreWalErrorCode, type PerCoreWalErrorDetails } from "./src/errors.ts";
 export {
+  compareEntries,
+  type CoreMetrics,
+  type ManagerOpenOptions,
+  PerCoreWalManager,
+} from "./src/manager.ts";
+export { CoreWalWriter, type WriterHandle } from "./src/writer.ts";
+export type { FaultPlan } from "./src/io/faulty.ts";
+export {
   FORMAT_VERSION,
   MAX_KEY_BYTES,
   PUT_OVERHEAD_BYTES,

@@ -41,6 +41,8 @@ const symbols = {
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   // int flock(int fd, int operation)
   flock: { parameters: ["i32", "i32"], result: "i32" },
+  // int sched_setaffinity(pid_t pid, size_t cpusetsize, const cpu_set_t *mask)
+  sched_setaffinity: { parameters: ["i32", "usize", "buffer"], result: "i32" },
   // int *__errno_location(void)
   __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;

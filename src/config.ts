@@ -48,6 +48,14 @@ export interface PerCoreWalOptions {
   maxPendingBytes?: number;
   /** Permission bits of new segment files. Default `0o600`. */
   fileMode?: number;
+  /**
+   * Shared memory per core and producer thread through which records reach the core's Worker
+   * (a power of two, at least twice `maxRecordBytes`). Default: 8 MiB, or twice
+   * `maxRecordBytes` rounded up to a power of two if that is more (32 MiB with the defaults).
+   */
+  sharedBufferBytes?: number;
+  /** Pin core i's Worker to CPU `i % nproc` (`sched_setaffinity`). Default false. */
+  pinWorkers?: boolean;
 }
 
 /** All options, resolved. */
@@ -205,6 +213,19 @@ export function resolveOptions(o: PerCoreWalOptions): ResolvedWalOptions {
   if (typeof syncDelayMs !== "number" || !(syncDelayMs >= 0 && syncDelayMs <= 10_000)) {
     throw new RangeError(`syncDelayMs must be between 0 and 10000, got ${String(syncDelayMs)}`);
   }
+  const minShared = 2 ** Math.ceil(Math.log2(2 * (maxRecordBytes + 8)));
+  const sharedBufferBytes = o.sharedBufferBytes === undefined
+    ? Math.max(8 * MiB, minShared)
+    : _int("sharedBufferBytes", o.sharedBufferBytes, 4096, 2 ** 30);
+  if ((sharedBufferBytes & (sharedBufferBytes - 1)) !== 0 || sharedBufferBytes < minShared) {
+    throw new RangeError(
+      `sharedBufferBytes must be a power of two of at least ${minShared} (twice maxRecordBytes), ` +
+        `got ${sharedBufferBytes}`,
+    );
+  }
+  if (o.pinWorkers !== undefined && typeof o.pinWorkers !== "boolean") {
+    throw new TypeError("pinWorkers must be a boolean");
+  }
   return {
     segmentPattern,
     segmentSizeBytes,
@@ -221,5 +242,7 @@ export function resolveOptions(o: PerCoreWalOptions): ResolvedWalOptions {
     maxRecordBytes,
     maxPendingBytes: _int("maxPendingBytes", o.maxPendingBytes ?? 64 * MiB, MiB, 2 ** 40),
     fileMode: _int("fileMode", o.fileMode ?? 0o600, 0, 0o777),
+    sharedBufferBytes,
+    pinWorkers: o.pinWorkers ?? false,
   };
 }

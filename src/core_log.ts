@@ -11,16 +11,23 @@ import { PerCoreWalError } from "./errors.ts";
 import {
   bodyLength,
   encodeSegmentHeader,
+  getU64,
   normalizeOperation,
   PUT_OVERHEAD_BYTES,
   R_CRC,
+  R_EPOCH,
   R_LENGTH,
   R_PAD,
+  R_TIMESTAMP,
+  R_TYPE,
   RECORD_HEADER_BYTES,
   recordCrc,
+  recordSequence,
   RecordType,
   saltState,
   SEGMENT_DATA_OFFSET,
+  setNsFromUs,
+  setU64,
   toBytes,
   toKey,
   toOffsets,
@@ -76,6 +83,10 @@ export interface CoreLogOptions {
   backend?: IoBackend;
   /** Start at least at this epoch. */
   minEpoch?: bigint;
+  /** Called after each acknowledgement with the last durable sequence and position. */
+  onDurable?: (sequence: number, position: WalPosition) => void;
+  /** Called once if the core fails (a write or fdatasync error). */
+  onFail?: (error: PerCoreWalError) => void;
 }
 
 interface Segment {
@@ -174,6 +185,8 @@ export class CoreLog {
   #closing: Promise<void> | undefined;
   #idle: (() => void) | undefined;
   #zero: Uint8Array | undefined;
+  #onDurable: CoreLogOptions["onDurable"];
+  #onFail: CoreLogOptions["onFail"];
   #records = 0;
   #bytes = 0;
   #batches = 0;
@@ -218,7 +231,7 @@ export class CoreLog {
         { coreId },
       );
     }
-    _ensureDirectory(config.baseDir);
+    ensureDirectory(config.baseDir);
     const made = options.backend ? { backend: options.backend } : createBackend(config.options);
     const io = made.backend;
     let log: CoreLog | undefined;
@@ -233,6 +246,8 @@ export class CoreLog {
         made.fallbackReason,
       );
       log.#epoch = Number(options.minEpoch ?? 0n);
+      log.#onDurable = options.onDurable;
+      log.#onFail = options.onFail;
       await log.#recover();
       return log;
     } catch (e) {
@@ -288,9 +303,12 @@ export class CoreLog {
     return this.#append(normalizeOperation({ type: "commit", offsets, watermark }, 0n));
   }
 
-  /** Appends a barrier closing the current epoch; returns its sequence. */
-  appendEpochBarrier(): bigint {
-    return this.#append({ type: "epochBarrier", epoch: BigInt(this.#epoch) });
+  /**
+   * Appends an epoch barrier: from it on, this core's records have at least `epoch` (default:
+   * the core's current epoch). Returns its sequence.
+   */
+  appendEpochBarrier(epoch?: bigint): bigint {
+    return this.#append(normalizeOperation({ type: "epochBarrier", epoch }, BigInt(this.#epoch)));
   }
 
   /** Appends any operation; returns its sequence. */
@@ -301,6 +319,9 @@ export class CoreLog {
   #append(op: WalOperation): bigint {
     const len = RECORD_HEADER_BYTES + bodyLength(op);
     const pos = this.#reserve(len);
+    if (op.type === "epochBarrier" && op.epoch > BigInt(this.#epoch)) {
+      this.#epoch = Number(op.epoch);
+    }
     const b = this.#open!;
     const seq = this.#nextSeq++;
     writeRecordHeader(
@@ -316,6 +337,38 @@ export class CoreLog {
     );
     writeBody(op, b.buf, b.view, pos + RECORD_HEADER_BYTES);
     return this.#commit(b, pos, len, seq);
+  }
+
+  /**
+   * Appends a record encoded elsewhere (by a producer, in shared memory): every field but the
+   * epoch, the timestamp and the CRC, which are stamped here so that they follow this core's
+   * order. Its sequence must be the next one. An epoch barrier moves the core to its epoch.
+   */
+  appendRaw(src: Uint8Array, offset: number, length: number): void {
+    const pos = this.#reserve(length);
+    const b = this.#open!;
+    const seq = this.#nextSeq;
+    const srcSeq = recordSequence(
+      new DataView(src.buffer, src.byteOffset + offset, RECORD_HEADER_BYTES),
+      0,
+    );
+    if (srcSeq !== seq) {
+      const e = new PerCoreWalError(
+        "Corrupted",
+        `Core ${this.coreId} got sequence ${srcSeq} where ${seq} was next`,
+      );
+      this.#fail(e);
+      throw e;
+    }
+    b.buf.set(src.subarray(offset, offset + length), pos);
+    if (b.buf[pos + R_TYPE] === RecordType.epochBarrier) {
+      const epoch = getU64(b.view, pos + RECORD_HEADER_BYTES);
+      if (epoch > this.#epoch) this.#epoch = epoch;
+    }
+    setU64(b.view, pos + R_EPOCH, this.#epoch);
+    setNsFromUs(b.view, pos + R_TIMESTAMP, this.#now());
+    this.#nextSeq++;
+    this.#commit(b, pos, length, seq);
   }
 
   /** Finds room for a record of `len` bytes: returns its offset in the open batch. */
@@ -475,6 +528,7 @@ export class CoreLog {
       this.#pendingBytes -= d.recordBytes;
       this.#releaseBatch(d);
     }
+    this.#onDurable?.(this.#durableSeq, this.#durablePos);
     const w = this.#waiters;
     let n = 0;
     while (n < w.length && w[n].seq <= this.#durableSeq) n++;
@@ -510,6 +564,7 @@ export class CoreLog {
       });
     clearTimeout(this.#timer);
     for (const w of this.#waiters.splice(0)) w.reject(this.#failed);
+    this.#onFail?.(this.#failed);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -888,8 +943,8 @@ export class CoreLog {
     return this.#failed;
   }
 
-  /** Counters and latencies. */
-  metrics(): CoreLogMetrics {
+  /** Counters and latencies (`withLatency` false skips computing the percentiles). */
+  metrics(withLatency = true): CoreLogMetrics {
     return {
       coreId: this.coreId,
       backend: this.#io.kind,
@@ -898,7 +953,9 @@ export class CoreLog {
       bytesAppended: this.#bytes,
       batches: this.#batches,
       fdatasyncs: this.#syncs,
-      syncLatency: this.#latency.summary(),
+      syncLatency: withLatency
+        ? this.#latency.summary()
+        : { count: 0, p50Us: 0, p99Us: 0, maxUs: 0 },
       inFlightBatches: this.#inflight,
       pendingBytes: this.#pendingBytes,
     };
@@ -974,7 +1031,8 @@ async function _isUnstarted(path: string): Promise<boolean> {
   return r.header === undefined && (await r.readNext()).kind === "end";
 }
 
-function _ensureDirectory(dir: string): void {
+/** Creates the WAL directory (and fsyncs its parent), or checks that it is a directory. */
+export function ensureDirectory(dir: string): void {
   try {
     const st = Deno.statSync(dir);
     if (!st.isDirectory) {

@@ -493,15 +493,19 @@ export function decodeRecord(bytes: Uint8Array, view: DataView, pos: number): Pe
   };
 }
 
+/** Reads a little-endian u64 below 2^53 as a number. */
+export function getU64(view: DataView, pos: number): number {
+  return view.getUint32(pos, true) + view.getUint32(pos + 4, true) * TWO32;
+}
+
 /** Reads the sequence of a record as a number (sequences stay below 2^53). */
 export function recordSequence(view: DataView, pos: number): number {
-  return view.getUint32(pos + R_SEQUENCE, true) +
-    view.getUint32(pos + R_SEQUENCE + 4, true) * TWO32;
+  return getU64(view, pos + R_SEQUENCE);
 }
 
 /** Reads the epoch of a record as a number. */
 export function recordEpoch(view: DataView, pos: number): number {
-  return view.getUint32(pos + R_EPOCH, true) + view.getUint32(pos + R_EPOCH + 4, true) * TWO32;
+  return getU64(view, pos + R_EPOCH);
 }
 
 /**

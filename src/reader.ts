@@ -74,6 +74,11 @@ export interface ReaderOptions {
    * last is corruption, not a torn tail. Default true.
    */
   isLastSegment?: boolean;
+  /**
+   * Read as if the file ended here: for a segment in use, its durable end (bytes after it may
+   * be in flight). Default: the file's size.
+   */
+  limitOffset?: number;
 }
 
 const CHUNK = 1024 * 1024;
@@ -160,7 +165,7 @@ export class PerCoreWalReader {
       throw ioError(e, "open", path);
     }
     try {
-      const size = (await file.stat()).size;
+      const size = Math.min((await file.stat()).size, options.limitOffset ?? Infinity);
       const head = new Uint8Array(Math.min(SEGMENT_DATA_OFFSET, size));
       await _readFull(file, head, 0, path);
       const header = _isZero(head) ? undefined : decodeSegmentHeader(head, path);

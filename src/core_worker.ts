@@ -1,0 +1,344 @@
+/**
+ * The Worker of one core: it owns the core's ring and segments (a `CoreLog`), takes records
+ * from the producer rings in sequence order, and publishes durability in shared memory.
+ *
+ * Messages in: `init`, `addRing`, `close`. Out: `ready`, `error` (open failed), `failed`
+ * (the core failed later), `closed`.
+ *
+ * @module
+ */
+
+/// <reference lib="deno.worker" />
+
+import { PerCoreWalConfig, type PerCoreWalOptions } from "./config.ts";
+import { CoreLog, createBackend } from "./core_log.ts";
+import { PerCoreWalError } from "./errors.ts";
+import { type FaultPlan, FaultyBackend } from "./io/faulty.ts";
+import type { IoBackend } from "./io/backend.ts";
+import { B, Control, CoreState, I, keepAlive, M, ProducerRing } from "./shared.ts";
+
+/** The first message a core Worker gets. */
+export interface InitMessage {
+  type: "init";
+  baseDir: string;
+  numCores: number;
+  options: PerCoreWalOptions;
+  coreId: number;
+  control: SharedArrayBuffer;
+  epoch: SharedArrayBuffer;
+  ring: SharedArrayBuffer;
+  minEpoch: string;
+  faults?: FaultPlan;
+}
+
+/** A plain copy of an error that crosses `postMessage`. */
+export interface ErrorData {
+  code: string;
+  message: string;
+  errno?: string;
+  operation?: string;
+  segment?: string;
+  offset?: number;
+  coreId?: number;
+}
+
+/** Copies a `PerCoreWalError` (or anything thrown) into a message. */
+export function errorData(e: unknown): ErrorData {
+  if (e instanceof PerCoreWalError) {
+    return {
+      code: e.code,
+      message: e.message,
+      errno: e.errno,
+      operation: e.operation,
+      segment: e.segment,
+      offset: e.offset,
+      coreId: e.coreId,
+    };
+  }
+  return {
+    code: e instanceof TypeError || e instanceof RangeError ? e.name : "Failed",
+    message: String(e),
+  };
+}
+
+class CoreWorker {
+  readonly log: CoreLog;
+  readonly ctl: Control;
+  readonly rings: ProducerRing[];
+  readonly #inner: IoBackend | undefined;
+  closing = false;
+  #requested = 0;
+  #lastMetrics = 0;
+  readonly #yield = new MessageChannel();
+  #resume: (() => void) | undefined;
+
+  constructor(log: CoreLog, ctl: Control, ring: ProducerRing, inner: IoBackend | undefined) {
+    this.log = log;
+    this.ctl = ctl;
+    this.rings = [ring];
+    this.#inner = inner;
+    this.#yield.port1.onmessage = () => this.#resume?.();
+  }
+
+  /** Takes records from the rings, in sequence order, into the log. */
+  drain(): number {
+    const log = this.log;
+    let next = Number(log.sequence) + 1;
+    let n = 0;
+    let progressed = true;
+    while (progressed && n < 65536) {
+      progressed = false;
+      for (const r of this.rings) {
+        for (let off = r.peek(); off >= 0 && r.sequenceAt(off) === next; off = r.peek()) {
+          const len = r.lengthAt(off);
+          log.appendRaw(r.data, off, len); // throws "Backpressure" before taking anything
+          r.consume(len);
+          next++;
+          n++;
+          progressed = true;
+        }
+      }
+    }
+    if (n > 0) {
+      const p = log.position;
+      const b = this.ctl.b64;
+      Atomics.store(b, B.POS_SEGMENT, BigInt(p.segment));
+      Atomics.store(b, B.POS_OFFSET, BigInt(p.offset));
+      Atomics.store(b, B.POS_SEQUENCE, p.sequence);
+    }
+    return n;
+  }
+
+  /** Asks the log to flush what a `sync()` waits for. */
+  requestSyncs(): void {
+    const req = Number(Atomics.load(this.ctl.b64, B.SYNC_REQUEST));
+    const target = Math.min(req, Number(this.log.sequence));
+    if (target > this.#requested) {
+      this.#requested = target;
+      this.log.waitDurable(BigInt(target)).catch(() => {});
+    }
+  }
+
+  /** Whether a ring holds the next record. */
+  #ready(): boolean {
+    const next = Number(this.log.sequence) + 1;
+    for (const r of this.rings) {
+      const off = r.peek();
+      if (off >= 0 && r.sequenceAt(off) === next) return true;
+    }
+    return false;
+  }
+
+  /** Everything claimed has been taken in. */
+  drained(): boolean {
+    return this.log.sequence >= Atomics.load(this.ctl.b64, B.SEQUENCE);
+  }
+
+  async sleep(): Promise<void> {
+    const i32 = this.ctl.i32;
+    Atomics.store(i32, I.SLEEPING, 1);
+    const bell = Atomics.load(i32, I.DOORBELL);
+    if (!this.#ready() && !this.closing) {
+      const r = Atomics.waitAsync(i32, I.DOORBELL, bell, 200);
+      if (r.async) await keepAlive(r.value, 200);
+    }
+    Atomics.store(i32, I.SLEEPING, 0);
+  }
+
+  /** Lets completions and messages run between drains. */
+  yield(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#resume = resolve;
+      this.#yield.port2.postMessage(0);
+    });
+  }
+
+  publishDurable(seq: number, segment: number, offset: number): void {
+    const b = this.ctl.b64;
+    Atomics.store(b, B.SYNCED_SEGMENT, BigInt(segment));
+    Atomics.store(b, B.SYNCED_OFFSET, BigInt(offset));
+    Atomics.store(b, B.DURABLE, BigInt(seq));
+    Atomics.notify(b, B.DURABLE);
+    this.publishMetrics();
+  }
+
+  /** Copies the counters to shared memory; the latency percentiles at most every 20 ms. */
+  publishMetrics(force = false): void {
+    const m = this.log.metrics(false);
+    const f = this.ctl.metrics;
+    f[M.RECORDS] = m.recordsAppended;
+    f[M.BYTES] = m.bytesAppended;
+    f[M.BATCHES] = m.batches;
+    f[M.FDATASYNCS] = m.fdatasyncs;
+    f[M.IN_FLIGHT] = m.inFlightBatches;
+    f[M.PENDING_BYTES] = m.pendingBytes;
+    const now = performance.now();
+    if (force || now - this.#lastMetrics > 20) {
+      this.#lastMetrics = now;
+      const l = this.log.metrics().syncLatency;
+      f[M.LAT_COUNT] = l.count;
+      f[M.LAT_P50] = l.p50Us;
+      f[M.LAT_P99] = l.p99Us;
+      f[M.LAT_MAX] = l.maxUs;
+    }
+  }
+
+  async run(): Promise<void> {
+    let stalled = 0;
+    while (true) {
+      let n = 0;
+      try {
+        n = this.drain();
+      } catch (e) {
+        if (!(e instanceof PerCoreWalError) || e.code !== "Backpressure") throw e;
+        // The log holds maxPendingBytes not yet durable: let them reach the disk first.
+        await this.log.sync().catch(() => {});
+      }
+      this.requestSyncs();
+      if (this.log.failure !== undefined) return;
+      if (this.closing && this.drained()) return;
+      if (n > 0) {
+        stalled = 0;
+        await this.yield();
+      } else {
+        this.publishMetrics(true);
+        if (this.closing && ++stalled > 50) {
+          throw new PerCoreWalError(
+            "Failed",
+            `Core ${this.log.coreId} closed with sequence ${
+              Number(this.log.sequence) + 1
+            } claimed but never published`,
+          );
+        }
+        await this.sleep();
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.publishMetrics(true);
+    this.#yield.port1.close();
+    this.#yield.port2.close();
+    try {
+      await this.log.close();
+    } finally {
+      await this.#inner?.close();
+    }
+  }
+}
+
+let worker: CoreWorker | undefined;
+let running: Promise<void> | undefined;
+/** Rings handed out before the log finished opening. */
+const early: ProducerRing[] = [];
+
+function _pin(coreId: number): void {
+  // Lazy: only a Worker asked to pin loads libc.
+  import("../ffi/libc.ts").then(({ libc }) => {
+    const cpus = navigator.hardwareConcurrency;
+    const mask = new Uint8Array(128);
+    const cpu = coreId % cpus;
+    mask[cpu >> 3] |= 1 << (cpu & 7);
+    libc().sched_setaffinity(0, 128n, mask);
+  }).catch(() => {});
+}
+
+async function init(m: InitMessage): Promise<void> {
+  const config = new PerCoreWalConfig(m.baseDir, m.numCores, m.options);
+  const ctl = new Control(m.control);
+  if (config.options.pinWorkers) _pin(m.coreId);
+  let inner: IoBackend | undefined;
+  let backend: IoBackend | undefined;
+  let fallbackReason: string | undefined;
+  if (m.faults !== undefined) {
+    const made = createBackend(config.options);
+    inner = made.backend;
+    backend = new FaultyBackend(inner, m.faults);
+    fallbackReason = made.fallbackReason;
+  }
+  const log = await CoreLog.open(config, m.coreId, {
+    backend,
+    minEpoch: BigInt(m.minEpoch),
+    onDurable: (seq, pos) => worker?.publishDurable(seq, pos.segment, pos.offset),
+    onFail: (e) => {
+      ctl.fail(e);
+      self.postMessage({ type: "failed", error: errorData(e) });
+    },
+  }).catch(async (e) => {
+    await inner?.close();
+    throw e;
+  });
+  const w = worker = new CoreWorker(log, ctl, new ProducerRing(m.ring), inner);
+  w.rings.push(...early.splice(0));
+  const b = ctl.b64;
+  const seq = log.sequence;
+  Atomics.store(b, B.SEQUENCE, seq);
+  Atomics.store(b, B.DURABLE, log.durableSequence);
+  Atomics.store(b, B.SYNC_REQUEST, seq);
+  const p = log.position;
+  Atomics.store(b, B.POS_SEGMENT, BigInt(p.segment));
+  Atomics.store(b, B.POS_OFFSET, BigInt(p.offset));
+  Atomics.store(b, B.POS_SEQUENCE, seq);
+  const sp = log.syncedPosition;
+  Atomics.store(b, B.SYNCED_SEGMENT, BigInt(sp.segment));
+  Atomics.store(b, B.SYNCED_OFFSET, BigInt(sp.offset));
+  w.publishMetrics(true);
+  Atomics.store(ctl.i32, I.STATE, CoreState.Running);
+  running = w.run().catch((e) => {
+    const err = e instanceof PerCoreWalError
+      ? e
+      : new PerCoreWalError("Failed", `Core ${m.coreId}'s Worker: ${e}`);
+    ctl.fail(err);
+    self.postMessage({ type: "failed", error: errorData(err) });
+  });
+  self.postMessage({
+    type: "ready",
+    sequence: String(seq),
+    epoch: String(log.epoch),
+    backend: log.backend,
+    writeMode: log.writeMode,
+    fallbackReason: log.fallbackReason ?? fallbackReason,
+  });
+}
+
+async function close(): Promise<void> {
+  const w = worker;
+  let error: ErrorData | undefined;
+  if (w !== undefined) {
+    w.closing = true;
+    Atomics.add(w.ctl.i32, I.DOORBELL, 1);
+    Atomics.notify(w.ctl.i32, I.DOORBELL);
+    await running;
+    try {
+      await w.close();
+    } catch (e) {
+      error = errorData(e);
+    }
+    if (w.ctl.state !== CoreState.Failed) Atomics.store(w.ctl.i32, I.STATE, CoreState.Closed);
+    w.ctl.wakeAll();
+  }
+  self.postMessage({ type: "closed", error });
+}
+
+self.onmessage = (e: MessageEvent) => {
+  const m = e.data;
+  switch (m.type) {
+    case "init":
+      init(m as InitMessage).catch((err) =>
+        self.postMessage({ type: "error", error: errorData(err) })
+      );
+      break;
+    case "addRing":
+      if (worker === undefined) {
+        early.push(new ProducerRing(m.ring));
+      } else {
+        worker.rings.push(new ProducerRing(m.ring));
+        Atomics.add(worker.ctl.i32, I.DOORBELL, 1);
+        Atomics.notify(worker.ctl.i32, I.DOORBELL);
+      }
+      break;
+    case "close":
+      close();
+      break;
+  }
+};

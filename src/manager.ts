@@ -1,0 +1,486 @@
+/**
+ * `PerCoreWalManager`: one Worker per core, each owning its ring and segments; producers on
+ * any thread append through shared memory.
+ *
+ * @module
+ */
+
+import { PerCoreWalConfig } from "./config.ts";
+import { ensureDirectory, listCoreSegments, type WalPosition } from "./core_log.ts";
+import type { ErrorData, InitMessage } from "./core_worker.ts";
+import { PerCoreWalError, type PerCoreWalErrorCode } from "./errors.ts";
+import type { LatencySummary } from "./histogram.ts";
+import type { BackendKind } from "./io/backend.ts";
+import type { FaultPlan } from "./io/faulty.ts";
+import { PerCoreWalReader, scanSegment } from "./reader.ts";
+import { B, Control, CoreState, M, ProducerRing } from "./shared.ts";
+import type { PerCoreWalEntry, SegmentStats } from "./types.ts";
+import { CoreWalWriter, type WriterHandle } from "./writer.ts";
+
+/** Counters of one core, as its Worker last published them. */
+export interface CoreMetrics {
+  /** The core. */
+  coreId: number;
+  /** The backend writing its segments. */
+  backend: BackendKind;
+  /** The write mode in use. */
+  writeMode: "direct" | "dsync" | "buffered";
+  /** Records written since open. */
+  recordsAppended: number;
+  /** Record bytes written since open. */
+  bytesAppended: number;
+  /** Batches submitted. */
+  batches: number;
+  /** fdatasyncs submitted. */
+  fdatasyncs: number;
+  /** Time from a batch's submission to its durability. */
+  syncLatency: LatencySummary;
+  /** Batches between submission and durability. */
+  inFlightBatches: number;
+  /** Records appended by producers and not yet taken in by the Worker. */
+  queuedRecords: number;
+  /** Bytes taken in and not yet durable. */
+  pendingBytes: number;
+  /** Whether the core failed. */
+  failed: boolean;
+}
+
+/** Options of {@linkcode PerCoreWalManager.open} that tests use. */
+export interface ManagerOpenOptions {
+  /** Fault injection: core id → faults its backend injects (tests only). */
+  faults?: Record<number, FaultPlan>;
+}
+
+interface Core {
+  worker: Worker;
+  control: Control;
+  writer: CoreWalWriter;
+  ring: ProducerRing;
+  backend: BackendKind;
+  writeMode: "direct" | "dsync" | "buffered";
+  fallbackReason?: string;
+  failure?: PerCoreWalError;
+  closed?: (error?: ErrorData) => void;
+}
+
+const LOCK_FILE = "wal.lock";
+
+function _error(d: ErrorData): PerCoreWalError | TypeError | RangeError {
+  if (d.code === "TypeError") return new TypeError(d.message);
+  if (d.code === "RangeError") return new RangeError(d.message);
+  return new PerCoreWalError(d.code as PerCoreWalErrorCode, d.message, d);
+}
+
+/**
+ * The per-core WAL: one Deno Worker per core, each with its own io_uring ring and segment
+ * files. Producers on any thread append without locks (shared memory, one atomic add per
+ * record); batched writes and fdatasyncs give durable acknowledgements.
+ *
+ * @example
+ * ```ts ignore
+ * import { PerCoreWalConfig, PerCoreWalManager } from "@percore/wal";
+ *
+ * const config = new PerCoreWalConfig("./data/wal", 2);
+ * await using manager = await PerCoreWalManager.open(config);
+ * manager.writer(0).appendPut("key1", "value1");
+ * manager.writer(1).appendPut("key2", "value2");
+ * await manager.syncAll();
+ * const merged = await manager.mergeSegments(); // by (epoch, timestampNs, coreId, sequence)
+ * ```
+ */
+export class PerCoreWalManager {
+  /** The configuration. */
+  readonly config: PerCoreWalConfig;
+  readonly #cores: Core[];
+  readonly #epoch: BigInt64Array;
+  readonly #lock: Deno.FsFile;
+  #closing: Promise<void> | undefined;
+
+  private constructor(
+    config: PerCoreWalConfig,
+    cores: Core[],
+    epoch: BigInt64Array,
+    lock: Deno.FsFile,
+  ) {
+    this.config = config;
+    this.#cores = cores;
+    this.#epoch = epoch;
+    this.#lock = lock;
+  }
+
+  /**
+   * Opens the WAL in `config.baseDir`: creates it, or reopens it (a torn tail is cut,
+   * sequences and epochs continue). Refused with "Locked" while another manager, in this or
+   * another process, holds the directory.
+   */
+  static async open(
+    config: PerCoreWalConfig,
+    options: ManagerOpenOptions = {},
+  ): Promise<PerCoreWalManager> {
+    if (!(config instanceof PerCoreWalConfig)) {
+      throw new TypeError("config must be a PerCoreWalConfig");
+    }
+    ensureDirectory(config.baseDir);
+    const lock = _lock(config.baseDir);
+    const epochSab = new SharedArrayBuffer(8);
+    const cores: Core[] = [];
+    try {
+      const ready = [];
+      for (let c = 0; c < config.numCores; c++) {
+        const { core, ready: r } = _start(config, c, epochSab, options.faults?.[c]);
+        cores.push(core);
+        ready.push(r);
+      }
+      const results = await Promise.allSettled(ready);
+      const failed = results.find((r) => r.status === "rejected");
+      if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+      const epochs = results.map((r) =>
+        BigInt((r as PromiseFulfilledResult<{ epoch: string }>).value.epoch)
+      );
+      const epoch = new BigInt64Array(epochSab);
+      Atomics.store(epoch, 0, epochs.reduce((a, b) => (a > b ? a : b), 0n));
+      const manager = new PerCoreWalManager(config, cores, epoch, lock);
+      for (const core of cores) manager.#watch(core);
+      return manager;
+    } catch (e) {
+      await Promise.all(cores.map((c) => _stop(c)));
+      lock.close();
+      throw e;
+    }
+  }
+
+  #watch(core: Core): void {
+    core.worker.onmessage = (e: MessageEvent) => {
+      const m = e.data;
+      if (m.type === "failed") core.failure ??= _error(m.error) as PerCoreWalError;
+      else if (m.type === "closed") core.closed?.(m.error);
+    };
+    core.worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      const err = new PerCoreWalError(
+        "Failed",
+        `Core ${core.writer.coreId}'s Worker crashed: ${e.message}`,
+        {
+          coreId: core.writer.coreId,
+        },
+      );
+      core.failure ??= err;
+      core.control.fail(err);
+      core.closed?.(undefined);
+    };
+  }
+
+  #core(coreId: number): Core {
+    const core = Number.isInteger(coreId) ? this.#cores[coreId] : undefined;
+    if (core === undefined) {
+      throw new PerCoreWalError(
+        "InvalidCoreId",
+        `Core id ${coreId} is out of range: this WAL has cores 0 to ${this.#cores.length - 1}`,
+        { coreId },
+      );
+    }
+    return core;
+  }
+
+  /** The writer of core `coreId` for the thread that opened the manager. */
+  writer(coreId: number): CoreWalWriter {
+    return this.#core(coreId).writer;
+  }
+
+  /**
+   * A handle through which another Worker of the application appends to core `coreId`: send it
+   * with `postMessage` and call `CoreWalWriter.attach(handle)` there. Each handle has its own
+   * shared buffer and serves one thread.
+   */
+  writerHandle(coreId: number): WriterHandle {
+    const core = this.#core(coreId);
+    this.#checkOpen();
+    const ring = new ProducerRing(this.config.options.sharedBufferBytes);
+    core.worker.postMessage({ type: "addRing", ring: ring.sab });
+    return {
+      coreId,
+      control: core.control.sab,
+      ring: ring.sab,
+      epoch: this.#epoch.buffer as SharedArrayBuffer,
+      maxRecordBytes: this.config.options.maxRecordBytes,
+    };
+  }
+
+  #checkOpen(): void {
+    if (this.#closing !== undefined) {
+      throw new PerCoreWalError("Closed", "The WAL manager is closed");
+    }
+  }
+
+  /** How many cores. */
+  get numCores(): number {
+    return this.#cores.length;
+  }
+
+  /** The current global epoch. */
+  get epoch(): bigint {
+    return Atomics.load(this.#epoch, 0);
+  }
+
+  /**
+   * Moves the global epoch forward by one and returns it. Each core's records take the new
+   * epoch from its next epoch barrier on ({@linkcode writeEpochBarrierAll} writes one on every
+   * core), so that a barrier separates the epochs of a core however many producers append.
+   */
+  advanceEpoch(): bigint {
+    this.#checkOpen();
+    return Atomics.add(this.#epoch, 0, 1n) + 1n;
+  }
+
+  /** Appends a barrier of the current epoch on every core; returns each barrier's sequence. */
+  writeEpochBarrierAll(): bigint[] {
+    this.#checkOpen();
+    const epoch = this.epoch;
+    return this.#cores.map((c) => c.writer.appendEpochBarrier(epoch));
+  }
+
+  /** Resolves when everything appended to every core before the call is durable (in parallel). */
+  async syncAll(): Promise<void> {
+    await Promise.all(this.#cores.map((c) => c.writer.sync()));
+  }
+
+  /** Each core's position after the last record its Worker took in. */
+  positions(): WalPosition[] {
+    return this.#cores.map((c) => c.writer.position);
+  }
+
+  /** Each core's position after its last durable record. */
+  syncedPositions(): WalPosition[] {
+    return this.#cores.map((c) => c.writer.syncedPosition);
+  }
+
+  /** The backend of core 0 (every core chooses the same way). */
+  get backend(): BackendKind {
+    return this.#cores[0].backend;
+  }
+
+  /** Why `backend: "auto"` fell back to the sync backend, if it did. */
+  get fallbackReason(): string | undefined {
+    return this.#cores[0].fallbackReason;
+  }
+
+  /** The error each core failed with (undefined for a healthy core). */
+  get failures(): (PerCoreWalError | undefined)[] {
+    return this.#cores.map((c) =>
+      c.failure ?? (c.control.state === CoreState.Failed ? c.control.error() : undefined)
+    );
+  }
+
+  /** Counters of every core. */
+  metrics(): CoreMetrics[] {
+    return this.#cores.map((c, coreId) => {
+      const f = c.control.metrics;
+      const b = c.control.b64;
+      return {
+        coreId,
+        backend: c.backend,
+        writeMode: c.writeMode,
+        recordsAppended: f[M.RECORDS],
+        bytesAppended: f[M.BYTES],
+        batches: f[M.BATCHES],
+        fdatasyncs: f[M.FDATASYNCS],
+        syncLatency: {
+          count: f[M.LAT_COUNT],
+          p50Us: f[M.LAT_P50],
+          p99Us: f[M.LAT_P99],
+          maxUs: f[M.LAT_MAX],
+        },
+        inFlightBatches: f[M.IN_FLIGHT],
+        queuedRecords: Number(Atomics.load(b, B.SEQUENCE) - Atomics.load(b, B.POS_SEQUENCE)),
+        pendingBytes: f[M.PENDING_BYTES],
+        failed: c.control.state === CoreState.Failed,
+      };
+    });
+  }
+
+  /** Statistics of every segment of every core, read up to the durable end (the WAL stays open). */
+  async segmentStats(): Promise<SegmentStats[]> {
+    const out: SegmentStats[] = [];
+    for (const { path, last, limit } of this.#segments()) {
+      if (await _unstarted(path, limit)) continue;
+      const r = await scanSegment(path, {
+        maxRecordBytes: this.config.options.maxRecordBytes,
+        isLastSegment: last,
+        limitOffset: limit,
+      });
+      out.push(r.stats);
+    }
+    return out;
+  }
+
+  /**
+   * Every durable entry of every core, ordered by `(epoch, timestampNs, coreId, sequence)`.
+   * Syncs first. Holds everything in memory: for large logs use the streaming merge.
+   */
+  async mergeSegments(): Promise<PerCoreWalEntry[]> {
+    await this.syncAll();
+    const out: PerCoreWalEntry[] = [];
+    for (const { path, last, limit } of this.#segments()) {
+      if (await _unstarted(path, limit)) continue;
+      await using r = await PerCoreWalReader.open(path, {
+        maxRecordBytes: this.config.options.maxRecordBytes,
+        isLastSegment: last,
+        limitOffset: limit,
+      });
+      for await (const e of r) out.push(e);
+    }
+    return out.sort(compareEntries);
+  }
+
+  /** Segment files of every core; the current one limited to its durable end. */
+  *#segments(): Generator<{ path: string; last: boolean; limit?: number }> {
+    const synced = this.syncedPositions();
+    for (let c = 0; c < this.#cores.length; c++) {
+      for (const s of listCoreSegments(this.config, c)) {
+        if (s.index > synced[c].segment) continue; // prepared ahead, not started
+        const current = s.index === synced[c].segment;
+        yield { path: s.path, last: current, limit: current ? synced[c].offset : undefined };
+      }
+    }
+  }
+
+  /**
+   * Drains every core (appends already made are written and made durable), stops the Workers
+   * and releases the directory. Appends nothing of its own. Idempotent. Rejects with a core's
+   * failure if one failed (after closing everything).
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      for (const c of this.#cores) {
+        Atomics.compareExchange(c.control.i32, 0, CoreState.Running, CoreState.Closing);
+      }
+      const results = await Promise.all(this.#cores.map((c) => _stop(c)));
+      try {
+        this.#lock.unlockSync();
+      } finally {
+        this.#lock.close();
+      }
+      const failure = this.failures.find((f) => f !== undefined) ??
+        results.find((e) => e !== undefined);
+      if (failure !== undefined) throw failure;
+    })();
+    return this.#closing;
+  }
+
+  /** Closes the manager. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** Orders entries by `(epoch, timestampNs, coreId, sequence)`. */
+export function compareEntries(a: PerCoreWalEntry, b: PerCoreWalEntry): number {
+  if (a.epoch !== b.epoch) return a.epoch < b.epoch ? -1 : 1;
+  if (a.timestampNs !== b.timestampNs) return a.timestampNs < b.timestampNs ? -1 : 1;
+  if (a.coreId !== b.coreId) return a.coreId - b.coreId;
+  return a.sequence < b.sequence ? -1 : a.sequence > b.sequence ? 1 : 0;
+}
+
+function _lock(dir: string): Deno.FsFile {
+  const path = `${dir}/${LOCK_FILE}`;
+  const file = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
+  let locked = false;
+  try {
+    locked = file.tryLockSync(true);
+  } finally {
+    if (!locked) file.close();
+  }
+  if (!locked) {
+    throw new PerCoreWalError(
+      "Locked",
+      `WAL directory "${dir}" is in use by another writer (lock file "${path}" is held)`,
+      { segment: path },
+    );
+  }
+  return file;
+}
+
+function _start(
+  config: PerCoreWalConfig,
+  coreId: number,
+  epoch: SharedArrayBuffer,
+  faults?: FaultPlan,
+) {
+  const control = new Control();
+  const ring = new ProducerRing(config.options.sharedBufferBytes);
+  ring.claim();
+  const worker = new Worker(new URL("./core_worker.ts", import.meta.url), { type: "module" });
+  const writer = new CoreWalWriter({
+    coreId,
+    control: control.sab,
+    ring: ring.sab,
+    epoch,
+    maxRecordBytes: config.options.maxRecordBytes,
+  }, false);
+  const core: Core = { worker, control, writer, ring, backend: "sync", writeMode: "buffered" };
+  const ready = new Promise<{ epoch: string }>((resolve, reject) => {
+    worker.onmessage = (e: MessageEvent) => {
+      const m = e.data;
+      if (m.type === "ready") {
+        core.backend = m.backend;
+        core.writeMode = m.writeMode;
+        core.fallbackReason = m.fallbackReason;
+        resolve(m);
+      } else if (m.type === "error") {
+        reject(_error(m.error));
+      }
+    };
+    worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      reject(
+        new PerCoreWalError("Failed", `Core ${coreId}'s Worker failed to start: ${e.message}`, {
+          coreId,
+        }),
+      );
+    };
+  });
+  const init: InitMessage = {
+    type: "init",
+    baseDir: config.baseDir,
+    numCores: config.numCores,
+    options: { ...config.options },
+    coreId,
+    control: control.sab,
+    epoch,
+    ring: ring.sab,
+    minEpoch: "0",
+    faults,
+  };
+  worker.postMessage(init);
+  return { core, ready };
+}
+
+/** Asks a core's Worker to drain and close, then terminates it; resolves with its close error. */
+function _stop(core: Core): Promise<PerCoreWalError | undefined> {
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (error?: ErrorData) => {
+      if (done) return;
+      done = true;
+      core.worker.terminate();
+      resolve(error === undefined ? undefined : _error(error) as PerCoreWalError);
+    };
+    core.closed = finish;
+    const prev = core.worker.onmessage;
+    core.worker.onmessage = (e: MessageEvent) => {
+      if (e.data?.type === "closed") finish(e.data.error);
+      else prev?.call(core.worker, e);
+    };
+    try {
+      core.worker.postMessage({ type: "close" });
+    } catch {
+      finish();
+    }
+  });
+}
+
+/** Whether a segment file (up to `limit`) is all zeros: prepared, never started. */
+async function _unstarted(path: string, limit?: number): Promise<boolean> {
+  using r = await PerCoreWalReader.open(path, { limitOffset: limit });
+  return r.header === undefined;
+}

@@ -1,0 +1,303 @@
+/**
+ * Shared memory between producers and a core's Worker: the core's control block and the
+ * producer rings. No message crosses threads per record: producers claim a sequence with one
+ * atomic add, encode the record into their own ring, and publish it by moving the ring's tail.
+ *
+ * @module
+ */
+
+import { PerCoreWalError, type PerCoreWalErrorCode } from "./errors.ts";
+import { R_LENGTH, R_SEQUENCE } from "./format.ts";
+
+// ---------------------------------------------------------------------------------------------
+// The core's control block
+
+/** Int32 slots of the control block. */
+export const I = {
+  /** {@linkcode CoreState}. */
+  STATE: 0,
+  /** Bumped (and notified) by producers to wake a sleeping Worker. */
+  DOORBELL: 1,
+  /** 1 while the Worker waits on the doorbell. */
+  SLEEPING: 2,
+  /** Length of the JSON error in the error area. */
+  ERROR_LENGTH: 3,
+} as const;
+
+/** BigInt64 slots of the control block (after 64 bytes of Int32 slots). */
+export const B = {
+  /** Last sequence claimed by a producer. */
+  SEQUENCE: 0,
+  /** Last durable sequence. */
+  DURABLE: 1,
+  /** Highest sequence a `sync()` asked for. */
+  SYNC_REQUEST: 2,
+  /** Segment and offset after the last record the Worker took in. */
+  POS_SEGMENT: 3,
+  POS_OFFSET: 4,
+  /** Sequence of the last record the Worker took in. */
+  POS_SEQUENCE: 5,
+  /** Segment and offset after the last durable record. */
+  SYNCED_SEGMENT: 6,
+  SYNCED_OFFSET: 7,
+} as const;
+
+/** Float64 slots of the metrics area. */
+export const M = {
+  RECORDS: 0,
+  BYTES: 1,
+  BATCHES: 2,
+  FDATASYNCS: 3,
+  LAT_COUNT: 4,
+  LAT_P50: 5,
+  LAT_P99: 6,
+  LAT_MAX: 7,
+  IN_FLIGHT: 8,
+  PENDING_BYTES: 9,
+} as const;
+
+/** Lifecycle of a core, in `I.STATE`. Closing: appends refused, waits go on until Closed. */
+export const CoreState = { Starting: 0, Running: 1, Failed: 2, Closed: 3, Closing: 4 } as const;
+
+const INT_BYTES = 64;
+const BIG_BYTES = 128;
+const METRICS_OFFSET = INT_BYTES + BIG_BYTES;
+const METRICS_BYTES = 128;
+const ERROR_OFFSET = METRICS_OFFSET + METRICS_BYTES;
+const ERROR_BYTES = 2048;
+/** Size of a core's control block. */
+export const CONTROL_BYTES = ERROR_OFFSET + ERROR_BYTES;
+
+/** Typed views over a core's control block. */
+export class Control {
+  /** The shared memory. */
+  readonly sab: SharedArrayBuffer;
+  /** Int32 slots ({@linkcode I}). */
+  readonly i32: Int32Array;
+  /** BigInt64 slots ({@linkcode B}). */
+  readonly b64: BigInt64Array;
+  /** Metrics ({@linkcode M}). */
+  readonly metrics: Float64Array;
+  readonly #error: Uint8Array;
+
+  /** Views over `sab`, or a new control block. */
+  constructor(sab = new SharedArrayBuffer(CONTROL_BYTES)) {
+    this.sab = sab;
+    this.i32 = new Int32Array(sab, 0, INT_BYTES / 4);
+    this.b64 = new BigInt64Array(sab, INT_BYTES, BIG_BYTES / 8);
+    this.metrics = new Float64Array(sab, METRICS_OFFSET, METRICS_BYTES / 8);
+    this.#error = new Uint8Array(sab, ERROR_OFFSET, ERROR_BYTES);
+  }
+
+  /** The core's state. */
+  get state(): number {
+    return Atomics.load(this.i32, I.STATE);
+  }
+
+  /** Records why the core failed (readable from any thread), then marks it failed and wakes everyone. */
+  fail(error: PerCoreWalError): void {
+    if (this.state === CoreState.Failed) return;
+    const json = new TextEncoder().encode(JSON.stringify({
+      code: error.code,
+      message: error.message,
+      errno: error.errno,
+      operation: error.operation,
+      segment: error.segment,
+      offset: error.offset,
+      coreId: error.coreId,
+    }));
+    const n = Math.min(json.length, ERROR_BYTES);
+    this.#error.set(json.subarray(0, n));
+    Atomics.store(this.i32, I.ERROR_LENGTH, n);
+    Atomics.store(this.i32, I.STATE, CoreState.Failed);
+    this.wakeAll();
+  }
+
+  /** The error the core failed with (rebuilt from shared memory). */
+  error(): PerCoreWalError {
+    const n = Atomics.load(this.i32, I.ERROR_LENGTH);
+    try {
+      const e = JSON.parse(new TextDecoder().decode(this.#error.slice(0, n)));
+      return new PerCoreWalError(e.code as PerCoreWalErrorCode, e.message, e);
+    } catch {
+      return new PerCoreWalError("Failed", "The core failed (its error did not fit shared memory)");
+    }
+  }
+
+  /** Wakes the Worker and every thread waiting for durability. */
+  wakeAll(): void {
+    Atomics.add(this.i32, I.DOORBELL, 1);
+    Atomics.notify(this.i32, I.DOORBELL);
+    Atomics.notify(this.b64, B.DURABLE);
+  }
+
+  /** Wakes the Worker if it sleeps. */
+  ring(): void {
+    if (Atomics.load(this.i32, I.SLEEPING) !== 0) {
+      Atomics.add(this.i32, I.DOORBELL, 1);
+      Atomics.notify(this.i32, I.DOORBELL);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Producer rings: one producer thread, one consumer (the core's Worker)
+
+const R_TAIL = 0;
+const R_HEAD = 1;
+const R_OWNER = 2;
+const R_WAITING = 3;
+const RING_HEADER = 64;
+const WRAP = 0xffffffff;
+
+/** A single-producer single-consumer ring of variable-size records, 8-byte aligned. */
+export class ProducerRing {
+  /** The shared memory: a 64-byte header, then the data. */
+  readonly sab: SharedArrayBuffer;
+  /** Header slots: tail, head, owner, waiting. */
+  readonly ctl: Int32Array;
+  /** The data area. */
+  readonly data: Uint8Array;
+  /** A DataView over the data area. */
+  readonly view: DataView;
+  /** Data bytes (a power of two). */
+  readonly size: number;
+  readonly #mask: number;
+
+  /** Views over `sab`, or a new ring of `dataBytes` (rounded up to a power of two). */
+  constructor(sabOrSize: SharedArrayBuffer | number) {
+    const sab = typeof sabOrSize === "number"
+      ? new SharedArrayBuffer(RING_HEADER + 2 ** Math.ceil(Math.log2(Math.max(sabOrSize, 4096))))
+      : sabOrSize;
+    this.sab = sab;
+    this.ctl = new Int32Array(sab, 0, RING_HEADER / 4);
+    this.size = sab.byteLength - RING_HEADER;
+    this.#mask = this.size - 1;
+    this.data = new Uint8Array(sab, RING_HEADER, this.size);
+    this.view = new DataView(sab, RING_HEADER, this.size);
+  }
+
+  /** Claims the ring for the calling thread; false if another thread has it. */
+  claim(): boolean {
+    return Atomics.compareExchange(this.ctl, R_OWNER, 0, 1) === 0;
+  }
+
+  // --- producer side
+
+  /**
+   * Reserves `length` bytes contiguous in the data area: returns their offset, or -1 if the
+   * ring is full. Writes a wrap marker when the record does not fit before the end.
+   */
+  reserve(length: number): number {
+    const alloc = (length + 7) & ~7;
+    const tail = Atomics.load(this.ctl, R_TAIL) >>> 0;
+    const head = Atomics.load(this.ctl, R_HEAD) >>> 0;
+    const used = (tail - head) >>> 0;
+    const phys = tail & this.#mask;
+    const skip = phys + alloc > this.size ? this.size - phys : 0;
+    if (used + skip + alloc > this.size) return -1;
+    if (skip > 0) {
+      // Records are 8-aligned, so at least 8 bytes remain for the marker.
+      this.view.setUint32(phys + R_LENGTH, WRAP, true);
+      this.#pendingSkip = skip;
+      return 0;
+    }
+    this.#pendingSkip = 0;
+    return phys;
+  }
+  #pendingSkip = 0;
+
+  /** Publishes the record reserved last (of `length` bytes). */
+  publish(length: number): void {
+    const alloc = (length + 7) & ~7;
+    const tail = Atomics.load(this.ctl, R_TAIL) >>> 0;
+    Atomics.store(this.ctl, R_TAIL, (tail + this.#pendingSkip + alloc) | 0);
+  }
+
+  /** Whether `length` more bytes could be reserved now. */
+  fits(length: number): boolean {
+    const alloc = (length + 7) & ~7;
+    const tail = Atomics.load(this.ctl, R_TAIL) >>> 0;
+    const used = (tail - (Atomics.load(this.ctl, R_HEAD) >>> 0)) >>> 0;
+    const phys = tail & this.#mask;
+    const skip = phys + alloc > this.size ? this.size - phys : 0;
+    return used + skip + alloc <= this.size;
+  }
+
+  /** Blocks (Worker threads only) until the consumer frees space or `timeoutMs` passes. */
+  waitForSpace(timeoutMs: number): void {
+    const head = Atomics.load(this.ctl, R_HEAD);
+    Atomics.store(this.ctl, R_WAITING, 1);
+    Atomics.wait(this.ctl, R_HEAD, head, timeoutMs);
+  }
+
+  /** Resolves when the consumer frees space or `timeoutMs` passes. */
+  async waitForSpaceAsync(timeoutMs: number): Promise<void> {
+    const head = Atomics.load(this.ctl, R_HEAD);
+    Atomics.store(this.ctl, R_WAITING, 1);
+    const r = Atomics.waitAsync(this.ctl, R_HEAD, head, timeoutMs);
+    if (r.async) await keepAlive(r.value, timeoutMs);
+  }
+
+  // --- consumer side
+
+  /** Offset of the next record in the data area, or -1 if the ring is empty. */
+  peek(): number {
+    let head = Atomics.load(this.ctl, R_HEAD) >>> 0;
+    const tail = Atomics.load(this.ctl, R_TAIL) >>> 0;
+    if (head === tail) return -1;
+    let phys = head & this.#mask;
+    if (this.view.getUint32(phys + R_LENGTH, true) === WRAP) {
+      head = (head + this.size - phys) >>> 0;
+      Atomics.store(this.ctl, R_HEAD, head | 0);
+      if (head === tail) return -1;
+      phys = 0;
+    }
+    return phys;
+  }
+
+  /** Sequence of the record at `offset` (from {@linkcode peek}). */
+  sequenceAt(offset: number): number {
+    return this.view.getUint32(offset + R_SEQUENCE, true) +
+      this.view.getUint32(offset + R_SEQUENCE + 4, true) * 4294967296;
+  }
+
+  /** Length of the record at `offset`. */
+  lengthAt(offset: number): number {
+    return this.view.getUint32(offset + R_LENGTH, true);
+  }
+
+  /** Frees the record at the head (of `length` bytes) and wakes a producer waiting for space. */
+  consume(length: number): void {
+    const head = Atomics.load(this.ctl, R_HEAD) >>> 0;
+    Atomics.store(this.ctl, R_HEAD, (head + ((length + 7) & ~7)) | 0);
+    if (Atomics.load(this.ctl, R_WAITING) !== 0) {
+      Atomics.store(this.ctl, R_WAITING, 0);
+      Atomics.notify(this.ctl, R_HEAD);
+    }
+  }
+
+  /** Bytes published and not yet consumed. */
+  get usedBytes(): number {
+    return ((Atomics.load(this.ctl, R_TAIL) >>> 0) - (Atomics.load(this.ctl, R_HEAD) >>> 0)) >>> 0;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keeping the event loop alive while waiting
+
+let _waiters = 0;
+let _timer: ReturnType<typeof setInterval> | undefined;
+
+/**
+ * Awaits `p` while holding a timer: Deno's event loop does not count `Atomics.waitAsync` as
+ * pending work, and would otherwise end the program with the promise unsettled.
+ */
+export async function keepAlive<T>(p: Promise<T>, _timeoutMs: number): Promise<T> {
+  if (_waiters++ === 0) _timer = setInterval(() => {}, 60_000);
+  try {
+    return await p;
+  } finally {
+    if (--_waiters === 0) clearInterval(_timer);
+  }
+}

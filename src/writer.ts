@@ -1,0 +1,350 @@
+/**
+ * `CoreWalWriter`: the producer side of one core. It encodes records straight into shared
+ * memory and claims their sequences with one atomic add; the core's Worker stamps epoch,
+ * timestamp and CRC in sequence order and writes them.
+ *
+ * @module
+ */
+
+import { PerCoreWalError } from "./errors.ts";
+import {
+  bodyLength,
+  normalizeOperation,
+  PUT_OVERHEAD_BYTES,
+  R_CORE,
+  R_FLAGS,
+  R_LENGTH,
+  R_PAD,
+  R_SEQUENCE,
+  R_TYPE,
+  RECORD_HEADER_BYTES,
+  RecordType,
+  toBytes,
+  toKey,
+  toOffsets,
+  writeBody,
+} from "./format.ts";
+import { B, Control, CoreState, keepAlive, ProducerRing } from "./shared.ts";
+import type { WalPosition } from "./core_log.ts";
+import type { Bytes, CommitOffsets, WalOperation, WalOperationInput } from "./types.ts";
+
+/**
+ * What a Worker of the application needs to append to a core: pass it with `postMessage`
+ * and call {@linkcode CoreWalWriter.attach} there. One handle serves one thread.
+ */
+export interface WriterHandle {
+  /** The core. */
+  readonly coreId: number;
+  /** The core's control block. */
+  readonly control: SharedArrayBuffer;
+  /** This producer's ring. */
+  readonly ring: SharedArrayBuffer;
+  /** The global epoch. */
+  readonly epoch: SharedArrayBuffer;
+  /** The configured record limit. */
+  readonly maxRecordBytes: number;
+}
+
+/** How long a blocking append waits for space before it throws "Backpressure". */
+const BLOCK_TIMEOUT_MS = 30_000;
+
+/**
+ * Whether this thread may block in `Atomics.wait` for space. Deno allows it everywhere, but the
+ * main thread runs the application's event loop (its servers, its timers): only Workers block.
+ */
+const canBlock = (): boolean =>
+  typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope === "function";
+
+/**
+ * Appends to one core's log from the thread that owns it. Get it from `manager.writer(coreId)`
+ * on the thread that opened the manager, or with `CoreWalWriter.attach(manager.writerHandle(i))`
+ * in another Worker.
+ *
+ * Appends return the record's sequence at once. When the core's shared buffer is full, an
+ * append waits for space in a Worker (up to 30 s) and throws `PerCoreWalError` "Backpressure"
+ * on the main thread, which must not block; the `...Async` variants wait for space instead.
+ *
+ * @example
+ * ```ts ignore
+ * import { PerCoreWalConfig, PerCoreWalManager } from "@percore/wal";
+ *
+ * await using manager = await PerCoreWalManager.open(new PerCoreWalConfig("./data/wal", 2));
+ * const w = manager.writer(1);
+ * const seq = w.appendPut("key", "value");
+ * await w.waitDurable(seq);
+ * ```
+ */
+export class CoreWalWriter {
+  /** The core this writer appends to. */
+  readonly coreId: number;
+  readonly #ctl: Control;
+  readonly #ring: ProducerRing;
+  readonly #epoch: BigInt64Array;
+  readonly #maxRecord: number;
+
+  /** Use `manager.writer()` or {@linkcode CoreWalWriter.attach}. */
+  constructor(handle: WriterHandle, claim = true) {
+    this.coreId = handle.coreId;
+    this.#ctl = new Control(handle.control);
+    this.#ring = new ProducerRing(handle.ring);
+    this.#epoch = new BigInt64Array(handle.epoch);
+    this.#maxRecord = handle.maxRecordBytes;
+    if (claim && !this.#ring.claim()) {
+      throw new PerCoreWalError(
+        "Locked",
+        `This writer handle of core ${handle.coreId} is already attached in another thread: ` +
+          `ask the manager for one handle per thread`,
+        { coreId: handle.coreId },
+      );
+    }
+  }
+
+  /** A writer for a handle passed from the manager's thread; one handle serves one thread. */
+  static attach(handle: WriterHandle): CoreWalWriter {
+    if (
+      handle === null || typeof handle !== "object" || !(handle.ring instanceof SharedArrayBuffer)
+    ) {
+      throw new TypeError("attach() takes a handle from manager.writerHandle(coreId)");
+    }
+    return new CoreWalWriter(handle);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Appends
+
+  /** Appends a `put`; returns its sequence. */
+  appendPut(key: Bytes, value: Bytes): bigint {
+    const k = toKey(key);
+    const v = toBytes(value, "value");
+    const len = PUT_OVERHEAD_BYTES + k.length + v.length;
+    const pos = this.#reserve(len);
+    const ring = this.#ring;
+    const seq = this.#header(pos, len, RecordType.put);
+    ring.view.setUint16(pos + RECORD_HEADER_BYTES, k.length, true);
+    ring.data.set(k, pos + PUT_OVERHEAD_BYTES);
+    ring.data.set(v, pos + PUT_OVERHEAD_BYTES + k.length);
+    this.#publish(len);
+    return seq;
+  }
+
+  /** Appends a `delete`; returns its sequence. */
+  appendDelete(key: Bytes): bigint {
+    return this.#append({ type: "delete", key: toKey(key) });
+  }
+
+  /** Appends a `checkpoint` marker; returns its sequence. */
+  appendCheckpoint(id: bigint | number): bigint {
+    return this.#append(normalizeOperation({ type: "checkpoint", id }, 0n));
+  }
+
+  /** Appends a `commit` of source offsets (and a watermark); returns its sequence. */
+  appendCommit(offsets: CommitOffsets, watermark?: bigint | number): bigint {
+    if (watermark === undefined) {
+      return this.#append({ type: "commit", offsets: toOffsets(offsets) });
+    }
+    return this.#append(normalizeOperation({ type: "commit", offsets, watermark }, 0n));
+  }
+
+  /**
+   * Appends an epoch barrier: from it on, this core's records carry at least `epoch` (default:
+   * the manager's current epoch). Returns its sequence.
+   */
+  appendEpochBarrier(epoch?: bigint): bigint {
+    return this.#append(
+      normalizeOperation({ type: "epochBarrier", epoch }, Atomics.load(this.#epoch, 0)),
+    );
+  }
+
+  /** Appends any operation; returns its sequence. */
+  append(op: WalOperationInput): bigint {
+    return this.#append(normalizeOperation(op, Atomics.load(this.#epoch, 0)));
+  }
+
+  /** `appendPut`, waiting for space in the shared buffer instead of throwing "Backpressure". */
+  async appendPutAsync(key: Bytes, value: Bytes): Promise<bigint> {
+    const k = toKey(key);
+    const v = toBytes(value, "value");
+    await this.#space(PUT_OVERHEAD_BYTES + k.length + v.length);
+    return this.appendPut(k, v);
+  }
+
+  /** `append`, waiting for space in the shared buffer instead of throwing "Backpressure". */
+  async appendAsync(op: WalOperationInput): Promise<bigint> {
+    const n = normalizeOperation(op, Atomics.load(this.#epoch, 0));
+    await this.#space(RECORD_HEADER_BYTES + bodyLength(n));
+    return this.#append(n);
+  }
+
+  #append(op: WalOperation): bigint {
+    const len = RECORD_HEADER_BYTES + bodyLength(op);
+    const pos = this.#reserve(len);
+    const seq = this.#header(pos, len, RecordType[op.type]);
+    writeBody(op, this.#ring.data, this.#ring.view, pos + RECORD_HEADER_BYTES);
+    this.#publish(len);
+    return seq;
+  }
+
+  /** Writes the producer's part of the header and claims the sequence (space is reserved). */
+  #header(pos: number, len: number, type: number): bigint {
+    const v = this.#ring.view;
+    const seq = Atomics.add(this.#ctl.b64, B.SEQUENCE, 1n) + 1n;
+    v.setUint32(pos + R_LENGTH, len, true);
+    v.setBigUint64(pos + R_SEQUENCE, seq, true);
+    v.setUint8(pos + R_TYPE, type);
+    v.setUint8(pos + R_FLAGS, 0);
+    v.setUint16(pos + R_CORE, this.coreId, true);
+    v.setUint16(pos + R_PAD, 0, true);
+    return seq;
+  }
+
+  #publish(len: number): void {
+    this.#ring.publish(len);
+    this.#ctl.ring();
+  }
+
+  #checkOpen(len: number): void {
+    const state = this.#ctl.state;
+    if (state === CoreState.Failed) throw this.#ctl.error();
+    if (state !== CoreState.Running) {
+      throw new PerCoreWalError(
+        "Closed",
+        `Cannot append to core ${this.coreId}: the WAL is closed`,
+        {
+          coreId: this.coreId,
+        },
+      );
+    }
+    if (len > this.#maxRecord) {
+      throw new PerCoreWalError(
+        "RecordTooLarge",
+        `Record of ${len} bytes is larger than maxRecordBytes (${this.#maxRecord})`,
+        { coreId: this.coreId },
+      );
+    }
+  }
+
+  /** Reserves ring space for a record: waits in a Worker, throws "Backpressure" on the main thread. */
+  #reserve(len: number): number {
+    this.#checkOpen(len);
+    let pos = this.#ring.reserve(len);
+    if (pos >= 0) return pos;
+    if (!canBlock()) throw this.#backpressure();
+    const deadline = performance.now() + BLOCK_TIMEOUT_MS;
+    while ((pos = this.#ring.reserve(len)) < 0) {
+      this.#checkOpen(len);
+      if (performance.now() > deadline) throw this.#backpressure();
+      this.#ctl.ring();
+      this.#ring.waitForSpace(100);
+    }
+    return pos;
+  }
+
+  async #space(len: number): Promise<void> {
+    this.#checkOpen(len);
+    const deadline = performance.now() + BLOCK_TIMEOUT_MS;
+    while (!this.#ring.fits(len)) {
+      if (performance.now() > deadline) throw this.#backpressure();
+      this.#ctl.ring();
+      await this.#ring.waitForSpaceAsync(100);
+      this.#checkOpen(len);
+    }
+  }
+
+  #backpressure(): PerCoreWalError {
+    return new PerCoreWalError(
+      "Backpressure",
+      `Core ${this.coreId}'s shared buffer is full (${this.#ring.size} bytes waiting for its ` +
+        `Worker): await sync(), or use the ...Async appends, which wait for space`,
+      { coreId: this.coreId },
+    );
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Durability
+
+  /** Resolves when every record appended to this core before the call (by any thread) is durable. */
+  sync(): Promise<void> {
+    return this.#waitFor(Atomics.load(this.#ctl.b64, B.SEQUENCE));
+  }
+
+  /** Resolves when record `sequence` of this core (and every one before it) is durable. */
+  waitDurable(sequence: bigint): Promise<void> {
+    if (typeof sequence !== "bigint") {
+      return Promise.reject(new TypeError(`sequence must be a bigint, got ${typeof sequence}`));
+    }
+    const last = Atomics.load(this.#ctl.b64, B.SEQUENCE);
+    if (sequence > last) {
+      return Promise.reject(
+        new RangeError(`sequence ${sequence} was not appended yet (last is ${last})`),
+      );
+    }
+    return this.#waitFor(sequence);
+  }
+
+  async #waitFor(target: bigint): Promise<void> {
+    const b64 = this.#ctl.b64;
+    if (Atomics.load(b64, B.DURABLE) >= target) return;
+    let cur = Atomics.load(b64, B.SYNC_REQUEST);
+    while (cur < target) {
+      const prev = Atomics.compareExchange(b64, B.SYNC_REQUEST, cur, target);
+      if (prev === cur) break;
+      cur = prev;
+    }
+    this.#ctl.wakeAll();
+    while (true) {
+      const d = Atomics.load(b64, B.DURABLE);
+      if (d >= target) return;
+      const state = this.#ctl.state;
+      if (state === CoreState.Failed) throw this.#ctl.error();
+      if (state === CoreState.Closed) {
+        throw new PerCoreWalError(
+          "Closed",
+          `Core ${this.coreId}'s WAL closed before sequence ${target} was durable`,
+          {
+            coreId: this.coreId,
+          },
+        );
+      }
+      const r = Atomics.waitAsync(b64, B.DURABLE, d, 250);
+      if (r.async) await keepAlive(r.value, 250);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // State
+
+  /** Sequence of the last record appended to this core, by any thread (0n when none). */
+  get sequence(): bigint {
+    return Atomics.load(this.#ctl.b64, B.SEQUENCE);
+  }
+
+  /** Sequence of the last durable record of this core. */
+  get durableSequence(): bigint {
+    return Atomics.load(this.#ctl.b64, B.DURABLE);
+  }
+
+  /** After the last record the core's Worker has taken in (it takes them in within microseconds). */
+  get position(): WalPosition {
+    const b = this.#ctl.b64;
+    return {
+      segment: Number(Atomics.load(b, B.POS_SEGMENT)),
+      offset: Number(Atomics.load(b, B.POS_OFFSET)),
+      sequence: Atomics.load(b, B.POS_SEQUENCE),
+    };
+  }
+
+  /** After the last durable record. */
+  get syncedPosition(): WalPosition {
+    const b = this.#ctl.b64;
+    return {
+      segment: Number(Atomics.load(b, B.SYNCED_SEGMENT)),
+      offset: Number(Atomics.load(b, B.SYNCED_OFFSET)),
+      sequence: Atomics.load(b, B.DURABLE),
+    };
+  }
+
+  /** The error that stopped this core, if it failed. */
+  get failure(): PerCoreWalError | undefined {
+    return this.#ctl.state === CoreState.Failed ? this.#ctl.error() : undefined;
+  }
+}

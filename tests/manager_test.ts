@@ -1,0 +1,300 @@
+// The Worker runtime: one Worker per core on real rings and files, producers on the main
+// thread and in application Workers, epochs, failures, backpressure, locking, reopening.
+import { assert, assertEquals, assertGreater, assertRejects, assertThrows } from "@std/assert";
+import { PerCoreWalConfig } from "../src/config.ts";
+import { PerCoreWalError } from "../src/errors.ts";
+import { PerCoreWalManager } from "../src/manager.ts";
+import { CoreWalWriter } from "../src/writer.ts";
+import type { PerCoreWalEntry } from "../src/types.ts";
+import { asPut, BACKENDS, ignoreWithoutUring, readCore, str, tempDir } from "./_helpers.ts";
+
+function config(dir: string, cores: number, options = {}) {
+  return new PerCoreWalConfig(`${dir}/wal`, cores, { segmentSizeBytes: 256 * 1024, ...options });
+}
+
+/** Runs an application Worker that appends `count` records over `handles` and returns what it got acknowledged. */
+async function produce(
+  handles: unknown[],
+  count: number,
+  tag: string,
+  syncEvery = 64,
+): Promise<[number, bigint, string][]> {
+  const w = new Worker(new URL("./_producer_worker.ts", import.meta.url), { type: "module" });
+  try {
+    const result = await new Promise<{ acked?: [number, string, string][]; error?: string }>(
+      (resolve, reject) => {
+        w.onmessage = (e) => resolve(e.data);
+        w.onerror = (e) => {
+          e.preventDefault();
+          reject(new Error(e.message));
+        };
+        w.postMessage({ handles, count, syncEvery, tag });
+      },
+    );
+    if (result.error !== undefined) throw new Error(result.error);
+    return result.acked!.map(([c, s, k]) => [c, BigInt(s), k]);
+  } finally {
+    w.terminate();
+  }
+}
+
+for (const backend of BACKENDS) {
+  const ignore = backend === "io_uring" && ignoreWithoutUring;
+  const test = (name: string, fn: () => Promise<void>) =>
+    Deno.test({ name: `[${backend}] ${name}`, ignore, fn });
+
+  test("PerCoreWalManager: appends on every core, syncAll(), mergeSegments() ordered by (epoch, timestampNs, coreId, sequence)", async () => {
+    await using dir = await tempDir();
+    const cfg = config(dir.path, 2, { backend });
+    const m = await PerCoreWalManager.open(cfg);
+    assertEquals([m.numCores, m.backend, m.epoch], [2, backend, 0n]);
+    assertEquals(m.writer(0).appendPut("key1", "value1"), 1n);
+    assertEquals(m.writer(1).appendPut("key2", "value2"), 1n);
+    assertEquals(m.writer(0).appendDelete("key0"), 2n);
+    await m.writer(0).sync();
+    assertGreater(m.writer(0).durableSequence, 1n);
+    await m.syncAll();
+    const merged = await m.mergeSegments();
+    assertEquals(merged.length, 3);
+    for (let i = 1; i < merged.length; i++) {
+      const [a, b] = [merged[i - 1], merged[i]];
+      assert(
+        a.epoch < b.epoch || (a.epoch === b.epoch && a.timestampNs <= b.timestampNs),
+        "merge order",
+      );
+    }
+    assertEquals(str(asPut(merged.find((e) => e.coreId === 1)!.operation).value), "value2");
+    const stats = await m.segmentStats();
+    assertEquals(stats.map((s) => [s.coreId, s.entryCount]), [[0, 2], [1, 1]]);
+    assertEquals(m.syncedPositions().map((p) => p.sequence), [2n, 1n]);
+    const metrics = m.metrics();
+    assertEquals(metrics.map((x) => x.recordsAppended), [2, 1]);
+    assert(metrics.every((x) => x.fdatasyncs >= 1 && x.backend === backend && !x.failed));
+    await m.close();
+    await m.close();
+  });
+
+  test("main thread and application Workers append to every core at once; each acknowledged record is read back exactly once, in order", async () => {
+    await using dir = await tempDir();
+    const cfg = config(dir.path, 3, { backend });
+    const m = await PerCoreWalManager.open(cfg);
+    const cores = [0, 1, 2];
+    const workers = [0, 1].map((w) =>
+      produce(cores.map((c) => m.writerHandle(c)), 3000, `w${w}`, 97)
+    );
+    const mine: [number, bigint, string][] = [];
+    for (let i = 0; i < 3000; i++) {
+      const c = i % 3;
+      const key = `main-${i}`;
+      mine.push([c, m.writer(c).appendPut(key, `value-${i}`), key]);
+      if (i % 50 === 49) await m.syncAll();
+    }
+    await m.syncAll();
+    const acked = [...mine, ...(await Promise.all(workers)).flat()];
+    assertEquals(acked.length, 9000);
+    await m.close();
+    for (const c of cores) {
+      const entries = await readCore(cfg, c);
+      entries.forEach((e, i) =>
+        assertEquals(e.sequence, BigInt(i + 1), "per-core sequence has no gap")
+      );
+      const byKey = new Map(entries.map((e) => [str(asPut(e.operation).key), e.sequence]));
+      assertEquals(byKey.size, entries.length, "no record twice");
+      for (const [core, seq, key] of acked.filter((a) => a[0] === c)) {
+        assertEquals(byKey.get(key), seq, `${key} acknowledged as ${seq} on core ${core}`);
+      }
+      assertEquals(entries.length, acked.filter((a) => a[0] === c).length);
+    }
+  });
+
+  test("epoch barriers separate epochs on every core while producers append concurrently", async () => {
+    await using dir = await tempDir();
+    const cfg = config(dir.path, 2, { backend });
+    const m = await PerCoreWalManager.open(cfg);
+    const handles = [0, 1].map((c) => m.writerHandle(c));
+    const background = produce(handles, 4000, "bg", 31);
+    const barriers: bigint[][] = [];
+    for (let round = 0; round < 5; round++) {
+      for (let i = 0; i < 200; i++) m.writer(i % 2).appendPut(`r${round}-${i}`, "x");
+      assertEquals(m.advanceEpoch(), BigInt(round + 1));
+      barriers.push(m.writeEpochBarrierAll());
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await background;
+    await m.syncAll();
+    await m.close();
+    for (const c of [0, 1]) {
+      const entries = await readCore(cfg, c);
+      let epoch = 0n;
+      for (const e of entries) {
+        if (e.operation.type === "epochBarrier") {
+          epoch = e.operation.epoch;
+          assertEquals(e.sequence, barriers[Number(epoch) - 1][c], "barrier where it was appended");
+        }
+        assertEquals(e.epoch, epoch, `core ${c} seq ${e.sequence}: epoch follows the last barrier`);
+      }
+      assertEquals(epoch, 5n);
+    }
+  });
+
+  test("reopening continues sequences and the epoch on every core", async () => {
+    await using dir = await tempDir();
+    const cfg = config(dir.path, 2, { backend });
+    let m = await PerCoreWalManager.open(cfg);
+    m.writer(0).appendPut("a", "1");
+    m.writer(1).appendPut("b", "1");
+    m.writer(1).appendPut("c", "1");
+    m.advanceEpoch();
+    m.advanceEpoch();
+    m.writeEpochBarrierAll();
+    await m.close();
+    m = await PerCoreWalManager.open(cfg);
+    assertEquals(m.epoch, 2n);
+    assertEquals([m.writer(0).sequence, m.writer(1).sequence], [2n, 3n]);
+    assertEquals(m.writer(0).appendPut("d", "2"), 3n);
+    await m.syncAll();
+    const last = (await m.mergeSegments()).filter((e) => e.coreId === 0).at(-1)!;
+    assertEquals([last.sequence, last.epoch], [3n, 2n]);
+    await m.close();
+  });
+
+  test("close() writes exactly what was appended: no record of its own", async () => {
+    await using dir = await tempDir();
+    const cfg = config(dir.path, 2, { backend });
+    const m = await PerCoreWalManager.open(cfg);
+    for (let i = 0; i < 1000; i++) m.writer(i % 2).appendPut(`k${i}`, "v"); // never synced
+    await m.close();
+    assertEquals((await readCore(cfg, 0)).length + (await readCore(cfg, 1)).length, 1000);
+    assertEquals(
+      assertThrows(() => m.writer(0).appendPut("x", "y"), PerCoreWalError).code,
+      "Closed",
+    );
+    assertEquals(assertThrows(() => m.advanceEpoch(), PerCoreWalError).code, "Closed");
+  });
+}
+
+Deno.test({
+  name:
+    "a second manager on a directory in use is refused with Locked, in this process and in another",
+  ignore: ignoreWithoutUring,
+  async fn() {
+    await using dir = await tempDir();
+    const cfg = config(dir.path, 1);
+    const m = await PerCoreWalManager.open(cfg);
+    const e = await assertRejects(() => PerCoreWalManager.open(cfg), PerCoreWalError);
+    assertEquals(e.code, "Locked");
+    const root = new URL("..", import.meta.url).pathname;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        `import { PerCoreWalConfig, PerCoreWalManager } from "${root}mod.ts";
+         try { await PerCoreWalManager.open(new PerCoreWalConfig(${
+          JSON.stringify(cfg.baseDir)
+        }, 1)); console.log("opened"); }
+         catch (e) { console.log(e.code); }`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(new TextDecoder().decode(out.stdout).trim(), "Locked");
+    await m.close();
+    const again = await PerCoreWalManager.open(cfg);
+    await again.close();
+  },
+});
+
+Deno.test({
+  name:
+    "a core whose fdatasync fails rejects its waiters and later appends; the other cores keep working; acknowledged data is readable",
+  ignore: ignoreWithoutUring,
+  async fn() {
+    await using dir = await tempDir();
+    const cfg = config(dir.path, 2, { maxInFlightBatches: 1 });
+    const m = await PerCoreWalManager.open(cfg, { faults: { 1: { failSyncAt: 3, errno: 5 } } });
+    const acked: bigint[] = [];
+    let failure: PerCoreWalError | undefined;
+    for (let i = 0; i < 10 && failure === undefined; i++) {
+      const seq = m.writer(1).appendPut(`k${i}`, "v");
+      try {
+        await m.writer(1).sync();
+        acked.push(seq);
+      } catch (e) {
+        if (!(e instanceof PerCoreWalError)) throw e;
+        failure = e;
+      }
+    }
+    if (failure === undefined) throw new Error("the third batch's fdatasync did not fail");
+    assertEquals([failure.code, failure.errno, failure.operation], ["Io", "EIO", "fdatasync"]);
+    assertEquals(acked, [1n, 2n]);
+    assertEquals((await assertRejects(() => m.writer(1).sync(), PerCoreWalError)).errno, "EIO");
+    assertEquals(assertThrows(() => m.writer(1).appendPut("x", "y"), PerCoreWalError).errno, "EIO");
+    assertEquals(m.failures[1]?.errno, "EIO");
+    assertEquals(m.failures[0], undefined);
+    assert(m.metrics()[1].failed);
+    m.writer(0).appendPut("still", "working");
+    await m.writer(0).sync();
+    await assertRejects(() => m.close(), PerCoreWalError);
+    const reopened = await PerCoreWalManager.open(cfg);
+    const core1 = (await reopened.mergeSegments()).filter((e: PerCoreWalEntry) => e.coreId === 1);
+    assertEquals(core1.map((e) => e.sequence).slice(0, 2), acked);
+    await reopened.close();
+  },
+});
+
+Deno.test({
+  name:
+    "a full shared buffer throws Backpressure on the main thread; appendPutAsync waits for space; nothing is dropped",
+  ignore: ignoreWithoutUring,
+  async fn() {
+    await using dir = await tempDir();
+    // The engine holds at most 1 MiB not yet durable, so the Worker stops taking records in
+    // and the 8 KiB shared buffer fills.
+    const cfg = config(dir.path, 1, {
+      maxRecordBytes: 2048,
+      sharedBufferBytes: 8192,
+      maxPendingBytes: 1024 * 1024,
+      segmentSizeBytes: 4 * 1024 * 1024,
+    });
+    const m = await PerCoreWalManager.open(cfg);
+    const w = m.writer(0);
+    const value = new Uint8Array(1900);
+    let accepted = 0;
+    let err: unknown;
+    try {
+      for (let i = 0; i < 100_000; i++) {
+        w.appendPut(`k${i}`, value);
+        accepted++;
+      }
+    } catch (e) {
+      err = e;
+    }
+    assert(err instanceof PerCoreWalError && err.code === "Backpressure", String(err));
+    assertGreater(accepted, 3);
+    for (let i = 0; i < 200; i++) await w.appendPutAsync(`a${i}`, value);
+    await w.sync();
+    assertEquals(w.durableSequence, BigInt(accepted + 200));
+    await m.close();
+    assertEquals((await readCore(cfg)).length, accepted + 200);
+  },
+});
+
+Deno.test({
+  name:
+    "writer(coreId) out of range is InvalidCoreId; a handle attaches once; bad arguments are TypeError",
+  ignore: ignoreWithoutUring,
+  async fn() {
+    await using dir = await tempDir();
+    const m = await PerCoreWalManager.open(config(dir.path, 2));
+    for (const id of [2, -1, 0.5]) {
+      assertEquals(assertThrows(() => m.writer(id), PerCoreWalError).code, "InvalidCoreId");
+    }
+    const h = m.writerHandle(0);
+    CoreWalWriter.attach(h);
+    assertEquals(assertThrows(() => CoreWalWriter.attach(h), PerCoreWalError).code, "Locked");
+    assertThrows(() => CoreWalWriter.attach({} as never), TypeError);
+    assertThrows(() => m.writer(0).appendPut(42 as unknown as string, "v"), TypeError);
+    assertEquals(m.writer(0).sequence, 0n, "a refused append claims no sequence");
+    await assertRejects(() => PerCoreWalManager.open({} as PerCoreWalConfig), TypeError);
+    await m.close();
+  },
+});
