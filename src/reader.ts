@@ -315,7 +315,8 @@ export class PerCoreWalReader {
         const len = this.#view.getUint32(rel + R_LENGTH, true);
         await this.#ensure(q, len);
         const ok = checkRecord(this.#buf, this.#view, q - this.#bufStart, this.#bufLen, this.#ctx);
-        if (ok.status === "ok") return { nonZero, validAt: q };
+        // A valid record is non-zero even when its first (CRC) byte is 0.
+        if (ok.status === "ok") return { nonZero: true, validAt: q };
         await this.#ensure(w, n);
       }
     }

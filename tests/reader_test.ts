@@ -243,6 +243,22 @@ Deno.test("a valid record after damage is found even when its CRC starts with a 
   throw new Error("no record with a CRC starting with 0x00 in 20 x 400 records");
 });
 
+Deno.test("a zero hole followed by a record whose CRC starts with a zero byte is corruption", async () => {
+  await using dir = await tempDir();
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const { path, records, bytes } = await writeSegment(`${dir.path}/${attempt}`, 400);
+    const i = records.findIndex((r, k) => k > 1 && bytes[r.offset] === 0);
+    if (i < 0) continue;
+    const hole = records[i - 1];
+    bytes.fill(0, hole.offset, hole.offset + hole.length);
+    await Deno.writeFile(path, bytes);
+    const { end } = await verdict(path);
+    assertEquals([end.kind, end.offset], ["corrupted", hole.offset]);
+    return;
+  }
+  throw new Error("no record with a CRC starting with 0x00 in 20 x 400 records");
+});
+
 Deno.test("a segment cut inside its header block is a torn tail with no records", async () => {
   await using dir = await tempDir();
   const { path, bytes } = await writeSegment(dir.path, 3);
