@@ -57,6 +57,8 @@ const uring = await open("uring", "io_uring");
 const uringPipe = await open("uring-pipe", "io_uring");
 const syncLog = await open("sync", "sync");
 const syncPipe = await open("sync-pipe", "sync");
+// Let the background zero-fill of each log's next segment finish before measuring.
+await new Promise((r) => setTimeout(r, 3000));
 
 function append512(log: CoreLog): void {
   for (let i = 0; i < BATCH; i++) log.appendPut(keys[i], value);

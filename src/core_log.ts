@@ -344,14 +344,9 @@ export class CoreLog {
    * epoch, the timestamp and the CRC, which are stamped here so that they follow this core's
    * order. Its sequence must be the next one. An epoch barrier moves the core to its epoch.
    */
-  appendRaw(src: Uint8Array, offset: number, length: number): void {
-    const pos = this.#reserve(length);
-    const b = this.#open!;
+  appendRaw(src: Uint8Array, srcView: DataView, offset: number, length: number): void {
     const seq = this.#nextSeq;
-    const srcSeq = recordSequence(
-      new DataView(src.buffer, src.byteOffset + offset, RECORD_HEADER_BYTES),
-      0,
-    );
+    const srcSeq = recordSequence(srcView, offset);
     if (srcSeq !== seq) {
       const e = new PerCoreWalError(
         "Corrupted",
@@ -360,6 +355,8 @@ export class CoreLog {
       this.#fail(e);
       throw e;
     }
+    const pos = this.#reserve(length);
+    const b = this.#open!;
     b.buf.set(src.subarray(offset, offset + length), pos);
     if (b.buf[pos + R_TYPE] === RecordType.epochBarrier) {
       const epoch = getU64(b.view, pos + RECORD_HEADER_BYTES);

@@ -83,22 +83,20 @@ class CoreWorker {
   /** Takes records from the rings, in sequence order, into the log. */
   drain(): number {
     const log = this.log;
-    let next = Number(log.sequence) + 1;
-    let n = 0;
+    const first = Number(log.sequence) + 1;
+    let next = first;
     let progressed = true;
-    while (progressed && n < 65536) {
+    while (progressed && next - first < 65536) {
       progressed = false;
       for (const r of this.rings) {
-        for (let off = r.peek(); off >= 0 && r.sequenceAt(off) === next; off = r.peek()) {
-          const len = r.lengthAt(off);
-          log.appendRaw(r.data, off, len); // throws "Backpressure" before taking anything
-          r.consume(len);
-          next++;
-          n++;
-          progressed = true;
-        }
+        const { data, view } = r;
+        // appendRaw throws "Backpressure" before taking a record: it stays in its ring.
+        const after = r.takeFrom(next, (off, len) => log.appendRaw(data, view, off, len));
+        if (after !== next) progressed = true;
+        next = after;
       }
     }
+    const n = next - first;
     if (n > 0) {
       const p = log.position;
       const b = this.ctl.b64;
@@ -138,6 +136,9 @@ class CoreWorker {
     const i32 = this.ctl.i32;
     Atomics.store(i32, I.SLEEPING, 1);
     const bell = Atomics.load(i32, I.DOORBELL);
+    // A sync() raises its request, then rings: read requests after the bell, or one raised
+    // just before it would wait for the timeout.
+    this.requestSyncs();
     if (!this.#ready() && !this.closing) {
       const r = Atomics.waitAsync(i32, I.DOORBELL, bell, 200);
       if (r.async) await keepAlive(r.value, 200);

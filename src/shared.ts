@@ -241,6 +241,44 @@ export class ProducerRing {
 
   // --- consumer side
 
+  /**
+   * Takes consecutive records from the head while their sequences are `next`, `next + 1`, ...:
+   * calls `take(offset, length)` for each (which may throw to stop before taking it), then
+   * frees them all at once. Returns the next sequence wanted.
+   */
+  takeFrom(next: number, take: (offset: number, length: number) => void): number {
+    let head = Atomics.load(this.ctl, R_HEAD) >>> 0;
+    const tail = Atomics.load(this.ctl, R_TAIL) >>> 0;
+    const v = this.view;
+    const start = head;
+    try {
+      while (head !== tail) {
+        let phys = head & this.#mask;
+        if (v.getUint32(phys + R_LENGTH, true) === WRAP) {
+          head = (head + this.size - phys) >>> 0;
+          if (head === tail) break;
+          phys = 0;
+        }
+        const seq = v.getUint32(phys + R_SEQUENCE, true) +
+          v.getUint32(phys + R_SEQUENCE + 4, true) * 4294967296;
+        if (seq !== next) break;
+        const len = v.getUint32(phys + R_LENGTH, true);
+        take(phys, len);
+        head = (head + ((len + 7) & ~7)) >>> 0;
+        next++;
+      }
+    } finally {
+      if (head !== start) {
+        Atomics.store(this.ctl, R_HEAD, head | 0);
+        if (Atomics.load(this.ctl, R_WAITING) !== 0) {
+          Atomics.store(this.ctl, R_WAITING, 0);
+          Atomics.notify(this.ctl, R_HEAD);
+        }
+      }
+    }
+    return next;
+  }
+
   /** Offset of the next record in the data area, or -1 if the ring is empty. */
   peek(): number {
     let head = Atomics.load(this.ctl, R_HEAD) >>> 0;
@@ -260,21 +298,6 @@ export class ProducerRing {
   sequenceAt(offset: number): number {
     return this.view.getUint32(offset + R_SEQUENCE, true) +
       this.view.getUint32(offset + R_SEQUENCE + 4, true) * 4294967296;
-  }
-
-  /** Length of the record at `offset`. */
-  lengthAt(offset: number): number {
-    return this.view.getUint32(offset + R_LENGTH, true);
-  }
-
-  /** Frees the record at the head (of `length` bytes) and wakes a producer waiting for space. */
-  consume(length: number): void {
-    const head = Atomics.load(this.ctl, R_HEAD) >>> 0;
-    Atomics.store(this.ctl, R_HEAD, (head + ((length + 7) & ~7)) | 0);
-    if (Atomics.load(this.ctl, R_WAITING) !== 0) {
-      Atomics.store(this.ctl, R_WAITING, 0);
-      Atomics.notify(this.ctl, R_HEAD);
-    }
   }
 
   /** Bytes published and not yet consumed. */
