@@ -139,7 +139,7 @@ class CoreWorker {
     // A sync() raises its request, then rings: read requests after the bell, or one raised
     // just before it would wait for the timeout.
     this.requestSyncs();
-    if (!this.#ready() && !this.closing) {
+    if (!this.#ready() && !(this.closing && this.drained())) {
       const r = Atomics.waitAsync(i32, I.DOORBELL, bell, 200);
       if (r.async) await keepAlive(r.value, 200);
     }
