@@ -8,8 +8,6 @@
  * @module
  */
 
-/// <reference lib="deno.worker" />
-
 import { PerCoreWalConfig, type PerCoreWalOptions } from "./config.ts";
 import { CoreLog, createBackend } from "./core_log.ts";
 import { PerCoreWalError } from "./errors.ts";
@@ -228,6 +226,12 @@ class CoreWorker {
   }
 }
 
+/** This Worker's global scope (typed here: published modules may not pull in `deno.worker`). */
+const scope = globalThis as unknown as {
+  postMessage(message: unknown): void;
+  onmessage: ((e: MessageEvent) => void) | null;
+};
+
 let worker: CoreWorker | undefined;
 let running: Promise<void> | undefined;
 /** Rings handed out before the log finished opening. */
@@ -263,7 +267,7 @@ async function init(m: InitMessage): Promise<void> {
     onDurable: (seq, pos) => worker?.publishDurable(seq, pos.segment, pos.offset),
     onFail: (e) => {
       ctl.fail(e);
-      self.postMessage({ type: "failed", error: errorData(e) });
+      scope.postMessage({ type: "failed", error: errorData(e) });
     },
   }).catch(async (e) => {
     await inner?.close();
@@ -290,9 +294,9 @@ async function init(m: InitMessage): Promise<void> {
       ? e
       : new PerCoreWalError("Failed", `Core ${m.coreId}'s Worker: ${e}`);
     ctl.fail(err);
-    self.postMessage({ type: "failed", error: errorData(err) });
+    scope.postMessage({ type: "failed", error: errorData(err) });
   });
-  self.postMessage({
+  scope.postMessage({
     type: "ready",
     sequence: String(seq),
     epoch: String(log.epoch),
@@ -318,15 +322,15 @@ async function close(): Promise<void> {
     if (w.ctl.state !== CoreState.Failed) Atomics.store(w.ctl.i32, I.STATE, CoreState.Closed);
     w.ctl.wakeAll();
   }
-  self.postMessage({ type: "closed", error });
+  scope.postMessage({ type: "closed", error });
 }
 
-self.onmessage = (e: MessageEvent) => {
+scope.onmessage = (e: MessageEvent) => {
   const m = e.data;
   switch (m.type) {
     case "init":
       init(m as InitMessage).catch((err) =>
-        self.postMessage({ type: "error", error: errorData(err) })
+        scope.postMessage({ type: "error", error: errorData(err) })
       );
       break;
     case "addRing":
