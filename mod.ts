@@ -41,13 +41,36 @@ export {
   type WalPosition,
 } from "./src/core_log.ts";
 export { PerCoreWalError, PerCoreWalErrorCode, type PerCoreWalErrorDetails } from "./src/errors.ts";
+export { type CoreMetrics, type ManagerOpenOptions, PerCoreWalManager } from "./src/manager.ts";
 export {
   compareEntries,
-  type CoreMetrics,
-  type ManagerOpenOptions,
-  PerCoreWalManager,
-} from "./src/manager.ts";
+  type MergeOptions,
+  mergeSegments,
+  type SegmentOffset,
+} from "./src/merge.ts";
 export { CoreWalWriter, type WriterHandle } from "./src/writer.ts";
+export {
+  CheckpointCoordinator,
+  type CheckpointCoordinatorOptions,
+  type CheckpointMetadata,
+  type CheckpointPosition,
+  type CheckpointRunOptions,
+  type CheckpointStep,
+} from "./src/checkpoint.ts";
+export {
+  type CheckpointReport,
+  type PerCoreRecoveredState,
+  PerCoreRecoveryManager,
+  RecoveredState,
+  recoverPerCore,
+  type RecoveryMode,
+  type RecoveryOptions,
+  type RepairAction,
+  type ReplayPosition,
+  type SegmentReport,
+  type SegmentStatus,
+} from "./src/recovery.ts";
+export { configFromDirectory, type WalMeta } from "./src/wal_meta.ts";
 export type { FaultPlan } from "./src/io/faulty.ts";
 export {
   FORMAT_VERSION,

@@ -30,6 +30,8 @@ export const PerCoreWalErrorCode = {
   Backpressure: "Backpressure",
   /** The directory is held by another writer. */
   Locked: "Locked",
+  /** The configuration does not match the WAL directory (cores, segment pattern). */
+  ConfigMismatch: "ConfigMismatch",
 } as const;
 
 /** One of the {@linkcode PerCoreWalErrorCode} values. */

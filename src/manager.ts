@@ -12,7 +12,10 @@ import { PerCoreWalError, type PerCoreWalErrorCode } from "./errors.ts";
 import type { LatencySummary } from "./histogram.ts";
 import type { BackendKind } from "./io/backend.ts";
 import type { FaultPlan } from "./io/faulty.ts";
+import { lockWalDirectory, unlockWalDirectory } from "./lock.ts";
+import { type MergeOptions, mergeSegments } from "./merge.ts";
 import { PerCoreWalReader, scanSegment } from "./reader.ts";
+import { reconcileWalMeta } from "./wal_meta.ts";
 import { B, Control, CoreState, M, ProducerRing } from "./shared.ts";
 import type { PerCoreWalEntry, SegmentStats } from "./types.ts";
 import { CoreWalWriter, type WriterHandle } from "./writer.ts";
@@ -62,8 +65,6 @@ interface Core {
   failure?: PerCoreWalError;
   closed?: (error?: ErrorData) => void;
 }
-
-const LOCK_FILE = "wal.lock";
 
 function _error(d: ErrorData): PerCoreWalError | TypeError | RangeError {
   if (d.code === "TypeError") return new TypeError(d.message);
@@ -121,7 +122,13 @@ export class PerCoreWalManager {
       throw new TypeError("config must be a PerCoreWalConfig");
     }
     ensureDirectory(config.baseDir);
-    const lock = _lock(config.baseDir);
+    const lock = lockWalDirectory(config.baseDir);
+    try {
+      reconcileWalMeta(config);
+    } catch (e) {
+      lock.close();
+      throw e;
+    }
     const epochSab = new SharedArrayBuffer(8);
     const cores: Core[] = [];
     try {
@@ -315,21 +322,23 @@ export class PerCoreWalManager {
 
   /**
    * Every durable entry of every core, ordered by `(epoch, timestampNs, coreId, sequence)`.
-   * Syncs first. Holds everything in memory: for large logs use the streaming merge.
+   * Syncs first. Holds everything in memory: for large logs iterate {@linkcode merged}.
    */
-  async mergeSegments(): Promise<PerCoreWalEntry[]> {
-    await this.syncAll();
+  async mergeSegments(options: MergeOptions = {}): Promise<PerCoreWalEntry[]> {
     const out: PerCoreWalEntry[] = [];
-    for (const { path, last, limit } of this.#segments()) {
-      if (await _unstarted(path, limit)) continue;
-      await using r = await PerCoreWalReader.open(path, {
-        maxRecordBytes: this.config.options.maxRecordBytes,
-        isLastSegment: last,
-        limitOffset: limit,
-      });
-      for await (const e of r) out.push(e);
-    }
-    return out.sort(compareEntries);
+    for await (const e of this.merged(options)) out.push(e);
+    return out;
+  }
+
+  /**
+   * Streams every entry durable when called (after syncing every core), merged across cores by
+   * `(epoch, timestampNs, coreId, sequence)`, with memory bounded by the number of cores.
+   * Reading never changes the files.
+   */
+  async *merged(options: MergeOptions = {}): AsyncGenerator<PerCoreWalEntry> {
+    await this.syncAll();
+    const ends = this.syncedPositions().map((p) => ({ segment: p.segment, offset: p.offset }));
+    yield* mergeSegments(this.config, { ...options, ends });
   }
 
   /** Segment files of every core; the current one limited to its durable end. */
@@ -355,11 +364,7 @@ export class PerCoreWalManager {
         Atomics.compareExchange(c.control.i32, 0, CoreState.Running, CoreState.Closing);
       }
       const results = await Promise.all(this.#cores.map((c) => _stop(c)));
-      try {
-        this.#lock.unlockSync();
-      } finally {
-        this.#lock.close();
-      }
+      unlockWalDirectory(this.#lock);
       const failure = this.failures.find((f) => f !== undefined) ??
         results.find((e) => e !== undefined);
       if (failure !== undefined) throw failure;
@@ -371,33 +376,6 @@ export class PerCoreWalManager {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
-}
-
-/** Orders entries by `(epoch, timestampNs, coreId, sequence)`. */
-export function compareEntries(a: PerCoreWalEntry, b: PerCoreWalEntry): number {
-  if (a.epoch !== b.epoch) return a.epoch < b.epoch ? -1 : 1;
-  if (a.timestampNs !== b.timestampNs) return a.timestampNs < b.timestampNs ? -1 : 1;
-  if (a.coreId !== b.coreId) return a.coreId - b.coreId;
-  return a.sequence < b.sequence ? -1 : a.sequence > b.sequence ? 1 : 0;
-}
-
-function _lock(dir: string): Deno.FsFile {
-  const path = `${dir}/${LOCK_FILE}`;
-  const file = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
-  let locked = false;
-  try {
-    locked = file.tryLockSync(true);
-  } finally {
-    if (!locked) file.close();
-  }
-  if (!locked) {
-    throw new PerCoreWalError(
-      "Locked",
-      `WAL directory "${dir}" is in use by another writer (lock file "${path}" is held)`,
-      { segment: path },
-    );
-  }
-  return file;
 }
 
 function _start(

@@ -63,6 +63,8 @@ export type ReadResult =
     reason: string;
     /** "ChecksumMismatch" or "Corrupted". */
     code: "ChecksumMismatch" | "Corrupted";
+    /** Offset of the first valid record after the damage, when there is one. */
+    resumeAt?: number;
   };
 
 /** Options of {@linkcode PerCoreWalReader.open}. */
@@ -79,6 +81,10 @@ export interface ReaderOptions {
    * be in flight). Default: the file's size.
    */
   limitOffset?: number;
+  /** Start reading at this offset (a record boundary) instead of the first record. */
+  startOffset?: number;
+  /** The sequence of the record at `startOffset` (default: the header's first sequence). */
+  startSequence?: bigint;
 }
 
 const CHUNK = 1024 * 1024;
@@ -141,7 +147,8 @@ export class PerCoreWalReader {
       maxRecordBytes: options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES,
     };
     if (header !== undefined) {
-      this.#expected = Number(header.firstSequence);
+      this.#expected = Number(options.startSequence ?? header.firstSequence);
+      this.#pos = Math.max(SEGMENT_DATA_OFFSET, options.startOffset ?? SEGMENT_DATA_OFFSET);
       this.#lastEpoch = Number(header.epoch);
       this.#minEpoch = this.#maxEpoch = header.epoch;
     }
@@ -215,6 +222,38 @@ export class PerCoreWalReader {
     }
   }
 
+  /**
+   * Reads up to `max` results: entries decoded without waiting while they are buffered, and the
+   * result that ends the records (which comes last). For fast sequential scans.
+   */
+  async readBatch(max = 1024): Promise<ReadResult[]> {
+    const out: ReadResult[] = [];
+    while (out.length < max) {
+      const fast = this.#fast();
+      if (fast !== undefined) {
+        out.push(fast);
+        if (fast.kind !== "entry") break;
+        continue;
+      }
+      const r = await this.readNext();
+      out.push(r);
+      if (r.kind !== "entry") break;
+    }
+    return out;
+  }
+
+  /** The next entry if it is whole in the buffer and valid; undefined otherwise (slow path). */
+  #fast(): ReadResult | undefined {
+    if (this.#done !== undefined || this.#closed || this.header === undefined) return undefined;
+    const pos = this.#pos;
+    const rel = pos - this.#bufStart;
+    if (rel < 0 || rel + RECORD_HEADER_BYTES > this.#bufLen || pos >= this.fileSizeBytes) {
+      return undefined;
+    }
+    const c = checkRecord(this.#buf, this.#view, rel, this.#bufLen, this.#ctx);
+    return c.status === "ok" ? this.#entry(pos, c.length) : undefined;
+  }
+
   #check(pos: number) {
     const rel = pos - this.#bufStart;
     return checkRecord(this.#buf, this.#view, rel, this.#bufLen, this.#ctx);
@@ -227,6 +266,11 @@ export class PerCoreWalReader {
     const epoch = recordEpoch(v, rel);
     const ts = recordTimestamp(v, rel);
     let reason: string | undefined;
+    if (this.#resync) {
+      // Salvage: the first record after skipped damage sets the sequence and the epoch floor.
+      this.#resync = false;
+      this.#expected = seq;
+    }
     if (seq !== this.#expected) reason = `sequence ${seq} where ${this.#expected} was expected`;
     else if (epoch < this.#lastEpoch) reason = `epoch ${epoch} after epoch ${this.#lastEpoch}`;
     else if (ts < this.#lastTs) reason = "timestamp goes backwards";
@@ -234,6 +278,7 @@ export class PerCoreWalReader {
       return this.#finish({ kind: "corrupted", offset: pos, reason, code: "Corrupted" });
     }
     const entry = decodeRecord(this.#buf, v, rel);
+    this.#firstSeq ??= entry.sequence;
     this.#expected++;
     this.#count++;
     this.#lastEpoch = epoch;
@@ -271,6 +316,7 @@ export class PerCoreWalReader {
         offset: pos,
         reason: `${what}, followed by a valid record at offset ${validAt}`,
         code,
+        resumeAt: validAt,
       };
     }
     if (this.header === undefined) {
@@ -349,10 +395,25 @@ export class PerCoreWalReader {
     this.#bufLen = len;
   }
 
+  /**
+   * Goes on reading at `offset` (from a "corrupted" result's `resumeAt`) as if the damage were not
+   * there: the record there sets the expected sequence. For salvaging what follows damage.
+   */
+  resume(offset: number): void {
+    if (this.#done?.kind !== "corrupted" || offset <= this.#done.offset) {
+      throw new PerCoreWalError("Corrupted", `Cannot resume "${this.path}" at offset ${offset}`);
+    }
+    this.#done = undefined;
+    this.#pos = offset;
+    this.#resync = true;
+  }
+  #resync = false;
+  #firstSeq: bigint | undefined;
+
   /** Statistics of what was read so far (complete once `readNext` returned a non-entry). */
   get stats(): SegmentStats {
     const h = this.header;
-    const first = h?.firstSequence ?? 0n;
+    const first = this.#firstSeq ?? BigInt(this.#expected);
     return {
       coreId: h?.coreId ?? -1,
       path: this.path,
@@ -361,7 +422,7 @@ export class PerCoreWalReader {
       validEndOffset: h === undefined ? 0 : this.#pos,
       entryCount: this.#count,
       firstSequence: first,
-      lastSequence: first + BigInt(this.#count) - 1n,
+      lastSequence: BigInt(this.#expected) - 1n,
       minEpoch: this.#minEpoch,
       maxEpoch: this.#maxEpoch,
     };

@@ -150,9 +150,17 @@ export class CoreWalWriter {
    * the manager's current epoch). Returns its sequence.
    */
   appendEpochBarrier(epoch?: bigint): bigint {
-    return this.#append(
-      normalizeOperation({ type: "epochBarrier", epoch }, Atomics.load(this.#epoch, 0)),
-    );
+    const op = normalizeOperation({ type: "epochBarrier", epoch }, Atomics.load(this.#epoch, 0));
+    if (op.type === "epochBarrier") {
+      // The global epoch is never behind a core's: raise it to an explicit barrier's epoch.
+      let cur = Atomics.load(this.#epoch, 0);
+      while (cur < op.epoch) {
+        const prev = Atomics.compareExchange(this.#epoch, 0, cur, op.epoch);
+        if (prev === cur) break;
+        cur = prev;
+      }
+    }
+    return this.#append(op);
   }
 
   /** Appends any operation; returns its sequence. */

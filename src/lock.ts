@@ -1,0 +1,40 @@
+/**
+ * The WAL directory's lock: `wal.lock`, held with `flock` (through `FsFile.tryLockSync`) by
+ * whoever may change the files: a manager, or a recovery that repairs.
+ *
+ * @module
+ */
+
+import { PerCoreWalError } from "./errors.ts";
+
+/** The lock file's name. */
+export const LOCK_FILE = "wal.lock";
+
+/** Takes the directory's lock, or throws "Locked" if another writer holds it. */
+export function lockWalDirectory(dir: string): Deno.FsFile {
+  const path = `${dir}/${LOCK_FILE}`;
+  const file = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
+  let locked = false;
+  try {
+    locked = file.tryLockSync(true);
+  } finally {
+    if (!locked) file.close();
+  }
+  if (!locked) {
+    throw new PerCoreWalError(
+      "Locked",
+      `WAL directory "${dir}" is in use by another writer (lock file "${path}" is held)`,
+      { segment: path },
+    );
+  }
+  return file;
+}
+
+/** Releases a lock taken by {@linkcode lockWalDirectory}. */
+export function unlockWalDirectory(file: Deno.FsFile): void {
+  try {
+    file.unlockSync();
+  } finally {
+    file.close();
+  }
+}

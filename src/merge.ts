@@ -1,0 +1,434 @@
+/**
+ * Reading a WAL directory: one cursor per core over its segments, and the streaming k-way
+ * merge of all cores by `(epoch, timestampNs, coreId, sequence)`. Memory is bounded by the
+ * number of cores times a read buffer, not by the size of the log.
+ *
+ * @module
+ */
+
+import type { PerCoreWalConfig } from "./config.ts";
+import { listCoreSegments } from "./core_log.ts";
+import { PerCoreWalError } from "./errors.ts";
+import { PerCoreWalReader, type ReadResult } from "./reader.ts";
+import type { PerCoreWalEntry } from "./types.ts";
+import { configFromDirectory } from "./wal_meta.ts";
+
+/** A place in a core's log: a segment index and a byte offset in it. */
+export interface SegmentOffset {
+  /** Segment index. */
+  segment: number;
+  /** Byte offset in the segment. */
+  offset: number;
+}
+
+/** An entry and where it lies. */
+export interface PositionedEntry {
+  /** The entry. */
+  entry: PerCoreWalEntry;
+  /** Its segment index. */
+  segment: number;
+  /** Its offset in the segment. */
+  offset: number;
+  /** Its length in bytes, padding included. */
+  length: number;
+}
+
+/** How a cursor ended a segment (every segment it opened gets one). */
+export interface SegmentEnd {
+  /** The segment file. */
+  path: string;
+  /** Its index. */
+  segment: number;
+  /** Whether it was the core's last segment. */
+  last: boolean;
+  /** The reader's verdict on the end of its records. */
+  end: Exclude<ReadResult, { kind: "entry" }>;
+  /** Valid entries read from it. */
+  entries: number;
+  /** Damaged regions skipped in it (salvage). */
+  skipped: { offset: number; reason: string }[];
+}
+
+/** What to do at damage the reader found. */
+export type DamagePolicy = "throw" | "stop" | "skip";
+
+/** Options of a {@linkcode CoreCursor}. */
+export interface CursorOptions {
+  /** Start here (the first record of segment `start.segment` if `offset` is 0). */
+  start?: SegmentOffset & { sequence?: bigint };
+  /** Read nothing at or after this place (a live WAL: its durable end). */
+  end?: SegmentOffset;
+  /** Stop before the first entry of a later epoch (epochs never decrease within a core). */
+  toEpoch?: bigint;
+  /** Skip entries of earlier epochs. */
+  fromEpoch?: bigint;
+  /** At a torn tail: "stop" (default) or "throw". */
+  onTorn?: "stop" | "throw";
+  /** At corruption: "throw" (default), "stop", or "skip" to the next valid record (salvage). */
+  onCorrupt?: DamagePolicy;
+  /** Called when a segment is finished. */
+  onSegmentEnd?: (end: SegmentEnd) => void;
+  /**
+   * At a segment that does not continue the previous one's sequence (a segment is missing) or
+   * whose header names another core or index: "throw" (default), "stop", or "skip" (salvage:
+   * go on with it, or past it for a foreign header).
+   */
+  onGap?: DamagePolicy;
+  /** Called at such a segment, with what is wrong. */
+  onGapFound?: (gap: { path: string; segment: number; reason: string }) => void;
+  /** Entries decoded per read (memory per core: this many entries and a 1 MiB buffer). */
+  batch?: number;
+}
+
+/** Iterates one core's entries in order, across segments, checking sequence continuity. */
+export class CoreCursor {
+  /** The core. */
+  readonly coreId: number;
+  /** The current entry, or undefined when the cursor is finished. */
+  current: PositionedEntry | undefined;
+  /** The first entry beyond `toEpoch`, if the cursor stopped there (a checkpoint's barrier). */
+  stoppedAt: PositionedEntry | undefined;
+  readonly #config: PerCoreWalConfig;
+  readonly #o: CursorOptions;
+  readonly #segments: { index: number; path: string }[];
+  #segIdx = 0;
+  #reader: PerCoreWalReader | undefined;
+  #buffer: ReadResult[] = [];
+  #bufPos = 0;
+  #lastSeq: bigint | undefined;
+  #segEntries = 0;
+  #skipped: { offset: number; reason: string }[] = [];
+  #done = false;
+
+  private constructor(config: PerCoreWalConfig, coreId: number, options: CursorOptions) {
+    this.coreId = coreId;
+    this.#config = config;
+    this.#o = options;
+    const all = listCoreSegments(config, coreId);
+    // The segment prepared ahead (all zeros, never started) is not the core's last segment.
+    while (all.length > 0 && _unstarted(all[all.length - 1].path)) all.pop();
+    const from = options.start?.segment ?? -1;
+    const to = options.end?.segment ?? Infinity;
+    this.#segments = all.filter((s) => s.index >= from && s.index <= to);
+  }
+
+  /** Opens a cursor on its first entry (or finished, if there is none). */
+  static async open(
+    config: PerCoreWalConfig,
+    coreId: number,
+    options: CursorOptions = {},
+  ): Promise<CoreCursor> {
+    const c = new CoreCursor(config, coreId, options);
+    try {
+      await c.advance();
+    } catch (e) {
+      c.close();
+      throw e;
+    }
+    return c;
+  }
+
+  /** Moves to the next entry. */
+  async advance(): Promise<void> {
+    while (!this.#done) {
+      if (this.#bufPos >= this.#buffer.length) {
+        if (!await this.#fill()) continue;
+      }
+      const r = this.#buffer[this.#bufPos++];
+      if (r.kind !== "entry") {
+        this.#endOfSegment(r);
+        continue;
+      }
+      const e = r.entry;
+      if (this.#o.toEpoch !== undefined && e.epoch > this.#o.toEpoch) {
+        this.stoppedAt = {
+          entry: e,
+          segment: this.#segments[this.#segIdx].index,
+          offset: r.offset,
+          length: r.length,
+        };
+        this.#finish();
+        return;
+      }
+      this.#lastSeq = e.sequence;
+      this.#segEntries++;
+      if (this.#o.fromEpoch !== undefined && e.epoch < this.#o.fromEpoch) continue;
+      this.current = {
+        entry: e,
+        segment: this.#segments[this.#segIdx].index,
+        offset: r.offset,
+        length: r.length,
+      };
+      return;
+    }
+    this.current = undefined;
+  }
+
+  /** Reads the next batch; false if it moved to another segment instead. */
+  async #fill(): Promise<boolean> {
+    if (this.#reader === undefined) {
+      if (this.#segIdx >= this.#segments.length) {
+        this.#finish();
+        return false;
+      }
+      await this.#openSegment();
+      return false;
+    }
+    this.#buffer = await this.#reader.readBatch(this.#o.batch ?? 1024);
+    this.#bufPos = 0;
+    return true;
+  }
+
+  async #openSegment(): Promise<void> {
+    const seg = this.#segments[this.#segIdx];
+    const isLast = this.#segIdx === this.#segments.length - 1;
+    const start = this.#o.start !== undefined && seg.index === this.#o.start.segment
+      ? this.#o.start
+      : undefined;
+    const end = this.#o.end !== undefined && seg.index === this.#o.end.segment
+      ? this.#o.end.offset
+      : undefined;
+    const reader = await PerCoreWalReader.open(seg.path, {
+      maxRecordBytes: this.#config.options.maxRecordBytes,
+      isLastSegment: isLast || end !== undefined,
+      limitOffset: end,
+      startOffset: start?.offset || undefined,
+      startSequence: start?.offset ? start.sequence : undefined,
+    });
+    const h = reader.header;
+    let gap: string | undefined;
+    let foreign = false;
+    if (h !== undefined && (h.coreId !== this.coreId || h.segmentIndex !== seg.index)) {
+      gap = `its header is of core ${h.coreId} segment ${h.segmentIndex}`;
+      foreign = true;
+    } else if (
+      h !== undefined && this.#lastSeq !== undefined && h.firstSequence !== this.#lastSeq + 1n
+    ) {
+      gap =
+        `it starts at sequence ${h.firstSequence} but the previous segment ends at ${this.#lastSeq} ` +
+        `(a segment is missing)`;
+    }
+    if (gap !== undefined) {
+      const policy = this.#o.onGap ?? "throw";
+      this.#o.onGapFound?.({ path: seg.path, segment: seg.index, reason: gap });
+      if (policy === "throw") {
+        reader.close();
+        throw new PerCoreWalError("Corrupted", `Segment "${seg.path}": ${gap}`, {
+          coreId: this.coreId,
+          segment: seg.path,
+        });
+      }
+      if (policy === "stop" || foreign) {
+        reader.close();
+        if (policy === "stop") this.#finish();
+        else this.#segIdx++;
+        return;
+      }
+    }
+    this.#reader = reader;
+    this.#buffer = [];
+    this.#bufPos = 0;
+    this.#segEntries = 0;
+    this.#skipped = [];
+  }
+
+  #endOfSegment(r: Exclude<ReadResult, { kind: "entry" }>): void {
+    const seg = this.#segments[this.#segIdx];
+    const reader = this.#reader!;
+    if (r.kind === "corrupted" && reader.header !== undefined) {
+      const policy = this.#o.onCorrupt ?? "throw";
+      if (policy === "skip" && r.resumeAt !== undefined) {
+        this.#skipped.push({ offset: r.offset, reason: r.reason });
+        reader.resume(r.resumeAt);
+        this.#buffer = [];
+        this.#bufPos = 0;
+        return;
+      }
+      if (policy === "throw") throw _damage(seg.path, this.coreId, r.code, r.reason, r.offset);
+    }
+    if (r.kind === "torn" && this.#o.onTorn === "throw") {
+      throw _damage(seg.path, this.coreId, "TornWrite", r.reason, r.offset);
+    }
+    const last = this.#segIdx === this.#segments.length - 1;
+    this.#o.onSegmentEnd?.({
+      path: seg.path,
+      segment: seg.index,
+      last,
+      end: r,
+      entries: this.#segEntries,
+      skipped: this.#skipped,
+    });
+    reader.close();
+    this.#reader = undefined;
+    const stop = r.kind === "torn" ||
+      (r.kind === "corrupted" && (this.#o.onCorrupt ?? "throw") !== "skip");
+    if (stop) this.#finish();
+    else this.#segIdx++;
+  }
+
+  #finish(): void {
+    this.#done = true;
+    this.current = undefined;
+    this.close();
+  }
+
+  /** Closes the open segment. Idempotent. */
+  close(): void {
+    this.#reader?.close();
+    this.#reader = undefined;
+  }
+}
+
+/** Whether a segment file's header block is all zeros (prepared, never started). */
+function _unstarted(path: string): boolean {
+  const head = new Uint8Array(64);
+  try {
+    using f = Deno.openSync(path, { read: true });
+    let n = 0;
+    while (n < head.length) {
+      const r = f.readSync(head.subarray(n));
+      if (r === null) break;
+      n += r;
+    }
+  } catch {
+    return false;
+  }
+  return head.every((b) => b === 0);
+}
+
+function _damage(
+  path: string,
+  coreId: number,
+  code: "ChecksumMismatch" | "Corrupted" | "TornWrite",
+  reason: string,
+  offset: number,
+) {
+  return new PerCoreWalError(code, `Cannot read segment "${path}": ${reason} at offset ${offset}`, {
+    coreId,
+    segment: path,
+    offset,
+  });
+}
+
+/** Orders entries by `(epoch, timestampNs, coreId, sequence)`. */
+export function compareEntries(a: PerCoreWalEntry, b: PerCoreWalEntry): number {
+  if (a.epoch !== b.epoch) return a.epoch < b.epoch ? -1 : 1;
+  if (a.timestampNs !== b.timestampNs) return a.timestampNs < b.timestampNs ? -1 : 1;
+  if (a.coreId !== b.coreId) return a.coreId - b.coreId;
+  return a.sequence < b.sequence ? -1 : a.sequence > b.sequence ? 1 : 0;
+}
+
+/** A binary min-heap of cursors by their current entry. */
+class CursorHeap {
+  readonly #h: CoreCursor[] = [];
+
+  get size(): number {
+    return this.#h.length;
+  }
+
+  top(): CoreCursor {
+    return this.#h[0];
+  }
+
+  push(c: CoreCursor): void {
+    const h = this.#h;
+    h.push(c);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (_less(h[p], h[i])) break;
+      [h[p], h[i]] = [h[i], h[p]];
+      i = p;
+    }
+  }
+
+  /** Restores the order after the top's entry changed; removes it if it is finished. */
+  fixTop(): void {
+    const h = this.#h;
+    if (h[0].current === undefined) {
+      const last = h.pop()!;
+      if (h.length === 0) return;
+      h[0] = last;
+    }
+    let i = 0;
+    const n = h.length;
+    while (true) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      const m = r < n && _less(h[r], h[l]) ? r : l;
+      if (_less(h[i], h[m])) break;
+      [h[i], h[m]] = [h[m], h[i]];
+      i = m;
+    }
+  }
+}
+
+function _less(a: CoreCursor, b: CoreCursor): boolean {
+  return compareEntries(a.current!.entry, b.current!.entry) <= 0;
+}
+
+/** Options of the streaming merge. */
+export interface MergeOptions {
+  /** Only entries of this epoch or later. */
+  fromEpoch?: bigint;
+  /** Only entries of this epoch or earlier. */
+  toEpoch?: bigint;
+}
+
+/**
+ * Merges cursors (one per core) into one stream ordered by `(epoch, timestampNs, coreId,
+ * sequence)`; yields positioned entries. Closes the cursors.
+ */
+export async function* mergeCursors(cursors: CoreCursor[]): AsyncGenerator<PositionedEntry> {
+  const heap = new CursorHeap();
+  try {
+    for (const c of cursors) if (c.current !== undefined) heap.push(c);
+    while (heap.size > 0) {
+      const c = heap.top();
+      yield c.current!;
+      await c.advance();
+      heap.fixTop();
+    }
+  } finally {
+    for (const c of cursors) c.close();
+  }
+}
+
+/**
+ * Every entry of a WAL directory (a path, or a configuration), merged across cores by
+ * `(epoch, timestampNs, coreId, sequence)`, streamed: memory stays bounded whatever the size
+ * of the log. A torn tail ends its core; corruption throws `PerCoreWalError`. The number of
+ * cores and the segment pattern of a path come from its `wal.json`.
+ *
+ * @example
+ * ```ts ignore
+ * import { mergeSegments } from "@percore/wal";
+ *
+ * for await (const entry of mergeSegments("./data/wal", { fromEpoch: 3n })) {
+ *   console.log(entry.coreId, entry.sequence, entry.operation.type);
+ * }
+ * ```
+ */
+export async function* mergeSegments(
+  dir: string | PerCoreWalConfig,
+  options: MergeOptions & { ends?: (SegmentOffset | undefined)[] } = {},
+): AsyncGenerator<PerCoreWalEntry> {
+  const config = typeof dir === "string" ? configFromDirectory(dir) : dir;
+  const cursors: CoreCursor[] = [];
+  try {
+    for (let c = 0; c < config.numCores; c++) {
+      cursors.push(
+        await CoreCursor.open(config, c, {
+          fromEpoch: options.fromEpoch,
+          toEpoch: options.toEpoch,
+          end: options.ends?.[c],
+        }),
+      );
+    }
+  } catch (e) {
+    for (const c of cursors) c.close();
+    throw e;
+  }
+  for await (const p of mergeCursors(cursors)) yield p.entry;
+}

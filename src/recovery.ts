@@ -1,0 +1,682 @@
+/**
+ * Recovery: the newest valid checkpoint plus the WAL replayed from its barriers, merged across
+ * cores by `(epoch, timestampNs, coreId, sequence)`:
+ *
+ *     Checkpoint(epoch) + WAL.replay(epoch..current) = consistent state
+ *
+ * Four modes decide what damage does (after RocksDB's WAL recovery modes); every segment gets a
+ * line in the report saying what was found and what was done.
+ *
+ * @module
+ */
+
+import {
+  type CheckpointMetadata,
+  defaultCheckpointDir,
+  readCheckpoint,
+  verifyCheckpointFiles,
+} from "./checkpoint.ts";
+import { PerCoreWalConfig } from "./config.ts";
+import { listCoreSegments } from "./core_log.ts";
+import { PerCoreWalError } from "./errors.ts";
+import { toKey } from "./format.ts";
+import { SyncBackend } from "./io/sync.ts";
+import { lockWalDirectory, unlockWalDirectory } from "./lock.ts";
+import { CoreCursor, mergeCursors, type SegmentEnd } from "./merge.ts";
+import { scanSegment } from "./reader.ts";
+import { compareBytes, keyString, StateFile } from "./state_file.ts";
+import type { Bytes, PerCoreWalEntry, SegmentStats } from "./types.ts";
+import { configFromDirectory } from "./wal_meta.ts";
+
+/**
+ * What damage does:
+ * - `"tolerateTornTail"` (default): an incomplete last record, or preallocated zeros, ends a core
+ *   (and is cut, with fsync); corruption anywhere else refuses with a `PerCoreWalError` naming
+ *   segment and offset.
+ * - `"strict"`: any damage, a torn tail included, refuses.
+ * - `"pointInTime"`: corruption or a missing segment stops replay on every core before the epoch
+ *   in which the first such damage lies, so that the state is that of a whole epoch.
+ * - `"salvage"`: damaged records are skipped (each reported) and replay goes on after them.
+ */
+export type RecoveryMode = "tolerateTornTail" | "strict" | "pointInTime" | "salvage";
+
+/** Options of recovery. */
+export interface RecoveryOptions {
+  /**
+   * Where the checkpoints are; `false` replays the whole WAL. Default: the `checkpoints` folder
+   * beside the WAL directory (if it exists).
+   */
+  checkpointDir?: string | false;
+  /** What damage does. Default `"tolerateTornTail"`. */
+  mode?: RecoveryMode;
+  /**
+   * Change nothing on disk (no lock taken, no torn tail cut): works on a directory in use.
+   * Default false.
+   */
+  readOnly?: boolean;
+  /** Called with every replayed entry, in merge order (to rebuild the application's own state). */
+  onEntry?: (entry: PerCoreWalEntry) => void;
+}
+
+/** What was found in a segment. */
+export type SegmentStatus =
+  | "clean"
+  | "zeroTail"
+  | "tornTail"
+  | "corrupted"
+  | "unstarted"
+  | "missing"
+  | "extra";
+
+/** What recovery did (or, read-only, would do) about it. */
+export type RepairAction =
+  | "none"
+  | "truncated"
+  | "refused"
+  | "replayStopped"
+  | "skipped"
+  | "quarantined";
+
+/** One line of the recovery report. */
+export interface SegmentReport {
+  /** The core. */
+  coreId: number;
+  /** The segment file. */
+  path: string;
+  /** Its index. */
+  segmentIndex: number;
+  /** What was found. */
+  status: SegmentStatus;
+  /** Where (for damage). */
+  offset?: number;
+  /** Why (for damage). */
+  reason?: string;
+  /** Entries replayed from it. */
+  entries: number;
+  /** What was done. */
+  action: RepairAction;
+  /** Whether the action changed the files (false when read-only or nothing to do). */
+  applied: boolean;
+}
+
+/** What happened to each checkpoint considered. */
+export interface CheckpointReport {
+  /** The checkpoint's directory. */
+  path: string;
+  /** "used", "invalid" (skipped, with the reason), or "older" (not needed). */
+  status: "used" | "invalid" | "older";
+  /** Why it is invalid. */
+  reason?: string;
+}
+
+/** The key/value state: the checkpoint's state file, with the replayed changes over it. */
+export class RecoveredState implements Iterable<[Uint8Array, Uint8Array]> {
+  readonly #base: StateFile | undefined;
+  readonly #overlay: Map<string, { key: Uint8Array; value: Uint8Array | undefined }>;
+  /** How many keys hold a value. */
+  readonly size: number;
+
+  /** Internal: built by recovery. */
+  constructor(
+    base: StateFile | undefined,
+    overlay: Map<string, { key: Uint8Array; value: Uint8Array | undefined }>,
+  ) {
+    this.#base = base;
+    this.#overlay = overlay;
+    let size = base?.entries ?? 0;
+    for (const { key, value } of overlay.values()) {
+      const before = base?.get(key) !== undefined;
+      size += (value !== undefined ? 1 : 0) - (before ? 1 : 0);
+    }
+    this.size = size;
+  }
+
+  /** The value of `key`, or undefined. */
+  get(key: Bytes): Uint8Array | undefined {
+    const k = toKey(key);
+    const o = this.#overlay.get(keyString(k));
+    if (o !== undefined) return o.value;
+    return this.#base?.get(k);
+  }
+
+  /** Whether `key` holds a value. */
+  has(key: Bytes): boolean {
+    return this.get(key) !== undefined;
+  }
+
+  /** Every key and value, in key byte order. */
+  *[Symbol.iterator](): IterableIterator<[Uint8Array, Uint8Array]> {
+    const over = [...this.#overlay.keys()].sort().map((k) => this.#overlay.get(k)!);
+    let i = 0;
+    for (const [k, v] of this.#base ?? []) {
+      while (i < over.length && compareBytes(over[i].key, k) < 0) {
+        if (over[i].value !== undefined) yield [over[i].key, over[i].value!];
+        i++;
+      }
+      if (i < over.length && compareBytes(over[i].key, k) === 0) {
+        if (over[i].value !== undefined) yield [over[i].key, over[i].value!];
+        i++;
+      } else if (v !== undefined) {
+        yield [k, v];
+      }
+    }
+    for (; i < over.length; i++) {
+      if (over[i].value !== undefined) yield [over[i].key, over[i].value!];
+    }
+  }
+
+  /** Closes the checkpoint's state file. */
+  close(): void {
+    this.#base?.close();
+  }
+}
+
+/** Where replay ended on one core. */
+export interface ReplayPosition {
+  /** The core. */
+  coreId: number;
+  /** Segment of the end of the last replayed record (or the checkpoint's barrier). */
+  segment: number;
+  /** Offset after it. */
+  offset: number;
+  /** Its sequence (0n when none). */
+  sequence: bigint;
+}
+
+/** The result of recovery. */
+export interface PerCoreRecoveredState {
+  /** The checkpoint used, if any. */
+  checkpoint?: CheckpointMetadata;
+  /** The key/value state. */
+  state: RecoveredState;
+  /** The application's own snapshot bytes from the checkpoint, if it had some. */
+  appState?: Uint8Array;
+  /** Latest committed offset per source. */
+  offsets: Map<string, bigint>;
+  /** The latest committed watermark. */
+  watermark?: bigint;
+  /** The latest watermark committed with each source. */
+  watermarks: Map<string, bigint>;
+  /** Where replay ended on each core. */
+  walPositions: ReplayPosition[];
+  /** Entries replayed after the checkpoint. */
+  entriesReplayed: number;
+  /** Largest epoch seen. */
+  finalEpoch: bigint;
+  /** Per segment: what was found and done. */
+  report: SegmentReport[];
+  /** Per checkpoint considered: used, invalid (and why), or older. */
+  checkpointReport: CheckpointReport[];
+  /** The epoch replay stopped before, in point-in-time mode, if damage was found. */
+  stoppedBeforeEpoch?: bigint;
+  /** Closes the state's file. */
+  close(): void;
+  /** Closes the state's file. */
+  [Symbol.dispose](): void;
+}
+
+/**
+ * Recovers a WAL directory: checkpoint plus replay. Also verifies and repairs segments.
+ *
+ * @example
+ * ```ts ignore
+ * import { PerCoreRecoveryManager, PerCoreWalConfig } from "@percore/wal";
+ *
+ * const r = new PerCoreRecoveryManager(new PerCoreWalConfig("./data/wal", 2), { mode: "pointInTime" });
+ * using recovered = await r.recover();
+ * console.log(recovered.state.size, recovered.finalEpoch, recovered.report);
+ * ```
+ */
+export class PerCoreRecoveryManager {
+  /** The WAL's configuration. */
+  readonly config: PerCoreWalConfig;
+  readonly #o: RecoveryOptions;
+
+  /** A recovery of `config`'s directory. */
+  constructor(config: PerCoreWalConfig, options: RecoveryOptions = {}) {
+    if (!(config instanceof PerCoreWalConfig)) {
+      throw new TypeError("config must be a PerCoreWalConfig");
+    }
+    const mode = options.mode ?? "tolerateTornTail";
+    if (!["tolerateTornTail", "strict", "pointInTime", "salvage"].includes(mode)) {
+      throw new RangeError(
+        `mode must be tolerateTornTail, strict, pointInTime or salvage, got ${mode}`,
+      );
+    }
+    this.config = config;
+    this.#o = { ...options, mode };
+  }
+
+  /** The newest valid checkpoint plus the WAL from its barriers. */
+  recover(): Promise<PerCoreRecoveredState> {
+    return this.#run(true, true);
+  }
+
+  /** The whole WAL, ignoring checkpoints (segments a checkpoint retired are gone). */
+  recoverWalOnly(): Promise<PerCoreRecoveredState> {
+    return this.#run(false, true);
+  }
+
+  /** Applies the mode's decisions to the files (with fsync), and reports them. */
+  async repairAllSegments(): Promise<SegmentReport[]> {
+    if (this.#o.readOnly) {
+      throw new PerCoreWalError(
+        "Unsupported",
+        "repairAllSegments() changes files: do not pass readOnly",
+      );
+    }
+    using r = await this.#run(true, false);
+    return r.report;
+  }
+
+  /** Statistics of every segment of every core (read-only). */
+  async segmentStats(): Promise<SegmentStats[]> {
+    const out: SegmentStats[] = [];
+    for (let c = 0; c < this.config.numCores; c++) {
+      const segs = listCoreSegments(this.config, c);
+      for (let i = 0; i < segs.length; i++) {
+        const r = await scanSegment(segs[i].path, {
+          maxRecordBytes: this.config.options.maxRecordBytes,
+          isLastSegment: i === segs.length - 1,
+        });
+        if (r.header !== undefined) out.push(r.stats);
+      }
+    }
+    return out;
+  }
+
+  async #run(useCheckpoint: boolean, buildState: boolean): Promise<PerCoreRecoveredState> {
+    const o = this.#o;
+    const mode = o.mode!;
+    const config = this.config;
+    const lock = o.readOnly ? undefined : lockWalDirectory(config.baseDir);
+    let base: StateFile | undefined;
+    try {
+      const report: SegmentReport[] = [];
+      const { checkpoint, checkpointReport } = useCheckpoint
+        ? _chooseCheckpoint(this.#checkpointDir())
+        : {
+          checkpoint: undefined,
+          checkpointReport: [],
+        };
+      base = checkpoint === undefined ? undefined : StateFile.open(`${checkpoint.path}/state.kv`);
+      const appState = checkpoint?.hasAppState
+        ? Deno.readFileSync(`${checkpoint.path}/app.bin`)
+        : undefined;
+      this.#extraSegments(report, mode);
+      const starts = Array.from({ length: config.numCores }, (_, c) => checkpoint?.walPositions[c]);
+      // Point in time: find the epoch of the first damage on any core, then replay up to it.
+      let cutoff: bigint | undefined;
+      if (mode === "pointInTime") cutoff = await this.#damageEpoch(starts, checkpoint?.epoch);
+      const cursors: CoreCursor[] = [];
+      const positions: ReplayPosition[] = starts.map((s, c) => ({
+        coreId: c,
+        segment: s?.segment ?? 0,
+        offset: s?.offset ?? 0,
+        sequence: s === undefined ? 0n : s.sequence - 1n,
+      }));
+      try {
+        for (let c = 0; c < config.numCores; c++) {
+          const s = starts[c];
+          cursors.push(
+            await CoreCursor.open(config, c, {
+              start: s && { segment: s.segment, offset: s.offset, sequence: s.sequence },
+              toEpoch: cutoff === undefined ? undefined : cutoff - 1n,
+              onTorn: mode === "strict" ? "throw" : "stop",
+              onCorrupt: mode === "salvage" ? "skip" : mode === "pointInTime" ? "stop" : "throw",
+              onGap: mode === "salvage" ? "skip" : mode === "pointInTime" ? "stop" : "throw",
+              onGapFound: (g) =>
+                report.push({
+                  coreId: c,
+                  path: g.path,
+                  segmentIndex: g.segment,
+                  status: "missing",
+                  reason: g.reason,
+                  entries: 0,
+                  action: mode === "salvage"
+                    ? "skipped"
+                    : mode === "pointInTime"
+                    ? "replayStopped"
+                    : "refused",
+                  applied: false,
+                }),
+              onSegmentEnd: (end) => report.push(_segmentLine(c, end, mode)),
+            }),
+          );
+        }
+      } catch (e) {
+        for (const cur of cursors) cur.close();
+        throw e;
+      }
+      const overlay = new Map<string, { key: Uint8Array; value: Uint8Array | undefined }>();
+      const offsets = new Map(checkpoint?.offsets ?? []);
+      const watermarks = new Map(checkpoint?.watermarks ?? []);
+      let watermark = checkpoint?.watermark;
+      let replayed = 0;
+      let finalEpoch = checkpoint?.epoch ?? 0n;
+      for await (const p of mergeCursors(cursors)) {
+        const e = p.entry;
+        replayed++;
+        if (e.epoch > finalEpoch) finalEpoch = e.epoch;
+        positions[e.coreId] = {
+          coreId: e.coreId,
+          segment: p.segment,
+          offset: p.offset + p.length,
+          sequence: e.sequence,
+        };
+        o.onEntry?.(e);
+        if (!buildState) continue;
+        const op = e.operation;
+        if (op.type === "put") overlay.set(keyString(op.key), { key: op.key, value: op.value });
+        else if (op.type === "delete") {
+          overlay.set(keyString(op.key), { key: op.key, value: undefined });
+        } else if (op.type === "commit") {
+          for (const [name, off] of op.offsets) {
+            offsets.set(name, off);
+            if (op.watermark !== undefined) watermarks.set(name, op.watermark);
+          }
+          if (op.watermark !== undefined) watermark = op.watermark;
+        }
+      }
+      if (cutoff !== undefined) {
+        for (const cur of cursors) {
+          const at = cur.stoppedAt;
+          if (at === undefined) continue;
+          report.push({
+            coreId: cur.coreId,
+            path: config.segmentPath(cur.coreId, at.segment),
+            segmentIndex: at.segment,
+            status: "clean",
+            offset: at.offset,
+            reason: `replay stopped before epoch ${cutoff} (point in time)`,
+            entries: 0,
+            action: "replayStopped",
+            applied: false,
+          });
+        }
+      }
+      if (!o.readOnly) this.#repair(report, mode, cursors, cutoff);
+      const state = new RecoveredState(base, overlay);
+      const result: PerCoreRecoveredState = {
+        checkpoint,
+        state,
+        appState,
+        offsets,
+        watermark,
+        watermarks,
+        walPositions: positions,
+        entriesReplayed: replayed,
+        finalEpoch,
+        report,
+        checkpointReport,
+        stoppedBeforeEpoch: cutoff,
+        close: () => state.close(),
+        [Symbol.dispose]: () => state.close(),
+      };
+      base = undefined;
+      return result;
+    } finally {
+      base?.close();
+      if (lock !== undefined) unlockWalDirectory(lock);
+    }
+  }
+
+  #checkpointDir(): string | undefined {
+    const d = this.#o.checkpointDir;
+    if (d === false) return undefined;
+    return d ?? defaultCheckpointDir(this.config.baseDir);
+  }
+
+  /** Segment files of cores beyond `numCores`. */
+  #extraSegments(report: SegmentReport[], mode: RecoveryMode): void {
+    const probe = new PerCoreWalConfig(this.config.baseDir, 1024, {
+      segmentPattern: this.config.options.segmentPattern,
+    });
+    for (const e of Deno.readDirSync(this.config.baseDir)) {
+      const p = probe.parseSegmentName(e.name);
+      if (p === undefined || p.coreId < this.config.numCores) continue;
+      const line: SegmentReport = {
+        coreId: p.coreId,
+        path: `${this.config.baseDir}/${e.name}`,
+        segmentIndex: p.segment,
+        status: "extra",
+        reason: `a segment of core ${p.coreId}, beyond the WAL's ${this.config.numCores} cores`,
+        entries: 0,
+        action: mode === "strict" ? "refused" : "skipped",
+        applied: false,
+      };
+      report.push(line);
+      if (mode === "strict") {
+        throw new PerCoreWalError(
+          "Corrupted",
+          `Unexpected segment "${line.path}": ${line.reason}`,
+          { segment: line.path },
+        );
+      }
+    }
+  }
+
+  /** The epoch of the first corruption or missing segment on any core (point in time). */
+  async #damageEpoch(
+    starts: (CheckpointMetadata["walPositions"][number] | undefined)[],
+    checkpointEpoch: bigint | undefined,
+  ): Promise<bigint | undefined> {
+    let cutoff: bigint | undefined;
+    for (let c = 0; c < this.config.numCores; c++) {
+      const s = starts[c];
+      let epoch = s === undefined ? 0n : (checkpointEpoch ?? 0n) + 1n;
+      let damaged = false;
+      const cur = await CoreCursor.open(this.config, c, {
+        start: s && { segment: s.segment, offset: s.offset, sequence: s.sequence },
+        onCorrupt: "stop",
+        onGap: "stop",
+        onGapFound: () => damaged = true,
+        onSegmentEnd: (end) => {
+          if (end.end.kind === "corrupted") damaged = true;
+        },
+      });
+      try {
+        while (cur.current !== undefined) {
+          epoch = cur.current.entry.epoch;
+          await cur.advance();
+        }
+      } finally {
+        cur.close();
+      }
+      if (damaged && (cutoff === undefined || epoch < cutoff)) cutoff = epoch;
+    }
+    return cutoff;
+  }
+
+  /** Applies the decisions recorded in the report to the files. */
+  #repair(
+    report: SegmentReport[],
+    mode: RecoveryMode,
+    cursors: CoreCursor[],
+    cutoff: bigint | undefined,
+  ): void {
+    const sync = new SyncBackend();
+    let dirty = false;
+    const cutCore = (coreId: number, segment: number, offset: number) => {
+      // Cut the core's log at (segment, offset) and put the later segments aside.
+      const path = this.config.segmentPath(coreId, segment);
+      _truncate(path, offset);
+      for (const s of listCoreSegments(this.config, coreId)) {
+        if (s.index > segment) {
+          Deno.renameSync(s.path, _aside(s.path));
+          dirty = true;
+        }
+      }
+    };
+    for (const line of report) {
+      if (line.status === "tornTail" && line.action === "truncated") {
+        _truncate(line.path, line.offset!);
+        line.applied = true;
+      } else if (
+        line.status === "corrupted" &&
+        (line.action === "replayStopped" || line.action === "quarantined")
+      ) {
+        if (line.action === "quarantined") Deno.copyFileSync(line.path, _aside(line.path));
+        cutCore(line.coreId, line.segmentIndex, line.offset!);
+        line.applied = true;
+        dirty = true;
+      } else if (line.status === "missing" && line.action === "replayStopped") {
+        // Everything from the segment after the gap on is put aside.
+        const prev = line.segmentIndex - 1;
+        for (const s of listCoreSegments(this.config, line.coreId)) {
+          if (s.index > prev && s.index >= line.segmentIndex) {
+            Deno.renameSync(s.path, _aside(s.path));
+          }
+        }
+        line.applied = true;
+        dirty = true;
+      }
+    }
+    if (cutoff !== undefined) {
+      for (const cur of cursors) {
+        const at = cur.stoppedAt;
+        if (at === undefined) continue;
+        cutCore(cur.coreId, at.segment, at.offset);
+        const line = report.find((l) =>
+          l.coreId === cur.coreId && l.action === "replayStopped" && l.offset === at.offset
+        );
+        if (line) line.applied = true;
+        dirty = true;
+      }
+    }
+    if (dirty) sync.syncDirectory(this.config.baseDir);
+    void mode;
+  }
+}
+
+function _segmentLine(coreId: number, s: SegmentEnd, mode: RecoveryMode): SegmentReport {
+  const base = {
+    coreId,
+    path: s.path,
+    segmentIndex: s.segment,
+    entries: s.entries,
+    applied: false,
+  };
+  const end = s.end;
+  if (s.skipped.length > 0) {
+    return {
+      ...base,
+      status: "corrupted",
+      offset: s.skipped[0].offset,
+      reason: s.skipped.map((k) => `${k.reason} at offset ${k.offset}`).join("; "),
+      action: "quarantined",
+    };
+  }
+  switch (end.kind) {
+    case "end":
+      if (end.offset === 0) return { ...base, status: "unstarted", action: "none" };
+      return {
+        ...base,
+        status: end.preallocatedBytes > 0 ? "zeroTail" : "clean",
+        offset: end.offset,
+        action: "none",
+      };
+    case "torn":
+      return {
+        ...base,
+        status: "tornTail",
+        offset: end.offset,
+        reason: end.reason,
+        action: "truncated",
+      };
+    case "corrupted":
+      return {
+        ...base,
+        status: "corrupted",
+        offset: end.offset,
+        reason: end.reason,
+        action: mode === "pointInTime"
+          ? "replayStopped"
+          : mode === "salvage"
+          ? "quarantined"
+          : "refused",
+      };
+  }
+}
+
+/** A name beside `path` for bytes put aside, never one in use (a rename would replace it). */
+function _aside(path: string): string {
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  for (let i = 0;; i++) {
+    const name = `${path}.damaged-${stamp}${i === 0 ? "" : `-${i}`}`;
+    try {
+      Deno.lstatSync(name);
+    } catch {
+      return name;
+    }
+  }
+}
+
+function _truncate(path: string, offset: number): void {
+  const f = Deno.openSync(path, { read: true, write: true });
+  try {
+    f.truncateSync(offset);
+    f.syncSync();
+  } finally {
+    f.close();
+  }
+}
+
+function _chooseCheckpoint(
+  dir: string | undefined,
+): { checkpoint?: CheckpointMetadata; checkpointReport: CheckpointReport[] } {
+  const checkpointReport: CheckpointReport[] = [];
+  if (dir === undefined) return { checkpointReport };
+  let names: string[];
+  try {
+    names = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => /^ckpt-\d+$/.test(n)).sort()
+      .reverse();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return { checkpointReport };
+    throw e;
+  }
+  let checkpoint: CheckpointMetadata | undefined;
+  for (const n of names) {
+    const path = `${dir}/${n}`;
+    if (checkpoint !== undefined) {
+      checkpointReport.push({ path, status: "older" });
+      continue;
+    }
+    const m = readCheckpoint(path);
+    let why = "invalid" in m ? m.invalid : verifyCheckpointFiles(m);
+    if (why === undefined && !("invalid" in m)) {
+      try {
+        StateFile.open(`${path}/state.kv`).close();
+      } catch (e) {
+        why = e instanceof Error ? e.message : String(e);
+      }
+    }
+    if (why !== undefined || "invalid" in m) {
+      checkpointReport.push({ path, status: "invalid", reason: why });
+      continue;
+    }
+    checkpoint = m;
+    checkpointReport.push({ path, status: "used" });
+  }
+  return { checkpoint, checkpointReport };
+}
+
+/**
+ * Recovers the WAL in `walDir` (cores and segment pattern from its `wal.json`): the newest valid
+ * checkpoint in `options.checkpointDir` (default: `checkpoints` beside the WAL directory) plus
+ * the WAL from its barriers, or the whole WAL without one.
+ *
+ * @example
+ * ```ts ignore
+ * import { recoverPerCore } from "@percore/wal";
+ *
+ * using r = await recoverPerCore("./data/wal");
+ * console.log(r.state.get("user:1"), r.offsets, r.entriesReplayed);
+ * ```
+ */
+export function recoverPerCore(
+  walDir: string,
+  options: RecoveryOptions = {},
+): Promise<PerCoreRecoveredState> {
+  return new PerCoreRecoveryManager(configFromDirectory(walDir), options).recover();
+}

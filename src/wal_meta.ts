@@ -1,0 +1,154 @@
+/**
+ * `wal.json`: what a WAL directory holds (format version, cores, segment pattern), so that
+ * tools and recovery can read a directory without its configuration.
+ *
+ * @module
+ */
+
+import { PerCoreWalConfig, type PerCoreWalOptions } from "./config.ts";
+import { PerCoreWalError } from "./errors.ts";
+import { FORMAT_VERSION } from "./format.ts";
+import { SyncBackend } from "./io/sync.ts";
+
+/** The name of the metadata file in a WAL directory. */
+export const META_FILE = "wal.json";
+const DEFAULT_PATTERN = "wal-{core_id}-{segment}.log";
+
+/** What `wal.json` holds. */
+export interface WalMeta {
+  /** On-disk format version of the segments. */
+  formatVersion: number;
+  /** How many cores write to the directory. */
+  numCores: number;
+  /** The segment file name pattern. */
+  segmentPattern: string;
+}
+
+/** Reads `wal.json`, or undefined if there is none. Throws "Corrupted" if it is unreadable. */
+export function readWalMeta(dir: string): WalMeta | undefined {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(`${dir}/${META_FILE}`);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw e;
+  }
+  try {
+    const m = JSON.parse(text);
+    if (
+      typeof m.numCores === "number" && Number.isInteger(m.numCores) &&
+      typeof m.segmentPattern === "string" &&
+      typeof m.formatVersion === "number"
+    ) {
+      return {
+        formatVersion: m.formatVersion,
+        numCores: m.numCores,
+        segmentPattern: m.segmentPattern,
+      };
+    }
+  } catch {
+    // Fall through.
+  }
+  throw new PerCoreWalError("Corrupted", `"${dir}/${META_FILE}" is not a valid WAL metadata file`, {
+    segment: `${dir}/${META_FILE}`,
+  });
+}
+
+/** Writes `wal.json` atomically (temporary file, fsync, rename, fsync of the directory). */
+export function writeWalMeta(dir: string, meta: WalMeta): void {
+  const tmp = `${dir}/${META_FILE}.tmp`;
+  const file = Deno.openSync(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
+  try {
+    file.writeSync(new TextEncoder().encode(JSON.stringify(meta, null, 2) + "\n"));
+    file.syncSync();
+  } finally {
+    file.close();
+  }
+  Deno.renameSync(tmp, `${dir}/${META_FILE}`);
+  new SyncBackend().syncDirectory(dir);
+}
+
+/**
+ * Checks a configuration against the directory's `wal.json` and records it there: refuses
+ * fewer cores than the directory has segments for, or another segment pattern.
+ */
+export function reconcileWalMeta(config: PerCoreWalConfig): void {
+  const meta = readWalMeta(config.baseDir);
+  const want: WalMeta = {
+    formatVersion: FORMAT_VERSION,
+    numCores: Math.max(config.numCores, meta?.numCores ?? 0),
+    segmentPattern: config.options.segmentPattern,
+  };
+  if (meta !== undefined) {
+    if (meta.segmentPattern !== config.options.segmentPattern) {
+      throw new PerCoreWalError(
+        "ConfigMismatch",
+        `WAL directory "${config.baseDir}" uses segmentPattern "${meta.segmentPattern}", ` +
+          `not "${config.options.segmentPattern}"`,
+      );
+    }
+    if (meta.numCores > config.numCores && _hasSegmentsFrom(config, meta)) {
+      throw new PerCoreWalError(
+        "ConfigMismatch",
+        `WAL directory "${config.baseDir}" holds segments of ${meta.numCores} cores; opening it with ` +
+          `${config.numCores} would leave cores ${config.numCores}..${meta.numCores - 1} unread`,
+      );
+    }
+    if (meta.numCores >= config.numCores && meta.formatVersion === FORMAT_VERSION) return;
+  }
+  writeWalMeta(config.baseDir, want);
+}
+
+function _hasSegmentsFrom(config: PerCoreWalConfig, meta: WalMeta): boolean {
+  const probe = new PerCoreWalConfig(config.baseDir, meta.numCores, {
+    segmentPattern: meta.segmentPattern,
+  });
+  for (const e of Deno.readDirSync(config.baseDir)) {
+    const p = probe.parseSegmentName(e.name);
+    if (p !== undefined && p.coreId >= config.numCores) return true;
+  }
+  return false;
+}
+
+/**
+ * The configuration of an existing WAL directory: from its `wal.json`, or, without one, from its
+ * file names (default pattern; cores up to the largest core id found).
+ */
+export function configFromDirectory(
+  dir: string,
+  options: PerCoreWalOptions = {},
+): PerCoreWalConfig {
+  const meta = readWalMeta(dir);
+  if (meta !== undefined) {
+    return new PerCoreWalConfig(dir, meta.numCores, {
+      ...options,
+      segmentPattern: meta.segmentPattern,
+    });
+  }
+  const pattern = options.segmentPattern ?? DEFAULT_PATTERN;
+  const probe = new PerCoreWalConfig(dir, 1024, { segmentPattern: pattern });
+  let cores = 0;
+  try {
+    for (const e of Deno.readDirSync(dir)) {
+      const p = probe.parseSegmentName(e.name);
+      if (p !== undefined && p.coreId < 1024) cores = Math.max(cores, p.coreId + 1);
+    }
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new PerCoreWalError("SegmentNotFound", `WAL directory "${dir}" does not exist`, {
+        segment: dir,
+      });
+    }
+    throw e;
+  }
+  if (cores === 0) {
+    throw new PerCoreWalError(
+      "SegmentNotFound",
+      `"${dir}" holds no WAL segment and no ${META_FILE}`,
+      {
+        segment: dir,
+      },
+    );
+  }
+  return new PerCoreWalConfig(dir, cores, { ...options, segmentPattern: pattern });
+}

@@ -1,0 +1,202 @@
+// Every recovery mode against real damage in real segment files: torn tails, zero tails,
+// corruption in the middle, missing and extra segments; replay order; repair, then reopen.
+import { assert, assertEquals, assertRejects } from "@std/assert";
+import { PerCoreWalConfig } from "../src/config.ts";
+import { listCoreSegments } from "../src/core_log.ts";
+import { PerCoreWalError } from "../src/errors.ts";
+import { PerCoreWalManager } from "../src/manager.ts";
+import { compareEntries } from "../src/merge.ts";
+import { PerCoreWalReader } from "../src/reader.ts";
+import { PerCoreRecoveryManager, recoverPerCore } from "../src/recovery.ts";
+import type { PerCoreWalEntry } from "../src/types.ts";
+import { ignoreWithoutUring, tempDir } from "./_helpers.ts";
+import { append, asStrings, model, type Step, workload } from "./_model.ts";
+
+const test = (name: string, fn: () => Promise<void>) =>
+  Deno.test({ name, ignore: ignoreWithoutUring, fn });
+const ROUNDS = 4;
+
+/** Four epochs of work on two cores, each closed by barriers; no checkpoint. */
+async function build(dir: string) {
+  const cfg = new PerCoreWalConfig(`${dir}/wal`, 2, { segmentSizeBytes: 32 * 1024 });
+  const m = await PerCoreWalManager.open(cfg);
+  const rounds: Step[][] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const steps = workload(100 + r, 600, 2);
+    rounds.push(steps);
+    append([m.writer(0), m.writer(1)], steps);
+    m.advanceEpoch();
+    m.writeEpochBarrierAll();
+  }
+  await m.close();
+  return { cfg, rounds };
+}
+
+/** Every record of a core with its file and offset, in order. */
+async function records(cfg: PerCoreWalConfig, core: number) {
+  const out: { path: string; offset: number; length: number; entry: PerCoreWalEntry }[] = [];
+  for (const s of listCoreSegments(cfg, core)) {
+    await using r = await PerCoreWalReader.open(s.path);
+    for (let x = await r.readNext(); x.kind === "entry"; x = await r.readNext()) {
+      out.push({ path: s.path, offset: x.offset, length: x.length, entry: x.entry });
+    }
+  }
+  return out;
+}
+
+function flip(path: string, at: number) {
+  const b = Deno.readFileSync(path);
+  b[at] ^= 0x10;
+  Deno.writeFileSync(path, b);
+}
+
+test("a clean WAL recovers in every mode to the same state; replay follows (epoch, timestampNs, coreId, sequence)", async () => {
+  await using dir = await tempDir();
+  const { cfg, rounds } = await build(dir.path);
+  const want = model(rounds.flat());
+  for (const mode of ["tolerateTornTail", "strict", "pointInTime", "salvage"] as const) {
+    const seen: PerCoreWalEntry[] = [];
+    using r = await recoverPerCore(cfg.baseDir, { mode, onEntry: (e) => seen.push(e) });
+    assertEquals(asStrings(r.state), want.state, mode);
+    assertEquals(r.offsets, want.offsets, mode);
+    assertEquals(r.finalEpoch, BigInt(ROUNDS));
+    assertEquals(r.entriesReplayed, ROUNDS * 600 + ROUNDS * 2);
+    for (let i = 1; i < seen.length; i++) {
+      assert(compareEntries(seen[i - 1], seen[i]) < 0, "merge order");
+    }
+    assert(
+      r.report.every((l) =>
+        l.status === "clean" || l.status === "zeroTail" || l.status === "unstarted"
+      ),
+      mode,
+    );
+  }
+});
+
+test("a torn tail: tolerateTornTail cuts it (with fsync) and keeps every whole record; strict refuses; read-only changes nothing", async () => {
+  await using dir = await tempDir();
+  const { cfg, rounds } = await build(dir.path);
+  const recs = await records(cfg, 0);
+  const last = recs.at(-1)!; // core 0's last barrier
+  const torn = Deno.readFileSync(last.path);
+  torn.fill(0, last.offset + 10, last.offset + 40);
+  Deno.writeFileSync(last.path, torn);
+  const size = Deno.statSync(last.path).size;
+  const strict = await assertRejects(
+    () => recoverPerCore(cfg.baseDir, { mode: "strict" }),
+    PerCoreWalError,
+  );
+  assertEquals([strict.code, strict.segment, strict.offset], ["TornWrite", last.path, last.offset]);
+  {
+    using ro = await recoverPerCore(cfg.baseDir, { readOnly: true });
+    const line = ro.report.find((l) => l.status === "tornTail")!;
+    assertEquals([line.path, line.offset, line.action, line.applied], [
+      last.path,
+      last.offset,
+      "truncated",
+      false,
+    ]);
+    assertEquals(Deno.statSync(last.path).size, size);
+  }
+  using r = await recoverPerCore(cfg.baseDir);
+  assertEquals(asStrings(r.state), model(rounds.flat()).state, "only a barrier was torn");
+  assertEquals(r.report.find((l) => l.status === "tornTail")?.applied, true);
+  assertEquals(Deno.statSync(last.path).size, last.offset);
+  const m = await PerCoreWalManager.open(cfg);
+  assertEquals(m.writer(0).sequence, last.entry.sequence - 1n);
+  await m.close();
+});
+
+test("corruption in the middle: tolerateTornTail refuses naming segment and offset; salvage skips the record; pointInTime stops every core before its epoch", async () => {
+  await using dir = await tempDir();
+  const { cfg, rounds } = await build(dir.path);
+  const recs = await records(cfg, 1);
+  const victim = recs.find((x) => x.entry.epoch === 2n && x.entry.operation.type === "put")!;
+  flip(victim.path, victim.offset + 45);
+  const e = await assertRejects(
+    () => recoverPerCore(cfg.baseDir, { readOnly: true }),
+    PerCoreWalError,
+  );
+  assertEquals([e.code, e.segment, e.offset], ["ChecksumMismatch", victim.path, victim.offset]);
+  assert(
+    e.message.includes(victim.path) && e.message.includes(`offset ${victim.offset}`),
+    e.message,
+  );
+
+  using salvaged = await recoverPerCore(cfg.baseDir, { mode: "salvage", readOnly: true });
+  const core1Steps = rounds.flatMap((r) => r).filter((s) => s.core === 1);
+  const victimIndex = recs.filter((x) => x.entry.operation.type !== "epochBarrier").indexOf(victim);
+  const withoutVictim = rounds.flat().filter((s) => s !== core1Steps[victimIndex]);
+  assertEquals(asStrings(salvaged.state), model(withoutVictim).state);
+  const line = salvaged.report.find((l) => l.status === "corrupted")!;
+  assertEquals([line.path, line.offset, line.action], [victim.path, victim.offset, "quarantined"]);
+
+  using pit = await recoverPerCore(cfg.baseDir, { mode: "pointInTime", readOnly: true });
+  assertEquals(pit.stoppedBeforeEpoch, 2n);
+  assertEquals(asStrings(pit.state), model([...rounds[0], ...rounds[1]]).state);
+  assertEquals(pit.finalEpoch, 1n, "the barriers that begin epoch 2 are not replayed");
+
+  // Repair in point-in-time mode, then the WAL opens and continues from the cut.
+  const reports = await new PerCoreRecoveryManager(cfg, { mode: "pointInTime" })
+    .repairAllSegments();
+  assert(reports.some((l) => l.action === "replayStopped" && l.applied), JSON.stringify(reports));
+  using after = await recoverPerCore(cfg.baseDir, { mode: "strict" });
+  assertEquals(asStrings(after.state), model([...rounds[0], ...rounds[1]]).state);
+  const m = await PerCoreWalManager.open(cfg);
+  m.writer(1).appendPut("new", "record");
+  await m.close();
+  assert(
+    [...Deno.readDirSync(cfg.baseDir)].some((e) => e.name.includes(".damaged-")),
+    "later segments put aside, not deleted",
+  );
+});
+
+test("a missing middle segment: tolerateTornTail refuses; salvage goes on past the gap and reports it", async () => {
+  await using dir = await tempDir();
+  const { cfg } = await build(dir.path);
+  const segs = listCoreSegments(cfg, 0);
+  assert(segs.length >= 4, `${segs.length} segments`);
+  Deno.removeSync(segs[1].path);
+  const e = await assertRejects(
+    () => recoverPerCore(cfg.baseDir, { readOnly: true }),
+    PerCoreWalError,
+  );
+  assertEquals(e.code, "Corrupted");
+  assert(e.message.includes("a segment is missing"), e.message);
+  using r = await recoverPerCore(cfg.baseDir, { mode: "salvage", readOnly: true });
+  const gap = r.report.find((l) => l.status === "missing")!;
+  assertEquals([gap.segmentIndex, gap.action], [segs[2].index, "skipped"]);
+  assertEquals(r.finalEpoch, BigInt(ROUNDS));
+  using pit = await recoverPerCore(cfg.baseDir, { mode: "pointInTime", readOnly: true });
+  assert(
+    pit.stoppedBeforeEpoch !== undefined && pit.stoppedBeforeEpoch <= 1n,
+    String(pit.stoppedBeforeEpoch),
+  );
+});
+
+test("a segment of a core the WAL does not have is reported as extra; strict refuses it", async () => {
+  await using dir = await tempDir();
+  const { cfg, rounds } = await build(dir.path);
+  Deno.copyFileSync(listCoreSegments(cfg, 0)[0].path, cfg.segmentPath(7, 0));
+  using r = await recoverPerCore(cfg.baseDir, { readOnly: true });
+  assertEquals(r.report.find((l) => l.status === "extra")?.coreId, 7);
+  assertEquals(asStrings(r.state), model(rounds.flat()).state);
+  await assertRejects(
+    () => recoverPerCore(cfg.baseDir, { mode: "strict", readOnly: true }),
+    PerCoreWalError,
+  );
+});
+
+test("segmentStats() describes every segment; recoverWalOnly() ignores checkpoints", async () => {
+  await using dir = await tempDir();
+  const { cfg, rounds } = await build(dir.path);
+  const rm = new PerCoreRecoveryManager(cfg, { readOnly: true, checkpointDir: false });
+  const stats = await rm.segmentStats();
+  assertEquals(stats.reduce((n, s) => n + s.entryCount, 0), ROUNDS * 600 + ROUNDS * 2);
+  for (const s of stats) {
+    assert(s.validEndOffset <= s.fileSizeBytes && s.lastSequence >= s.firstSequence - 1n);
+  }
+  using r = await rm.recoverWalOnly();
+  assertEquals(asStrings(r.state), model(rounds.flat()).state);
+  assertEquals(r.checkpoint, undefined);
+});
