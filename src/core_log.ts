@@ -396,12 +396,14 @@ export class CoreLog {
       );
     }
     let b = this.#open;
+    if (b !== undefined && b.used + len > b.buf.length) {
+      // Sealing pads the batch (O_DIRECT): the segment check below sees the padded end.
+      this.#seal(b);
+      b = undefined;
+    }
     const start = b === undefined ? this.#segTail : b.fileOffset + b.used;
     if (start + len > this.#o.segmentSizeBytes) {
       this.#rotate();
-      b = undefined;
-    } else if (b !== undefined && b.used + len > b.buf.length) {
-      this.#seal(b);
       b = undefined;
     }
     if (b === undefined) b = this.#open = this.#newBatch(len);
@@ -509,6 +511,12 @@ export class CoreLog {
   }
 
   #done(b: Batch, t0: number): void {
+    if (this.#failed !== undefined) {
+      // After a failed write or fdatasync nothing that completes is trusted: Linux reports a
+      // writeback error to one fdatasync only, which may not be the one covering the pages.
+      this.#settle();
+      return;
+    }
     this.#latency.record((performance.now() - t0) * 1000);
     b.state = State.Done;
     const q = this.#queue;
@@ -812,6 +820,11 @@ export class CoreLog {
           where,
         );
       }
+      if (!isLast) {
+        // A process crash can leave an earlier segment's last batch only in the page cache:
+        // everything recovered is declared durable, so make it so.
+        _syncFile(s.path);
+      }
       lastSeq = Number(r.stats.lastSequence);
       if (r.stats.entryCount > 0) lastTsNs = r.lastTimestampNs;
       this.#epoch = Math.max(this.#epoch, Number(r.stats.maxEpoch));
@@ -904,6 +917,9 @@ export class CoreLog {
   /** Moves this core to a later epoch (epochs never decrease within a core). */
   setEpoch(epoch: bigint): void {
     if (typeof epoch !== "bigint") throw new TypeError("epoch must be a bigint");
+    if (epoch > BigInt(Number.MAX_SAFE_INTEGER)) {
+      throw new RangeError(`epoch ${epoch} is above 2^53 - 1`);
+    }
     if (epoch < BigInt(this.#epoch)) {
       throw new RangeError(`epoch ${epoch} is before core ${this.coreId}'s epoch ${this.#epoch}`);
     }
@@ -1020,6 +1036,11 @@ export function listCoreSegments(
     }
   }
   return out.sort((a, b) => a.index - b.index);
+}
+
+function _syncFile(path: string): void {
+  using f = Deno.openSync(path, { read: true, write: true });
+  f.syncDataSync();
 }
 
 /** Whether a segment file holds only zeros (preallocated, never started). */

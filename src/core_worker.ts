@@ -62,7 +62,7 @@ export function errorData(e: unknown): ErrorData {
 class CoreWorker {
   readonly log: CoreLog;
   readonly ctl: Control;
-  readonly rings: ProducerRing[];
+  rings: ProducerRing[];
   readonly #inner: IoBackend | undefined;
   closing = false;
   #requested = 0;
@@ -84,25 +84,31 @@ class CoreWorker {
     const first = Number(log.sequence) + 1;
     let next = first;
     let progressed = true;
-    while (progressed && next - first < 65536) {
-      progressed = false;
-      for (const r of this.rings) {
-        const { data, view } = r;
-        // appendRaw throws "Backpressure" before taking a record: it stays in its ring.
-        const after = r.takeFrom(next, (off, len) => log.appendRaw(data, view, off, len));
-        if (after !== next) progressed = true;
-        next = after;
+    try {
+      while (progressed && next - first < 65536) {
+        progressed = false;
+        for (const r of this.rings) {
+          const { data, view } = r;
+          // appendRaw throws "Backpressure" before taking a record: it stays in its ring.
+          const after = r.takeFrom(next, (off, len) => log.appendRaw(data, view, off, len));
+          if (after !== next) progressed = true;
+          next = after;
+        }
+      }
+    } finally {
+      if (next > first) {
+        const p = log.position;
+        const b = this.ctl.b64;
+        Atomics.store(b, B.POS_SEGMENT, BigInt(p.segment));
+        Atomics.store(b, B.POS_OFFSET, BigInt(p.offset));
+        Atomics.store(b, B.POS_SEQUENCE, p.sequence);
+      }
+      // Rings whose producer detached and that are empty are dropped.
+      if (this.rings.some((r) => r.finished)) {
+        this.rings = this.rings.filter((r, i) => i === 0 || !r.finished);
       }
     }
-    const n = next - first;
-    if (n > 0) {
-      const p = log.position;
-      const b = this.ctl.b64;
-      Atomics.store(b, B.POS_SEGMENT, BigInt(p.segment));
-      Atomics.store(b, B.POS_OFFSET, BigInt(p.offset));
-      Atomics.store(b, B.POS_SEQUENCE, p.sequence);
-    }
-    return n;
+    return next - first;
   }
 
   /** Asks the log to flush what a `sync()` waits for. */
@@ -154,9 +160,11 @@ class CoreWorker {
 
   publishDurable(seq: number, segment: number, offset: number): void {
     const b = this.ctl.b64;
+    Atomics.add(b, B.SYNCED_VERSION, 1n); // odd: being written
     Atomics.store(b, B.SYNCED_SEGMENT, BigInt(segment));
     Atomics.store(b, B.SYNCED_OFFSET, BigInt(offset));
     Atomics.store(b, B.DURABLE, BigInt(seq));
+    Atomics.add(b, B.SYNCED_VERSION, 1n);
     Atomics.notify(b, B.DURABLE);
     this.publishMetrics();
   }
@@ -182,6 +190,33 @@ class CoreWorker {
     }
   }
 
+  /** When the Worker started waiting for a sequence that later ones were published after. */
+  #gapSince: number | undefined;
+
+  /**
+   * A producer thread that dies between claiming a sequence and publishing its record stops
+   * its core (records are written in sequence order): after 10 s of records waiting behind
+   * such a gap, the core fails with a clear error instead of hanging.
+   */
+  #checkGap(): void {
+    if (this.#ready() || !this.rings.some((r) => r.usedBytes > 0)) {
+      this.#gapSince = undefined;
+      return;
+    }
+    const now = performance.now();
+    this.#gapSince ??= now;
+    if (now - this.#gapSince > 10_000) {
+      throw new PerCoreWalError(
+        "Failed",
+        `Core ${this.log.coreId}: sequence ${
+          Number(this.log.sequence) + 1
+        } was claimed but never ` +
+          `published for 10 s while later records wait (a producer thread died mid-append?)`,
+        { coreId: this.log.coreId },
+      );
+    }
+  }
+
   async run(): Promise<void> {
     let stalled = 0;
     while (true) {
@@ -201,6 +236,7 @@ class CoreWorker {
         await this.yield();
       } else {
         this.publishMetrics(true);
+        this.#checkGap();
         if (this.closing && ++stalled > 50) {
           throw new PerCoreWalError(
             "Failed",

@@ -55,6 +55,8 @@ export const R_CORE = 34;
 export const R_PAD = 36;
 
 const TWO32 = 4294967296;
+/** Largest epoch (and sequence): they are kept as JavaScript numbers. */
+export const MAX_EPOCH = BigInt(Number.MAX_SAFE_INTEGER);
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -248,11 +250,12 @@ export function normalizeOperation(op: WalOperationInput, currentEpoch: bigint):
       if (op.watermark !== undefined) c.watermark = _i64(op.watermark, "watermark");
       return c;
     }
-    case "epochBarrier":
-      return {
-        type: "epochBarrier",
-        epoch: op.epoch === undefined ? currentEpoch : _u64(op.epoch, "barrier epoch"),
-      };
+    case "epochBarrier": {
+      const epoch = op.epoch === undefined ? currentEpoch : _u64(op.epoch, "barrier epoch");
+      // Epochs are kept as numbers in the engines: they stay below 2^53.
+      if (epoch > MAX_EPOCH) throw new RangeError(`barrier epoch ${epoch} is above 2^53 - 1`);
+      return { type: "epochBarrier", epoch };
+    }
     default:
       throw new TypeError(
         `unknown operation type ${JSON.stringify((op as { type: unknown }).type)}`,

@@ -40,6 +40,8 @@ export const B = {
   /** Segment and offset after the last durable record. */
   SYNCED_SEGMENT: 6,
   SYNCED_OFFSET: 7,
+  /** Seqlock of DURABLE and the synced segment and offset: odd while they change. */
+  SYNCED_VERSION: 8,
 } as const;
 
 /** Float64 slots of the metrics area. */
@@ -180,6 +182,16 @@ export class ProducerRing {
   /** Claims the ring for the calling thread; false if another thread has it. */
   claim(): boolean {
     return Atomics.compareExchange(this.ctl, R_OWNER, 0, 1) === 0;
+  }
+
+  /** The producer is done with the ring: the Worker drops it once it is empty. */
+  release(): void {
+    Atomics.store(this.ctl, R_OWNER, 2);
+  }
+
+  /** Whether the producer released the ring and every record in it was taken. */
+  get finished(): boolean {
+    return Atomics.load(this.ctl, R_OWNER) === 2 && this.usedBytes === 0;
   }
 
   // --- producer side

@@ -211,6 +211,11 @@ export class CoreWalWriter {
   }
 
   #checkOpen(len: number): void {
+    if (this.#detached) {
+      throw new PerCoreWalError("Closed", `This writer of core ${this.coreId} was closed`, {
+        coreId: this.coreId,
+      });
+    }
     const state = this.#ctl.state;
     if (state === CoreState.Failed) throw this.#ctl.error();
     if (state !== CoreState.Running) {
@@ -303,6 +308,8 @@ export class CoreWalWriter {
       const d = Atomics.load(b64, B.DURABLE);
       if (d >= target) return;
       const state = this.#ctl.state;
+      // The record may have become durable just before the core stopped: look once more.
+      if (state !== CoreState.Running && Atomics.load(b64, B.DURABLE) >= target) return;
       if (state === CoreState.Failed) throw this.#ctl.error();
       if (state === CoreState.Closed) {
         throw new PerCoreWalError(
@@ -341,14 +348,33 @@ export class CoreWalWriter {
     };
   }
 
-  /** After the last durable record. */
+  /** After the last durable record (segment, offset and sequence read consistently). */
   get syncedPosition(): WalPosition {
     const b = this.#ctl.b64;
-    return {
-      segment: Number(Atomics.load(b, B.SYNCED_SEGMENT)),
-      offset: Number(Atomics.load(b, B.SYNCED_OFFSET)),
-      sequence: Atomics.load(b, B.DURABLE),
-    };
+    while (true) {
+      const v = Atomics.load(b, B.SYNCED_VERSION);
+      const p = {
+        segment: Number(Atomics.load(b, B.SYNCED_SEGMENT)),
+        offset: Number(Atomics.load(b, B.SYNCED_OFFSET)),
+        sequence: Atomics.load(b, B.DURABLE),
+      };
+      if ((v & 1n) === 0n && Atomics.load(b, B.SYNCED_VERSION) === v) return p;
+    }
+  }
+
+  /**
+   * Detaches this writer from its shared buffer (a writer attached in a Worker that is done):
+   * the core's Worker takes what is left and then frees it. Appends afterwards fail.
+   */
+  close(): void {
+    this.#detached = true;
+    this.#ring.release();
+  }
+  #detached = false;
+
+  /** Detaches the writer. */
+  [Symbol.dispose](): void {
+    this.close();
   }
 
   /** The error that stopped this core, if it failed. */

@@ -320,7 +320,7 @@ export class UringBackend implements IoBackend {
     if (libc().fallocate(f.fd, 0, 0n, BigInt(length)) < 0) {
       const errno = -lastErrno();
       // File systems without fallocate (EOPNOTSUPP) get their blocks from the zero-fill.
-      if (errno !== -95) throw errnoError(-errno, "fallocate", { path: f.path });
+      if (errno !== 95) throw errnoError(errno, "fallocate", { path: f.path });
     }
   }
 
@@ -397,7 +397,13 @@ export class UringBackend implements IoBackend {
 
   #submit(): void {
     const rc = this.#ring.submit();
-    if (rc < 0 && rc !== -Errno.EAGAIN && rc !== -Errno.EINTR) {
+    if (rc === -Errno.EAGAIN || rc === -16 /* EBUSY */) {
+      // The kernel is short of resources: the SQEs stay queued; submit again shortly.
+      this.#retry ??= setTimeout(() => {
+        this.#retry = undefined;
+        if (!this.#closed) this.#submit();
+      }, 1);
+    } else if (rc < 0) {
       // The SQEs may not have reached the kernel: fail everything in flight, nothing is retried.
       this.#failAll(errnoError(-rc, "io_uring_submit"));
       return;
@@ -405,9 +411,12 @@ export class UringBackend implements IoBackend {
     this.#reap();
     this.#wait();
   }
+  #retry: ReturnType<typeof setTimeout> | undefined;
 
   #failAll(err: PerCoreWalError): void {
-    for (const { chain } of this.#slots.values()) chain.error ??= err;
+    const chains = new Set([...this.#slots.values()].map((s) => s.chain));
+    this.#slots.clear();
+    for (const c of chains) c.reject(err);
     for (const c of this.#backlog.splice(0)) c.reject(err);
   }
 
@@ -543,6 +552,7 @@ export class UringBackend implements IoBackend {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#retry);
     // Wake the pending eventfd read so that no FFI call outlives the ring.
     const one = new Uint8Array(8);
     one[0] = 1;
