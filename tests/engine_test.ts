@@ -13,6 +13,7 @@ import { PerCoreWalConfig } from "../src/config.ts";
 import { PerCoreWalError } from "../src/errors.ts";
 import type { IoBackend, IoFile, WritePart, WritePurpose } from "../src/io/backend.ts";
 import { FaultyBackend } from "../src/io/faulty.ts";
+import { errnoError } from "../ffi/errno.ts";
 import { SyncBackend } from "../src/io/sync.ts";
 import { UringBackend } from "../src/io/uring.ts";
 import { PerCoreWalReader } from "../src/reader.ts";
@@ -478,3 +479,97 @@ class SyncSpy extends FaultyBackend {
     }
   }
 }
+
+/** Holds the first data chain's completion until the second has failed: an fdatasync whose EIO may belong to the first batch's pages. */
+class ReorderedFailure extends FaultyBackend {
+  #n = 0;
+  #releaseFirst: (() => void) | undefined;
+  constructor(inner: IoBackend) {
+    super(inner, { errno: 5 });
+  }
+  override async writeParts(
+    file: IoFile,
+    parts: WritePart[],
+    sync: boolean,
+    purpose?: WritePurpose,
+  ) {
+    if (purpose !== "data") return super.writeParts(file, parts, sync, purpose);
+    const n = ++this.#n;
+    if (n === 2) {
+      const p = super.writeParts(file, parts, sync, purpose);
+      await new Promise<void>((r) => this.#releaseFirst = r);
+      return p;
+    }
+    if (n === 3) {
+      await super.writeParts(file, parts, false, purpose);
+      setTimeout(() => this.#releaseFirst?.(), 20);
+      throw errnoError(5, "fdatasync", { path: file.path });
+    }
+    return super.writeParts(file, parts, sync, purpose);
+  }
+}
+
+for (const backend of BACKENDS) {
+  Deno.test({
+    name:
+      `[${backend}] a batch whose fdatasync succeeds after another batch's failed is not acknowledged`,
+    ignore: backend === "io_uring" && ignoreWithoutUring,
+    async fn() {
+      await using dir = await tempDir();
+      const inner = makeBackend(backend);
+      const log = await CoreLog.open(smallConfig(dir.path, { backend }), 0, {
+        backend: new ReorderedFailure(inner),
+      });
+      log.appendPut("a", "1");
+      await log.sync(); // chain 1
+      const s2 = log.appendPut("b", "2");
+      const p2 = log.waitDurable(s2); // chain 2: completes late, after chain 3 failed
+      const s3 = log.appendPut("c", "3");
+      const p3 = log.waitDurable(s3); // chain 3: EIO
+      const e3 = await assertRejects(() => p3, PerCoreWalError);
+      assertEquals(e3.errno, "EIO");
+      await assertRejects(() => p2, PerCoreWalError);
+      await new Promise((r) => setTimeout(r, 50));
+      assertEquals(log.durableSequence, 1n, "nothing after the failure is acknowledged");
+      await log.close().catch(() => {});
+      await inner.close();
+    },
+  });
+}
+
+Deno.test({
+  name: "[io_uring] with O_DIRECT padding no record is written past segmentSizeBytes",
+  ignore: ignoreWithoutUring,
+  async fn() {
+    await using dir = await tempDir();
+    const config = smallConfig(dir.path, {
+      backend: "io_uring",
+      writeMode: "direct",
+      segmentSizeBytes: 16384,
+      maxBatchBytes: 4096,
+      maxRecordBytes: 4096,
+    });
+    const log = await CoreLog.open(config, 0);
+    for (let i = 0; i < 300; i++) {
+      log.appendPut(`k${i}`, new Uint8Array(150 + (i % 7) * 300));
+      if (i % 3 === 0) await log.sync();
+    }
+    await log.close();
+    for (const s of listCoreSegments(config, 0)) {
+      assert(
+        Deno.statSync(s.path).size <= 16384,
+        `${s.path} grew to ${Deno.statSync(s.path).size}`,
+      );
+    }
+    assertEquals((await readCore(config)).length, 300);
+  },
+});
+
+Deno.test("epochs above 2^53 - 1 are refused with RangeError, not rounded", async () => {
+  await using dir = await tempDir();
+  const log = await CoreLog.open(smallConfig(dir.path, { backend: "sync" }), 0);
+  assertThrows(() => log.appendEpochBarrier(2n ** 64n - 1n), RangeError);
+  assertThrows(() => log.setEpoch(2n ** 53n), RangeError);
+  assertEquals(log.appendEpochBarrier(2n ** 53n - 1n), 1n);
+  await log.close();
+});
