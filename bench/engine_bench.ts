@@ -14,41 +14,16 @@ import {
   saltState,
   writeRecordHeader,
 } from "../src/format.ts";
+import { BATCH, keys, PlainLog, value } from "./_plain.ts";
 
-const BATCH = 512;
 const KEY = 16;
-const VALUE = 112;
-const REC = PUT_OVERHEAD_BYTES + KEY + VALUE;
+const REC = PUT_OVERHEAD_BYTES + KEY + 112;
+const salt = saltState(0x9e3779b9);
 const dir = Deno.makeTempDirSync({ dir: Deno.env.get("BENCH_DIR"), prefix: "percore-bench-" });
 globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
 
-const keys = Array.from(
-  { length: BATCH },
-  (_, i) => new TextEncoder().encode(`key-${String(i).padStart(12, "0")}`),
-);
-const value = new Uint8Array(VALUE).fill(0x5a);
-const salt = saltState(0x9e3779b9);
-
-/** Frames 512 records exactly as the engine does (same bytes, same CRC32C). */
-function frameBatch(buf: Uint8Array, view: DataView, firstSeq: number): number {
-  let pos = 0;
-  const us = Math.round((performance.timeOrigin + performance.now()) * 1000);
-  for (let i = 0; i < BATCH; i++) {
-    writeRecordHeader(view, pos, REC, RecordType.put, 0, 0, firstSeq + i, us, 0);
-    view.setUint16(pos + RECORD_HEADER_BYTES, KEY, true);
-    buf.set(keys[i], pos + PUT_OVERHEAD_BYTES);
-    buf.set(value, pos + PUT_OVERHEAD_BYTES + KEY);
-    view.setUint32(pos + R_CRC, recordCrc(buf, pos, REC, salt), true);
-    pos += REC;
-  }
-  return pos;
-}
-
 // Plain Deno, as a competent user writes it: append to a file, fdatasync per batch.
-const plainBuf = new Uint8Array(BATCH * REC);
-const plainView = new DataView(plainBuf.buffer);
-const plain = Deno.openSync(`${dir}/plain.log`, { create: true, append: true });
-let plainSeq = 1;
+const plain = new PlainLog(`${dir}/plain.log`);
 
 async function open(name: string, backend: "io_uring" | "sync"): Promise<CoreLog> {
   return await CoreLog.open(new PerCoreWalConfig(`${dir}/${name}`, 1, { backend }), 0);
@@ -69,11 +44,7 @@ Deno.bench({
   group: "durable batch of 512 records, awaited",
   baseline: true,
   fn() {
-    const n = frameBatch(plainBuf, plainView, plainSeq);
-    plainSeq += BATCH;
-    let done = 0;
-    while (done < n) done += plain.writeSync(plainBuf.subarray(done, n));
-    plain.syncDataSync();
+    plain.write(BATCH);
   },
 });
 
@@ -101,13 +72,7 @@ Deno.bench({
   group: "8 durable batches of 512 records, pipelined",
   baseline: true,
   fn() {
-    for (let b = 0; b < 8; b++) {
-      const n = frameBatch(plainBuf, plainView, plainSeq);
-      plainSeq += BATCH;
-      let done = 0;
-      while (done < n) done += plain.writeSync(plainBuf.subarray(done, n));
-      plain.syncDataSync();
-    }
+    for (let b = 0; b < 8; b++) plain.write(BATCH);
   },
 });
 

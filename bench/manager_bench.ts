@@ -3,48 +3,13 @@
 // 128-byte records (16-byte key, 112-byte value). Data in bench/.data, removed at each start.
 import { PerCoreWalConfig, PerCoreWalManager } from "../mod.ts";
 import { CoreLog } from "../src/core_log.ts";
-import {
-  PUT_OVERHEAD_BYTES,
-  R_CRC,
-  RECORD_HEADER_BYTES,
-  recordCrc,
-  RecordType,
-  saltState,
-  writeRecordHeader,
-} from "../src/format.ts";
+import { BATCH, keys, PlainLog, value } from "./_plain.ts";
 
 const DATA = new URL("./.data/manager", import.meta.url).pathname;
 await Deno.remove(DATA, { recursive: true }).catch(() => {});
 Deno.mkdirSync(DATA, { recursive: true });
-
-const BATCH = 512;
-const REC = PUT_OVERHEAD_BYTES + 16 + 112;
-const keys = Array.from(
-  { length: BATCH },
-  (_, i) => new TextEncoder().encode(`key-${String(i).padStart(12, "0")}`),
-);
-const value = new Uint8Array(112).fill(0x5a);
-const salt = saltState(0x9e3779b9);
-
-// Plain Deno, as a competent user writes it: frame (same bytes and CRC32C), writeSync, syncDataSync.
-const plain = Deno.openSync(`${DATA}/plain.log`, { create: true, append: true });
-const plainBuf = new Uint8Array(BATCH * REC);
-const plainView = new DataView(plainBuf.buffer);
-let plainSeq = 1;
-function plainWrite(n: number): void {
-  const us = Math.round((performance.timeOrigin + performance.now()) * 1000);
-  for (let i = 0; i < n; i++) {
-    const pos = i * REC;
-    writeRecordHeader(plainView, pos, REC, RecordType.put, 0, 0, plainSeq++, us, 0);
-    plainView.setUint16(pos + RECORD_HEADER_BYTES, 16, true);
-    plainBuf.set(keys[i], pos + PUT_OVERHEAD_BYTES);
-    plainBuf.set(value, pos + PUT_OVERHEAD_BYTES + 16);
-    plainView.setUint32(pos + R_CRC, recordCrc(plainBuf, pos, REC, salt), true);
-  }
-  let done = 0;
-  while (done < n * REC) done += plain.writeSync(plainBuf.subarray(done, n * REC));
-  plain.syncDataSync();
-}
+const plain = new PlainLog(`${DATA}/plain.log`);
+const plainWrite = (n: number) => plain.write(n);
 
 const one = await PerCoreWalManager.open(new PerCoreWalConfig(`${DATA}/one`, 1));
 const two = await PerCoreWalManager.open(new PerCoreWalConfig(`${DATA}/two`, 2));

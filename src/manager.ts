@@ -6,10 +6,14 @@
  */
 
 import { PerCoreWalConfig } from "./config.ts";
-import { ensureDirectory, listCoreSegments, type WalPosition } from "./core_log.ts";
+import {
+  type CoreLogMetrics,
+  ensureDirectory,
+  listCoreSegments,
+  type WalPosition,
+} from "./core_log.ts";
 import type { ErrorData, InitMessage } from "./core_worker.ts";
 import { PerCoreWalError, type PerCoreWalErrorCode } from "./errors.ts";
-import type { LatencySummary } from "./histogram.ts";
 import type { BackendKind } from "./io/backend.ts";
 import type { FaultPlan } from "./io/faulty.ts";
 import { lockWalDirectory, unlockWalDirectory } from "./lock.ts";
@@ -21,29 +25,9 @@ import type { PerCoreWalEntry, SegmentStats } from "./types.ts";
 import { CoreWalWriter, type WriterHandle } from "./writer.ts";
 
 /** Counters of one core, as its Worker last published them. */
-export interface CoreMetrics {
-  /** The core. */
-  coreId: number;
-  /** The backend writing its segments. */
-  backend: BackendKind;
-  /** The write mode in use. */
-  writeMode: "direct" | "dsync" | "buffered";
-  /** Records written since open. */
-  recordsAppended: number;
-  /** Record bytes written since open. */
-  bytesAppended: number;
-  /** Batches submitted. */
-  batches: number;
-  /** fdatasyncs submitted. */
-  fdatasyncs: number;
-  /** Time from a batch's submission to its durability. */
-  syncLatency: LatencySummary;
-  /** Batches between submission and durability. */
-  inFlightBatches: number;
+export interface CoreMetrics extends CoreLogMetrics {
   /** Records appended by producers and not yet taken in by the Worker. */
   queuedRecords: number;
-  /** Bytes taken in and not yet durable. */
-  pendingBytes: number;
   /** Whether the core failed. */
   failed: boolean;
 }

@@ -223,40 +223,25 @@ Deno.test("random damage of any kind never yields an entry that was not written,
 
 Deno.test("a valid record after damage is found even when its CRC starts with a zero byte", async () => {
   await using dir = await tempDir();
-  // Rewrite until some record's CRC begins with 0x00 (about 1 in 256 records).
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const { path, records, bytes } = await writeSegment(`${dir.path}/${attempt}`, 400);
-    const i = records.findIndex((r, k) => k > 1 && bytes[r.offset] === 0);
-    if (i < 0) continue;
-    const damaged = bytes.slice();
-    damaged[records[i - 1].offset + 50] ^= 1;
-    await Deno.writeFile(path, damaged);
-    const { end } = await verdict(path);
-    assertEquals([end.kind, end.offset], ["corrupted", records[i - 1].offset]);
-    assert(
-      end.kind === "corrupted" &&
-        end.reason.includes(`valid record at offset ${records[i].offset}`),
-      JSON.stringify(end),
-    );
-    return;
-  }
-  throw new Error("no record with a CRC starting with 0x00 in 20 x 400 records");
+  const { path, records, bytes, i } = await withZeroCrcRecord(dir.path);
+  bytes[records[i - 1].offset + 50] ^= 1;
+  await Deno.writeFile(path, bytes);
+  const { end } = await verdict(path);
+  assertEquals([end.kind, end.offset], ["corrupted", records[i - 1].offset]);
+  assert(
+    end.kind === "corrupted" && end.reason.includes(`valid record at offset ${records[i].offset}`),
+    JSON.stringify(end),
+  );
 });
 
 Deno.test("a zero hole followed by a record whose CRC starts with a zero byte is corruption", async () => {
   await using dir = await tempDir();
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const { path, records, bytes } = await writeSegment(`${dir.path}/${attempt}`, 400);
-    const i = records.findIndex((r, k) => k > 1 && bytes[r.offset] === 0);
-    if (i < 0) continue;
-    const hole = records[i - 1];
-    bytes.fill(0, hole.offset, hole.offset + hole.length);
-    await Deno.writeFile(path, bytes);
-    const { end } = await verdict(path);
-    assertEquals([end.kind, end.offset], ["corrupted", hole.offset]);
-    return;
-  }
-  throw new Error("no record with a CRC starting with 0x00 in 20 x 400 records");
+  const { path, records, bytes, i } = await withZeroCrcRecord(dir.path);
+  const hole = records[i - 1];
+  bytes.fill(0, hole.offset, hole.offset + hole.length);
+  await Deno.writeFile(path, bytes);
+  const { end } = await verdict(path);
+  assertEquals([end.kind, end.offset], ["corrupted", hole.offset]);
 });
 
 Deno.test("a segment cut inside its header block is a torn tail with no records", async () => {
@@ -269,3 +254,13 @@ Deno.test("a segment cut inside its header block is a torn tail with no records"
     reason: "header block cut short",
   });
 });
+
+/** A segment of 400 records in which some record (not among the first two) has a CRC starting with 0x00. */
+async function withZeroCrcRecord(dir: string) {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const w = await writeSegment(`${dir}/${attempt}`, 400);
+    const i = w.records.findIndex((r, k) => k > 1 && w.bytes[r.offset] === 0);
+    if (i >= 0) return { ...w, i };
+  }
+  throw new Error("no record with a CRC starting with 0x00 in 20 x 400 records");
+}
