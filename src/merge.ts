@@ -129,7 +129,40 @@ export class CoreCursor {
   }
 
   /** Moves to the next entry. */
-  async advance(): Promise<void> {
+  /**
+   * Moves to the next entry: synchronously (returning undefined) when it is already decoded,
+   * else through a promise. Await the result only if it is a promise.
+   */
+  advance(): Promise<void> | undefined {
+    return this.#step(false) ? undefined : this.#advanceSlow();
+  }
+
+  /** Takes the next buffered result; true when `current` is settled without I/O. */
+  #step(io: boolean): boolean {
+    while (!this.#done) {
+      if (this.#bufPos >= this.#buffer.length) return io;
+      const r = this.#buffer[this.#bufPos++];
+      if (r.kind !== "entry") return (this.#bufPos--, false);
+      const e = r.entry;
+      if (this.#o.toEpoch !== undefined && e.epoch > this.#o.toEpoch) {
+        return (this.#bufPos--, false);
+      }
+      this.#lastSeq = e.sequence;
+      this.#segEntries++;
+      if (this.#o.fromEpoch !== undefined && e.epoch < this.#o.fromEpoch) continue;
+      this.current = {
+        entry: e,
+        segment: this.#segments[this.#segIdx].index,
+        offset: r.offset,
+        length: r.length,
+      };
+      return true;
+    }
+    this.current = undefined;
+    return true;
+  }
+
+  async #advanceSlow(): Promise<void> {
     while (!this.#done) {
       if (this.#bufPos >= this.#buffer.length) {
         if (!await this.#fill()) continue;
@@ -387,7 +420,8 @@ export async function* mergeCursors(cursors: CoreCursor[]): AsyncGenerator<Posit
     while (heap.size > 0) {
       const c = heap.top();
       yield c.current!;
-      await c.advance();
+      const p = c.advance();
+      if (p !== undefined) await p;
       heap.fixTop();
     }
   } finally {
@@ -430,5 +464,17 @@ export async function* mergeSegments(
     for (const c of cursors) c.close();
     throw e;
   }
-  for await (const p of mergeCursors(cursors)) yield p.entry;
+  const heap = new CursorHeap();
+  try {
+    for (const c of cursors) if (c.current !== undefined) heap.push(c);
+    while (heap.size > 0) {
+      const c = heap.top();
+      yield c.current!.entry;
+      const p = c.advance();
+      if (p !== undefined) await p;
+      heap.fixTop();
+    }
+  } finally {
+    for (const c of cursors) c.close();
+  }
 }

@@ -478,7 +478,8 @@ export class PerCoreRecoveryManager {
       try {
         while (cur.current !== undefined) {
           epoch = cur.current.entry.epoch;
-          await cur.advance();
+          const p = cur.advance();
+          if (p !== undefined) await p;
         }
       } finally {
         cur.close();
