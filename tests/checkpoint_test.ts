@@ -203,3 +203,19 @@ async function stateOf(path: string) {
   f.close();
   return out;
 }
+
+test("a checkpoint of an empty WAL, then recovery, gives an empty state; the next checkpoint builds on it", async () => {
+  await using dir = await tempDir();
+  const cfg = config(dir.path);
+  const m = await PerCoreWalManager.open(cfg);
+  const coordinator = new CheckpointCoordinator(m);
+  const first = await coordinator.checkpoint();
+  assertEquals([first.id, first.entriesMerged, first.stateEntries], [1, 0, 0]);
+  m.writer(1).appendPut("x", "1");
+  const second = await coordinator.checkpoint();
+  assertEquals([second.previousId, second.stateEntries], [1, 1]);
+  await m.close();
+  using r = await recoverPerCore(cfg.baseDir);
+  assertEquals(asStrings(r.state), new Map([["x", "1"]]));
+  assertEquals(r.entriesReplayed, 2, "only the two barriers after the second checkpoint");
+});

@@ -298,3 +298,26 @@ Deno.test({
     await m.close();
   },
 });
+
+Deno.test({
+  name: "pinWorkers pins each core's Worker to a CPU and the WAL works as usual",
+  ignore: ignoreWithoutUring,
+  async fn() {
+    await using dir = await tempDir();
+    const cfg = config(dir.path, 2, { pinWorkers: true });
+    const m = await PerCoreWalManager.open(cfg);
+    for (let i = 0; i < 100; i++) m.writer(i % 2).appendPut(`k${i}`, "v");
+    await m.syncAll();
+    assertEquals(m.syncedPositions().map((p) => p.sequence), [50n, 50n]);
+    // The kernel says so: threads of this process allowed on one CPU only.
+    const pinned = new Set<string>();
+    for (const t of Deno.readDirSync("/proc/self/task")) {
+      const status = Deno.readTextFileSync(`/proc/self/task/${t.name}/status`);
+      const list = /Cpus_allowed_list:\s*(\S+)/.exec(status)?.[1] ?? "";
+      if (/^\d+$/.test(list)) pinned.add(list);
+    }
+    const cpus = navigator.hardwareConcurrency;
+    assertEquals(pinned, new Set(cpus >= 2 ? ["0", "1"] : ["0"]));
+    await m.close();
+  },
+});
