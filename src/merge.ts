@@ -167,31 +167,20 @@ export class CoreCursor {
       if (this.#bufPos >= this.#buffer.length) {
         if (!await this.#fill()) continue;
       }
+      if (this.#step(false)) return;
+      // #step stopped before the end of a segment or the first entry beyond `toEpoch`.
       const r = this.#buffer[this.#bufPos++];
       if (r.kind !== "entry") {
         this.#endOfSegment(r);
         continue;
       }
-      const e = r.entry;
-      if (this.#o.toEpoch !== undefined && e.epoch > this.#o.toEpoch) {
-        this.stoppedAt = {
-          entry: e,
-          segment: this.#segments[this.#segIdx].index,
-          offset: r.offset,
-          length: r.length,
-        };
-        this.#finish();
-        return;
-      }
-      this.#lastSeq = e.sequence;
-      this.#segEntries++;
-      if (this.#o.fromEpoch !== undefined && e.epoch < this.#o.fromEpoch) continue;
-      this.current = {
-        entry: e,
+      this.stoppedAt = {
+        entry: r.entry,
         segment: this.#segments[this.#segIdx].index,
         offset: r.offset,
         length: r.length,
       };
+      this.#finish();
       return;
     }
     this.current = undefined;
