@@ -258,7 +258,7 @@ for (const backend of BACKENDS) {
     await Promise.all([log.close(), log.close()]);
     await log.close();
     assertEquals(assertThrows(() => log.appendPut("b", "2"), PerCoreWalError).code, "Closed");
-    log.sync(); // nothing pending: resolves
+    await log.sync(); // nothing pending: resolves
     assertEquals(
       (await assertRejects(
         () => log.waitDurable(1n).then(() => log.appendDelete("x")),

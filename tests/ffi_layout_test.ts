@@ -24,11 +24,14 @@ Deno.test({
       assert(s.getInt32(IoUring.ringFd, true) > 2, "ring fd");
       assert(s.getBigUint64(IoUring.sq.sqes, true) !== 0n, "sqes pointer");
       assert(s.getBigUint64(IoUring.cq.cqes, true) !== 0n, "cqes pointer");
-      // liburing maps SQ slot i to SQE i; the engine relies on it.
-      const array = new Deno.UnsafePointerView(
-        Deno.UnsafePointer.create(s.getBigUint64(IoUring.sq.array, true))!,
-      );
-      for (let i = 0; i < 64; i++) assertEquals(array.getUint32(i * 4), i);
+      // The SQ ring's kernel head and tail start at 0 and sit inside the mapped SQ ring.
+      const sqRing = s.getBigUint64(IoUring.sq.ringPtr, true);
+      const sqSize = BigInt(s.getUint32(IoUring.sq.ringSz, true));
+      for (const f of [IoUring.sq.khead, IoUring.sq.ktail, IoUring.sq.array]) {
+        const p = s.getBigUint64(f, true);
+        assert(p >= sqRing && p < sqRing + sqSize, `sq field at ${f} points inside the SQ ring`);
+      }
+      assertEquals([deref(IoUring.sq.khead), deref(IoUring.sq.ktail)], [0, 0]);
     } finally {
       ring.close();
     }
