@@ -13,7 +13,7 @@
  */
 
 import { crc32c, crc32cUpdate } from "./crc32c.ts";
-import { listCoreSegments } from "./core_log.ts";
+import { ensureDirectory, listCoreSegments } from "./core_log.ts";
 import { PerCoreWalError } from "./errors.ts";
 import { SyncBackend } from "./io/sync.ts";
 import type { PerCoreWalManager } from "./manager.ts";
@@ -117,6 +117,7 @@ export class CheckpointCoordinator {
   readonly retain: number;
   readonly #manager: PerCoreWalManager;
   readonly #maxMemory: number;
+  #lastWritten: CheckpointMetadata | undefined;
 
   /** A coordinator for `manager`'s WAL. */
   constructor(manager: PerCoreWalManager, options: CheckpointCoordinatorOptions = {}) {
@@ -144,8 +145,14 @@ export class CheckpointCoordinator {
   async #checkpoint(o: CheckpointRunOptions): Promise<CheckpointMetadata> {
     const m = this.#manager;
     const config = m.config;
-    Deno.mkdirSync(this.checkpointDir, { recursive: true, mode: 0o700 });
-    const prev = latestCheckpoint(this.checkpointDir);
+    ensureDirectory(this.checkpointDir); // its entry fsynced: checkpoints lead to deletions
+    // Build on a checkpoint whose files pass their checksums (as recovery would choose), unless
+    // it is the one this coordinator wrote last.
+    const trusted = this.#lastWritten;
+    const latest = latestCheckpoint(this.checkpointDir);
+    const prev = trusted !== undefined && latest?.id === trusted.id
+      ? trusted
+      : chooseCheckpoint(this.checkpointDir).checkpoint;
     // 1. A barrier on every core; wait until every one is durable.
     const epoch = m.epoch;
     m.advanceEpoch();
@@ -167,16 +174,23 @@ export class CheckpointCoordinator {
     let watermark = prev?.watermark;
     const changes = new ChangeSet(tmp, this.#maxMemory);
     const cursors: CoreCursor[] = [];
-    for (let c = 0; c < config.numCores; c++) {
-      const start = prev?.walPositions[c];
-      cursors.push(
-        await CoreCursor.open(config, c, {
-          start: start &&
-            { segment: start.segment, offset: start.offset, sequence: start.sequence },
-          end: { segment: ends[c].segment, offset: ends[c].offset },
-          toEpoch: epoch,
-        }),
-      );
+    try {
+      for (let c = 0; c < config.numCores; c++) {
+        // A core added since the previous checkpoint has no position there: all of it is new.
+        const start = prev?.walPositions[c];
+        cursors.push(
+          await CoreCursor.open(config, c, {
+            start: start &&
+              { segment: start.segment, offset: start.offset, sequence: start.sequence },
+            end: { segment: ends[c].segment, offset: ends[c].offset },
+            toEpoch: epoch,
+            requireBeginning: start === undefined,
+          }),
+        );
+      }
+    } catch (e) {
+      for (const cur of cursors) cur.close();
+      throw e;
     }
     let merged = 0;
     for await (const { entry } of mergeCursors(cursors)) {
@@ -243,6 +257,7 @@ export class CheckpointCoordinator {
       await o.onStep?.("renamed");
       // 4. Retire what every retained checkpoint covers.
       await this.#retire(o.onStep);
+      this.#lastWritten = meta;
       await o.onStep?.("done");
       return meta;
     } finally {
@@ -261,7 +276,9 @@ export class CheckpointCoordinator {
     const config = this.#manager.config;
     let first = true;
     for (let c = 0; c < config.numCores; c++) {
-      const keepFrom = oldest.walPositions[c].segment;
+      // A core the oldest checkpoint does not know (added since) keeps every segment.
+      const keepFrom = oldest.walPositions[c]?.segment;
+      if (keepFrom === undefined) continue;
       for (const s of listCoreSegments(config, c)) {
         if (s.index >= keepFrom) break;
         Deno.removeSync(s.path);
@@ -281,11 +298,21 @@ export class CheckpointCoordinator {
     return Promise.resolve(listValidCheckpoints(this.checkpointDir));
   }
 
-  /** Removes all but the `keep` newest checkpoints (and leftovers of interrupted ones); returns how many went. */
+  /**
+   * Removes all but the `keep` newest checkpoints (and leftovers of interrupted ones); returns
+   * how many went. Waits for a running checkpoint.
+   */
   cleanupOldCheckpoints(keep: number): Promise<number> {
     if (!Number.isInteger(keep) || keep < 1) {
       return Promise.reject(new RangeError(`keep must be ≥ 1, got ${keep}`));
     }
+    const before = _running.get(this.#manager) ?? Promise.resolve();
+    const run = before.then(() => this.#cleanup(keep));
+    _running.set(this.#manager, run.catch(() => {}));
+    return run;
+  }
+
+  #cleanup(keep: number): number {
     let removed = 0;
     for (const e of _entries(this.checkpointDir)) {
       if (e.endsWith(".tmp")) {
@@ -299,7 +326,7 @@ export class CheckpointCoordinator {
       removed++;
     }
     new SyncBackend().syncDirectory(this.checkpointDir);
-    return Promise.resolve(removed);
+    return removed;
   }
 }
 
@@ -465,4 +492,57 @@ function _decodeManifest(
   } catch (e) {
     return { invalid: `manifest does not parse: ${e}` };
   }
+}
+
+/** What happened to each checkpoint considered. */
+export interface CheckpointReport {
+  /** The checkpoint's directory. */
+  path: string;
+  /** "used", "invalid" (skipped, with the reason), or "older" (not needed). */
+  status: "used" | "invalid" | "older";
+  /** Why it is invalid. */
+  reason?: string;
+}
+
+/**
+ * The newest checkpoint of `dir` whose manifest, file sizes, file CRCs and state file structure
+ * are valid, and what was found of the others (newest first).
+ */
+export function chooseCheckpoint(
+  dir: string | undefined,
+): { checkpoint?: CheckpointMetadata; checkpointReport: CheckpointReport[] } {
+  const checkpointReport: CheckpointReport[] = [];
+  if (dir === undefined) return { checkpointReport };
+  let names: string[];
+  try {
+    names = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => /^ckpt-\d+$/.test(n)).sort()
+      .reverse();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return { checkpointReport };
+    throw e;
+  }
+  let checkpoint: CheckpointMetadata | undefined;
+  for (const n of names) {
+    const path = `${dir}/${n}`;
+    if (checkpoint !== undefined) {
+      checkpointReport.push({ path, status: "older" });
+      continue;
+    }
+    const m = readCheckpoint(path);
+    let why = "invalid" in m ? m.invalid : verifyCheckpointFiles(m);
+    if (why === undefined && !("invalid" in m)) {
+      try {
+        StateFile.open(`${path}/state.kv`).close();
+      } catch (e) {
+        why = e instanceof Error ? e.message : String(e);
+      }
+    }
+    if (why !== undefined || "invalid" in m) {
+      checkpointReport.push({ path, status: "invalid", reason: why });
+      continue;
+    }
+    checkpoint = m;
+    checkpointReport.push({ path, status: "used" });
+  }
+  return { checkpoint, checkpointReport };
 }

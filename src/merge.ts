@@ -76,6 +76,11 @@ export interface CursorOptions {
   onGap?: DamagePolicy;
   /** Called at such a segment, with what is wrong. */
   onGapFound?: (gap: { path: string; segment: number; reason: string }) => void;
+  /**
+   * The core's log must begin at sequence 1 (nothing retired): recovery without a usable
+   * checkpoint. A later first segment is a gap.
+   */
+  requireBeginning?: boolean;
   /** Entries decoded per read (memory per core: this many entries and a 1 MiB buffer). */
   batch?: number;
 }
@@ -190,6 +195,17 @@ export class CoreCursor {
   async #fill(): Promise<boolean> {
     if (this.#reader === undefined) {
       if (this.#segIdx >= this.#segments.length) {
+        const s = this.#o.start;
+        if (this.#segments.length === 0 && s !== undefined && !this.#startChecked) {
+          // The segment holding the checkpoint's barrier is gone: replay cannot start.
+          this.#startChecked = true;
+          this.#gap(
+            this.#config.segmentPath(this.coreId, s.segment),
+            s.segment,
+            "it holds the checkpoint's barrier and is missing",
+            false,
+          );
+        }
         this.#finish();
         return false;
       }
@@ -220,7 +236,21 @@ export class CoreCursor {
     const h = reader.header;
     let gap: string | undefined;
     let foreign = false;
-    if (h !== undefined && (h.coreId !== this.coreId || h.segmentIndex !== seg.index)) {
+    if (this.#segIdx === 0 && !this.#startChecked) {
+      this.#startChecked = true;
+      const s = this.#o.start;
+      if (s !== undefined && seg.index !== s.segment) {
+        gap = `replay starts in segment ${s.segment} (a checkpoint's barrier), which is missing`;
+      } else if (
+        this.#o.requireBeginning && s === undefined && h !== undefined && h.firstSequence !== 1n
+      ) {
+        gap = `the log begins at sequence ${h.firstSequence}: earlier segments were retired by a ` +
+          `checkpoint that is not usable, or are missing`;
+      }
+    }
+    if (gap !== undefined) {
+      // Checked below with the other gaps.
+    } else if (h !== undefined && (h.coreId !== this.coreId || h.segmentIndex !== seg.index)) {
       gap = `its header is of core ${h.coreId} segment ${h.segmentIndex}`;
       foreign = true;
     } else if (
@@ -257,9 +287,10 @@ export class CoreCursor {
   #endOfSegment(r: Exclude<ReadResult, { kind: "entry" }>): void {
     const seg = this.#segments[this.#segIdx];
     const reader = this.#reader!;
-    if (r.kind === "corrupted" && reader.header !== undefined) {
+    if (r.kind === "corrupted") {
+      // A zero header followed by data is damage too (its records cannot even be checked).
       const policy = this.#o.onCorrupt ?? "throw";
-      if (policy === "skip" && r.resumeAt !== undefined) {
+      if (policy === "skip" && r.resumeAt !== undefined && reader.header !== undefined) {
         this.#skipped.push({ offset: r.offset, reason: r.reason });
         reader.resume(r.resumeAt);
         this.#buffer = [];
@@ -288,6 +319,19 @@ export class CoreCursor {
     else this.#segIdx++;
   }
 
+  #startChecked = false;
+
+  /** Applies the gap policy outside #openSegment (a missing start segment). */
+  #gap(path: string, segment: number, reason: string, _foreign: boolean): void {
+    this.#o.onGapFound?.({ path, segment, reason });
+    if ((this.#o.onGap ?? "throw") === "throw") {
+      throw new PerCoreWalError("Corrupted", `Segment "${path}": ${reason}`, {
+        coreId: this.coreId,
+        segment: path,
+      });
+    }
+  }
+
   #finish(): void {
     this.#done = true;
     this.current = undefined;
@@ -301,21 +345,21 @@ export class CoreCursor {
   }
 }
 
-/** Whether a segment file's header block is all zeros (prepared, never started). */
+/** Whether a segment file is all zeros (prepared, never started): its header first, then the rest. */
 function _unstarted(path: string): boolean {
-  const head = new Uint8Array(64);
   try {
     using f = Deno.openSync(path, { read: true });
-    let n = 0;
-    while (n < head.length) {
-      const r = f.readSync(head.subarray(n));
-      if (r === null) break;
-      n += r;
+    const buf = new Uint8Array(1 << 20);
+    const words = new Uint32Array(buf.buffer);
+    while (true) {
+      const n = f.readSync(buf);
+      if (n === null) return true;
+      for (let i = 0; i < n >> 2; i++) if (words[i] !== 0) return false;
+      for (let i = n & ~3; i < n; i++) if (buf[i] !== 0) return false;
     }
   } catch {
     return false;
   }
-  return head.every((b) => b === 0);
 }
 
 function _damage(

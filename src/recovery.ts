@@ -12,9 +12,9 @@
 
 import {
   type CheckpointMetadata,
+  type CheckpointReport,
+  chooseCheckpoint,
   defaultCheckpointDir,
-  readCheckpoint,
-  verifyCheckpointFiles,
 } from "./checkpoint.ts";
 import { PerCoreWalConfig } from "./config.ts";
 import { listCoreSegments } from "./core_log.ts";
@@ -74,8 +74,7 @@ export type RepairAction =
   | "truncated"
   | "refused"
   | "replayStopped"
-  | "skipped"
-  | "quarantined";
+  | "skipped";
 
 /** One line of the recovery report. */
 export interface SegmentReport {
@@ -99,15 +98,7 @@ export interface SegmentReport {
   applied: boolean;
 }
 
-/** What happened to each checkpoint considered. */
-export interface CheckpointReport {
-  /** The checkpoint's directory. */
-  path: string;
-  /** "used", "invalid" (skipped, with the reason), or "older" (not needed). */
-  status: "used" | "invalid" | "older";
-  /** Why it is invalid. */
-  reason?: string;
-}
+export type { CheckpointReport };
 
 /** The key/value state: the checkpoint's state file, with the replayed changes over it. */
 export class RecoveredState implements Iterable<[Uint8Array, Uint8Array]> {
@@ -259,6 +250,13 @@ export class PerCoreRecoveryManager {
 
   /** Applies the mode's decisions to the files (with fsync), and reports them. */
   async repairAllSegments(): Promise<SegmentReport[]> {
+    if (this.#o.mode === "salvage") {
+      throw new PerCoreWalError(
+        "Unsupported",
+        "salvage does not repair files in place (it keeps records after damage that a repaired log " +
+          "could not hold): recover() with it returns what survives; repair with pointInTime",
+      );
+    }
     if (this.#o.readOnly) {
       throw new PerCoreWalError(
         "Unsupported",
@@ -294,7 +292,7 @@ export class PerCoreRecoveryManager {
     try {
       const report: SegmentReport[] = [];
       const { checkpoint, checkpointReport } = useCheckpoint
-        ? _chooseCheckpoint(this.#checkpointDir())
+        ? chooseCheckpoint(this.#checkpointDir())
         : {
           checkpoint: undefined,
           checkpointReport: [],
@@ -322,6 +320,7 @@ export class PerCoreRecoveryManager {
             await CoreCursor.open(config, c, {
               start: s && { segment: s.segment, offset: s.offset, sequence: s.sequence },
               toEpoch: cutoff === undefined ? undefined : cutoff - 1n,
+              requireBeginning: checkpoint === undefined,
               onTorn: mode === "strict" ? "throw" : "stop",
               onCorrupt: mode === "salvage" ? "skip" : mode === "pointInTime" ? "stop" : "throw",
               onGap: mode === "salvage" ? "skip" : mode === "pointInTime" ? "stop" : "throw",
@@ -367,9 +366,10 @@ export class PerCoreRecoveryManager {
         o.onEntry?.(e);
         if (!buildState) continue;
         const op = e.operation;
-        if (op.type === "put") overlay.set(keyString(op.key), { key: op.key, value: op.value });
-        else if (op.type === "delete") {
-          overlay.set(keyString(op.key), { key: op.key, value: undefined });
+        if (op.type === "put") {
+          overlay.set(keyString(op.key), { key: op.key.slice(), value: op.value.slice() });
+        } else if (op.type === "delete") {
+          overlay.set(keyString(op.key), { key: op.key.slice(), value: undefined });
         } else if (op.type === "commit") {
           for (const [name, off] of op.offsets) {
             offsets.set(name, off);
@@ -470,6 +470,7 @@ export class PerCoreRecoveryManager {
         start: s && { segment: s.segment, offset: s.offset, sequence: s.sequence },
         onCorrupt: "stop",
         onGap: "stop",
+        requireBeginning: s === undefined,
         onGapFound: () => damaged = true,
         onSegmentEnd: (end) => {
           if (end.end.kind === "corrupted") damaged = true;
@@ -489,64 +490,66 @@ export class PerCoreRecoveryManager {
     return cutoff;
   }
 
-  /** Applies the decisions recorded in the report to the files. */
+  /**
+   * Applies the decisions recorded in the report to the files: torn tails are cut; in point in
+   * time, every core is cut before the cutoff epoch and later segments are put aside. Cores
+   * without damage are cut first and damaged ones last, so that a crash during the repair
+   * leaves the damage for a rerun to find (and the same cutoff).
+   */
   #repair(
     report: SegmentReport[],
-    mode: RecoveryMode,
+    _mode: RecoveryMode,
     cursors: CoreCursor[],
     cutoff: bigint | undefined,
   ): void {
-    const sync = new SyncBackend();
     let dirty = false;
     const cutCore = (coreId: number, segment: number, offset: number) => {
-      // Cut the core's log at (segment, offset) and put the later segments aside.
-      const path = this.config.segmentPath(coreId, segment);
-      _truncate(path, offset);
+      _truncate(this.config.segmentPath(coreId, segment), offset);
       for (const s of listCoreSegments(this.config, coreId)) {
-        if (s.index > segment) {
-          Deno.renameSync(s.path, _aside(s.path));
-          dirty = true;
-        }
+        if (s.index > segment) Deno.renameSync(s.path, _aside(s.path));
       }
+      dirty = true;
     };
     for (const line of report) {
       if (line.status === "tornTail" && line.action === "truncated") {
         _truncate(line.path, line.offset!);
         line.applied = true;
-      } else if (
-        line.status === "corrupted" &&
-        (line.action === "replayStopped" || line.action === "quarantined")
-      ) {
-        if (line.action === "quarantined") Deno.copyFileSync(line.path, _aside(line.path));
-        cutCore(line.coreId, line.segmentIndex, line.offset!);
-        line.applied = true;
-        dirty = true;
-      } else if (line.status === "missing" && line.action === "replayStopped") {
-        // Everything from the segment after the gap on is put aside.
-        const prev = line.segmentIndex - 1;
-        for (const s of listCoreSegments(this.config, line.coreId)) {
-          if (s.index > prev && s.index >= line.segmentIndex) {
-            Deno.renameSync(s.path, _aside(s.path));
-          }
-        }
-        line.applied = true;
-        dirty = true;
       }
     }
-    if (cutoff !== undefined) {
-      for (const cur of cursors) {
-        const at = cur.stoppedAt;
-        if (at === undefined) continue;
+    const damaged = report.filter((l) =>
+      l.action === "replayStopped" && (l.status === "corrupted" || l.status === "missing")
+    );
+    const damagedCores = new Set(damaged.map((l) => l.coreId));
+    const order = [...cursors].sort((x, y) =>
+      Number(damagedCores.has(x.coreId)) - Number(damagedCores.has(y.coreId))
+    );
+    for (const cur of order) {
+      const at = cutoff === undefined ? undefined : cur.stoppedAt;
+      if (at !== undefined) {
         cutCore(cur.coreId, at.segment, at.offset);
         const line = report.find((l) =>
           l.coreId === cur.coreId && l.action === "replayStopped" && l.offset === at.offset
         );
         if (line) line.applied = true;
-        dirty = true;
+      }
+      for (const line of damaged.filter((l) => l.coreId === cur.coreId)) {
+        if (at !== undefined) {
+          line.applied = true; // cut before it already
+          continue;
+        }
+        if (line.status === "corrupted") {
+          cutCore(line.coreId, line.segmentIndex, line.offset!);
+        } else {
+          // A missing segment: everything from the segment after the gap on is put aside.
+          for (const s of listCoreSegments(this.config, line.coreId)) {
+            if (s.index >= line.segmentIndex) Deno.renameSync(s.path, _aside(s.path));
+          }
+          dirty = true;
+        }
+        line.applied = true;
       }
     }
-    if (dirty) sync.syncDirectory(this.config.baseDir);
-    void mode;
+    if (dirty) new SyncBackend().syncDirectory(this.config.baseDir);
   }
 }
 
@@ -565,7 +568,7 @@ function _segmentLine(coreId: number, s: SegmentEnd, mode: RecoveryMode): Segmen
       status: "corrupted",
       offset: s.skipped[0].offset,
       reason: s.skipped.map((k) => `${k.reason} at offset ${k.offset}`).join("; "),
-      action: "quarantined",
+      action: "skipped",
     };
   }
   switch (end.kind) {
@@ -594,7 +597,7 @@ function _segmentLine(coreId: number, s: SegmentEnd, mode: RecoveryMode): Segmen
         action: mode === "pointInTime"
           ? "replayStopped"
           : mode === "salvage"
-          ? "quarantined"
+          ? "skipped"
           : "refused",
       };
   }
@@ -621,45 +624,6 @@ function _truncate(path: string, offset: number): void {
   } finally {
     f.close();
   }
-}
-
-function _chooseCheckpoint(
-  dir: string | undefined,
-): { checkpoint?: CheckpointMetadata; checkpointReport: CheckpointReport[] } {
-  const checkpointReport: CheckpointReport[] = [];
-  if (dir === undefined) return { checkpointReport };
-  let names: string[];
-  try {
-    names = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => /^ckpt-\d+$/.test(n)).sort()
-      .reverse();
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return { checkpointReport };
-    throw e;
-  }
-  let checkpoint: CheckpointMetadata | undefined;
-  for (const n of names) {
-    const path = `${dir}/${n}`;
-    if (checkpoint !== undefined) {
-      checkpointReport.push({ path, status: "older" });
-      continue;
-    }
-    const m = readCheckpoint(path);
-    let why = "invalid" in m ? m.invalid : verifyCheckpointFiles(m);
-    if (why === undefined && !("invalid" in m)) {
-      try {
-        StateFile.open(`${path}/state.kv`).close();
-      } catch (e) {
-        why = e instanceof Error ? e.message : String(e);
-      }
-    }
-    if (why !== undefined || "invalid" in m) {
-      checkpointReport.push({ path, status: "invalid", reason: why });
-      continue;
-    }
-    checkpoint = m;
-    checkpointReport.push({ path, status: "used" });
-  }
-  return { checkpoint, checkpointReport };
 }
 
 /**

@@ -409,7 +409,8 @@ export class ChangeSet {
     const prev = this.#map.get(k);
     this.#bytes += (value?.length ?? 0) - (prev?.value?.length ?? 0) +
       (prev === undefined ? key.length + 64 : 0);
-    this.#map.set(k, { key, value });
+    // Copies: decoded keys and values may be views of shared arenas, which would stay alive.
+    this.#map.set(k, { key: key.slice(), value: value?.slice() });
     if (this.#bytes > this.#maxBytes) this.#spill();
   }
 

@@ -22,6 +22,8 @@ export interface WalMeta {
   numCores: number;
   /** The segment file name pattern. */
   segmentPattern: string;
+  /** The largest record the writer accepts (readers must accept it too). */
+  maxRecordBytes?: number;
 }
 
 /** Reads `wal.json`, or undefined if there is none. Throws "Corrupted" if it is unreadable. */
@@ -44,6 +46,7 @@ export function readWalMeta(dir: string): WalMeta | undefined {
         formatVersion: m.formatVersion,
         numCores: m.numCores,
         segmentPattern: m.segmentPattern,
+        maxRecordBytes: typeof m.maxRecordBytes === "number" ? m.maxRecordBytes : undefined,
       };
     }
   } catch {
@@ -78,6 +81,7 @@ export function reconcileWalMeta(config: PerCoreWalConfig): void {
     formatVersion: FORMAT_VERSION,
     numCores: Math.max(config.numCores, meta?.numCores ?? 0),
     segmentPattern: config.options.segmentPattern,
+    maxRecordBytes: Math.max(config.options.maxRecordBytes, meta?.maxRecordBytes ?? 0),
   };
   if (meta !== undefined) {
     if (meta.segmentPattern !== config.options.segmentPattern) {
@@ -94,7 +98,10 @@ export function reconcileWalMeta(config: PerCoreWalConfig): void {
           `${config.numCores} would leave cores ${config.numCores}..${meta.numCores - 1} unread`,
       );
     }
-    if (meta.numCores >= config.numCores && meta.formatVersion === FORMAT_VERSION) return;
+    if (
+      meta.numCores >= config.numCores && meta.formatVersion === FORMAT_VERSION &&
+      (meta.maxRecordBytes ?? 0) >= config.options.maxRecordBytes
+    ) return;
   }
   writeWalMeta(config.baseDir, want);
 }
@@ -120,9 +127,16 @@ export function configFromDirectory(
 ): PerCoreWalConfig {
   const meta = readWalMeta(dir);
   if (meta !== undefined) {
+    // Read with the largest record limit the directory was written with.
+    const max = meta.maxRecordBytes ?? options.maxRecordBytes;
+    const room = max === undefined ? undefined : Math.ceil((max + 8192) / 4096) * 4096;
     return new PerCoreWalConfig(dir, meta.numCores, {
       ...options,
       segmentPattern: meta.segmentPattern,
+      maxRecordBytes: max,
+      segmentSizeBytes: room === undefined
+        ? options.segmentSizeBytes
+        : Math.max(options.segmentSizeBytes ?? 64 * 1024 * 1024, room),
     });
   }
   const pattern = options.segmentPattern ?? DEFAULT_PATTERN;

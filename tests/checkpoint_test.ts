@@ -219,3 +219,46 @@ test("a checkpoint of an empty WAL, then recovery, gives an empty state; the nex
   assertEquals(asStrings(r.state), new Map([["x", "1"]]));
   assertEquals(r.entriesReplayed, 2, "only the two barriers after the second checkpoint");
 });
+
+test("a damaged newest state file is not built upon: the next checkpoint starts from the last valid one", async () => {
+  await using dir = await tempDir();
+  const cfg = config(dir.path);
+  let m = await PerCoreWalManager.open(cfg);
+  const steps = workload(50, 1000, 2);
+  append([m.writer(0), m.writer(1)], steps);
+  await new CheckpointCoordinator(m).checkpoint();
+  const more = workload(51, 1000, 2);
+  append([m.writer(0), m.writer(1)], more);
+  const second = await new CheckpointCoordinator(m).checkpoint();
+  await m.close();
+  const s = Deno.readFileSync(`${second.path}/state.kv`);
+  s[100] ^= 1;
+  Deno.writeFileSync(`${second.path}/state.kv`, s);
+  m = await PerCoreWalManager.open(cfg);
+  const third = await new CheckpointCoordinator(m).checkpoint();
+  assertEquals(third.previousId, 1);
+  await m.close();
+  using r = await recoverPerCore(cfg.baseDir);
+  assertEquals(r.checkpoint?.id, 3);
+  assertEquals(asStrings(r.state), model([...steps, ...more]).state);
+});
+
+test("after reopening with more cores, checkpoints include the new cores and retire nothing of them", async () => {
+  await using dir = await tempDir();
+  let m = await PerCoreWalManager.open(config(dir.path, 1));
+  const first = workload(60, 800, 1);
+  append([m.writer(0)], first);
+  await new CheckpointCoordinator(m, { retain: 1 }).checkpoint();
+  await m.close();
+  m = await PerCoreWalManager.open(config(dir.path, 2));
+  const second = workload(61, 800, 2).map((s) => ({
+    ...s,
+    key: "key" in s ? `n-${s.key}` : "",
+  })) as typeof first;
+  append([m.writer(0), m.writer(1)], second);
+  const meta = await new CheckpointCoordinator(m, { retain: 1 }).checkpoint();
+  assertEquals(meta.walPositions.length, 2);
+  await m.close();
+  using r = await recoverPerCore(config(dir.path, 2).baseDir);
+  assertEquals(asStrings(r.state), model([...first, ...second]).state);
+});

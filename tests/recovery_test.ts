@@ -8,6 +8,7 @@ import { PerCoreWalManager } from "../src/manager.ts";
 import { compareEntries } from "../src/merge.ts";
 import { PerCoreWalReader } from "../src/reader.ts";
 import { PerCoreRecoveryManager, recoverPerCore } from "../src/recovery.ts";
+import { CheckpointCoordinator } from "../src/checkpoint.ts";
 import type { PerCoreWalEntry } from "../src/types.ts";
 import { ignoreWithoutUring, tempDir } from "./_helpers.ts";
 import { append, asStrings, model, type Step, workload } from "./_model.ts";
@@ -129,7 +130,7 @@ test("corruption in the middle: tolerateTornTail refuses naming segment and offs
   const withoutVictim = rounds.flat().filter((s) => s !== core1Steps[victimIndex]);
   assertEquals(asStrings(salvaged.state), model(withoutVictim).state);
   const line = salvaged.report.find((l) => l.status === "corrupted")!;
-  assertEquals([line.path, line.offset, line.action], [victim.path, victim.offset, "quarantined"]);
+  assertEquals([line.path, line.offset, line.action], [victim.path, victim.offset, "skipped"]);
 
   using pit = await recoverPerCore(cfg.baseDir, { mode: "pointInTime", readOnly: true });
   assertEquals(pit.stoppedBeforeEpoch, 2n);
@@ -199,4 +200,84 @@ test("segmentStats() describes every segment; recoverWalOnly() ignores checkpoin
   using r = await rm.recoverWalOnly();
   assertEquals(asStrings(r.state), model(rounds.flat()).state);
   assertEquals(r.checkpoint, undefined);
+});
+
+test("salvage changes no file, and refuses to repair in place", async () => {
+  await using dir = await tempDir();
+  const { cfg } = await build(dir.path);
+  const victim = (await records(cfg, 0)).find((x) =>
+    x.entry.epoch === 1n && x.entry.operation.type === "put"
+  )!;
+  flip(victim.path, victim.offset + 45);
+  const before = listCoreSegments(cfg, 0).map((s) => [s.path, Deno.statSync(s.path).size]);
+  using r = await recoverPerCore(cfg.baseDir, { mode: "salvage" });
+  assert(r.report.some((l) => l.status === "corrupted" && l.action === "skipped" && !l.applied));
+  assertEquals(listCoreSegments(cfg, 0).map((s) => [s.path, Deno.statSync(s.path).size]), before);
+  const e = await assertRejects(
+    () => new PerCoreRecoveryManager(cfg, { mode: "salvage" }).repairAllSegments(),
+    PerCoreWalError,
+  );
+  assertEquals(e.code, "Unsupported");
+});
+
+test("a segment whose header is zeroed but holds records is damage, in every mode that refuses damage", async () => {
+  await using dir = await tempDir();
+  const { cfg } = await build(dir.path);
+  const seg = listCoreSegments(cfg, 1)[1].path;
+  const b = Deno.readFileSync(seg);
+  b.fill(0, 0, 4096);
+  Deno.writeFileSync(seg, b);
+  for (const mode of ["strict", "tolerateTornTail"] as const) {
+    await assertRejects(
+      () => recoverPerCore(cfg.baseDir, { mode, readOnly: true }),
+      PerCoreWalError,
+    );
+  }
+});
+
+test("when the segment holding the checkpoint's barrier is missing, recovery refuses instead of skipping data", async () => {
+  await using dir = await tempDir();
+  const cfg = new PerCoreWalConfig(`${dir.path}/wal`, 1, { segmentSizeBytes: 32 * 1024 });
+  const m = await PerCoreWalManager.open(cfg);
+  append([m.writer(0)], workload(7, 1000, 1));
+  const meta = await new CheckpointCoordinator(m, { retain: 1 }).checkpoint();
+  append([m.writer(0)], workload(8, 1000, 1));
+  await m.close();
+  Deno.removeSync(cfg.segmentPath(0, meta.walPositions[0].segment));
+  const e = await assertRejects(
+    () => recoverPerCore(cfg.baseDir, { readOnly: true }),
+    PerCoreWalError,
+  );
+  assert(e.message.includes("missing"), e.message);
+});
+
+test("an unusable checkpoint after segments were retired is refused, not replaced by a partial replay", async () => {
+  await using dir = await tempDir();
+  const cfg = new PerCoreWalConfig(`${dir.path}/wal`, 1, { segmentSizeBytes: 32 * 1024 });
+  const m = await PerCoreWalManager.open(cfg);
+  append([m.writer(0)], workload(9, 2000, 1));
+  const meta = await new CheckpointCoordinator(m, { retain: 1 }).checkpoint();
+  await m.close();
+  assert(listCoreSegments(cfg, 0)[0].index > 0, "segments were retired");
+  flip(`${meta.path}/state.kv`, 100);
+  const e = await assertRejects(
+    () => recoverPerCore(cfg.baseDir, { readOnly: true }),
+    PerCoreWalError,
+  );
+  assert(e.message.includes("retired"), e.message);
+});
+
+test("records above the default limit written with a larger maxRecordBytes are read back by recoverPerCore(dir)", async () => {
+  await using dir = await tempDir();
+  const cfg = new PerCoreWalConfig(`${dir.path}/wal`, 1, {
+    maxRecordBytes: 17 * 1024 * 1024,
+    segmentSizeBytes: 64 * 1024 * 1024,
+  });
+  const m = await PerCoreWalManager.open(cfg);
+  m.writer(0).appendPut("small", "v");
+  m.writer(0).appendPut("big", new Uint8Array(17 * 1024 * 1024 - 100));
+  await m.close();
+  using r = await recoverPerCore(cfg.baseDir, { readOnly: true });
+  assertEquals(r.state.get("big")?.length, 17 * 1024 * 1024 - 100);
+  assertEquals(r.report.filter((l) => l.status === "tornTail").length, 0);
 });
