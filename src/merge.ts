@@ -109,12 +109,15 @@ export class CoreCursor {
     this.coreId = coreId;
     this.#config = config;
     this.#o = options;
-    const all = listCoreSegments(config, coreId);
-    // The segment prepared ahead (all zeros, never started) is not the core's last segment.
-    while (all.length > 0 && _unstarted(all[all.length - 1].path)) all.pop();
     const from = options.start?.segment ?? -1;
     const to = options.end?.segment ?? Infinity;
-    this.#segments = all.filter((s) => s.index >= from && s.index <= to);
+    const segs = listCoreSegments(config, coreId).filter((s) => s.index >= from && s.index <= to);
+    // The segment prepared ahead (all zeros, never started) is not the core's last segment.
+    // With an end (a live WAL's durable end) it is beyond the end already.
+    if (options.end === undefined) {
+      while (segs.length > 0 && _unstarted(segs[segs.length - 1].path)) segs.pop();
+    }
+    this.#segments = segs;
   }
 
   /** Opens a cursor on its first entry (or finished, if there is none). */
@@ -349,13 +352,14 @@ export class CoreCursor {
 function _unstarted(path: string): boolean {
   try {
     using f = Deno.openSync(path, { read: true });
-    const buf = new Uint8Array(1 << 20);
-    const words = new Uint32Array(buf.buffer);
+    let buf = new Uint8Array(4096);
     while (true) {
       const n = f.readSync(buf);
       if (n === null) return true;
-      for (let i = 0; i < n >> 2; i++) if (words[i] !== 0) return false;
+      const words = new Uint32Array(buf.buffer, 0, n >> 2);
+      for (let i = 0; i < words.length; i++) if (words[i] !== 0) return false;
       for (let i = n & ~3; i < n; i++) if (buf[i] !== 0) return false;
+      if (buf.length < 1 << 20) buf = new Uint8Array(1 << 20);
     }
   } catch {
     return false;

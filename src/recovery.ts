@@ -24,7 +24,7 @@ import { SyncBackend } from "./io/sync.ts";
 import { lockWalDirectory, unlockWalDirectory } from "./lock.ts";
 import { CoreCursor, mergeCursors, type SegmentEnd } from "./merge.ts";
 import { scanSegment } from "./reader.ts";
-import { compareBytes, keyString, StateFile } from "./state_file.ts";
+import { ByteArena, compareBytes, keyString, StateFile } from "./state_file.ts";
 import type { Bytes, PerCoreWalEntry, SegmentStats } from "./types.ts";
 import { configFromDirectory } from "./wal_meta.ts";
 
@@ -348,6 +348,8 @@ export class PerCoreRecoveryManager {
         throw e;
       }
       const overlay = new Map<string, { key: Uint8Array; value: Uint8Array | undefined }>();
+      // Copies into an arena of its own: decoded views would pin the decoder's shared arenas.
+      const kept = new ByteArena();
       const offsets = new Map(checkpoint?.offsets ?? []);
       const watermarks = new Map(checkpoint?.watermarks ?? []);
       let watermark = checkpoint?.watermark;
@@ -367,9 +369,9 @@ export class PerCoreRecoveryManager {
         if (!buildState) continue;
         const op = e.operation;
         if (op.type === "put") {
-          overlay.set(keyString(op.key), { key: op.key.slice(), value: op.value.slice() });
+          overlay.set(keyString(op.key), { key: kept.copy(op.key), value: kept.copy(op.value) });
         } else if (op.type === "delete") {
-          overlay.set(keyString(op.key), { key: op.key.slice(), value: undefined });
+          overlay.set(keyString(op.key), { key: kept.copy(op.key), value: undefined });
         } else if (op.type === "commit") {
           for (const [name, off] of op.offsets) {
             offsets.set(name, off);

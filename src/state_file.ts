@@ -41,6 +41,29 @@ export function keyString(key: Uint8Array): string {
   return s;
 }
 
+/**
+ * Copies of byte strings packed into 1 MiB chunks: for data that is kept (one memory copy, no
+ * ArrayBuffer per item). A chunk lives as long as any copy in it.
+ */
+export class ByteArena {
+  #chunk = new Uint8Array(1 << 20);
+  #pos = 0;
+
+  /** A copy of `bytes` that stays valid. */
+  copy(bytes: Uint8Array): Uint8Array {
+    const n = bytes.length;
+    if (n > 65536) return bytes.slice();
+    if (this.#pos + n > this.#chunk.length) {
+      this.#chunk = new Uint8Array(1 << 20);
+      this.#pos = 0;
+    }
+    const out = this.#chunk.subarray(this.#pos, this.#pos + n);
+    out.set(bytes);
+    this.#pos += n;
+    return out;
+  }
+}
+
 /** What a finished file is: its size, entries and CRC32C of all its bytes. */
 export interface StateFileSummary {
   /** Bytes. */
@@ -394,6 +417,7 @@ export class ChangeSet {
   readonly #dir: string;
   readonly #maxBytes: number;
   #map = new Map<string, { key: Uint8Array; value: Uint8Array | undefined }>();
+  #arena = new ByteArena();
   #bytes = 0;
   readonly #runs: string[] = [];
 
@@ -407,10 +431,13 @@ export class ChangeSet {
   set(key: Uint8Array, value: Uint8Array | undefined): void {
     const k = keyString(key);
     const prev = this.#map.get(k);
-    this.#bytes += (value?.length ?? 0) - (prev?.value?.length ?? 0) +
-      (prev === undefined ? key.length + 64 : 0);
+    // Every copy counts (an overwritten value's copy stays in the arena until the next spill).
+    this.#bytes += (value?.length ?? 0) + (prev === undefined ? key.length + 64 : 0);
     // Copies: decoded keys and values may be views of shared arenas, which would stay alive.
-    this.#map.set(k, { key: key.slice(), value: value?.slice() });
+    this.#map.set(k, {
+      key: prev?.key ?? this.#arena.copy(key),
+      value: value && this.#arena.copy(value),
+    });
     if (this.#bytes > this.#maxBytes) this.#spill();
   }
 
@@ -429,6 +456,7 @@ export class ChangeSet {
     w.finish();
     this.#runs.push(path);
     this.#map.clear();
+    this.#arena = new ByteArena();
     this.#bytes = 0;
   }
 
