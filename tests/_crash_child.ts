@@ -8,7 +8,7 @@ const m = await PerCoreWalManager.open(
   new PerCoreWalConfig(dir, 2, { segmentSizeBytes: 256 * 1024 }),
 );
 const enc = new TextEncoder();
-const out = (s: string) => Deno.stdout.writeSync(enc.encode(s + "\n"));
+const out = (s: string): void => void Deno.stdout.writeSync(enc.encode(s + "\n"));
 out("ready");
 let i = 0;
 while (true) {

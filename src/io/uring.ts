@@ -538,17 +538,6 @@ export class UringBackend implements IoBackend {
     return fd >= 0;
   }
 
-  /** Blocks until one more completion is processed (for drains that may not await). */
-  waitOne(): void {
-    this.#ring.waitBlocking();
-    this.#reap();
-  }
-
-  /** Operations not yet completed. */
-  get pending(): number {
-    return this.#slots.size + this.#backlog.length;
-  }
-
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
