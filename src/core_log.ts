@@ -38,7 +38,7 @@ import { LatencyHistogram, type LatencySummary } from "./histogram.ts";
 import type { BackendKind, IoBackend, IoFile } from "./io/backend.ts";
 import { SyncBackend } from "./io/sync.ts";
 import { UringBackend } from "./io/uring.ts";
-import { PerCoreWalReader, scanSegment } from "./reader.ts";
+import { isUnstartedSegment, scanSegment } from "./reader.ts";
 import type { Bytes, CommitOffsets, WalOperation, WalOperationInput } from "./types.ts";
 
 const MiB = 1024 * 1024;
@@ -767,7 +767,7 @@ export class CoreLog {
     const segs = listCoreSegments(this.#config, this.coreId);
     // Preallocated segments never started (only zeros) at the end of the list: the one
     // prepared ahead, and a current one that got no record before a close or a crash.
-    while (segs.length > 0 && await _isUnstarted(segs[segs.length - 1].path)) {
+    while (segs.length > 0 && isUnstartedSegment(segs[segs.length - 1].path)) {
       Deno.removeSync(segs.pop()!.path);
     }
     let lastSeq: number | undefined;
@@ -1041,12 +1041,6 @@ export function listCoreSegments(
 function _syncFile(path: string): void {
   using f = Deno.openSync(path, { read: true, write: true });
   f.syncDataSync();
-}
-
-/** Whether a segment file holds only zeros (preallocated, never started). */
-async function _isUnstarted(path: string): Promise<boolean> {
-  using r = await PerCoreWalReader.open(path);
-  return r.header === undefined && (await r.readNext()).kind === "end";
 }
 
 /** Creates the WAL directory (and fsyncs its parent), or checks that it is a directory. */

@@ -18,7 +18,7 @@ import type { BackendKind } from "./io/backend.ts";
 import type { FaultPlan } from "./io/faulty.ts";
 import { lockWalDirectory, unlockWalDirectory } from "./lock.ts";
 import { type MergeOptions, mergeSegments } from "./merge.ts";
-import { PerCoreWalReader, scanSegment } from "./reader.ts";
+import { isUnstartedSegment, scanSegment } from "./reader.ts";
 import { reconcileWalMeta } from "./wal_meta.ts";
 import { B, Control, CoreState, M, ProducerRing } from "./shared.ts";
 import type { PerCoreWalEntry, SegmentStats } from "./types.ts";
@@ -293,7 +293,7 @@ export class PerCoreWalManager {
   async segmentStats(): Promise<SegmentStats[]> {
     const out: SegmentStats[] = [];
     for (const { path, last, limit } of this.#segments()) {
-      if (await _unstarted(path, limit)) continue;
+      if (isUnstartedSegment(path)) continue;
       const r = await scanSegment(path, {
         maxRecordBytes: this.config.options.maxRecordBytes,
         isLastSegment: last,
@@ -439,10 +439,4 @@ function _stop(core: Core): Promise<PerCoreWalError | undefined> {
       finish();
     }
   });
-}
-
-/** Whether a segment file (up to `limit`) is all zeros: prepared, never started. */
-async function _unstarted(path: string, limit?: number): Promise<boolean> {
-  using r = await PerCoreWalReader.open(path, { limitOffset: limit });
-  return r.header === undefined;
 }

@@ -9,7 +9,7 @@
 import type { PerCoreWalConfig } from "./config.ts";
 import { listCoreSegments } from "./core_log.ts";
 import { PerCoreWalError } from "./errors.ts";
-import { PerCoreWalReader, type ReadResult } from "./reader.ts";
+import { isUnstartedSegment, PerCoreWalReader, type ReadResult } from "./reader.ts";
 import type { PerCoreWalEntry } from "./types.ts";
 import { configFromDirectory } from "./wal_meta.ts";
 
@@ -115,7 +115,7 @@ export class CoreCursor {
     // The segment prepared ahead (all zeros, never started) is not the core's last segment.
     // With an end (a live WAL's durable end) it is beyond the end already.
     if (options.end === undefined) {
-      while (segs.length > 0 && _unstarted(segs[segs.length - 1].path)) segs.pop();
+      while (segs.length > 0 && isUnstartedSegment(segs[segs.length - 1].path)) segs.pop();
     }
     this.#segments = segs;
   }
@@ -345,24 +345,6 @@ export class CoreCursor {
   close(): void {
     this.#reader?.close();
     this.#reader = undefined;
-  }
-}
-
-/** Whether a segment file is all zeros (prepared, never started): its header first, then the rest. */
-function _unstarted(path: string): boolean {
-  try {
-    using f = Deno.openSync(path, { read: true });
-    let buf = new Uint8Array(4096);
-    while (true) {
-      const n = f.readSync(buf);
-      if (n === null) return true;
-      const words = new Uint32Array(buf.buffer, 0, n >> 2);
-      for (let i = 0; i < words.length; i++) if (words[i] !== 0) return false;
-      for (let i = n & ~3; i < n; i++) if (buf[i] !== 0) return false;
-      if (buf.length < 1 << 20) buf = new Uint8Array(1 << 20);
-    }
-  } catch {
-    return false;
   }
 }
 

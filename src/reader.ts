@@ -534,3 +534,24 @@ function _isZero(b: Uint8Array): boolean {
   for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
   return true;
 }
+
+/**
+ * Whether a segment file is all zeros: prepared ahead and never started. Reads its header first,
+ * then the rest (a zero header followed by data is damage, not an unstarted segment).
+ */
+export function isUnstartedSegment(path: string): boolean {
+  try {
+    using f = Deno.openSync(path, { read: true });
+    let buf = new Uint8Array(4096);
+    while (true) {
+      const n = f.readSync(buf);
+      if (n === null) return true;
+      const words = new Uint32Array(buf.buffer, 0, n >> 2);
+      for (let i = 0; i < words.length; i++) if (words[i] !== 0) return false;
+      for (let i = n & ~3; i < n; i++) if (buf[i] !== 0) return false;
+      if (buf.length < 1 << 20) buf = new Uint8Array(1 << 20);
+    }
+  } catch {
+    return false;
+  }
+}
