@@ -20,7 +20,19 @@ import type { PerCoreWalManager } from "./manager.ts";
 import { CoreCursor, mergeCursors } from "./merge.ts";
 import { ChangeSet, StateFile, StateFileWriter } from "./state_file.ts";
 
-/** Where a checkpoint's barrier lies on one core: replay starts there. */
+/**
+ * Where a checkpoint's barrier lies on one core: replay starts there.
+ *
+ * @example
+ * ```ts
+ * import { type CheckpointPosition, CheckpointCoordinator, PerCoreWalConfig, PerCoreWalManager } from "@percore/wal";
+ *
+ * await using manager = await PerCoreWalManager.open(new PerCoreWalConfig("./data/wal", 2));
+ * const meta = await new CheckpointCoordinator(manager).checkpoint();
+ * const starts: CheckpointPosition[] = meta.walPositions; // where replay begins on each core
+ * console.log(starts.map((p) => `core ${p.coreId}: segment ${p.segment} offset ${p.offset}`));
+ * ```
+ */
 export interface CheckpointPosition {
   /** The core. */
   coreId: number;
@@ -32,7 +44,23 @@ export interface CheckpointPosition {
   sequence: bigint;
 }
 
-/** What a checkpoint holds. */
+/**
+ * What a checkpoint holds.
+ *
+ * @example
+ * ```ts
+ * import {
+ *   CheckpointCoordinator,
+ *   type CheckpointMetadata,
+ *   PerCoreWalConfig,
+ *   PerCoreWalManager,
+ * } from "@percore/wal";
+ *
+ * await using manager = await PerCoreWalManager.open(new PerCoreWalConfig("./data/wal", 2));
+ * const meta: CheckpointMetadata = await new CheckpointCoordinator(manager).checkpoint();
+ * console.log(`checkpoint ${meta.id}: epoch ${meta.epoch}, ${meta.stateEntries} keys at ${meta.path}`);
+ * ```
+ */
 export interface CheckpointMetadata {
   /** Increasing id. */
   id: number;
@@ -62,10 +90,36 @@ export interface CheckpointMetadata {
   files: { name: string; size: number; crc32c: number }[];
 }
 
-/** The steps of a checkpoint, for {@linkcode CheckpointRunOptions.onStep}. */
+/**
+ * The steps of a checkpoint, for {@linkcode CheckpointRunOptions.onStep}.
+ *
+ * @example
+ * ```ts
+ * import type { CheckpointStep } from "@percore/wal";
+ *
+ * const log = (step: CheckpointStep) => console.log(step === "done" ? "checkpoint durable" : step);
+ * log("barriersDurable");
+ * ```
+ */
 export type CheckpointStep = "barriersDurable" | "stateWritten" | "renamed" | "retiring" | "done";
 
-/** Options of {@linkcode CheckpointCoordinator}. */
+/**
+ * Options of {@linkcode CheckpointCoordinator}.
+ *
+ * @example
+ * ```ts
+ * import {
+ *   CheckpointCoordinator,
+ *   type CheckpointCoordinatorOptions,
+ *   PerCoreWalConfig,
+ *   PerCoreWalManager,
+ * } from "@percore/wal";
+ *
+ * await using manager = await PerCoreWalManager.open(new PerCoreWalConfig("./data/wal", 2));
+ * const options: CheckpointCoordinatorOptions = { checkpointDir: "./data/checkpoints", retain: 5 };
+ * const coordinator = new CheckpointCoordinator(manager, options);
+ * ```
+ */
 export interface CheckpointCoordinatorOptions {
   /** Where checkpoints go. Default: a `checkpoints` folder beside the WAL directory. */
   checkpointDir?: string;
@@ -75,7 +129,26 @@ export interface CheckpointCoordinatorOptions {
   maxMemoryBytes?: number;
 }
 
-/** Options of one checkpoint. */
+/**
+ * Options of one checkpoint.
+ *
+ * @example
+ * ```ts
+ * import {
+ *   CheckpointCoordinator,
+ *   type CheckpointRunOptions,
+ *   PerCoreWalConfig,
+ *   PerCoreWalManager,
+ * } from "@percore/wal";
+ *
+ * await using manager = await PerCoreWalManager.open(new PerCoreWalConfig("./data/wal", 2));
+ * const options: CheckpointRunOptions = {
+ *   state: (epoch) => new TextEncoder().encode(`my snapshot as of epoch ${epoch}`),
+ *   onStep: (step) => console.log("checkpoint step:", step),
+ * };
+ * await new CheckpointCoordinator(manager).checkpoint(options);
+ * ```
+ */
 export interface CheckpointRunOptions {
   /** The application's own snapshot: bytes, or a function of the checkpoint's epoch. */
   state?: Uint8Array | ((epoch: bigint) => Uint8Array | Promise<Uint8Array>);
@@ -494,7 +567,18 @@ function _decodeManifest(
   }
 }
 
-/** What happened to each checkpoint considered. */
+/**
+ * What happened to each checkpoint considered.
+ *
+ * @example
+ * ```ts
+ * import { type CheckpointReport, recoverPerCore } from "@percore/wal";
+ *
+ * using recovered = await recoverPerCore("./data/wal");
+ * const invalid: CheckpointReport[] = recovered.checkpointReport.filter((c) => c.status === "invalid");
+ * for (const c of invalid) console.warn(`skipped ${c.path}: ${c.reason}`);
+ * ```
+ */
 export interface CheckpointReport {
   /** The checkpoint's directory. */
   path: string;

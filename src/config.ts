@@ -6,7 +6,17 @@
 
 import { DEFAULT_MAX_RECORD_BYTES, MAX_RECORD_BYTES_LIMIT, SEGMENT_DATA_OFFSET } from "./format.ts";
 
-/** Which I/O backend writes the segments. */
+/**
+ * Which I/O backend writes the segments.
+ *
+ * @example
+ * ```ts
+ * import { type BackendChoice, PerCoreWalConfig } from "@percore/wal";
+ *
+ * const backend: BackendChoice = Deno.env.get("WAL_BACKEND") === "sync" ? "sync" : "auto";
+ * const config = new PerCoreWalConfig("./data/wal", 2, { backend });
+ * ```
+ */
 export type BackendChoice = "auto" | "io_uring" | "sync";
 
 /**
@@ -18,10 +28,32 @@ export type BackendChoice = "auto" | "io_uring" | "sync";
  * - `"buffered"`: page-cache writes, each batch linked to an `fdatasync`.
  * - `"auto"`: `"direct"` where the file system accepts `O_DIRECT` and the backend is io_uring,
  *   `"buffered"` otherwise.
+ *
+ * @example
+ * ```ts
+ * import { PerCoreWalConfig, type WriteMode } from "@percore/wal";
+ *
+ * const writeMode: WriteMode = "dsync"; // O_DIRECT | O_DSYNC: no separate fdatasync
+ * const config = new PerCoreWalConfig("./data/wal", 2, { writeMode });
+ * ```
  */
 export type WriteMode = "auto" | "direct" | "dsync" | "buffered";
 
-/** Options of {@linkcode PerCoreWalConfig}; every one has a default. */
+/**
+ * Options of {@linkcode PerCoreWalConfig}; every one has a default.
+ *
+ * @example
+ * ```ts
+ * import { PerCoreWalConfig, type PerCoreWalOptions } from "@percore/wal";
+ *
+ * const options: PerCoreWalOptions = {
+ *   segmentSizeBytes: 16 * 1024 * 1024,
+ *   maxInFlightBatches: 8,
+ *   maxRecordBytes: 1024 * 1024,
+ * };
+ * const config = new PerCoreWalConfig("./data/wal", 4, options);
+ * ```
+ */
 export interface PerCoreWalOptions {
   /**
    * File name of a segment, with `{core_id}` and `{segment}` (a zero-padded index) in it.
@@ -58,7 +90,18 @@ export interface PerCoreWalOptions {
   pinWorkers?: boolean;
 }
 
-/** All options, resolved. */
+/**
+ * All options, resolved.
+ *
+ * @example
+ * ```ts
+ * import { PerCoreWalConfig, type ResolvedWalOptions } from "@percore/wal";
+ *
+ * const config = new PerCoreWalConfig("./data/wal", 2);
+ * const resolved: ResolvedWalOptions = config.options;
+ * console.log(resolved.segmentSizeBytes, resolved.maxBatchBytes);
+ * ```
+ */
 export type ResolvedWalOptions = Required<PerCoreWalOptions>;
 
 const DEFAULT_PATTERN = "wal-{core_id}-{segment}.log";

@@ -43,7 +43,19 @@ import type { Bytes, CommitOffsets, WalOperation, WalOperationInput } from "./ty
 
 const MiB = 1024 * 1024;
 
-/** A place in a core's log: after the record `sequence`, at `offset` of segment `segment`. */
+/**
+ * A place in a core's log: after the record `sequence`, at `offset` of segment `segment`.
+ *
+ * @example
+ * ```ts
+ * import { PerCoreWalConfig, PerCoreWalManager, type WalPosition } from "@percore/wal";
+ *
+ * await using manager = await PerCoreWalManager.open(new PerCoreWalConfig("./data/wal", 2));
+ * await manager.syncAll();
+ * const durable: WalPosition[] = manager.syncedPositions();
+ * console.log(durable.map((p) => `segment ${p.segment} offset ${p.offset} seq ${p.sequence}`));
+ * ```
+ */
 export interface WalPosition {
   /** Segment index. */
   segment: number;
@@ -53,7 +65,18 @@ export interface WalPosition {
   sequence: bigint;
 }
 
-/** Counters of one core's engine. */
+/**
+ * Counters of one core's engine.
+ *
+ * @example
+ * ```ts
+ * import { CoreLog, type CoreLogMetrics, PerCoreWalConfig } from "@percore/wal";
+ *
+ * await using log = await CoreLog.open(new PerCoreWalConfig("./data/engine", 1), 0);
+ * const m: CoreLogMetrics = log.metrics();
+ * console.log(m.recordsAppended, m.fdatasyncs, m.syncLatency.p99Us);
+ * ```
+ */
 export interface CoreLogMetrics {
   /** The core. */
   coreId: number;
@@ -77,7 +100,20 @@ export interface CoreLogMetrics {
   pendingBytes: number;
 }
 
-/** Options of {@linkcode CoreLog.open} beyond the configuration. */
+/**
+ * Options of {@linkcode CoreLog.open} beyond the configuration.
+ *
+ * @example
+ * ```ts
+ * import { CoreLog, type CoreLogOptions, PerCoreWalConfig } from "@percore/wal";
+ *
+ * const options: CoreLogOptions = {
+ *   onDurable: (sequence) => console.log(`durable through ${sequence}`),
+ *   onFail: (error) => console.error(error.code, error.message),
+ * };
+ * await using log = await CoreLog.open(new PerCoreWalConfig("./data/engine", 1), 0, options);
+ * ```
+ */
 export interface CoreLogOptions {
   /** Write through this backend instead of creating one (the caller closes it). */
   backend?: IoBackend;
@@ -149,6 +185,17 @@ export function createBackend(
 /**
  * One core's log. Create it with {@linkcode CoreLog.open}; the Worker runtime puts the public
  * `CoreWalWriter` in front of it.
+ *
+ * @example
+ * ```ts
+ * import { CoreLog, PerCoreWalConfig } from "@percore/wal";
+ *
+ * // One core's log on the current thread, without a Worker.
+ * await using log = await CoreLog.open(new PerCoreWalConfig("./data/engine", 1), 0);
+ * const seq = log.appendPut("key", "value");
+ * await log.sync();
+ * console.log(`sequence ${seq} is durable`);
+ * ```
  */
 export class CoreLog {
   /** The core this log belongs to. */

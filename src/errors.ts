@@ -4,7 +4,18 @@
  * @module
  */
 
-/** What went wrong, as a stable string a program can switch on. */
+/**
+ * What went wrong, as a stable string a program can switch on.
+ *
+ * @example
+ * ```ts
+ * import { PerCoreWalError, PerCoreWalErrorCode } from "@percore/wal";
+ *
+ * function retryable(e: unknown): boolean {
+ *   return e instanceof PerCoreWalError && e.code === PerCoreWalErrorCode.Backpressure;
+ * }
+ * ```
+ */
 export const PerCoreWalErrorCode = {
   /** A system call failed; `errno` and `operation` say which. */
   Io: "Io",
@@ -37,7 +48,18 @@ export const PerCoreWalErrorCode = {
 /** One of the {@linkcode PerCoreWalErrorCode} values. */
 export type PerCoreWalErrorCode = typeof PerCoreWalErrorCode[keyof typeof PerCoreWalErrorCode];
 
-/** Structured fields carried by a {@linkcode PerCoreWalError}. */
+/**
+ * Structured fields carried by a {@linkcode PerCoreWalError}.
+ *
+ * @example
+ * ```ts
+ * import { PerCoreWalError, type PerCoreWalErrorDetails } from "@percore/wal";
+ *
+ * const details: PerCoreWalErrorDetails = { coreId: 3, segment: "wal-3-000017.log", offset: 8192 };
+ * const e = new PerCoreWalError("ChecksumMismatch", "checksum mismatch at offset 8192", details);
+ * console.log(e.segment, e.offset);
+ * ```
+ */
 export interface PerCoreWalErrorDetails {
   /** The core whose log is concerned. */
   coreId?: number;

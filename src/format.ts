@@ -15,7 +15,16 @@ import type {
   WalOperationInput,
 } from "./types.ts";
 
-/** The format version this module writes and reads. */
+/**
+ * The format version this module writes and reads.
+ *
+ * @example
+ * ```ts
+ * import { FORMAT_VERSION } from "@percore/wal";
+ *
+ * console.log(`this build reads and writes segment format v${FORMAT_VERSION}`);
+ * ```
+ */
 export const FORMAT_VERSION = 1;
 /** `"PCWALSEG"`: the first 8 bytes of every segment file. */
 export const SEGMENT_MAGIC: Uint8Array = new TextEncoder().encode("PCWALSEG");
@@ -25,9 +34,29 @@ export const SEGMENT_HEADER_BYTES = 64;
 export const SEGMENT_DATA_OFFSET = 4096;
 /** Bytes of the header every record starts with. */
 export const RECORD_HEADER_BYTES = 38;
-/** Bytes a `put` adds to its key and value: the record header and the 2-byte key length. */
+/**
+ * Bytes a `put` adds to its key and value: the record header and the 2-byte key length.
+ *
+ * @example
+ * ```ts
+ * import { PUT_OVERHEAD_BYTES } from "@percore/wal";
+ *
+ * // Bytes a put of a 16-byte key and a 112-byte value takes in a segment (before padding).
+ * console.log(PUT_OVERHEAD_BYTES + 16 + 112);
+ * ```
+ */
 export const PUT_OVERHEAD_BYTES = 40;
-/** Largest key of a `put` or `delete`. */
+/**
+ * Largest key of a `put` or `delete`.
+ *
+ * @example
+ * ```ts
+ * import { MAX_KEY_BYTES } from "@percore/wal";
+ *
+ * const key = new TextEncoder().encode("user:42");
+ * if (key.length > MAX_KEY_BYTES) throw new RangeError("key too long");
+ * ```
+ */
 export const MAX_KEY_BYTES = 0xffff;
 /** Default `maxRecordBytes` (a record without its padding). */
 export const DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024;
@@ -92,7 +121,18 @@ export function recordCrc(bytes: Uint8Array, pos: number, length: number, salt: 
 // ---------------------------------------------------------------------------------------------
 // Segment header
 
-/** The decoded header of a segment file. */
+/**
+ * The decoded header of a segment file.
+ *
+ * @example
+ * ```ts
+ * import { scanSegment, type SegmentHeader } from "@percore/wal";
+ *
+ * const { header } = await scanSegment("./data/wal/wal-0-000000.log");
+ * const h: SegmentHeader | undefined = header;
+ * console.log(h?.coreId, h?.segmentIndex, h?.firstSequence);
+ * ```
+ */
 export interface SegmentHeader {
   /** Format version (1). */
   version: number;

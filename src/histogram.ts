@@ -7,7 +7,18 @@
 const SUB = 8;
 const BUCKETS = 40 * SUB;
 
-/** Percentiles of a histogram, in microseconds. */
+/**
+ * Percentiles of a histogram, in microseconds.
+ *
+ * @example
+ * ```ts
+ * import { type LatencySummary, PerCoreWalConfig, PerCoreWalManager } from "@percore/wal";
+ *
+ * await using manager = await PerCoreWalManager.open(new PerCoreWalConfig("./data/wal", 2));
+ * const latency: LatencySummary = manager.metrics()[0].syncLatency;
+ * console.log(`fdatasync p50 ${latency.p50Us} µs, p99 ${latency.p99Us} µs`);
+ * ```
+ */
 export interface LatencySummary {
   /** How many samples. */
   count: number;

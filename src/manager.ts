@@ -24,7 +24,19 @@ import { B, Control, CoreState, M, ProducerRing } from "./shared.ts";
 import type { PerCoreWalEntry, SegmentStats } from "./types.ts";
 import { CoreWalWriter, type WriterHandle } from "./writer.ts";
 
-/** Counters of one core, as its Worker last published them. */
+/**
+ * Counters of one core, as its Worker last published them.
+ *
+ * @example
+ * ```ts
+ * import { type CoreMetrics, PerCoreWalConfig, PerCoreWalManager } from "@percore/wal";
+ *
+ * await using manager = await PerCoreWalManager.open(new PerCoreWalConfig("./data/wal", 2));
+ * for (const m of manager.metrics() as CoreMetrics[]) {
+ *   console.log(`core ${m.coreId}: ${m.recordsAppended} records, ${m.queuedRecords} queued`);
+ * }
+ * ```
+ */
 export interface CoreMetrics extends CoreLogMetrics {
   /** Records appended by producers and not yet taken in by the Worker. */
   queuedRecords: number;
@@ -32,7 +44,21 @@ export interface CoreMetrics extends CoreLogMetrics {
   failed: boolean;
 }
 
-/** Options of {@linkcode PerCoreWalManager.open} that tests use. */
+/**
+ * Options of {@linkcode PerCoreWalManager.open} that tests use.
+ *
+ * @example
+ * ```ts
+ * import { type ManagerOpenOptions, PerCoreWalConfig, PerCoreWalManager } from "@percore/wal";
+ *
+ * // Tests only: core 0's 3rd data write fails its fdatasync with EIO.
+ * const options: ManagerOpenOptions = { faults: { 0: { failSyncAt: 3, errno: 5 } } };
+ * await using manager = await PerCoreWalManager.open(
+ *   new PerCoreWalConfig("./data/faulty", 1, { backend: "sync" }),
+ *   options,
+ * );
+ * ```
+ */
 export interface ManagerOpenOptions {
   /** Fault injection: core id → faults its backend injects (tests only). */
   faults?: Record<number, FaultPlan>;

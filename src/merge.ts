@@ -13,7 +13,17 @@ import { isUnstartedSegment, PerCoreWalReader, type ReadResult } from "./reader.
 import type { PerCoreWalEntry } from "./types.ts";
 import { configFromDirectory } from "./wal_meta.ts";
 
-/** A place in a core's log: a segment index and a byte offset in it. */
+/**
+ * A place in a core's log: a segment index and a byte offset in it.
+ *
+ * @example
+ * ```ts
+ * import type { SegmentOffset } from "@percore/wal";
+ *
+ * const start: SegmentOffset = { segment: 2, offset: 4096 };
+ * console.log(`replay from segment ${start.segment} at byte ${start.offset}`);
+ * ```
+ */
 export interface SegmentOffset {
   /** Segment index. */
   segment: number;
@@ -362,7 +372,17 @@ function _damage(
   });
 }
 
-/** Orders entries by `(epoch, timestampNs, coreId, sequence)`. */
+/**
+ * Orders entries by `(epoch, timestampNs, coreId, sequence)`.
+ *
+ * @example
+ * ```ts
+ * import { compareEntries, type PerCoreWalEntry } from "@percore/wal";
+ *
+ * declare const entries: PerCoreWalEntry[];
+ * entries.sort(compareEntries); // by (epoch, timestampNs, coreId, sequence)
+ * ```
+ */
 export function compareEntries(a: PerCoreWalEntry, b: PerCoreWalEntry): number {
   if (a.epoch !== b.epoch) return a.epoch < b.epoch ? -1 : 1;
   if (a.timestampNs !== b.timestampNs) return a.timestampNs < b.timestampNs ? -1 : 1;
@@ -420,7 +440,19 @@ function _less(a: CoreCursor, b: CoreCursor): boolean {
   return compareEntries(a.current!.entry, b.current!.entry) <= 0;
 }
 
-/** Options of the streaming merge. */
+/**
+ * Options of the streaming merge.
+ *
+ * @example
+ * ```ts
+ * import { type MergeOptions, mergeSegments } from "@percore/wal";
+ *
+ * const options: MergeOptions = { fromEpoch: 3n, toEpoch: 5n };
+ * for await (const entry of mergeSegments("./data/wal", options)) {
+ *   console.log(entry.epoch, entry.coreId, entry.sequence);
+ * }
+ * ```
+ */
 export interface MergeOptions {
   /** Only entries of this epoch or later. */
   fromEpoch?: bigint;

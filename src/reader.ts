@@ -26,7 +26,19 @@ import {
 } from "./format.ts";
 import type { PerCoreWalEntry, SegmentStats } from "./types.ts";
 
-/** What {@linkcode PerCoreWalReader.readNext} found. */
+/**
+ * What {@linkcode PerCoreWalReader.readNext} found.
+ *
+ * @example
+ * ```ts
+ * import { PerCoreWalReader, type ReadResult } from "@percore/wal";
+ *
+ * await using reader = await PerCoreWalReader.open("./data/wal/wal-0-000000.log");
+ * let r: ReadResult;
+ * while ((r = await reader.readNext()).kind === "entry") console.log(r.entry.sequence);
+ * console.log("ended with", r.kind);
+ * ```
+ */
 export type ReadResult =
   | {
     /** A valid record. */
@@ -67,7 +79,18 @@ export type ReadResult =
     resumeAt?: number;
   };
 
-/** Options of {@linkcode PerCoreWalReader.open}. */
+/**
+ * Options of {@linkcode PerCoreWalReader.open}.
+ *
+ * @example
+ * ```ts
+ * import { PerCoreWalReader, type ReaderOptions } from "@percore/wal";
+ *
+ * const options: ReaderOptions = { startSequence: 1000n, isLastSegment: true };
+ * await using reader = await PerCoreWalReader.open("./data/wal/wal-0-000003.log", options);
+ * for await (const entry of reader) console.log(entry.sequence);
+ * ```
+ */
 export interface ReaderOptions {
   /** Largest record accepted; must match the writer's. Default 16 MiB. */
   maxRecordBytes?: number;
@@ -485,7 +508,18 @@ export class PerCoreWalReader {
   }
 }
 
-/** Scans a whole segment: its statistics and how its records end. */
+/**
+ * Scans a whole segment: its statistics and how its records end.
+ *
+ * @example
+ * ```ts
+ * import { scanSegment } from "@percore/wal";
+ *
+ * const { stats, end } = await scanSegment("./data/wal/wal-0-000000.log", { isLastSegment: true });
+ * console.log(`${stats.entryCount} entries, sequences ${stats.firstSequence}..${stats.lastSequence}`);
+ * console.log("ends with", end.kind);
+ * ```
+ */
 export async function scanSegment(
   path: string,
   options: ReaderOptions = {},

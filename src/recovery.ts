@@ -37,10 +37,35 @@ import { configFromDirectory } from "./wal_meta.ts";
  * - `"pointInTime"`: corruption or a missing segment stops replay on every core before the epoch
  *   in which the first such damage lies, so that the state is that of a whole epoch.
  * - `"salvage"`: damaged records are skipped (each reported) and replay goes on after them.
+ *
+ * @example
+ * ```ts
+ * import { recoverPerCore, type RecoveryMode } from "@percore/wal";
+ *
+ * const mode: RecoveryMode = "pointInTime"; // stop before the first damaged epoch, on every core
+ * using recovered = await recoverPerCore("./data/wal", { mode, readOnly: true });
+ * console.log(recovered.stoppedBeforeEpoch);
+ * ```
  */
 export type RecoveryMode = "tolerateTornTail" | "strict" | "pointInTime" | "salvage";
 
-/** Options of recovery. */
+/**
+ * Options of recovery.
+ *
+ * @example
+ * ```ts
+ * import { recoverPerCore, type RecoveryOptions } from "@percore/wal";
+ *
+ * let puts = 0;
+ * const options: RecoveryOptions = {
+ *   mode: "strict",
+ *   readOnly: true,
+ *   onEntry: (entry) => void (entry.operation.type === "put" && puts++),
+ * };
+ * using recovered = await recoverPerCore("./data/wal", options);
+ * console.log(puts, recovered.finalEpoch);
+ * ```
+ */
 export interface RecoveryOptions {
   /**
    * Where the checkpoints are; `false` replays the whole WAL. Default: the `checkpoints` folder
@@ -58,7 +83,18 @@ export interface RecoveryOptions {
   onEntry?: (entry: PerCoreWalEntry) => void;
 }
 
-/** What was found in a segment. */
+/**
+ * What was found in a segment.
+ *
+ * @example
+ * ```ts
+ * import { recoverPerCore, type SegmentStatus } from "@percore/wal";
+ *
+ * using recovered = await recoverPerCore("./data/wal", { readOnly: true });
+ * const damaged: SegmentStatus[] = ["corrupted", "missing"];
+ * console.log(recovered.report.some((s) => damaged.includes(s.status)));
+ * ```
+ */
 export type SegmentStatus =
   | "clean"
   | "zeroTail"
@@ -68,7 +104,18 @@ export type SegmentStatus =
   | "missing"
   | "extra";
 
-/** What recovery did (or, read-only, would do) about it. */
+/**
+ * What recovery did (or, read-only, would do) about it.
+ *
+ * @example
+ * ```ts
+ * import { recoverPerCore, type RepairAction } from "@percore/wal";
+ *
+ * using recovered = await recoverPerCore("./data/wal", { readOnly: true });
+ * const actions: RepairAction[] = recovered.report.map((s) => s.action);
+ * console.log(actions.filter((a) => a !== "none").length, "segments need a repair");
+ * ```
+ */
 export type RepairAction =
   | "none"
   | "truncated"
@@ -76,7 +123,18 @@ export type RepairAction =
   | "replayStopped"
   | "skipped";
 
-/** One line of the recovery report. */
+/**
+ * One line of the recovery report.
+ *
+ * @example
+ * ```ts
+ * import { PerCoreRecoveryManager, PerCoreWalConfig, type SegmentReport } from "@percore/wal";
+ *
+ * const recovery = new PerCoreRecoveryManager(new PerCoreWalConfig("./data/wal", 2));
+ * const report: SegmentReport[] = await recovery.repairAllSegments();
+ * for (const s of report) console.log(s.path, s.status, s.action, s.offset ?? "");
+ * ```
+ */
 export interface SegmentReport {
   /** The core. */
   coreId: number;
@@ -100,7 +158,20 @@ export interface SegmentReport {
 
 export type { CheckpointReport };
 
-/** The key/value state: the checkpoint's state file, with the replayed changes over it. */
+/**
+ * The key/value state: the checkpoint's state file, with the replayed changes over it.
+ *
+ * @example
+ * ```ts
+ * import { recoverPerCore, type RecoveredState } from "@percore/wal";
+ *
+ * using recovered = await recoverPerCore("./data/wal");
+ * const state: RecoveredState = recovered.state;
+ * const decoder = new TextDecoder();
+ * for (const [key, value] of state) console.log(decoder.decode(key), value.length);
+ * console.log(state.has("user:1"), state.get("user:1"));
+ * ```
+ */
 export class RecoveredState implements Iterable<[Uint8Array, Uint8Array]> {
   readonly #base: StateFile | undefined;
   readonly #overlay: Map<string, { key: Uint8Array; value: Uint8Array | undefined }>;
@@ -162,7 +233,18 @@ export class RecoveredState implements Iterable<[Uint8Array, Uint8Array]> {
   }
 }
 
-/** Where replay ended on one core. */
+/**
+ * Where replay ended on one core.
+ *
+ * @example
+ * ```ts
+ * import { recoverPerCore, type ReplayPosition } from "@percore/wal";
+ *
+ * using recovered = await recoverPerCore("./data/wal");
+ * const ends: ReplayPosition[] = recovered.walPositions;
+ * console.log(ends.map((p) => `core ${p.coreId} ends at sequence ${p.sequence}`));
+ * ```
+ */
 export interface ReplayPosition {
   /** The core. */
   coreId: number;
@@ -174,7 +256,17 @@ export interface ReplayPosition {
   sequence: bigint;
 }
 
-/** The result of recovery. */
+/**
+ * The result of recovery.
+ *
+ * @example
+ * ```ts
+ * import { type PerCoreRecoveredState, recoverPerCore } from "@percore/wal";
+ *
+ * using recovered: PerCoreRecoveredState = await recoverPerCore("./data/wal");
+ * console.log(recovered.checkpoint?.id, recovered.entriesReplayed, recovered.state.size);
+ * ```
+ */
 export interface PerCoreRecoveredState {
   /** The checkpoint used, if any. */
   checkpoint?: CheckpointMetadata;

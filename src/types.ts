@@ -4,13 +4,46 @@
  * @module
  */
 
-/** Bytes, or a string that is encoded as UTF-8. */
+/**
+ * Bytes, or a string that is encoded as UTF-8.
+ *
+ * @example
+ * ```ts
+ * import type { Bytes } from "@percore/wal";
+ *
+ * const asText: Bytes = "user:1";
+ * const asBytes: Bytes = new Uint8Array([0xca, 0xfe]);
+ * console.log(asText, asBytes);
+ * ```
+ */
 export type Bytes = Uint8Array | string;
 
-/** Source offsets of a `commit`: a plain object or a Map from source name to offset. */
+/**
+ * Source offsets of a `commit`: a plain object or a Map from source name to offset.
+ *
+ * @example
+ * ```ts
+ * import { type CommitOffsets, PerCoreWalConfig, PerCoreWalManager } from "@percore/wal";
+ *
+ * await using manager = await PerCoreWalManager.open(new PerCoreWalConfig("./data/wal", 2));
+ * const offsets: CommitOffsets = { "kafka:events/0": 1200n, "kafka:events/1": 877n };
+ * manager.writer(0).appendCommit(offsets, 1_700_000_000_000n);
+ * ```
+ */
 export type CommitOffsets = Record<string, bigint> | Map<string, bigint>;
 
-/** A `put` of a key to a value. */
+/**
+ * A `put` of a key to a value.
+ *
+ * @example
+ * ```ts
+ * import type { PerCoreWalEntry, PutOperation } from "@percore/wal";
+ *
+ * function putOf(entry: PerCoreWalEntry): PutOperation | undefined {
+ *   return entry.operation.type === "put" ? entry.operation as PutOperation : undefined;
+ * }
+ * ```
+ */
 export interface PutOperation {
   /** Discriminant. */
   type: "put";
@@ -20,7 +53,19 @@ export interface PutOperation {
   value: Uint8Array;
 }
 
-/** A `delete` of a key. */
+/**
+ * A `delete` of a key.
+ *
+ * @example
+ * ```ts
+ * import type { DeleteOperation, PerCoreWalEntry } from "@percore/wal";
+ *
+ * function deletedKey(entry: PerCoreWalEntry): Uint8Array | undefined {
+ *   const op = entry.operation;
+ *   return op.type === "delete" ? (op as DeleteOperation).key : undefined;
+ * }
+ * ```
+ */
 export interface DeleteOperation {
   /** Discriminant. */
   type: "delete";
@@ -28,7 +73,19 @@ export interface DeleteOperation {
   key: Uint8Array;
 }
 
-/** A marker that the application took checkpoint `id`. */
+/**
+ * A marker that the application took checkpoint `id`.
+ *
+ * @example
+ * ```ts
+ * import type { CheckpointOperation, PerCoreWalEntry } from "@percore/wal";
+ *
+ * function checkpointId(entry: PerCoreWalEntry): bigint | undefined {
+ *   const op = entry.operation;
+ *   return op.type === "checkpoint" ? (op as CheckpointOperation).id : undefined;
+ * }
+ * ```
+ */
 export interface CheckpointOperation {
   /** Discriminant. */
   type: "checkpoint";
@@ -36,7 +93,19 @@ export interface CheckpointOperation {
   id: bigint;
 }
 
-/** Source offsets (and an optional watermark) committed together with the state. */
+/**
+ * Source offsets (and an optional watermark) committed together with the state.
+ *
+ * @example
+ * ```ts
+ * import type { CommitOperation, PerCoreWalEntry } from "@percore/wal";
+ *
+ * function offsetOf(entry: PerCoreWalEntry, source: string): bigint | undefined {
+ *   const op = entry.operation;
+ *   return op.type === "commit" ? (op as CommitOperation).offsets.get(source) : undefined;
+ * }
+ * ```
+ */
 export interface CommitOperation {
   /** Discriminant. */
   type: "commit";
@@ -46,7 +115,19 @@ export interface CommitOperation {
   watermark?: bigint;
 }
 
-/** A barrier that closes `epoch` on this core: every later record has a greater epoch. */
+/**
+ * A barrier that closes `epoch` on this core: every later record has a greater epoch.
+ *
+ * @example
+ * ```ts
+ * import type { EpochBarrierOperation, PerCoreWalEntry } from "@percore/wal";
+ *
+ * function barrierEpoch(entry: PerCoreWalEntry): bigint | undefined {
+ *   const op = entry.operation;
+ *   return op.type === "epochBarrier" ? (op as EpochBarrierOperation).epoch : undefined;
+ * }
+ * ```
+ */
 export interface EpochBarrierOperation {
   /** Discriminant. */
   type: "epochBarrier";
@@ -54,7 +135,26 @@ export interface EpochBarrierOperation {
   epoch: bigint;
 }
 
-/** An operation as it is stored and read back. */
+/**
+ * An operation as it is stored and read back.
+ *
+ * @example
+ * ```ts
+ * import type { PerCoreWalEntry, WalOperation } from "@percore/wal";
+ *
+ * function describe(entry: PerCoreWalEntry): string {
+ *   const op: WalOperation = entry.operation;
+ *   switch (op.type) {
+ *     case "put":
+ *       return `put ${op.key.length}-byte key`;
+ *     case "delete":
+ *       return "delete";
+ *     default:
+ *       return op.type;
+ *   }
+ * }
+ * ```
+ */
 export type WalOperation =
   | PutOperation
   | DeleteOperation
@@ -62,7 +162,22 @@ export type WalOperation =
   | CommitOperation
   | EpochBarrierOperation;
 
-/** An operation as `append(op)` accepts it: strings for bytes, a plain object for offsets. */
+/**
+ * An operation as `append(op)` accepts it: strings for bytes, a plain object for offsets.
+ *
+ * @example
+ * ```ts
+ * import { PerCoreWalConfig, PerCoreWalManager, type WalOperationInput } from "@percore/wal";
+ *
+ * await using manager = await PerCoreWalManager.open(new PerCoreWalConfig("./data/wal", 2));
+ * const ops: WalOperationInput[] = [
+ *   { type: "put", key: "user:1", value: "alice" },
+ *   { type: "delete", key: "user:2" },
+ *   { type: "commit", offsets: { source: 10n } },
+ * ];
+ * for (const op of ops) manager.writer(0).append(op);
+ * ```
+ */
 export type WalOperationInput =
   | { type: "put"; key: Bytes; value: Bytes }
   | { type: "delete"; key: Bytes }
@@ -70,7 +185,19 @@ export type WalOperationInput =
   | { type: "commit"; offsets: CommitOffsets; watermark?: bigint | number }
   | { type: "epochBarrier"; epoch?: bigint | number };
 
-/** One record read back from a core's log. */
+/**
+ * One record read back from a core's log.
+ *
+ * @example
+ * ```ts
+ * import { mergeSegments, type PerCoreWalEntry } from "@percore/wal";
+ *
+ * for await (const entry of mergeSegments("./data/wal")) {
+ *   const e: PerCoreWalEntry = entry;
+ *   console.log(e.coreId, e.sequence, e.epoch, e.timestampNs, e.operation.type);
+ * }
+ * ```
+ */
 export interface PerCoreWalEntry {
   /** The core that wrote it. */
   coreId: number;
@@ -84,7 +211,18 @@ export interface PerCoreWalEntry {
   operation: WalOperation;
 }
 
-/** Statistics of one segment file, from a full validating scan. */
+/**
+ * Statistics of one segment file, from a full validating scan.
+ *
+ * @example
+ * ```ts
+ * import { PerCoreWalConfig, PerCoreWalManager, type SegmentStats } from "@percore/wal";
+ *
+ * await using manager = await PerCoreWalManager.open(new PerCoreWalConfig("./data/wal", 2));
+ * const stats: SegmentStats[] = await manager.segmentStats();
+ * for (const s of stats) console.log(s.path, s.entryCount, s.firstSequence, s.lastSequence);
+ * ```
+ */
 export interface SegmentStats {
   /** The core that owns the segment. */
   coreId: number;

@@ -14,7 +14,17 @@ import { SyncBackend } from "./io/sync.ts";
 export const META_FILE = "wal.json";
 const DEFAULT_PATTERN = "wal-{core_id}-{segment}.log";
 
-/** What `wal.json` holds. */
+/**
+ * What `wal.json` holds.
+ *
+ * @example
+ * ```ts
+ * import type { WalMeta } from "@percore/wal";
+ *
+ * const meta: WalMeta = JSON.parse(await Deno.readTextFile("./data/wal/wal.json"));
+ * console.log(meta.formatVersion, meta.numCores, meta.segmentPattern);
+ * ```
+ */
 export interface WalMeta {
   /** On-disk format version of the segments. */
   formatVersion: number;
@@ -120,6 +130,16 @@ function _hasSegmentsFrom(config: PerCoreWalConfig, meta: WalMeta): boolean {
 /**
  * The configuration of an existing WAL directory: from its `wal.json`, or, without one, from its
  * file names (default pattern; cores up to the largest core id found).
+ *
+ * @example
+ * ```ts
+ * import { configFromDirectory, PerCoreWalManager } from "@percore/wal";
+ *
+ * // Reopen a WAL with the cores and file names it was created with (its wal.json).
+ * const config = configFromDirectory("./data/wal");
+ * await using manager = await PerCoreWalManager.open(config);
+ * console.log(config.numCores);
+ * ```
  */
 export function configFromDirectory(
   dir: string,

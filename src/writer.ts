@@ -31,6 +31,18 @@ import type { Bytes, CommitOffsets, WalOperation, WalOperationInput } from "./ty
 /**
  * What a Worker of the application needs to append to a core: pass it with `postMessage`
  * and call {@linkcode CoreWalWriter.attach} there. One handle serves one thread.
+ *
+ * @example
+ * ```ts
+ * import { CoreWalWriter, PerCoreWalConfig, PerCoreWalManager, type WriterHandle } from "@percore/wal";
+ *
+ * await using manager = await PerCoreWalManager.open(new PerCoreWalConfig("./data/wal", 2));
+ * const handle: WriterHandle = manager.writerHandle(1);
+ * // Send it to an application Worker (postMessage), which attaches it once:
+ * const writer = CoreWalWriter.attach(handle);
+ * await writer.waitDurable(writer.appendPut("k", "v"));
+ * writer.close();
+ * ```
  */
 export interface WriterHandle {
   /** The core. */

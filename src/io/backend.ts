@@ -5,16 +5,48 @@
  * @module
  */
 
-/** Which backend is in use. */
+/**
+ * Which backend is in use.
+ *
+ * @example
+ * ```ts
+ * import { type BackendKind, PerCoreWalConfig, PerCoreWalManager } from "@percore/wal";
+ *
+ * await using manager = await PerCoreWalManager.open(new PerCoreWalConfig("./data/wal", 2));
+ * const kind: BackendKind = manager.backend;
+ * if (kind === "sync") console.warn("io_uring unavailable:", manager.fallbackReason);
+ * ```
+ */
 export type BackendKind = "io_uring" | "sync";
 
-/** An open file of a backend (opaque to the engine). */
+/**
+ * An open file of a backend (opaque to the engine).
+ *
+ * @example
+ * ```ts
+ * import type { IoBackend, IoFile } from "@percore/wal";
+ *
+ * function open(backend: IoBackend, path: string): IoFile {
+ *   return backend.openFile(path, { createNew: false, direct: false, dsync: false, mode: 0o600 });
+ * }
+ * ```
+ */
 export interface IoFile {
   /** The path it was opened with. */
   readonly path: string;
 }
 
-/** How a segment file is opened. */
+/**
+ * How a segment file is opened.
+ *
+ * @example
+ * ```ts
+ * import type { OpenFileOptions } from "@percore/wal";
+ *
+ * const options: OpenFileOptions = { createNew: true, direct: true, dsync: false, mode: 0o600 };
+ * console.log(options);
+ * ```
+ */
 export interface OpenFileOptions {
   /** Create it; fail if it exists. */
   createNew: boolean;
@@ -26,7 +58,22 @@ export interface OpenFileOptions {
   mode: number;
 }
 
-/** One write of a chain: `data` goes to `offset`. */
+/**
+ * One write of a chain: `data` goes to `offset`.
+ *
+ * @example
+ * ```ts
+ * import type { IoBackend, IoFile, WritePart } from "@percore/wal";
+ *
+ * async function writeDurably(backend: IoBackend, file: IoFile, bytes: Uint8Array) {
+ *   const data = backend.allocBuffer(bytes.length);
+ *   data.set(bytes);
+ *   const parts: WritePart[] = [{ data, offset: 0 }];
+ *   await backend.writeParts(file, parts, true); // the write, then fdatasync
+ *   backend.freeBuffer(data);
+ * }
+ * ```
+ */
 export interface WritePart {
   /** The bytes; memory from `allocBuffer`, referenced until the returned promise settles. */
   data: Uint8Array;
@@ -34,10 +81,32 @@ export interface WritePart {
   offset: number;
 }
 
-/** Why a chain is written. */
+/**
+ * Why a chain is written.
+ *
+ * @example
+ * ```ts
+ * import type { WritePurpose } from "@percore/wal";
+ *
+ * const purpose: WritePurpose = "data"; // log records, as opposed to "prepare" (zero-fill)
+ * console.log(purpose);
+ * ```
+ */
 export type WritePurpose = "data" | "prepare";
 
-/** What the engine needs from the I/O layer. */
+/**
+ * What the engine needs from the I/O layer.
+ *
+ * @example
+ * ```ts
+ * import type { IoBackend } from "@percore/wal";
+ *
+ * // What the engine needs from an I/O layer: here, a summary of a backend.
+ * function describe(backend: IoBackend): string {
+ *   return `${backend.kind} backend`;
+ * }
+ * ```
+ */
 export interface IoBackend {
   /** Which backend this is. */
   readonly kind: BackendKind;

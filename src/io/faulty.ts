@@ -9,7 +9,18 @@
 import { errnoError } from "../../ffi/errno.ts";
 import type { IoBackend, IoFile, OpenFileOptions, WritePart, WritePurpose } from "./backend.ts";
 
-/** When and how to fail. Counts start at 1 and cover data chains (not segment zero-fill). */
+/**
+ * When and how to fail. Counts start at 1 and cover data chains (not segment zero-fill).
+ *
+ * @example
+ * ```ts
+ * import type { FaultPlan } from "@percore/wal";
+ *
+ * // Tests only: the 2nd data chain's fdatasync fails with ENOSPC (errno 28).
+ * const plan: FaultPlan = { failSyncAt: 2, errno: 28 };
+ * console.log(plan);
+ * ```
+ */
 export interface FaultPlan {
   /** Fail the n-th chain's writes with `errno` (nothing of that chain is written). */
   failWriteAt?: number;
