@@ -7,6 +7,7 @@
  */
 
 import type { PerCoreWalConfig } from "../config.ts";
+import { PerCoreWalError } from "../errors.ts";
 import { lockWalDirectory, unlockWalDirectory } from "../lock.ts";
 import { PerCoreRecoveryManager, type RecoveryMode, type SegmentReport } from "../recovery.ts";
 import { jsonLine } from "./display.ts";
@@ -51,7 +52,19 @@ export async function repair(config: PerCoreWalConfig, o: RepairOptions): Promis
       readOnly,
       checkpointDir: o.checkpointDir,
     });
-  const plan = await recovery(true).recover();
+  let plan;
+  try {
+    plan = await recovery(true).recover();
+  } catch (e) {
+    if (e instanceof PerCoreWalError && o.mode === "tolerateTornTail" && e.code !== "Locked") {
+      throw new PerCoreWalError(
+        e.code,
+        `${e.message}; tolerateTornTail only cuts torn tails: see --mode pointInTime or salvage`,
+        { segment: e.segment, offset: e.offset, coreId: e.coreId, cause: e },
+      );
+    }
+    throw e;
+  }
   try {
     const todo = plan.report.filter((l) => l.action !== "none");
     for (const l of todo) console.log(_line(l, o.json, "plan"));
@@ -62,7 +75,7 @@ export async function repair(config: PerCoreWalConfig, o: RepairOptions): Promis
           (plan.stoppedBeforeEpoch === undefined
             ? ""
             : `, stopping before epoch ${plan.stoppedBeforeEpoch}`) +
-          `; ${todo.length} change(s) to the files`,
+          `; ${todo.length} segment(s) to act on`,
       );
     }
     if (o.dryRun || todo.length === 0) {
