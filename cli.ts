@@ -243,6 +243,7 @@ export async function main(args: string[]): Promise<number> {
           core: core === undefined ? undefined : Number(core),
         });
       case "checkpoints":
+        if (checkpointDir === undefined) configFromDirectory(path); // a WAL directory?
         return checkpoints(checkpointDir ?? defaultCheckpointDir(path), o);
     }
     const config = configFromDirectory(path);
@@ -268,6 +269,8 @@ export async function main(args: string[]): Promise<number> {
       console.error(`wal ${name}: ${e.message}\nUsage: ${command.usage} (--help for more)`);
       return 2;
     }
+    // `wal dump ... | head`: the reader is gone, which is not a failure.
+    if (e instanceof Deno.errors.BrokenPipe) return 0;
     if (e instanceof PerCoreWalError || e instanceof Deno.errors.PermissionDenied) {
       const where = e instanceof PerCoreWalError && e.segment !== undefined &&
           !e.message.includes(e.segment)

@@ -183,7 +183,7 @@ export async function scanDirectory(
         options.onProgress?.(done + n, total);
       });
       done += s.fileSizeBytes;
-      _checkContinuity(s, prev, i === 0 ? used : undefined, used === undefined);
+      _checkContinuity(s, prev, used === undefined);
       out.push(s);
       if (s.header !== undefined) prev = s;
       damage.push(...s.damage);
@@ -295,7 +295,6 @@ async function _scanSegment(
 function _checkContinuity(
   s: SegmentScan,
   prev: SegmentScan | undefined,
-  checkpoint: CheckpointMetadata | undefined,
   requireBeginning: boolean,
 ): void {
   const h = s.header;
@@ -319,14 +318,6 @@ function _checkContinuity(
       `the log begins at sequence ${h.firstSequence} and no valid checkpoint covers the ` +
         `sequences before it (segments missing, or retired by a checkpoint that is not usable)`,
     );
-  } else if (prev === undefined && checkpoint !== undefined) {
-    const p = checkpoint.walPositions[s.coreId];
-    if (p !== undefined && s.index > p.segment) {
-      gap(
-        `the first segment is ${s.index} but checkpoint "${checkpoint.path}" replays from ` +
-          `segment ${p.segment}`,
-      );
-    }
   }
 }
 
