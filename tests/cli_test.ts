@@ -280,7 +280,11 @@ test("wal tail --follow prints new entries as they are written, across segment r
   }).spawn();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let text = "";
-  const lines = () => text.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
+  // Whole lines only: a read can end in the middle of one.
+  const lines = () =>
+    text.slice(0, text.lastIndexOf("\n") + 1).split("\n").filter((l) => l !== "").map((l) =>
+      JSON.parse(l)
+    );
   const until = async (ok: () => boolean, what: string) => {
     const deadline = Date.now() + 30_000;
     while (!ok()) {

@@ -8,6 +8,7 @@
 import type { PerCoreWalEntry } from "../types.ts";
 
 const _utf8 = new TextDecoder("utf-8", { fatal: true });
+const _ascii = new TextDecoder("utf-8");
 
 /**
  * Bytes as text: their UTF-8 when they are valid UTF-8 without control characters and do not
@@ -22,19 +23,28 @@ const _utf8 = new TextDecoder("utf-8", { fatal: true });
  * ```
  */
 export function bytesText(bytes: Uint8Array): string {
-  let text: string | undefined;
+  // Control characters (a zero byte included) and a leading "0x" mean hex, without decoding.
+  let ascii = true;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (b < 0x20 || b === 0x7f) return _hex(bytes);
+    if (b >= 0x80) ascii = false;
+  }
+  if (bytes.length >= 2 && bytes[0] === 0x30 && bytes[1] === 0x78) return _hex(bytes);
+  if (ascii) return _ascii.decode(bytes);
   try {
-    text = _utf8.decode(bytes);
+    return _utf8.decode(bytes);
   } catch {
-    text = undefined;
+    return _hex(bytes);
   }
-  // deno-lint-ignore no-control-regex
-  if (text !== undefined && !text.startsWith("0x") && !/[\u0000-\u001f\u007f]/.test(text)) {
-    return text;
-  }
-  let hex = "0x";
-  for (const b of bytes) hex += b.toString(16).padStart(2, "0");
-  return hex;
+}
+
+const _HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+function _hex(bytes: Uint8Array): string {
+  let s = "0x";
+  for (let i = 0; i < bytes.length; i++) s += _HEX[bytes[i]];
+  return s;
 }
 
 /**
@@ -57,37 +67,51 @@ export function jsonLine(value: unknown): string {
 }
 
 /**
- * An entry as a plain object for {@linkcode jsonLine}: core, sequence, epoch, timestampNs,
- * type and the operation's fields.
+ * An entry as one JSON line: core, sequence, epoch, timestampNs, type and the operation's fields
+ * (bigints as strings, bytes through {@linkcode bytesText}).
  *
  * @example
  * ```ts
- * import { entryObject, jsonLine } from "./display.ts";
+ * import { entryJson } from "./display.ts";
  *
- * const line = jsonLine(entryObject({
+ * console.log(entryJson({
  *   coreId: 0, epoch: 1n, sequence: 7n, timestampNs: 0n,
  *   operation: { type: "delete", key: new TextEncoder().encode("k") },
- * }));
- * console.log(line); // {"core":0,"sequence":"7","epoch":"1","timestampNs":"0","type":"delete","key":"k"}
+ * })); // {"core":0,"sequence":"7","epoch":"1","timestampNs":"0","type":"delete","key":"k"}
  * ```
  */
-export function entryObject(e: PerCoreWalEntry): Record<string, unknown> {
-  const base = { core: e.coreId, sequence: e.sequence, epoch: e.epoch, timestampNs: e.timestampNs };
+export function entryJson(e: PerCoreWalEntry): string {
+  const o: Record<string, unknown> = {
+    core: e.coreId,
+    sequence: String(e.sequence),
+    epoch: String(e.epoch),
+    timestampNs: String(e.timestampNs),
+    type: e.operation.type,
+  };
   const op = e.operation;
   switch (op.type) {
     case "put":
-      return { ...base, type: op.type, key: op.key, value: op.value };
+      o.key = bytesText(op.key);
+      o.value = bytesText(op.value);
+      break;
     case "delete":
-      return { ...base, type: op.type, key: op.key };
+      o.key = bytesText(op.key);
+      break;
     case "checkpoint":
-      return { ...base, type: op.type, id: op.id };
-    case "commit":
-      return op.watermark === undefined
-        ? { ...base, type: op.type, offsets: op.offsets }
-        : { ...base, type: op.type, offsets: op.offsets, watermark: op.watermark };
+      o.id = String(op.id);
+      break;
+    case "commit": {
+      const offsets: Record<string, string> = {};
+      for (const [k, v] of op.offsets) offsets[k] = String(v);
+      o.offsets = offsets;
+      if (op.watermark !== undefined) o.watermark = String(op.watermark);
+      break;
+    }
     case "epochBarrier":
-      return { ...base, type: op.type, closesEpoch: op.epoch };
+      o.closesEpoch = String(op.epoch);
+      break;
   }
+  return JSON.stringify(o);
 }
 
 /**

@@ -10,7 +10,8 @@ import { mergeSegments } from "../merge.ts";
 import { PerCoreWalReader } from "../reader.ts";
 import type { PerCoreWalEntry } from "../types.ts";
 import { configFromDirectory, readWalMeta } from "../wal_meta.ts";
-import { entryObject, entryText, jsonLine } from "./display.ts";
+import { entryJson, entryText } from "./display.ts";
+import { LineWriter } from "./output.ts";
 import { dirname } from "./paths.ts";
 
 /** Which entries `dump` prints. */
@@ -25,9 +26,9 @@ export interface DumpOptions {
   core?: number;
 }
 
-/** Prints one entry. */
-export function printEntry(e: PerCoreWalEntry, json: boolean): void {
-  console.log(json ? jsonLine(entryObject(e)) : entryText(e));
+/** Writes one entry as a line of text or JSON. */
+export function printEntry(out: LineWriter, e: PerCoreWalEntry, json: boolean): void {
+  out.line(json ? entryJson(e) : entryText(e));
 }
 
 function _wanted(e: PerCoreWalEntry, o: DumpOptions): boolean {
@@ -41,6 +42,11 @@ function _wanted(e: PerCoreWalEntry, o: DumpOptions): boolean {
  * corruption; a torn tail ends the output with a note on stderr.
  */
 export async function dump(path: string, o: DumpOptions): Promise<number> {
+  using out = new LineWriter();
+  return await _dump(path, o, out);
+}
+
+async function _dump(path: string, o: DumpOptions, out: LineWriter): Promise<number> {
   let isDir: boolean;
   try {
     isDir = Deno.statSync(path).isDirectory;
@@ -54,7 +60,7 @@ export async function dump(path: string, o: DumpOptions): Promise<number> {
     const config = configFromDirectory(path);
     const range = o.epoch === undefined ? {} : { fromEpoch: o.epoch, toEpoch: o.epoch };
     for await (const e of mergeSegments(config, range)) {
-      if (_wanted(e, o)) printEntry(e, o.json);
+      if (_wanted(e, o)) printEntry(out, e, o.json);
     }
     return 0;
   }
@@ -64,13 +70,15 @@ export async function dump(path: string, o: DumpOptions): Promise<number> {
     const batch = await reader.readBatch(4096);
     for (const r of batch) {
       if (r.kind === "entry") {
-        if (_wanted(r.entry, o)) printEntry(r.entry, o.json);
+        if (_wanted(r.entry, o)) printEntry(out, r.entry, o.json);
       } else if (r.kind === "torn") {
+        out.flush();
         console.error(
           `wal dump: "${path}" ends with a torn record at offset ${r.offset}: ${r.reason}`,
         );
         return 0;
       } else if (r.kind === "corrupted") {
+        out.flush();
         throw new PerCoreWalError(
           r.code,
           `Cannot read segment "${path}": ${r.reason} at offset ${r.offset}`,

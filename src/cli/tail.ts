@@ -19,6 +19,7 @@ import { compareEntries } from "../merge.ts";
 import { PerCoreWalReader } from "../reader.ts";
 import type { PerCoreWalEntry } from "../types.ts";
 import { printEntry } from "./dump.ts";
+import { LineWriter } from "./output.ts";
 
 /** Options of `tail`. */
 export interface TailOptions {
@@ -105,6 +106,7 @@ async function _readFrom(
 
 /** Prints the last `lines` entries of every core, then follows. Returns the exit code. */
 export async function tail(config: PerCoreWalConfig, o: TailOptions): Promise<number> {
+  using out = new LineWriter();
   const positions: (_Position | undefined)[] = [];
   const first: PerCoreWalEntry[] = [];
   for (let c = 0; c < config.numCores; c++) {
@@ -118,14 +120,16 @@ export async function tail(config: PerCoreWalConfig, o: TailOptions): Promise<nu
     );
     first.push(...last);
   }
-  for (const e of first.sort(compareEntries)) printEntry(e, o.json);
+  for (const e of first.sort(compareEntries)) printEntry(out, e, o.json);
+  out.flush();
   while (o.follow && !o.signal?.aborted) {
     await _sleep(o.intervalMs, o.signal);
     const fresh: PerCoreWalEntry[] = [];
     for (let c = 0; c < config.numCores; c++) {
       positions[c] = await _readFrom(config, c, positions[c], (e) => fresh.push(e));
     }
-    for (const e of fresh.sort(compareEntries)) printEntry(e, o.json);
+    for (const e of fresh.sort(compareEntries)) printEntry(out, e, o.json);
+    out.flush();
   }
   return 0;
 }
