@@ -142,11 +142,11 @@ const COMMANDS: Record<string, _Command> = {
       "  --interval-ms MS       how often to look for new entries (default 200)\n" +
       _JSON + _HELP +
       "Follows by polling the segment files, across segment rotation; takes no lock.\n" +
-      "Limit: the manager publishes which records are durable only in its own shared\n" +
-      "memory, so tail prints records once they are written and valid (whole, CRC and\n" +
-      "sequence checked), which can be shortly before their fdatasync completes: after a\n" +
-      "power loss the last lines printed may be gone. It never prints a torn or damaged\n" +
-      "record; it waits at anything that does not validate instead of skipping it.\n",
+      "Durable only: the manager tells which records are durable only in its own memory, so\n" +
+      "tail reads and validates new records (whole, CRC and sequence checked), fdatasyncs their\n" +
+      "segment itself, and prints them after that returned (one extra fdatasync per poll that\n" +
+      "found records). It never prints a torn or damaged record; it waits at anything that does\n" +
+      "not validate yet (a batch being written) instead of skipping it.\n",
   },
 };
 

@@ -344,3 +344,35 @@ Deno.test("wal usage errors exit 2; every command has --help", async () => {
   assertEquals(missing.code, 1);
   assertStringIncludes(missing.stderr, `"/nonexistent/wal-dir" does not exist`);
 });
+
+const HAVE_STRACE = (() => {
+  try {
+    return new Deno.Command("strace", { args: ["-V"], stdout: "null", stderr: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name: "wal tail fdatasyncs a segment after reading its records and before printing them",
+  ignore: ignoreWithoutUring || !HAVE_STRACE,
+  fn: async () => {
+    await using dir = await tempDir();
+    const { cfg } = await build(dir.path);
+    const trace = `${dir.path}/trace`;
+    const out = await new Deno.Command("strace", {
+      args: ["-f", "-o", trace, "-e", "trace=fdatasync,write", Deno.execPath(), "run", ...PERMS]
+        .concat([CLI, "tail", cfg.baseDir, "-n", "2", "--json"]),
+      stdin: "null",
+    }).output();
+    assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+    assertEquals(jsonLines(new TextDecoder().decode(out.stdout)).length, 4);
+    const lines = Deno.readTextFileSync(trace).split("\n");
+    const syncs = lines.flatMap((l, i) => (/fdatasync\(\d+\)\s+= 0/.test(l) ? [i] : []));
+    const print = lines.findIndex((l) => /write\(1, "\{\\"core\\"/.test(l));
+    assert(print >= 0, "the entries were written to stdout");
+    // At least one per core (one per segment read with records), all before the output.
+    assert(syncs.length >= 2 && syncs.every((i) => i < print), `${syncs} then ${print}`);
+  },
+});

@@ -3,10 +3,12 @@
  * written, across segment rotation, by polling. Takes no lock.
  *
  * Durability: the manager publishes its durable positions only in its own shared memory, so
- * another process cannot know which written records are already fdatasync'd. `tail` prints
- * records once they are written and valid (whole, CRC and sequence checked); after a power loss
- * the last ones it printed may be gone. It never prints a torn or damaged record, and it waits
- * at anything that does not validate (a batch still being written) instead of skipping it.
+ * another process cannot read them. `tail` makes what it prints durable itself: it reads and
+ * validates records (whole, CRC and sequence checked), then fdatasyncs their segment file, and
+ * prints them only after that returned. A record that could be read had its write completed, and
+ * an fdatasync of a file, from any process, makes every completed write of it durable. It never
+ * prints a torn or damaged record, and waits at anything that does not validate yet (a batch
+ * being written) instead of skipping it.
  *
  * @module
  */
@@ -14,6 +16,7 @@
 import type { PerCoreWalConfig } from "../config.ts";
 import { listCoreSegments } from "../core_log.ts";
 import { PerCoreWalError } from "../errors.ts";
+import { ioError } from "../io/sync.ts";
 import { SEGMENT_DATA_OFFSET } from "../format.ts";
 import { compareEntries } from "../merge.ts";
 import { PerCoreWalReader } from "../reader.ts";
@@ -42,11 +45,16 @@ interface _Position {
   sequence: bigint | undefined;
 }
 
-/** Reads core entries from `pos` up to the first thing that does not validate; moves `pos`. */
+/**
+ * Reads a core's entries from `pos` up to the first thing that does not validate, makes them
+ * durable (fdatasync of their segment, after reading them), and hands the last `limit` of them to
+ * `keep`. Moves `pos`.
+ */
 async function _readFrom(
   config: PerCoreWalConfig,
   coreId: number,
   pos: _Position | undefined,
+  limit: number,
   keep: (e: PerCoreWalEntry) => void,
 ): Promise<_Position | undefined> {
   const segs = listCoreSegments(config, coreId);
@@ -74,18 +82,27 @@ async function _readFrom(
       }
       using r = reader;
       if (r.header === undefined) return cur;
+      let got: PerCoreWalEntry[] = [];
       for (let done = false; !done;) {
         for (const x of await r.readBatch(4096)) {
           if (x.kind !== "entry") {
             done = true;
             break;
           }
-          keep(x.entry);
+          got.push(x.entry);
           cur.offset = x.offset + x.length;
           cur.sequence = x.entry.sequence + 1n;
         }
+        if (got.length > 2 * limit + 4096) got = _last(got, limit);
       }
       cur.sequence ??= r.header.firstSequence;
+      if (got.length > 0 && limit > 0) {
+        // The writer acknowledges a record only after its own fdatasync, and publishes that only
+        // in its shared memory. Reading a record shows that its write completed; an fdatasync
+        // of the file after that read makes it durable, whoever issues it. Only then print it.
+        _syncData(seg.path);
+        for (const e of _last(got, limit)) keep(e);
+      }
     }
     // Rotation: go on in the next segment only once this one is read to where it begins.
     const next = segs.find((s) => s.index > cur.segment);
@@ -104,6 +121,19 @@ async function _readFrom(
   }
 }
 
+function _last<T>(a: T[], n: number): T[] {
+  return n >= a.length ? a : n <= 0 ? [] : a.slice(a.length - n);
+}
+
+function _syncData(path: string): void {
+  try {
+    using f = Deno.openSync(path, { read: true });
+    f.syncDataSync();
+  } catch (e) {
+    throw ioError(e, "fdatasync", path);
+  }
+}
+
 /** Prints the last `lines` entries of every core, then follows. Returns the exit code. */
 export async function tail(config: PerCoreWalConfig, o: TailOptions): Promise<number> {
   using out = new LineWriter();
@@ -112,8 +142,7 @@ export async function tail(config: PerCoreWalConfig, o: TailOptions): Promise<nu
   for (let c = 0; c < config.numCores; c++) {
     const last: PerCoreWalEntry[] = [];
     positions.push(
-      await _readFrom(config, c, undefined, (e) => {
-        if (o.lines === 0) return;
+      await _readFrom(config, c, undefined, o.lines, (e) => {
         last.push(e);
         if (last.length > o.lines) last.shift();
       }),
@@ -126,7 +155,7 @@ export async function tail(config: PerCoreWalConfig, o: TailOptions): Promise<nu
     await _sleep(o.intervalMs, o.signal);
     const fresh: PerCoreWalEntry[] = [];
     for (let c = 0; c < config.numCores; c++) {
-      positions[c] = await _readFrom(config, c, positions[c], (e) => fresh.push(e));
+      positions[c] = await _readFrom(config, c, positions[c], Infinity, (e) => fresh.push(e));
     }
     for (const e of fresh.sort(compareEntries)) printEntry(out, e, o.json);
     out.flush();
