@@ -84,6 +84,7 @@ test("wal inspect, verify and stats on a clean WAL: exit 0 and the counts that w
   const v = await wal("verify", cfg.baseDir);
   assertEquals(v.code, 0, v.stderr);
   assertStringIncludes(v.stdout, `${entries} entries`);
+  assertEquals(v.stderr, "", "no progress bar when stderr is not a terminal");
 
   const i = await wal("inspect", cfg.baseDir, "--json");
   assertEquals(i.code, 0, i.stderr);
