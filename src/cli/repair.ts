@@ -1,0 +1,93 @@
+/**
+ * `wal repair`: shows what recovery in a mode would do to the files (a read-only recovery),
+ * then does it under the directory lock (`repairAllSegments`). Refused while a manager holds
+ * the directory.
+ *
+ * @module
+ */
+
+import type { PerCoreWalConfig } from "../config.ts";
+import { PerCoreWalError } from "../errors.ts";
+import { lockWalDirectory, unlockWalDirectory } from "../lock.ts";
+import { PerCoreRecoveryManager, type RecoveryMode, type SegmentReport } from "../recovery.ts";
+import { jsonLine } from "./display.ts";
+import { basename } from "./paths.ts";
+
+/** The modes `repair` accepts. */
+export const REPAIR_MODES = ["tolerateTornTail", "pointInTime", "salvage"] as const;
+
+/** One of {@linkcode REPAIR_MODES}. */
+export type RepairMode = typeof REPAIR_MODES[number] & RecoveryMode;
+
+/** Options of `repair`. */
+export interface RepairOptions {
+  /** The recovery mode whose decisions are applied. */
+  mode: RepairMode;
+  /** Show what would be done; change nothing. */
+  dryRun: boolean;
+  /** One JSON object per line. */
+  json: boolean;
+  /** Where the checkpoints are. */
+  checkpointDir?: string;
+}
+
+function _line(l: SegmentReport, json: boolean, phase: "plan" | "done"): string {
+  if (json) return jsonLine({ kind: "repair", phase, ...l });
+  const where = l.offset === undefined ? "" : ` at offset ${l.offset}`;
+  const why = l.reason === undefined ? "" : ` (${l.reason})`;
+  const verb = phase === "plan" ? "would be" : l.applied ? "done:" : "not applied:";
+  return `${basename(l.path)}  core ${l.coreId}  ${l.status}${where}${why}  ${verb} ${l.action}`;
+}
+
+/** Runs `repair`. Returns the exit code. */
+export async function repair(config: PerCoreWalConfig, o: RepairOptions): Promise<number> {
+  const dir = config.baseDir;
+  if (!o.dryRun) {
+    // Refuse before anything else when a manager holds the directory.
+    unlockWalDirectory(lockWalDirectory(dir));
+  }
+  const recovery = (readOnly: boolean) =>
+    new PerCoreRecoveryManager(config, {
+      mode: o.mode,
+      readOnly,
+      checkpointDir: o.checkpointDir,
+    });
+  let plan;
+  try {
+    plan = await recovery(true).recover();
+  } catch (e) {
+    if (e instanceof PerCoreWalError && o.mode === "tolerateTornTail" && e.code !== "Locked") {
+      throw new PerCoreWalError(
+        e.code,
+        `${e.message}; tolerateTornTail only cuts torn tails: see --mode pointInTime or salvage`,
+        { segment: e.segment, offset: e.offset, coreId: e.coreId, cause: e },
+      );
+    }
+    throw e;
+  }
+  try {
+    const todo = plan.report.filter((l) => l.action !== "none");
+    for (const l of todo) console.log(_line(l, o.json, "plan"));
+    if (!o.json) {
+      console.log(
+        `mode ${o.mode}: ${plan.entriesReplayed} entries would be replayed` +
+          (plan.checkpoint ? ` after checkpoint ${plan.checkpoint.id}` : "") +
+          (plan.stoppedBeforeEpoch === undefined
+            ? ""
+            : `, stopping before epoch ${plan.stoppedBeforeEpoch}`) +
+          `; ${todo.length} segment(s) to act on`,
+      );
+    }
+    if (o.dryRun || todo.length === 0) {
+      if (!o.json) console.log(o.dryRun ? "dry run: nothing changed" : "nothing to repair");
+      return 0;
+    }
+  } finally {
+    plan.close();
+  }
+  const done = await recovery(false).repairAllSegments();
+  const applied = done.filter((l) => l.applied);
+  for (const l of applied) console.log(_line(l, o.json, "done"));
+  if (!o.json) console.log(`repaired: ${applied.length} change(s) applied, with fsync`);
+  return 0;
+}

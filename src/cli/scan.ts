@@ -1,0 +1,341 @@
+/**
+ * The read-only scan behind `inspect`, `verify` and `stats`: every segment of every core read
+ * through the validating reader, going on past damage to find all of it, with the checks a
+ * cursor makes between segments (header names the file's core and index, sequences continue),
+ * and every checkpoint checked against its manifest. Takes no lock: works on a directory in use.
+ *
+ * @module
+ */
+
+import {
+  type CheckpointMetadata,
+  defaultCheckpointDir,
+  readCheckpoint,
+  verifyCheckpointFiles,
+} from "../checkpoint.ts";
+import { PerCoreWalConfig } from "../config.ts";
+import { listCoreSegments } from "../core_log.ts";
+import { PerCoreWalError } from "../errors.ts";
+import type { SegmentHeader } from "../format.ts";
+import { isUnstartedSegment, PerCoreWalReader } from "../reader.ts";
+import { StateFile } from "../state_file.ts";
+import type { WalOperation } from "../types.ts";
+
+/** Damage found: where, and what is wrong. */
+export interface Damage {
+  /** The file concerned. */
+  path: string;
+  /** The byte offset in it. */
+  offset: number;
+  /** A `PerCoreWalErrorCode` ("Corrupted", "ChecksumMismatch", "TornWrite", ...). */
+  code: string;
+  /** What is wrong. */
+  reason: string;
+}
+
+/** What a segment scan found. */
+export type SegmentState = "clean" | "zeroTail" | "tornTail" | "corrupted" | "unstarted";
+
+/** One segment, scanned. */
+export interface SegmentScan {
+  /** The core. */
+  coreId: number;
+  /** The segment index (from its name). */
+  index: number;
+  /** The file. */
+  path: string;
+  /** Its size. */
+  fileSizeBytes: number;
+  /** Its header, when it has a valid one. */
+  header?: SegmentHeader;
+  /** Valid entries. */
+  entries: number;
+  /** Valid entries by operation type. */
+  types: Record<WalOperation["type"], number>;
+  /** First and last valid sequence (none without entries). */
+  firstSequence?: bigint;
+  /** Last valid sequence. */
+  lastSequence?: bigint;
+  /** Smallest and largest epoch of a valid entry. */
+  minEpoch?: bigint;
+  /** Largest epoch of a valid entry. */
+  maxEpoch?: bigint;
+  /** End of the last valid record. */
+  validEndOffset: number;
+  /** Zero bytes after the records (space prepared ahead). */
+  preallocatedBytes: number;
+  /** What was found. */
+  state: SegmentState;
+  /** Damage in it (a torn tail is in `torn`, not here). */
+  damage: Damage[];
+  /** The torn tail, in the core's last segment. */
+  torn?: Damage;
+}
+
+/** One checkpoint directory, checked. */
+export interface CheckpointScan {
+  /** Its directory. */
+  path: string;
+  /** Its metadata, when the manifest is valid. */
+  meta?: CheckpointMetadata;
+  /** Whether manifest, file sizes, checksums and state file are valid. */
+  valid: boolean;
+  /** Why not. */
+  reason?: string;
+  /** An unfinished checkpoint (`ckpt-N.tmp`), which recovery ignores. */
+  incomplete: boolean;
+  /** Whether recovery would use it (the newest valid one). */
+  used: boolean;
+}
+
+/** A WAL directory, scanned. */
+export interface DirectoryScan {
+  /** The configuration (from `wal.json` or the file names). */
+  config: PerCoreWalConfig;
+  /** Per core, its segments by index. */
+  cores: SegmentScan[][];
+  /** The checkpoints, oldest first. */
+  checkpoints: CheckpointScan[];
+  /** The checkpoint directory looked at. */
+  checkpointDir: string;
+  /** Every damage, segments, gaps, extra files and checkpoints together. */
+  damage: Damage[];
+  /** Every torn tail. */
+  torn: Damage[];
+}
+
+/** The checkpoints in `dir` (none if it does not exist), checked, oldest first. */
+export function scanCheckpoints(dir: string): CheckpointScan[] {
+  let names: string[];
+  try {
+    names = [...Deno.readDirSync(dir)].map((e) => e.name);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+  const out: CheckpointScan[] = [];
+  for (const n of names) {
+    const m = /^ckpt-(\d+)(\.tmp)?$/.exec(n);
+    if (m === null) continue;
+    const path = `${dir}/${n}`;
+    if (m[2] !== undefined) {
+      out.push({ path, valid: false, incomplete: true, used: false, reason: "unfinished" });
+      continue;
+    }
+    const meta = readCheckpoint(path);
+    if ("invalid" in meta) {
+      out.push({ path, valid: false, incomplete: false, used: false, reason: meta.invalid });
+      continue;
+    }
+    let reason = verifyCheckpointFiles(meta);
+    if (reason === undefined) {
+      try {
+        StateFile.open(`${path}/state.kv`).close();
+      } catch (e) {
+        reason = e instanceof Error ? e.message : String(e);
+      }
+    }
+    out.push({ path, meta, valid: reason === undefined, reason, incomplete: false, used: false });
+  }
+  const id = (c: CheckpointScan) => Number(/ckpt-(\d+)/.exec(c.path)![1]);
+  out.sort((a, b) => id(a) - id(b) || Number(a.incomplete) - Number(b.incomplete));
+  const newest = out.findLast((c) => c.valid);
+  if (newest !== undefined) newest.used = true;
+  return out;
+}
+
+/** Options of {@linkcode scanDirectory}. */
+export interface ScanOptions {
+  /** Where the checkpoints are (default: `checkpoints` beside the WAL directory). */
+  checkpointDir?: string;
+  /** Called with the bytes scanned so far, out of `totalBytes`. */
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
+}
+
+/** Scans every segment and checkpoint of a WAL directory. Changes nothing. */
+export async function scanDirectory(
+  config: PerCoreWalConfig,
+  options: ScanOptions = {},
+): Promise<DirectoryScan> {
+  const checkpointDir = options.checkpointDir ?? defaultCheckpointDir(config.baseDir);
+  const checkpoints = scanCheckpoints(checkpointDir);
+  const damage: Damage[] = [];
+  const torn: Damage[] = [];
+  for (const c of checkpoints) {
+    if (!c.valid && !c.incomplete) {
+      damage.push({ path: c.path, offset: 0, code: "Corrupted", reason: c.reason! });
+    }
+  }
+  const used = checkpoints.find((c) => c.used)?.meta;
+  const lists = Array.from({ length: config.numCores }, (_, c) => listCoreSegments(config, c));
+  const total = lists.flat().reduce((n, s) => n + _size(s.path), 0);
+  let done = 0;
+  const cores: SegmentScan[][] = [];
+  for (let c = 0; c < config.numCores; c++) {
+    const segs = lists[c];
+    // Segments prepared ahead and never started are not the core's last segment.
+    let last = segs.length - 1;
+    while (last >= 0 && isUnstartedSegment(segs[last].path)) last--;
+    const out: SegmentScan[] = [];
+    let prev: SegmentScan | undefined;
+    for (let i = 0; i < segs.length; i++) {
+      const s = await _scanSegment(config, c, segs[i], i === last, (n) => {
+        options.onProgress?.(done + n, total);
+      });
+      done += s.fileSizeBytes;
+      _checkContinuity(s, prev, used === undefined);
+      out.push(s);
+      if (s.header !== undefined) prev = s;
+      damage.push(...s.damage);
+      if (s.torn !== undefined) torn.push(s.torn);
+    }
+    const start = used?.walPositions[c];
+    if (start !== undefined && !segs.some((s) => s.index === start.segment)) {
+      damage.push({
+        path: config.segmentPath(c, start.segment),
+        offset: start.offset,
+        code: "Corrupted",
+        reason: `it holds the barrier of checkpoint "${used!.path}" (replay starts there) and is ` +
+          `missing`,
+      });
+    }
+    cores.push(out);
+  }
+  damage.push(..._extraSegments(config));
+  options.onProgress?.(total, total);
+  return { config, cores, checkpoints, checkpointDir, damage, torn };
+}
+
+function _size(path: string): number {
+  try {
+    return Deno.statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+async function _scanSegment(
+  config: PerCoreWalConfig,
+  coreId: number,
+  seg: { index: number; path: string },
+  isLast: boolean,
+  progress: (bytes: number) => void,
+): Promise<SegmentScan> {
+  const s: SegmentScan = {
+    coreId,
+    index: seg.index,
+    path: seg.path,
+    fileSizeBytes: _size(seg.path),
+    entries: 0,
+    types: { put: 0, delete: 0, checkpoint: 0, commit: 0, epochBarrier: 0 },
+    validEndOffset: 0,
+    preallocatedBytes: 0,
+    state: "clean",
+    damage: [],
+  };
+  let reader: PerCoreWalReader;
+  try {
+    reader = await PerCoreWalReader.open(seg.path, {
+      maxRecordBytes: config.options.maxRecordBytes,
+      isLastSegment: isLast,
+    });
+  } catch (e) {
+    if (!(e instanceof PerCoreWalError)) throw e;
+    s.state = "corrupted";
+    s.damage.push({ path: seg.path, offset: e.offset ?? 0, code: e.code, reason: e.message });
+    return s;
+  }
+  using _ = reader;
+  s.header = reader.header;
+  while (true) {
+    const batch = await reader.readBatch(4096);
+    for (const r of batch) {
+      if (r.kind === "entry") {
+        const e = r.entry;
+        s.types[e.operation.type]++;
+        continue;
+      }
+      if (r.kind === "end") {
+        s.preallocatedBytes = r.preallocatedBytes;
+        if (r.offset === 0) s.state = "unstarted";
+        else if (r.preallocatedBytes > 0 && s.state === "clean") s.state = "zeroTail";
+      } else if (r.kind === "torn") {
+        s.torn = { path: seg.path, offset: r.offset, code: "TornWrite", reason: r.reason };
+        if (s.state !== "corrupted") s.state = "tornTail";
+      } else {
+        s.state = "corrupted";
+        s.damage.push({ path: seg.path, offset: r.offset, code: r.code, reason: r.reason });
+        if (r.resumeAt !== undefined && reader.header !== undefined) {
+          // Go on after the damage, as salvage does, to find all of it.
+          reader.resume(r.resumeAt);
+          break;
+        }
+      }
+    }
+    const tail = batch[batch.length - 1];
+    progress(tail.offset);
+    if (tail.kind !== "entry" && !(tail.kind === "corrupted" && tail.resumeAt !== undefined)) {
+      break;
+    }
+    if (tail.kind === "corrupted" && reader.header === undefined) break;
+  }
+  const st = reader.stats;
+  s.entries = st.entryCount;
+  s.validEndOffset = st.validEndOffset;
+  if (st.entryCount > 0) {
+    s.firstSequence = st.firstSequence;
+    s.lastSequence = st.lastSequence;
+    s.minEpoch = st.minEpoch;
+    s.maxEpoch = st.maxEpoch;
+  }
+  return s;
+}
+
+/** The checks between segments that a cursor makes (see `CoreCursor` in `src/merge.ts`). */
+function _checkContinuity(
+  s: SegmentScan,
+  prev: SegmentScan | undefined,
+  requireBeginning: boolean,
+): void {
+  const h = s.header;
+  if (h === undefined) return;
+  const gap = (reason: string) => {
+    s.state = "corrupted";
+    s.damage.push({ path: s.path, offset: 0, code: "Corrupted", reason });
+  };
+  if (h.coreId !== s.coreId || h.segmentIndex !== s.index) {
+    gap(`its header is of core ${h.coreId} segment ${h.segmentIndex}`);
+  } else if (prev?.header !== undefined) {
+    const end = prev.lastSequence ?? prev.header.firstSequence - 1n;
+    if (h.firstSequence !== end + 1n) {
+      gap(
+        `it starts at sequence ${h.firstSequence} but the previous segment ends at ${end} ` +
+          `(a segment is missing)`,
+      );
+    }
+  } else if (prev === undefined && requireBeginning && h.firstSequence !== 1n) {
+    gap(
+      `the log begins at sequence ${h.firstSequence} and no valid checkpoint covers the ` +
+        `sequences before it (segments missing, or retired by a checkpoint that is not usable)`,
+    );
+  }
+}
+
+/** Segment files of cores beyond the WAL's number of cores. */
+function _extraSegments(config: PerCoreWalConfig): Damage[] {
+  const probe = new PerCoreWalConfig(config.baseDir, 1024, {
+    segmentPattern: config.options.segmentPattern,
+  });
+  const out: Damage[] = [];
+  for (const e of Deno.readDirSync(config.baseDir)) {
+    const p = probe.parseSegmentName(e.name);
+    if (p === undefined || p.coreId < config.numCores) continue;
+    out.push({
+      path: `${config.baseDir}/${e.name}`,
+      offset: 0,
+      code: "Corrupted",
+      reason: `a segment of core ${p.coreId}, beyond the WAL's ${config.numCores} cores`,
+    });
+  }
+  return out;
+}
