@@ -48,7 +48,7 @@ export {
   mergeSegments,
   type SegmentOffset,
 } from "./src/merge.ts";
-export { CoreWalWriter, type WriterHandle } from "./src/writer.ts";
+export { type AppendWaitOptions, CoreWalWriter, type WriterHandle } from "./src/writer.ts";
 export {
   CheckpointCoordinator,
   type CheckpointCoordinatorOptions,
