@@ -78,7 +78,11 @@ export {
   PUT_OVERHEAD_BYTES,
   type SegmentHeader,
 } from "./src/format.ts";
-export type { LatencySummary } from "./src/histogram.ts";
+export {
+  LATENCY_BUCKET_BOUNDS_US,
+  type LatencyBuckets,
+  type LatencySummary,
+} from "./src/histogram.ts";
 export type {
   BackendKind,
   IoBackend,
