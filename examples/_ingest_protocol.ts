@@ -7,7 +7,12 @@
  * @module
  */
 
-import { type CoreMetrics, MAX_KEY_BYTES, PUT_OVERHEAD_BYTES } from "../mod.ts";
+import {
+  type CoreMetrics,
+  LATENCY_BUCKET_BOUNDS_US,
+  MAX_KEY_BYTES,
+  PUT_OVERHEAD_BYTES,
+} from "../mod.ts";
 
 /** One event of a request: the key and value bytes of a `put`. */
 export interface IngestEvent {
@@ -378,17 +383,28 @@ export function renderMetrics(m: MetricsInput): string {
   const lat = "percore_wal_fdatasync_latency_seconds";
   family(
     lat,
-    "summary",
+    "histogram",
     "Time from a batch's submission to its durability (write + fdatasync), as measured by the " +
-      "core's Worker. quantile 1 is the maximum.",
+      "core's Worker (published every 20 ms).",
   );
   for (const c of m.cores) {
-    const l = c.syncLatency;
-    for (const [q, us] of [["0.5", l.p50Us], ["0.99", l.p99Us], ["1", l.maxUs]] as const) {
-      out.push(`${lat}{core="${c.coreId}",quantile="${q}"} ${us / 1e6}`);
-    }
-    out.push(`${lat}_count{core="${c.coreId}"} ${l.count}`);
+    const b = c.syncLatencyBuckets;
+    LATENCY_BUCKET_BOUNDS_US.forEach((us, i) => {
+      out.push(`${lat}_bucket{core="${c.coreId}",le="${us / 1e6}"} ${b.counts[i]}`);
+    });
+    // The Worker publishes the count just before the buckets: a read between two
+    // publications may see newer buckets than the count.
+    const count = Math.max(c.syncLatency.count, b.counts.at(-1) ?? 0);
+    out.push(`${lat}_bucket{core="${c.coreId}",le="+Inf"} ${count}`);
+    out.push(`${lat}_sum{core="${c.coreId}"} ${b.sumUs / 1e6}`);
+    out.push(`${lat}_count{core="${c.coreId}"} ${count}`);
   }
+  perCore(
+    "percore_wal_fdatasync_latency_max_seconds",
+    "gauge",
+    "Largest batch durability latency since start.",
+    (c) => c.syncLatency.maxUs / 1e6,
+  );
   perCore(
     "percore_wal_queue_depth",
     "gauge",

@@ -36,8 +36,8 @@
  *   not acknowledged, but recovery replays them if they reached the disk. Events are `put`s by
  *   key, so a client retrying the same request writes the same values again.
  * - `GET /metrics`: Prometheus text format: per-core appends, bytes, batches, fdatasyncs,
- *   fdatasync latency (p50/p99/max as a summary, from `manager.metrics()`), queue depth,
- *   pending bytes; `percore_wal_backend_info{backend="io_uring",...} 1`; HTTP responses by code;
+ *   fdatasync latency histogram (`percore_wal_fdatasync_latency_seconds_bucket{core,le}`,
+ *   `_sum`, `_count`, from `manager.metrics()`), queue depth, pending bytes; `percore_wal_backend_info{backend="io_uring",...} 1`; HTTP responses by code;
  *   and a histogram of the acknowledgement latency (`ingest_ack_latency_seconds_bucket{le=...}`).
  * - `POST /checkpoint`: takes a checkpoint with {@linkcode CheckpointCoordinator} (merges the
  *   cores' segments by epoch into a state file, retires covered segments) and answers its id,

@@ -366,7 +366,22 @@ Deno.test({
     assertEquals(m.get('ingest_http_responses_total{code="200"}'), 6);
     assertEquals(m.get('ingest_http_responses_total{code="404"}'), 1);
     assert(m.has('percore_wal_queue_depth{core="0"}'));
-    assert(m.has('percore_wal_fdatasync_latency_seconds{core="1",quantile="0.99"}'));
+    // fdatasync latency: a histogram per core, published by the core's Worker every 20 ms.
+    for (const core of ["0", "1"]) {
+      const b = [...m].filter(([k]) =>
+        k.startsWith(`percore_wal_fdatasync_latency_seconds_bucket{core="${core}"`)
+      );
+      assertEquals(b.length, 18);
+      assertEquals(
+        b.at(-1)![0],
+        `percore_wal_fdatasync_latency_seconds_bucket{core="${core}",le="+Inf"}`,
+      );
+      for (let i = 1; i < b.length; i++) assert(b[i][1] >= b[i - 1][1], b[i][0]);
+      const count = m.get(`percore_wal_fdatasync_latency_seconds_count{core="${core}"}`)!;
+      assertEquals(b.at(-1)![1], count);
+      assert(count <= m.get(`percore_wal_batches_total{core="${core}"}`)!);
+      assert(m.get(`percore_wal_fdatasync_latency_seconds_sum{core="${core}"}`)! >= 0);
+    }
     // The histogram: cumulative buckets, +Inf equal to _count.
     const buckets = [...m].filter(([k]) => k.startsWith("ingest_ack_latency_seconds_bucket"));
     assertEquals(buckets.at(-1)![0], 'ingest_ack_latency_seconds_bucket{le="+Inf"}');
