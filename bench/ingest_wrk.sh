@@ -53,9 +53,16 @@ for b in $batches; do
       "$(get errors)"
   done
 done
+# Baseline: the same HTTP Workers answering 404 without touching the WAL (GET /nope).
+out=$(wrk -t"$threads" -c16 -d"${duration}s" --latency "${url}nope")
+echo "$out" >>"$dir.wrk.log"
+rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
+p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
+p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+echo "| baseline: GET /nope (404, no WAL) | 16 | $rps | - | $p50 | $p99 | - | all 404 | - |"
 metrics=$(curl -sS "${url}metrics" || true)
 echo >&2
-echo "$metrics" | grep -E '^(percore_wal_backend_info|ingest_events_acknowledged_total|ingest_http_responses_total\{code="(200|503)"\}|percore_wal_fdatasyncs_total|percore_wal_fdatasync_latency_seconds\{.*quantile="0.99")' >&2 || true
+echo "$metrics" | grep -E '^(percore_wal_backend_info|ingest_events_acknowledged_total|ingest_http_responses_total\{code="(200|503)"\}|percore_wal_fdatasyncs_total|percore_wal_fdatasync_latency_seconds_(sum|count))' >&2 || true
 kill -TERM $server
 wait $server || true
 trap - EXIT
