@@ -14,7 +14,15 @@ import {
   PUT_OVERHEAD_BYTES,
 } from "../mod.ts";
 
-/** One event of a request: the key and value bytes of a `put`. */
+/**
+ * One event of a request: the key and value bytes of a `put`.
+ *
+ * @example
+ * ```ts ignore
+ * const [ev] = parseNdjson(new TextEncoder().encode('{"key":"k","value":1}\n'), 1 << 20);
+ * console.log(ev.key, ev.value); // bytes of "k", bytes of "1"
+ * ```
+ */
 export interface IngestEvent {
   /** The key (1 to 65 535 bytes). */
   key: Uint8Array;
@@ -22,7 +30,14 @@ export interface IngestEvent {
   value: Uint8Array;
 }
 
-/** Why a request is refused, with the HTTP status it maps to. */
+/**
+ * Why a request is refused, with the HTTP status it maps to.
+ *
+ * @example
+ * ```ts ignore
+ * throw new IngestError(400, "MalformedEvent", "line 2: \"key\" is missing");
+ * ```
+ */
 export class IngestError extends Error {
   /** The HTTP status: 400, 404, 405, 413, 415, 500 or 503. */
   readonly status: number;
@@ -41,13 +56,28 @@ export class IngestError extends Error {
   }
 }
 
-/** The magic at the start of a binary batch: `"PWB1"`. */
+/**
+ * The magic at the start of a binary batch: `"PWB1"`.
+ *
+ * @example
+ * ```ts ignore
+ * const isBinary = BINARY_MAGIC.every((b, i) => body[i] === b);
+ * ```
+ */
 export const BINARY_MAGIC: Uint8Array = new Uint8Array([0x50, 0x57, 0x42, 0x31]);
 
 const enc = new TextEncoder();
 const dec = new TextDecoder("utf-8", { fatal: true });
 
-/** What the body's `Content-Type` says it is; throws 415 for anything else. */
+/**
+ * What the body's `Content-Type` says it is; throws 415 for anything else.
+ *
+ * @example
+ * ```ts ignore
+ * bodyKind("application/x-ndjson; charset=utf-8"); // "ndjson"
+ * bodyKind("application/octet-stream"); // "binary"
+ * ```
+ */
 export function bodyKind(contentType: string | null): "ndjson" | "binary" {
   const t = (contentType ?? "").split(";")[0].trim().toLowerCase();
   if (t === "application/octet-stream") return "binary";
@@ -92,6 +122,12 @@ function _checkSizes(ev: IngestEvent, where: string, maxRecordBytes: number): vo
  * line (blank lines and a `\r` before `\n` are allowed; other fields are refused). The value is
  * stored as its JSON text (`JSON.stringify` of the parsed value). Any bad line refuses the whole
  * body with a 400 naming the line.
+ *
+ * @example
+ * ```ts ignore
+ * const events = parseNdjson(new TextEncoder().encode('{"key":"a","value":{"x":1}}\n'), 1 << 20);
+ * // events[0].value holds the bytes of '{"x":1}'
+ * ```
  */
 export function parseNdjson(body: Uint8Array, maxRecordBytes: number): IngestEvent[] {
   let text: string;
@@ -148,6 +184,11 @@ export function parseNdjson(body: Uint8Array, maxRecordBytes: number): IngestEve
  * Parses a binary batch: the magic `PWB1`, then events back to back, each a `u16` key length
  * (little-endian, 1 to 65 535), a `u32` value length (little-endian), the key bytes and the value
  * bytes. The body must end exactly after an event. Anything else refuses the whole body.
+ *
+ * @example
+ * ```ts ignore
+ * const events = parseBinary(encodeBinary([{ key: "a", value: Uint8Array.of(1, 2) }]), 1 << 20);
+ * ```
  */
 export function parseBinary(body: Uint8Array, maxRecordBytes: number): IngestEvent[] {
   if (body.length < 4 || !BINARY_MAGIC.every((b, i) => body[i] === b)) {
@@ -189,7 +230,18 @@ export function parseBinary(body: Uint8Array, maxRecordBytes: number): IngestEve
   return out;
 }
 
-/** Encodes events as a binary batch (the inverse of {@linkcode parseBinary}). */
+/**
+ * Encodes events as a binary batch (the inverse of {@linkcode parseBinary}).
+ *
+ * @example
+ * ```ts ignore
+ * await fetch("http://127.0.0.1:8080/events", {
+ *   method: "POST",
+ *   headers: { "content-type": "application/octet-stream" },
+ *   body: encodeBinary([{ key: "sensor:1", value: Uint8Array.of(42) }]),
+ * });
+ * ```
+ */
 export function encodeBinary(
   events: { key: string | Uint8Array; value: Uint8Array }[],
 ): Uint8Array<ArrayBuffer> {
@@ -212,7 +264,14 @@ export function encodeBinary(
   return out;
 }
 
-/** The core of a key: FNV-1a (32 bits) of its bytes, modulo the number of cores. */
+/**
+ * The core of a key: FNV-1a (32 bits) of its bytes, modulo the number of cores.
+ *
+ * @example
+ * ```ts ignore
+ * const core = coreOf(new TextEncoder().encode("user:1"), 2); // 1
+ * ```
+ */
 export function coreOf(key: Uint8Array, numCores: number): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < key.length; i++) {
@@ -225,10 +284,24 @@ export function coreOf(key: Uint8Array, numCores: number): number {
 // ---------------------------------------------------------------------------------------------
 // Counters shared by the HTTP Workers (one SharedArrayBuffer, Atomics.add), read by /metrics.
 
-/** The statuses counted per response. */
+/**
+ * The statuses counted per response.
+ *
+ * @example
+ * ```ts ignore
+ * for (const code of STATUSES) console.log(code);
+ * ```
+ */
 export const STATUSES = [200, 400, 404, 405, 413, 415, 500, 503] as const;
 
-/** Upper bounds (seconds) of the acknowledgement latency histogram's buckets. */
+/**
+ * Upper bounds (seconds) of the acknowledgement latency histogram's buckets.
+ *
+ * @example
+ * ```ts ignore
+ * console.log(ACK_BUCKETS_S.at(-1)); // 5 (seconds); above it: +Inf
+ * ```
+ */
 export const ACK_BUCKETS_S = [
   0.0005,
   0.001,
@@ -253,7 +326,17 @@ const S_LAT_COUNT = S_EVENTS + 4;
 const S_BUCKETS = S_EVENTS + 5;
 const S_SLOTS = S_BUCKETS + ACK_BUCKETS_S.length + 1;
 
-/** Request counters shared between threads. */
+/**
+ * Request counters shared between threads.
+ *
+ * @example
+ * ```ts ignore
+ * const stats = new IngestStats(); // in the main thread
+ * worker.postMessage({ stats: stats.sab });
+ * // in the Worker: const shared = new IngestStats(sab); shared.response(200);
+ * console.log(stats.snapshot().responses);
+ * ```
+ */
 export class IngestStats {
   /** The shared memory (pass it to the HTTP Workers). */
   readonly sab: SharedArrayBuffer;
@@ -308,7 +391,14 @@ export class IngestStats {
   }
 }
 
-/** The counters at one moment. */
+/**
+ * The counters at one moment.
+ *
+ * @example
+ * ```ts ignore
+ * const { eventsAcknowledged, ackLatencyCount } = stats.snapshot();
+ * ```
+ */
 export interface IngestStatsSnapshot {
   /** [status, responses]. */
   responses: [number, number][];
@@ -329,7 +419,14 @@ export interface IngestStatsSnapshot {
 // ---------------------------------------------------------------------------------------------
 // Prometheus text exposition (format 0.0.4)
 
-/** What `/metrics` renders. */
+/**
+ * What `/metrics` renders.
+ *
+ * @example
+ * ```ts ignore
+ * const text = renderMetrics({ cores: manager.metrics(), backend: manager.backend, stats: stats.snapshot(), checkpoints: 0 });
+ * ```
+ */
 export interface MetricsInput {
   /** `manager.metrics()`. */
   cores: CoreMetrics[];
@@ -341,7 +438,14 @@ export interface MetricsInput {
   checkpoints: number;
 }
 
-/** Renders the metrics in the Prometheus text format. */
+/**
+ * Renders the metrics in the Prometheus text format.
+ *
+ * @example
+ * ```ts ignore
+ * return new Response(renderMetrics(input), { headers: { "content-type": "text/plain; version=0.0.4" } });
+ * ```
+ */
 export function renderMetrics(m: MetricsInput): string {
   const out: string[] = [];
   const family = (name: string, type: string, help: string) => {
@@ -461,7 +565,14 @@ export function renderMetrics(m: MetricsInput): string {
   return out.join("\n") + "\n";
 }
 
-/** A JSON response. */
+/**
+ * A JSON response.
+ *
+ * @example
+ * ```ts ignore
+ * return json(200, { count: 3 });
+ * ```
+ */
 export function json(
   status: number,
   body: unknown,
@@ -473,7 +584,14 @@ export function json(
   });
 }
 
-/** The response of a refused request. */
+/**
+ * The response of a refused request.
+ *
+ * @example
+ * ```ts ignore
+ * return errorResponse(new IngestError(404, "NotFound", "No route /x"));
+ * ```
+ */
 export function errorResponse(e: IngestError): Response {
   return json(e.status, { error: e.code, message: e.message }, e.headers);
 }

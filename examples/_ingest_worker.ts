@@ -23,7 +23,14 @@ import {
   parseNdjson,
 } from "./_ingest_protocol.ts";
 
-/** The main thread's start message. */
+/**
+ * The main thread's start message.
+ *
+ * @example
+ * ```ts ignore
+ * worker.postMessage({ type: "start", index: 0, hostname: "127.0.0.1", port: 0, handles, maxBodyBytes: 1 << 20, maxRecordBytes: 1 << 24, backpressureWaitMs: 100, stats: stats.sab } satisfies WorkerStart);
+ * ```
+ */
 export interface WorkerStart {
   type: "start";
   /** This Worker's index. */
@@ -40,13 +47,29 @@ export interface WorkerStart {
   stats: SharedArrayBuffer;
 }
 
-/** Messages from the main thread. */
+/**
+ * Messages from the main thread.
+ *
+ * @example
+ * ```ts ignore
+ * worker.postMessage({ type: "stop" } satisfies ToWorker);
+ * ```
+ */
 export type ToWorker =
   | WorkerStart
   | { type: "stop" }
   | { type: "rpcResult"; id: number; status: number; body: string; contentType: string };
 
-/** Messages to the main thread. */
+/**
+ * Messages to the main thread.
+ *
+ * @example
+ * ```ts ignore
+ * worker.onmessage = (e: MessageEvent<FromWorker>) => {
+ *   if (e.data.type === "listening") console.log(e.data.port);
+ * };
+ * ```
+ */
 export type FromWorker =
   | { type: "listening"; port: number; hostname: string }
   | { type: "rpc"; id: number; op: "metrics" | "checkpoint" }

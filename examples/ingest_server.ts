@@ -81,7 +81,14 @@ import {
 import { IngestStats, renderMetrics } from "./_ingest_protocol.ts";
 import type { FromWorker, ToWorker } from "./_ingest_worker.ts";
 
-/** The server's settings, from the command line. */
+/**
+ * The server's settings, from the command line.
+ *
+ * @example
+ * ```ts ignore
+ * const flags: ServerFlags = parseFlags(["--dir", "./data/ingest", "--port", "0"]);
+ * ```
+ */
 export interface ServerFlags {
   /** Data directory: the WAL in `wal/`, checkpoints in `checkpoints/`. */
   dir: string;
@@ -108,7 +115,14 @@ const USAGE =
   [--backend auto|io_uring|sync] [--max-body-bytes N] [--backpressure-wait-ms N]
   [--max-record-bytes N] [--shared-buffer-bytes N] [--max-pending-bytes N]`;
 
-/** Parses the command line; throws `RangeError`/`TypeError` saying which flag is wrong. */
+/**
+ * Parses the command line; throws `RangeError`/`TypeError` saying which flag is wrong.
+ *
+ * @example
+ * ```ts ignore
+ * const flags = parseFlags(Deno.args); // RangeError: --port must be an integer from 0 to 65535, got "x"
+ * ```
+ */
 export function parseFlags(args: string[]): ServerFlags {
   const f: ServerFlags = {
     dir: "./data/ingest",
@@ -195,7 +209,15 @@ function _exists(path: string): boolean {
   }
 }
 
-/** A running server. */
+/**
+ * A running server.
+ *
+ * @example
+ * ```ts ignore
+ * const server: IngestServer = await startServer(parseFlags(["--port", "0"]));
+ * await server.close();
+ * ```
+ */
 export interface IngestServer {
   /** The address every HTTP Worker listens on. */
   readonly url: string;
@@ -205,7 +227,17 @@ export interface IngestServer {
   close(): Promise<void>;
 }
 
-/** Recovers `flags.dir`, opens the WAL and starts the HTTP Workers. */
+/**
+ * Recovers `flags.dir`, opens the WAL and starts the HTTP Workers.
+ *
+ * @example
+ * ```ts ignore
+ * const server = await startServer(parseFlags(["--dir", "/tmp/ingest", "--port", "0", "--cores", "2"]));
+ * console.log(server.url, server.describe);
+ * await fetch(new URL("/events", server.url), { method: "POST", body: '{"key":"k","value":1}\n' });
+ * await server.close();
+ * ```
+ */
 export async function startServer(flags: ServerFlags): Promise<IngestServer> {
   const walDir = `${flags.dir.replace(/\/+$/, "")}/wal`;
   const existing = _exists(`${walDir}/wal.json`) ? configFromDirectory(walDir) : undefined;
