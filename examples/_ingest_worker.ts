@@ -215,14 +215,50 @@ async function handle(req: Request): Promise<Response> {
   }
 }
 
+/** Requests being handled, and whether the main thread asked to stop. */
+let inflight = 0;
+let stopping = false;
+let drained: (() => void) | undefined;
+
+/** How long a stop waits for requests in progress (a slow upload) before closing anyway. */
+const DRAIN_TIMEOUT_MS = 10_000;
+
 async function stop(): Promise<void> {
-  // shutdown() stops accepting and waits for the requests in progress (they finish their
-  // appends and durability waits: the main thread closes the WAL only after "stopped").
+  // Deno's server.shutdown() cuts request bodies still being received, so first let every
+  // request in progress finish (new ones get 503 meanwhile), then shut the listener down. The
+  // main thread closes the WAL only after "stopped", so their events become durable.
+  stopping = true;
+  if (inflight > 0) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      new Promise<void>((r) => (drained = r)),
+      new Promise<void>((r) => (timer = setTimeout(r, DRAIN_TIMEOUT_MS))),
+    ]);
+    clearTimeout(timer);
+  }
   await server?.shutdown();
   for (const w of writers) w.close();
   writers = [];
   post({ type: "stopped" });
   self.close();
+}
+
+async function serve(req: Request): Promise<Response> {
+  if (stopping) {
+    await req.body?.cancel().catch(() => {});
+    return errorResponse(
+      new IngestError(503, "ShuttingDown", "The server is shutting down: retry on another", {
+        "retry-after": "1",
+        connection: "close",
+      }),
+    );
+  }
+  inflight++;
+  try {
+    return await handle(req);
+  } finally {
+    if (--inflight === 0 && stopping) drained?.();
+  }
 }
 
 self.onmessage = (e: MessageEvent<ToWorker>) => {
@@ -238,7 +274,7 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
         reusePort: true,
         onListen: ({ hostname, port }) => post({ type: "listening", hostname, port }),
       }, async (req) => {
-        const res = await handle(req);
+        const res = await serve(req);
         stats.response(res.status);
         return res;
       });

@@ -63,8 +63,9 @@
  * `--backpressure-wait-ms` (default 100).
  *
  * It prints `Listening on http://<host>:<port>/` once every HTTP Worker listens. SIGINT or
- * SIGTERM stops accepting, lets requests in progress finish (their events become durable and
- * are answered), then closes the WAL.
+ * SIGTERM drains: requests in progress finish (their events become durable and are answered;
+ * each HTTP Worker waits up to 10 s for them), new ones get 503 `ShuttingDown` with
+ * `Retry-After: 1` meanwhile, then the listeners and the WAL close.
  *
  * @module
  */
@@ -356,11 +357,12 @@ export async function startServer(flags: ServerFlags): Promise<IngestServer> {
   const close = () =>
     closing ??= (async () => {
       for (const w of workers) w.postMessage({ type: "stop" } satisfies ToWorker);
-      // Requests in progress finish first; a Worker that does not stop in 10 s is terminated.
+      // Requests in progress finish first (each Worker waits up to 10 s for them); a Worker that
+      // has not stopped after 15 s is terminated.
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
         Promise.all(stopped),
-        new Promise((r) => (timer = setTimeout(r, 10_000))),
+        new Promise((r) => (timer = setTimeout(r, 15_000))),
       ]);
       clearTimeout(timer);
       for (const w of workers) w.terminate();

@@ -548,3 +548,47 @@ Deno.test({
     await assertRecovered(dir.path, expected);
   },
 });
+
+Deno.test({
+  name:
+    "SIGTERM drains: a request still sending its body is finished and acknowledged, then exit 0",
+  ignore: ignoreWithoutUring,
+  async fn() {
+    await using dir = await tempDir();
+    const s = await Server.start(dir.path, ["--cores", "2", "--workers", "1"]);
+    let sendRest!: () => void;
+    const rest = new Promise<void>((r) => (sendRest = r));
+    const body = new ReadableStream<Uint8Array>({
+      async start(c) {
+        c.enqueue(utf8('{"key":"slow:1","value":1}\n'));
+        await rest;
+        c.enqueue(utf8('{"key":"slow:2","value":2}\n'));
+        c.close();
+      },
+    });
+    const pending = s.fetch("/events", {
+      method: "POST",
+      body,
+      headers: { "content-type": "application/x-ndjson" },
+    });
+    // Let the request reach the server (headers and first line), then ask it to stop. The
+    // sleep only orders the events; it is no pass/fail threshold.
+    await new Promise((r) => setTimeout(r, 500));
+    const stopped = s.stop("SIGTERM");
+    await new Promise((r) => setTimeout(r, 500));
+    // While it drains, new requests are turned away with 503 and nothing of them is appended.
+    const late = await s.postEvents([{ key: "late", value: 0 }]);
+    assertEquals(late.status, 503, late.text);
+    assertEquals((late.json() as { error: string }).error, "ShuttingDown");
+    assertEquals(late.headers.get("retry-after"), "1");
+    sendRest();
+    const res = await pending;
+    assertEquals(res.status, 200, res.text);
+    assertEquals((res.json() as Ack).count, 2);
+    assertEquals((await stopped).code, 0, s.output);
+    assertEquals(
+      await assertRecovered(dir.path, new Map<string, unknown>([["slow:1", 1], ["slow:2", 2]])),
+      2,
+    );
+  },
+});
