@@ -62,6 +62,10 @@
  * 1 MiB), `--max-record-bytes`, `--shared-buffer-bytes`, `--max-pending-bytes` (WAL options),
  * `--backpressure-wait-ms` (default 100).
  *
+ * With `reusePort`, a second server of the same user started on the same port shares it (the
+ * kernel spreads connections over both) instead of failing with "address in use": give each
+ * server its own port. A second server on the same `--dir` is refused (the WAL's lock).
+ *
  * It prints `Listening on http://<host>:<port>/` once every HTTP Worker listens. SIGINT or
  * SIGTERM drains: requests in progress finish (their events become durable and are answered;
  * each HTTP Worker waits up to 10 s for them), new ones get 503 `ShuttingDown` with
@@ -394,7 +398,14 @@ if (import.meta.main) {
     console.error(e instanceof Error ? e.message : String(e));
     Deno.exit(2);
   }
-  const server = await startServer(flags);
+  let server: IngestServer;
+  try {
+    server = await startServer(flags);
+  } catch (e) {
+    // A port in use, a WAL directory held by another process, a configuration mismatch...
+    console.error(`Cannot start: ${e instanceof Error ? e.message : String(e)}`);
+    Deno.exit(1);
+  }
   console.log(`Listening on ${server.url} (${server.describe})`);
   const shutdown = async (signal: string) => {
     console.log(`${signal}: draining and closing`);
