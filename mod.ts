@@ -48,7 +48,7 @@ export {
   mergeSegments,
   type SegmentOffset,
 } from "./src/merge.ts";
-export { CoreWalWriter, type WriterHandle } from "./src/writer.ts";
+export { type AppendWaitOptions, CoreWalWriter, type WriterHandle } from "./src/writer.ts";
 export {
   CheckpointCoordinator,
   type CheckpointCoordinatorOptions,
@@ -78,7 +78,11 @@ export {
   PUT_OVERHEAD_BYTES,
   type SegmentHeader,
 } from "./src/format.ts";
-export type { LatencySummary } from "./src/histogram.ts";
+export {
+  LATENCY_BUCKET_BOUNDS_US,
+  type LatencyBuckets,
+  type LatencySummary,
+} from "./src/histogram.ts";
 export type {
   BackendKind,
   IoBackend,

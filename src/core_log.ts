@@ -34,7 +34,7 @@ import {
   writeBody,
   writeRecordHeader,
 } from "./format.ts";
-import { LatencyHistogram, type LatencySummary } from "./histogram.ts";
+import { type LatencyBuckets, LatencyHistogram, type LatencySummary } from "./histogram.ts";
 import type { BackendKind, IoBackend, IoFile } from "./io/backend.ts";
 import { SyncBackend } from "./io/sync.ts";
 import { UringBackend } from "./io/uring.ts";
@@ -1001,6 +1001,11 @@ export class CoreLog {
   /** The error that stopped this core, if one did. */
   get failure(): PerCoreWalError | undefined {
     return this.#failed;
+  }
+
+  /** The batch latencies as cumulative buckets and a sum (for Prometheus-style histograms). */
+  syncLatencyBuckets(): LatencyBuckets {
+    return this.#latency.buckets();
   }
 
   /** Counters and latencies (`withLatency` false skips computing the percentiles). */

@@ -187,6 +187,9 @@ class CoreWorker {
       f[M.LAT_P50] = l.p50Us;
       f[M.LAT_P99] = l.p99Us;
       f[M.LAT_MAX] = l.maxUs;
+      const h = this.log.syncLatencyBuckets();
+      f[M.LAT_SUM] = h.sumUs;
+      f.set(h.counts, M.LAT_BUCKETS);
     }
   }
 

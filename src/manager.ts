@@ -16,6 +16,7 @@ import type { ErrorData, InitMessage } from "./core_worker.ts";
 import { PerCoreWalError, type PerCoreWalErrorCode } from "./errors.ts";
 import type { BackendKind } from "./io/backend.ts";
 import type { FaultPlan } from "./io/faulty.ts";
+import { LATENCY_BUCKET_BOUNDS_US, type LatencyBuckets } from "./histogram.ts";
 import { lockWalDirectory, unlockWalDirectory } from "./lock.ts";
 import { type MergeOptions, mergeSegments } from "./merge.ts";
 import { isUnstartedSegment, scanSegment } from "./reader.ts";
@@ -42,6 +43,11 @@ export interface CoreMetrics extends CoreLogMetrics {
   queuedRecords: number;
   /** Whether the core failed. */
   failed: boolean;
+  /**
+   * Batch latencies (submission to durability) as cumulative counts below each of
+   * `LATENCY_BUCKET_BOUNDS_US`, and their sum; published with the percentiles (every 20 ms).
+   */
+  syncLatencyBuckets: LatencyBuckets;
 }
 
 /**
@@ -311,6 +317,12 @@ export class PerCoreWalManager {
         queuedRecords: Number(Atomics.load(b, B.SEQUENCE) - Atomics.load(b, B.POS_SEQUENCE)),
         pendingBytes: f[M.PENDING_BYTES],
         failed: c.control.state === CoreState.Failed,
+        syncLatencyBuckets: {
+          counts: Array.from(
+            f.subarray(M.LAT_BUCKETS, M.LAT_BUCKETS + LATENCY_BUCKET_BOUNDS_US.length),
+          ),
+          sumUs: f[M.LAT_SUM],
+        },
       };
     });
   }

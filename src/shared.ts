@@ -56,6 +56,10 @@ export const M = {
   LAT_MAX: 7,
   IN_FLIGHT: 8,
   PENDING_BYTES: 9,
+  /** Sum of the batch latencies (µs). */
+  LAT_SUM: 10,
+  /** First of the cumulative latency bucket counts (one per `LATENCY_BUCKET_BOUNDS_US`). */
+  LAT_BUCKETS: 16,
 } as const;
 
 /** Lifecycle of a core, in `I.STATE`. Closing: appends refused, waits go on until Closed. */
@@ -64,7 +68,7 @@ export const CoreState = { Starting: 0, Running: 1, Failed: 2, Closed: 3, Closin
 const INT_BYTES = 64;
 const BIG_BYTES = 128;
 const METRICS_OFFSET = INT_BYTES + BIG_BYTES;
-const METRICS_BYTES = 128;
+const METRICS_BYTES = 384;
 const ERROR_OFFSET = METRICS_OFFSET + METRICS_BYTES;
 const ERROR_BYTES = 2048;
 /** Size of a core's control block. */

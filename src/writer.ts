@@ -61,6 +61,31 @@ export interface WriterHandle {
 const BLOCK_TIMEOUT_MS = 30_000;
 
 /**
+ * Options of the `...Async` appends.
+ *
+ * @example
+ * ```ts ignore
+ * // Fail fast (a server answers 503) instead of waiting for the core's Worker.
+ * const seq = await writer.appendPutAsync("k", "v", { timeoutMs: 0 });
+ * ```
+ */
+export interface AppendWaitOptions {
+  /**
+   * How long to wait for space in the shared buffer before throwing `PerCoreWalError`
+   * "Backpressure" (nothing is appended then). `0` never waits. Default 30 000.
+   */
+  timeoutMs?: number;
+}
+
+function _timeout(options: AppendWaitOptions | undefined): number {
+  const t = options?.timeoutMs ?? BLOCK_TIMEOUT_MS;
+  if (typeof t !== "number" || !(t >= 0)) {
+    throw new RangeError(`timeoutMs must be a number ≥ 0, got ${String(t)}`);
+  }
+  return t;
+}
+
+/**
  * Whether this thread may block in `Atomics.wait` for space. Deno allows it everywhere, but the
  * main thread runs the application's event loop (its servers, its timers): only Workers block.
  */
@@ -180,18 +205,24 @@ export class CoreWalWriter {
     return this.#append(normalizeOperation(op, Atomics.load(this.#epoch, 0)));
   }
 
-  /** `appendPut`, waiting for space in the shared buffer instead of throwing "Backpressure". */
-  async appendPutAsync(key: Bytes, value: Bytes): Promise<bigint> {
+  /**
+   * `appendPut`, waiting for space in the shared buffer (up to `options.timeoutMs`, default
+   * 30 s) instead of throwing "Backpressure" at once; throws it when the time is up.
+   */
+  async appendPutAsync(key: Bytes, value: Bytes, options?: AppendWaitOptions): Promise<bigint> {
     const k = toKey(key);
     const v = toBytes(value, "value");
-    await this.#space(PUT_OVERHEAD_BYTES + k.length + v.length);
+    await this.#space(PUT_OVERHEAD_BYTES + k.length + v.length, _timeout(options));
     return this.appendPut(k, v);
   }
 
-  /** `append`, waiting for space in the shared buffer instead of throwing "Backpressure". */
-  async appendAsync(op: WalOperationInput): Promise<bigint> {
+  /**
+   * `append`, waiting for space in the shared buffer (up to `options.timeoutMs`, default 30 s)
+   * instead of throwing "Backpressure" at once; throws it when the time is up.
+   */
+  async appendAsync(op: WalOperationInput, options?: AppendWaitOptions): Promise<bigint> {
     const n = normalizeOperation(op, Atomics.load(this.#epoch, 0));
-    await this.#space(RECORD_HEADER_BYTES + bodyLength(n));
+    await this.#space(RECORD_HEADER_BYTES + bodyLength(n), _timeout(options));
     return this.#append(n);
   }
 
@@ -264,13 +295,14 @@ export class CoreWalWriter {
     return pos;
   }
 
-  async #space(len: number): Promise<void> {
+  async #space(len: number, timeoutMs: number): Promise<void> {
     this.#checkOpen(len);
-    const deadline = performance.now() + BLOCK_TIMEOUT_MS;
+    const deadline = performance.now() + timeoutMs;
     while (!this.#ring.fits(len)) {
-      if (performance.now() > deadline) throw this.#backpressure();
+      const left = deadline - performance.now();
+      if (left <= 0) throw this.#backpressure();
       this.#ctl.ring();
-      await this.#ring.waitForSpaceAsync(100);
+      await this.#ring.waitForSpaceAsync(Math.min(100, Math.max(1, Math.ceil(left))));
       this.#checkOpen(len);
     }
   }

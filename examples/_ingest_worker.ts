@@ -1,0 +1,293 @@
+/**
+ * One HTTP Worker of the edge-ingestion server (`ingest_server.ts` starts one per `--workers`).
+ * It listens with `reusePort` on the shared port, attaches its own writer handle of every core,
+ * appends each event of `POST /events` to the core its key hashes to, and answers 200 once all
+ * of them are durable. `/metrics` and `/checkpoint` need the manager, which lives on the main
+ * thread: they are forwarded there by message.
+ *
+ * @module
+ */
+
+/// <reference lib="deno.worker" />
+
+import { CoreWalWriter, PerCoreWalError, type WriterHandle } from "../mod.ts";
+import {
+  bodyKind,
+  coreOf,
+  errorResponse,
+  IngestError,
+  type IngestEvent,
+  IngestStats,
+  json,
+  parseBinary,
+  parseNdjson,
+} from "./_ingest_protocol.ts";
+
+/**
+ * The main thread's start message.
+ *
+ * @example
+ * ```ts ignore
+ * worker.postMessage({ type: "start", index: 0, hostname: "127.0.0.1", port: 0, handles, maxBodyBytes: 1 << 20, maxRecordBytes: 1 << 24, backpressureWaitMs: 100, stats: stats.sab } satisfies WorkerStart);
+ * ```
+ */
+export interface WorkerStart {
+  type: "start";
+  /** This Worker's index. */
+  index: number;
+  hostname: string;
+  port: number;
+  /** One handle per core, for this Worker only. */
+  handles: WriterHandle[];
+  maxBodyBytes: number;
+  maxRecordBytes: number;
+  /** How long an append waits for space in a core's shared buffer before the request gets 503. */
+  backpressureWaitMs: number;
+  /** Shared request counters. */
+  stats: SharedArrayBuffer;
+}
+
+/**
+ * Messages from the main thread.
+ *
+ * @example
+ * ```ts ignore
+ * worker.postMessage({ type: "stop" } satisfies ToWorker);
+ * ```
+ */
+export type ToWorker =
+  | WorkerStart
+  | { type: "stop" }
+  | { type: "rpcResult"; id: number; status: number; body: string; contentType: string };
+
+/**
+ * Messages to the main thread.
+ *
+ * @example
+ * ```ts ignore
+ * worker.onmessage = (e: MessageEvent<FromWorker>) => {
+ *   if (e.data.type === "listening") console.log(e.data.port);
+ * };
+ * ```
+ */
+export type FromWorker =
+  | { type: "listening"; port: number; hostname: string }
+  | { type: "rpc"; id: number; op: "metrics" | "checkpoint" }
+  | { type: "stopped" }
+  | { type: "fatal"; message: string };
+
+const post = (m: FromWorker) => self.postMessage(m);
+
+let writers: CoreWalWriter[] = [];
+let cfg: WorkerStart;
+let stats: IngestStats;
+let server: Deno.HttpServer | undefined;
+let nextRpc = 1;
+const rpcs = new Map<number, (r: Response) => void>();
+
+function rpc(op: "metrics" | "checkpoint"): Promise<Response> {
+  const id = nextRpc++;
+  return new Promise((resolve) => {
+    rpcs.set(id, resolve);
+    post({ type: "rpc", id, op });
+  });
+}
+
+/** Reads the body up to `maxBodyBytes`; 413 beyond (without reading the rest). */
+async function readBody(req: Request): Promise<Uint8Array> {
+  const max = cfg.maxBodyBytes;
+  const tooLarge = (n: string) =>
+    new IngestError(
+      413,
+      "BodyTooLarge",
+      `The body is ${n} bytes; this server takes at most ${max} (--max-body-bytes)`,
+    );
+  const declared = req.headers.get("content-length");
+  if (declared !== null && Number(declared) > max) {
+    await req.body?.cancel();
+    throw tooLarge(declared);
+  }
+  if (req.body === null) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = req.body.getReader();
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > max) {
+      await reader.cancel();
+      throw tooLarge(`more than ${max}`);
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
+
+async function ingest(req: Request): Promise<Response> {
+  const kind = bodyKind(req.headers.get("content-type"));
+  const body = await readBody(req);
+  stats.bodyBytes(body.length);
+  // The whole body is validated before anything is appended: a malformed request leaves
+  // nothing in the WAL.
+  const events: IngestEvent[] = kind === "binary"
+    ? parseBinary(body, cfg.maxRecordBytes)
+    : parseNdjson(body, cfg.maxRecordBytes);
+  const t0 = performance.now();
+  const sequences: Record<string, string[]> = {};
+  const last = new Map<number, bigint>();
+  let appended = 0;
+  try {
+    for (const ev of events) {
+      const core = coreOf(ev.key, writers.length);
+      const seq = await writers[core].appendPutAsync(ev.key, ev.value, {
+        timeoutMs: cfg.backpressureWaitMs,
+      });
+      appended++;
+      last.set(core, seq);
+      (sequences[core] ??= []).push(seq.toString());
+    }
+    await Promise.all([...last].map(([core, seq]) => writers[core].waitDurable(seq)));
+  } catch (e) {
+    // Appended events of a refused request may reach the disk and be replayed by recovery,
+    // but they are never acknowledged.
+    stats.unacknowledged(appended);
+    if (e instanceof PerCoreWalError && e.code === "Backpressure") {
+      throw new IngestError(
+        503,
+        "Backpressure",
+        `The WAL is behind (${e.message}); ${appended} of ${events.length} events were ` +
+          `appended and none is acknowledged: retry the request later`,
+        { "retry-after": "1" },
+      );
+    }
+    throw e;
+  }
+  stats.acknowledged(events.length, (performance.now() - t0) * 1000);
+  return json(200, { count: events.length, sequences });
+}
+
+function methodNotAllowed(allow: string): never {
+  throw new IngestError(405, "MethodNotAllowed", `Use ${allow} here`, { allow });
+}
+
+async function handle(req: Request): Promise<Response> {
+  const path = new URL(req.url).pathname;
+  try {
+    switch (path) {
+      case "/events":
+        if (req.method !== "POST") methodNotAllowed("POST");
+        return await ingest(req);
+      case "/metrics":
+        if (req.method !== "GET") methodNotAllowed("GET");
+        return await rpc("metrics");
+      case "/checkpoint":
+        if (req.method !== "POST") methodNotAllowed("POST");
+        return await rpc("checkpoint");
+      default:
+        throw new IngestError(
+          404,
+          "NotFound",
+          `No route ${path}: try /events, /metrics, /checkpoint`,
+        );
+    }
+  } catch (e) {
+    let err: IngestError;
+    if (e instanceof IngestError) err = e;
+    else {
+      console.error(`worker ${cfg.index}: ${req.method} ${path} failed:`, e);
+      err = new IngestError(
+        500,
+        e instanceof PerCoreWalError ? e.code : "Internal",
+        e instanceof Error ? e.message : String(e),
+      );
+    }
+    // An unread body would keep the connection busy; drop it.
+    if (req.body !== null && !req.bodyUsed) await req.body.cancel().catch(() => {});
+    return errorResponse(err);
+  }
+}
+
+/** Requests being handled, and whether the main thread asked to stop. */
+let inflight = 0;
+let stopping = false;
+let drained: (() => void) | undefined;
+
+/** How long a stop waits for requests in progress (a slow upload) before closing anyway. */
+const DRAIN_TIMEOUT_MS = 10_000;
+
+async function stop(): Promise<void> {
+  // Deno's server.shutdown() cuts request bodies still being received, so first let every
+  // request in progress finish (new ones get 503 meanwhile), then shut the listener down. The
+  // main thread closes the WAL only after "stopped", so their events become durable.
+  stopping = true;
+  if (inflight > 0) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      new Promise<void>((r) => (drained = r)),
+      new Promise<void>((r) => (timer = setTimeout(r, DRAIN_TIMEOUT_MS))),
+    ]);
+    clearTimeout(timer);
+  }
+  await server?.shutdown();
+  for (const w of writers) w.close();
+  writers = [];
+  post({ type: "stopped" });
+  self.close();
+}
+
+async function serve(req: Request): Promise<Response> {
+  if (stopping) {
+    await req.body?.cancel().catch(() => {});
+    return errorResponse(
+      new IngestError(503, "ShuttingDown", "The server is shutting down: retry on another", {
+        "retry-after": "1",
+        connection: "close",
+      }),
+    );
+  }
+  inflight++;
+  try {
+    return await handle(req);
+  } finally {
+    if (--inflight === 0 && stopping) drained?.();
+  }
+}
+
+self.onmessage = (e: MessageEvent<ToWorker>) => {
+  const m = e.data;
+  if (m.type === "start") {
+    try {
+      cfg = m;
+      stats = new IngestStats(m.stats);
+      writers = m.handles.map((h) => CoreWalWriter.attach(h));
+      server = Deno.serve({
+        hostname: m.hostname,
+        port: m.port,
+        reusePort: true,
+        onListen: ({ hostname, port }) => post({ type: "listening", hostname, port }),
+      }, async (req) => {
+        const res = await serve(req);
+        stats.response(res.status);
+        return res;
+      });
+    } catch (err) {
+      post({ type: "fatal", message: err instanceof Error ? err.message : String(err) });
+    }
+  } else if (m.type === "rpcResult") {
+    const resolve = rpcs.get(m.id);
+    rpcs.delete(m.id);
+    resolve?.(
+      new Response(m.body, { status: m.status, headers: { "content-type": m.contentType } }),
+    );
+  } else if (m.type === "stop") {
+    stop().catch((err) => post({ type: "fatal", message: String(err) }));
+  }
+};
