@@ -18,7 +18,13 @@ export function lockWalDirectory(dir: string, fileMode = 0o600): Deno.FsFile {
   try {
     file = Deno.openSync(path, { read: true, write: true, create: true, mode: fileMode });
   } catch (e) {
-    throw ioError(e, "open", path);
+    const err = ioError(e, "open", path);
+    throw new PerCoreWalError("Io", `Cannot lock WAL directory "${dir}": ${err.message}`, {
+      errno: err.errno,
+      operation: err.operation,
+      segment: path,
+      cause: e,
+    });
   }
   let locked = false;
   try {

@@ -232,6 +232,7 @@ export class PerCoreWalManager {
 
   /** Resolves when everything appended to every core before the call is durable (in parallel). */
   async syncAll(): Promise<void> {
+    this.#checkOpen();
     await Promise.all(this.#cores.map((c) => c.writer.sync()));
   }
 
