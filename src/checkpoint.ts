@@ -147,7 +147,7 @@ export class CheckpointCoordinator {
     const m = this.#manager;
     const config = m.config;
     // Its entry fsynced: checkpoints lead to deletions.
-    ensureDirectory(this.checkpointDir, config.options);
+    ensureDirectory(this.checkpointDir, { ...config.options, what: "Checkpoint directory" });
     // Build on a checkpoint whose files pass their checksums (as recovery would choose), unless
     // it is the one this coordinator wrote last.
     const trusted = this.#lastWritten;

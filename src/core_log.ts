@@ -1052,13 +1052,14 @@ function _syncFile(path: string): void {
  */
 export function ensureDirectory(
   dir: string,
-  options: { fileMode?: number; allowSymlinks?: boolean } = {},
+  options: { fileMode?: number; allowSymlinks?: boolean; what?: string } = {},
 ): void {
+  const what = options.what ?? "WAL directory";
   try {
-    if (!options.allowSymlinks) refuseSymlink(dir, "WAL directory");
+    if (!options.allowSymlinks) refuseSymlink(dir, what);
     const st = Deno.statSync(dir);
     if (!st.isDirectory) {
-      throw new PerCoreWalError("Io", `WAL directory "${dir}" is not a directory`, {
+      throw new PerCoreWalError("Io", `${what} "${dir}" is not a directory`, {
         errno: "ENOTDIR",
         segment: dir,
       });

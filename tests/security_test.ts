@@ -216,3 +216,22 @@ Deno.test({
     assertStringIncludes(out, `--allow-read=<wal dir>,${SRC}`);
   },
 });
+
+Deno.test({
+  name: "a checkpoint directory that is a symbolic link is refused with Unsafe",
+  ignore: ignoreWithoutUring,
+  async fn() {
+    await using dir = await tempDir();
+    Deno.mkdirSync(`${dir.path}/real`);
+    Deno.symlinkSync(`${dir.path}/real`, `${dir.path}/checkpoints`);
+    await using m = await PerCoreWalManager.open(new PerCoreWalConfig(`${dir.path}/wal`, 1, SMALL));
+    m.writer(0).appendPut("k", "v");
+    const err = await assertRejects(
+      () => new CheckpointCoordinator(m).checkpoint(),
+      PerCoreWalError,
+      `Checkpoint directory "${dir.path}/checkpoints" is a symbolic link`,
+    );
+    assertEquals(err.code, "Unsafe");
+    assertEquals([...Deno.readDirSync(`${dir.path}/real`)].length, 0);
+  },
+});
