@@ -167,7 +167,7 @@ const ROWS: Row[] = [
     },
     error: PerCoreWalError,
     code: "RecordTooLarge",
-    message: "maxRecordBytes",
+    message: "is larger than maxRecordBytes (4096)",
   },
   {
     input: "append after close()",
