@@ -12,6 +12,7 @@
  * @module
  */
 
+import { directoryMode } from "./config.ts";
 import { crc32c, crc32cUpdate } from "./crc32c.ts";
 import { ensureDirectory, listCoreSegments } from "./core_log.ts";
 import { PerCoreWalError } from "./errors.ts";
@@ -218,7 +219,8 @@ export class CheckpointCoordinator {
   async #checkpoint(o: CheckpointRunOptions): Promise<CheckpointMetadata> {
     const m = this.#manager;
     const config = m.config;
-    ensureDirectory(this.checkpointDir); // its entry fsynced: checkpoints lead to deletions
+    // Its entry fsynced: checkpoints lead to deletions.
+    ensureDirectory(this.checkpointDir, { ...config.options, what: "Checkpoint directory" });
     // Build on a checkpoint whose files pass their checksums (as recovery would choose), unless
     // it is the one this coordinator wrote last.
     const trusted = this.#lastWritten;
@@ -241,7 +243,7 @@ export class CheckpointCoordinator {
       // Left by an interrupted checkpoint: never renamed, so never used.
       if (n.endsWith(".tmp")) Deno.removeSync(`${this.checkpointDir}/${n}`, { recursive: true });
     }
-    Deno.mkdirSync(tmp, { mode: 0o700 });
+    Deno.mkdirSync(tmp, { mode: directoryMode(config.options.fileMode) });
     const offsets = new Map(prev?.offsets ?? []);
     const watermarks = new Map(prev?.watermarks ?? []);
     let watermark = prev?.watermark;
@@ -295,14 +297,17 @@ export class CheckpointCoordinator {
     let previousState: StateFile | undefined;
     try {
       previousState = prev === undefined ? undefined : StateFile.open(`${prev.path}/${STATE}`);
-      const summary = changes.mergeInto(previousState, StateFileWriter.create(`${tmp}/${STATE}`));
+      const summary = changes.mergeInto(
+        previousState,
+        StateFileWriter.create(`${tmp}/${STATE}`, config.options.fileMode),
+      );
       const files = [{ name: STATE, size: summary.size, crc32c: summary.crc32c }];
       if (o.state !== undefined) {
         const bytes = typeof o.state === "function" ? await o.state(epoch) : o.state;
         if (!(bytes instanceof Uint8Array)) {
           throw new TypeError("state must be a Uint8Array or return one");
         }
-        _writeSynced(`${tmp}/${APP}`, bytes);
+        _writeSynced(`${tmp}/${APP}`, bytes, config.options.fileMode);
         files.push({ name: APP, size: bytes.length, crc32c: crc32c(bytes) });
       }
       const meta: CheckpointMetadata = {
@@ -320,7 +325,7 @@ export class CheckpointCoordinator {
         hasAppState: o.state !== undefined,
         files,
       };
-      _writeSynced(`${tmp}/${MANIFEST}`, _encodeManifest(meta));
+      _writeSynced(`${tmp}/${MANIFEST}`, _encodeManifest(meta), config.options.fileMode);
       const sync = new SyncBackend();
       sync.syncDirectory(tmp);
       await o.onStep?.("stateWritten");
@@ -489,8 +494,8 @@ export function latestCheckpoint(dir: string): CheckpointMetadata | undefined {
   return listValidCheckpoints(dir).at(-1);
 }
 
-function _writeSynced(path: string, bytes: Uint8Array): void {
-  const f = Deno.openSync(path, { write: true, create: true, truncate: true, mode: 0o600 });
+function _writeSynced(path: string, bytes: Uint8Array, mode: number): void {
+  const f = Deno.openSync(path, { write: true, create: true, truncate: true, mode });
   try {
     let done = 0;
     while (done < bytes.length) done += f.writeSync(bytes.subarray(done));

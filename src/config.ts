@@ -78,8 +78,18 @@ export interface PerCoreWalOptions {
   maxRecordBytes?: number;
   /** Appended bytes not yet durable above which appends throw "Backpressure". Default 64 MiB. */
   maxPendingBytes?: number;
-  /** Permission bits of new segment files. Default `0o600`. */
+  /**
+   * Permission bits of the files the WAL creates: segments, `wal.json`, `wal.lock` and checkpoint
+   * files. Directories it creates get the same bits plus search (`x`) wherever read is set
+   * (`0o600` → `0o700`). The process umask still applies. Default `0o600`.
+   */
   fileMode?: number;
+  /**
+   * Follow `baseDir` (and a checkpoint directory) when it is a symbolic link. Default false: a
+   * symlinked directory is refused with "Unsafe". Parent directories are not checked; segment
+   * files that are symbolic links are always refused.
+   */
+  allowSymlinks?: boolean;
   /**
    * Shared memory per core and producer thread through which records reach the core's Worker
    * (a power of two, at least twice `maxRecordBytes`). Default: 8 MiB, or twice
@@ -269,6 +279,9 @@ export function resolveOptions(o: PerCoreWalOptions): ResolvedWalOptions {
   if (o.pinWorkers !== undefined && typeof o.pinWorkers !== "boolean") {
     throw new TypeError("pinWorkers must be a boolean");
   }
+  if (o.allowSymlinks !== undefined && typeof o.allowSymlinks !== "boolean") {
+    throw new TypeError("allowSymlinks must be a boolean");
+  }
   return {
     segmentPattern,
     segmentSizeBytes,
@@ -287,5 +300,11 @@ export function resolveOptions(o: PerCoreWalOptions): ResolvedWalOptions {
     fileMode: _int("fileMode", o.fileMode ?? 0o600, 0, 0o777),
     sharedBufferBytes,
     pinWorkers: o.pinWorkers ?? false,
+    allowSymlinks: o.allowSymlinks ?? false,
   };
+}
+
+/** The mode of a directory the WAL creates: `fileMode` plus search wherever read is set. */
+export function directoryMode(fileMode: number): number {
+  return fileMode | ((fileMode & 0o444) >> 2);
 }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { PerCoreWalConfig, type ResolvedWalOptions } from "./config.ts";
+import { directoryMode, PerCoreWalConfig, type ResolvedWalOptions } from "./config.ts";
 import { PerCoreWalError } from "./errors.ts";
 import {
   bodyLength,
@@ -36,7 +36,7 @@ import {
 } from "./format.ts";
 import { type LatencyBuckets, LatencyHistogram, type LatencySummary } from "./histogram.ts";
 import type { BackendKind, IoBackend, IoFile } from "./io/backend.ts";
-import { SyncBackend } from "./io/sync.ts";
+import { ioError, SyncBackend } from "./io/sync.ts";
 import { UringBackend } from "./io/uring.ts";
 import { isUnstartedSegment, scanSegment } from "./reader.ts";
 import type { Bytes, CommitOffsets, WalOperation, WalOperationInput } from "./types.ts";
@@ -278,7 +278,7 @@ export class CoreLog {
         { coreId },
       );
     }
-    ensureDirectory(config.baseDir);
+    ensureDirectory(config.baseDir, config.options);
     const made = options.backend ? { backend: options.backend } : createBackend(config.options);
     const io = made.backend;
     let log: CoreLog | undefined;
@@ -1081,6 +1081,9 @@ export function listCoreSegments(
 ): { index: number; path: string }[] {
   const out: { index: number; path: string }[] = [];
   for (const e of Deno.readDirSync(config.baseDir)) {
+    if (e.isSymlink && config.parseSegmentName(e.name)?.coreId === coreId) {
+      refuseSymlink(`${config.baseDir}/${e.name}`, "Segment");
+    }
     if (!e.isFile) continue;
     const p = config.parseSegmentName(e.name);
     if (p !== undefined && p.coreId === coreId) {
@@ -1095,19 +1098,31 @@ function _syncFile(path: string): void {
   f.syncDataSync();
 }
 
-/** Creates the WAL directory (and fsyncs its parent), or checks that it is a directory. */
-export function ensureDirectory(dir: string): void {
+/**
+ * Creates the WAL directory (mode from `fileMode`, and fsyncs its parent), or checks that it is a
+ * directory and, unless `allowSymlinks`, not a symbolic link (the last component only).
+ */
+export function ensureDirectory(
+  dir: string,
+  options: { fileMode?: number; allowSymlinks?: boolean; what?: string } = {},
+): void {
+  const what = options.what ?? "WAL directory";
   try {
+    if (!options.allowSymlinks) refuseSymlink(dir, what);
     const st = Deno.statSync(dir);
     if (!st.isDirectory) {
-      throw new PerCoreWalError("Io", `WAL directory "${dir}" is not a directory`, {
+      throw new PerCoreWalError("Io", `${what} "${dir}" is not a directory`, {
         errno: "ENOTDIR",
         segment: dir,
       });
     }
   } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (!(e instanceof Deno.errors.NotFound)) throw ioError(e, "open directory", dir);
+    try {
+      Deno.mkdirSync(dir, { recursive: true, mode: directoryMode(options.fileMode ?? 0o600) });
+    } catch (e) {
+      throw ioError(e, "mkdir", dir);
+    }
     // The new directory's entry must survive a crash like the segments in it.
     const parent = dir.includes("/") ? dir.slice(0, dir.lastIndexOf("/")) || "/" : ".";
     new SyncBackend().syncDirectory(parent);
@@ -1137,4 +1152,21 @@ function _writeMode(config: PerCoreWalConfig, io: IoBackend): "direct" | "dsync"
     );
   }
   return asked;
+}
+
+/** Throws "Unsafe" if `path` is a symbolic link (`lstat`); lets other errors through. */
+export function refuseSymlink(path: string, what: string): void {
+  if (!Deno.lstatSync(path).isSymlink) return;
+  let target = "?";
+  try {
+    target = Deno.readLinkSync(path);
+  } catch {
+    // Only for the message.
+  }
+  throw new PerCoreWalError(
+    "Unsafe",
+    `${what} "${path}" is a symbolic link (to "${target}"): refused` +
+      (what === "Segment" ? "; segments must be regular files" : " unless allowSymlinks is true"),
+    { segment: path },
+  );
 }

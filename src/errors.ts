@@ -43,6 +43,11 @@ export const PerCoreWalErrorCode = {
   Locked: "Locked",
   /** The configuration does not match the WAL directory (cores, segment pattern). */
   ConfigMismatch: "ConfigMismatch",
+  /**
+   * A path the module will not follow: the WAL directory is a symbolic link (without
+   * `allowSymlinks`), or a segment file is one.
+   */
+  Unsafe: "Unsafe",
 } as const;
 
 /** One of the {@linkcode PerCoreWalErrorCode} values. */

@@ -6,14 +6,26 @@
  */
 
 import { PerCoreWalError } from "./errors.ts";
+import { ioError } from "./io/sync.ts";
 
 /** The lock file's name. */
 export const LOCK_FILE = "wal.lock";
 
 /** Takes the directory's lock, or throws "Locked" if another writer holds it. */
-export function lockWalDirectory(dir: string): Deno.FsFile {
+export function lockWalDirectory(dir: string, fileMode = 0o600): Deno.FsFile {
   const path = `${dir}/${LOCK_FILE}`;
-  const file = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(path, { read: true, write: true, create: true, mode: fileMode });
+  } catch (e) {
+    const err = ioError(e, "open", path);
+    throw new PerCoreWalError("Io", `Cannot lock WAL directory "${dir}": ${err.message}`, {
+      errno: err.errno,
+      operation: err.operation,
+      segment: path,
+      cause: e,
+    });
+  }
   let locked = false;
   try {
     locked = file.tryLockSync(true);

@@ -137,8 +137,8 @@ export class PerCoreWalManager {
     if (!(config instanceof PerCoreWalConfig)) {
       throw new TypeError("config must be a PerCoreWalConfig");
     }
-    ensureDirectory(config.baseDir);
-    const lock = lockWalDirectory(config.baseDir);
+    ensureDirectory(config.baseDir, config.options);
+    const lock = lockWalDirectory(config.baseDir, config.options.fileMode);
     try {
       reconcileWalMeta(config);
     } catch (e) {
@@ -264,6 +264,7 @@ export class PerCoreWalManager {
 
   /** Resolves when everything appended to every core before the call is durable (in parallel). */
   async syncAll(): Promise<void> {
+    this.#checkOpen();
     await Promise.all(this.#cores.map((c) => c.writer.sync()));
   }
 
@@ -400,6 +401,27 @@ export class PerCoreWalManager {
   }
 }
 
+/**
+ * The core Worker's module. Deno ends the whole process (no `error` event) when a Worker's module
+ * cannot be read for lack of permission, so a local module's read permission is checked first.
+ */
+function _workerUrl(): URL {
+  const url = new URL("./core_worker.ts", import.meta.url);
+  if (url.protocol === "file:") {
+    // The Worker imports src/ and ffi/: the module's whole directory must be readable.
+    const root = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
+    if (Deno.permissions.querySync({ name: "read", path: root }).state !== "granted") {
+      throw new PerCoreWalError(
+        "Unsupported",
+        `The core Workers load the module's files from "${root}", which Deno may not read: ` +
+          `add it to --allow-read (for example --allow-read=<wal dir>,${root})`,
+        { operation: "new Worker" },
+      );
+    }
+  }
+  return url;
+}
+
 function _start(
   config: PerCoreWalConfig,
   coreId: number,
@@ -409,7 +431,7 @@ function _start(
   const control = new Control();
   const ring = new ProducerRing(config.options.sharedBufferBytes);
   ring.claim();
-  const worker = new Worker(new URL("./core_worker.ts", import.meta.url), { type: "module" });
+  const worker = new Worker(_workerUrl(), { type: "module" });
   const writer = new CoreWalWriter({
     coreId,
     control: control.sab,

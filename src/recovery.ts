@@ -17,7 +17,7 @@ import {
   defaultCheckpointDir,
 } from "./checkpoint.ts";
 import { PerCoreWalConfig } from "./config.ts";
-import { listCoreSegments } from "./core_log.ts";
+import { listCoreSegments, refuseSymlink } from "./core_log.ts";
 import { PerCoreWalError } from "./errors.ts";
 import { toKey } from "./format.ts";
 import { SyncBackend } from "./io/sync.ts";
@@ -379,7 +379,8 @@ export class PerCoreRecoveryManager {
     const o = this.#o;
     const mode = o.mode!;
     const config = this.config;
-    const lock = o.readOnly ? undefined : lockWalDirectory(config.baseDir);
+    if (!config.options.allowSymlinks) refuseSymlink(config.baseDir, "WAL directory");
+    const lock = o.readOnly ? undefined : lockWalDirectory(config.baseDir, config.options.fileMode);
     let base: StateFile | undefined;
     try {
       const report: SegmentReport[] = [];

@@ -68,9 +68,9 @@ export function readWalMeta(dir: string): WalMeta | undefined {
 }
 
 /** Writes `wal.json` atomically (temporary file, fsync, rename, fsync of the directory). */
-export function writeWalMeta(dir: string, meta: WalMeta): void {
+export function writeWalMeta(dir: string, meta: WalMeta, fileMode = 0o600): void {
   const tmp = `${dir}/${META_FILE}.tmp`;
-  const file = Deno.openSync(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
+  const file = Deno.openSync(tmp, { write: true, create: true, truncate: true, mode: fileMode });
   try {
     file.writeSync(new TextEncoder().encode(JSON.stringify(meta, null, 2) + "\n"));
     file.syncSync();
@@ -113,7 +113,7 @@ export function reconcileWalMeta(config: PerCoreWalConfig): void {
       (meta.maxRecordBytes ?? 0) >= config.options.maxRecordBytes
     ) return;
   }
-  writeWalMeta(config.baseDir, want);
+  writeWalMeta(config.baseDir, want, config.options.fileMode);
 }
 
 function _hasSegmentsFrom(config: PerCoreWalConfig, meta: WalMeta): boolean {

@@ -319,8 +319,18 @@ export class CoreWalWriter {
   // -------------------------------------------------------------------------------------------
   // Durability
 
-  /** Resolves when every record appended to this core before the call (by any thread) is durable. */
+  /**
+   * Resolves when every record appended to this core before the call (by any thread) is durable.
+   * Rejects with "Closed" once the WAL is closed (during `close()` it still waits for the drain).
+   */
   sync(): Promise<void> {
+    if (this.#detached || this.#ctl.state === CoreState.Closed) {
+      return Promise.reject(
+        new PerCoreWalError("Closed", `Cannot sync core ${this.coreId}: the WAL is closed`, {
+          coreId: this.coreId,
+        }),
+      );
+    }
     return this.#waitFor(Atomics.load(this.#ctl.b64, B.SEQUENCE));
   }
 
