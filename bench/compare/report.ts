@@ -135,7 +135,7 @@ export function svg(ws: Record<string, WorkloadSummary>, caption: string): strin
   const systems = Object.keys(COLORS);
   const W = 900, H = 440, left = 60, right = 170, top = 50, bottom = 70;
   const plotW = W - left - right, plotH = H - top - bottom;
-  const lo = -2, hi = 2; // 0.01× .. 100×
+  const lo = -2, hi = 3; // 0.01× .. 1000×
   const y = (ratio: number) =>
     top + plotH * (1 - (Math.min(hi, Math.max(lo, Math.log10(ratio))) - lo) / (hi - lo));
   const out: string[] = [
