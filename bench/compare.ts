@@ -85,7 +85,8 @@ for (const w of workloads(quick)) {
         const f = await runFio(fresh(`${DATA}/fio`), {
           ...w.fio!,
           direct: s === "fio-direct",
-          recordsPerBlock: w.fio!.bs / recordBytes(w.payloadBytes),
+          // One record per fdatasync (W2s) is one 4 KiB block (O_DIRECT's smallest write).
+          recordsPerBlock: w.batch === 1 ? 1 : w.fio!.bs / recordBytes(w.payloadBytes),
         });
         (fioCommands[w.id] ??= []).includes(f.command) || fioCommands[w.id].push(f.command);
         const { command: _, ...rest } = f;
