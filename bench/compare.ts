@@ -144,7 +144,7 @@ const caption =
   }Z, ${machine.cpus} vCPU, Linux ${machine.kernel}, medians of ${runs} run(s)` +
   (quick ? " (quick)" : "");
 const md =
-  `# deno task bench:compare\n\n\`${command}\` on ${date} (${machine.cpus} vCPU,${machine.cpuModel}, Linux ${machine.kernel}, ${machine.disk}, Deno ${Deno.version.deno}, ${
+  `# deno task bench:compare\n\n\`${command}\` on ${date} (${machine.cpus} vCPU, ${machine.cpuModel}, Linux ${machine.kernel}, ${machine.disk}, Deno ${Deno.version.deno}, ${
     fio ?? "no fio"
   }; load average at the end ${machine.load}). Medians of ${runs} runs per system, each in its own process, alternating. Shared, noisy machine.\n\n${table}\n`;
 console.log(table);

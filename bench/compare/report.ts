@@ -192,9 +192,10 @@ export function svg(ws: Record<string, WorkloadSummary>, caption: string): strin
     );
   });
   out.push(
-    `<text x="${left}" y="${
-      H - 20
-    }" fill="#555">W1 pipelined 512/sync · W2 512/sync awaited · W2s one record awaited · W3 64 producers · W4 4 KiB records · W5 2 cores · W6 appends, no sync</text>`,
+    `<text x="${left}" y="${H - 32}" fill="#555">W1 pipelined, 512 per sync · W2 512 per sync, ` +
+      `awaited · W2s one record awaited · W3 64 producers (plain: 64 async producers)</text>`,
+    `<text x="${left}" y="${H - 16}" fill="#555">W4 4 KiB records, 1 MiB per sync · W5 W1 on 2 ` +
+      `cores (plain: 2 files) · W6 appends without sync</text>`,
     "</svg>",
   );
   return out.join("\n") + "\n";
