@@ -15,6 +15,8 @@ import {
   writeRecordHeader,
 } from "../src/format.ts";
 import { BATCH, keys, PlainLog, value } from "./_plain.ts";
+import { Ring, UringBackend } from "../src/io/uring.ts";
+import { Op } from "../ffi/layout.ts";
 
 const KEY = 16;
 const REC = PUT_OVERHEAD_BYTES + KEY + 112;
@@ -137,3 +139,49 @@ function frameOne(): void {
   scratch.set(value, PUT_OVERHEAD_BYTES + KEY);
   scratchView.setUint32(R_CRC, recordCrc(scratch, 0, REC, salt), true);
 }
+
+// Micro-benchmarks of the ring: one round trip through io_uring, next to a plain write.
+const ring = Ring.create(8);
+const uringIo = new UringBackend({ ringEntries: 64 });
+const ringFile = uringIo.openFile(`${dir}/ring.dat`, {
+  createNew: true,
+  direct: false,
+  dsync: false,
+  mode: 0o600,
+});
+const ringBuf = uringIo.allocBuffer(4096);
+const plainRingFile = Deno.openSync(`${dir}/ring-plain.dat`, { create: true, write: true });
+globalThis.addEventListener("unload", () => {
+  ring.close();
+  plainRingFile.close();
+  uringIo.closeFile(ringFile);
+  void uringIo.close();
+});
+
+Deno.bench({
+  name: "Deno.FsFile writeSync of 4 KiB at offset 0 (no sync)",
+  group: "ring submit",
+  baseline: true,
+  fn() {
+    plainRingFile.seekSync(0, Deno.SeekMode.Start);
+    plainRingFile.writeSync(ringBuf);
+  },
+});
+
+Deno.bench({
+  name: "io_uring NOP: prep + submit_and_wait + reap",
+  group: "ring submit",
+  fn() {
+    ring.prep(Op.NOP, 0, -1, 0, 0n, 0, 0, 1);
+    ring.waitBlocking();
+    ring.reap(() => {});
+  },
+});
+
+Deno.bench({
+  name: "UringBackend.writeParts of 4 KiB at offset 0 (no sync), awaited",
+  group: "ring submit",
+  async fn() {
+    await uringIo.writeParts(ringFile, [{ data: ringBuf, offset: 0 }], false);
+  },
+});

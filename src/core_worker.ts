@@ -90,7 +90,9 @@ class CoreWorker {
         for (const r of this.rings) {
           const { data, view } = r;
           // appendRaw throws "Backpressure" before taking a record: it stays in its ring.
-          const after = r.takeFrom(next, (off, len) => log.appendRaw(data, view, off, len));
+          // One clock read per pass: every record taken below was published before it.
+          const us = Math.round((performance.timeOrigin + performance.now()) * 1000);
+          const after = r.takeFrom(next, (off, len) => log.appendRaw(data, view, off, len, us));
           if (after !== next) progressed = true;
           next = after;
         }

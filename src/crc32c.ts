@@ -1,5 +1,5 @@
 /**
- * CRC32C (Castagnoli, reflected polynomial 0x82F63B78), slicing-by-8 in plain TypeScript.
+ * CRC32C (Castagnoli, reflected polynomial 0x82F63B78), slicing-by-16 in plain TypeScript.
  *
  * @module
  */
@@ -7,7 +7,7 @@
 const POLY = 0x82f63b78;
 
 function _makeTables(): Uint32Array {
-  const t = new Uint32Array(8 * 256);
+  const t = new Uint32Array(16 * 256);
   for (let n = 0; n < 256; n++) {
     let c = n;
     for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ POLY : c >>> 1;
@@ -15,7 +15,7 @@ function _makeTables(): Uint32Array {
   }
   for (let n = 0; n < 256; n++) {
     let c = t[n];
-    for (let k = 1; k < 8; k++) {
+    for (let k = 1; k < 16; k++) {
       c = t[c & 0xff] ^ (c >>> 8);
       t[k * 256 + n] = c >>> 0;
     }
@@ -37,6 +37,21 @@ export function crc32cUpdate(
 ): number {
   let c = state;
   let i = start;
+  // 16 bytes per step: two independent 8-byte halves halve the loop-carried dependency chain.
+  const end16 = end - 16;
+  while (i <= end16) {
+    const a = c ^ (bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24));
+    const b = bytes[i + 4] | (bytes[i + 5] << 8) | (bytes[i + 6] << 16) | (bytes[i + 7] << 24);
+    const d = bytes[i + 8] | (bytes[i + 9] << 8) | (bytes[i + 10] << 16) | (bytes[i + 11] << 24);
+    const e = bytes[i + 12] | (bytes[i + 13] << 8) | (bytes[i + 14] << 16) | (bytes[i + 15] << 24);
+    c = T[3840 + (a & 0xff)] ^ T[3584 + ((a >>> 8) & 0xff)] ^ T[3328 + ((a >>> 16) & 0xff)] ^
+      T[3072 + (a >>> 24)] ^ T[2816 + (b & 0xff)] ^ T[2560 + ((b >>> 8) & 0xff)] ^
+      T[2304 + ((b >>> 16) & 0xff)] ^ T[2048 + (b >>> 24)] ^ T[1792 + (d & 0xff)] ^
+      T[1536 + ((d >>> 8) & 0xff)] ^ T[1280 + ((d >>> 16) & 0xff)] ^ T[1024 + (d >>> 24)] ^
+      T[768 + (e & 0xff)] ^ T[512 + ((e >>> 8) & 0xff)] ^ T[256 + ((e >>> 16) & 0xff)] ^
+      T[e >>> 24];
+    i += 16;
+  }
   const end8 = end - 8;
   while (i <= end8) {
     const a = c ^ (bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24));

@@ -1,0 +1,202 @@
+// The comparison's outputs: the markdown table, the goal status and the SVG chart (no deps).
+import type { RunResult } from "./workloads.ts";
+
+/** Medians over the runs of one system on one workload, and the runs themselves. */
+export interface SystemSummary extends RunResult {
+  runs: RunResult[];
+}
+
+/** Per workload: title and systems. */
+export interface WorkloadSummary {
+  title: string;
+  systems: Record<string, SystemSummary>;
+}
+
+/** One goal of issue 5 and where it stands. */
+export interface Goal {
+  workload: string;
+  goal: string;
+  value: number | undefined;
+  target: number;
+  met: boolean | undefined;
+}
+
+/** The median of `xs` (the mean of the middle two for an even count). */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Medians of every numeric field over the runs. */
+export function summarize(runs: RunResult[]): SystemSummary {
+  const num = (f: (r: RunResult) => number | undefined) => {
+    const xs = runs.map(f).filter((x): x is number => x !== undefined);
+    return xs.length === 0 ? undefined : median(xs);
+  };
+  return {
+    records: num((r) => r.records)!,
+    seconds: num((r) => r.seconds)!,
+    recordsPerSec: num((r) => r.recordsPerSec)!,
+    mbPerSec: num((r) => r.mbPerSec)!,
+    p50Us: num((r) => r.p50Us),
+    p99Us: num((r) => r.p99Us),
+    peakRssBytes: num((r) => r.peakRssBytes)!,
+    backend: runs[0].backend,
+    note: runs.map((r) => r.note).find((n) => n !== undefined),
+    runs,
+  };
+}
+
+const rate = (s: SystemSummary | undefined) => s?.recordsPerSec;
+const div = (a: number | undefined, b: number | undefined) =>
+  a === undefined || b === undefined || b === 0 ? undefined : a / b;
+
+/** The goals of issue 5, evaluated on medians measured in the same run. */
+export function goals(ws: Record<string, WorkloadSummary>): Goal[] {
+  const s = (w: string, sys: string) => ws[w]?.systems[sys];
+  const g = (workload: string, goal: string, value: number | undefined, target: number): Goal => ({
+    workload,
+    goal,
+    value,
+    target,
+    met: value === undefined ? undefined : value >= target,
+  });
+  return [
+    g("W1", "wal-uring / plain", div(rate(s("W1", "wal-uring")), rate(s("W1", "plain"))), 3),
+    g("W1", "wal-uring / sqlite", div(rate(s("W1", "wal-uring")), rate(s("W1", "sqlite"))), 15),
+    g("W2", "wal-uring / plain", div(rate(s("W2", "wal-uring")), rate(s("W2", "plain"))), 1.3),
+    g("W2s", "wal-uring / plain", div(rate(s("W2s", "wal-uring")), rate(s("W2s", "plain"))), 1.3),
+    g(
+      "W3",
+      "wal-uring W3 / plain W2s",
+      div(rate(s("W3", "wal-uring")), rate(s("W2s", "plain"))),
+      30,
+    ),
+    g(
+      "W4",
+      "wal-uring MB/s / fio O_DIRECT MB/s",
+      div(s("W4", "wal-uring")?.mbPerSec, s("W4", "fio-direct")?.mbPerSec),
+      0.5,
+    ),
+    g("W5", "wal-uring W5 / W1", div(rate(s("W5", "wal-uring")), rate(s("W1", "wal-uring"))), 1.6),
+    g("W6", "wal-uring appends/s (millions)", div(rate(s("W6", "wal-uring")), 1e6), 4),
+    g("W7", "merge entries/s (millions)", div(rate(s("W7", "merge")), 1e6), 2),
+  ];
+}
+
+const fmtRate = (x: number) =>
+  x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)}k` : x.toFixed(0);
+const fmtUs = (x: number | undefined) =>
+  x === undefined ? "" : x >= 1000 ? `${(x / 1000).toFixed(2)} ms` : `${x.toFixed(0)} µs`;
+
+/** The markdown table: one row per workload and system, ratio against plain Deno. */
+export function markdown(ws: Record<string, WorkloadSummary>, gs: Goal[]): string {
+  const lines = [
+    "| workload | system | backend | records/s | MB/s | p50 | p99 | peak RSS | vs plain |",
+    "|---|---|---|--:|--:|--:|--:|--:|--:|",
+  ];
+  for (const [id, w] of Object.entries(ws)) {
+    const plain = w.systems.plain?.recordsPerSec;
+    for (const [name, s] of Object.entries(w.systems)) {
+      const ratio = plain === undefined ? "" : `${(s.recordsPerSec / plain).toFixed(2)}×`;
+      const rss = s.peakRssBytes > 0 ? `${(s.peakRssBytes / 2 ** 20).toFixed(0)} MiB` : "";
+      lines.push(
+        `| ${id} | ${name} | ${s.backend} | ${fmtRate(s.recordsPerSec)} | ${
+          s.mbPerSec.toFixed(1)
+        } | ${fmtUs(s.p50Us)} | ${fmtUs(s.p99Us)} | ${rss} | ${ratio} |`,
+      );
+    }
+  }
+  lines.push("", "| goal | measured | target | status |", "|---|--:|--:|---|");
+  for (const g of gs) {
+    const v = g.value === undefined ? "n/a" : g.value.toFixed(2);
+    const st = g.met === undefined ? "not measured" : g.met ? "met" : "NOT met";
+    lines.push(`| ${g.workload}: ${g.goal} | ${v} | ≥ ${g.target} | ${st} |`);
+  }
+  return lines.join("\n");
+}
+
+const COLORS: Record<string, string> = {
+  "wal-uring": "#1f77b4",
+  "wal-sync": "#aec7e8",
+  engine: "#9467bd",
+  plain: "#7f7f7f",
+  sqlite: "#ff7f0e",
+  "fio-buffered": "#98df8a",
+  "fio-direct": "#2ca02c",
+};
+
+const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
+
+/** Grouped bars, log scale: each system's records/s over plain Deno's, per workload. */
+export function svg(ws: Record<string, WorkloadSummary>, caption: string): string {
+  const groups = Object.entries(ws).filter(([, w]) => w.systems.plain !== undefined);
+  const systems = Object.keys(COLORS);
+  const W = 900, H = 440, left = 60, right = 170, top = 50, bottom = 70;
+  const plotW = W - left - right, plotH = H - top - bottom;
+  const lo = -2, hi = 3; // 0.01× .. 1000×
+  const y = (ratio: number) =>
+    top + plotH * (1 - (Math.min(hi, Math.max(lo, Math.log10(ratio))) - lo) / (hi - lo));
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${left}" y="22" font-size="15" font-weight="bold">@percore/wal vs plain Deno, node:sqlite and fio: records/s relative to plain Deno (log scale)</text>`,
+    `<text x="${left}" y="40" fill="#555">${esc(caption)}</text>`,
+  ];
+  for (let e = lo; e <= hi; e++) {
+    const yy = y(10 ** e);
+    out.push(
+      `<line x1="${left}" x2="${left + plotW}" y1="${yy}" y2="${yy}" stroke="${
+        e === 0 ? "#000" : "#ddd"
+      }"/>`,
+      `<text x="${left - 6}" y="${yy + 4}" text-anchor="end">${10 ** e}×</text>`,
+    );
+  }
+  const gw = plotW / groups.length;
+  groups.forEach(([id, w], gi) => {
+    const present = systems.filter((s) => w.systems[s] !== undefined);
+    const bw = Math.min(18, (gw - 16) / present.length);
+    const x0 = left + gi * gw + (gw - bw * present.length) / 2;
+    const plain = w.systems.plain.recordsPerSec;
+    present.forEach((s, si) => {
+      const r = w.systems[s].recordsPerSec / plain;
+      const y1 = y(r), y0 = y(1);
+      const x = x0 + si * bw;
+      out.push(
+        `<rect x="${x.toFixed(1)}" y="${Math.min(y0, y1).toFixed(1)}" width="${
+          (bw - 2).toFixed(1)
+        }" height="${Math.max(1, Math.abs(y1 - y0)).toFixed(1)}" fill="${
+          COLORS[s]
+        }"><title>${s} ${id}: ${r.toFixed(2)}×</title></rect>`,
+      );
+      if (s === "wal-uring") {
+        out.push(
+          `<text x="${(x + bw / 2).toFixed(1)}" y="${
+            (r >= 1 ? y1 - 4 : y1 + 12).toFixed(1)
+          }" text-anchor="middle" font-size="10">${r.toFixed(1)}×</text>`,
+        );
+      }
+    });
+    out.push(
+      `<text x="${(left + gi * gw + gw / 2).toFixed(1)}" y="${
+        top + plotH + 18
+      }" text-anchor="middle" font-weight="bold">${id}</text>`,
+    );
+  });
+  systems.forEach((s, i) => {
+    const yy = top + 10 + i * 20;
+    out.push(
+      `<rect x="${W - right + 20}" y="${yy - 10}" width="12" height="12" fill="${COLORS[s]}"/>`,
+      `<text x="${W - right + 38}" y="${yy}">${s}</text>`,
+    );
+  });
+  out.push(
+    `<text x="${left}" y="${H - 32}" fill="#555">W1 pipelined, 512 per sync · W2 512 per sync, ` +
+      `awaited · W2s one record awaited · W3 64 producers (plain: 64 async producers)</text>`,
+    `<text x="${left}" y="${H - 16}" fill="#555">W4 4 KiB records, 1 MiB per sync · W5 W1 on 2 ` +
+      `cores (plain: 2 files) · W6 appends without sync</text>`,
+    "</svg>",
+  );
+  return out.join("\n") + "\n";
+}

@@ -1,0 +1,148 @@
+// The workloads and systems of `deno task bench:compare`, shared by the driver and the child.
+import { PUT_OVERHEAD_BYTES } from "../../src/format.ts";
+
+/** A workload's parameters. */
+export interface Workload {
+  id: string;
+  title: string;
+  /** Records written (per core for W5 and W7). */
+  records: number;
+  /** Key + value bytes of one record (the key is 16 bytes). */
+  payloadBytes: number;
+  /** Records per sync() (W1, W2, W4, W5). */
+  batch: number;
+  /** How many sync() may be outstanding (1 = each awaited). */
+  inFlight: number;
+  /** Concurrent producers (W3). */
+  producers: number;
+  cores: number;
+  /** The systems measured; fio rows are added by the driver. */
+  systems: string[];
+  /** fio block size and jobs, when the disk's limit applies. */
+  fio?: { bs: number; jobs: number; sizeBytes: number };
+}
+
+/** The framed size of a put record with `payloadBytes` of key + value. */
+export function recordBytes(payloadBytes: number): number {
+  return PUT_OVERHEAD_BYTES + payloadBytes;
+}
+
+const round4k = (n: number) => Math.ceil(n / 4096) * 4096;
+
+/** The workloads, full size or `quick` (a short smoke run for iterating). */
+export function workloads(quick: boolean): Workload[] {
+  const q = (full: number, small: number) => quick ? small : full;
+  const wal = ["wal-uring", "wal-sync"];
+  const all = [...wal, "plain", "sqlite", "engine"];
+  const w1Bytes = 512 * recordBytes(128);
+  return [
+    {
+      id: "W1",
+      title: "pipelined durable ingest (1 core, 1 producer, sync() every 512, 8 in flight)",
+      records: q(200_000, 20_480),
+      payloadBytes: 128,
+      batch: 512,
+      inFlight: 8,
+      producers: 1,
+      cores: 1,
+      systems: all,
+      fio: { bs: round4k(w1Bytes), jobs: 1, sizeBytes: q(256, 32) << 20 },
+    },
+    {
+      id: "W2",
+      title: "batched durable, latency bound (sync() every 512, each awaited)",
+      records: q(200_000, 20_480),
+      payloadBytes: 128,
+      batch: 512,
+      inFlight: 1,
+      producers: 1,
+      cores: 1,
+      systems: all,
+      fio: { bs: round4k(w1Bytes), jobs: 1, sizeBytes: q(256, 32) << 20 },
+    },
+    {
+      id: "W2s",
+      title: "single durable (each append awaited durable)",
+      records: q(5_000, 500),
+      payloadBytes: 128,
+      batch: 1,
+      inFlight: 1,
+      producers: 1,
+      cores: 1,
+      systems: all,
+      fio: { bs: 4096, jobs: 1, sizeBytes: q(64, 8) << 20 },
+    },
+    {
+      id: "W3",
+      title: "group commit (64 concurrent producers on 1 core, each awaiting its own record)",
+      records: q(50_000, 5_000),
+      payloadBytes: 128,
+      batch: 1,
+      inFlight: 1,
+      producers: 64,
+      cores: 1,
+      // node:sqlite's API is synchronous: 64 producers would commit one after the other, which
+      // is W2s. Plain Deno: 64 async producers, each awaiting write + syncData of its record.
+      systems: [...wal, "plain", "engine"],
+    },
+    {
+      id: "W4",
+      title: "bandwidth (4 KiB records, sync() every 1 MiB, 8 in flight)",
+      records: q(65_536, 8_192), // 256 MiB (32 MiB quick) of key + value
+      payloadBytes: 4096,
+      batch: 256,
+      inFlight: 8,
+      producers: 1,
+      cores: 1,
+      systems: [...wal, "plain", "sqlite"],
+      fio: { bs: 1 << 20, jobs: 1, sizeBytes: q(256, 32) << 20 },
+    },
+    {
+      id: "W5",
+      title: "two cores (W1 on each core at once, aggregate)",
+      records: q(200_000, 20_480),
+      payloadBytes: 128,
+      batch: 512,
+      inFlight: 8,
+      producers: 1,
+      cores: 2,
+      systems: [...wal, "plain"],
+      fio: { bs: round4k(w1Bytes), jobs: 2, sizeBytes: q(256, 32) << 20 },
+    },
+    {
+      id: "W6",
+      title: "append cost (appends without sync, one producer thread)",
+      records: q(2_000_000, 200_000),
+      payloadBytes: 128,
+      batch: 65_536,
+      inFlight: 1,
+      producers: 1,
+      cores: 1,
+      systems: [...wal, "plain", "sqlite", "engine"],
+    },
+    {
+      id: "W7",
+      title: "merge and recovery (2 cores x 1M entries)",
+      records: q(1_000_000, 100_000),
+      payloadBytes: 128,
+      batch: 512,
+      inFlight: 8,
+      producers: 1,
+      cores: 2,
+      systems: ["merge", "recovery"],
+    },
+  ];
+}
+
+/** What one child run reports. */
+export interface RunResult {
+  records: number;
+  seconds: number;
+  recordsPerSec: number;
+  mbPerSec: number;
+  p50Us?: number;
+  p99Us?: number;
+  peakRssBytes: number;
+  backend: string;
+  note?: string;
+}
