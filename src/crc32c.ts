@@ -25,6 +25,21 @@ function _makeTables(): Uint32Array {
 
 const T = _makeTables();
 
+// On a little-endian machine, 4-byte-aligned data is read a word at a time through a
+// Uint32Array over the same buffer: a quarter of the loads and no shifts. Cached per buffer
+// (the reader's and the core Worker's buffers live long).
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+let _wordsOf: ArrayBufferLike | undefined;
+let _words: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
+
+function _wordView(buffer: ArrayBufferLike): Uint32Array {
+  if (buffer !== _wordsOf) {
+    _words = new Uint32Array(buffer, 0, buffer.byteLength >>> 2);
+    _wordsOf = buffer;
+  }
+  return _words;
+}
+
 /**
  * Continues a CRC32C over `bytes[start..end)` from a raw (not finalized) state. Start from
  * `0xffffffff` and finish with `~state >>> 0`, or use {@linkcode crc32c}.
@@ -37,6 +52,30 @@ export function crc32cUpdate(
 ): number {
   let c = state;
   let i = start;
+  const abs = bytes.byteOffset + start;
+  if (
+    LITTLE_ENDIAN && (abs & 3) === 0 && end - start >= 32 &&
+    !(bytes.buffer as ArrayBuffer).resizable && !(bytes.buffer as SharedArrayBuffer).growable
+  ) {
+    const w = _wordView(bytes.buffer);
+    let x = abs >>> 2;
+    const x16 = (bytes.byteOffset + end - 16) >>> 2;
+    // The aligned words wholly inside [start, end) (x16 rounds down: never past `end`).
+    while (x <= x16) {
+      const a = c ^ w[x];
+      const b = w[x + 1];
+      const d = w[x + 2];
+      const e = w[x + 3];
+      c = T[3840 + (a & 0xff)] ^ T[3584 + ((a >>> 8) & 0xff)] ^ T[3328 + ((a >>> 16) & 0xff)] ^
+        T[3072 + (a >>> 24)] ^ T[2816 + (b & 0xff)] ^ T[2560 + ((b >>> 8) & 0xff)] ^
+        T[2304 + ((b >>> 16) & 0xff)] ^ T[2048 + (b >>> 24)] ^ T[1792 + (d & 0xff)] ^
+        T[1536 + ((d >>> 8) & 0xff)] ^ T[1280 + ((d >>> 16) & 0xff)] ^ T[1024 + (d >>> 24)] ^
+        T[768 + (e & 0xff)] ^ T[512 + ((e >>> 8) & 0xff)] ^ T[256 + ((e >>> 16) & 0xff)] ^
+        T[e >>> 24];
+      x += 4;
+    }
+    i = (x << 2) - bytes.byteOffset;
+  }
   // 16 bytes per step: two independent 8-byte halves halve the loop-carried dependency chain.
   const end16 = end - 16;
   while (i <= end16) {

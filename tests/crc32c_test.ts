@@ -34,3 +34,22 @@ Deno.test("crc32cUpdate() continued over pieces equals one pass over the whole",
     assertEquals(~s >>> 0, crc32c(b), `cut ${cut}`);
   }
 });
+
+Deno.test("crc32c() is the same at every alignment of its input and on shared memory", () => {
+  const r = rng(11);
+  const data = Uint8Array.from({ length: 600 }, () => Math.floor(r() * 256));
+  for (const shared of [false, true]) {
+    const buffer = shared ? new SharedArrayBuffer(700) : new ArrayBuffer(700);
+    for (let base = 0; base < 8; base++) {
+      // A view at byte offset `base`, and ranges starting at every offset mod 4.
+      const view = new Uint8Array(buffer, base, 600);
+      view.set(data);
+      for (let start = 0; start < 9; start++) {
+        for (const len of [0, 15, 31, 32, 33, 64, 100, 164, 591 - start]) {
+          const want = bitwise(data.subarray(start, start + len));
+          assertEquals(crc32c(view, start, start + len), want, `${shared} ${base} ${start} ${len}`);
+        }
+      }
+    }
+  }
+});
