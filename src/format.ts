@@ -495,21 +495,33 @@ let _arenaPos = 0;
 function _copy(bytes: Uint8Array, start: number, end: number): Uint8Array {
   const n = end - start;
   if (n > 4096) return bytes.slice(start, end);
+  const at = _arenaTake(n);
+  _arena.set(bytes.subarray(start, end), at);
+  return new Uint8Array(_arena.buffer, at, n);
+}
+
+/** Reserves `n` bytes of the arena (n ≤ 4096); returns their offset. */
+function _arenaTake(n: number): number {
   if (_arenaPos + n > ARENA) {
     _arena = new Uint8Array(ARENA);
     _arenaPos = 0;
   }
-  const out = _arena.subarray(_arenaPos, _arenaPos + n);
-  out.set(bytes.subarray(start, end));
+  const at = _arenaPos;
   _arenaPos += (n + 7) & ~7;
-  return out;
+  return at;
 }
 
 /**
  * Decodes a record that {@linkcode checkRecord} found `ok`. Copies keys and values (small ones
- * into views of a shared arena; they are never overwritten).
+ * into views of a shared arena; they are never overwritten). `epoch`, when given, is the
+ * record's epoch already as a bigint (a reader reuses one per run of equal epochs).
  */
-export function decodeRecord(bytes: Uint8Array, view: DataView, pos: number): PerCoreWalEntry {
+export function decodeRecord(
+  bytes: Uint8Array,
+  view: DataView,
+  pos: number,
+  epoch?: bigint,
+): PerCoreWalEntry {
   const length = view.getUint32(pos + R_LENGTH, true);
   const bodyEnd = pos + length - view.getUint16(pos + R_PAD, true);
   const b = pos + RECORD_HEADER_BYTES;
@@ -517,10 +529,23 @@ export function decodeRecord(bytes: Uint8Array, view: DataView, pos: number): Pe
   switch (bytes[pos + R_TYPE]) {
     case RecordType.put: {
       const k = view.getUint16(b, true);
+      const n = bodyEnd - b - 2;
+      if (n > 4096) {
+        operation = {
+          type: "put",
+          key: _copy(bytes, b + 2, b + 2 + k),
+          value: _copy(bytes, b + 2 + k, bodyEnd),
+        };
+        break;
+      }
+      // Key and value are adjacent: one copy, two views (a view costs less than a `subarray`).
+      const at = _arenaTake(n);
+      const arena = _arena;
+      arena.set(bytes.subarray(b + 2, bodyEnd), at);
       operation = {
         type: "put",
-        key: _copy(bytes, b + 2, b + 2 + k),
-        value: _copy(bytes, b + 2 + k, bodyEnd),
+        key: new Uint8Array(arena.buffer, at, k),
+        value: new Uint8Array(arena.buffer, at + k, n - k),
       };
       break;
     }
@@ -551,7 +576,7 @@ export function decodeRecord(bytes: Uint8Array, view: DataView, pos: number): Pe
   }
   return {
     coreId: view.getUint16(pos + R_CORE, true),
-    epoch: view.getBigUint64(pos + R_EPOCH, true),
+    epoch: epoch ?? view.getBigUint64(pos + R_EPOCH, true),
     sequence: view.getBigUint64(pos + R_SEQUENCE, true),
     timestampNs: view.getBigInt64(pos + R_TIMESTAMP, true),
     operation,

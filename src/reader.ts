@@ -147,6 +147,9 @@ export class PerCoreWalReader {
   #count = 0;
   #expected = 0;
   #lastEpoch = 0;
+  /** The last record's epoch as a number and as the bigint handed out (one per run). */
+  #epochNumber = -1;
+  #epochBig = 0n;
   #lastTs = -Infinity;
   #lastTimestampNs = 0n;
   #minEpoch = 0n;
@@ -301,7 +304,18 @@ export class PerCoreWalReader {
     if (reason !== undefined) {
       return this.#finish({ kind: "corrupted", offset: pos, reason, code: "Corrupted" });
     }
-    const entry = decodeRecord(this.#buf, v, rel);
+    // A number is exact up to 2^53: above that (never written, but a file may say so) the
+    // decoder reads the bigint itself.
+    if (epoch !== this.#epochNumber && epoch <= Number.MAX_SAFE_INTEGER) {
+      this.#epochNumber = epoch;
+      this.#epochBig = BigInt(epoch);
+    }
+    const entry = decodeRecord(
+      this.#buf,
+      v,
+      rel,
+      epoch === this.#epochNumber ? this.#epochBig : undefined,
+    );
     this.#firstSeq ??= entry.sequence;
     this.#expected++;
     this.#count++;
