@@ -495,37 +495,134 @@ export async function* mergeCursors(cursors: CoreCursor[]): AsyncGenerator<Posit
  * }
  * ```
  */
-export async function* mergeSegments(
+export function mergeSegments(
   dir: string | PerCoreWalConfig,
   options: MergeOptions & { ends?: (SegmentOffset | undefined)[] } = {},
 ): AsyncGenerator<PerCoreWalEntry> {
-  const config = typeof dir === "string" ? configFromDirectory(dir) : dir;
-  const cursors: CoreCursor[] = [];
-  try {
+  return new _MergeStream(dir, options);
+}
+
+const _DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });
+
+/**
+ * The iterator of {@linkcode mergeSegments}, written out instead of an `async function*`: an
+ * entry already decoded is handed out without the generator's extra await per `yield` (about
+ * 60 ns of the ~500 ns an entry costs). It behaves as the generator did: nothing is opened
+ * before the first `next()`; calls are served in order; an error or `return()` closes every
+ * cursor and ends the stream.
+ */
+class _MergeStream implements AsyncGenerator<PerCoreWalEntry, undefined> {
+  readonly #dir: string | PerCoreWalConfig;
+  readonly #options: MergeOptions & { ends?: (SegmentOffset | undefined)[] };
+  readonly #cursors: CoreCursor[] = [];
+  readonly #heap = new CursorHeap();
+  #started = false;
+  #done = false;
+  /** The top cursor's entry was handed out: advance it before the next one. */
+  #advanceDue = false;
+  /** The call being served asynchronously; later calls wait for it. */
+  #busy: Promise<unknown> | undefined;
+
+  constructor(
+    dir: string | PerCoreWalConfig,
+    options: MergeOptions & { ends?: (SegmentOffset | undefined)[] },
+  ) {
+    this.#dir = dir;
+    this.#options = options;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<PerCoreWalEntry, undefined>> {
+    if (this.#busy !== undefined) return this.#after(() => this.next());
+    let r:
+      | IteratorResult<PerCoreWalEntry, undefined>
+      | Promise<
+        IteratorResult<PerCoreWalEntry, undefined>
+      >;
+    try {
+      r = this.#step();
+    } catch (e) {
+      this.#end();
+      return Promise.reject(e);
+    }
+    if (!(r instanceof Promise)) return Promise.resolve(r);
+    const p = r.then(
+      (x) => (this.#busy = undefined, x),
+      (e) => {
+        this.#busy = undefined;
+        this.#end();
+        throw e;
+      },
+    );
+    this.#busy = p;
+    return p;
+  }
+
+  return(value?: undefined): Promise<IteratorResult<PerCoreWalEntry, undefined>> {
+    if (this.#busy !== undefined) return this.#after(() => this.return(value));
+    this.#end();
+    return Promise.resolve({ value, done: true });
+  }
+
+  throw(e: unknown): Promise<IteratorResult<PerCoreWalEntry, undefined>> {
+    if (this.#busy !== undefined) return this.#after(() => this.throw(e));
+    this.#end();
+    return Promise.reject(e);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.return();
+  }
+
+  #after<T>(f: () => Promise<T>): Promise<T> {
+    return this.#busy!.then(f, f);
+  }
+
+  #step():
+    | IteratorResult<PerCoreWalEntry, undefined>
+    | Promise<IteratorResult<PerCoreWalEntry, undefined>> {
+    if (this.#done) return _DONE;
+    if (!this.#started) return this.#start();
+    if (this.#advanceDue) {
+      this.#advanceDue = false;
+      const p = this.#heap.top().advance();
+      if (p !== undefined) return p.then(() => (this.#heap.fixTop(), this.#top()));
+      this.#heap.fixTop();
+    }
+    return this.#top();
+  }
+
+  async #start(): Promise<IteratorResult<PerCoreWalEntry, undefined>> {
+    this.#started = true;
+    const config = typeof this.#dir === "string" ? configFromDirectory(this.#dir) : this.#dir;
+    const o = this.#options;
     for (let c = 0; c < config.numCores; c++) {
-      cursors.push(
+      this.#cursors.push(
         await CoreCursor.open(config, c, {
-          fromEpoch: options.fromEpoch,
-          toEpoch: options.toEpoch,
-          end: options.ends?.[c],
+          fromEpoch: o.fromEpoch,
+          toEpoch: o.toEpoch,
+          end: o.ends?.[c],
         }),
       );
     }
-  } catch (e) {
-    for (const c of cursors) c.close();
-    throw e;
+    for (const c of this.#cursors) if (c.current !== undefined) this.#heap.push(c);
+    return this.#top();
   }
-  const heap = new CursorHeap();
-  try {
-    for (const c of cursors) if (c.current !== undefined) heap.push(c);
-    while (heap.size > 0) {
-      const c = heap.top();
-      yield c.current!.entry;
-      const p = c.advance();
-      if (p !== undefined) await p;
-      heap.fixTop();
+
+  #top(): IteratorResult<PerCoreWalEntry, undefined> {
+    if (this.#heap.size === 0) {
+      this.#end();
+      return _DONE;
     }
-  } finally {
-    for (const c of cursors) c.close();
+    this.#advanceDue = true;
+    return { value: this.#heap.top().current!.entry, done: false };
+  }
+
+  #end(): void {
+    this.#done = true;
+    for (const c of this.#cursors) c.close();
   }
 }
