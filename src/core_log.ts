@@ -412,16 +412,38 @@ export class CoreLog {
     }
     const pos = this.#reserve(length);
     const b = this.#open!;
-    b.buf.set(src.subarray(offset, offset + length), pos);
+    // A view made by the constructor costs less than subarray().
+    b.buf.set(new Uint8Array(src.buffer, src.byteOffset + offset, length), pos);
     if (b.buf[pos + R_TYPE] === RecordType.epochBarrier) {
       const epoch = getU64(b.view, pos + RECORD_HEADER_BYTES);
       if (epoch > this.#epoch) this.#epoch = epoch;
     }
-    setU64(b.view, pos + R_EPOCH, this.#epoch);
     if (nowUs !== undefined && nowUs > this.#lastUs) this.#lastUs = nowUs;
-    setNsFromUs(b.view, pos + R_TIMESTAMP, nowUs === undefined ? this.#now() : this.#lastUs);
+    const us = nowUs === undefined ? this.#now() : this.#lastUs;
+    // Runs of records share their epoch and timestamp: their bytes are worked out once a run.
+    if (us !== this.#stampUs || this.#epoch !== this.#stampEpoch) this.#stamp(us);
+    const v = b.view;
+    v.setUint32(pos + R_EPOCH, this.#stampWords[0], true);
+    v.setUint32(pos + R_EPOCH + 4, this.#stampWords[1], true);
+    v.setUint32(pos + R_TIMESTAMP, this.#stampWords[2], true);
+    v.setUint32(pos + R_TIMESTAMP + 4, this.#stampWords[3], true);
     this.#nextSeq++;
     this.#commit(b, pos, length, seq);
+  }
+
+  #stampUs = -1;
+  #stampEpoch = -1;
+  /** Epoch (low, high word) and timestamp in ns (low, high) as `appendRaw` writes them. */
+  readonly #stampWords = new Uint32Array(4);
+
+  #stamp(us: number): void {
+    const v = new DataView(this.#stampWords.buffer);
+    setU64(v, 0, this.#epoch);
+    setNsFromUs(v, 8, us);
+    // Little-endian words read back on any machine.
+    for (let i = 0; i < 4; i++) this.#stampWords[i] = v.getUint32(i * 4, true);
+    this.#stampUs = us;
+    this.#stampEpoch = this.#epoch;
   }
 
   /** Finds room for a record of `len` bytes: returns its offset in the open batch. */
