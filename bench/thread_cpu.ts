@@ -1,0 +1,96 @@
+// CPU time per record of each thread: W6's append loop (appendPut only, chunks of 65,536 with an
+// untimed sync() between) on a one-core manager, or W7's merge of an existing WAL. Thread CPU
+// (schedstat, read through a shell: /proc needs broad permissions) is steadier than wall time on
+// a shared machine.
+// Usage:
+//   deno run -A bench/thread_cpu.ts append [records] [io_uring|sync]
+//   deno run -A bench/thread_cpu.ts merge <dir>    (a WAL made by bench/compare/run.ts W7 setup)
+import { mergeSegments, PerCoreWalConfig, PerCoreWalManager } from "../mod.ts";
+
+/** Nanoseconds of CPU each thread of this process has used, by "name/tid". */
+async function threadCpu(): Promise<Map<string, number>> {
+  const script = `for t in /proc/${Deno.pid}/task/*; do ` +
+    `echo "$(cat $t/comm)|$(basename $t)|$(cut -d' ' -f1 $t/schedstat)"; done`;
+  const out = await new Deno.Command("sh", { args: ["-c", script], stdout: "piped" }).output();
+  const m = new Map<string, number>();
+  for (const line of new TextDecoder().decode(out.stdout).trim().split("\n")) {
+    const [name, tid, ns] = line.split("|");
+    m.set(`${name}/${tid}`, Number(ns));
+  }
+  return m;
+}
+
+function report(
+  label: string,
+  records: number,
+  before: Map<string, number>,
+  after: Map<string, number>,
+) {
+  const rows = [...after]
+    .map(([k, v]) => [k, (v - (before.get(k) ?? 0)) / records] as const)
+    .filter(([, v]) => v >= 1)
+    .sort((a, b) => b[1] - a[1]);
+  const total = rows.reduce((s, [, v]) => s + v, 0);
+  console.log(
+    `${label}; CPU per record: ${rows.map(([k, v]) => `${k} ${v.toFixed(0)} ns`).join(", ")}; ` +
+      `all threads ${total.toFixed(0)} ns`,
+  );
+}
+
+const [mode, arg, backend] = Deno.args;
+if (mode === "append") {
+  const records = Number(arg ?? 2_000_000);
+  const dir = await Deno.makeTempDir({ prefix: "thread-cpu-" });
+  const manager = await PerCoreWalManager.open(
+    new PerCoreWalConfig(dir, 1, { backend: backend === "sync" ? "sync" : "io_uring" }),
+  );
+  try {
+    await new Promise((r) => setTimeout(r, 1500)); // the zero-fill of the next segment
+    const log = manager.writer(0);
+    const keys = Array.from(
+      { length: 512 },
+      (_, i) => new TextEncoder().encode(`key-${String(i).padStart(12, "0")}`),
+    );
+    const value = new Uint8Array(112).fill(0x5a);
+    const before = await threadCpu();
+    let timedMs = 0;
+    for (let i = 0; i < records;) {
+      const n = Math.min(65_536, records - i);
+      const t0 = performance.now();
+      for (let k = 0; k < n; k++) log.appendPut(keys[(i + k) & 511], value);
+      timedMs += performance.now() - t0;
+      i += n;
+      await log.sync();
+    }
+    const after = await threadCpu();
+    report(
+      `append (${manager.backend}): ${
+        (timedMs * 1e6 / records).toFixed(0)
+      } ns wall per appendPut ` +
+        `(${(records / timedMs / 1000).toFixed(2)}M/s)`,
+      records,
+      before,
+      after,
+    );
+  } finally {
+    await manager.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+} else if (mode === "merge" && arg !== undefined) {
+  const before = await threadCpu();
+  const t0 = performance.now();
+  let n = 0;
+  for await (const _ of mergeSegments(arg)) n++;
+  const ms = performance.now() - t0;
+  const after = await threadCpu();
+  report(
+    `merge: ${n} entries, ${(ms * 1e6 / n).toFixed(0)} ns wall per entry (${
+      (n / ms / 1000).toFixed(2)
+    }M/s)`,
+    n,
+    before,
+    after,
+  );
+} else {
+  throw new TypeError("usage: thread_cpu.ts append [records] [io_uring|sync] | merge <dir>");
+}
