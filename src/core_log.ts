@@ -9,8 +9,10 @@
 import { PerCoreWalConfig, type ResolvedWalOptions } from "./config.ts";
 import { PerCoreWalError } from "./errors.ts";
 import {
+  BATCH_MARKER_BYTES,
   bodyLength,
   encodeSegmentHeader,
+  FORMAT_VERSION,
   getU64,
   normalizeOperation,
   PUT_OVERHEAD_BYTES,
@@ -25,12 +27,14 @@ import {
   recordSequence,
   RecordType,
   saltState,
+  sealBatchMarker,
   SEGMENT_DATA_OFFSET,
   setNsFromUs,
   setU64,
   toBytes,
   toKey,
   toOffsets,
+  writeBatchMarker,
   writeBody,
   writeRecordHeader,
 } from "./format.ts";
@@ -402,7 +406,9 @@ export class CoreLog {
       b = undefined;
     }
     const start = b === undefined ? this.#segTail : b.fileOffset + b.used;
-    if (start + len > this.#o.segmentSizeBytes) {
+    // A new batch starts with its marker.
+    const need = b === undefined ? len + BATCH_MARKER_BYTES : len;
+    if (start + need > this.#o.segmentSizeBytes) {
       this.#rotate();
       b = undefined;
     }
@@ -434,17 +440,21 @@ export class CoreLog {
   // Batches
 
   #newBatch(len: number): Batch {
-    const pooled = len <= this.#batchSize;
+    const size = len + BATCH_MARKER_BYTES;
+    const pooled = size <= this.#batchSize;
     const buf = pooled
       ? (this.#pool.pop() ?? this.#io.allocBuffer(this.#batchSize))
       : this.#io.allocBuffer(
-        Math.ceil(len / 4096) * 4096,
+        Math.ceil(size / 4096) * 4096,
       );
     this.#seg.batches++;
+    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    // Every batch starts with a marker; what it claims is set at submission (#pump).
+    writeBatchMarker(view, 0, this.coreId, this.#epoch, this.#nextSeq, this.#now());
     return {
       buf,
-      view: new DataView(buf.buffer, buf.byteOffset, buf.byteLength),
-      used: 0,
+      view,
+      used: BATCH_MARKER_BYTES,
       fileOffset: this.#segTail,
       seg: this.#seg,
       firstSeq: this.#nextSeq,
@@ -486,6 +496,10 @@ export class CoreLog {
       const seg = b.seg;
       if (seg.error !== undefined) return this.#fail(seg.error);
       if (!seg.ready) break;
+      // The marker claims what is acknowledged now: after a crash, a hole before this batch
+      // that lies at or before that sequence is lost acknowledged data, any other hole is a
+      // crash tail (docs/FORMAT.md, section 8).
+      sealBatchMarker(b.buf, b.view, 0, this.#durableSeq, saltState(seg.salt));
       const parts = [{ data: b.buf.subarray(0, b.used), offset: b.fileOffset }];
       if (seg.headerBlock !== undefined) {
         // The header goes in the same chain as the segment's first records, before them.
@@ -767,8 +781,16 @@ export class CoreLog {
     const segs = listCoreSegments(this.#config, this.coreId);
     // Preallocated segments never started (only zeros) at the end of the list: the one
     // prepared ahead, and a current one that got no record before a close or a crash.
-    while (segs.length > 0 && isUnstartedSegment(segs[segs.length - 1].path)) {
-      Deno.removeSync(segs.pop()!.path);
+    // Then a last segment whose header block is zero but that holds data: the header is
+    // written in its first batch's chain, so no batch of it was acknowledged (section 8).
+    while (segs.length > 0) {
+      const path = segs[segs.length - 1].path;
+      if (!isUnstartedSegment(path) && !_hasHeader(path)) {
+        Deno.removeSync(path);
+        this.#io.syncDirectory(this.#config.baseDir);
+      } else if (!isUnstartedSegment(path)) break;
+      else Deno.removeSync(path);
+      segs.pop();
     }
     let lastSeq: number | undefined;
     let lastTsNs = 0n;
@@ -780,14 +802,24 @@ export class CoreLog {
       clean: boolean;
       salt: number;
       first: number;
+      version: number;
     } | undefined;
     for (let i = 0; i < segs.length; i++) {
       const s = segs[i];
-      const isLast = i === segs.length - 1;
+      let isLast = i === segs.length - 1;
       const r = await scanSegment(s.path, {
         maxRecordBytes: this.#o.maxRecordBytes,
         isLastSegment: isLast,
+        laterSegments: segs.slice(i + 1).map((x) => x.path),
       });
+      if (r.end.kind === "torn" && !isLast) {
+        // A crash tail that began in this segment while the next one's first batches were in
+        // flight: none of the later segments' records was acknowledged. Remove them, last
+        // first and durably, before this one is cut (a crash in between finds the same tail).
+        for (const later of segs.splice(i + 1).reverse()) Deno.removeSync(later.path);
+        this.#io.syncDirectory(this.#config.baseDir);
+        isLast = true;
+      }
       const where = { coreId: this.coreId, segment: s.path };
       if (r.end.kind === "corrupted") {
         throw new PerCoreWalError(
@@ -837,6 +869,7 @@ export class CoreLog {
           clean: r.end.kind === "end",
           salt: h.salt,
           first,
+          version: h.version,
         };
       }
     }
@@ -860,7 +893,9 @@ export class CoreLog {
         prepared: Promise.resolve(),
       };
       this.#openSegments.add(seg);
-      const resumable = last.clean && last.size === this.#o.segmentSizeBytes &&
+      // A version 1 segment is never continued: its readers would refuse batch markers.
+      const resumable = last.clean && last.version === FORMAT_VERSION &&
+        last.size === this.#o.segmentSizeBytes &&
         last.validEnd % this.#align === 0 && last.validEnd < last.size;
       if (!resumable && last.validEnd < last.size) {
         // A torn tail, or an end O_DIRECT cannot continue at: cut the file after the last
@@ -1036,6 +1071,19 @@ export function listCoreSegments(
     }
   }
   return out.sort((a, b) => a.index - b.index);
+}
+
+/** Whether a segment file's header block holds anything (its first 64 bytes are not zero). */
+function _hasHeader(path: string): boolean {
+  using f = Deno.openSync(path, { read: true });
+  const b = new Uint8Array(64);
+  let n = 0;
+  while (n < b.length) {
+    const r = f.readSync(b.subarray(n));
+    if (r === null) break;
+    n += r;
+  }
+  return b.some((x) => x !== 0);
 }
 
 function _syncFile(path: string): void {

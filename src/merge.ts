@@ -232,6 +232,7 @@ export class CoreCursor {
     const reader = await PerCoreWalReader.open(seg.path, {
       maxRecordBytes: this.#config.options.maxRecordBytes,
       isLastSegment: isLast || end !== undefined,
+      laterSegments: this.#segments.slice(this.#segIdx + 1).map((x) => x.path),
       limitOffset: end,
       startOffset: start?.offset || undefined,
       startSequence: start?.offset ? start.sequence : undefined,
