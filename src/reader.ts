@@ -446,7 +446,9 @@ export class PerCoreWalReader {
       return {
         kind: "corrupted",
         offset: pos,
-        reason: `${what}, followed by a valid record at offset ${validAt}; a batch marker${
+        reason: `${what}${
+          validAt === undefined ? "" : `, followed by a valid record at offset ${validAt}`
+        }; a batch marker${
           claim >= missing ? "" : " in a later segment"
         } says records through sequence ${proof} were acknowledged (sequence ${missing} is lost)`,
         code,
@@ -670,16 +672,21 @@ export async function scanSegment(
 }
 
 /**
- * The largest acknowledged sequence that the batch markers of these segments claim (0 when
- * none). A segment with a zero header but data cannot be checked: Infinity, so that any hole
+ * The largest acknowledged sequence that the batch markers of these segments (a core's, by
+ * index) claim (0 when none). A segment with a zero header but data cannot be checked: if it is
+ * the last started one it is a crash tail of its own (its first batch never completed, so none
+ * of its batches was acknowledged after another); before another, Infinity, so that any hole
  * before it counts as corruption.
  */
 export async function acknowledgedClaim(paths: string[], maxRecordBytes: number): Promise<number> {
   let claim = 0;
-  for (const path of paths) {
-    if (isUnstartedSegment(path)) continue;
+  const started = paths.filter((p) => !isUnstartedSegment(p));
+  for (const path of started) {
     using r = await PerCoreWalReader.open(path, { maxRecordBytes, isLastSegment: true });
-    if (r.header === undefined) return Infinity;
+    if (r.header === undefined) {
+      if (path === started[started.length - 1]) continue;
+      return Infinity;
+    }
     let x = await r.readNext();
     while (x.kind === "entry") x = await r.readNext();
     claim = Math.max(claim, Number(r.acknowledgedClaim));
