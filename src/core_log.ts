@@ -42,7 +42,7 @@ import { LatencyHistogram, type LatencySummary } from "./histogram.ts";
 import type { BackendKind, IoBackend, IoFile } from "./io/backend.ts";
 import { SyncBackend } from "./io/sync.ts";
 import { UringBackend } from "./io/uring.ts";
-import { isUnstartedSegment, scanSegment } from "./reader.ts";
+import { acknowledgedClaim, isUnstartedSegment, scanSegment } from "./reader.ts";
 import type { Bytes, CommitOffsets, WalOperation, WalOperationInput } from "./types.ts";
 
 const MiB = 1024 * 1024;
@@ -844,6 +844,18 @@ export class CoreLog {
         );
       }
       const first = Number(h.firstSequence);
+      if (
+        lastSeq !== undefined && first > lastSeq + 1 && h.version >= 2 &&
+        await acknowledgedClaim(segs.slice(i).map((x) => x.path), this.#o.maxRecordBytes) <=
+          lastSeq
+      ) {
+        // The previous segment's last batches never reached the disk while this one's did, and
+        // no batch marker from here on says they were acknowledged: a crash tail across the
+        // rotation. Remove this segment and the later ones (last first), then start over.
+        for (const later of segs.splice(i).reverse()) Deno.removeSync(later.path);
+        this.#io.syncDirectory(this.#config.baseDir);
+        return await this.#recover();
+      }
       if (lastSeq !== undefined && first !== lastSeq + 1) {
         throw new PerCoreWalError(
           "Corrupted",

@@ -9,7 +9,12 @@
 import type { PerCoreWalConfig } from "./config.ts";
 import { listCoreSegments } from "./core_log.ts";
 import { PerCoreWalError } from "./errors.ts";
-import { isUnstartedSegment, PerCoreWalReader, type ReadResult } from "./reader.ts";
+import {
+  acknowledgedClaim,
+  isUnstartedSegment,
+  PerCoreWalReader,
+  type ReadResult,
+} from "./reader.ts";
 import type { PerCoreWalEntry } from "./types.ts";
 import { configFromDirectory } from "./wal_meta.ts";
 
@@ -251,6 +256,22 @@ export class CoreCursor {
         gap = `the log begins at sequence ${h.firstSequence}: earlier segments were retired by a ` +
           `checkpoint that is not usable, or are missing`;
       }
+    }
+    if (
+      gap === undefined && h !== undefined && h.version >= 2 && this.#lastSeq !== undefined &&
+      h.firstSequence > this.#lastSeq + 1n &&
+      BigInt(
+          await acknowledgedClaim(
+            this.#segments.slice(this.#segIdx).map((x) => x.path),
+            this.#config.options.maxRecordBytes,
+          ),
+        ) <= this.#lastSeq
+    ) {
+      // The previous segment's last batches were lost while this one's first reached the disk,
+      // and no batch marker from here on says they were acknowledged: a crash tail, the end.
+      reader.close();
+      this.#finish();
+      return;
     }
     if (gap !== undefined) {
       // Checked below with the other gaps.
