@@ -785,11 +785,12 @@ export class CoreLog {
     // written in its first batch's chain, so no batch of it was acknowledged (section 8).
     while (segs.length > 0) {
       const path = segs[segs.length - 1].path;
-      if (!isUnstartedSegment(path) && !_hasHeader(path)) {
+      if (isUnstartedSegment(path)) {
+        Deno.removeSync(path);
+      } else if (!_hasHeader(path)) {
         Deno.removeSync(path);
         this.#io.syncDirectory(this.#config.baseDir);
-      } else if (!isUnstartedSegment(path)) break;
-      else Deno.removeSync(path);
+      } else break;
       segs.pop();
     }
     let lastSeq: number | undefined;
