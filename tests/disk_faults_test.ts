@@ -219,3 +219,26 @@ for (const backend of BACKENDS) {
     },
   });
 }
+
+Deno.test({
+  name:
+    "EAGAIN from io_uring_submit (test hook): the queued SQEs are submitted again and the chain (writes and fdatasync) completes",
+  ignore: ignoreWithoutUring,
+  fn: async () => {
+    await using dir = await tempDir();
+    const io = new UringBackend({ ringEntries: 8, eagainSubmits: 3 });
+    const path = `${dir.path}/data`;
+    const file = io.openFile(path, { createNew: true, direct: false, dsync: false, mode: 0o600 });
+    const buf = io.allocBuffer(8 * KiB);
+    buf.fill(9);
+    try {
+      await io.writeParts(file, [{ data: buf, offset: 0 }], true);
+      assertEquals(io.submitRetries, 3);
+      assertEquals(await Deno.readFile(path), new Uint8Array(8 * KiB).fill(9));
+    } finally {
+      io.freeBuffer(buf);
+      io.closeFile(file);
+      await io.close();
+    }
+  },
+});
