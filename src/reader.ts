@@ -401,7 +401,7 @@ export class PerCoreWalReader {
   async #crashShaped(pos: number): Promise<boolean> {
     const size = this.fileSizeBytes;
     await this.#ensure(pos, RECORD_HEADER_BYTES);
-    let rel = pos - this.#bufStart;
+    const rel = pos - this.#bufStart;
     const zeroIn = (from: number, to: number) => {
       for (let s = from - (from % SECTOR); s < to; s += SECTOR) {
         const lo = Math.max(s, from) - this.#bufStart;
@@ -419,7 +419,6 @@ export class PerCoreWalReader {
     const pad = this.#view.getUint16(rel + R_PAD, true);
     const end = Math.min(pos + length - (pad <= length - RECORD_HEADER_BYTES ? pad : 0), size);
     await this.#ensure(pos, end - pos);
-    rel = pos - this.#bufStart;
     return zeroIn(pos, end);
   }
 
