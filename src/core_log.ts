@@ -807,19 +807,26 @@ export class CoreLog {
     } | undefined;
     for (let i = 0; i < segs.length; i++) {
       const s = segs[i];
-      let isLast = i === segs.length - 1;
+      const isLast = i === segs.length - 1;
       const r = await scanSegment(s.path, {
         maxRecordBytes: this.#o.maxRecordBytes,
         isLastSegment: isLast,
         laterSegments: segs.slice(i + 1).map((x) => x.path),
+        // Segment 0 of a core starts at sequence 1.
+        expectedFirstSequence: lastSeq !== undefined
+          ? BigInt(lastSeq + 1)
+          : s.index === 0
+          ? 1n
+          : undefined,
       });
       if (r.end.kind === "torn" && !isLast) {
         // A crash tail that began in this segment while the next one's first batches were in
         // flight: none of the later segments' records was acknowledged. Remove them, last
         // first and durably, before this one is cut (a crash in between finds the same tail).
+        // Then start over: this segment is the last one now.
         for (const later of segs.splice(i + 1).reverse()) Deno.removeSync(later.path);
         this.#io.syncDirectory(this.#config.baseDir);
-        isLast = true;
+        return await this.#recover();
       }
       const where = { coreId: this.coreId, segment: s.path };
       if (r.end.kind === "corrupted") {
@@ -830,6 +837,19 @@ export class CoreLog {
         );
       }
       const h = r.header;
+      const expected = lastSeq !== undefined ? lastSeq + 1 : s.index === 0 ? 1 : undefined;
+      if (
+        h === undefined && r.end.kind === "end" && expected !== undefined &&
+        await acknowledgedClaim(segs.slice(i + 1).map((x) => x.path), this.#o.maxRecordBytes) <
+          expected
+      ) {
+        // An all-zero segment before later ones: none of its batches reached the disk, and no
+        // later batch marker says they were acknowledged (two rotations were in flight). The
+        // crash tail begins here: remove it and the later ones, last first, then start over.
+        for (const later of segs.splice(i).reverse()) Deno.removeSync(later.path);
+        this.#io.syncDirectory(this.#config.baseDir);
+        return await this.#recover();
+      }
       if (h === undefined) {
         throw new PerCoreWalError(
           "Corrupted",

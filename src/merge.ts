@@ -238,6 +238,12 @@ export class CoreCursor {
       maxRecordBytes: this.#config.options.maxRecordBytes,
       isLastSegment: isLast || end !== undefined,
       laterSegments: this.#segments.slice(this.#segIdx + 1).map((x) => x.path),
+      // Segment 0 of a core starts at sequence 1.
+      expectedFirstSequence: this.#lastSeq !== undefined
+        ? this.#lastSeq + 1n
+        : seg.index === 0
+        ? 1n
+        : undefined,
       limitOffset: end,
       startOffset: start?.offset || undefined,
       startSequence: start?.offset ? start.sequence : undefined,

@@ -95,6 +95,12 @@ export interface ReaderOptions {
    * corruption.
    */
   laterSegments?: string[];
+  /**
+   * The sequence this segment must start at (the previous segment's last + 1), when known. With
+   * `laterSegments`, lets a segment whose header block is zero but that holds data be a crash
+   * tail although it is not the last (two rotations in flight).
+   */
+  expectedFirstSequence?: bigint;
 }
 
 const CHUNK = 1024 * 1024;
@@ -127,6 +133,7 @@ export class PerCoreWalReader {
   readonly #ctx: DecodeContext;
   readonly #last: boolean;
   readonly #later: string[] | undefined;
+  readonly #expectedFirst: bigint | undefined;
   #claim = 0;
   #buf = new Uint8Array(CHUNK);
   #view = new DataView(this.#buf.buffer);
@@ -157,6 +164,7 @@ export class PerCoreWalReader {
     this.header = header;
     this.#last = options.isLastSegment ?? true;
     this.#later = options.laterSegments;
+    this.#expectedFirst = options.expectedFirstSequence;
     this.#ctx = {
       salt: header === undefined ? 0 : saltState(header.salt),
       coreId: header?.coreId ?? 0,
@@ -372,6 +380,20 @@ export class PerCoreWalReader {
           kind: "torn",
           offset: 0,
           reason: "zero segment header followed by data (its first batch never completed)",
+        };
+      }
+      const first = this.#expectedFirst;
+      if (
+        first !== undefined && this.#later !== undefined &&
+        await acknowledgedClaim(this.#later, this.#ctx.maxRecordBytes) < Number(first)
+      ) {
+        // Its first batch never completed, and no later batch marker says anything from its
+        // first sequence on was acknowledged: the crash tail began here.
+        return {
+          kind: "torn",
+          offset: 0,
+          reason: "zero segment header followed by data (its first batch never completed; " +
+            "no later batch marker claims it)",
         };
       }
       return {
@@ -672,20 +694,16 @@ export async function scanSegment(
 
 /**
  * The largest acknowledged sequence that the batch markers of these segments (a core's, by
- * index) claim (0 when none). A segment with a zero header but data cannot be checked: if it is
- * the last started one it is a crash tail of its own (its first batch never completed, so none
- * of its batches was acknowledged after another); before another, Infinity, so that any hole
- * before it counts as corruption.
+ * index) claim (0 when none). A segment with a zero header but data cannot be checked (the salt
+ * is in the header) and claims nothing: its first batch never completed, so none of its records
+ * was acknowledged, and its claims are lost with its header (FORMAT.md, section 8, limits).
  */
 export async function acknowledgedClaim(paths: string[], maxRecordBytes: number): Promise<number> {
   let claim = 0;
   const started = paths.filter((p) => !isUnstartedSegment(p));
   for (const path of started) {
     using r = await PerCoreWalReader.open(path, { maxRecordBytes, isLastSegment: true });
-    if (r.header === undefined) {
-      if (path === started[started.length - 1]) continue;
-      return Infinity;
-    }
+    if (r.header === undefined) continue;
     let x = await r.readNext();
     while (x.kind === "entry") x = await r.readNext();
     claim = Math.max(claim, Number(r.acknowledgedClaim));

@@ -47,9 +47,11 @@ export async function simulate(
 ): Promise<SimResult> {
   const rand = rng(seed);
   const direct = rand() < 0.5;
+  // 64 KiB holds more than 8 batches in flight (one rotation in flight at a time); 16 KiB has
+  // room for 3 batches, so a power loss may cut across two or three segments.
+  const segmentSizeBytes = rand() < 0.5 ? 64 * 1024 : 16 * 1024;
   const config = new PerCoreWalConfig(`${dir}/wal`, NUM_CORES, {
-    // Larger than what 8 batches in flight hold: at most one rotation is in flight at a time.
-    segmentSizeBytes: 64 * 1024,
+    segmentSizeBytes,
     maxBatchBytes: 4096,
     writeMode: direct ? "direct" : "buffered",
   });
