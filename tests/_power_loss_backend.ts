@@ -25,6 +25,8 @@ type Op = { kind: "write"; offset: number; data: Uint8Array } | {
 interface SimFile extends IoFile {
   file: Deno.FsFile;
   closed: boolean;
+  /** The power-loss epoch it was opened in: after a power loss its process is gone. */
+  epoch: number;
 }
 
 interface Chain {
@@ -90,12 +92,22 @@ export class PowerLossBackend implements IoBackend {
       this.#durable.set(path, Deno.readFileSync(path));
       this.#pending.set(path, []);
     }
-    const f: SimFile = { path, file, closed: false };
+    const f: SimFile = { path, file, closed: false, epoch: this.#epoch };
     this.#files.add(f);
     return f;
   }
 
+  /** A file opened before the last power loss: the engine using it is gone with its process. */
+  #stale(file: IoFile): boolean {
+    return (file as SimFile).epoch !== this.#epoch;
+  }
+
+  #gone(file: IoFile): Error {
+    return errnoError(9, "after power loss", { path: file.path });
+  }
+
   allocate(file: IoFile, length: number): void {
+    if (this.#stale(file)) throw this.#gone(file);
     const f = file as SimFile;
     if (f.file.statSync().size < length) this.#change(f, { kind: "size", length });
   }
@@ -106,6 +118,8 @@ export class PowerLossBackend implements IoBackend {
     sync: boolean,
     _purpose?: WritePurpose,
   ): Promise<void> {
+    // An engine from before the power loss: its writes never happen, nor complete.
+    if (this.#stale(file)) return new Promise<void>(() => {});
     const writes: Op[] = parts.map((p) => ({
       kind: "write",
       offset: p.offset,
@@ -198,6 +212,7 @@ export class PowerLossBackend implements IoBackend {
   }
 
   readAt(file: IoFile, into: Uint8Array, offset: number): number {
+    if (this.#stale(file)) throw this.#gone(file);
     const f = (file as SimFile).file;
     f.seekSync(offset, Deno.SeekMode.Start);
     let n = 0;
@@ -210,6 +225,7 @@ export class PowerLossBackend implements IoBackend {
   }
 
   truncate(file: IoFile, length: number): void {
+    if (this.#stale(file)) throw this.#gone(file);
     this.#change(file as SimFile, { kind: "size", length });
   }
 
