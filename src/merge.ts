@@ -239,11 +239,7 @@ export class CoreCursor {
       isLastSegment: isLast || end !== undefined,
       laterSegments: this.#segments.slice(this.#segIdx + 1).map((x) => x.path),
       // Segment 0 of a core starts at sequence 1.
-      expectedFirstSequence: this.#lastSeq !== undefined
-        ? this.#lastSeq + 1n
-        : seg.index === 0
-        ? 1n
-        : undefined,
+      expectedFirstSequence: this.#nextFirst ?? (seg.index === 0 ? 1n : undefined),
       limitOffset: end,
       startOffset: start?.offset || undefined,
       startSequence: start?.offset ? start.sequence : undefined,
@@ -264,14 +260,14 @@ export class CoreCursor {
       }
     }
     if (
-      gap === undefined && h !== undefined && h.version >= 2 && this.#lastSeq !== undefined &&
-      h.firstSequence > this.#lastSeq + 1n &&
+      gap === undefined && h !== undefined && h.version >= 2 && this.#nextFirst !== undefined &&
+      h.firstSequence > this.#nextFirst &&
       BigInt(
           await acknowledgedClaim(
             this.#segments.slice(this.#segIdx).map((x) => x.path),
             this.#config.options.maxRecordBytes,
           ),
-        ) <= this.#lastSeq
+        ) < this.#nextFirst
     ) {
       // The previous segment's last batches were lost while this one's first reached the disk,
       // and no batch marker from here on says they were acknowledged: a crash tail, the end.
@@ -342,6 +338,8 @@ export class CoreCursor {
       entries: this.#segEntries,
       skipped: this.#skipped,
     });
+    // Where the next segment must start, even if this one held no entry.
+    if (reader.header !== undefined) this.#nextFirst = reader.stats.lastSequence + 1n;
     reader.close();
     this.#reader = undefined;
     const stop = r.kind === "torn" ||
@@ -351,6 +349,7 @@ export class CoreCursor {
   }
 
   #startChecked = false;
+  #nextFirst: bigint | undefined;
 
   /** Applies the gap policy outside #openSegment (a missing start segment). */
   #gap(path: string, segment: number, reason: string, _foreign: boolean): void {
