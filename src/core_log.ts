@@ -9,8 +9,10 @@
 import { directoryMode, PerCoreWalConfig, type ResolvedWalOptions } from "./config.ts";
 import { PerCoreWalError } from "./errors.ts";
 import {
+  BATCH_MARKER_BYTES,
   bodyLength,
   encodeSegmentHeader,
+  FORMAT_VERSION,
   getU64,
   normalizeOperation,
   PUT_OVERHEAD_BYTES,
@@ -25,12 +27,14 @@ import {
   recordSequence,
   RecordType,
   saltState,
+  sealBatchMarker,
   SEGMENT_DATA_OFFSET,
   setNsFromUs,
   setU64,
   toBytes,
   toKey,
   toOffsets,
+  writeBatchMarker,
   writeBody,
   writeRecordHeader,
 } from "./format.ts";
@@ -38,7 +42,7 @@ import { type LatencyBuckets, LatencyHistogram, type LatencySummary } from "./hi
 import type { BackendKind, IoBackend, IoFile } from "./io/backend.ts";
 import { ioError, SyncBackend } from "./io/sync.ts";
 import { UringBackend } from "./io/uring.ts";
-import { isUnstartedSegment, scanSegment } from "./reader.ts";
+import { acknowledgedClaim, isUnstartedSegment, scanSegment } from "./reader.ts";
 import type { Bytes, CommitOffsets, WalOperation, WalOperationInput } from "./types.ts";
 
 const MiB = 1024 * 1024;
@@ -480,7 +484,9 @@ export class CoreLog {
       b = undefined;
     }
     const start = b === undefined ? this.#segTail : b.fileOffset + b.used;
-    if (start + len > this.#o.segmentSizeBytes) {
+    // A new batch starts with its marker.
+    const need = b === undefined ? len + BATCH_MARKER_BYTES : len;
+    if (start + need > this.#o.segmentSizeBytes) {
       this.#rotate();
       b = undefined;
     }
@@ -512,17 +518,21 @@ export class CoreLog {
   // Batches
 
   #newBatch(len: number): Batch {
-    const pooled = len <= this.#batchSize;
+    const size = len + BATCH_MARKER_BYTES;
+    const pooled = size <= this.#batchSize;
     const buf = pooled
       ? (this.#pool.pop() ?? this.#io.allocBuffer(this.#batchSize))
       : this.#io.allocBuffer(
-        Math.ceil(len / 4096) * 4096,
+        Math.ceil(size / 4096) * 4096,
       );
     this.#seg.batches++;
+    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    // Every batch starts with a marker; what it claims is set at submission (#pump).
+    writeBatchMarker(view, 0, this.coreId, this.#epoch, this.#nextSeq, this.#now());
     return {
       buf,
-      view: new DataView(buf.buffer, buf.byteOffset, buf.byteLength),
-      used: 0,
+      view,
+      used: BATCH_MARKER_BYTES,
       fileOffset: this.#segTail,
       seg: this.#seg,
       firstSeq: this.#nextSeq,
@@ -564,6 +574,10 @@ export class CoreLog {
       const seg = b.seg;
       if (seg.error !== undefined) return this.#fail(seg.error);
       if (!seg.ready) break;
+      // The marker claims what is acknowledged now: after a crash, a hole before this batch
+      // that lies at or before that sequence is lost acknowledged data, any other hole is a
+      // crash tail (docs/FORMAT.md, section 8).
+      sealBatchMarker(b.buf, b.view, 0, this.#durableSeq, saltState(seg.salt));
       const parts = [{ data: b.buf.subarray(0, b.used), offset: b.fileOffset }];
       if (seg.headerBlock !== undefined) {
         // The header goes in the same chain as the segment's first records, before them.
@@ -845,8 +859,17 @@ export class CoreLog {
     const segs = listCoreSegments(this.#config, this.coreId);
     // Preallocated segments never started (only zeros) at the end of the list: the one
     // prepared ahead, and a current one that got no record before a close or a crash.
-    while (segs.length > 0 && isUnstartedSegment(segs[segs.length - 1].path)) {
-      Deno.removeSync(segs.pop()!.path);
+    // Then a last segment whose header block is zero but that holds data: the header is
+    // written in its first batch's chain, so no batch of it was acknowledged (section 8).
+    while (segs.length > 0) {
+      const path = segs[segs.length - 1].path;
+      if (isUnstartedSegment(path)) {
+        Deno.removeSync(path);
+      } else if (!_hasHeader(path)) {
+        Deno.removeSync(path);
+        this.#io.syncDirectory(this.#config.baseDir);
+      } else break;
+      segs.pop();
     }
     let lastSeq: number | undefined;
     let lastTsNs = 0n;
@@ -858,6 +881,7 @@ export class CoreLog {
       clean: boolean;
       salt: number;
       first: number;
+      version: number;
     } | undefined;
     for (let i = 0; i < segs.length; i++) {
       const s = segs[i];
@@ -865,7 +889,23 @@ export class CoreLog {
       const r = await scanSegment(s.path, {
         maxRecordBytes: this.#o.maxRecordBytes,
         isLastSegment: isLast,
+        laterSegments: segs.slice(i + 1).map((x) => x.path),
+        // Segment 0 of a core starts at sequence 1.
+        expectedFirstSequence: lastSeq !== undefined
+          ? BigInt(lastSeq + 1)
+          : s.index === 0
+          ? 1n
+          : undefined,
       });
+      if (r.end.kind === "torn" && !isLast) {
+        // A crash tail that began in this segment while the next one's first batches were in
+        // flight: none of the later segments' records was acknowledged. Remove them, last
+        // first and durably, before this one is cut (a crash in between finds the same tail).
+        // Then start over: this segment is the last one now.
+        for (const later of segs.splice(i + 1).reverse()) Deno.removeSync(later.path);
+        this.#io.syncDirectory(this.#config.baseDir);
+        return await this.#recover();
+      }
       const where = { coreId: this.coreId, segment: s.path };
       if (r.end.kind === "corrupted") {
         throw new PerCoreWalError(
@@ -875,6 +915,19 @@ export class CoreLog {
         );
       }
       const h = r.header;
+      const expected = lastSeq !== undefined ? lastSeq + 1 : s.index === 0 ? 1 : undefined;
+      if (
+        h === undefined && r.end.kind === "end" && expected !== undefined &&
+        await acknowledgedClaim(segs.slice(i + 1).map((x) => x.path), this.#o.maxRecordBytes) <
+          expected
+      ) {
+        // An all-zero segment before later ones: none of its batches reached the disk, and no
+        // later batch marker says they were acknowledged (two rotations were in flight). The
+        // crash tail begins here: remove it and the later ones, last first, then start over.
+        for (const later of segs.splice(i).reverse()) Deno.removeSync(later.path);
+        this.#io.syncDirectory(this.#config.baseDir);
+        return await this.#recover();
+      }
       if (h === undefined) {
         throw new PerCoreWalError(
           "Corrupted",
@@ -890,6 +943,18 @@ export class CoreLog {
         );
       }
       const first = Number(h.firstSequence);
+      if (
+        lastSeq !== undefined && first > lastSeq + 1 && h.version >= 2 &&
+        await acknowledgedClaim(segs.slice(i).map((x) => x.path), this.#o.maxRecordBytes) <=
+          lastSeq
+      ) {
+        // The previous segment's last batches never reached the disk while this one's did, and
+        // no batch marker from here on says they were acknowledged: a crash tail across the
+        // rotation. Remove this segment and the later ones (last first), then start over.
+        for (const later of segs.splice(i).reverse()) Deno.removeSync(later.path);
+        this.#io.syncDirectory(this.#config.baseDir);
+        return await this.#recover();
+      }
       if (lastSeq !== undefined && first !== lastSeq + 1) {
         throw new PerCoreWalError(
           "Corrupted",
@@ -915,6 +980,7 @@ export class CoreLog {
           clean: r.end.kind === "end",
           salt: h.salt,
           first,
+          version: h.version,
         };
       }
     }
@@ -938,7 +1004,9 @@ export class CoreLog {
         prepared: Promise.resolve(),
       };
       this.#openSegments.add(seg);
-      const resumable = last.clean && last.size === this.#o.segmentSizeBytes &&
+      // A version 1 segment is never continued: its readers would refuse batch markers.
+      const resumable = last.clean && last.version === FORMAT_VERSION &&
+        last.size === this.#o.segmentSizeBytes &&
         last.validEnd % this.#align === 0 && last.validEnd < last.size;
       if (!resumable && last.validEnd < last.size) {
         // A torn tail, or an end O_DIRECT cannot continue at: cut the file after the last
@@ -1122,6 +1190,19 @@ export function listCoreSegments(
     }
   }
   return out.sort((a, b) => a.index - b.index);
+}
+
+/** Whether a segment file's header block holds anything (its first 64 bytes are not zero). */
+function _hasHeader(path: string): boolean {
+  using f = Deno.openSync(path, { read: true });
+  const b = new Uint8Array(64);
+  let n = 0;
+  while (n < b.length) {
+    const r = f.readSync(b.subarray(n));
+    if (r === null) break;
+    n += r;
+  }
+  return b.some((x) => x !== 0);
 }
 
 function _syncFile(path: string): void {

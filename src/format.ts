@@ -16,16 +16,18 @@ import type {
 } from "./types.ts";
 
 /**
- * The format version this module writes and reads.
+ * The format version this module writes (it reads versions 1 and 2).
  *
  * @example
  * ```ts
  * import { FORMAT_VERSION } from "@percore/wal";
  *
- * console.log(`this build reads and writes segment format v${FORMAT_VERSION}`);
+ * console.log(`this build writes segment format v${FORMAT_VERSION}`);
  * ```
  */
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
+/** The oldest format version this module reads. */
+export const MIN_FORMAT_VERSION = 1;
 /** `"PCWALSEG"`: the first 8 bytes of every segment file. */
 export const SEGMENT_MAGIC: Uint8Array = new TextEncoder().encode("PCWALSEG");
 /** Bytes of the segment header that carry fields (the rest of the header block is zero). */
@@ -70,7 +72,16 @@ export const RecordType = {
   checkpoint: 3,
   commit: 4,
   epochBarrier: 5,
+  /**
+   * Version 2: the first record of every batch. It takes no sequence of its own (its sequence
+   * field is that of the next record) and its body is the u64 sequence through which the core
+   * had acknowledged records when the batch was submitted. Readers skip it.
+   */
+  batch: 6,
 } as const;
+
+/** Bytes of a batch marker (version 2): a record header and a u64 body. */
+export const BATCH_MARKER_BYTES = RECORD_HEADER_BYTES + 8;
 
 // Field offsets within a record (docs/FORMAT.md, "Records").
 export const R_CRC = 0;
@@ -189,8 +200,11 @@ export function decodeSegmentHeader(bytes: Uint8Array, path = "segment"): Segmen
   const crc = ~crc32cUpdate(0xffffffff, bytes, 0, 60) >>> 0;
   if (crc !== v.getUint32(60, true)) throw fail("ChecksumMismatch", "header checksum mismatch");
   const version = v.getUint16(8, true);
-  if (version !== FORMAT_VERSION) {
-    throw fail("Unsupported", `format version ${version} (this module reads ${FORMAT_VERSION})`);
+  if (version < MIN_FORMAT_VERSION || version > FORMAT_VERSION) {
+    throw fail(
+      "Unsupported",
+      `format version ${version} (this module reads ${MIN_FORMAT_VERSION} to ${FORMAT_VERSION})`,
+    );
   }
   const dataOffset = v.getUint32(52, true);
   if (v.getUint16(10, true) !== SEGMENT_HEADER_BYTES || dataOffset !== SEGMENT_DATA_OFFSET) {
@@ -402,6 +416,8 @@ export interface DecodeContext {
   coreId: number;
   /** The largest record (without padding) that is accepted. */
   maxRecordBytes: number;
+  /** The segment's format version; batch markers are records from version 2 on. Default 1. */
+  version?: number;
 }
 
 const ZERO: RecordCheck = { status: "zero" };
@@ -430,7 +446,8 @@ export function checkRecord(
   if (recordCrc(bytes, pos, length, ctx.salt) !== view.getUint32(pos + R_CRC, true)) {
     return { status: "bad", code: "ChecksumMismatch", reason: "checksum mismatch" };
   }
-  const reason = _checkFields(bytes, view, pos, length, ctx);
+  const reason = _checkFields(bytes, view, pos, length, ctx) ??
+    (bytes[pos + R_TYPE] === RecordType.batch ? _checkMarker(view, pos, ctx) : undefined);
   return reason === undefined
     ? { status: "ok", length }
     : { status: "bad", code: "Corrupted", reason };
@@ -462,12 +479,64 @@ function _checkFields(
       return body > MAX_KEY_BYTES ? "delete key too long" : undefined;
     case RecordType.checkpoint:
     case RecordType.epochBarrier:
+    case RecordType.batch:
       return body === 8 ? undefined : `body of ${body} bytes, expected 8`;
     case RecordType.commit:
       return _checkCommit(bytes, view, b, bodyEnd);
     default:
       return `unknown record type ${type}`;
   }
+}
+
+function _checkMarker(view: DataView, pos: number, ctx: DecodeContext): string | undefined {
+  if ((ctx.version ?? 1) < 2) return "batch marker in a version 1 segment";
+  // Acknowledged records all come before the batch: the claim is below its sequence.
+  return batchMarkerClaim(view, pos) < recordSequence(view, pos)
+    ? undefined
+    : "batch marker claims its own records were acknowledged";
+}
+
+/** The body of a batch marker: the sequence through which records were acknowledged. */
+export function batchMarkerClaim(view: DataView, pos: number): number {
+  return getU64(view, pos + RECORD_HEADER_BYTES);
+}
+
+/**
+ * Writes a batch marker at `pos` (version 2) whose sequence field is `sequence`, the sequence of
+ * the batch's first record. Its claim and CRC are filled in by {@linkcode sealBatchMarker} when
+ * the batch is submitted.
+ */
+export function writeBatchMarker(
+  view: DataView,
+  pos: number,
+  coreId: number,
+  epoch: number,
+  sequence: number,
+  timestampUs: number,
+): void {
+  writeRecordHeader(
+    view,
+    pos,
+    BATCH_MARKER_BYTES,
+    RecordType.batch,
+    coreId,
+    epoch,
+    sequence,
+    timestampUs,
+    0,
+  );
+}
+
+/** Sets a batch marker's claim (the acknowledged sequence) and its CRC. */
+export function sealBatchMarker(
+  bytes: Uint8Array,
+  view: DataView,
+  pos: number,
+  acknowledgedSequence: number,
+  salt: number,
+): void {
+  setU64(view, pos + RECORD_HEADER_BYTES, acknowledgedSequence);
+  view.setUint32(pos + R_CRC, recordCrc(bytes, pos, BATCH_MARKER_BYTES, salt), true);
 }
 
 function _checkCommit(bytes: Uint8Array, view: DataView, p: number, end: number) {

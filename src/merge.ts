@@ -9,7 +9,12 @@
 import type { PerCoreWalConfig } from "./config.ts";
 import { listCoreSegments } from "./core_log.ts";
 import { PerCoreWalError } from "./errors.ts";
-import { isUnstartedSegment, PerCoreWalReader, type ReadResult } from "./reader.ts";
+import {
+  acknowledgedClaim,
+  isUnstartedSegment,
+  PerCoreWalReader,
+  type ReadResult,
+} from "./reader.ts";
 import type { PerCoreWalEntry } from "./types.ts";
 import { configFromDirectory } from "./wal_meta.ts";
 
@@ -242,6 +247,9 @@ export class CoreCursor {
     const reader = await PerCoreWalReader.open(seg.path, {
       maxRecordBytes: this.#config.options.maxRecordBytes,
       isLastSegment: isLast || end !== undefined,
+      laterSegments: this.#segments.slice(this.#segIdx + 1).map((x) => x.path),
+      // Segment 0 of a core starts at sequence 1.
+      expectedFirstSequence: this.#nextFirst ?? (seg.index === 0 ? 1n : undefined),
       limitOffset: end,
       startOffset: start?.offset || undefined,
       startSequence: start?.offset ? start.sequence : undefined,
@@ -260,6 +268,22 @@ export class CoreCursor {
         gap = `the log begins at sequence ${h.firstSequence}: earlier segments were retired by a ` +
           `checkpoint that is not usable, or are missing`;
       }
+    }
+    if (
+      gap === undefined && h !== undefined && h.version >= 2 && this.#nextFirst !== undefined &&
+      h.firstSequence > this.#nextFirst &&
+      BigInt(
+          await acknowledgedClaim(
+            this.#segments.slice(this.#segIdx).map((x) => x.path),
+            this.#config.options.maxRecordBytes,
+          ),
+        ) < this.#nextFirst
+    ) {
+      // The previous segment's last batches were lost while this one's first reached the disk,
+      // and no batch marker from here on says they were acknowledged: a crash tail, the end.
+      reader.close();
+      this.#finish();
+      return;
     }
     if (gap !== undefined) {
       // Checked below with the other gaps.
@@ -324,6 +348,8 @@ export class CoreCursor {
       entries: this.#segEntries,
       skipped: this.#skipped,
     });
+    // Where the next segment must start, even if this one held no entry.
+    if (reader.header !== undefined) this.#nextFirst = reader.stats.lastSequence + 1n;
     reader.close();
     this.#reader = undefined;
     const stop = r.kind === "torn" ||
@@ -333,6 +359,7 @@ export class CoreCursor {
   }
 
   #startChecked = false;
+  #nextFirst: bigint | undefined;
 
   /** Applies the gap policy outside #openSegment (a missing start segment). */
   #gap(path: string, segment: number, reason: string, _foreign: boolean): void {

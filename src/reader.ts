@@ -7,6 +7,7 @@
 import { ioError } from "./io/sync.ts";
 import { PerCoreWalError } from "./errors.ts";
 import {
+  batchMarkerClaim,
   checkRecord,
   type DecodeContext,
   decodeRecord,
@@ -15,11 +16,13 @@ import {
   R_CORE,
   R_FLAGS,
   R_LENGTH,
+  R_PAD,
   R_TYPE,
   RECORD_HEADER_BYTES,
   recordEpoch,
   recordSequence,
   recordTimestamp,
+  RecordType,
   saltState,
   SEGMENT_DATA_OFFSET,
   type SegmentHeader,
@@ -108,9 +111,24 @@ export interface ReaderOptions {
   startOffset?: number;
   /** The sequence of the record at `startOffset` (default: the header's first sequence). */
   startSequence?: bigint;
+  /**
+   * The core's segments after this one (paths, by index). In a version 2 segment that is not the
+   * last, damage that no batch marker here or in these segments proves acknowledged is a torn
+   * tail (batches of a rotation in flight), not corruption. Without them such damage is
+   * corruption.
+   */
+  laterSegments?: string[];
+  /**
+   * The sequence this segment must start at (the previous segment's last + 1), when known. With
+   * `laterSegments`, lets a segment whose header block is zero but that holds data be a crash
+   * tail although it is not the last (two rotations in flight).
+   */
+  expectedFirstSequence?: bigint;
 }
 
 const CHUNK = 1024 * 1024;
+/** The unit a disk writes atomically, as the crash model of section 8 assumes. */
+const SECTOR = 512;
 
 /**
  * Reads and validates the records of one segment file, in order. It never returns a damaged
@@ -137,6 +155,9 @@ export class PerCoreWalReader {
   readonly #file: Deno.FsFile;
   readonly #ctx: DecodeContext;
   readonly #last: boolean;
+  readonly #later: string[] | undefined;
+  readonly #expectedFirst: bigint | undefined;
+  #claim = 0;
   #buf = new Uint8Array(CHUNK);
   #view = new DataView(this.#buf.buffer);
   #u32 = new Uint32Array(this.#buf.buffer);
@@ -168,10 +189,13 @@ export class PerCoreWalReader {
     this.fileSizeBytes = size;
     this.header = header;
     this.#last = options.isLastSegment ?? true;
+    this.#later = options.laterSegments;
+    this.#expectedFirst = options.expectedFirstSequence;
     this.#ctx = {
       salt: header === undefined ? 0 : saltState(header.salt),
       coreId: header?.coreId ?? 0,
       maxRecordBytes: options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES,
+      version: header?.version ?? 1,
     };
     if (header !== undefined) {
       this.#expected = Number(options.startSequence ?? header.firstSequence);
@@ -212,6 +236,14 @@ export class PerCoreWalReader {
 
   /** Returns the next record, or why there is none. After a non-entry result it repeats it. */
   async readNext(): Promise<ReadResult> {
+    while (true) {
+      const r = await this.#readOne();
+      // Undefined: a batch marker was skipped.
+      if (r !== undefined) return r;
+    }
+  }
+
+  async #readOne(): Promise<ReadResult | undefined> {
     if (this.#closed) throw new PerCoreWalError("Closed", `Reader of "${this.path}" is closed`);
     if (this.#done !== undefined) return this.#done;
     if (this.header === undefined) {
@@ -256,7 +288,8 @@ export class PerCoreWalReader {
   async readBatch(max = 1024): Promise<ReadResult[]> {
     const out: ReadResult[] = [];
     while (out.length < max) {
-      const fast = this.#fast();
+      let fast = this.#fast();
+      while (fast === null) fast = this.#fast();
       if (fast !== undefined) {
         out.push(fast);
         if (fast.kind !== "entry") break;
@@ -269,8 +302,11 @@ export class PerCoreWalReader {
     return out;
   }
 
-  /** The next entry if it is whole in the buffer and valid; undefined otherwise (slow path). */
-  #fast(): ReadResult | undefined {
+  /**
+   * The next entry if it is whole in the buffer and valid; null when a batch marker was skipped;
+   * undefined otherwise (slow path).
+   */
+  #fast(): ReadResult | undefined | null {
     if (this.#done !== undefined || this.#closed || this.header === undefined) return undefined;
     const pos = this.#pos;
     const rel = pos - this.#bufStart;
@@ -278,7 +314,7 @@ export class PerCoreWalReader {
       return undefined;
     }
     const c = checkRecord(this.#buf, this.#view, rel, this.#bufLen, this.#ctx);
-    return c.status === "ok" ? this.#entry(pos, c.length) : undefined;
+    return c.status === "ok" ? (this.#entry(pos, c.length) ?? null) : undefined;
   }
 
   #check(pos: number) {
@@ -286,7 +322,8 @@ export class PerCoreWalReader {
     return checkRecord(this.#buf, this.#view, rel, this.#bufLen, this.#ctx);
   }
 
-  #entry(pos: number, length: number): ReadResult {
+  /** The entry at `pos`, or undefined for a batch marker (checked for order, then skipped). */
+  #entry(pos: number, length: number): ReadResult | undefined {
     const rel = pos - this.#bufStart;
     const v = this.#view;
     const seq = recordSequence(v, rel);
@@ -303,6 +340,15 @@ export class PerCoreWalReader {
     else if (ts < this.#lastTs) reason = "timestamp goes backwards";
     if (reason !== undefined) {
       return this.#finish({ kind: "corrupted", offset: pos, reason, code: "Corrupted" });
+    }
+    if (this.#buf[rel + R_TYPE] === RecordType.batch) {
+      // Takes no sequence: the marker's sequence is that of the record after it.
+      const claim = batchMarkerClaim(v, rel);
+      if (claim > this.#claim) this.#claim = claim;
+      this.#lastEpoch = epoch;
+      this.#lastTs = ts;
+      this.#pos = pos + length;
+      return undefined;
     }
     // A number is exact up to 2^53: above that (never written, but a file may say so) the
     // decoder reads the bigint itself.
@@ -343,11 +389,16 @@ export class PerCoreWalReader {
     code: "ChecksumMismatch" | "Corrupted",
     zeroStart = false,
   ): Promise<ReadResult> {
-    const { nonZero, validAt } = await this.#scan(pos);
+    // Only damage a power loss can leave (a sector of the record left as zeros) may be a crash
+    // tail; other damage (a flipped bit) is classified as in version 1.
+    const v2 = this.header !== undefined && this.header.version >= 2 &&
+      await this.#crashShaped(pos);
+    const { nonZero, validAt, claim } = await this.#scan(pos, v2);
     if (!nonZero) {
       return { kind: "end", offset: pos, preallocatedBytes: this.fileSizeBytes - pos };
     }
     const what = zeroStart ? "zeros followed by non-zero bytes" : reason;
+    if (v2) return await this.#crashTail(pos, what, code, validAt, claim);
     if (validAt !== undefined) {
       return {
         kind: "corrupted",
@@ -358,6 +409,30 @@ export class PerCoreWalReader {
       };
     }
     if (this.header === undefined) {
+      if (this.#last) {
+        // The header block is written in the chain of the segment's first batch: a segment
+        // without it never had a batch acknowledged. Its records cannot be checked (the salt is
+        // in the header), so this is also what a destroyed header of a last segment looks like.
+        return {
+          kind: "torn",
+          offset: 0,
+          reason: "zero segment header followed by data (its first batch never completed)",
+        };
+      }
+      const first = this.#expectedFirst;
+      if (
+        first !== undefined && this.#later !== undefined &&
+        await acknowledgedClaim(this.#later, this.#ctx.maxRecordBytes) < Number(first)
+      ) {
+        // Its first batch never completed, and no later batch marker says anything from its
+        // first sequence on was acknowledged: the crash tail began here.
+        return {
+          kind: "torn",
+          offset: 0,
+          reason: "zero segment header followed by data (its first batch never completed; " +
+            "no later batch marker claims it)",
+        };
+      }
       return {
         kind: "corrupted",
         offset: 0,
@@ -376,52 +451,145 @@ export class PerCoreWalReader {
     return { kind: "torn", offset: pos, reason: what };
   }
 
-  /** Whether any byte from `from` on is non-zero, and the first valid record after `from`. */
-  async #scan(from: number): Promise<{ nonZero: boolean; validAt?: number }> {
-    let nonZero = false;
+  /**
+   * Whether the damaged record at `pos` looks like a power loss: a batch reaches the disk in
+   * 512-byte sectors, each written or left as it was (zeros: segments are zero-filled and never
+   * rewritten). So some sector's share of the record (padding excluded), or of its CRC and
+   * length fields, is all zero.
+   */
+  async #crashShaped(pos: number): Promise<boolean> {
     const size = this.fileSizeBytes;
-    for (let w = from; w < size;) {
-      await this.#ensure(w, CHUNK + RECORD_HEADER_BYTES);
-      // Look at every offset whose record header is in the buffer (all of them when the buffer
-      // reaches the end of the file): each byte is read from the file once.
-      const avail = Math.min(this.#bufStart + this.#bufLen, size) - w;
-      const end = w + avail >= size ? avail : avail - RECORD_HEADER_BYTES;
-      const n = end + RECORD_HEADER_BYTES;
-      const w0 = w;
-      w += end;
-      // A window of zeros holds no non-zero byte and no length field: nothing to look at.
-      const rel0 = w0 - this.#bufStart;
-      if (_zeroRange(this.#buf, this.#u32, rel0, rel0 + Math.min(end + 8, avail))) continue;
-      for (let i = 0; i < end; i++) {
-        const rel = w0 - this.#bufStart + i;
-        const b = this.#buf;
-        // Zero runs, a word at a time: no non-zero byte and no length field at these offsets.
-        if ((rel & 3) === 0 && rel + 12 <= this.#bufLen) {
-          const u = this.#u32;
-          const x = rel >> 2;
-          if (u[x] === 0 && u[x + 1] === 0 && u[x + 2] === 0) {
-            i += 3;
-            continue;
-          }
-        }
-        if (b[rel] !== 0) {
-          nonZero = true;
-          if (this.header === undefined) return { nonZero };
-        }
-        // A record may start at any offset, whatever its first (CRC) byte; its length field
-        // is never zero, which skips zero runs cheaply.
-        if ((b[rel + 4] | b[rel + 5] | b[rel + 6] | b[rel + 7]) === 0) continue;
-        const q = w0 + i;
-        if (q <= from || this.header === undefined || !this.#candidate(rel, q)) continue;
-        const len = this.#view.getUint32(rel + R_LENGTH, true);
-        await this.#ensure(q, len);
-        const ok = checkRecord(this.#buf, this.#view, q - this.#bufStart, this.#bufLen, this.#ctx);
-        // A valid record is non-zero even when its first (CRC) byte is 0.
-        if (ok.status === "ok") return { nonZero: true, validAt: q };
-        await this.#ensure(w0, n);
+    await this.#ensure(pos, RECORD_HEADER_BYTES);
+    const rel = pos - this.#bufStart;
+    const zeroIn = (from: number, to: number) => {
+      for (let s = from - (from % SECTOR); s < to; s += SECTOR) {
+        const lo = Math.max(s, from) - this.#bufStart;
+        const hi = Math.min(s + SECTOR, to) - this.#bufStart;
+        let zero = true;
+        for (let i = lo; i < hi && zero; i++) zero = this.#buf[i] === 0;
+        if (zero) return true;
       }
+      return false;
+    };
+    if (zeroIn(pos, Math.min(pos + 8, size))) return true;
+    if (pos + RECORD_HEADER_BYTES > size) return false;
+    const length = this.#view.getUint32(rel + R_LENGTH, true);
+    if (length < RECORD_HEADER_BYTES || length > this.#ctx.maxRecordBytes + 0xffff) return false;
+    const pad = this.#view.getUint16(rel + R_PAD, true);
+    const end = Math.min(pos + length - (pad <= length - RECORD_HEADER_BYTES ? pad : 0), size);
+    await this.#ensure(pos, end - pos);
+    return zeroIn(pos, end);
+  }
+
+  /**
+   * Version 2: damage at `pos` followed by no valid record, or by valid records none of whose
+   * batch markers claims a sequence at or after the first missing one, lies in batches that were
+   * never acknowledged (acknowledgements go in order, and every batch submitted after one was
+   * acknowledged says so). That is a crash tail; a claim proves acknowledged data was lost.
+   */
+  async #crashTail(
+    pos: number,
+    what: string,
+    code: "ChecksumMismatch" | "Corrupted",
+    validAt: number | undefined,
+    claim: number,
+  ): Promise<ReadResult> {
+    const missing = this.#expected;
+    if (claim > this.#claim) this.#claim = claim;
+    const later = this.#last || this.#later === undefined
+      ? 0
+      : await acknowledgedClaim(this.#later, this.#ctx.maxRecordBytes);
+    const proof = Math.max(claim, later);
+    if (proof >= missing) {
+      return {
+        kind: "corrupted",
+        offset: pos,
+        reason: `${what}${
+          validAt === undefined ? "" : `, followed by a valid record at offset ${validAt}`
+        }; a batch marker${
+          claim >= missing ? "" : " in a later segment"
+        } says records through sequence ${proof} were acknowledged (sequence ${missing} is lost)`,
+        code,
+        resumeAt: validAt,
+      };
     }
-    return { nonZero };
+    if (!this.#last && this.#later === undefined) {
+      return {
+        kind: "corrupted",
+        offset: pos,
+        reason: `${what} in a segment that is not the core's last`,
+        code,
+        resumeAt: validAt,
+      };
+    }
+    const after = validAt === undefined ? "" : ", unacknowledged batches follow";
+    return { kind: "torn", offset: pos, reason: `${what}${after}` };
+  }
+
+  /**
+   * Whether any byte from `from` on is non-zero, and the first valid record after `from`. With
+   * `all`, goes on to the end of the file and returns the largest batch-marker claim seen.
+   */
+  async #scan(
+    from: number,
+    all = false,
+  ): Promise<{ nonZero: boolean; validAt?: number; claim: number }> {
+    let nonZero = false;
+    let validAt: number | undefined;
+    let claim = 0;
+    const size = this.fileSizeBytes;
+    let q = from;
+    while (q < size) {
+      if (
+        q < this.#bufStart ||
+        q + Math.min(RECORD_HEADER_BYTES, size - q) > this.#bufStart + this.#bufLen
+      ) {
+        await this.#ensure(q, CHUNK);
+      }
+      const rel = q - this.#bufStart;
+      const b = this.#buf;
+      // Zero runs, a word at a time: no non-zero byte and no length field at these offsets.
+      if ((rel & 3) === 0 && rel + 12 <= this.#bufLen) {
+        const u = this.#u32;
+        const x = rel >> 2;
+        if (u[x] === 0 && u[x + 1] === 0 && u[x + 2] === 0) {
+          // The step above, repeated while it applies, 8 words at a time: on to the last
+          // offset whose three words are not all zero (or not all in the buffer).
+          q += (_firstNonZeroWord(u, x + 3, this.#bufLen >> 2) - 2 - x) * 4;
+          continue;
+        }
+      }
+      if (b[rel] !== 0) {
+        nonZero = true;
+        if (this.header === undefined) return { nonZero, claim };
+      }
+      // A record may start at any offset, whatever its first (CRC) byte; its length field
+      // is never zero, which skips zero runs cheaply.
+      if (
+        q <= from || (b[rel + 4] | b[rel + 5] | b[rel + 6] | b[rel + 7]) === 0 ||
+        this.header === undefined || !this.#candidate(rel, q)
+      ) {
+        q++;
+        continue;
+      }
+      const len = this.#view.getUint32(rel + R_LENGTH, true);
+      await this.#ensure(q, len);
+      const at = q - this.#bufStart;
+      const ok = checkRecord(this.#buf, this.#view, at, this.#bufLen, this.#ctx);
+      if (ok.status !== "ok") {
+        q++;
+        continue;
+      }
+      // A valid record is non-zero even when its first (CRC) byte is 0.
+      nonZero = true;
+      validAt ??= q;
+      if (!all) return { nonZero, validAt, claim };
+      if (this.#buf[at + R_TYPE] === RecordType.batch) {
+        claim = Math.max(claim, batchMarkerClaim(this.#view, at));
+      }
+      q += ok.length;
+    }
+    return { nonZero, validAt, claim };
   }
 
   /** A cheap test of whether a record could start at `q` (buffer offset `rel`). */
@@ -429,7 +597,9 @@ export class PerCoreWalReader {
     if (rel + RECORD_HEADER_BYTES > this.#bufLen) return false;
     const b = this.#buf;
     const v = this.#view;
-    if (b[rel + R_FLAGS] !== 0 || b[rel + R_TYPE] === 0 || b[rel + R_TYPE] > 5) return false;
+    if (b[rel + R_FLAGS] !== 0 || b[rel + R_TYPE] === 0 || b[rel + R_TYPE] > RecordType.batch) {
+      return false;
+    }
     if (v.getUint16(rel + R_CORE, true) !== this.#ctx.coreId) return false;
     const len = v.getUint32(rel + R_LENGTH, true);
     return len >= RECORD_HEADER_BYTES && len <= this.#ctx.maxRecordBytes + 0xffff &&
@@ -482,6 +652,14 @@ export class PerCoreWalReader {
       minEpoch: this.#minEpoch,
       maxEpoch: this.#maxEpoch,
     };
+  }
+
+  /**
+   * The largest sequence that a batch marker read so far says was acknowledged when its batch
+   * was submitted (0n when none; version 1 segments have no markers).
+   */
+  get acknowledgedClaim(): bigint {
+    return BigInt(this.#claim);
   }
 
   /** The timestamp of the last record read (0 when none), for writers that continue the log. */
@@ -564,6 +742,25 @@ export async function scanSegment(
   };
 }
 
+/**
+ * The largest acknowledged sequence that the batch markers of these segments (a core's, by
+ * index) claim (0 when none). A segment with a zero header but data cannot be checked (the salt
+ * is in the header) and claims nothing: its first batch never completed, so none of its records
+ * was acknowledged, and its claims are lost with its header (FORMAT.md, section 8, limits).
+ */
+export async function acknowledgedClaim(paths: string[], maxRecordBytes: number): Promise<number> {
+  let claim = 0;
+  const started = paths.filter((p) => !isUnstartedSegment(p));
+  for (const path of started) {
+    using r = await PerCoreWalReader.open(path, { maxRecordBytes, isLastSegment: true });
+    if (r.header === undefined) continue;
+    let x = await r.readNext();
+    while (x.kind === "entry") x = await r.readNext();
+    claim = Math.max(claim, Number(r.acknowledgedClaim));
+  }
+  return claim;
+}
+
 async function _readFull(
   file: Deno.FsFile,
   into: Uint8Array,
@@ -584,6 +781,21 @@ async function _readFull(
   } catch (e) {
     throw ioError(e, "read", path, offset);
   }
+}
+
+/** The index of the first non-zero word of `words[from..to)`, or `to`. */
+function _firstNonZeroWord(words: Uint32Array, from: number, to: number): number {
+  let x = from;
+  for (; x + 8 <= to; x += 8) {
+    if (
+      (words[x] | words[x + 1] | words[x + 2] | words[x + 3] | words[x + 4] | words[x + 5] |
+        words[x + 6] | words[x + 7]) !== 0
+    ) {
+      break;
+    }
+  }
+  while (x < to && words[x] === 0) x++;
+  return x;
 }
 
 /** Whether `b[from..to)` is all zeros; `words` views the same buffer from offset 0. */

@@ -368,6 +368,7 @@ export class PerCoreRecoveryManager {
         const r = await scanSegment(segs[i].path, {
           maxRecordBytes: this.config.options.maxRecordBytes,
           isLastSegment: i === segs.length - 1,
+          laterSegments: segs.slice(i + 1).map((x) => x.path),
         });
         if (r.header !== undefined) out.push(r.stats);
       }
@@ -607,6 +608,11 @@ export class PerCoreRecoveryManager {
     };
     for (const line of report) {
       if (line.status === "tornTail" && line.action === "truncated") {
+        // A crash tail may begin before the last segment (batches of a rotation in flight):
+        // the later segments hold no acknowledged record and are put aside first.
+        for (const x of listCoreSegments(this.config, line.coreId)) {
+          if (x.index > line.segmentIndex) Deno.renameSync(x.path, _aside(x.path));
+        }
         _truncate(line.path, line.offset!);
         line.applied = true;
       }

@@ -13,7 +13,6 @@
 // appends are checked after the next kill.
 import { parseArgs } from "@std/cli/parse-args";
 import { PerCoreWalConfig, type PerCoreWalOptions } from "../src/config.ts";
-import { PerCoreWalError } from "../src/errors.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
 import { recoverPerCore } from "../src/recovery.ts";
 import { readCore, rng } from "./_helpers.ts";
@@ -75,13 +74,6 @@ export interface CrashLoopResult {
   kills: Record<string, number>;
   fallbacks: number;
   checkpointsUsed: number;
-  /**
-   * Cycles after which the WAL refused to reopen because a batch was missing (zeros) before a
-   * later, never acknowledged batch (the process died with batches in flight; see the README's
-   * Limits). Each time, a read-only salvage showed every acknowledged record intact and the loop
-   * went on in a fresh directory. With `strict`, such a cycle fails instead.
-   */
-  holes: { cycle: number; message: string }[];
 }
 
 /** Options of {@linkcode runCrashLoop}. */
@@ -92,8 +84,6 @@ export interface CrashLoopOptions {
   seed: number;
   /** Progress lines; default none. */
   log?: (line: string) => void;
-  /** Fail when the WAL refuses to reopen after a kill, even with nothing acknowledged lost. */
-  strict?: boolean;
 }
 
 const _eq = (a: Uint8Array, b: Uint8Array): boolean =>
@@ -104,7 +94,7 @@ const _dec = new TextDecoder();
  * Runs the crash loop; throws an `Error` naming the seed, the cycle and what was wrong.
  */
 export async function runCrashLoop(o: CrashLoopOptions): Promise<CrashLoopResult> {
-  let wal = `${o.dir}/wal`;
+  const wal = `${o.dir}/wal`;
   const r = rng(o.seed);
   const child = new URL("./_crash_child.ts", import.meta.url).pathname;
   // key → [core, sequence] of every acknowledged record, over all cycles.
@@ -116,7 +106,6 @@ export async function runCrashLoop(o: CrashLoopOptions): Promise<CrashLoopResult
     kills: {},
     fallbacks: 0,
     checkpointsUsed: 0,
-    holes: [],
   };
   for (let cycle = 0; cycle < o.cycles; cycle++) {
     const plan = killPlan(r);
@@ -190,26 +179,9 @@ export async function runCrashLoop(o: CrashLoopOptions): Promise<CrashLoopResult
     if (status.signal !== "SIGKILL") fail(`the child exited by itself (${status.code}): ${err}`);
     if (fallback) result.fallbacks++;
     result.kills[plan.kind] = (result.kills[plan.kind] ?? 0) + 1;
-    try {
-      await _verify(wal, acked, ackedMax, fail, result);
-    } catch (e) {
-      if (o.strict || !_isHoleBeforeLaterBatch(e)) throw e;
-      await _verifySalvage(wal, acked, fail);
-      result.holes.push({
-        cycle,
-        message: `(kill ${JSON.stringify(plan)}) ${(e as Error).message}`,
-      });
-      o.log?.(
-        `cycle ${cycle} (kill ${JSON.stringify(plan)}): the WAL refused to reopen (${
-          (e as Error).message
-        }); ` +
-          `every acknowledged record is intact (salvage); going on in a fresh directory`,
-      );
-      // Its checkpoints go beside it: a fresh parent directory.
-      wal = `${o.dir}/after-cycle-${cycle}/wal`;
-      acked.clear();
-      ackedMax.fill(0n);
-    }
+    // Format v2 tells a crash tail (batches in flight when the process died) from corruption,
+    // so any refusal to reopen after a kill is a failure.
+    await _verify(wal, acked, ackedMax, fail, result);
     result.cycles++;
     result.acked = acked.size;
     o.log?.(
@@ -217,26 +189,6 @@ export async function runCrashLoop(o: CrashLoopOptions): Promise<CrashLoopResult
     );
   }
   return result;
-}
-
-/** The refusal of a core's log whose batch is missing before a later batch (see the README). */
-function _isHoleBeforeLaterBatch(e: unknown): boolean {
-  return e instanceof PerCoreWalError && e.code === "Corrupted" &&
-    e.message.includes("followed by a valid record");
-}
-
-/** Read-only salvage: every acknowledged record must still be there with its bytes. */
-async function _verifySalvage(
-  wal: string,
-  acked: Map<string, [number, bigint]>,
-  fail: (what: string) => never,
-): Promise<void> {
-  using rec = await recoverPerCore(wal, { mode: "salvage", readOnly: true });
-  for (const key of acked.keys()) {
-    const v = rec.state.get(key);
-    if (v === undefined) fail(`salvage: acknowledged "${key}" is missing`);
-    if (!_eq(v, crashValue(key))) fail(`salvage: value of acknowledged "${key}" differs`);
-  }
 }
 
 async function _verify(
@@ -312,7 +264,7 @@ async function _verify(
 }
 
 if (import.meta.main) {
-  const args = parseArgs(Deno.args, { string: ["cycles", "seed", "dir"], boolean: ["strict"] });
+  const args = parseArgs(Deno.args, { string: ["cycles", "seed", "dir"] });
   const cycles = Number(args.cycles ?? 30);
   const seed = Number(args.seed ?? Math.floor(Math.random() * 2 ** 31));
   if (!Number.isInteger(cycles) || cycles < 1 || !Number.isInteger(seed)) {
@@ -320,8 +272,7 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   const dir = args.dir ?? await Deno.makeTempDir({ prefix: "percore-wal-crash-" });
-  const replay = `deno task test:crash --cycles ${cycles} --seed ${seed}` +
-    (args.strict ? " --strict" : "");
+  const replay = `deno task test:crash --cycles ${cycles} --seed ${seed}`;
   console.log(`crash loop: ${cycles} cycles, seed ${seed}, in ${dir}`);
   const t0 = performance.now();
   try {
@@ -330,15 +281,12 @@ if (import.meta.main) {
       cycles,
       seed,
       log: (l) => console.log(l),
-      strict: args.strict,
     });
     const s = ((performance.now() - t0) / 1000).toFixed(1);
     console.log(
       `PASS: ${res.cycles} cycles in ${s} s, seed ${seed}: ${res.acked} records acknowledged, ` +
         `kills ${JSON.stringify(res.kills)}, ${res.fallbacks} marker kills fell back to a delay, ` +
-        `recovery used a checkpoint in ${res.checkpointsUsed} cycles, ` +
-        `${res.holes.length} reopen refusals (hole before an unacknowledged batch, nothing ` +
-        `acknowledged lost) at cycles [${res.holes.map((h) => h.cycle).join(", ")}]`,
+        `recovery used a checkpoint in ${res.checkpointsUsed} cycles`,
     );
     if (args.dir === undefined) await Deno.remove(dir, { recursive: true });
   } catch (e) {

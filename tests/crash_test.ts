@@ -4,9 +4,6 @@
 // step); every acknowledged record must be there exactly once with its bytes, each core's
 // sequences without gap, and the WAL must go on. CYCLES=n, SEED=s (default 30 cycles, seed 2026);
 // `deno task test:crash --cycles N --seed S` runs the same loop outside the test runner.
-// CRASH_STRICT=1 fails when the WAL refuses to reopen after a kill (a batch missing before a
-// later, unacknowledged one: see `CrashLoopResult.holes`) instead of checking with a read-only
-// salvage that nothing acknowledged was lost and going on in a fresh directory.
 import { assert } from "@std/assert";
 import { ignoreWithoutUring, tempDir } from "./_helpers.ts";
 import { runCrashLoop } from "./crash_loop.ts";
@@ -19,9 +16,7 @@ Deno.test({
     const cycles = Number(Deno.env.get("CYCLES") ?? 30);
     const seed = Number(Deno.env.get("SEED") ?? 2026);
     try {
-      const strict = Deno.env.get("CRASH_STRICT") === "1";
-      const res = await runCrashLoop({ dir: dir.path, cycles, seed, strict });
-      for (const h of res.holes) console.warn(`cycle ${h.cycle}: reopen refused: ${h.message}`);
+      const res = await runCrashLoop({ dir: dir.path, cycles, seed });
       assert(res.acked > 0, "the children acknowledged records");
       assert(res.checkpointsUsed > 0, "recovery started from a checkpoint at least once");
       if (cycles >= 30) {

@@ -6,11 +6,19 @@ import { PerCoreWalError } from "../src/errors.ts";
 import { PerCoreWalReader, type ReadResult, scanSegment } from "../src/reader.ts";
 import { readCore, rng, smallConfig, tempDir } from "./_helpers.ts";
 
-/** Writes `n` records on the sync backend (no padding) and returns the first segment's path and record places. */
+/**
+ * Writes `n` records on the sync backend (no padding), two per batch, each batch acknowledged
+ * before the next is submitted: every batch marker after a record claims it was acknowledged, so
+ * damage before the last two records is provably corruption, not a crash tail. Returns the first
+ * segment's path and record places.
+ */
 async function writeSegment(dir: string, n: number, options = {}) {
   const config = smallConfig(dir, { backend: "sync", ...options });
   const log = await CoreLog.open(config, 0);
-  for (let i = 0; i < n; i++) log.appendPut(`key-${i}`, new Uint8Array(20 + i).fill(i));
+  for (let i = 0; i < n; i++) {
+    log.appendPut(`key-${i}`, new Uint8Array(20 + i).fill(i));
+    if (i % 2 === 1) await log.sync();
+  }
   await log.close();
   const path = config.segmentPath(0, 0);
   const records: { offset: number; length: number }[] = [];
@@ -255,11 +263,16 @@ Deno.test("a segment cut inside its header block is a torn tail with no records"
   });
 });
 
-/** A segment of 400 records in which some record (not among the first two) has a CRC starting with 0x00. */
+/**
+ * A segment of 400 records in which some record (not among the first two, second of its batch,
+ * batches acknowledged after it) has a CRC starting with 0x00.
+ */
 async function withZeroCrcRecord(dir: string) {
   for (let attempt = 0; attempt < 20; attempt++) {
     const w = await writeSegment(`${dir}/${attempt}`, 400);
-    const i = w.records.findIndex((r, k) => k > 1 && w.bytes[r.offset] === 0);
+    const i = w.records.findIndex((r, k) =>
+      k > 1 && k % 2 === 1 && k < 396 && w.bytes[r.offset] === 0
+    );
     if (i >= 0) return { ...w, i };
   }
   throw new Error("no record with a CRC starting with 0x00 in 20 x 400 records");

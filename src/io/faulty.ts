@@ -41,6 +41,8 @@ export class FaultyBackend implements IoBackend {
   #chains = 0;
   /** How many faults were injected. */
   injected = 0;
+  /** Every data chain asked for, in order: its number and whether it ended with an fdatasync. */
+  readonly calls: { chain: number; sync: boolean }[] = [];
 
   /** Wraps `inner`, failing according to `plan`. */
   constructor(inner: IoBackend, plan: FaultPlan) {
@@ -69,6 +71,7 @@ export class FaultyBackend implements IoBackend {
   ): Promise<void> {
     if (purpose === "prepare") return this.#inner.writeParts(file, parts, sync, purpose);
     const n = ++this.#chains;
+    this.calls.push({ chain: n, sync });
     const p = this.#plan;
     if (n === p.failWriteAt) {
       this.injected++;

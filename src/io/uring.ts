@@ -262,6 +262,11 @@ export interface UringBackendOptions {
    * real short write and the chain is resubmitted.
    */
   shortWriteEvery?: number;
+  /**
+   * Test hook: the first n submissions report -EAGAIN without reaching the kernel (the SQEs stay
+   * queued), as a kernel short of resources does, so that the retry path runs.
+   */
+  eagainSubmits?: number;
 }
 
 /** The io_uring backend. */
@@ -280,6 +285,9 @@ export class UringBackend implements IoBackend {
   readonly #backlog: Chain[] = [];
   #writes = 0;
   readonly #shortEvery: number;
+  #eagainSubmits: number;
+  /** Submissions that returned -EAGAIN or -EBUSY and were retried. */
+  submitRetries = 0;
   readonly #buffers = new Map<ArrayBufferLike, AlignedBuffer>();
   #closed = false;
 
@@ -287,6 +295,7 @@ export class UringBackend implements IoBackend {
   constructor(options: UringBackendOptions) {
     this.#ring = Ring.create(options.ringEntries);
     this.#shortEvery = options.shortWriteEvery ?? 0;
+    this.#eagainSubmits = options.eagainSubmits ?? 0;
     const efd = libc().eventfd(0, EFD_CLOEXEC);
     if (efd < 0) {
       this.#ring.close();
@@ -396,8 +405,11 @@ export class UringBackend implements IoBackend {
   }
 
   #submit(): void {
-    const rc = this.#ring.submit();
+    const rc = this.#eagainSubmits > 0 && this.#eagainSubmits-- > 0
+      ? -Errno.EAGAIN
+      : this.#ring.submit();
     if (rc === -Errno.EAGAIN || rc === -16 /* EBUSY */) {
+      this.submitRetries++;
       // The kernel is short of resources: the SQEs stay queued; submit again shortly.
       this.#retry ??= setTimeout(() => {
         this.#retry = undefined;
