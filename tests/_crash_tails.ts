@@ -81,10 +81,15 @@ export async function holeBeforeBatchC(
  * acknowledged (`proven`). Then a sector inside record 6 (batch B, segment 0) is lost as zeros:
  * a crash tail beginning in segment 0 (records 1..5 survive, segment 1 is part of the tail), or
  * corruption when C's marker in segment 1 claims B. `holeOffset` is record 6's offset.
+ *
+ * With `lose: "batch"`, all of batch B is lost instead (segment 0 ends cleanly after record 4):
+ * segment 1 starts past a hole, where the crash tail begins unless C's marker claims B.
+ * `holeOffset` is then where B began.
  */
 export async function tailAcrossRotation(
   dir: string,
   proven: boolean,
+  lose: "sector" | "batch" = "sector",
 ): Promise<{ config: PerCoreWalConfig; path: string; holeOffset: number; last: number }> {
   const config = smallConfig(dir, { backend: "sync", segmentSizeBytes: 16 * 1024 });
   const log = await CoreLog.open(config, 0);
@@ -102,7 +107,13 @@ export async function tailAcrossRotation(
   await log.sync();
   await log.close();
   const path = config.segmentPath(0, 0);
-  const victim = (await places(path))[5];
+  const recs = await places(path);
+  if (lose === "batch") {
+    const holeOffset = recs[4].offset - BATCH_MARKER_BYTES;
+    zero(path, holeOffset, config.options.segmentSizeBytes);
+    return { config, path, holeOffset, last: i };
+  }
+  const victim = recs[5];
   const sector = Math.ceil(victim.offset / 512) * 512;
   zero(path, sector, sector + 512);
   return { config, path, holeOffset: victim.offset, last: i };
