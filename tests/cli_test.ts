@@ -4,7 +4,7 @@
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { CheckpointCoordinator } from "../src/checkpoint.ts";
 import { PerCoreWalConfig } from "../src/config.ts";
-import { listCoreSegments } from "../src/core_log.ts";
+import { CoreLog, listCoreSegments } from "../src/core_log.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
 import { PerCoreWalReader } from "../src/reader.ts";
 import { PerCoreRecoveryManager } from "../src/recovery.ts";
@@ -490,7 +490,7 @@ Deno.test("crash tail across a rotation (hole in segment 0, segment 1 written): 
   assertEquals(await dumped(wdir), seq(1, 5));
 });
 
-Deno.test("crash tail at a rotation (segment 0's last batch lost whole, segment 1 written): segment 1 begins the tail for verify, inspect, stats and dump, as for recovery", async () => {
+Deno.test("crash tail at a rotation (segment 0's last batch lost whole, segment 1 written): segment 1 begins the tail for verify, inspect, stats, dump and repair, as for recovery", async () => {
   await using dir = await tempDir();
   const { config } = await tailAcrossRotation(dir.path, false, "batch");
   const wdir = config.baseDir;
@@ -508,6 +508,21 @@ Deno.test("crash tail at a rotation (segment 0's last batch lost whole, segment 
   const t = await statsTotals(wdir);
   assertEquals([t.entries, t.damage, t.tornTails], [4, 0, 1]);
   assertEquals(await dumped(wdir), seq(1, 4));
+
+  const dry = await wal("repair", "--dry-run", wdir);
+  assertEquals(dry.code, 0, dry.stderr);
+  assertStringIncludes(dry.stdout, "wal-0-000001.log  core 0  tornTail at offset 0");
+  const r = await wal("repair", wdir);
+  assertEquals(r.code, 0, r.stderr);
+  assertStringIncludes(r.stdout, "done: truncated");
+  const after = await wal("verify", "--strict", wdir);
+  assertEquals(after.code, 0, after.stderr);
+  assertStringIncludes(after.stdout, "4 entries");
+  // The log goes on where recovery said it ends.
+  const log = await CoreLog.open(config, 0);
+  assertEquals(log.appendPut("k-5", "after"), 5n);
+  await log.close();
+  assertEquals(await dumped(wdir), seq(1, 5));
 });
 
 Deno.test("a hole that a later batch marker proves acknowledged stays corruption: verify, inspect and dump exit 1 naming file and offset; repair refuses it", async () => {

@@ -27,6 +27,7 @@ import type { SegmentHeader } from "../format.ts";
 import { acknowledgedClaim, isUnstartedSegment, PerCoreWalReader } from "../reader.ts";
 import { StateFile } from "../state_file.ts";
 import type { WalOperation } from "../types.ts";
+import { basename } from "./paths.ts";
 
 /** Damage found: where, and what is wrong. */
 export interface Damage {
@@ -224,6 +225,17 @@ export async function scanDirectory(
       if (gap !== undefined) {
         // A version 2 segment starting past the previous one's end, and no batch marker from
         // here on claims the missing sequences: the batches at the rotation were in flight.
+        // All-zero segments just before it are where the tail begins (none of their batches
+        // reached the disk), as CoreLog reopen decides.
+        let k = out.length;
+        while (k > 0 && out[k - 1].state === "unstarted") k--;
+        if (k < out.length) {
+          gap.path = out[k].path;
+          gap.reason = `an all-zero segment (its batches never reached the disk), and then ` +
+            `${basename(s.path)}: ${gap.reason}`;
+          gap.tailSegments = [...out.slice(k).map((x) => x.path), s.path];
+          for (let j = k; j < out.length; j++) out[j] = _tailSegment(c, segs[j], gap);
+        }
         tail = gap;
         torn.push(gap);
         out.push(_tailSegment(c, segs[i], gap, s.fileSizeBytes));
