@@ -462,6 +462,11 @@ Deno.test("crash tail across a rotation (hole in segment 0, segment 1 written): 
   assertEquals(segs[0].state, "tornTail");
   assertEquals(segs[1].state, "crashTail");
   assertEquals(segs[1].file, seg1);
+  assertEquals((segs[1].crashTail as Record<string, unknown>).offset, holeOffset);
+  assertEquals(
+    (segs[0].tornTail as Record<string, unknown>).tailSegments,
+    listCoreSegments(config, 0).slice(1).map((x) => x.path),
+  );
   const text = await wal("inspect", wdir);
   assertEquals(text.code, 0, text.stderr);
   assertStringIncludes(

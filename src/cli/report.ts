@@ -80,6 +80,7 @@ function _segmentObject(s: SegmentScan) {
     preallocatedBytes: s.preallocatedBytes,
     damage: s.damage,
     tornTail: s.torn ?? null,
+    crashTail: s.crashTail ?? null,
   };
 }
 
