@@ -106,3 +106,29 @@ Deno.test("power-loss simulator: fixed seeds (every acknowledged record survives
   }
   assert(losses >= 60, `only ${losses} power losses`);
 });
+
+Deno.test("a crash tail at a rotation (a segment starting past a hole no marker claims) is in the recovery report: repair puts the segment aside, strict refuses it", async () => {
+  await using dir = await tempDir();
+  const { config } = await tailAcrossRotation(dir.path, false, "batch");
+  const seg1 = config.segmentPath(0, 1);
+  {
+    using r = await new PerCoreRecoveryManager(config, { readOnly: true }).recoverWalOnly();
+    const line = r.report.find((l) => l.status === "tornTail");
+    assertEquals(
+      [line?.path, line?.offset, line?.action, line?.applied],
+      [seg1, 0, "truncated", false],
+    );
+  }
+  const e = await assertRejects(
+    () => new PerCoreRecoveryManager(config, { readOnly: true, mode: "strict" }).recoverWalOnly(),
+    PerCoreWalError,
+  );
+  assertEquals(e.code, "TornWrite");
+  const done = await new PerCoreRecoveryManager(config).repairAllSegments();
+  assert(done.some((l) => l.path === seg1 && l.applied), JSON.stringify(done));
+  assertEquals(await recovered(config), range(1, 4));
+  const log = await CoreLog.open(config, 0);
+  assertEquals(log.appendPut("k-5", "after"), 5n);
+  await log.close();
+  assertEquals((await readCore(config)).map((x) => Number(x.sequence)), range(1, 5));
+});
