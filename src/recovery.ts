@@ -23,7 +23,7 @@ import { toKey } from "./format.ts";
 import { SyncBackend } from "./io/sync.ts";
 import { lockWalDirectory, unlockWalDirectory } from "./lock.ts";
 import { CoreCursor, mergeCursors, type SegmentEnd } from "./merge.ts";
-import { scanSegment } from "./reader.ts";
+import { isUnstartedSegment, scanSegment } from "./reader.ts";
 import { ByteArena, compareBytes, keyString, StateFile } from "./state_file.ts";
 import type { Bytes, PerCoreWalEntry, SegmentStats } from "./types.ts";
 import { configFromDirectory } from "./wal_meta.ts";
@@ -491,6 +491,7 @@ export class PerCoreRecoveryManager {
           });
         }
       }
+      for (const cur of cursors) this.#rotationTail(report, cur, mode);
       if (!o.readOnly) this.#repair(report, mode, cursors, cutoff);
       const state = new RecoveredState(base, overlay);
       const result: PerCoreRecoveredState = {
@@ -521,6 +522,45 @@ export class PerCoreRecoveryManager {
     const d = this.#o.checkpointDir;
     if (d === false) return undefined;
     return d ?? defaultCheckpointDir(this.config.baseDir);
+  }
+
+  /**
+   * A cursor that ended cleanly although started segments follow met a crash tail at a rotation
+   * (a version 2 segment starting past a hole that no batch marker claims: `CoreCursor` ends
+   * there without a report line). Reports it as a torn tail beginning at the first segment the
+   * cursor did not finish, so that repair puts those segments aside as `CoreLog` reopen does.
+   */
+  #rotationTail(report: SegmentReport[], cur: CoreCursor, mode: RecoveryMode): void {
+    if (cur.stoppedAt !== undefined) return;
+    const last = report.findLast((l) => l.coreId === cur.coreId);
+    if (last === undefined || !["clean", "zeroTail", "unstarted"].includes(last.status)) return;
+    const segs = listCoreSegments(this.config, cur.coreId);
+    const rest = segs.filter((x) => x.index > last.segmentIndex);
+    if (!rest.some((x) => !isUnstartedSegment(x.path))) return;
+    // An all-zero segment the cursor read just before is where the tail begins (CoreLog reopen).
+    const begin = last.status === "unstarted" ? last : undefined;
+    const first = begin === undefined ? rest[0] : { index: last.segmentIndex, path: last.path };
+    const reason = `a later segment starts past the end of this core's log and no batch marker ` +
+      `claims the missing sequences: batches of a rotation in flight at a crash`;
+    if (mode === "strict") {
+      throw new PerCoreWalError("TornWrite", `Segment "${first.path}": ${reason}`, {
+        coreId: cur.coreId,
+        segment: first.path,
+        offset: 0,
+      });
+    }
+    if (begin !== undefined) report.splice(report.indexOf(begin), 1);
+    report.push({
+      coreId: cur.coreId,
+      path: first.path,
+      segmentIndex: first.index,
+      status: "tornTail",
+      offset: 0,
+      reason,
+      entries: 0,
+      action: "truncated",
+      applied: false,
+    });
   }
 
   /** Segment files of cores beyond `numCores`. */

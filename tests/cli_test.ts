@@ -4,10 +4,12 @@
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { CheckpointCoordinator } from "../src/checkpoint.ts";
 import { PerCoreWalConfig } from "../src/config.ts";
-import { listCoreSegments } from "../src/core_log.ts";
+import { CoreLog, listCoreSegments } from "../src/core_log.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
 import { PerCoreWalReader } from "../src/reader.ts";
+import { PerCoreRecoveryManager } from "../src/recovery.ts";
 import { ignoreWithoutUring, tempDir } from "./_helpers.ts";
+import { holeBeforeBatchC, tailAcrossRotation } from "./_crash_tails.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const PERMS = ["--allow-read", "--allow-write", "--allow-ffi", "--allow-env"];
@@ -376,4 +378,186 @@ Deno.test({
     // At least one per core (one per segment read with records), all before the output.
     assert(syncs.length >= 2 && syncs.every((i) => i < print), `${syncs} then ${print}`);
   },
+});
+
+// Crash tails (format v2, docs/FORMAT.md section 8): the CLI classifies as recovery does. The
+// directories are written by a real CoreLog (sync backend) and damaged as a power loss would.
+
+/** Sequences that `wal dump --json <dir>` prints. */
+async function dumped(dir: string): Promise<number[]> {
+  const d = await wal("dump", "--json", dir);
+  assertEquals(d.code, 0, d.stderr);
+  return jsonLines(d.stdout).map((l) => Number(l.sequence));
+}
+
+/** Sequences that a read-only recovery returns (core 0). */
+async function recoveredSequences(cfg: PerCoreWalConfig): Promise<number[]> {
+  using r = await new PerCoreRecoveryManager(cfg, { readOnly: true }).recoverWalOnly();
+  return [...r.state].map(([k]) => Number(new TextDecoder().decode(k).split("-")[1]))
+    .sort((a, b) => a - b);
+}
+
+const seq = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/** `wal stats --json`'s totals line. */
+async function statsTotals(dir: string): Promise<Record<string, unknown>> {
+  const s = await wal("stats", "--json", dir);
+  assertEquals(s.code, 0, s.stderr);
+  return jsonLines(s.stdout).find((l) => l.kind === "stats")!;
+}
+
+Deno.test("crash tail in the last segment (a hole, then batches never acknowledged): verify warns, inspect/stats/dump agree with recovery, repair cuts it, verify is clean", async () => {
+  await using dir = await tempDir();
+  const { config, path, holeOffset } = await holeBeforeBatchC(dir.path, false);
+  const wdir = config.baseDir;
+  assertEquals(await recoveredSequences(config), [1, 2, 3]);
+
+  const v = await wal("verify", wdir);
+  assertEquals(v.code, 0, v.stderr);
+  assertStringIncludes(v.stderr, `warning: ${path}: TornWrite at offset ${holeOffset}`);
+  assertStringIncludes(v.stdout, "ok: 2 segments, 3 entries");
+  const strict = await wal("verify", "--strict", wdir);
+  assertEquals(strict.code, 1);
+
+  const i = await wal("inspect", "--json", wdir);
+  assertEquals(i.code, 0, i.stderr);
+  const seg0 = jsonLines(i.stdout).find((l) => l.kind === "segment" && l.index === 0)!;
+  assertEquals([seg0.state, seg0.entries], ["tornTail", 3]);
+  const t = await statsTotals(wdir);
+  assertEquals([t.entries, t.damage, t.tornTails], [3, 0, 1]);
+  assertEquals(await dumped(wdir), [1, 2, 3]);
+
+  const before = snapshot(wdir);
+  const dry = await wal("repair", "--dry-run", wdir);
+  assertEquals(dry.code, 0, dry.stderr);
+  assertStringIncludes(dry.stdout, `tornTail at offset ${holeOffset}`);
+  assertEquals(snapshot(wdir), before, "--dry-run changes nothing");
+  const r = await wal("repair", wdir);
+  assertEquals(r.code, 0, r.stderr);
+  assertStringIncludes(r.stdout, "done: truncated");
+  assertEquals(Deno.statSync(path).size, holeOffset);
+  const after = await wal("verify", "--strict", wdir);
+  assertEquals(after.code, 0, after.stderr);
+  assertEquals(after.stderr, "");
+  assertEquals(await dumped(wdir), [1, 2, 3]);
+});
+
+Deno.test("crash tail across a rotation (hole in segment 0, segment 1 written): verify warns naming the later segments, inspect marks them crashTail, repair puts them aside, verify is clean", async () => {
+  await using dir = await tempDir();
+  const { config, path, holeOffset } = await tailAcrossRotation(dir.path, false);
+  const wdir = config.baseDir;
+  const seg1 = config.segmentPath(0, 1);
+  assertEquals(await recoveredSequences(config), seq(1, 5));
+
+  const v = await wal("verify", wdir);
+  assertEquals(v.code, 0, v.stderr);
+  assertStringIncludes(v.stderr, `warning: ${path}: TornWrite at offset ${holeOffset}`);
+  assertStringIncludes(v.stderr, "part of the crash tail too: wal-0-000001.log");
+  assertStringIncludes(v.stdout, "5 entries");
+  assert(!v.stderr.includes("ChecksumMismatch"), v.stderr);
+
+  const i = await wal("inspect", "--json", wdir);
+  assertEquals(i.code, 0, i.stderr);
+  const segs = jsonLines(i.stdout).filter((l) => l.kind === "segment");
+  assertEquals(segs[0].state, "tornTail");
+  assertEquals(segs[1].state, "crashTail");
+  assertEquals(segs[1].file, seg1);
+  assertEquals((segs[1].crashTail as Record<string, unknown>).offset, holeOffset);
+  assertEquals(
+    (segs[0].tornTail as Record<string, unknown>).tailSegments,
+    listCoreSegments(config, 0).slice(1).map((x) => x.path),
+  );
+  const text = await wal("inspect", wdir);
+  assertEquals(text.code, 0, text.stderr);
+  assertStringIncludes(
+    text.stdout,
+    `crashTail: part of the crash tail that begins in wal-0-000000.log at offset ${holeOffset}`,
+  );
+  const t = await statsTotals(wdir);
+  assertEquals([t.entries, t.damage, t.tornTails], [5, 0, 1]);
+  assertEquals(await dumped(wdir), seq(1, 5));
+  const tl = await wal("tail", "--json", "-n", "100", wdir);
+  assertEquals(tl.code, 0, tl.stderr);
+  assertEquals(jsonLines(tl.stdout).map((l) => Number(l.sequence)), seq(1, 5));
+
+  const before = snapshot(wdir);
+  const dry = await wal("repair", "--dry-run", wdir);
+  assertEquals(dry.code, 0, dry.stderr);
+  assertStringIncludes(dry.stdout, `wal-0-000000.log  core 0  tornTail at offset ${holeOffset}`);
+  assertEquals(snapshot(wdir), before, "--dry-run changes nothing");
+  const r = await wal("repair", wdir);
+  assertEquals(r.code, 0, r.stderr);
+  assertEquals(Deno.statSync(path).size, holeOffset);
+  assertEquals(listCoreSegments(config, 0).map((s) => s.index), [0]);
+  const after = await wal("verify", "--strict", wdir);
+  assertEquals(after.code, 0, after.stderr);
+  assertStringIncludes(after.stdout, "ok: 1 segments, 5 entries");
+  assertEquals(await dumped(wdir), seq(1, 5));
+});
+
+Deno.test("crash tail at a rotation (segment 0's last batch lost whole, segment 1 written): segment 1 begins the tail for verify, inspect, stats, dump and repair, as for recovery", async () => {
+  await using dir = await tempDir();
+  const { config } = await tailAcrossRotation(dir.path, false, "batch");
+  const wdir = config.baseDir;
+  const seg1 = config.segmentPath(0, 1);
+  assertEquals(await recoveredSequences(config), seq(1, 4));
+
+  const v = await wal("verify", wdir);
+  assertEquals(v.code, 0, v.stderr);
+  assertStringIncludes(v.stderr, `warning: ${seg1}: TornWrite at offset 0`);
+  assertStringIncludes(v.stderr, "no batch marker claims sequence 5");
+  const i = await wal("inspect", "--json", wdir);
+  assertEquals(i.code, 0, i.stderr);
+  const segs = jsonLines(i.stdout).filter((l) => l.kind === "segment");
+  assertEquals(segs.map((s) => s.state).slice(0, 2), ["zeroTail", "crashTail"]);
+  const t = await statsTotals(wdir);
+  assertEquals([t.entries, t.damage, t.tornTails], [4, 0, 1]);
+  assertEquals(await dumped(wdir), seq(1, 4));
+
+  const dry = await wal("repair", "--dry-run", wdir);
+  assertEquals(dry.code, 0, dry.stderr);
+  assertStringIncludes(dry.stdout, "wal-0-000001.log  core 0  tornTail at offset 0");
+  const r = await wal("repair", wdir);
+  assertEquals(r.code, 0, r.stderr);
+  assertStringIncludes(r.stdout, "done: truncated");
+  const after = await wal("verify", "--strict", wdir);
+  assertEquals(after.code, 0, after.stderr);
+  assertStringIncludes(after.stdout, "4 entries");
+  // The log goes on where recovery said it ends.
+  const log = await CoreLog.open(config, 0);
+  assertEquals(log.appendPut("k-5", "after"), 5n);
+  await log.close();
+  assertEquals(await dumped(wdir), seq(1, 5));
+});
+
+Deno.test("a hole that a later batch marker proves acknowledged stays corruption: verify, inspect and dump exit 1 naming file and offset; repair refuses it", async () => {
+  for (const across of [false, true]) {
+    await using dir = await tempDir();
+    const { config, path, holeOffset } = across
+      ? await tailAcrossRotation(dir.path, true)
+      : await holeBeforeBatchC(dir.path, true);
+    const wdir = config.baseDir;
+    const v = await wal("verify", wdir);
+    assertEquals(v.code, 1, v.stdout);
+    assertStringIncludes(v.stderr, `${path}: `);
+    assertStringIncludes(v.stderr, ` at offset ${holeOffset}: `);
+    assertStringIncludes(v.stderr, "were acknowledged");
+    const i = await wal("inspect", "--json", wdir);
+    assertEquals(i.code, 1);
+    const segs = jsonLines(i.stdout).filter((l) => l.kind === "segment");
+    assertEquals(segs[0].state, "corrupted");
+    assert(!segs.some((s) => s.state === "crashTail"), i.stdout);
+    const t = await statsTotals(wdir);
+    assertEquals([t.damage, t.tornTails], [1, 0]);
+    const d = await wal("dump", wdir);
+    assertEquals(d.code, 1);
+    assertStringIncludes(d.stderr, `at offset ${holeOffset}`);
+    const before = snapshot(wdir);
+    for (const args of [["--dry-run"], []]) {
+      const r = await wal("repair", ...args, wdir);
+      assertEquals(r.code, 1, r.stdout);
+      assertStringIncludes(r.stderr, path);
+    }
+    assertEquals(snapshot(wdir), before, "nothing was cut");
+  }
 });

@@ -9,26 +9,9 @@ import { PerCoreWalReader, scanSegment } from "../src/reader.ts";
 import { PerCoreRecoveryManager } from "../src/recovery.ts";
 import { BATCH_MARKER_BYTES } from "../src/format.ts";
 import type { PerCoreWalConfig } from "../src/config.ts";
-import { asPut, readCore, smallConfig, str, tempDir } from "./_helpers.ts";
+import { asPut, readCore, str, tempDir } from "./_helpers.ts";
+import { holeBeforeBatchC, tailAcrossRotation, threeBatches, zero } from "./_crash_tails.ts";
 import { simulate } from "./_power_loss_sim.ts";
-
-const value = (i: number, n = 300) => new Uint8Array(n).fill(65 + (i % 26));
-
-/** Places of every record of a segment (read before damage). */
-async function places(path: string) {
-  const out: { offset: number; length: number; sequence: bigint }[] = [];
-  using r = await PerCoreWalReader.open(path);
-  for (let x = await r.readNext(); x.kind === "entry"; x = await r.readNext()) {
-    out.push({ offset: x.offset, length: x.length, sequence: x.entry.sequence });
-  }
-  return out;
-}
-
-function zero(path: string, from: number, to: number): void {
-  using f = Deno.openSync(path, { write: true });
-  f.seekSync(from, Deno.SeekMode.Start);
-  f.writeSync(new Uint8Array(to - from));
-}
 
 /** Sequences that the real recovery (read only, default mode) returns for core 0. */
 async function recovered(config: PerCoreWalConfig): Promise<number[]> {
@@ -38,26 +21,6 @@ async function recovered(config: PerCoreWalConfig): Promise<number[]> {
 
 const range = (from: number, to: number) =>
   Array.from({ length: to - from + 1 }, (_, i) => from + i);
-
-/**
- * Batch A (records 1..3) acknowledged; batch B (4..6) submitted; batch C (7..9) submitted
- * after B was acknowledged (`proven`) or while B was still in flight.
- */
-async function threeBatches(dir: string, proven: boolean) {
-  const config = smallConfig(dir, { backend: "sync" });
-  const log = await CoreLog.open(config, 0);
-  const put = (i: number) => log.appendPut(`k-${i}`, value(i));
-  for (let i = 1; i <= 3; i++) put(i);
-  await log.sync();
-  for (let i = 4; i <= 6; i++) put(i);
-  const b = log.sync();
-  if (proven) await b;
-  for (let i = 7; i <= 9; i++) put(i);
-  await Promise.all([b, log.sync()]);
-  await log.close();
-  const path = config.segmentPath(0, 0);
-  return { config, path, recs: await places(path) };
-}
 
 Deno.test("a hole followed by batches never acknowledged is a crash tail: recovery stops, reopen cuts it", async () => {
   await using dir = await tempDir();
@@ -82,9 +45,7 @@ Deno.test("a hole followed by batches never acknowledged is a crash tail: recove
 
 Deno.test("a hole before a batch marker that proves it acknowledged is corruption, never cut", async () => {
   await using dir = await tempDir();
-  const { config, path, recs } = await threeBatches(dir.path, true);
-  const bStart = recs[3].offset - BATCH_MARKER_BYTES;
-  zero(path, bStart, recs[6].offset - BATCH_MARKER_BYTES);
+  const { config, path, holeOffset: bStart } = await holeBeforeBatchC(dir.path, true);
   const end = (await scanSegment(path)).end;
   assertEquals([end.kind, end.offset], ["corrupted", bStart]);
   assert(
@@ -117,31 +78,11 @@ Deno.test("a torn sector in the middle of a batch in flight ends the log at the 
 Deno.test("a crash tail across a rotation: the hole in the old segment is cut and the new segment removed, unless a marker in it proves the hole acknowledged", async () => {
   for (const proven of [false, true]) {
     await using dir = await tempDir();
-    const config = smallConfig(dir.path, { backend: "sync", segmentSizeBytes: 16 * 1024 });
-    const log = await CoreLog.open(config, 0);
-    let i = 0;
-    for (; i < 4; i++) log.appendPut(`k-${i + 1}`, value(i, 1000));
-    await log.sync();
-    // Batch B fills segment 0 and is submitted at the rotation; batch C opens segment 1.
-    let b: Promise<void> | undefined;
-    while (log.position.segment === 0) {
-      log.appendPut(`k-${++i}`, value(i, 1000));
-      if (log.position.segment === 0) continue;
-      b = log.sync();
-    }
-    if (proven) await b;
-    log.appendPut(`k-${++i}`, value(i, 1000));
-    await log.sync();
-    await log.close();
-    const seg0 = config.segmentPath(0, 0);
-    const recs = await places(seg0);
-    const victim = recs[5];
-    const sector = Math.ceil(victim.offset / 512) * 512;
-    zero(seg0, sector, sector + 512);
+    const { config, holeOffset } = await tailAcrossRotation(dir.path, proven);
     if (proven) {
       // The torn record fails its checksum; a marker in segment 1 proves it acknowledged.
       const e = await assertRejects(() => recovered(config), PerCoreWalError, "segment");
-      assertEquals([e.code, e.offset], ["ChecksumMismatch", victim.offset]);
+      assertEquals([e.code, e.offset], ["ChecksumMismatch", holeOffset]);
       await assertRejects(() => CoreLog.open(config, 0), PerCoreWalError, "acknowledged");
       continue;
     }
@@ -164,4 +105,30 @@ Deno.test("power-loss simulator: fixed seeds (every acknowledged record survives
     assert(r.powerLosses >= 1);
   }
   assert(losses >= 60, `only ${losses} power losses`);
+});
+
+Deno.test("a crash tail at a rotation (a segment starting past a hole no marker claims) is in the recovery report: repair puts the segment aside, strict refuses it", async () => {
+  await using dir = await tempDir();
+  const { config } = await tailAcrossRotation(dir.path, false, "batch");
+  const seg1 = config.segmentPath(0, 1);
+  {
+    using r = await new PerCoreRecoveryManager(config, { readOnly: true }).recoverWalOnly();
+    const line = r.report.find((l) => l.status === "tornTail");
+    assertEquals(
+      [line?.path, line?.offset, line?.action, line?.applied],
+      [seg1, 0, "truncated", false],
+    );
+  }
+  const e = await assertRejects(
+    () => new PerCoreRecoveryManager(config, { readOnly: true, mode: "strict" }).recoverWalOnly(),
+    PerCoreWalError,
+  );
+  assertEquals(e.code, "TornWrite");
+  const done = await new PerCoreRecoveryManager(config).repairAllSegments();
+  assert(done.some((l) => l.path === seg1 && l.applied), JSON.stringify(done));
+  assertEquals(await recovered(config), range(1, 4));
+  const log = await CoreLog.open(config, 0);
+  assertEquals(log.appendPut("k-5", "after"), 5n);
+  await log.close();
+  assertEquals((await readCore(config)).map((x) => Number(x.sequence)), range(1, 5));
 });

@@ -44,9 +44,12 @@ async function _scan(label: string, config: PerCoreWalConfig, o: ReportOptions) 
   }
 }
 
-/** A damage as the line `verify` prints: file, offset, what. */
+/** A damage as the line `verify` prints: file, offset, what (and the segments of a crash tail). */
 export function damageText(d: Damage): string {
-  return `${d.path}: ${d.code} at offset ${d.offset}: ${d.reason}`;
+  const more = d.tailSegments === undefined || d.tailSegments.length === 0
+    ? ""
+    : `; part of the crash tail too: ${d.tailSegments.map(basename).join(", ")}`;
+  return `${d.path}: ${d.code} at offset ${d.offset}: ${d.reason}${more}`;
 }
 
 function _range(a: bigint | undefined, b: bigint | undefined): string {
@@ -77,6 +80,7 @@ function _segmentObject(s: SegmentScan) {
     preallocatedBytes: s.preallocatedBytes,
     damage: s.damage,
     tornTail: s.torn ?? null,
+    crashTail: s.crashTail ?? null,
   };
 }
 
@@ -163,6 +167,15 @@ export async function inspect(config: PerCoreWalConfig, o: ReportOptions): Promi
         console.log(`  ${name}  ${sizeText(s.fileSizeBytes)}  unstarted (prepared ahead)`);
         continue;
       }
+      if (s.crashTail !== undefined) {
+        const t = s.crashTail;
+        console.log(
+          `  ${name}  ${sizeText(s.fileSizeBytes)}  crashTail: part of the crash tail that ` +
+            `begins in ${basename(t.path)} at offset ${t.offset} (never acknowledged; recovery ` +
+            `ignores it, repair puts it aside)`,
+        );
+        continue;
+      }
       const h = s.header;
       const head = h === undefined
         ? "no header"
@@ -213,7 +226,7 @@ export async function verify(config: PerCoreWalConfig, o: ReportOptions): Promis
     for (const x of scan.torn) {
       console.error(
         `wal verify: ${o.strict ? "" : "warning: "}${damageText(x)} (a torn tail: recovery ` +
-          `cuts it)`,
+          `ends the log there, repair cuts it)`,
       );
     }
     if (bad.length === 0) {

@@ -4,6 +4,13 @@
  * cursor makes between segments (header names the file's core and index, sequences continue),
  * and every checkpoint checked against its manifest. Takes no lock: works on a directory in use.
  *
+ * Crash tails are classified as recovery classifies them (docs/FORMAT.md, section 8): the reader
+ * gets the core's later segments and the sequence a segment must start at, so a hole that no
+ * later batch marker claims is a torn tail even before the last segment, and a version 2 segment
+ * that starts past a hole no marker claims begins one. The segments after the start of a crash
+ * tail hold no acknowledged record: they are reported as part of it (repair puts them aside), not
+ * read for damage.
+ *
  * @module
  */
 
@@ -17,9 +24,10 @@ import { PerCoreWalConfig } from "../config.ts";
 import { listCoreSegments } from "../core_log.ts";
 import { PerCoreWalError } from "../errors.ts";
 import type { SegmentHeader } from "../format.ts";
-import { isUnstartedSegment, PerCoreWalReader } from "../reader.ts";
+import { acknowledgedClaim, isUnstartedSegment, PerCoreWalReader } from "../reader.ts";
 import { StateFile } from "../state_file.ts";
 import type { WalOperation } from "../types.ts";
+import { basename } from "./paths.ts";
 
 /** Damage found: where, and what is wrong. */
 export interface Damage {
@@ -31,10 +39,24 @@ export interface Damage {
   code: string;
   /** What is wrong. */
   reason: string;
+  /**
+   * For a torn tail (a crash tail) that spans segments: the segments wholly in it, which repair
+   * puts aside (the later ones; for a segment that starts past a hole, that one too).
+   */
+  tailSegments?: string[];
 }
 
-/** What a segment scan found. */
-export type SegmentState = "clean" | "zeroTail" | "tornTail" | "corrupted" | "unstarted";
+/**
+ * What a segment scan found. `crashTail`: the segment lies after the start of its core's crash
+ * tail (batches in flight at a crash, none acknowledged); recovery ignores it, repair removes it.
+ */
+export type SegmentState =
+  | "clean"
+  | "zeroTail"
+  | "tornTail"
+  | "corrupted"
+  | "unstarted"
+  | "crashTail";
 
 /** One segment, scanned. */
 export interface SegmentScan {
@@ -68,8 +90,10 @@ export interface SegmentScan {
   state: SegmentState;
   /** Damage in it (a torn tail is in `torn`, not here). */
   damage: Damage[];
-  /** The torn tail, in the core's last segment. */
+  /** The torn tail (a crash tail begins here; later segments are part of it). */
   torn?: Damage;
+  /** For a segment in state `crashTail`: where its core's crash tail begins. */
+  crashTail?: Damage;
 }
 
 /** One checkpoint directory, checked. */
@@ -178,16 +202,56 @@ export async function scanDirectory(
     while (last >= 0 && isUnstartedSegment(segs[last].path)) last--;
     const out: SegmentScan[] = [];
     let prev: SegmentScan | undefined;
+    let tail: Damage | undefined;
     for (let i = 0; i < segs.length; i++) {
-      const s = await _scanSegment(config, c, segs[i], i === last, (n) => {
-        options.onProgress?.(done + n, total);
-      });
+      if (tail !== undefined) {
+        // Past the start of the crash tail: nothing here was acknowledged.
+        tail.tailSegments!.push(segs[i].path);
+        out.push(_tailSegment(c, segs[i], tail));
+        done += out[i].fileSizeBytes;
+        continue;
+      }
+      const expectedFirst = prev?.header === undefined
+        ? (segs[i].index === 0 ? 1n : undefined)
+        : (prev.lastSequence ?? prev.header.firstSequence - 1n) + 1n;
+      const later = segs.slice(i + 1).map((x) => x.path);
+      const s = await _scanSegment(config, c, segs[i], {
+        isLast: i === last,
+        later,
+        expectedFirst,
+      }, (n) => options.onProgress?.(done + n, total));
       done += s.fileSizeBytes;
+      const gap = await _gapCrashTail(config, s, prev, expectedFirst, segs.slice(i));
+      if (gap !== undefined) {
+        // A version 2 segment starting past the previous one's end, and no batch marker from
+        // here on claims the missing sequences: the batches at the rotation were in flight.
+        // All-zero segments just before it are where the tail begins (none of their batches
+        // reached the disk), as CoreLog reopen decides.
+        let k = out.length;
+        while (k > 0 && out[k - 1].state === "unstarted") k--;
+        if (k < out.length) {
+          gap.path = out[k].path;
+          gap.reason = `an all-zero segment (its batches never reached the disk), and then ` +
+            `${basename(s.path)}: ${gap.reason}`;
+          gap.tailSegments = [...out.slice(k).map((x) => x.path), s.path];
+          for (let j = k; j < out.length; j++) out[j] = _tailSegment(c, segs[j], gap);
+        }
+        tail = gap;
+        torn.push(gap);
+        out.push(_tailSegment(c, segs[i], gap, s.fileSizeBytes));
+        continue;
+      }
       _checkContinuity(s, prev, used === undefined);
       out.push(s);
       if (s.header !== undefined) prev = s;
       damage.push(...s.damage);
-      if (s.torn !== undefined) torn.push(s.torn);
+      if (s.torn !== undefined) {
+        torn.push(s.torn);
+        if (i < last) {
+          s.torn.tailSegments = [];
+          tail = s.torn;
+        }
+      }
     }
     const start = used?.walPositions[c];
     if (start !== undefined && !segs.some((s) => s.index === start.segment)) {
@@ -214,11 +278,68 @@ function _size(path: string): number {
   }
 }
 
+/** A segment after the start of its core's crash tail, not read. */
+function _tailSegment(
+  coreId: number,
+  seg: { index: number; path: string },
+  tail: Damage,
+  fileSizeBytes = _size(seg.path),
+): SegmentScan {
+  return {
+    coreId,
+    index: seg.index,
+    path: seg.path,
+    fileSizeBytes,
+    entries: 0,
+    types: { put: 0, delete: 0, checkpoint: 0, commit: 0, epochBarrier: 0 },
+    validEndOffset: 0,
+    preallocatedBytes: 0,
+    state: "crashTail",
+    damage: [],
+    crashTail: tail,
+  };
+}
+
+/**
+ * The crash tail that begins at segment `s` when it is a version 2 segment starting past the
+ * previous segment's end and no batch marker in it or later claims the first missing sequence
+ * (what `CoreCursor` and `CoreLog` reopen decide, docs/FORMAT.md section 8).
+ */
+async function _gapCrashTail(
+  config: PerCoreWalConfig,
+  s: SegmentScan,
+  prev: SegmentScan | undefined,
+  expectedFirst: bigint | undefined,
+  fromHere: { path: string }[],
+): Promise<Damage | undefined> {
+  const h = s.header;
+  if (
+    h === undefined || h.version < 2 || prev === undefined || expectedFirst === undefined ||
+    h.coreId !== s.coreId || h.segmentIndex !== s.index || h.firstSequence <= expectedFirst
+  ) {
+    return undefined;
+  }
+  const claim = await acknowledgedClaim(
+    fromHere.map((x) => x.path),
+    config.options.maxRecordBytes,
+  );
+  if (BigInt(claim) >= expectedFirst) return undefined;
+  return {
+    path: s.path,
+    offset: 0,
+    code: "TornWrite",
+    reason: `it starts at sequence ${h.firstSequence} but the previous segment ends at ` +
+      `${expectedFirst - 1n}, and no batch marker claims sequence ${expectedFirst} (the batches ` +
+      `of a rotation were in flight at a crash)`,
+    tailSegments: [s.path],
+  };
+}
+
 async function _scanSegment(
   config: PerCoreWalConfig,
   coreId: number,
   seg: { index: number; path: string },
-  isLast: boolean,
+  place: { isLast: boolean; later: string[]; expectedFirst: bigint | undefined },
   progress: (bytes: number) => void,
 ): Promise<SegmentScan> {
   const s: SegmentScan = {
@@ -237,7 +358,9 @@ async function _scanSegment(
   try {
     reader = await PerCoreWalReader.open(seg.path, {
       maxRecordBytes: config.options.maxRecordBytes,
-      isLastSegment: isLast,
+      isLastSegment: place.isLast,
+      laterSegments: place.later,
+      expectedFirstSequence: place.expectedFirst,
     });
   } catch (e) {
     if (!(e instanceof PerCoreWalError)) throw e;
