@@ -6,7 +6,7 @@ import { listCoreSegments } from "../src/core_log.ts";
 import { PerCoreWalError } from "../src/errors.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
 import { compareEntries } from "../src/merge.ts";
-import { PerCoreWalReader } from "../src/reader.ts";
+import { acknowledgedClaim, PerCoreWalReader, scanSegment } from "../src/reader.ts";
 import { PerCoreRecoveryManager, recoverPerCore } from "../src/recovery.ts";
 import { CheckpointCoordinator } from "../src/checkpoint.ts";
 import type { PerCoreWalEntry } from "../src/types.ts";
@@ -18,7 +18,7 @@ const test = (name: string, fn: () => Promise<void>) =>
 const ROUNDS = 4;
 
 /** Four epochs of work on two cores, each closed by barriers; no checkpoint. */
-async function build(dir: string) {
+async function build(dir: string, { syncEachRound = false } = {}) {
   const cfg = new PerCoreWalConfig(`${dir}/wal`, 2, { segmentSizeBytes: 32 * 1024 });
   const m = await PerCoreWalManager.open(cfg);
   const rounds: Step[][] = [];
@@ -28,6 +28,8 @@ async function build(dir: string) {
     append([m.writer(0), m.writer(1)], steps);
     m.advanceEpoch();
     m.writeEpochBarrierAll();
+    // Acknowledged before the next round's batches are submitted: their markers claim it.
+    if (syncEachRound) await m.syncAll();
   }
   await m.close();
   return { cfg, rounds };
@@ -222,8 +224,14 @@ test("salvage changes no file, and refuses to repair in place", async () => {
 
 test("a segment whose header is zeroed but holds records is damage, in every mode that refuses damage", async () => {
   await using dir = await tempDir();
-  const { cfg } = await build(dir.path);
-  const seg = listCoreSegments(cfg, 1)[1].path;
+  const { cfg } = await build(dir.path, { syncEachRound: true });
+  const segs = listCoreSegments(cfg, 1);
+  const seg = segs[1].path;
+  // The premise: a later batch marker proves the segment's records were acknowledged (without
+  // such proof, format v2 takes a zeroed header for a crash tail, which is cut, not refused).
+  const first = (await scanSegment(seg)).stats.firstSequence;
+  const later = segs.slice(2).map((s) => s.path);
+  assert(await acknowledgedClaim(later, cfg.options.maxRecordBytes) >= Number(first), "claimed");
   const b = Deno.readFileSync(seg);
   b.fill(0, 0, 4096);
   Deno.writeFileSync(seg, b);
