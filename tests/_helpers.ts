@@ -89,3 +89,14 @@ export function asPut(op: WalOperation): PutOperation {
   if (op.type !== "put") throw new Error(`expected a put, got ${op.type}`);
   return op;
 }
+
+/**
+ * Options under which a core's 8 KiB shared buffer fills: the engine holds at most 1 MiB not yet
+ * durable, so the Worker stops taking records in until an fdatasync completes.
+ */
+export const TINY_BUFFER_OPTIONS: PerCoreWalOptions = {
+  maxRecordBytes: 2048,
+  sharedBufferBytes: 8192,
+  maxPendingBytes: 1024 * 1024,
+  segmentSizeBytes: 4 * 1024 * 1024,
+};

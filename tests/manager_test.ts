@@ -6,7 +6,15 @@ import { PerCoreWalError } from "../src/errors.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
 import { CoreWalWriter } from "../src/writer.ts";
 import type { PerCoreWalEntry } from "../src/types.ts";
-import { asPut, BACKENDS, ignoreWithoutUring, readCore, str, tempDir } from "./_helpers.ts";
+import {
+  asPut,
+  BACKENDS,
+  ignoreWithoutUring,
+  readCore,
+  str,
+  tempDir,
+  TINY_BUFFER_OPTIONS,
+} from "./_helpers.ts";
 
 function config(dir: string, cores: number, options = {}) {
   return new PerCoreWalConfig(`${dir}/wal`, cores, { segmentSizeBytes: 256 * 1024, ...options });
@@ -247,14 +255,7 @@ Deno.test({
   ignore: ignoreWithoutUring,
   async fn() {
     await using dir = await tempDir();
-    // The engine holds at most 1 MiB not yet durable, so the Worker stops taking records in
-    // and the 8 KiB shared buffer fills.
-    const cfg = config(dir.path, 1, {
-      maxRecordBytes: 2048,
-      sharedBufferBytes: 8192,
-      maxPendingBytes: 1024 * 1024,
-      segmentSizeBytes: 4 * 1024 * 1024,
-    });
+    const cfg = config(dir.path, 1, TINY_BUFFER_OPTIONS);
     const m = await PerCoreWalManager.open(cfg);
     const w = m.writer(0);
     const value = new Uint8Array(1900);

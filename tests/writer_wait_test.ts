@@ -4,7 +4,7 @@ import { assert, assertEquals, assertGreater, assertRejects } from "@std/assert"
 import { PerCoreWalConfig } from "../src/config.ts";
 import { PerCoreWalError } from "../src/errors.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
-import { ignoreWithoutUring, readCore, tempDir } from "./_helpers.ts";
+import { ignoreWithoutUring, readCore, tempDir, TINY_BUFFER_OPTIONS } from "./_helpers.ts";
 
 Deno.test({
   name:
@@ -12,14 +12,7 @@ Deno.test({
   ignore: ignoreWithoutUring,
   async fn() {
     await using dir = await tempDir();
-    // At most 1 MiB not yet durable: the core's Worker stops taking records in until an
-    // fdatasync completes, so the 8 KiB shared buffer fills (as in manager_test.ts).
-    const cfg = new PerCoreWalConfig(`${dir.path}/wal`, 1, {
-      maxRecordBytes: 2048,
-      sharedBufferBytes: 8192,
-      maxPendingBytes: 1024 * 1024,
-      segmentSizeBytes: 4 * 1024 * 1024,
-    });
+    const cfg = new PerCoreWalConfig(`${dir.path}/wal`, 1, TINY_BUFFER_OPTIONS);
     const m = await PerCoreWalManager.open(cfg);
     const w = m.writer(0);
     const value = new Uint8Array(1900);
