@@ -77,3 +77,30 @@ Deno.test({
 Deno.test("UringBackend refuses a negative completionSpinUs", () => {
   assertThrows(() => new UringBackend({ ringEntries: 8, completionSpinUs: -1 }), RangeError);
 });
+
+Deno.test({
+  name: "UringBackend ends the poll when completionSpinStop says other work waits",
+  ignore: ignoreWithoutUring,
+  async fn() {
+    await using dir = await tempDir();
+    let asked = 0;
+    const io = new UringBackend({
+      ringEntries: 8,
+      completionSpinUs: 1_000_000,
+      completionSpinStop: () => ++asked > 0,
+    });
+    const f = io.openFile(`${dir.path}/a`, OPEN);
+    try {
+      await io.writeParts(f, [{ offset: 0, data: new Uint8Array(4096).fill(3) }], true);
+      // Stopped early, not timed out: no backoff, and the eventfd completed the sync.
+      assertEquals(io.spinHits + io.spinMisses, 0);
+      assert(asked > 0, "the stop hook was consulted");
+      const back = new Uint8Array(1);
+      io.readAt(f, back, 0);
+      assertEquals(back[0], 3);
+    } finally {
+      io.closeFile(f);
+      await io.close();
+    }
+  },
+});

@@ -281,6 +281,11 @@ export interface UringBackendOptions {
    * 0 disables. Default {@linkcode DEFAULT_COMPLETION_SPIN_US}.
    */
   completionSpinUs?: number;
+  /**
+   * Ends the completion poll early when it returns true: other work (a producer's appends)
+   * is waiting for this thread, which should go back to its event loop instead.
+   */
+  completionSpinStop?: () => boolean;
 }
 
 /**
@@ -310,6 +315,7 @@ export class UringBackend implements IoBackend {
   readonly #shortEvery: number;
   #eagainSubmits: number;
   readonly #spinMs: number;
+  readonly #spinStop: (() => boolean) | undefined;
   #spinSkip = 0;
   /** Chains with SQEs in flight. */
   #chains = 0;
@@ -332,6 +338,7 @@ export class UringBackend implements IoBackend {
       throw new RangeError(`completionSpinUs must be 0..1000000 microseconds, got ${spinUs}`);
     }
     this.#spinMs = spinUs / 1000;
+    this.#spinStop = options.completionSpinStop;
     const efd = libc().eventfd(0, EFD_CLOEXEC);
     if (efd < 0) {
       this.#ring.close();
@@ -479,10 +486,12 @@ export class UringBackend implements IoBackend {
       return;
     }
     const ring = this.#ring;
+    const stop = this.#spinStop;
     const end = performance.now() + this.#spinMs;
     // The write's CQE comes before the fdatasync's: reap as they come until the chain is done.
     while (this.#chains > 0) {
       if (ring.cqReady) this.#reap();
+      else if (stop !== undefined && stop()) return;
       else if (performance.now() >= end) {
         this.spinMisses++;
         this.#spinSkip = SPIN_BACKOFF;
