@@ -127,6 +127,11 @@ export interface CoreLogOptions {
   onDurable?: (sequence: number, position: WalPosition) => void;
   /** Called once if the core fails (a write or fdatasync error). */
   onFail?: (error: PerCoreWalError) => void;
+  /**
+   * For the io_uring backend this creates: ends its bounded poll for a sync's completion when
+   * this returns true (producer work is waiting).
+   */
+  completionSpinStop?: () => boolean;
 }
 
 interface Segment {
@@ -176,10 +181,11 @@ interface Waiter {
 /** Creates the backend the options ask for: io_uring, the sync backend, or io_uring if it works. */
 export function createBackend(
   o: ResolvedWalOptions,
+  completionSpinStop?: () => boolean,
 ): { backend: IoBackend; fallbackReason?: string } {
   if (o.backend === "sync") return { backend: new SyncBackend() };
   try {
-    return { backend: new UringBackend({ ringEntries: o.ringEntries }) };
+    return { backend: new UringBackend({ ringEntries: o.ringEntries, completionSpinStop }) };
   } catch (e) {
     if (o.backend === "io_uring" || !(e instanceof PerCoreWalError)) throw e;
     return { backend: new SyncBackend(), fallbackReason: e.message };
@@ -283,7 +289,9 @@ export class CoreLog {
       );
     }
     ensureDirectory(config.baseDir, config.options);
-    const made = options.backend ? { backend: options.backend } : createBackend(config.options);
+    const made = options.backend
+      ? { backend: options.backend }
+      : createBackend(config.options, options.completionSpinStop);
     const io = made.backend;
     let log: CoreLog | undefined;
     try {

@@ -305,6 +305,8 @@ async function init(m: InitMessage): Promise<void> {
   const log = await CoreLog.open(config, m.coreId, {
     backend,
     minEpoch: BigInt(m.minEpoch),
+    // Stop polling for a sync's completion as soon as a producer has appended more.
+    completionSpinStop: () => worker?.drained() === false,
     onDurable: (seq, pos) => worker?.publishDurable(seq, pos.segment, pos.offset),
     onFail: (e) => {
       ctl.fail(e);

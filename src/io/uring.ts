@@ -2,7 +2,10 @@
  * The io_uring backend: one ring, owned by the thread that created it. SQEs are filled and CQEs
  * read through views mapped once over the ring memory; completions are awaited through an
  * eventfd registered with the ring (the only FFI call that runs on another thread is the
- * `read` of that eventfd, which touches no ring state).
+ * `read` of that eventfd, which touches no ring state). When a lone write + fdatasync is in
+ * flight, the owner thread first polls the CQ ring for a bounded time (`completionSpinUs`):
+ * noticing the completion through the eventfd costs a blocking-pool dispatch and a cross-thread
+ * wake-up, which on a fast disk is as long as the fdatasync itself.
  *
  * @module
  */
@@ -173,6 +176,11 @@ export class Ring {
     return rc;
   }
 
+  /** Whether a completion is waiting to be reaped (reads the CQ ring, no system call). */
+  get cqReady(): boolean {
+    return Atomics.load(this.#cqRing, this.#cqTail) !== this.#cqRing[this.#cqHead];
+  }
+
   /** Calls `onCqe(userData, res)` for every completion available now; returns how many. */
   reap(onCqe: (userData: number, res: number) => void): number {
     const head = this.#cqRing[this.#cqHead];
@@ -267,7 +275,27 @@ export interface UringBackendOptions {
    * queued), as a kernel short of resources does, so that the retry path runs.
    */
   eagainSubmits?: number;
+  /**
+   * How long, in microseconds, to poll the completion ring on the owner thread after submitting
+   * an fdatasync when it is the only operation in flight, before falling back to the eventfd.
+   * 0 disables. Default {@linkcode DEFAULT_COMPLETION_SPIN_US}.
+   */
+  completionSpinUs?: number;
+  /**
+   * Ends the completion poll early when it returns true: other work (a producer's appends)
+   * is waiting for this thread, which should go back to its event loop instead.
+   */
+  completionSpinStop?: () => boolean;
 }
+
+/**
+ * Default bound of the completion poll: one fast disk's write + fdatasync (fio: p50 86 µs,
+ * p99 214 µs on the test machine) completes inside it.
+ */
+export const DEFAULT_COMPLETION_SPIN_US = 200;
+
+/** After a poll that timed out, this many syncs wait on the eventfd alone (slow disks). */
+const SPIN_BACKOFF = 16;
 
 /** The io_uring backend. */
 export class UringBackend implements IoBackend {
@@ -286,6 +314,15 @@ export class UringBackend implements IoBackend {
   #writes = 0;
   readonly #shortEvery: number;
   #eagainSubmits: number;
+  readonly #spinMs: number;
+  readonly #spinStop: (() => boolean) | undefined;
+  #spinSkip = 0;
+  /** Chains with SQEs in flight. */
+  #chains = 0;
+  /** Completions found by polling the ring (the eventfd read was not needed). */
+  spinHits = 0;
+  /** Polls that timed out and fell back to the eventfd. */
+  spinMisses = 0;
   /** Submissions that returned -EAGAIN or -EBUSY and were retried. */
   submitRetries = 0;
   readonly #buffers = new Map<ArrayBufferLike, AlignedBuffer>();
@@ -296,6 +333,12 @@ export class UringBackend implements IoBackend {
     this.#ring = Ring.create(options.ringEntries);
     this.#shortEvery = options.shortWriteEvery ?? 0;
     this.#eagainSubmits = options.eagainSubmits ?? 0;
+    const spinUs = options.completionSpinUs ?? DEFAULT_COMPLETION_SPIN_US;
+    if (!Number.isFinite(spinUs) || spinUs < 0 || spinUs > 1_000_000) {
+      throw new RangeError(`completionSpinUs must be 0..1000000 microseconds, got ${spinUs}`);
+    }
+    this.#spinMs = spinUs / 1000;
+    this.#spinStop = options.completionSpinStop;
     const efd = libc().eventfd(0, EFD_CLOEXEC);
     if (efd < 0) {
       this.#ring.close();
@@ -367,6 +410,7 @@ export class UringBackend implements IoBackend {
     c.resubmit = false;
     c.canceled = false;
     c.outstanding = need;
+    this.#chains++;
     let left = need;
     for (let i = 0; i < c.parts.length; i++) {
       const p = c.parts[i];
@@ -420,14 +464,47 @@ export class UringBackend implements IoBackend {
       this.#failAll(errnoError(-rc, "io_uring_submit"));
       return;
     }
+    this.#spin();
     this.#reap();
     this.#wait();
   }
   #retry: ReturnType<typeof setTimeout> | undefined;
 
+  /**
+   * Polls the completion ring for a bounded time when one chain ending in an fdatasync is all
+   * that is in flight: someone awaits that sync, and a fast disk completes it sooner than the
+   * eventfd read (a blocking-pool thread, a wake-up and a promise) would notice. Runs on the
+   * owner thread and only reads the CQ tail; never while idle, never with other work queued.
+   */
+  #spin(): void {
+    if (this.#spinMs <= 0 || this.#chains !== 1 || this.#backlog.length > 0) return;
+    let sync = false;
+    for (const s of this.#slots.values()) if (s.kind === "fsync") sync = true;
+    if (!sync) return;
+    if (this.#spinSkip > 0) {
+      this.#spinSkip--;
+      return;
+    }
+    const ring = this.#ring;
+    const stop = this.#spinStop;
+    const end = performance.now() + this.#spinMs;
+    // The write's CQE comes before the fdatasync's: reap as they come until the chain is done.
+    while (this.#chains > 0) {
+      if (ring.cqReady) this.#reap();
+      else if (stop !== undefined && stop()) return;
+      else if (performance.now() >= end) {
+        this.spinMisses++;
+        this.#spinSkip = SPIN_BACKOFF;
+        return;
+      }
+    }
+    this.spinHits++;
+  }
+
   #failAll(err: PerCoreWalError): void {
     const chains = new Set([...this.#slots.values()].map((s) => s.chain));
     this.#slots.clear();
+    this.#chains = 0;
     for (const c of chains) c.reject(err);
     for (const c of this.#backlog.splice(0)) c.reject(err);
   }
@@ -470,6 +547,7 @@ export class UringBackend implements IoBackend {
       c.error ??= errnoError(-res, "fdatasync", { path: c.file.path });
     }
     if (c.outstanding > 0) return;
+    this.#chains--;
     // Cancelled links are expected only behind a short or retried write.
     if (c.canceled && !c.resubmit) {
       c.error ??= errnoError(Errno.ECANCELED, "write", { path: c.file.path });
