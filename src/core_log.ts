@@ -40,7 +40,7 @@ import {
 } from "./format.ts";
 import { type LatencyBuckets, LatencyHistogram, type LatencySummary } from "./histogram.ts";
 import type { BackendKind, IoBackend, IoFile } from "./io/backend.ts";
-import { ioError, SyncBackend } from "./io/sync.ts";
+import { ioError, readFullyAt, SyncBackend } from "./io/sync.ts";
 import { UringBackend } from "./io/uring.ts";
 import { acknowledgedClaim, isUnstartedSegment, scanSegment } from "./reader.ts";
 import type { Bytes, CommitOffsets, WalOperation, WalOperationInput } from "./types.ts";
@@ -1204,12 +1204,7 @@ export function listCoreSegments(
 function _hasHeader(path: string): boolean {
   using f = Deno.openSync(path, { read: true });
   const b = new Uint8Array(64);
-  let n = 0;
-  while (n < b.length) {
-    const r = f.readSync(b.subarray(n));
-    if (r === null) break;
-    n += r;
-  }
+  readFullyAt(f, b, 0);
   return b.some((x) => x !== 0);
 }
 

@@ -15,7 +15,7 @@
 
 import { crc32c, crc32cUpdate } from "./crc32c.ts";
 import { PerCoreWalError } from "./errors.ts";
-import { ioError } from "./io/sync.ts";
+import { ioError, readFullyAt } from "./io/sync.ts";
 
 const MAGIC = new TextEncoder().encode("PCWALKV1");
 const END_MAGIC = new TextEncoder().encode("PCKVEND1");
@@ -388,22 +388,16 @@ function _readAt(
   path: string,
 ): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(length);
+  let n: number;
   try {
-    file.seekSync(offset, Deno.SeekMode.Start);
-    let n = 0;
-    while (n < length) {
-      const r = file.readSync(out.subarray(n));
-      if (r === null) {
-        throw new PerCoreWalError(
-          "Corrupted",
-          `State file "${path}" is cut short at ${offset + n}`,
-          { segment: path },
-        );
-      }
-      n += r;
-    }
+    n = readFullyAt(file, out, offset);
   } catch (e) {
     throw ioError(e, "read", path, offset);
+  }
+  if (n < length) {
+    throw new PerCoreWalError("Corrupted", `State file "${path}" is cut short at ${offset + n}`, {
+      segment: path,
+    });
   }
   return out;
 }

@@ -14,6 +14,7 @@ import type {
   WritePart,
   WritePurpose,
 } from "../src/io/backend.ts";
+import { readFullyAt } from "../src/io/sync.ts";
 
 const SECTOR = 512;
 
@@ -213,15 +214,7 @@ export class PowerLossBackend implements IoBackend {
 
   readAt(file: IoFile, into: Uint8Array, offset: number): number {
     if (this.#stale(file)) throw this.#gone(file);
-    const f = (file as SimFile).file;
-    f.seekSync(offset, Deno.SeekMode.Start);
-    let n = 0;
-    while (n < into.length) {
-      const r = f.readSync(into.subarray(n));
-      if (r === null) break;
-      n += r;
-    }
-    return n;
+    return readFullyAt((file as SimFile).file, into, offset);
   }
 
   truncate(file: IoFile, length: number): void {

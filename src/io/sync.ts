@@ -13,6 +13,18 @@ interface SyncFile extends IoFile {
   file: Deno.FsFile | undefined;
 }
 
+/** Reads into `into` from `offset` until it is full or the file ends; returns the bytes read. */
+export function readFullyAt(file: Deno.FsFile, into: Uint8Array, offset: number): number {
+  file.seekSync(offset, Deno.SeekMode.Start);
+  let n = 0;
+  while (n < into.length) {
+    const r = file.readSync(into.subarray(n));
+    if (r === null) break;
+    n += r;
+  }
+  return n;
+}
+
 /** Turns a Deno I/O error into a `PerCoreWalError` "Io" with the errno name when known. */
 export function ioError(
   e: unknown,
@@ -92,14 +104,7 @@ export class SyncBackend implements IoBackend {
   readAt(file: IoFile, into: Uint8Array, offset: number): number {
     const f = _open(file);
     try {
-      f.seekSync(offset, Deno.SeekMode.Start);
-      let n = 0;
-      while (n < into.length) {
-        const r = f.readSync(into.subarray(n));
-        if (r === null) break;
-        n += r;
-      }
-      return n;
+      return readFullyAt(f, into, offset);
     } catch (e) {
       throw ioError(e, "read", file.path, offset);
     }
