@@ -4,6 +4,7 @@
 // a shared machine.
 // Usage:
 //   deno run -A bench/thread_cpu.ts append [records] [io_uring|sync]
+//   deno run -A bench/thread_cpu.ts w1 [records] [io_uring|sync]   (W1's loop: sync() every 512, 8 in flight)
 //   deno run -A bench/thread_cpu.ts merge <dir>    (a WAL made by bench/compare/run.ts W7 setup)
 import { mergeSegments, PerCoreWalConfig, PerCoreWalManager } from "../mod.ts";
 
@@ -38,7 +39,7 @@ function report(
 }
 
 const [mode, arg, backend] = Deno.args;
-if (mode === "append") {
+if (mode === "append" || mode === "w1") {
   const records = Number(arg ?? 2_000_000);
   const dir = await Deno.makeTempDir({ prefix: "thread-cpu-" });
   const manager = await PerCoreWalManager.open(
@@ -54,7 +55,18 @@ if (mode === "append") {
     const value = new Uint8Array(112).fill(0x5a);
     const before = await threadCpu();
     let timedMs = 0;
-    for (let i = 0; i < records;) {
+    if (mode === "w1") {
+      const t0 = performance.now();
+      const pending: Promise<void>[] = [];
+      for (let i = 0; i < records; i += 512) {
+        for (let k = 0; k < 512; k++) log.appendPut(keys[k], value);
+        pending.push(log.sync());
+        if (pending.length >= 8) await pending.shift();
+      }
+      await Promise.all(pending);
+      timedMs = performance.now() - t0;
+    }
+    for (let i = mode === "w1" ? records : 0; i < records;) {
       const n = Math.min(65_536, records - i);
       const t0 = performance.now();
       for (let k = 0; k < n; k++) log.appendPut(keys[(i + k) & 511], value);
@@ -64,9 +76,7 @@ if (mode === "append") {
     }
     const after = await threadCpu();
     report(
-      `append (${manager.backend}): ${
-        (timedMs * 1e6 / records).toFixed(0)
-      } ns wall per appendPut ` +
+      `${mode} (${manager.backend}): ${(timedMs * 1e6 / records).toFixed(0)} ns wall per record ` +
         `(${(records / timedMs / 1000).toFixed(2)}M/s)`,
       records,
       before,
@@ -92,5 +102,7 @@ if (mode === "append") {
     after,
   );
 } else {
-  throw new TypeError("usage: thread_cpu.ts append [records] [io_uring|sync] | merge <dir>");
+  throw new TypeError(
+    "usage: thread_cpu.ts append|w1 [records] [io_uring|sync] | merge <dir>",
+  );
 }

@@ -40,6 +40,7 @@ import {
 } from "./format.ts";
 import { type LatencyBuckets, LatencyHistogram, type LatencySummary } from "./histogram.ts";
 import type { BackendKind, IoBackend, IoFile } from "./io/backend.ts";
+import { enableNativeCrc32c } from "./io/checksum.ts";
 import { ioError, readFullyAt, SyncBackend } from "./io/sync.ts";
 import { UringBackend } from "./io/uring.ts";
 import { acknowledgedClaim, isUnstartedSegment, scanSegment } from "./reader.ts";
@@ -281,6 +282,7 @@ export class CoreLog {
     if (!(config instanceof PerCoreWalConfig)) {
       throw new TypeError("config must be a PerCoreWalConfig");
     }
+    enableNativeCrc32c();
     if (!Number.isInteger(coreId) || coreId < 0 || coreId >= config.numCores) {
       throw new PerCoreWalError(
         "InvalidCoreId",

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { enableNativeCrc32c } from "./io/checksum.ts";
 import { ioError } from "./io/sync.ts";
 import { PerCoreWalError } from "./errors.ts";
 import {
@@ -210,6 +211,8 @@ export class PerCoreWalReader {
    * "Io", or "Corrupted"/"ChecksumMismatch"/"Unsupported" for a bad header.
    */
   static async open(path: string, options: ReaderOptions = {}): Promise<PerCoreWalReader> {
+    // Every record read is checked: ISA-L's CRC32C, when there, halves the cost of a read.
+    enableNativeCrc32c();
     let file: Deno.FsFile;
     try {
       file = await Deno.open(path, { read: true });

@@ -1,5 +1,6 @@
 import { assertEquals } from "@std/assert";
-import { crc32c, crc32cUpdate } from "../src/crc32c.ts";
+import { crc32c, crc32cAccelerated, crc32cUpdate, crc32cUpdateJs } from "../src/crc32c.ts";
+import { enableNativeCrc32c } from "../src/io/checksum.ts";
 import { rng } from "./_helpers.ts";
 
 function bitwise(bytes: Uint8Array): number {
@@ -51,5 +52,35 @@ Deno.test("crc32c() is the same at every alignment of its input and on shared me
         }
       }
     }
+  }
+});
+
+Deno.test("ISA-L's CRC32C, when installed, equals the TypeScript one at every length and offset", () => {
+  const name = enableNativeCrc32c();
+  if (name !== "isa-l") {
+    // .ci/run installs libisal2 and sets REQUIRE_NATIVE_CRC=1: there a missing library fails.
+    if (Deno.env.get("REQUIRE_NATIVE_CRC") === "1") {
+      throw new Error("REQUIRE_NATIVE_CRC=1 but ISA-L (libisal.so.2) could not be loaded");
+    }
+    console.warn("ISA-L is not installed: only the TypeScript CRC32C was checked");
+    return;
+  }
+  assertEquals(crc32cAccelerated(), true);
+  {
+    const r = rng(13);
+    const data = Uint8Array.from({ length: 4200 }, () => Math.floor(r() * 256));
+    const shared = new Uint8Array(new SharedArrayBuffer(4300), 3, 4200);
+    shared.set(data);
+    for (const view of [data, shared]) {
+      for (let start = 0; start < 9; start++) {
+        for (let len = 0; len <= 300; len += start + 1) {
+          const s = crc32cUpdate(0x1234567, view, start, start + len);
+          assertEquals(s >>> 0, crc32cUpdateJs(0x1234567, view, start, start + len) >>> 0);
+        }
+        const s = crc32cUpdate(0xffffffff, view, start, 4200);
+        assertEquals(~s >>> 0, bitwise(data.subarray(start)));
+      }
+    }
+    assertEquals(crc32c(data), bitwise(data));
   }
 });
