@@ -401,48 +401,95 @@ export class CoreLog {
   }
 
   /**
-   * Appends a record encoded elsewhere (by a producer, in shared memory): every field but the
+   * Appends records encoded elsewhere (by producers, in shared memory), packed one after another
+   * in `src[start..end)`, while their sequences are the next ones: every field is theirs but the
    * epoch, the timestamp and the CRC, which are stamped here so that they follow this core's
-   * order. Its sequence must be the next one. An epoch barrier moves the core to its epoch.
-   * `nowUs`, a wall-clock time taken after the record was published, saves a clock read per
-   * record when many are taken at once (the stamp still never goes backwards).
+   * order. An epoch barrier moves the core to its epoch. Each run of records that fits the open
+   * batch is copied with one `set()`.
+   *
+   * Returns the record boundary it stopped at: `end`, or before a record whose sequence is not
+   * next (another producer holds that one), before anything that is not a whole record (a
+   * producer ring's wrap marker), or before `maxPendingBytes` would be exceeded. Throws (for
+   * example "Backpressure") only when it took nothing: what it did not take stays in `src`.
+   * `nowUs`, a wall-clock time read after the records were published, is their timestamp
+   * (never going backwards).
    */
-  appendRaw(
+  appendFrom(
     src: Uint8Array,
     srcView: DataView,
-    offset: number,
-    length: number,
-    nowUs?: number,
-  ): void {
-    const seq = this.#nextSeq;
-    const srcSeq = recordSequence(srcView, offset);
-    if (srcSeq !== seq) {
-      const e = new PerCoreWalError(
-        "Corrupted",
-        `Core ${this.coreId} got sequence ${srcSeq} where ${seq} was next`,
-      );
-      this.#fail(e);
-      throw e;
+    start: number,
+    end: number,
+    nowUs: number,
+  ): number {
+    if (nowUs > this.#lastUs) this.#lastUs = nowUs;
+    const o = this.#o;
+    let p = start;
+    while (p + RECORD_HEADER_BYTES <= end) {
+      const first = srcView.getUint32(p + R_LENGTH, true);
+      if (first < RECORD_HEADER_BYTES || first > end - p) break;
+      if (recordSequence(srcView, p) !== this.#nextSeq) break;
+      let pos: number;
+      try {
+        pos = this.#reserve(first);
+      } catch (e) {
+        if (p === start) throw e;
+        break; // It throws again on the next call, with nothing taken.
+      }
+      const b = this.#open!;
+      // After #reserve: a new batch's marker took the clock, and records never go before it.
+      const us = this.#lastUs;
+      // The records after the first that fit this batch without sealing or rotating it.
+      const room = Math.min(b.buf.length, o.segmentSizeBytes - b.fileOffset);
+      let used = pos + first;
+      let q = p + first;
+      let seq = this.#nextSeq + 1;
+      let pending = this.#pendingBytes + first;
+      while (used < o.maxBatchBytes && q + RECORD_HEADER_BYTES <= end) {
+        const len = srcView.getUint32(q + R_LENGTH, true);
+        if (len < RECORD_HEADER_BYTES || len > end - q || used + len > room) break;
+        if (len > o.maxRecordBytes || pending + len > o.maxPendingBytes) break;
+        if (recordSequence(srcView, q) !== seq) break;
+        used += len;
+        q += len;
+        seq++;
+        pending += len;
+      }
+      // A view made by the constructor costs less than subarray().
+      b.buf.set(new Uint8Array(src.buffer, src.byteOffset + p, q - p), pos);
+      const buf = b.buf;
+      const v = b.view;
+      const salt = this.#salt;
+      let r = pos;
+      let last = pos;
+      while (r < used) {
+        const len = v.getUint32(r + R_LENGTH, true);
+        if (buf[r + R_TYPE] === RecordType.epochBarrier) {
+          const epoch = getU64(v, r + RECORD_HEADER_BYTES);
+          if (epoch > this.#epoch) this.#epoch = epoch;
+        }
+        // Runs of records share their epoch and timestamp: their bytes are worked out once.
+        if (us !== this.#stampUs || this.#epoch !== this.#stampEpoch) this.#stamp(us);
+        v.setUint32(r + R_EPOCH, this.#stampWords[0], true);
+        v.setUint32(r + R_EPOCH + 4, this.#stampWords[1], true);
+        v.setUint32(r + R_TIMESTAMP, this.#stampWords[2], true);
+        v.setUint32(r + R_TIMESTAMP + 4, this.#stampWords[3], true);
+        v.setUint32(r + R_CRC, recordCrc(buf, r, len, salt), true);
+        last = r;
+        r += len;
+      }
+      const bytes = used - pos;
+      b.used = used;
+      b.lastSeq = seq - 1;
+      b.lastPos = last;
+      b.recordBytes += bytes;
+      this.#pendingBytes = pending;
+      this.#records += seq - this.#nextSeq;
+      this.#bytes += bytes;
+      this.#nextSeq = seq;
+      if (used >= o.maxBatchBytes) this.#seal(b);
+      p = q;
     }
-    const pos = this.#reserve(length);
-    const b = this.#open!;
-    // A view made by the constructor costs less than subarray().
-    b.buf.set(new Uint8Array(src.buffer, src.byteOffset + offset, length), pos);
-    if (b.buf[pos + R_TYPE] === RecordType.epochBarrier) {
-      const epoch = getU64(b.view, pos + RECORD_HEADER_BYTES);
-      if (epoch > this.#epoch) this.#epoch = epoch;
-    }
-    if (nowUs !== undefined && nowUs > this.#lastUs) this.#lastUs = nowUs;
-    const us = nowUs === undefined ? this.#now() : this.#lastUs;
-    // Runs of records share their epoch and timestamp: their bytes are worked out once a run.
-    if (us !== this.#stampUs || this.#epoch !== this.#stampEpoch) this.#stamp(us);
-    const v = b.view;
-    v.setUint32(pos + R_EPOCH, this.#stampWords[0], true);
-    v.setUint32(pos + R_EPOCH + 4, this.#stampWords[1], true);
-    v.setUint32(pos + R_TIMESTAMP, this.#stampWords[2], true);
-    v.setUint32(pos + R_TIMESTAMP + 4, this.#stampWords[3], true);
-    this.#nextSeq++;
-    this.#commit(b, pos, length, seq);
+    return p;
   }
 
   #stampUs = -1;
@@ -1080,6 +1127,11 @@ export class CoreLog {
       throw new RangeError(`epoch ${epoch} is before core ${this.coreId}'s epoch ${this.#epoch}`);
     }
     this.#epoch = Number(epoch);
+  }
+
+  /** Sequence the next record appended will get (a number: `sequence` is its bigint less one). */
+  get nextSequence(): number {
+    return this.#nextSeq;
   }
 
   /** Sequence of the last record appended (0n when none). */

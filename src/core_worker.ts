@@ -81,24 +81,23 @@ class CoreWorker {
   /** Takes records from the rings, in sequence order, into the log. */
   drain(): number {
     const log = this.log;
-    const first = Number(log.sequence) + 1;
-    let next = first;
+    const first = log.nextSequence;
     let progressed = true;
     try {
-      while (progressed && next - first < 65536) {
+      while (progressed && log.nextSequence - first < 65536) {
         progressed = false;
         for (const r of this.rings) {
           const { data, view } = r;
-          // appendRaw throws "Backpressure" before taking a record: it stays in its ring.
+          const before = log.nextSequence;
           // One clock read per pass: every record taken below was published before it.
           const us = Math.round((performance.timeOrigin + performance.now()) * 1000);
-          const after = r.takeFrom(next, (off, len) => log.appendRaw(data, view, off, len, us));
-          if (after !== next) progressed = true;
-          next = after;
+          // appendFrom throws "Backpressure" only before taking a record: it stays in its ring.
+          r.consume((start, end) => log.appendFrom(data, view, start, end, us));
+          if (log.nextSequence !== before) progressed = true;
         }
       }
     } finally {
-      if (next > first) {
+      if (log.nextSequence > first) {
         const p = log.position;
         const b = this.ctl.b64;
         Atomics.store(b, B.POS_SEGMENT, BigInt(p.segment));
@@ -110,7 +109,7 @@ class CoreWorker {
         this.rings = this.rings.filter((r, i) => i === 0 || !r.finished);
       }
     }
-    return next - first;
+    return log.nextSequence - first;
   }
 
   /** Asks the log to flush what a `sync()` waits for. */
@@ -125,7 +124,7 @@ class CoreWorker {
 
   /** Whether a ring holds the next record. */
   #ready(): boolean {
-    const next = Number(this.log.sequence) + 1;
+    const next = this.log.nextSequence;
     for (const r of this.rings) {
       const off = r.peek();
       if (off >= 0 && r.sequenceAt(off) === next) return true;

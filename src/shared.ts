@@ -156,7 +156,12 @@ const R_WAITING = 3;
 const RING_HEADER = 64;
 const WRAP = 0xffffffff;
 
-/** A single-producer single-consumer ring of variable-size records, 8-byte aligned. */
+/**
+ * A single-producer single-consumer ring of variable-size records, packed one after another so
+ * that the consumer can copy a run of them at once. A record that does not fit before the end
+ * of the data area goes to its start: a wrap marker (a length of `0xffffffff`) says so where at
+ * least 8 bytes are left, and fewer than 8 always mean it (no record is that short).
+ */
 export class ProducerRing {
   /** The shared memory: a 64-byte header, then the data. */
   readonly sab: SharedArrayBuffer;
@@ -200,44 +205,55 @@ export class ProducerRing {
 
   // --- producer side
 
+  /** Bytes to skip before a record of `length` bytes at `phys`: what is left, or 0. */
+  #skip(phys: number, length: number): number {
+    const rest = this.size - phys;
+    return length > rest ? rest : 0;
+  }
+
+  /** Whether the records go on at the start of the data area from `phys`. */
+  #wrapsAt(phys: number): boolean {
+    return this.size - phys < 8 || this.view.getUint32(phys + R_LENGTH, true) === WRAP;
+  }
+
+  // The producer owns the tail: it keeps its own copy, and a head it read last, which is
+  // behind the real one (the consumer only moves it forward), so the room it shows is safe.
+  #tail = -1;
+  #head = 0;
+
   /**
    * Reserves `length` bytes contiguous in the data area: returns their offset, or -1 if the
    * ring is full. Writes a wrap marker when the record does not fit before the end.
    */
   reserve(length: number): number {
-    const alloc = (length + 7) & ~7;
-    const tail = Atomics.load(this.ctl, R_TAIL) >>> 0;
-    const head = Atomics.load(this.ctl, R_HEAD) >>> 0;
-    const used = (tail - head) >>> 0;
+    if (this.#tail < 0) this.#tail = Atomics.load(this.ctl, R_TAIL) >>> 0;
+    const tail = this.#tail;
     const phys = tail & this.#mask;
-    const skip = phys + alloc > this.size ? this.size - phys : 0;
-    if (used + skip + alloc > this.size) return -1;
+    const skip = this.#skip(phys, length);
+    if (((tail - this.#head) >>> 0) + skip + length > this.size) {
+      this.#head = Atomics.load(this.ctl, R_HEAD) >>> 0;
+      if (((tail - this.#head) >>> 0) + skip + length > this.size) return -1;
+    }
+    this.#pendingSkip = skip;
     if (skip > 0) {
-      // Records are 8-aligned, so at least 8 bytes remain for the marker.
-      this.view.setUint32(phys + R_LENGTH, WRAP, true);
-      this.#pendingSkip = skip;
+      if (skip >= 8) this.view.setUint32(phys + R_LENGTH, WRAP, true);
       return 0;
     }
-    this.#pendingSkip = 0;
     return phys;
   }
   #pendingSkip = 0;
 
   /** Publishes the record reserved last (of `length` bytes). */
   publish(length: number): void {
-    const alloc = (length + 7) & ~7;
-    const tail = Atomics.load(this.ctl, R_TAIL) >>> 0;
-    Atomics.store(this.ctl, R_TAIL, (tail + this.#pendingSkip + alloc) | 0);
+    this.#tail = (this.#tail + this.#pendingSkip + length) >>> 0;
+    Atomics.store(this.ctl, R_TAIL, this.#tail | 0);
   }
 
   /** Whether `length` more bytes could be reserved now. */
   fits(length: number): boolean {
-    const alloc = (length + 7) & ~7;
     const tail = Atomics.load(this.ctl, R_TAIL) >>> 0;
     const used = (tail - (Atomics.load(this.ctl, R_HEAD) >>> 0)) >>> 0;
-    const phys = tail & this.#mask;
-    const skip = phys + alloc > this.size ? this.size - phys : 0;
-    return used + skip + alloc <= this.size;
+    return used + this.#skip(tail & this.#mask, length) + length <= this.size;
   }
 
   /** Blocks (Worker threads only) until the consumer frees space or `timeoutMs` passes. */
@@ -258,30 +274,26 @@ export class ProducerRing {
   // --- consumer side
 
   /**
-   * Takes consecutive records from the head while their sequences are `next`, `next + 1`, ...:
-   * calls `take(offset, length)` for each (which may throw to stop before taking it), then
-   * frees them all at once. Returns the next sequence wanted.
+   * Offers the published records from the head to `take(start, end)`, one contiguous stretch
+   * of the data area at a time (a wrap splits them). `take` returns the record boundary it
+   * consumed up to; what it consumed is freed. Stops when it consumes less than offered, unless
+   * it stopped at a wrap marker.
    */
-  takeFrom(next: number, take: (offset: number, length: number) => void): number {
+  consume(take: (start: number, end: number) => number): void {
     let head = Atomics.load(this.ctl, R_HEAD) >>> 0;
     const tail = Atomics.load(this.ctl, R_TAIL) >>> 0;
-    const v = this.view;
     const start = head;
     try {
       while (head !== tail) {
-        let phys = head & this.#mask;
-        if (v.getUint32(phys + R_LENGTH, true) === WRAP) {
+        const phys = head & this.#mask;
+        if (this.#wrapsAt(phys)) {
           head = (head + this.size - phys) >>> 0;
-          if (head === tail) break;
-          phys = 0;
+          continue;
         }
-        const seq = v.getUint32(phys + R_SEQUENCE, true) +
-          v.getUint32(phys + R_SEQUENCE + 4, true) * 4294967296;
-        if (seq !== next) break;
-        const len = v.getUint32(phys + R_LENGTH, true);
-        take(phys, len);
-        head = (head + ((len + 7) & ~7)) >>> 0;
-        next++;
+        const end = phys + Math.min((tail - head) >>> 0, this.size - phys);
+        const reached = take(phys, end);
+        head = (head + reached - phys) >>> 0;
+        if (reached === phys || (reached < end && !this.#wrapsAt(reached))) break;
       }
     } finally {
       if (head !== start) {
@@ -292,7 +304,6 @@ export class ProducerRing {
         }
       }
     }
-    return next;
   }
 
   /** Offset of the next record in the data area, or -1 if the ring is empty. */
@@ -301,7 +312,7 @@ export class ProducerRing {
     const tail = Atomics.load(this.ctl, R_TAIL) >>> 0;
     if (head === tail) return -1;
     let phys = head & this.#mask;
-    if (this.view.getUint32(phys + R_LENGTH, true) === WRAP) {
+    if (this.#wrapsAt(phys)) {
       head = (head + this.size - phys) >>> 0;
       Atomics.store(this.ctl, R_HEAD, head | 0);
       if (head === tail) return -1;
