@@ -5,6 +5,7 @@
 // Usage:
 //   deno run -A bench/thread_cpu.ts append [records] [io_uring|sync]
 //   deno run -A bench/thread_cpu.ts w1 [records] [io_uring|sync]   (W1's loop: sync() every 512, 8 in flight)
+//   deno run -A bench/thread_cpu.ts w3 [records] [io_uring|sync]   (W3: 64 producers, each awaiting its record)
 //   deno run -A bench/thread_cpu.ts merge <dir>    (a WAL made by bench/compare/run.ts W7 setup)
 import { mergeSegments, PerCoreWalConfig, PerCoreWalManager } from "../mod.ts";
 
@@ -39,7 +40,7 @@ function report(
 }
 
 const [mode, arg, backend] = Deno.args;
-if (mode === "append" || mode === "w1") {
+if (mode === "append" || mode === "w1" || mode === "w3") {
   const records = Number(arg ?? 2_000_000);
   const dir = await Deno.makeTempDir({ prefix: "thread-cpu-" });
   const manager = await PerCoreWalManager.open(
@@ -66,7 +67,19 @@ if (mode === "append" || mode === "w1") {
       await Promise.all(pending);
       timedMs = performance.now() - t0;
     }
-    for (let i = mode === "w1" ? records : 0; i < records;) {
+    if (mode === "w3") {
+      const t0 = performance.now();
+      let next = 0;
+      const producer = async () => {
+        while (next < records) {
+          const i = next++;
+          await log.waitDurable(log.appendPut(keys[i & 511], value));
+        }
+      };
+      await Promise.all(Array.from({ length: 64 }, producer));
+      timedMs = performance.now() - t0;
+    }
+    for (let i = mode === "append" ? 0 : records; i < records;) {
       const n = Math.min(65_536, records - i);
       const t0 = performance.now();
       for (let k = 0; k < n; k++) log.appendPut(keys[(i + k) & 511], value);
@@ -103,6 +116,6 @@ if (mode === "append" || mode === "w1") {
   );
 } else {
   throw new TypeError(
-    "usage: thread_cpu.ts append|w1 [records] [io_uring|sync] | merge <dir>",
+    "usage: thread_cpu.ts append|w1|w3 [records] [io_uring|sync] | merge <dir>",
   );
 }

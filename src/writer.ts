@@ -359,34 +359,78 @@ export class CoreWalWriter {
     return this.#waitFor(sequence);
   }
 
-  async #waitFor(target: bigint): Promise<void> {
+  /** Durability waits of this thread, by sequence (mostly appended in order). */
+  readonly #waiters: { seq: bigint; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  #watching = false;
+
+  #waitFor(target: bigint): Promise<void> {
     const b64 = this.#ctl.b64;
-    if (Atomics.load(b64, B.DURABLE) >= target) return;
+    if (Atomics.load(b64, B.DURABLE) >= target) return Promise.resolve();
     let cur = Atomics.load(b64, B.SYNC_REQUEST);
-    while (cur < target) {
-      const prev = Atomics.compareExchange(b64, B.SYNC_REQUEST, cur, target);
-      if (prev === cur) break;
-      cur = prev;
-    }
-    this.#ctl.wakeAll();
-    while (true) {
-      const d = Atomics.load(b64, B.DURABLE);
-      if (d >= target) return;
-      const state = this.#ctl.state;
-      // The record may have become durable just before the core stopped: look once more.
-      if (state !== CoreState.Running && Atomics.load(b64, B.DURABLE) >= target) return;
-      if (state === CoreState.Failed) throw this.#ctl.error();
-      if (state === CoreState.Closed) {
-        throw new PerCoreWalError(
-          "Closed",
-          `Core ${this.coreId}'s WAL closed before sequence ${target} was durable`,
-          {
-            coreId: this.coreId,
-          },
-        );
+    if (cur < target) {
+      while (cur < target) {
+        const prev = Atomics.compareExchange(b64, B.SYNC_REQUEST, cur, target);
+        if (prev === cur) break;
+        cur = prev;
       }
-      const r = Atomics.waitAsync(b64, B.DURABLE, d, 250);
-      if (r.async) await keepAlive(r.value, 250);
+      // Only the Worker needs to hear of a new request (and only if it sleeps: it reads the
+      // requests after saying it sleeps).
+      this.#ctl.ring();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const w = this.#waiters;
+      let i = w.length;
+      while (i > 0 && w[i - 1].seq > target) i--;
+      w.splice(i, 0, { seq: target, resolve, reject });
+      if (!this.#watching) this.#watch();
+    });
+  }
+
+  /**
+   * One wait on the core's durable sequence serves every waiter of this thread: when it moves,
+   * the waiters it covers resolve together (64 producers awaiting their records cost one
+   * wake-up, not 64).
+   */
+  async #watch(): Promise<void> {
+    this.#watching = true;
+    const b64 = this.#ctl.b64;
+    const w = this.#waiters;
+    try {
+      while (w.length > 0) {
+        const d = Atomics.load(b64, B.DURABLE);
+        let n = 0;
+        while (n < w.length && w[n].seq <= d) n++;
+        if (n > 0) {
+          for (const x of w.splice(0, n)) x.resolve();
+          continue;
+        }
+        const state = this.#ctl.state;
+        if (state !== CoreState.Running) {
+          // The record may have become durable just before the core stopped: look once more.
+          if (Atomics.load(b64, B.DURABLE) !== d) continue;
+          if (state === CoreState.Failed) {
+            const e = this.#ctl.error();
+            for (const x of w.splice(0)) x.reject(e);
+            return;
+          }
+          if (state === CoreState.Closed) {
+            for (const x of w.splice(0)) {
+              x.reject(
+                new PerCoreWalError(
+                  "Closed",
+                  `Core ${this.coreId}'s WAL closed before sequence ${x.seq} was durable`,
+                  { coreId: this.coreId },
+                ),
+              );
+            }
+            return;
+          }
+        }
+        const r = Atomics.waitAsync(b64, B.DURABLE, d, 250);
+        if (r.async) await keepAlive(r.value, 250);
+      }
+    } finally {
+      this.#watching = false;
     }
   }
 
