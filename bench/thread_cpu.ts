@@ -6,6 +6,7 @@
 //   deno run -A bench/thread_cpu.ts append [records] [io_uring|sync]
 //   deno run -A bench/thread_cpu.ts w1 [records] [io_uring|sync]   (W1's loop: sync() every 512, 8 in flight)
 //   deno run -A bench/thread_cpu.ts w3 [records] [io_uring|sync]   (W3: 64 producers, each awaiting its record)
+//   deno run -A bench/thread_cpu.ts w2s [records] [io_uring|sync]  (W2s: each record awaited, one producer)
 //   deno run -A bench/thread_cpu.ts merge <dir>    (a WAL made by bench/compare/run.ts W7 setup)
 import { mergeSegments, PerCoreWalConfig, PerCoreWalManager } from "../mod.ts";
 
@@ -40,7 +41,7 @@ function report(
 }
 
 const [mode, arg, backend] = Deno.args;
-if (mode === "append" || mode === "w1" || mode === "w3") {
+if (["append", "w1", "w2s", "w3"].includes(mode)) {
   const records = Number(arg ?? 2_000_000);
   const dir = await Deno.makeTempDir({ prefix: "thread-cpu-" });
   const manager = await PerCoreWalManager.open(
@@ -65,6 +66,11 @@ if (mode === "append" || mode === "w1" || mode === "w3") {
         if (pending.length >= 8) await pending.shift();
       }
       await Promise.all(pending);
+      timedMs = performance.now() - t0;
+    }
+    if (mode === "w2s") {
+      const t0 = performance.now();
+      for (let i = 0; i < records; i++) await log.waitDurable(log.appendPut(keys[i & 511], value));
       timedMs = performance.now() - t0;
     }
     if (mode === "w3") {
@@ -116,6 +122,6 @@ if (mode === "append" || mode === "w1" || mode === "w3") {
   );
 } else {
   throw new TypeError(
-    "usage: thread_cpu.ts append|w1|w3 [records] [io_uring|sync] | merge <dir>",
+    "usage: thread_cpu.ts append|w1|w2s|w3 [records] [io_uring|sync] | merge <dir>",
   );
 }

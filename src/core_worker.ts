@@ -13,7 +13,7 @@ import { CoreLog, createBackend } from "./core_log.ts";
 import { PerCoreWalError } from "./errors.ts";
 import { type FaultPlan, FaultyBackend } from "./io/faulty.ts";
 import type { IoBackend } from "./io/backend.ts";
-import { B, Control, CoreState, I, keepAlive, M, ProducerRing } from "./shared.ts";
+import { B, Control, CoreState, I, M, ProducerRing } from "./shared.ts";
 
 /** The first message a core Worker gets. */
 export interface InitMessage {
@@ -59,6 +59,9 @@ export function errorData(e: unknown): ErrorData {
   };
 }
 
+/** The latency percentiles in shared memory are at most this old (their computing costs µs). */
+const METRICS_PERIOD_MS = 20;
+
 class CoreWorker {
   readonly log: CoreLog;
   readonly ctl: Control;
@@ -69,6 +72,8 @@ class CoreWorker {
   #lastMetrics = 0;
   readonly #yield = new MessageChannel();
   #resume: (() => void) | undefined;
+  /** Holds the event loop open while the Worker runs: a timer per sleep would cost more. */
+  readonly #alive = setInterval(() => {}, 3_600_000);
 
   constructor(log: CoreLog, ctl: Control, ring: ProducerRing, inner: IoBackend | undefined) {
     this.log = log;
@@ -145,8 +150,9 @@ class CoreWorker {
     // just before it would wait for the timeout.
     this.requestSyncs();
     if (!this.#ready() && !(this.closing && this.drained())) {
-      const r = Atomics.waitAsync(i32, I.DOORBELL, bell, 200);
-      if (r.async) await keepAlive(r.value, 200);
+      // #alive keeps the event loop running meanwhile (waitAsync alone does not).
+      const r = Atomics.waitAsync(i32, I.DOORBELL, bell, this.#stale ? METRICS_PERIOD_MS : 200);
+      if (r.async) await r.value;
     }
     Atomics.store(i32, I.SLEEPING, 0);
   }
@@ -170,6 +176,9 @@ class CoreWorker {
     this.publishMetrics();
   }
 
+  /** Latency percentiles not published yet: the Worker sleeps at most one period then. */
+  #stale = false;
+
   /** Copies the counters to shared memory; the latency percentiles at most every 20 ms. */
   publishMetrics(force = false): void {
     const m = this.log.metrics(false);
@@ -181,7 +190,9 @@ class CoreWorker {
     f[M.IN_FLIGHT] = m.inFlightBatches;
     f[M.PENDING_BYTES] = m.pendingBytes;
     const now = performance.now();
-    if (force || now - this.#lastMetrics > 20) {
+    this.#stale = true;
+    if (force || now - this.#lastMetrics > METRICS_PERIOD_MS) {
+      this.#stale = false;
       this.#lastMetrics = now;
       const l = this.log.metrics().syncLatency;
       f[M.LAT_COUNT] = l.count;
@@ -239,7 +250,7 @@ class CoreWorker {
         stalled = 0;
         await this.yield();
       } else {
-        this.publishMetrics(true);
+        this.publishMetrics();
         this.#checkGap();
         if (this.closing && ++stalled > 50) {
           throw new PerCoreWalError(
@@ -255,6 +266,7 @@ class CoreWorker {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#alive);
     this.publishMetrics(true);
     this.#yield.port1.close();
     this.#yield.port2.close();

@@ -137,9 +137,15 @@ export class Control {
     Atomics.notify(this.b64, B.DURABLE);
   }
 
-  /** Wakes the Worker if it sleeps. */
+  /**
+   * Wakes the Worker if it sleeps. The first producer to see it asleep clears the flag and
+   * rings; the others need not: the Worker looks at every ring and request once awake.
+   */
   ring(): void {
-    if (Atomics.load(this.i32, I.SLEEPING) !== 0) {
+    if (
+      Atomics.load(this.i32, I.SLEEPING) !== 0 &&
+      Atomics.compareExchange(this.i32, I.SLEEPING, 1, 0) === 1
+    ) {
       Atomics.add(this.i32, I.DOORBELL, 1);
       Atomics.notify(this.i32, I.DOORBELL);
     }
