@@ -139,7 +139,7 @@ class CoreWorker {
 
   /** Everything claimed has been taken in. */
   drained(): boolean {
-    return this.log.sequence >= Atomics.load(this.ctl.b64, B.SEQUENCE);
+    return this.log.nextSequence >= Number(Atomics.load(this.ctl.b64, B.NEXT_SEQUENCE));
   }
 
   async sleep(): Promise<void> {
@@ -331,7 +331,7 @@ async function init(m: InitMessage): Promise<void> {
   w.rings.push(...early.splice(0));
   const b = ctl.b64;
   const seq = log.sequence;
-  Atomics.store(b, B.SEQUENCE, seq);
+  Atomics.store(b, B.NEXT_SEQUENCE, seq + 1n);
   Atomics.store(b, B.DURABLE, log.durableSequence);
   Atomics.store(b, B.SYNC_REQUEST, seq);
   const p = log.position;

@@ -315,7 +315,9 @@ export class PerCoreWalManager {
           maxUs: f[M.LAT_MAX],
         },
         inFlightBatches: f[M.IN_FLIGHT],
-        queuedRecords: Number(Atomics.load(b, B.SEQUENCE) - Atomics.load(b, B.POS_SEQUENCE)),
+        queuedRecords: Number(
+          Atomics.load(b, B.NEXT_SEQUENCE) - 1n - Atomics.load(b, B.POS_SEQUENCE),
+        ),
         pendingBytes: f[M.PENDING_BYTES],
         failed: c.control.state === CoreState.Failed,
         syncLatencyBuckets: {

@@ -26,8 +26,8 @@ export const I = {
 
 /** BigInt64 slots of the control block (after 64 bytes of Int32 slots). */
 export const B = {
-  /** Last sequence claimed by a producer. */
-  SEQUENCE: 0,
+  /** Sequence the next producer to append claims (one past the last claimed). */
+  NEXT_SEQUENCE: 0,
   /** Last durable sequence. */
   DURABLE: 1,
   /** Highest sequence a `sync()` asked for. */

@@ -250,7 +250,7 @@ export class CoreWalWriter {
   /** Writes the producer's part of the header and claims the sequence (space is reserved). */
   #header(pos: number, len: number, type: number): bigint {
     const v = this.#ring.view;
-    const seq = Atomics.add(this.#ctl.b64, B.SEQUENCE, 1n) + 1n;
+    const seq = Atomics.add(this.#ctl.b64, B.NEXT_SEQUENCE, 1n);
     v.setUint32(pos + R_LENGTH, len, true);
     v.setBigUint64(pos + R_SEQUENCE, seq, true);
     // Type, flags (0) and core in one store, then the pad (0): the layout of docs/FORMAT.md.
@@ -342,7 +342,7 @@ export class CoreWalWriter {
         }),
       );
     }
-    return this.#waitFor(Atomics.load(this.#ctl.b64, B.SEQUENCE));
+    return this.#waitFor(Atomics.load(this.#ctl.b64, B.NEXT_SEQUENCE) - 1n);
   }
 
   /** Resolves when record `sequence` of this core (and every one before it) is durable. */
@@ -350,7 +350,7 @@ export class CoreWalWriter {
     if (typeof sequence !== "bigint") {
       return Promise.reject(new TypeError(`sequence must be a bigint, got ${typeof sequence}`));
     }
-    const last = Atomics.load(this.#ctl.b64, B.SEQUENCE);
+    const last = Atomics.load(this.#ctl.b64, B.NEXT_SEQUENCE) - 1n;
     if (sequence > last) {
       return Promise.reject(
         new RangeError(`sequence ${sequence} was not appended yet (last is ${last})`),
@@ -439,7 +439,7 @@ export class CoreWalWriter {
 
   /** Sequence of the last record appended to this core, by any thread (0n when none). */
   get sequence(): bigint {
-    return Atomics.load(this.#ctl.b64, B.SEQUENCE);
+    return Atomics.load(this.#ctl.b64, B.NEXT_SEQUENCE) - 1n;
   }
 
   /** Sequence of the last durable record of this core. */
