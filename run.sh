@@ -2,7 +2,8 @@
 # The README's two commands:   bash run.sh demo   |   bash run.sh test
 # On a fresh Debian/Ubuntu machine with Node/npm it installs what is missing first:
 # Deno 2.9.6 from npm, liburing2 from apt (without liburing the module falls back to the
-# sync backend, and tests that need io_uring are ignored, or fail under REQUIRE_URING=1).
+# sync backend, and tests that need io_uring are ignored, or fail under REQUIRE_URING=1), and
+# libisal2 (ISA-L: hardware CRC32C; optional, the module computes CRC32C in TypeScript without it).
 set -euo pipefail
 cd "$(dirname "$0")"
 DENO_VERSION=2.9.6
@@ -31,11 +32,22 @@ need_liburing() {
   fi
 }
 
+need_isal() {
+  if PATH="$PATH:/sbin:/usr/sbin" ldconfig -p 2>/dev/null | grep -q 'libisal\.so\.2'; then return; fi
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "run.sh: installing libisal2 from apt (hardware CRC32C)" >&2
+    $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq libisal2 >/dev/null ||
+      echo "run.sh: could not install libisal2; CRC32C runs in TypeScript" >&2
+  fi
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
-  demo) need_deno; need_liburing; exec "$DENO" task demo "$@" ;;
-  test) need_deno; need_liburing; exec "$DENO" task test "$@" ;;
-  bench) need_deno; need_liburing; exec "$DENO" task bench "$@" ;;
+  demo) need_deno; need_liburing; need_isal; exec "$DENO" task demo "$@" ;;
+  test) need_deno; need_liburing; need_isal; exec "$DENO" task test "$@" ;;
+  bench) need_deno; need_liburing; need_isal; exec "$DENO" task bench "$@" ;;
   *) echo "usage: bash run.sh demo|test|bench [args]" >&2; exit 2 ;;
 esac
