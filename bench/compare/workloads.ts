@@ -143,6 +143,8 @@ export interface RunResult {
   p50Us?: number;
   p99Us?: number;
   peakRssBytes: number;
+  /** CPU time of all the process's threads per record (W6: the cost "wherever it is computed"). */
+  cpuNsPerRecord?: number;
   backend: string;
   note?: string;
 }
