@@ -11,6 +11,7 @@ import {
   BACKENDS,
   ignoreWithoutUring,
   readCore,
+  rng,
   str,
   tempDir,
   TINY_BUFFER_OPTIONS,
@@ -113,6 +114,41 @@ for (const backend of BACKENDS) {
       }
       assertEquals(entries.length, acked.filter((a) => a[0] === c).length);
     }
+  });
+
+  test("records of every size cross shared-buffer wraps, batch seals and rotations intact, in order, with rising timestamps", async () => {
+    await using dir = await tempDir();
+    // An 8 KiB shared buffer wraps every few records; 64 KiB batches and 256 KiB segments seal
+    // and rotate in the middle of the runs the Worker takes at once.
+    const cfg = config(dir.path, 1, {
+      ...TINY_BUFFER_OPTIONS,
+      backend,
+      maxBatchBytes: 64 * 1024,
+      segmentSizeBytes: 256 * 1024,
+    });
+    const m = await PerCoreWalManager.open(cfg);
+    const w = m.writer(0);
+    const r = rng(2024);
+    const want: Uint8Array[] = [];
+    for (let i = 0; i < 6000; i++) {
+      // Odd and even lengths from 0 to 1900 bytes: records are packed, not aligned.
+      const v = Uint8Array.from({ length: Math.floor(r() ** 3 * 1900) }, (_, j) => (i + j) & 0xff);
+      want.push(v);
+      await w.appendPutAsync(`k${i}`, v);
+      if (i % 97 === 96) await w.sync();
+    }
+    await w.sync();
+    await m.close();
+    const entries = await readCore(cfg, 0);
+    assertEquals(entries.length, want.length);
+    let lastNs = 0n;
+    entries.forEach((e, i) => {
+      assertEquals(e.sequence, BigInt(i + 1));
+      assertEquals(str(asPut(e.operation).key), `k${i}`);
+      assertEquals(asPut(e.operation).value, want[i], `value of record ${i + 1}`);
+      assert(e.timestampNs >= lastNs, `timestamp of record ${i + 1} goes back`);
+      lastNs = e.timestampNs;
+    });
   });
 
   test("epoch barriers separate epochs on every core while producers append concurrently", async () => {
