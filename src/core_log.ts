@@ -1129,6 +1129,14 @@ export class CoreLog {
     this.#epoch = Number(epoch);
   }
 
+  /**
+   * Handles I/O completions already there (a busy caller's shortcut: they would otherwise be
+   * noticed when its event loop next runs).
+   */
+  pollCompletions(): void {
+    this.#io.pollCompletions?.();
+  }
+
   /** Sequence the next record appended will get (a number: `sequence` is its bigint less one). */
   get nextSequence(): number {
     return this.#nextSeq;

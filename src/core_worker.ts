@@ -244,6 +244,9 @@ class CoreWorker {
         await this.log.sync().catch(() => {});
       }
       this.requestSyncs();
+      // Batches that completed while the rings were drained: at once, not after the event loop
+      // has woken for the eventfd (a thread-pool round trip).
+      this.log.pollCompletions();
       if (this.log.failure !== undefined) return;
       if (this.closing && this.drained()) return;
       if (n > 0) {

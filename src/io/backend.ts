@@ -140,6 +140,12 @@ export interface IoBackend {
   freeBuffer(buffer: Uint8Array): void;
   /** Whether `O_DIRECT` can be used for files in `dir`. */
   supportsDirect(dir: string): boolean;
+  /**
+   * Handles the completions that are already there, without waiting (optional: a backend whose
+   * operations complete on their own has none to look for). A busy owner thread calls it
+   * between pieces of work, so that it need not go back to its event loop to notice them.
+   */
+  pollCompletions?(): void;
   /** Releases the backend (the ring). Operations must have settled. */
   close(): Promise<void>;
 }

@@ -509,6 +509,14 @@ export class UringBackend implements IoBackend {
     for (const c of this.#backlog.splice(0)) c.reject(err);
   }
 
+  /** Handles the completions already in the CQ ring (no system call when there are none). */
+  pollCompletions(): void {
+    if (!this.#closed && this.#ring.cqReady) {
+      this.#reap();
+      if (this.#backlog.length > 0) this.#submit();
+    }
+  }
+
   /** Processes completions and refills from the backlog. */
   #reap(): void {
     this.#ring.reap((id, res) => this.#complete(id, res));
