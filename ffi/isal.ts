@@ -6,6 +6,8 @@
  * @module
  */
 
+import { librarySearchPath } from "./paths.ts";
+
 const symbols = {
   // unsigned int crc32_iscsi(unsigned char *buffer, int len, unsigned int init_crc)
   // Returns the raw (not inverted) CRC32C state, continuing from init_crc.
@@ -16,13 +18,7 @@ const symbols = {
 export type Isal = Deno.DynamicLibrary<typeof symbols>["symbols"];
 
 /** Where ISA-L is looked for, in order, unless `DENO_ISAL_PATH` names a file. */
-const CANDIDATES = [
-  "libisal.so.2",
-  "/usr/lib/x86_64-linux-gnu/libisal.so.2",
-  "/usr/lib/aarch64-linux-gnu/libisal.so.2",
-  "/usr/lib64/libisal.so.2",
-  "/usr/lib/libisal.so.2",
-];
+const CANDIDATES = librarySearchPath("libisal.so.2");
 
 let lib: Isal | null | undefined;
 

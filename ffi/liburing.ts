@@ -7,6 +7,7 @@
  */
 
 import { PerCoreWalError } from "../src/errors.ts";
+import { librarySearchPath } from "./paths.ts";
 
 const symbols = {
   // int io_uring_queue_init_params(unsigned entries, struct io_uring *ring, struct io_uring_params *p)
@@ -31,13 +32,7 @@ const symbols = {
 export type Liburing = Deno.DynamicLibrary<typeof symbols>["symbols"];
 
 /** Where liburing is looked for, in order, unless `DENO_LIBURING_PATH` names a file. */
-const CANDIDATES = [
-  "liburing.so.2",
-  "/usr/lib/x86_64-linux-gnu/liburing.so.2",
-  "/usr/lib/aarch64-linux-gnu/liburing.so.2",
-  "/usr/lib64/liburing.so.2",
-  "/usr/lib/liburing.so.2",
-];
+const CANDIDATES = librarySearchPath("liburing.so.2");
 
 let lib: Liburing | undefined;
 
