@@ -5,9 +5,14 @@
 // during the timed part (/proc/diskstats, sectors written), which shows the zero-fill doubling.
 //
 // Usage: deno run -A bench/segment_fill.ts [--workload w4|w2s|w1] [--runs 3] [--fills a,b,c]
-//        [--dir bench/.data/segment_fill] [--device vda]
+//        [--dir bench/.data/segment_fill] [--device vda] [--options '{"maxBatchBytes":2097152}']
 import { parseArgs } from "@std/cli/parse-args";
-import { PerCoreWalConfig, PerCoreWalManager, type SegmentFill } from "../mod.ts";
+import {
+  PerCoreWalConfig,
+  PerCoreWalManager,
+  type PerCoreWalOptions,
+  type SegmentFill,
+} from "../mod.ts";
 
 interface Shape {
   records: number;
@@ -35,6 +40,21 @@ interface Result {
   p99Us: number;
   diskWrittenMiB: number;
   backend: string;
+  /** CPU time of the busiest threads during the timed part, ms, by thread name. */
+  cpuMs: Record<string, number>;
+}
+
+/** Nanoseconds of CPU each thread of this process has used, by "name/tid" (schedstat). */
+async function threadCpu(): Promise<Map<string, number>> {
+  const script = `for t in /proc/${Deno.pid}/task/*; do ` +
+    `echo "$(cat $t/comm)|$(basename $t)|$(cut -d' ' -f1 $t/schedstat)"; done`;
+  const out = await new Deno.Command("sh", { args: ["-c", script], stdout: "piped" }).output();
+  const m = new Map<string, number>();
+  for (const line of new TextDecoder().decode(out.stdout).trim().split("\n")) {
+    const [name, tid, ns] = line.split("|");
+    m.set(`${name}/${tid}`, Number(ns));
+  }
+  return m;
 }
 
 async function sectorsWritten(device: string): Promise<number> {
@@ -46,9 +66,15 @@ async function sectorsWritten(device: string): Promise<number> {
   return Number(new TextDecoder().decode(out.stdout).trim() || 0);
 }
 
-async function child(fill: SegmentFill, shape: Shape, dir: string, device: string) {
+async function child(
+  fill: SegmentFill,
+  shape: Shape,
+  dir: string,
+  device: string,
+  options: PerCoreWalOptions,
+) {
   const manager = await PerCoreWalManager.open(
-    new PerCoreWalConfig(dir, 1, { backend: "io_uring", segmentFill: fill }),
+    new PerCoreWalConfig(dir, 1, { backend: "io_uring", ...options, segmentFill: fill }),
   );
   try {
     await new Promise((r) => setTimeout(r, 1500)); // the next segment's preparation
@@ -56,6 +82,7 @@ async function child(fill: SegmentFill, shape: Shape, dir: string, device: strin
     const key = new TextEncoder().encode("key-000000000000");
     const value = new Uint8Array(shape.valueBytes).fill(0x5a);
     const lat: number[] = [];
+    const c0 = await threadCpu();
     const s0 = await sectorsWritten(device);
     const t0 = performance.now();
     if (shape.batch === 1) {
@@ -76,6 +103,12 @@ async function child(fill: SegmentFill, shape: Shape, dir: string, device: strin
     }
     const seconds = (performance.now() - t0) / 1000;
     const s1 = await sectorsWritten(device);
+    const c1 = await threadCpu();
+    const cpuMs: Record<string, number> = {};
+    for (const [k, v] of c1) {
+      const ms = (v - (c0.get(k) ?? 0)) / 1e6;
+      if (ms >= 1) cpuMs[k.split("/")[0]] = (cpuMs[k.split("/")[0]] ?? 0) + Math.round(ms);
+    }
     lat.sort((a, b) => a - b);
     const bytes = shape.records * (16 + shape.valueBytes);
     const result: Result = {
@@ -87,6 +120,7 @@ async function child(fill: SegmentFill, shape: Shape, dir: string, device: strin
       p99Us: lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.99))],
       diskWrittenMiB: (s1 - s0) * 512 / 2 ** 20,
       backend: manager.backend,
+      cpuMs,
     };
     console.log(JSON.stringify(result));
   } finally {
@@ -95,19 +129,21 @@ async function child(fill: SegmentFill, shape: Shape, dir: string, device: strin
 }
 
 const args = parseArgs(Deno.args, {
-  string: ["workload", "fills", "dir", "device", "child"],
+  string: ["workload", "fills", "dir", "device", "child", "options"],
   default: {
     workload: "w4",
     runs: 3,
     fills: "zeros,allocate,auto",
     dir: "bench/.data/segment_fill",
     device: "vda",
+    options: "{}",
   },
 });
 const shape = SHAPES[args.workload];
 if (shape === undefined) throw new RangeError(`unknown workload ${args.workload}`);
 if (args.child !== undefined) {
-  await child(args.child as SegmentFill, shape, args.dir, args.device);
+  const options = JSON.parse(args.options);
+  await child(args.child as SegmentFill, shape, args.dir, args.device, options);
 } else {
   const fills = args.fills.split(",");
   const results: Record<string, Result[]> = {};
@@ -128,6 +164,8 @@ if (args.child !== undefined) {
           args.dir,
           "--device",
           args.device,
+          "--options",
+          args.options,
         ],
         stdout: "piped",
         stderr: "inherit",
@@ -138,7 +176,8 @@ if (args.child !== undefined) {
       console.error(
         `${args.workload} ${fill.padEnd(8)} ${r.mbPerSec.toFixed(0).padStart(5)} MB/s ` +
           `${r.recordsPerSec.toFixed(0).padStart(7)} rec/s p50 ${r.p50Us.toFixed(0)} µs ` +
-          `p99 ${r.p99Us.toFixed(0)} µs disk ${r.diskWrittenMiB.toFixed(0)} MiB`,
+          `p99 ${r.p99Us.toFixed(0)} µs disk ${r.diskWrittenMiB.toFixed(0)} MiB; ` +
+          `${r.seconds.toFixed(2)} s, CPU ms ${JSON.stringify(r.cpuMs)}`,
       );
     }
   }
