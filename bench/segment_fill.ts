@@ -6,6 +6,7 @@
 //
 // Usage: deno run -A bench/segment_fill.ts [--workload w4|w2s|w1] [--runs 3] [--fills a,b,c]
 //        [--dir bench/.data/segment_fill] [--device vda] [--options '{"maxBatchBytes":2097152}']
+//        [--batch 64]
 import { parseArgs } from "@std/cli/parse-args";
 import {
   PerCoreWalConfig,
@@ -129,7 +130,7 @@ async function child(
 }
 
 const args = parseArgs(Deno.args, {
-  string: ["workload", "fills", "dir", "device", "child", "options"],
+  string: ["workload", "fills", "dir", "device", "child", "options", "batch"],
   default: {
     workload: "w4",
     runs: 3,
@@ -139,8 +140,10 @@ const args = parseArgs(Deno.args, {
     options: "{}",
   },
 });
-const shape = SHAPES[args.workload];
-if (shape === undefined) throw new RangeError(`unknown workload ${args.workload}`);
+const known = SHAPES[args.workload];
+if (known === undefined) throw new RangeError(`unknown workload ${args.workload}`);
+// --batch overrides the records per sync() (W4: 64 = 256 KiB per sync).
+const shape = args.batch === undefined ? known : { ...known, batch: Number(args.batch) };
 if (args.child !== undefined) {
   const options = JSON.parse(args.options);
   await child(args.child as SegmentFill, shape, args.dir, args.device, options);
@@ -166,6 +169,7 @@ if (args.child !== undefined) {
           args.device,
           "--options",
           args.options,
+          ...(args.batch === undefined ? [] : ["--batch", args.batch]),
         ],
         stdout: "piped",
         stderr: "inherit",
@@ -183,7 +187,11 @@ if (args.child !== undefined) {
   }
   await Deno.remove(args.dir, { recursive: true }).catch(() => {});
   const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  console.log(`| ${args.workload} | MB/s | records/s | p50 µs | p99 µs | disk MiB written |`);
+  console.log(
+    `| ${args.workload}${
+      args.batch ? ` (${args.batch}/sync)` : ""
+    } | MB/s | records/s | p50 µs | p99 µs | disk MiB written |`,
+  );
   console.log("|---|---|---|---|---|---|");
   for (const fill of fills) {
     const rs = results[fill];
