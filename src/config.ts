@@ -45,10 +45,11 @@ export type WriteMode = "auto" | "direct" | "dsync" | "buffered";
  * - `"zeros"`: fallocated, then every byte written with zeros and made durable, in the
  *   background. An `fdatasync` then has no metadata to commit (the blocks are written extents),
  *   which roughly halves its latency for small batches, but every byte reaches the disk twice.
- * - `"allocate"`: fallocated only (unwritten extents, or a sparse file where the file system or
- *   backend has no `fallocate`). Each `fdatasync` also commits the conversion of the extents
- *   just written (a journal commit): cheaper than writing the segment twice when batches are
- *   large and the disk's bandwidth is the limit.
+ * - `"allocate"`: fallocated only (unwritten extents). Each `fdatasync` also commits the
+ *   conversion of the extents just written (a journal commit): cheaper than writing the segment
+ *   twice when batches are large and the disk's bandwidth is the limit. Where there is no
+ *   `fallocate` (the sync backend, some file systems) segments are zero-filled all the same, so
+ *   that a full disk shows when a segment is prepared, not at a data write.
  * - `"auto"`: `"allocate"` while this core's recent batches average at least 256 KiB,
  *   `"zeros"` otherwise (and for the first segments, before any batch was written).
  *

@@ -887,18 +887,17 @@ export class CoreLog {
   /**
    * Gives a new segment its full size and makes that durable (file and directory entry). With
    * `"zeros"`, every block is also written, so that an fdatasync into it need not commit extent
-   * metadata. With `"allocate"`, the blocks stay unwritten extents (a sparse file without
-   * fallocate): they read as zeros, like a zero-filled segment, and each data fdatasync commits
-   * their conversion; no byte is written twice.
+   * metadata. With `"allocate"`, the blocks stay unwritten extents: they read as zeros, like a
+   * zero-filled segment, and each data fdatasync commits their conversion; no byte is written
+   * twice.
    */
   async #layOut(seg: Segment): Promise<void> {
     await Promise.resolve();
     const size = this.#o.segmentSizeBytes;
-    this.#io.allocate(seg.file, size);
-    if (seg.fill === "allocate") {
-      // Where fallocate is missing (sync backend, EOPNOTSUPP), the size comes from here.
-      this.#io.truncate(seg.file, size);
-    } else {
+    // Where the blocks cannot be reserved (no fallocate: the sync backend, some file systems),
+    // the zeros are written whatever segmentFill says: a sparse segment would meet a full disk
+    // at a data write, which fails the core, instead of here, which only refuses the rotation.
+    if (!this.#io.allocate(seg.file, size) || seg.fill === "zeros") {
       this.#zero ??= this.#io.allocBuffer(MiB);
       for (let off = 0; off < size; off += 4 * MiB) {
         const parts = [];

@@ -1,11 +1,20 @@
 // How new segments are laid out (`segmentFill`): zero-filled, or fallocated only (unwritten
-// extents, a sparse file without fallocate), or chosen by the recent batch size. Extents are read
+// extents; zero-filled all the same without fallocate), or chosen by the recent batch size. Extents are read
 // with `filefrag -v` (FIEMAP) on the real files the real ring wrote; durability is checked by
 // reading back after reopening, and by the power-loss simulator with fallocated-only segments.
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { CoreLog, listCoreSegments } from "../src/core_log.ts";
 import { PerCoreWalConfig, type SegmentFill } from "../src/config.ts";
-import { asPut, BACKENDS, ignoreWithoutUring, readCore, str, tempDir } from "./_helpers.ts";
+import { PerCoreWalError } from "../src/errors.ts";
+import {
+  asPut,
+  BACKENDS,
+  ignoreWithoutUring,
+  readCore,
+  smallFs,
+  str,
+  tempDir,
+} from "./_helpers.ts";
 import { simulate } from "./_power_loss_sim.ts";
 
 const KiB = 1024;
@@ -45,6 +54,12 @@ async function blockStates(path: string): Promise<("written" | "unwritten" | "ho
   }
   return states;
 }
+
+/** Whether a tmpfs can be mounted here (root): a real full file system for the ENOSPC test. */
+const CAN_MOUNT = await (async () => {
+  await using fs = await smallFs(64 * KiB);
+  return fs.mounted;
+})();
 
 function count<T>(xs: T[], x: T): number {
   return xs.filter((y) => y === x).length;
@@ -129,7 +144,7 @@ Deno.test({
 for (const backend of BACKENDS) {
   Deno.test({
     name:
-      `[${backend}] segmentFill "allocate": reopening continues in the allocated segment and loses nothing`,
+      `[${backend}] segmentFill "allocate": reopening continues in the allocated segment and loses nothing (sync backend: zero-filled, no fallocate)`,
     ignore: backend === "io_uring" && ignoreWithoutUring,
     async fn() {
       await using dir = await tempDir();
@@ -156,8 +171,14 @@ for (const backend of BACKENDS) {
       }
       const segs = listCoreSegments(cfg, 0);
       assert(segs.length >= 6, "the appends rotated through several segments");
-      // The sync backend has no fallocate: its segments get their size from ftruncate (sparse).
       for (const s of segs) assertEquals((await Deno.stat(s.path)).size, 256 * KiB);
+      if (FILEFRAG) {
+        // The segment prepared ahead and never started: fallocated only on io_uring; the sync
+        // backend has no fallocate, so it zero-fills (a full disk then shows at preparation).
+        const states = await blockStates(segs[segs.length - 1].path);
+        const expected = backend === "io_uring" ? "unwritten" : "written";
+        assertEquals(count(states, expected), states.length, backend);
+      }
     },
   });
 }
@@ -203,4 +224,50 @@ Deno.test('power loss with fallocated-only segments (segmentFill "allocate"): ac
     const r = await simulate(seed, dir.path, undefined, "allocate");
     assert(r.recordsAcknowledged > 0, `seed ${seed} acknowledged nothing`);
   }
+});
+
+Deno.test({
+  name:
+    'segmentFill "allocate" on a full file system: ENOSPC shows when the next segment is allocated, the core is not failed, nothing acknowledged is lost',
+  ignore: ignoreWithoutUring || !CAN_MOUNT,
+  async fn() {
+    await using fs = await smallFs(1024 * KiB);
+    const cfg = new PerCoreWalConfig(`${fs.path}/wal`, 1, {
+      segmentSizeBytes: 256 * KiB,
+      segmentFill: "allocate",
+      backend: "io_uring",
+    });
+    const log = await CoreLog.open(cfg, 0);
+    // Segments 0 and 1 hold their blocks (fallocate on tmpfs reserves pages); leave less than a
+    // segment free, so that preparing segment 2 fails and writing into 0 and 1 does not.
+    await Deno.writeFile(`${fs.path}/filler`, new Uint8Array(400 * KiB));
+    let acked = 0;
+    let error: unknown;
+    for (let i = 1; i <= 1000 && error === undefined; i++) {
+      try {
+        log.appendPut(`k-${i}`, value(i, 2000));
+        if (i % 8 === 0) {
+          await log.sync();
+          acked = i;
+        }
+      } catch (e) {
+        error = e;
+      }
+    }
+    if (!(error instanceof PerCoreWalError)) throw new Error(`no ENOSPC: ${error}`);
+    assertEquals([error.code, error.errno], ["Io", "ENOSPC"], error.message);
+    assertEquals(log.failure, undefined, "a failed preparation does not fail the core");
+    assert(acked > 100, `${acked} records acknowledged before the disk filled`);
+    await log.close();
+    await Deno.remove(`${fs.path}/filler`);
+    const entries = await readCore(cfg);
+    assert(entries.length >= acked, `${entries.length} records read back, ${acked} acknowledged`);
+    for (const [i, e] of entries.entries()) {
+      assertEquals(asPut(e.operation).value, value(i + 1, 2000), `record ${i + 1}`);
+    }
+    const again = await CoreLog.open(cfg, 0);
+    again.appendPut("after", "space was freed");
+    await again.sync();
+    await again.close();
+  },
 });
