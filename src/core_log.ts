@@ -438,7 +438,8 @@ export class CoreLog {
     }
     const pos = this.#reserve(length);
     const b = this.#open!;
-    this.#copyIn(src, offset, length, b.buf, pos);
+    // A view made by the constructor costs less than subarray().
+    b.buf.set(new Uint8Array(src.buffer, src.byteOffset + offset, length), pos);
     if (b.buf[pos + R_TYPE] === RecordType.epochBarrier) {
       const epoch = getU64(b.view, pos + RECORD_HEADER_BYTES);
       if (epoch > this.#epoch) this.#epoch = epoch;
@@ -454,36 +455,6 @@ export class CoreLog {
     v.setUint32(pos + R_TIMESTAMP + 4, this.#stampWords[3], true);
     this.#nextSeq++;
     this.#commit(b, pos, length, seq);
-  }
-
-  /** Staging for {@linkcode #copyIn}; grows to the largest record copied through it. */
-  #staging = new Uint8Array(0);
-
-  /**
-   * Copies `length` bytes from `src` at `offset` to `dst` at `pos`. V8 copies out of a
-   * SharedArrayBuffer with relaxed atomics, byte by byte unless source and destination have the
-   * same alignment mod 8; a batch's records sit 6 bytes off the producers' 8-aligned slots (the
-   * batch marker is 46 bytes), so a 4 KiB record took ~1.1 us. Through an 8-aligned staging
-   * buffer (word copy, then a plain memcpy) it takes ~0.25 us.
-   */
-  #copyIn(src: Uint8Array, offset: number, length: number, dst: Uint8Array, pos: number): void {
-    const from = src.byteOffset + offset;
-    // A view made by the constructor costs less than subarray().
-    const view = new Uint8Array(src.buffer, from, length);
-    if (
-      length < 256 || ((from - dst.byteOffset - pos) & 7) === 0 ||
-      !(src.buffer instanceof SharedArrayBuffer)
-    ) {
-      dst.set(view, pos);
-      return;
-    }
-    // The staging copy starts at the source's alignment, so that it is a word copy too.
-    const a = from & 7;
-    if (this.#staging.length < length + a) {
-      this.#staging = new Uint8Array(2 ** Math.ceil(Math.log2(length + a)));
-    }
-    this.#staging.set(view, a);
-    dst.set(new Uint8Array(this.#staging.buffer, a, length), pos);
   }
 
   #stampUs = -1;
