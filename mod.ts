@@ -32,6 +32,7 @@ export {
   PerCoreWalConfig,
   type PerCoreWalOptions,
   type ResolvedWalOptions,
+  type SegmentFill,
   type WriteMode,
 } from "./src/config.ts";
 export {

@@ -40,6 +40,34 @@ export type BackendChoice = "auto" | "io_uring" | "sync";
 export type WriteMode = "auto" | "direct" | "dsync" | "buffered";
 
 /**
+ * How a new segment file is laid out before the log writes into it.
+ *
+ * - `"zeros"`: fallocated, then every byte written with zeros and made durable, in the
+ *   background. An `fdatasync` then has no metadata to commit (the blocks are written extents),
+ *   which roughly halves its latency for small batches, but every byte reaches the disk twice.
+ * - `"allocate"`: fallocated only (unwritten extents). Each `fdatasync` also commits the
+ *   conversion of the extents just written (a journal commit): cheaper than writing the segment
+ *   twice when batches are large and the disk's bandwidth is the limit. Where there is no
+ *   `fallocate` (the sync backend, some file systems) segments are zero-filled all the same, so
+ *   that a full disk shows when a segment is prepared, not at a data write.
+ * - `"auto"`: `"allocate"` while this core's recent batches average at least 256 KiB,
+ *   `"zeros"` otherwise (and for the first segments, before any batch was written).
+ *
+ * Either way the file has its full size and reads as zeros past the data, so readers and
+ * recovery see the same thing.
+ *
+ * @example
+ * ```ts
+ * import { PerCoreWalConfig, type SegmentFill } from "@percore/wal";
+ *
+ * // A bulk loader that always writes 1 MiB batches: skip the zero-fill.
+ * const segmentFill: SegmentFill = "allocate";
+ * const config = new PerCoreWalConfig("./data/wal", 2, { segmentFill });
+ * ```
+ */
+export type SegmentFill = "auto" | "zeros" | "allocate";
+
+/**
  * Options of {@linkcode PerCoreWalConfig}; every one has a default.
  *
  * @example
@@ -60,8 +88,10 @@ export interface PerCoreWalOptions {
    * No path separator and no `..`. Default `"wal-{core_id}-{segment}.log"`.
    */
   segmentPattern?: string;
-  /** Size each segment is preallocated (zero-filled) to; a multiple of 4096. Default 64 MiB. */
+  /** Size each segment is preallocated to; a multiple of 4096. Default 64 MiB. */
   segmentSizeBytes?: number;
+  /** How a new segment is laid out before use ({@linkcode SegmentFill}). Default `"auto"`. */
+  segmentFill?: SegmentFill;
   /** The I/O backend. Default `"auto"`: io_uring where it works, the sync backend otherwise. */
   backend?: BackendChoice;
   /** How files are written. Default `"auto"`. */
@@ -290,6 +320,11 @@ export function resolveOptions(o: PerCoreWalOptions): ResolvedWalOptions {
       "writeMode",
       o.writeMode ?? "auto",
       ["auto", "direct", "dsync", "buffered"] as const,
+    ),
+    segmentFill: _oneOf(
+      "segmentFill",
+      o.segmentFill ?? "auto",
+      ["auto", "zeros", "allocate"] as const,
     ),
     ringEntries,
     maxBatchBytes: _int("maxBatchBytes", o.maxBatchBytes ?? MiB, 4096, 256 * MiB),

@@ -47,6 +47,12 @@ import { acknowledgedClaim, isUnstartedSegment, scanSegment } from "./reader.ts"
 import type { Bytes, CommitOffsets, WalOperation, WalOperationInput } from "./types.ts";
 
 const MiB = 1024 * 1024;
+/**
+ * `segmentFill: "auto"` skips the zero-fill of the next segment while this core's batches average
+ * at least this many bytes: writing every byte twice then costs more than the journal commit of
+ * the extent conversion that each fdatasync of an unwritten extent pays.
+ */
+const AUTO_ALLOCATE_BATCH_BYTES = 256 * 1024;
 
 /**
  * A place in a core's log: after the record `sequence`, at `offset` of segment `segment`.
@@ -149,6 +155,8 @@ interface Segment {
   ready: boolean;
   error: PerCoreWalError | undefined;
   prepared: Promise<void>;
+  /** How it was laid out: zero-filled, or fallocated only (reads as zeros all the same). */
+  fill: "zeros" | "allocate";
 }
 
 const enum State {
@@ -243,6 +251,10 @@ export class CoreLog {
   #closing: Promise<void> | undefined;
   #idle: (() => void) | undefined;
   #zero: Uint8Array | undefined;
+  /** What `segmentFill: "auto"` chose last, and the batch counters when it did. */
+  #autoFill: "zeros" | "allocate" = "zeros";
+  #fillBatches = 0;
+  #fillBytes = 0;
   #onDurable: CoreLogOptions["onDurable"];
   #onFail: CoreLogOptions["onFail"];
   #records = 0;
@@ -819,12 +831,13 @@ export class CoreLog {
   }
 
   /**
-   * Creates segment `index`, fallocated and zero-filled (so that fdatasync need not write size
-   * metadata), in the background. With `quiet`, a failure is kept on the segment and surfaces
-   * only if the log has to rotate into it.
+   * Creates segment `index` in the background, laid out as `segmentFill` says ({@linkcode
+   * #fillFor}). With `quiet`, a failure is kept on the segment and surfaces only if the log has
+   * to rotate into it.
    */
   #prepare(index: number, quiet = false): Segment {
     const path = this.#config.segmentPath(this.coreId, index);
+    const fill = this.#fillFor();
     let file: IoFile;
     try {
       file = this.#io.openFile(path, this.#openOptions(true));
@@ -838,6 +851,7 @@ export class CoreLog {
         error,
         ready: false,
         prepared: Promise.resolve(),
+        fill,
       } as Segment;
     }
     const seg: Segment = {
@@ -852,9 +866,10 @@ export class CoreLog {
       ready: false,
       error: undefined,
       prepared: Promise.resolve(),
+      fill,
     };
     this.#openSegments.add(seg);
-    seg.prepared = this.#zeroFill(seg).then(
+    seg.prepared = this.#layOut(seg).then(
       () => {
         seg.ready = true;
         this.#pump();
@@ -869,17 +884,46 @@ export class CoreLog {
     return seg;
   }
 
-  async #zeroFill(seg: Segment): Promise<void> {
+  /**
+   * How the next segment is laid out. `"auto"` looks at the batches written since its last
+   * choice: large ones (bandwidth-bound) skip the zero-fill, small ones (latency-bound) keep it;
+   * with no batch since (a new or idle log), the last choice stands, at first `"zeros"`.
+   */
+  #fillFor(): "zeros" | "allocate" {
+    const f = this.#o.segmentFill;
+    if (f !== "auto") return f;
+    const batches = this.#batches - this.#fillBatches;
+    if (batches > 0) {
+      const avg = (this.#bytes - this.#fillBytes) / batches;
+      this.#autoFill = avg >= AUTO_ALLOCATE_BATCH_BYTES ? "allocate" : "zeros";
+      this.#fillBatches = this.#batches;
+      this.#fillBytes = this.#bytes;
+    }
+    return this.#autoFill;
+  }
+
+  /**
+   * Gives a new segment its full size and makes that durable (file and directory entry). With
+   * `"zeros"`, every block is also written, so that an fdatasync into it need not commit extent
+   * metadata. With `"allocate"`, the blocks stay unwritten extents: they read as zeros, like a
+   * zero-filled segment, and each data fdatasync commits their conversion; no byte is written
+   * twice.
+   */
+  async #layOut(seg: Segment): Promise<void> {
     await Promise.resolve();
     const size = this.#o.segmentSizeBytes;
-    this.#io.allocate(seg.file, size);
-    this.#zero ??= this.#io.allocBuffer(MiB);
-    for (let off = 0; off < size; off += 4 * MiB) {
-      const parts = [];
-      for (let o = off; o < Math.min(off + 4 * MiB, size); o += MiB) {
-        parts.push({ data: this.#zero.subarray(0, Math.min(MiB, size - o)), offset: o });
+    // Where the blocks cannot be reserved (no fallocate: the sync backend, some file systems),
+    // the zeros are written whatever segmentFill says: a sparse segment would meet a full disk
+    // at a data write, which fails the core, instead of here, which only refuses the rotation.
+    if (!this.#io.allocate(seg.file, size) || seg.fill === "zeros") {
+      this.#zero ??= this.#io.allocBuffer(MiB);
+      for (let off = 0; off < size; off += 4 * MiB) {
+        const parts = [];
+        for (let o = off; o < Math.min(off + 4 * MiB, size); o += MiB) {
+          parts.push({ data: this.#zero.subarray(0, Math.min(MiB, size - o)), offset: o });
+        }
+        await this.#io.writeParts(seg.file, parts, false, "prepare");
       }
-      await this.#io.writeParts(seg.file, parts, false, "prepare");
     }
     await this.#io.writeParts(seg.file, [], true, "prepare");
     this.#io.syncDirectory(this.#config.baseDir);
@@ -1059,6 +1103,7 @@ export class CoreLog {
         ready: true,
         error: undefined,
         prepared: Promise.resolve(),
+        fill: "zeros",
       };
       this.#openSegments.add(seg);
       // A version 1 segment is never continued: its readers would refuse batch markers.

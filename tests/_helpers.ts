@@ -100,3 +100,33 @@ export const TINY_BUFFER_OPTIONS: PerCoreWalOptions = {
   maxPendingBytes: 1024 * 1024,
   segmentSizeBytes: 4 * 1024 * 1024,
 };
+
+/** A tmpfs of `sizeBytes` mounted in a fresh directory, unmounted and removed on dispose. */
+export async function smallFs(
+  sizeBytes: number,
+): Promise<{ path: string; mounted: boolean; why?: string } & AsyncDisposable> {
+  const base = await Deno.makeTempDir({ prefix: "percore-wal-enospc-" });
+  const path = `${base}/fs`;
+  await Deno.mkdir(path);
+  const out = await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", `size=${sizeBytes}`, "tmpfs", path],
+    stdout: "piped",
+    stderr: "piped",
+  }).output().catch((e) => ({ success: false, stderr: new TextEncoder().encode(String(e)) }));
+  const mounted = out.success;
+  return {
+    path,
+    mounted,
+    why: mounted ? undefined : new TextDecoder().decode(out.stderr).trim(),
+    async [Symbol.asyncDispose]() {
+      try {
+        if (mounted) {
+          const u = await new Deno.Command("umount", { args: [path], stderr: "piped" }).output();
+          if (!u.success) throw new Error(`umount ${path}: ${new TextDecoder().decode(u.stderr)}`);
+        }
+      } finally {
+        await Deno.remove(base, { recursive: true });
+      }
+    },
+  };
+}

@@ -107,10 +107,12 @@ export class PowerLossBackend implements IoBackend {
     return errnoError(9, "after power loss", { path: file.path });
   }
 
-  allocate(file: IoFile, length: number): void {
+  allocate(file: IoFile, length: number): boolean {
     if (this.#stale(file)) throw this.#gone(file);
     const f = file as SimFile;
+    // Modelled as fallocate: the size changes and the new range reads as zeros.
     if (f.file.statSync().size < length) this.#change(f, { kind: "size", length });
+    return true;
   }
 
   writeParts(

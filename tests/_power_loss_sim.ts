@@ -5,7 +5,7 @@
 // tails) must agree, and every acknowledged record must be there exactly once with its bytes,
 // each core's sequences contiguous from 1, nothing returned that was not appended. Then the run
 // goes on appending to the reopened logs. One seed replays exactly.
-import { PerCoreWalConfig } from "../src/config.ts";
+import { PerCoreWalConfig, type SegmentFill } from "../src/config.ts";
 import { CoreLog } from "../src/core_log.ts";
 import { PerCoreWalError } from "../src/errors.ts";
 import { PerCoreRecoveryManager } from "../src/recovery.ts";
@@ -44,6 +44,7 @@ export async function simulate(
   seed: number,
   dir: string,
   trace?: (line: string) => void,
+  segmentFill: SegmentFill = "auto",
 ): Promise<SimResult> {
   const rand = rng(seed);
   const direct = rand() < 0.5;
@@ -54,6 +55,7 @@ export async function simulate(
     segmentSizeBytes,
     maxBatchBytes: 4096,
     writeMode: direct ? "direct" : "buffered",
+    segmentFill,
   });
   const io = new PowerLossBackend(rand, direct);
   const result: SimResult = {

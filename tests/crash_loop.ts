@@ -12,16 +12,20 @@
 // record read back is one a producer wrote, and that the WAL opens and goes on; the next cycle's
 // appends are checked after the next kill.
 import { parseArgs } from "@std/cli/parse-args";
-import { PerCoreWalConfig, type PerCoreWalOptions } from "../src/config.ts";
+import { PerCoreWalConfig, type PerCoreWalOptions, type SegmentFill } from "../src/config.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
 import { recoverPerCore } from "../src/recovery.ts";
 import { readCore, rng } from "./_helpers.ts";
 
-/** Options of the child's WAL: small segments so that rotations are frequent. */
+/**
+ * Options of the child's WAL: small segments so that rotations are frequent. `SEGMENT_FILL`
+ * (environment) sets `segmentFill` (default "auto").
+ */
 export const CRASH_OPTIONS: PerCoreWalOptions = {
   segmentSizeBytes: 64 * 1024,
   maxRecordBytes: 4096,
   sharedBufferBytes: 1024 * 1024,
+  segmentFill: (Deno.env.get("SEGMENT_FILL") ?? "auto") as SegmentFill,
 };
 
 /** The number of cores of the child's WAL. */

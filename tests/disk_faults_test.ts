@@ -17,41 +17,12 @@ import {
   ignoreWithoutUring,
   readCore,
   smallConfig,
+  smallFs,
   tempDir,
   URING_UNAVAILABLE,
 } from "./_helpers.ts";
 
 const KiB = 1024;
-
-/** A tmpfs of `sizeBytes` mounted in a fresh directory, unmounted and removed on dispose. */
-async function smallFs(
-  sizeBytes: number,
-): Promise<{ path: string; mounted: boolean; why?: string } & AsyncDisposable> {
-  const base = await Deno.makeTempDir({ prefix: "percore-wal-enospc-" });
-  const path = `${base}/fs`;
-  await Deno.mkdir(path);
-  const out = await new Deno.Command("mount", {
-    args: ["-t", "tmpfs", "-o", `size=${sizeBytes}`, "tmpfs", path],
-    stdout: "piped",
-    stderr: "piped",
-  }).output().catch((e) => ({ success: false, stderr: new TextEncoder().encode(String(e)) }));
-  const mounted = out.success;
-  return {
-    path,
-    mounted,
-    why: mounted ? undefined : new TextDecoder().decode(out.stderr).trim(),
-    async [Symbol.asyncDispose]() {
-      try {
-        if (mounted) {
-          const u = await new Deno.Command("umount", { args: [path], stderr: "piped" }).output();
-          if (!u.success) throw new Error(`umount ${path}: ${new TextDecoder().decode(u.stderr)}`);
-        }
-      } finally {
-        await Deno.remove(base, { recursive: true });
-      }
-    },
-  };
-}
 
 const value = (i: number) => new Uint8Array(2000).fill(1 + (i % 250));
 

@@ -1,7 +1,9 @@
 // `deno task test:powerloss`: runs the power-loss simulator on many seeds.
 //   SEEDS=n (or --seeds=n): seeds 1..n (default 200); FROM=k (--from=k): start at seed k;
 //   SEED=s (or --seed=s): that seed only; --trace prints every step of a single seed.
+//   SEGMENT_FILL=zeros|allocate|auto (or --fill=...): the segmentFill option (default auto).
 // Prints the failing seed with the command that replays it, and exits 1.
+import type { SegmentFill } from "../src/config.ts";
 import { simulate } from "./_power_loss_sim.ts";
 
 const flag = (name: string) =>
@@ -11,6 +13,7 @@ const args = {
   seeds: flag("seeds"),
   from: flag("from"),
   trace: Deno.args.includes("--trace"),
+  fill: flag("fill") ?? Deno.env.get("SEGMENT_FILL") ?? "auto",
 };
 const one = args.seed ?? Deno.env.get("SEED");
 const count = Number(args.seeds ?? Deno.env.get("SEEDS") ?? 200);
@@ -27,7 +30,8 @@ const modes = { direct: 0, buffered: 0 };
 for (const seed of seeds) {
   const dir = await Deno.makeTempDir({ prefix: "percore-wal-powerloss-" });
   try {
-    const r = await simulate(seed, dir, args.trace ? (l) => console.log(l) : undefined);
+    const trace = args.trace ? (l: string) => console.log(l) : undefined;
+    const r = await simulate(seed, dir, trace, args.fill as SegmentFill);
     totals.powerLosses += r.powerLosses;
     totals.appended += r.recordsAppended;
     totals.acknowledged += r.recordsAcknowledged;
@@ -47,7 +51,7 @@ for (const seed of seeds) {
   }
 }
 console.log(
-  `${seeds.length} seeds passed (${modes.direct} direct, ${modes.buffered} buffered) in ` +
+  `${seeds.length} seeds passed (segmentFill ${args.fill}, ${modes.direct} direct, ${modes.buffered} buffered) in ` +
     `${((performance.now() - t0) / 1000).toFixed(1)} s: ${totals.powerLosses} power losses, ` +
     `${totals.appended} records appended, ${totals.acknowledged} acknowledged, ` +
     `${totals.survivors} unacknowledged survivors, ${totals.torn} torn writes, ` +

@@ -112,8 +112,12 @@ export interface IoBackend {
   readonly kind: BackendKind;
   /** Opens a file. Throws `PerCoreWalError` "Io" (with the errno) on failure. */
   openFile(path: string, options: OpenFileOptions): IoFile;
-  /** Reserves `length` bytes of disk from offset 0 (fallocate or an equivalent). */
-  allocate(file: IoFile, length: number): void;
+  /**
+   * Reserves `length` bytes of disk from offset 0 (fallocate or an equivalent), reading as zeros.
+   * Returns false where it cannot (no fallocate): the caller then writes the zeros itself, which
+   * allocates the blocks (and reports a full disk there, not at a later data write).
+   */
+  allocate(file: IoFile, length: number): boolean;
   /**
    * Writes every part in order, resubmitting short writes, then, if `sync`, makes them durable
    * (fdatasync linked after the writes). Resolves when all of it completed; rejects with

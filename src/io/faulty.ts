@@ -59,8 +59,8 @@ export class FaultyBackend implements IoBackend {
     return this.#inner.openFile(path, o);
   }
 
-  allocate(file: IoFile, length: number): void {
-    this.#inner.allocate(file, length);
+  allocate(file: IoFile, length: number): boolean {
+    return this.#inner.allocate(file, length);
   }
 
   async writeParts(

@@ -71,8 +71,9 @@ export class SyncBackend implements IoBackend {
     }
   }
 
-  allocate(_file: IoFile, _length: number): void {
+  allocate(_file: IoFile, _length: number): boolean {
     // Deno has no fallocate: the engine's zero-fill allocates the blocks.
+    return false;
   }
 
   writeParts(file: IoFile, parts: WritePart[], sync: boolean): Promise<void> {

@@ -367,13 +367,15 @@ export class UringBackend implements IoBackend {
     return { path, fd } as UringFile;
   }
 
-  allocate(file: IoFile, length: number): void {
+  allocate(file: IoFile, length: number): boolean {
     const f = file as UringFile;
     if (libc().fallocate(f.fd, 0, 0n, BigInt(length)) < 0) {
       const errno = -lastErrno();
       // File systems without fallocate (EOPNOTSUPP) get their blocks from the zero-fill.
       if (errno !== 95) throw errnoError(errno, "fallocate", { path: f.path });
+      return false;
     }
+    return true;
   }
 
   writeParts(file: IoFile, parts: WritePart[], sync: boolean): Promise<void> {
