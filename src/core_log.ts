@@ -140,6 +140,12 @@ export interface CoreLogOptions {
    * this returns true (producer work is waiting).
    */
   completionSpinStop?: () => boolean;
+  /**
+   * For the io_uring backend this creates: the caller promises to call `pollCompletions()`
+   * while it is busy and `setOwnerIdle(true)` before it waits for anything (the core Worker
+   * does); completions then wake a thread only while it is idle. Default false.
+   */
+  lazyCompletionWait?: boolean;
 }
 
 interface Segment {
@@ -192,10 +198,17 @@ interface Waiter {
 export function createBackend(
   o: ResolvedWalOptions,
   completionSpinStop?: () => boolean,
+  lazyCompletionWait = false,
 ): { backend: IoBackend; fallbackReason?: string } {
   if (o.backend === "sync") return { backend: new SyncBackend() };
   try {
-    return { backend: new UringBackend({ ringEntries: o.ringEntries, completionSpinStop }) };
+    return {
+      backend: new UringBackend({
+        ringEntries: o.ringEntries,
+        completionSpinStop,
+        lazyCompletionWait,
+      }),
+    };
   } catch (e) {
     if (o.backend === "io_uring" || !(e instanceof PerCoreWalError)) throw e;
     return { backend: new SyncBackend(), fallbackReason: e.message };
@@ -304,9 +317,11 @@ export class CoreLog {
       );
     }
     ensureDirectory(config.baseDir, config.options);
-    const made = options.backend
-      ? { backend: options.backend }
-      : createBackend(config.options, options.completionSpinStop);
+    const made = options.backend ? { backend: options.backend } : createBackend(
+      config.options,
+      options.completionSpinStop,
+      options.lazyCompletionWait,
+    );
     const io = made.backend;
     let log: CoreLog | undefined;
     try {
@@ -1183,6 +1198,11 @@ export class CoreLog {
    */
   pollCompletions(): void {
     this.#io.pollCompletions?.();
+  }
+
+  /** Passes `IoBackend.setOwnerIdle` on (see `CoreLogOptions.lazyCompletionWait`). */
+  setOwnerIdle(idle: boolean): void {
+    this.#io.setOwnerIdle?.(idle);
   }
 
   /** Sequence the next record appended will get (a number: `sequence` is its bigint less one). */

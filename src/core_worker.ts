@@ -233,6 +233,17 @@ class CoreWorker {
   }
 
   async run(): Promise<void> {
+    // Busy, the Worker polls for completions itself (log.pollCompletions below); it lets them
+    // wake its event loop only while it waits (lazyCompletionWait).
+    this.log.setOwnerIdle(false);
+    try {
+      await this.#loop();
+    } finally {
+      this.log.setOwnerIdle(true);
+    }
+  }
+
+  async #loop(): Promise<void> {
     let stalled = 0;
     while (true) {
       let n = 0;
@@ -241,7 +252,9 @@ class CoreWorker {
       } catch (e) {
         if (!(e instanceof PerCoreWalError) || e.code !== "Backpressure") throw e;
         // The log holds maxPendingBytes not yet durable: let them reach the disk first.
+        this.log.setOwnerIdle(true);
         await this.log.sync().catch(() => {});
+        this.log.setOwnerIdle(false);
       }
       this.requestSyncs();
       // Batches that completed while the rings were drained: at once, not after the event loop
@@ -263,7 +276,9 @@ class CoreWorker {
             } claimed but never published`,
           );
         }
+        this.log.setOwnerIdle(true);
         await this.sleep();
+        this.log.setOwnerIdle(false);
       }
     }
   }
@@ -321,6 +336,8 @@ async function init(m: InitMessage): Promise<void> {
     minEpoch: BigInt(m.minEpoch),
     // Stop polling for a sync's completion as soon as a producer has appended more.
     completionSpinStop: () => worker?.drained() === false,
+    // The run loop polls completions while busy (see CoreWorker.run).
+    lazyCompletionWait: true,
     onDurable: (seq, pos) => worker?.publishDurable(seq, pos.segment, pos.offset),
     onFail: (e) => {
       ctl.fail(e);

@@ -150,6 +150,12 @@ export interface IoBackend {
    * between pieces of work, so that it need not go back to its event loop to notice them.
    */
   pollCompletions?(): void;
+  /**
+   * Tells a backend created to rely on its owner's polling (`lazyCompletionWait` of the
+   * io_uring backend) whether the owner is about to wait (`true`: completions must then wake
+   * its event loop) or is busy and polls them itself (`false`). Optional.
+   */
+  setOwnerIdle?(idle: boolean): void;
   /** Releases the backend (the ring). Operations must have settled. */
   close(): Promise<void>;
 }
