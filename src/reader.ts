@@ -11,6 +11,7 @@ import {
   batchMarkerClaim,
   checkRecord,
   type DecodeContext,
+  type DecodeCopy,
   decodeRecord,
   decodeSegmentHeader,
   DEFAULT_MAX_RECORD_BYTES,
@@ -128,6 +129,11 @@ export interface ReaderOptions {
 }
 
 const CHUNK = 1024 * 1024;
+/**
+ * Bytes of the buffer copied at once for the keys and values of the records in them: one copy
+ * per window instead of one per record. A key or value kept alive keeps its window (64 KiB).
+ */
+const WINDOW = 64 * 1024;
 /** The unit a disk writes atomically, as the crash model of section 8 assumes. */
 const SECTOR = 512;
 
@@ -177,6 +183,8 @@ export class PerCoreWalReader {
   #minEpoch = 0n;
   #maxEpoch = 0n;
   #closed = false;
+  /** The copy of the buffer that decoded keys and values view (it is never written to). */
+  #window: DecodeCopy | undefined;
 
   private constructor(
     path: string,
@@ -359,11 +367,18 @@ export class PerCoreWalReader {
       this.#epochNumber = epoch;
       this.#epochBig = BigInt(epoch);
     }
+    let win = this.#window;
+    if ((win === undefined || rel < win.from || rel + length > win.to) && length <= WINDOW / 16) {
+      // One copy for the records that follow (they are checked before anything views them).
+      const to = Math.min(rel + WINDOW, this.#bufLen);
+      win = this.#window = { buffer: this.#buf.slice(rel, to).buffer, from: rel, to };
+    }
     const entry = decodeRecord(
       this.#buf,
       v,
       rel,
       epoch === this.#epochNumber ? this.#epochBig : undefined,
+      win,
     );
     this.#firstSeq ??= entry.sequence;
     this.#expected++;
@@ -619,6 +634,8 @@ export class PerCoreWalReader {
       this.#u32 = new Uint32Array(this.#buf.buffer);
     }
     const len = Math.min(this.#buf.length, this.fileSizeBytes - pos);
+    // The window copies bytes of the buffer by offset: it would not match them any more.
+    this.#window = undefined;
     await _readFull(this.#file, this.#buf.subarray(0, len), pos, this.path);
     this.#bufStart = pos;
     this.#bufLen = len;
