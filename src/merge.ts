@@ -98,6 +98,11 @@ export interface CursorOptions {
   requireBeginning?: boolean;
   /** Entries decoded per read (memory per core: this many entries and a 1 MiB buffer). */
   batch?: number;
+  /**
+   * Read each segment's next 1 MiB while the current one is decoded (two buffers per core).
+   * Close such a cursor with `closeAsync()`, which waits for a read in flight.
+   */
+  readAhead?: boolean;
 }
 
 /** Iterates one core's entries in order, across segments, checking sequence continuity. */
@@ -145,7 +150,7 @@ export class CoreCursor {
     try {
       await c.advance();
     } catch (e) {
-      c.close();
+      await c.closeAsync();
       throw e;
     }
     return c;
@@ -194,7 +199,7 @@ export class CoreCursor {
       // #step stopped before the end of a segment or the first entry beyond `toEpoch`.
       const r = this.#buffer[this.#bufPos++];
       if (r.kind !== "entry") {
-        this.#endOfSegment(r);
+        await this.#endOfSegment(r);
         continue;
       }
       this.stoppedAt = {
@@ -203,7 +208,7 @@ export class CoreCursor {
         offset: r.offset,
         length: r.length,
       };
-      this.#finish();
+      await this.#finish();
       return;
     }
     this.current = undefined;
@@ -224,7 +229,7 @@ export class CoreCursor {
             false,
           );
         }
-        this.#finish();
+        await this.#finish();
         return false;
       }
       await this.#openSegment();
@@ -251,6 +256,7 @@ export class CoreCursor {
       // Segment 0 of a core starts at sequence 1.
       expectedFirstSequence: this.#nextFirst ?? (seg.index === 0 ? 1n : undefined),
       limitOffset: end,
+      readAhead: this.#o.readAhead,
       startOffset: start?.offset || undefined,
       startSequence: start?.offset ? start.sequence : undefined,
     });
@@ -282,7 +288,7 @@ export class CoreCursor {
       // The previous segment's last batches were lost while this one's first reached the disk,
       // and no batch marker from here on says they were acknowledged: a crash tail, the end.
       reader.close();
-      this.#finish();
+      await this.#finish();
       return;
     }
     if (gap !== undefined) {
@@ -309,7 +315,7 @@ export class CoreCursor {
       }
       if (policy === "stop" || foreign) {
         reader.close();
-        if (policy === "stop") this.#finish();
+        if (policy === "stop") await this.#finish();
         else this.#segIdx++;
         return;
       }
@@ -321,7 +327,7 @@ export class CoreCursor {
     this.#skipped = [];
   }
 
-  #endOfSegment(r: Exclude<ReadResult, { kind: "entry" }>): void {
+  async #endOfSegment(r: Exclude<ReadResult, { kind: "entry" }>): Promise<void> {
     const seg = this.#segments[this.#segIdx];
     const reader = this.#reader!;
     if (r.kind === "corrupted") {
@@ -350,11 +356,11 @@ export class CoreCursor {
     });
     // Where the next segment must start, even if this one held no entry.
     if (reader.header !== undefined) this.#nextFirst = reader.stats.lastSequence + 1n;
-    reader.close();
     this.#reader = undefined;
+    await reader.closeAsync();
     const stop = r.kind === "torn" ||
       (r.kind === "corrupted" && (this.#o.onCorrupt ?? "throw") !== "skip");
-    if (stop) this.#finish();
+    if (stop) await this.#finish();
     else this.#segIdx++;
   }
 
@@ -372,16 +378,26 @@ export class CoreCursor {
     }
   }
 
-  #finish(): void {
+  async #finish(): Promise<void> {
     this.#done = true;
     this.current = undefined;
-    this.close();
+    await this.closeAsync();
   }
 
-  /** Closes the open segment. Idempotent. */
+  /**
+   * Closes the open segment. Idempotent. With `readAhead`, a read in flight completes after it;
+   * `closeAsync()` waits for it.
+   */
   close(): void {
     this.#reader?.close();
     this.#reader = undefined;
+  }
+
+  /** Closes the open segment after a read ahead in flight. Idempotent. */
+  async closeAsync(): Promise<void> {
+    const r = this.#reader;
+    this.#reader = undefined;
+    await r?.closeAsync();
   }
 }
 
@@ -572,16 +588,14 @@ class _MergeStream implements AsyncGenerator<PerCoreWalEntry, undefined> {
     try {
       r = this.#step();
     } catch (e) {
-      this.#end();
-      return Promise.reject(e);
+      return this.#end().then(() => Promise.reject(e));
     }
     if (!(r instanceof Promise)) return Promise.resolve(r);
     const p = r.then(
       (x) => (this.#busy = undefined, x),
       (e) => {
         this.#busy = undefined;
-        this.#end();
-        throw e;
+        return this.#end().then(() => Promise.reject(e));
       },
     );
     this.#busy = p;
@@ -590,14 +604,12 @@ class _MergeStream implements AsyncGenerator<PerCoreWalEntry, undefined> {
 
   return(value?: undefined): Promise<IteratorResult<PerCoreWalEntry, undefined>> {
     if (this.#busy !== undefined) return this.#after(() => this.return(value));
-    this.#end();
-    return Promise.resolve({ value, done: true });
+    return this.#end().then(() => ({ value, done: true }));
   }
 
   throw(e: unknown): Promise<IteratorResult<PerCoreWalEntry, undefined>> {
     if (this.#busy !== undefined) return this.#after(() => this.throw(e));
-    this.#end();
-    return Promise.reject(e);
+    return this.#end().then(() => Promise.reject(e));
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -632,6 +644,7 @@ class _MergeStream implements AsyncGenerator<PerCoreWalEntry, undefined> {
           fromEpoch: o.fromEpoch,
           toEpoch: o.toEpoch,
           end: o.ends?.[c],
+          readAhead: true,
         }),
       );
     }
@@ -641,15 +654,17 @@ class _MergeStream implements AsyncGenerator<PerCoreWalEntry, undefined> {
 
   #top(): IteratorResult<PerCoreWalEntry, undefined> {
     if (this.#heap.size === 0) {
-      this.#end();
+      // Every cursor is finished: their segments are closed.
+      this.#done = true;
       return _DONE;
     }
     this.#advanceDue = true;
     return { value: this.#heap.top().current!.entry, done: false };
   }
 
-  #end(): void {
+  /** Ends the stream: closes every cursor, after its read in flight. */
+  async #end(): Promise<void> {
     this.#done = true;
-    for (const c of this.#cursors) c.close();
+    await Promise.all(this.#cursors.map((c) => c.closeAsync()));
   }
 }

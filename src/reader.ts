@@ -126,9 +126,19 @@ export interface ReaderOptions {
    * tail although it is not the last (two rotations in flight).
    */
   expectedFirstSequence?: bigint;
+  /**
+   * Read the next 1 MiB while the records before it are decoded (for sequential scans). Close
+   * such a reader with `closeAsync()`, which waits for a read in flight. Default false.
+   */
+  readAhead?: boolean;
 }
 
 const CHUNK = 1024 * 1024;
+/**
+ * Room before the bytes read ahead, for the start of the record cut by the end of the previous
+ * read: a read ahead is spliced on without reading those bytes again.
+ */
+const HEAD = 64 * 1024;
 /**
  * Bytes of the buffer copied at once for the keys and values of the records in them: one copy
  * per window instead of one per record. A key or value kept alive keeps its window (64 KiB).
@@ -165,11 +175,21 @@ export class PerCoreWalReader {
   readonly #later: string[] | undefined;
   readonly #expectedFirst: bigint | undefined;
   #claim = 0;
-  #buf = new Uint8Array(CHUNK);
+  #buf = new Uint8Array(HEAD + CHUNK);
   #view = new DataView(this.#buf.buffer);
   #u32 = new Uint32Array(this.#buf.buffer);
+  /** The file offset of `#buf[0]`. */
   #bufStart = 0;
+  /** The first file offset whose byte is in the buffer (the bytes before it are stale). */
+  #bufFrom = 0;
   #bufLen = 0;
+  /** Whether to read ahead, and the read in flight: file bytes `[start, start + len)` at `HEAD`. */
+  readonly #readAhead: boolean;
+  #ahead:
+    | { start: number; len: number; buf: Uint8Array<ArrayBuffer>; done: Promise<unknown> }
+    | undefined;
+  /** The buffer a read ahead goes to (the one not in use). */
+  #spare: Uint8Array<ArrayBuffer> | undefined;
   #pos = SEGMENT_DATA_OFFSET;
   #done: ReadResult | undefined;
   #count = 0;
@@ -200,6 +220,7 @@ export class PerCoreWalReader {
     this.#last = options.isLastSegment ?? true;
     this.#later = options.laterSegments;
     this.#expectedFirst = options.expectedFirstSequence;
+    this.#readAhead = options.readAhead ?? false;
     this.#ctx = {
       salt: header === undefined ? 0 : saltState(header.salt),
       coreId: header?.coreId ?? 0,
@@ -321,7 +342,9 @@ export class PerCoreWalReader {
     if (this.#done !== undefined || this.#closed || this.header === undefined) return undefined;
     const pos = this.#pos;
     const rel = pos - this.#bufStart;
-    if (rel < 0 || rel + RECORD_HEADER_BYTES > this.#bufLen || pos >= this.fileSizeBytes) {
+    if (
+      pos < this.#bufFrom || rel + RECORD_HEADER_BYTES > this.#bufLen || pos >= this.fileSizeBytes
+    ) {
       return undefined;
     }
     const c = checkRecord(this.#buf, this.#view, rel, this.#bufLen, this.#ctx);
@@ -559,10 +582,11 @@ export class PerCoreWalReader {
     let q = from;
     while (q < size) {
       if (
-        q < this.#bufStart ||
+        q < this.#bufFrom ||
         q + Math.min(RECORD_HEADER_BYTES, size - q) > this.#bufStart + this.#bufLen
       ) {
-        await this.#ensure(q, CHUNK);
+        // As much as the buffer holds is read (a read ahead spliced on, or a new read).
+        await this.#ensure(q, RECORD_HEADER_BYTES);
       }
       const rel = q - this.#bufStart;
       const b = this.#buf;
@@ -624,21 +648,66 @@ export class PerCoreWalReader {
       q + len <= this.fileSizeBytes;
   }
 
-  /** Makes bytes `[pos, pos + n)` (or up to the end of the file) available in the buffer. */
+  /**
+   * Makes bytes `[pos, pos + n)` (or up to the end of the file) available in the buffer, and as
+   * many after them as it holds.
+   */
   async #ensure(pos: number, n: number): Promise<void> {
     const want = Math.min(n, this.fileSizeBytes - pos);
-    if (pos >= this.#bufStart && pos + want <= this.#bufStart + this.#bufLen) return;
-    if (want > this.#buf.length) {
-      this.#buf = new Uint8Array(Math.ceil(Math.max(want, this.#buf.length * 2) / 4) * 4);
-      this.#view = new DataView(this.#buf.buffer);
-      this.#u32 = new Uint32Array(this.#buf.buffer);
-    }
-    const len = Math.min(this.#buf.length, this.fileSizeBytes - pos);
+    const end = this.#bufStart + this.#bufLen;
+    if (pos >= this.#bufFrom && pos + want <= end) return;
     // The window copies bytes of the buffer by offset: it would not match them any more.
     this.#window = undefined;
+    const ahead = this.#ahead;
+    if (ahead !== undefined) {
+      // Every read waits for the read ahead: they share the file's position.
+      this.#ahead = undefined;
+      await ahead.done;
+      if (
+        ahead.start === end && pos >= this.#bufFrom && end - pos <= HEAD &&
+        pos + want <= ahead.start + ahead.len
+      ) {
+        // The read ahead continues the buffer: move the bytes from `pos` on in front of it.
+        ahead.buf.set(this.#buf.subarray(pos - this.#bufStart, this.#bufLen), HEAD - (end - pos));
+        this.#use(ahead.buf);
+        this.#bufStart = ahead.start - HEAD;
+        this.#bufFrom = pos;
+        this.#bufLen = HEAD + ahead.len;
+        this.#readNextAhead();
+        return;
+      }
+    }
+    if (want > this.#buf.length) {
+      this.#use(new Uint8Array(Math.ceil(Math.max(want, this.#buf.length * 2) / 4) * 4));
+    }
+    const len = Math.min(this.#buf.length, this.fileSizeBytes - pos);
+    // Until the read completes the buffer holds nothing valid.
+    this.#bufLen = 0;
     await _readFull(this.#file, this.#buf.subarray(0, len), pos, this.path);
-    this.#bufStart = pos;
+    this.#bufStart = this.#bufFrom = pos;
     this.#bufLen = len;
+    this.#readNextAhead();
+  }
+
+  /** Makes `buf` the buffer; the one it replaces becomes the spare (if of the usual size). */
+  #use(buf: Uint8Array<ArrayBuffer>): void {
+    if (this.#buf.length === HEAD + CHUNK) this.#spare = this.#buf;
+    this.#buf = buf;
+    this.#view = new DataView(buf.buffer);
+    this.#u32 = new Uint32Array(buf.buffer);
+  }
+
+  /** Starts reading the bytes after the buffer into the spare buffer, if reading ahead. */
+  #readNextAhead(): void {
+    const start = this.#bufStart + this.#bufLen;
+    if (!this.#readAhead || this.#closed || start >= this.fileSizeBytes) return;
+    const buf = this.#spare ?? new Uint8Array(HEAD + CHUNK);
+    this.#spare = undefined;
+    const len = Math.min(CHUNK, this.fileSizeBytes - start);
+    const done = _readFull(this.#file, buf.subarray(HEAD, HEAD + len), start, this.path);
+    // Waited for by the next #ensure (which sees its error) or by closeAsync().
+    done.catch(() => {});
+    this.#ahead = { start, len, buf, done };
   }
 
   /**
@@ -709,11 +778,23 @@ export class PerCoreWalReader {
     }
   }
 
-  /** Closes the file. Idempotent. */
+  /**
+   * Closes the file. Idempotent. A read ahead in flight completes after it (its buffer is
+   * dropped); `closeAsync()` waits for it.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#ahead = undefined;
     this.#file.close();
+  }
+
+  /** Waits for a read ahead in flight, then closes the file. Idempotent. */
+  async closeAsync(): Promise<void> {
+    const ahead = this.#ahead;
+    this.#ahead = undefined;
+    if (ahead !== undefined && !this.#closed) await ahead.done.catch(() => {});
+    this.close();
   }
 
   /** Closes the file. */
@@ -721,10 +802,9 @@ export class PerCoreWalReader {
     this.close();
   }
 
-  /** Closes the file. */
+  /** Closes the file (after a read ahead in flight). */
   [Symbol.asyncDispose](): Promise<void> {
-    this.close();
-    return Promise.resolve();
+    return this.closeAsync();
   }
 }
 

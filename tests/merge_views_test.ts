@@ -1,10 +1,32 @@
 // Decoded keys and values are views of copies the reader makes once per window of its buffer:
 // they must stay exactly what was written after the reader refilled its buffer many times.
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals, assertRejects } from "@std/assert";
+import type { PerCoreWalConfig } from "../src/config.ts";
 import { CoreLog } from "../src/core_log.ts";
+import { PerCoreWalError } from "../src/errors.ts";
 import { mergeSegments } from "../src/merge.ts";
 import type { PerCoreWalEntry } from "../src/types.ts";
 import { rng, smallConfig, str, tempDir } from "./_helpers.ts";
+
+/** Two cores of `n` puts of 150 bytes in 4 MiB segments: each read ahead has one in flight. */
+async function writeWal(dir: string, n: number): Promise<PerCoreWalConfig> {
+  const config = smallConfig(dir, { backend: "sync", segmentSizeBytes: 4 << 20 }, 2);
+  for (let c = 0; c < 2; c++) {
+    const log = await CoreLog.open(config, c);
+    for (let i = 0; i < n; i++) log.appendPut(`k-${c}-${i}`, new Uint8Array(150).fill(i & 255));
+    await log.close();
+  }
+  return config;
+}
+
+/** Open file descriptors of this process (/proc needs a shell to read without broad permissions). */
+async function openFds(): Promise<number> {
+  const out = await new Deno.Command("sh", {
+    args: ["-c", `ls /proc/${Deno.pid}/fd | wc -l`],
+    stdout: "piped",
+  }).output();
+  return Number(new TextDecoder().decode(out.stdout).trim());
+}
 
 /** The value of record `i` of core `c`: its length varies (empty, small, above 4 KiB). */
 function valueOf(c: number, i: number, size: number): Uint8Array {
@@ -60,4 +82,36 @@ Deno.test("merged keys and values stay intact after the readers moved on through
     assertEquals(str(op.key), `k-${c}-${i}`, `seed ${seed}`);
     assertEquals(op.value, valueOf(c, i, sizes[c][i]), `seed ${seed}, core ${c} record ${i}`);
   }
+});
+
+Deno.test("mergeSegments() stopped early while reading ahead closes its files once return() resolves", async () => {
+  await using dir = await tempDir();
+  const config = await writeWal(dir.path, 20_000);
+  const before = await openFds();
+  const stream = mergeSegments(config);
+  let n = 0;
+  for await (const _ of stream) if (++n === 10) break;
+  assertEquals(n, 10);
+  assertEquals(await openFds(), before, "segments closed");
+  assertEquals(await stream.next(), { value: undefined, done: true });
+});
+
+Deno.test("mergeSegments() rejects at a corrupted record past the first read, and closes its files", async () => {
+  await using dir = await tempDir();
+  const config = await writeWal(dir.path, 40_000);
+  // Core 1's first segment is full (not its last): damage 2 MiB in is corruption.
+  const path = config.segmentPath(1, 0);
+  const bytes = await Deno.readFile(path);
+  bytes[2 << 20] ^= 0xff;
+  await Deno.writeFile(path, bytes);
+  const before = await openFds();
+  const stream = mergeSegments(config);
+  let n = 0;
+  const err = await assertRejects(async () => {
+    for await (const _ of stream) n++;
+  }, PerCoreWalError);
+  assert(err.code === "ChecksumMismatch" || err.code === "Corrupted", err.code);
+  assert(n > 20_000 && n < 80_000, `${n} entries before the damage`);
+  assertEquals(await stream.next(), { value: undefined, done: true });
+  assertEquals(await openFds(), before, "segments closed");
 });
