@@ -188,6 +188,8 @@ export class PerCoreWalReader {
   #ahead:
     | { start: number; len: number; buf: Uint8Array<ArrayBuffer>; done: Promise<unknown> }
     | undefined;
+  /** The file's position when known (reads in sequence need no seek), else -1. */
+  #filePos = -1;
   /** The buffer a read ahead goes to (the one not in use). */
   #spare: Uint8Array<ArrayBuffer> | undefined;
   #pos = SEGMENT_DATA_OFFSET;
@@ -683,7 +685,9 @@ export class PerCoreWalReader {
     const len = Math.min(this.#buf.length, this.fileSizeBytes - pos);
     // Until the read completes the buffer holds nothing valid.
     this.#bufLen = 0;
-    await _readFull(this.#file, this.#buf.subarray(0, len), pos, this.path);
+    const at = this.#filePos;
+    this.#filePos = -1;
+    this.#filePos = await _readFull(this.#file, this.#buf.subarray(0, len), pos, this.path, at);
     this.#bufStart = this.#bufFrom = pos;
     this.#bufLen = len;
     this.#readNextAhead();
@@ -704,7 +708,10 @@ export class PerCoreWalReader {
     const buf = this.#spare ?? new Uint8Array(HEAD + CHUNK);
     this.#spare = undefined;
     const len = Math.min(CHUNK, this.fileSizeBytes - start);
-    const done = _readFull(this.#file, buf.subarray(HEAD, HEAD + len), start, this.path);
+    const at = this.#filePos;
+    this.#filePos = -1;
+    const done = _readFull(this.#file, buf.subarray(HEAD, HEAD + len), start, this.path, at)
+      .then((p) => void (this.#filePos = p));
     // Waited for by the next #ensure (which sees its error) or by closeAsync().
     done.catch(() => {});
     this.#ahead = { start, len, buf, done };
@@ -861,23 +868,29 @@ export async function acknowledgedClaim(paths: string[], maxRecordBytes: number)
   return claim;
 }
 
+/**
+ * Reads `into.length` bytes at `offset` (zeros past the end of the file); returns the file's
+ * position after them. `at`, the file's position if known, saves a seek when it is `offset`.
+ */
 async function _readFull(
   file: Deno.FsFile,
   into: Uint8Array,
   offset: number,
   path: string,
-): Promise<void> {
+  at = -1,
+): Promise<number> {
   try {
-    await file.seek(offset, Deno.SeekMode.Start);
+    if (at !== offset) await file.seek(offset, Deno.SeekMode.Start);
     let n = 0;
     while (n < into.length) {
       const r = await file.read(into.subarray(n));
       if (r === null) {
         into.fill(0, n);
-        return;
+        break;
       }
       n += r;
     }
+    return offset + n;
   } catch (e) {
     throw ioError(e, "read", path, offset);
   }
