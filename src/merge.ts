@@ -109,8 +109,8 @@ export interface CursorOptions {
 export class CoreCursor {
   /** The core. */
   readonly coreId: number;
-  /** The current entry, or undefined when the cursor is finished. */
-  current: PositionedEntry | undefined;
+  /** The current entry (that of `current`), or undefined when the cursor is finished. */
+  entry: PerCoreWalEntry | undefined;
   /** The first entry beyond `toEpoch`, if the cursor stopped there (a checkpoint's barrier). */
   stoppedAt: PositionedEntry | undefined;
   readonly #config: PerCoreWalConfig;
@@ -118,8 +118,19 @@ export class CoreCursor {
   readonly #segments: { index: number; path: string }[];
   #segIdx = 0;
   #reader: PerCoreWalReader | undefined;
-  #buffer: ReadResult[] = [];
+  /** The batch read: entries, their offsets and lengths; `#end` follows them if it came. */
+  readonly #entries: PerCoreWalEntry[] = [];
+  readonly #offsets: number[] = [];
+  readonly #lengths: number[] = [];
+  #count = 0;
+  #end: Exclude<ReadResult, { kind: "entry" }> | undefined;
+  /** The next item of the batch: an entry below `#count`, `#end` at `#count`. */
   #bufPos = 0;
+  /** Where `entry` lies, for `current` (made when asked for: `mergeSegments` needs none). */
+  #atSegment = 0;
+  #atOffset = 0;
+  #atLength = 0;
+  #current: PositionedEntry | undefined;
   #lastSeq: bigint | undefined;
   #segEntries = 0;
   #skipped: { offset: number; reason: string }[] = [];
@@ -165,53 +176,80 @@ export class CoreCursor {
     return this.#step(false) ? undefined : this.#advanceSlow();
   }
 
-  /** Takes the next buffered result; true when `current` is settled without I/O. */
+  /** The current entry and where it lies, or undefined when the cursor is finished. */
+  get current(): PositionedEntry | undefined {
+    const entry = this.entry;
+    if (entry === undefined) return undefined;
+    return this.#current ??= {
+      entry,
+      segment: this.#atSegment,
+      offset: this.#atOffset,
+      length: this.#atLength,
+    };
+  }
+
+  /** Takes the next buffered entry; true when `entry` is settled without I/O. */
   #step(io: boolean): boolean {
     while (!this.#done) {
-      if (this.#bufPos >= this.#buffer.length) return io;
-      const r = this.#buffer[this.#bufPos++];
-      if (r.kind !== "entry") return (this.#bufPos--, false);
-      const e = r.entry;
-      if (this.#o.toEpoch !== undefined && e.epoch > this.#o.toEpoch) {
-        return (this.#bufPos--, false);
-      }
+      const i = this.#bufPos;
+      // The end of the batch, or the result that ends the segment (the slow path's).
+      if (i >= this.#count) return i === this.#count && this.#end !== undefined ? false : io;
+      const e = this.#entries[i];
+      if (this.#o.toEpoch !== undefined && e.epoch > this.#o.toEpoch) return false;
+      this.#bufPos = i + 1;
       this.#lastSeq = e.sequence;
       this.#segEntries++;
       if (this.#o.fromEpoch !== undefined && e.epoch < this.#o.fromEpoch) continue;
-      this.current = {
-        entry: e,
-        segment: this.#segments[this.#segIdx].index,
-        offset: r.offset,
-        length: r.length,
-      };
+      this.entry = e;
+      this.#current = undefined;
+      this.#atSegment = this.#segments[this.#segIdx].index;
+      this.#atOffset = this.#offsets[i];
+      this.#atLength = this.#lengths[i];
       return true;
     }
-    this.current = undefined;
+    this.#unset();
     return true;
+  }
+
+  #unset(): void {
+    this.entry = undefined;
+    this.#current = undefined;
+  }
+
+  /** Whether the batch is used up (its end result too, if it had one). */
+  #drained(): boolean {
+    return this.#bufPos > this.#count || (this.#bufPos === this.#count && this.#end === undefined);
+  }
+
+  /** Forgets the batch. */
+  #clearBatch(): void {
+    this.#count = 0;
+    this.#end = undefined;
+    this.#bufPos = 0;
   }
 
   async #advanceSlow(): Promise<void> {
     while (!this.#done) {
-      if (this.#bufPos >= this.#buffer.length) {
+      if (this.#drained()) {
         if (!await this.#fill()) continue;
       }
       if (this.#step(false)) return;
       // #step stopped before the end of a segment or the first entry beyond `toEpoch`.
-      const r = this.#buffer[this.#bufPos++];
-      if (r.kind !== "entry") {
-        await this.#endOfSegment(r);
+      const i = this.#bufPos++;
+      if (i === this.#count) {
+        await this.#endOfSegment(this.#end!);
         continue;
       }
       this.stoppedAt = {
-        entry: r.entry,
+        entry: this.#entries[i],
         segment: this.#segments[this.#segIdx].index,
-        offset: r.offset,
-        length: r.length,
+        offset: this.#offsets[i],
+        length: this.#lengths[i],
       };
       await this.#finish();
       return;
     }
-    this.current = undefined;
+    this.#unset();
   }
 
   /** Reads the next batch; false if it moved to another segment instead. */
@@ -235,7 +273,14 @@ export class CoreCursor {
       await this.#openSegment();
       return false;
     }
-    this.#buffer = await this.#reader.readBatch(this.#o.batch ?? 1024);
+    const { count, end } = await this.#reader.readEntries(
+      this.#entries,
+      this.#offsets,
+      this.#lengths,
+      this.#o.batch ?? 1024,
+    );
+    this.#count = count;
+    this.#end = end;
     this.#bufPos = 0;
     return true;
   }
@@ -321,8 +366,7 @@ export class CoreCursor {
       }
     }
     this.#reader = reader;
-    this.#buffer = [];
-    this.#bufPos = 0;
+    this.#clearBatch();
     this.#segEntries = 0;
     this.#skipped = [];
   }
@@ -336,8 +380,7 @@ export class CoreCursor {
       if (policy === "skip" && r.resumeAt !== undefined && reader.header !== undefined) {
         this.#skipped.push({ offset: r.offset, reason: r.reason });
         reader.resume(r.resumeAt);
-        this.#buffer = [];
-        this.#bufPos = 0;
+        this.#clearBatch();
         return;
       }
       if (policy === "throw") throw _damage(seg.path, this.coreId, r.code, r.reason, r.offset);
@@ -380,7 +423,7 @@ export class CoreCursor {
 
   async #finish(): Promise<void> {
     this.#done = true;
-    this.current = undefined;
+    this.#unset();
     await this.closeAsync();
   }
 
@@ -460,7 +503,7 @@ class CursorHeap {
   /** Restores the order after the top's entry changed; removes it if it is finished. */
   fixTop(): void {
     const h = this.#h;
-    if (h[0].current === undefined) {
+    if (h[0].entry === undefined) {
       const last = h.pop()!;
       if (h.length === 0) return;
       h[0] = last;
@@ -480,7 +523,7 @@ class CursorHeap {
 }
 
 function _less(a: CoreCursor, b: CoreCursor): boolean {
-  return compareEntries(a.current!.entry, b.current!.entry) <= 0;
+  return compareEntries(a.entry!, b.entry!) <= 0;
 }
 
 /**
@@ -510,7 +553,7 @@ export interface MergeOptions {
 export async function* mergeCursors(cursors: CoreCursor[]): AsyncGenerator<PositionedEntry> {
   const heap = new CursorHeap();
   try {
-    for (const c of cursors) if (c.current !== undefined) heap.push(c);
+    for (const c of cursors) if (c.entry !== undefined) heap.push(c);
     while (heap.size > 0) {
       const c = heap.top();
       yield c.current!;
@@ -648,7 +691,7 @@ class _MergeStream implements AsyncGenerator<PerCoreWalEntry, undefined> {
         }),
       );
     }
-    for (const c of this.#cursors) if (c.current !== undefined) this.#heap.push(c);
+    for (const c of this.#cursors) if (c.entry !== undefined) this.#heap.push(c);
     return this.#top();
   }
 
@@ -659,7 +702,7 @@ class _MergeStream implements AsyncGenerator<PerCoreWalEntry, undefined> {
       return _DONE;
     }
     this.#advanceDue = true;
-    return { value: this.#heap.top().current!.entry, done: false };
+    return { value: this.#heap.top().entry!, done: false };
   }
 
   /** Ends the stream: closes every cursor, after its read in flight. */
