@@ -71,6 +71,7 @@ Deno.test("merged keys and values stay intact after the readers moved on through
   const all: PerCoreWalEntry[] = [];
   for await (const e of mergeSegments(config)) all.push(e);
   assertEquals(all.length, 60_000, `seed ${seed}`);
+  assertEquals(await openFiles(dir.path), 0, "segments closed at the end");
   for (const e of all) {
     const c = e.coreId;
     const i = Number(e.sequence) - 1;
