@@ -96,7 +96,7 @@ export interface CursorOptions {
    * checkpoint. A later first segment is a gap.
    */
   requireBeginning?: boolean;
-  /** Entries decoded per read (memory per core: this many entries and a 1 MiB buffer). */
+  /** Entries decoded ahead (memory per core: this many entries and a 1 MiB buffer). Default 64. */
   batch?: number;
   /**
    * Read each segment's next 1 MiB while the current one is decoded (two buffers per core).
@@ -104,6 +104,9 @@ export interface CursorOptions {
    */
   readAhead?: boolean;
 }
+
+/** Entries a cursor decodes ahead by default. */
+const BATCH = 64;
 
 /** Iterates one core's entries in order, across segments, checking sequence continuity. */
 export class CoreCursor {
@@ -192,8 +195,23 @@ export class CoreCursor {
   #step(io: boolean): boolean {
     while (!this.#done) {
       const i = this.#bufPos;
-      // The end of the batch, or the result that ends the segment (the slow path's).
-      if (i >= this.#count) return i === this.#count && this.#end !== undefined ? false : io;
+      if (i >= this.#count) {
+        // The result that ends the segment is the slow path's.
+        if (i === this.#count && this.#end !== undefined) return false;
+        // The next batch, if it is in the reader's buffer already: small batches without an
+        // await each (the entries decoded ahead are what survives a young-generation GC).
+        const n = this.#reader?.readBufferedEntries(
+          this.#entries,
+          this.#offsets,
+          this.#lengths,
+          this.#o.batch ?? BATCH,
+        );
+        if (n === undefined || n === 0) return io;
+        this.#count = n;
+        this.#end = undefined;
+        this.#bufPos = 0;
+        continue;
+      }
       const e = this.#entries[i];
       if (this.#o.toEpoch !== undefined && e.epoch > this.#o.toEpoch) return false;
       this.#bufPos = i + 1;
@@ -277,7 +295,7 @@ export class CoreCursor {
       this.#entries,
       this.#offsets,
       this.#lengths,
-      this.#o.batch ?? 1024,
+      this.#o.batch ?? BATCH,
     );
     this.#count = count;
     this.#end = end;

@@ -371,6 +371,29 @@ export class PerCoreWalReader {
   }
 
   /**
+   * Like {@linkcode readEntries}, without waiting: only the entries already read into the buffer
+   * (returns how many; 0 when the next one needs a read, or the records end there).
+   */
+  readBufferedEntries(
+    entries: PerCoreWalEntry[],
+    offsets: number[],
+    lengths: number[],
+    max = 1024,
+  ): number {
+    let n = 0;
+    while (n < max) {
+      const pos = this.#pos;
+      const fast = this.#fastEntry();
+      if (fast === null) continue;
+      if (fast === undefined) break;
+      entries[n] = fast;
+      offsets[n] = pos;
+      lengths[n++] = this.#pos - pos;
+    }
+    return n;
+  }
+
+  /**
    * The next entry if it is whole in the buffer and valid; null when a batch marker was skipped;
    * undefined otherwise (slow path).
    */
