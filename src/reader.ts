@@ -964,17 +964,24 @@ export async function acknowledgedClaim(paths: string[], maxRecordBytes: number)
 /**
  * Read buffers of closed readers, for the next reader to open (a merge opens one per segment per
  * core): one new buffer per segment, garbage only a full collection frees, made the peak memory
- * grow with the number of segments read. Two are kept at most (2.1 MiB, per thread). Nothing
- * outside a reader ever views its buffer (decoded keys and values are copies).
+ * grow with the number of segments read. Two at most, held weakly: a full collection frees them
+ * once no reader is open. Nothing outside a reader ever views its buffer (decoded keys and
+ * values are copies).
  */
-const _pool: Uint8Array<ArrayBuffer>[] = [];
+const _pool: WeakRef<Uint8Array<ArrayBuffer>>[] = [];
 
 function _takeBuffer(): Uint8Array<ArrayBuffer> {
-  return _pool.pop() ?? new Uint8Array(HEAD + CHUNK);
+  while (_pool.length > 0) {
+    const buf = _pool.pop()!.deref();
+    if (buf !== undefined) return buf;
+  }
+  return new Uint8Array(HEAD + CHUNK);
 }
 
 function _giveBuffer(buf: Uint8Array<ArrayBuffer>): void {
-  if (buf.length === HEAD + CHUNK && _pool.length < 2 && !_pool.includes(buf)) _pool.push(buf);
+  if (buf.length !== HEAD + CHUNK || _pool.length >= 2) return;
+  if (_pool.some((r) => r.deref() === buf)) return;
+  _pool.push(new WeakRef(buf));
 }
 
 /**
