@@ -597,8 +597,8 @@ export interface DecodeCopy {
 /**
  * Decodes a record that {@linkcode checkRecord} found `ok`. Copies keys and values (small ones
  * into views of a shared arena; they are never overwritten), or views them in `copy` when the
- * record lies in it. `epoch`, when given, is the record's epoch already as a bigint (a reader
- * reuses one per run of equal epochs).
+ * record lies in it. `epoch` and `timestampNs`, when given, are the record's already as bigints
+ * (a reader reuses one per run of equal values: a batch's records share their timestamp).
  */
 export function decodeRecord(
   bytes: Uint8Array,
@@ -606,6 +606,7 @@ export function decodeRecord(
   pos: number,
   epoch?: bigint,
   copy?: DecodeCopy,
+  timestampNs?: bigint,
 ): PerCoreWalEntry {
   const length = view.getUint32(pos + R_LENGTH, true);
   const bodyEnd = pos + length - view.getUint16(pos + R_PAD, true);
@@ -677,7 +678,7 @@ export function decodeRecord(
     coreId: view.getUint16(pos + R_CORE, true),
     epoch: epoch ?? view.getBigUint64(pos + R_EPOCH, true),
     sequence: view.getBigUint64(pos + R_SEQUENCE, true),
-    timestampNs: view.getBigInt64(pos + R_TIMESTAMP, true),
+    timestampNs: timestampNs ?? view.getBigInt64(pos + R_TIMESTAMP, true),
     operation,
   };
 }

@@ -19,6 +19,7 @@ import {
   R_FLAGS,
   R_LENGTH,
   R_PAD,
+  R_TIMESTAMP,
   R_TYPE,
   RECORD_HEADER_BYTES,
   recordEpoch,
@@ -204,6 +205,10 @@ export class PerCoreWalReader {
   #epochBig = 0n;
   #lastTs = -Infinity;
   #lastTimestampNs = 0n;
+  /** The last timestamp decoded: its two words, and the bigint handed out for them. */
+  #tsLo = -1;
+  #tsHi = -1;
+  #tsBig = 0n;
   #minEpoch = 0n;
   #maxEpoch = 0n;
   #closed = false;
@@ -482,6 +487,7 @@ export class PerCoreWalReader {
       rel,
       epoch === this.#epochNumber ? this.#epochBig : undefined,
       win,
+      this.#timestampOf(v, rel),
     );
     this.#firstSeq ??= entry.sequence;
     this.#expected++;
@@ -493,6 +499,18 @@ export class PerCoreWalReader {
     if (entry.epoch > this.#maxEpoch) this.#maxEpoch = entry.epoch;
     this.#pos = pos + length;
     return entry;
+  }
+
+  /** The record's timestamp as a bigint: the previous record's when its bytes are the same. */
+  #timestampOf(v: DataView, rel: number): bigint {
+    const lo = v.getUint32(rel + R_TIMESTAMP, true);
+    const hi = v.getUint32(rel + R_TIMESTAMP + 4, true);
+    if (lo !== this.#tsLo || hi !== this.#tsHi) {
+      this.#tsLo = lo;
+      this.#tsHi = hi;
+      this.#tsBig = v.getBigInt64(rel + R_TIMESTAMP, true);
+    }
+    return this.#tsBig;
   }
 
   #finish(r: ReadResult): ReadResult {
