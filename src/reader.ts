@@ -761,6 +761,10 @@ export class PerCoreWalReader {
       // Every read waits for the read ahead: they share the file's position.
       this.#ahead = undefined;
       await ahead.done;
+      // Closed meanwhile: its buffers may be another reader's now.
+      if (this.#closed) {
+        throw new PerCoreWalError("Closed", `Reader of "${this.path}" is closed`);
+      }
       if (
         ahead.start === end && pos >= this.#bufFrom && end - pos <= HEAD &&
         pos + want <= ahead.start + ahead.len
