@@ -760,11 +760,14 @@ export class PerCoreWalReader {
     if (ahead !== undefined) {
       // Every read waits for the read ahead: they share the file's position.
       this.#ahead = undefined;
-      await ahead.done;
-      // Closed meanwhile: its buffers may be another reader's now.
-      if (this.#closed) {
-        throw new PerCoreWalError("Closed", `Reader of "${this.path}" is closed`);
+      try {
+        await ahead.done;
+      } catch (e) {
+        // A read failed by close() is reported as the close.
+        if (!this.#closed) throw e;
       }
+      // Closed meanwhile: its buffers may be another reader's now.
+      if (this.#closed) throw this.#closedError();
       if (
         ahead.start === end && pos >= this.#bufFrom && end - pos <= HEAD &&
         pos + want <= ahead.start + ahead.len
@@ -788,15 +791,24 @@ export class PerCoreWalReader {
     this.#bufLen = 0;
     const at = this.#filePos;
     this.#filePos = -1;
+    // After close() the buffer may be another reader's: no read goes into it (and the file is
+    // closed, so a read in flight then fails).
+    if (this.#closed) throw this.#closedError();
     this.#reading++;
     try {
       this.#filePos = await _readFull(this.#file, this.#buf.subarray(0, len), pos, this.path, at);
+    } catch (e) {
+      throw this.#closed ? this.#closedError() : e;
     } finally {
       this.#reading--;
     }
     this.#bufStart = this.#bufFrom = pos;
     this.#bufLen = len;
     this.#readNextAhead();
+  }
+
+  #closedError(): PerCoreWalError {
+    return new PerCoreWalError("Closed", `Reader of "${this.path}" is closed`);
   }
 
   /** Makes `buf` the buffer; the one it replaces becomes the spare (if of the usual size). */

@@ -5,6 +5,7 @@ import type { PerCoreWalConfig } from "../src/config.ts";
 import { CoreLog } from "../src/core_log.ts";
 import { PerCoreWalError } from "../src/errors.ts";
 import { mergeSegments } from "../src/merge.ts";
+import { PerCoreWalReader } from "../src/reader.ts";
 import type { PerCoreWalEntry } from "../src/types.ts";
 import { rng, smallConfig, str, tempDir } from "./_helpers.ts";
 
@@ -20,16 +21,19 @@ async function writeWal(dir: string, n: number): Promise<PerCoreWalConfig> {
 }
 
 /**
- * Files of `dir` this process has open (/proc needs a shell to read without broad permissions).
- * Only those: the pipes of the shell started to count come and go.
+ * Segment files under `dir` this process has open (/proc needs a shell to read without broad
+ * permissions). Only those: the shell's pipes, or a directory being listed, come and go.
  */
 async function openFiles(dir: string): Promise<number> {
   const out = await new Deno.Command("sh", {
-    args: ["-c", `ls -l /proc/${Deno.pid}/fd | grep -c -F "${dir}/" || true`],
+    args: ["-c", `ls -l /proc/${Deno.pid}/fd | grep -F "${dir}/" | grep -c "\\.log$" || true`],
     stdout: "piped",
   }).output();
   return Number(new TextDecoder().decode(out.stdout).trim());
 }
+
+/** The key of a put. */
+const key = (e: PerCoreWalEntry) => e.operation.type === "put" ? str(e.operation.key) : "";
 
 /** The value of record `i` of core `c`: its length varies (empty, small, above 4 KiB). */
 function valueOf(c: number, i: number, size: number): Uint8Array {
@@ -120,4 +124,30 @@ Deno.test("mergeSegments() rejects at a corrupted record past the first read, an
   assert(n > 20_000 && n < 80_000, `${n} entries before the damage`);
   assertEquals(await stream.next(), { value: undefined, done: true });
   assertEquals(await openFiles(dir.path), 0, "segments closed");
+});
+
+Deno.test("a reader closed while it waits for its read ahead rejects with Closed; the next reader reads every record", async () => {
+  await using dir = await tempDir();
+  const config = await writeWal(dir.path, 20_000);
+  const path = config.segmentPath(0, 0);
+  const entries: PerCoreWalEntry[] = [];
+  const offsets: number[] = [];
+  const lengths: number[] = [];
+  const r = await PerCoreWalReader.open(path, { readAhead: true });
+  // The first read (and the read ahead after it), then every entry already in the buffer.
+  assertEquals((await r.readEntries(entries, offsets, lengths, 1)).count, 1);
+  const buffered = r.readBufferedEntries(entries, offsets, lengths, 1_000_000);
+  assert(buffered > 1000 && buffered < 19_999, `${buffered} entries in the first read`);
+  const waiting = r.readEntries(entries, offsets, lengths, 10);
+  r.close();
+  const err = await assertRejects(() => waiting, PerCoreWalError);
+  assertEquals(err.code, "Closed", err.message);
+  // The buffers the closed reader gave up serve the next reader: its records are intact.
+  await using again = await PerCoreWalReader.open(path, { readAhead: true });
+  let n = 0;
+  for await (const e of again) {
+    assertEquals(key(e), `k-0-${n}`);
+    n++;
+  }
+  assertEquals(n, 20_000);
 });
