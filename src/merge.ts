@@ -1,7 +1,8 @@
 /**
  * Reading a WAL directory: one cursor per core over its segments, and the streaming k-way
  * merge of all cores by `(epoch, timestampNs, coreId, sequence)`. Memory is bounded by the
- * number of cores times a read buffer, not by the size of the log.
+ * number of cores times two 1 MiB read buffers and 64 decoded entries, not by the size of the
+ * log.
  *
  * @module
  */
