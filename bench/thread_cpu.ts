@@ -5,7 +5,7 @@
 // Usage:
 //   deno run -A bench/thread_cpu.ts append [records] [io_uring|sync]
 //   deno run -A bench/thread_cpu.ts w1 [records] [io_uring|sync]   (W1's loop: sync() every 512, 8 in flight)
-//   deno run -A bench/thread_cpu.ts merge <dir> [runs]   (a WAL made by bench/compare/run.ts W7 setup)
+//   deno run -A bench/thread_cpu.ts merge <dir>    (a WAL made by bench/compare/run.ts W7 setup)
 import { mergeSegments, PerCoreWalConfig, PerCoreWalManager } from "../mod.ts";
 
 /** Nanoseconds of CPU each thread of this process has used, by "name/tid". */
@@ -87,8 +87,9 @@ if (mode === "append" || mode === "w1") {
     await Deno.remove(dir, { recursive: true });
   }
 } else if (mode === "merge" && arg !== undefined) {
-  // Repeated in one process (backend names the count): the later runs show the JIT-warm cost,
-  // and the least of several is the steadiest figure on a shared machine.
+  // `merge <dir> [runs]`: repeated in one process (the third argument is the count), the later
+  // runs show the JIT-warm cost, and the least of several is the steadiest figure on a shared
+  // machine.
   for (let run = 0; run < Number(backend ?? 1); run++) {
     const before = await threadCpu();
     const t0 = performance.now();
@@ -107,6 +108,6 @@ if (mode === "append" || mode === "w1") {
   }
 } else {
   throw new TypeError(
-    "usage: thread_cpu.ts append|w1 [records] [io_uring|sync] | merge <dir> [runs]",
+    "usage: thread_cpu.ts append|w1 [records] [io_uring|sync] | merge <dir>",
   );
 }
