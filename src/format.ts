@@ -581,15 +581,32 @@ function _arenaTake(n: number): number {
 }
 
 /**
+ * A copy of bytes `[from, to)` of a decoding buffer, made once for many records (a reader's
+ * window): the keys and values of the records wholly inside it are views of it, with no copy of
+ * their own. The copy must never be written to afterwards.
+ */
+export interface DecodeCopy {
+  /** The copy: buffer byte `from` is at offset 0. */
+  buffer: ArrayBuffer;
+  /** The first buffer offset copied. */
+  from: number;
+  /** The end of the copied range. */
+  to: number;
+}
+
+/**
  * Decodes a record that {@linkcode checkRecord} found `ok`. Copies keys and values (small ones
- * into views of a shared arena; they are never overwritten). `epoch`, when given, is the
- * record's epoch already as a bigint (a reader reuses one per run of equal epochs).
+ * into views of a shared arena; they are never overwritten), or views them in `copy` when the
+ * record lies in it. `epoch` and `timestampNs`, when given, are the record's already as bigints
+ * (a reader reuses one per run of equal values: a batch's records share their timestamp).
  */
 export function decodeRecord(
   bytes: Uint8Array,
   view: DataView,
   pos: number,
   epoch?: bigint,
+  copy?: DecodeCopy,
+  timestampNs?: bigint,
 ): PerCoreWalEntry {
   const length = view.getUint32(pos + R_LENGTH, true);
   const bodyEnd = pos + length - view.getUint16(pos + R_PAD, true);
@@ -599,6 +616,15 @@ export function decodeRecord(
     case RecordType.put: {
       const k = view.getUint16(b, true);
       const n = bodyEnd - b - 2;
+      if (copy !== undefined && pos >= copy.from && bodyEnd <= copy.to) {
+        const at = b + 2 - copy.from;
+        operation = {
+          type: "put",
+          key: new Uint8Array(copy.buffer, at, k),
+          value: new Uint8Array(copy.buffer, at + k, n - k),
+        };
+        break;
+      }
       if (n > 4096) {
         operation = {
           type: "put",
@@ -619,7 +645,12 @@ export function decodeRecord(
       break;
     }
     case RecordType.delete:
-      operation = { type: "delete", key: _copy(bytes, b, bodyEnd) };
+      operation = {
+        type: "delete",
+        key: copy !== undefined && pos >= copy.from && bodyEnd <= copy.to
+          ? new Uint8Array(copy.buffer, b - copy.from, bodyEnd - b)
+          : _copy(bytes, b, bodyEnd),
+      };
       break;
     case RecordType.checkpoint:
       operation = { type: "checkpoint", id: view.getBigUint64(b, true) };
@@ -647,7 +678,7 @@ export function decodeRecord(
     coreId: view.getUint16(pos + R_CORE, true),
     epoch: epoch ?? view.getBigUint64(pos + R_EPOCH, true),
     sequence: view.getBigUint64(pos + R_SEQUENCE, true),
-    timestampNs: view.getBigInt64(pos + R_TIMESTAMP, true),
+    timestampNs: timestampNs ?? view.getBigInt64(pos + R_TIMESTAMP, true),
     operation,
   };
 }

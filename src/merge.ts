@@ -1,7 +1,8 @@
 /**
  * Reading a WAL directory: one cursor per core over its segments, and the streaming k-way
  * merge of all cores by `(epoch, timestampNs, coreId, sequence)`. Memory is bounded by the
- * number of cores times a read buffer, not by the size of the log.
+ * number of cores times two 1 MiB read buffers and 64 decoded entries, not by the size of the
+ * log.
  *
  * @module
  */
@@ -96,16 +97,24 @@ export interface CursorOptions {
    * checkpoint. A later first segment is a gap.
    */
   requireBeginning?: boolean;
-  /** Entries decoded per read (memory per core: this many entries and a 1 MiB buffer). */
+  /** Entries decoded ahead (memory per core: this many entries and a 1 MiB buffer). Default 64. */
   batch?: number;
+  /**
+   * Read each segment's next 1 MiB while the current one is decoded (two buffers per core).
+   * Close such a cursor with `closeAsync()`, which waits for a read in flight.
+   */
+  readAhead?: boolean;
 }
+
+/** Entries a cursor decodes ahead by default. */
+const BATCH = 64;
 
 /** Iterates one core's entries in order, across segments, checking sequence continuity. */
 export class CoreCursor {
   /** The core. */
   readonly coreId: number;
-  /** The current entry, or undefined when the cursor is finished. */
-  current: PositionedEntry | undefined;
+  /** The current entry (that of `current`), or undefined when the cursor is finished. */
+  entry: PerCoreWalEntry | undefined;
   /** The first entry beyond `toEpoch`, if the cursor stopped there (a checkpoint's barrier). */
   stoppedAt: PositionedEntry | undefined;
   readonly #config: PerCoreWalConfig;
@@ -113,8 +122,19 @@ export class CoreCursor {
   readonly #segments: { index: number; path: string }[];
   #segIdx = 0;
   #reader: PerCoreWalReader | undefined;
-  #buffer: ReadResult[] = [];
+  /** The batch read: entries, their offsets and lengths; `#end` follows them if it came. */
+  readonly #entries: PerCoreWalEntry[] = [];
+  readonly #offsets: number[] = [];
+  readonly #lengths: number[] = [];
+  #count = 0;
+  #end: Exclude<ReadResult, { kind: "entry" }> | undefined;
+  /** The next item of the batch: an entry below `#count`, `#end` at `#count`. */
   #bufPos = 0;
+  /** Where `entry` lies, for `current` (made when asked for: `mergeSegments` needs none). */
+  #atSegment = 0;
+  #atOffset = 0;
+  #atLength = 0;
+  #current: PositionedEntry | undefined;
   #lastSeq: bigint | undefined;
   #segEntries = 0;
   #skipped: { offset: number; reason: string }[] = [];
@@ -145,7 +165,7 @@ export class CoreCursor {
     try {
       await c.advance();
     } catch (e) {
-      c.close();
+      await c.closeAsync();
       throw e;
     }
     return c;
@@ -160,53 +180,95 @@ export class CoreCursor {
     return this.#step(false) ? undefined : this.#advanceSlow();
   }
 
-  /** Takes the next buffered result; true when `current` is settled without I/O. */
+  /** The current entry and where it lies, or undefined when the cursor is finished. */
+  get current(): PositionedEntry | undefined {
+    const entry = this.entry;
+    if (entry === undefined) return undefined;
+    return this.#current ??= {
+      entry,
+      segment: this.#atSegment,
+      offset: this.#atOffset,
+      length: this.#atLength,
+    };
+  }
+
+  /** Takes the next buffered entry; true when `entry` is settled without I/O. */
   #step(io: boolean): boolean {
     while (!this.#done) {
-      if (this.#bufPos >= this.#buffer.length) return io;
-      const r = this.#buffer[this.#bufPos++];
-      if (r.kind !== "entry") return (this.#bufPos--, false);
-      const e = r.entry;
-      if (this.#o.toEpoch !== undefined && e.epoch > this.#o.toEpoch) {
-        return (this.#bufPos--, false);
+      const i = this.#bufPos;
+      if (i >= this.#count) {
+        // The result that ends the segment is the slow path's.
+        if (i === this.#count && this.#end !== undefined) return false;
+        // The next batch, if it is in the reader's buffer already: small batches without an
+        // await each (the entries decoded ahead are what survives a young-generation GC).
+        const n = this.#reader?.readBufferedEntries(
+          this.#entries,
+          this.#offsets,
+          this.#lengths,
+          this.#o.batch ?? BATCH,
+        );
+        if (n === undefined || n === 0) return io;
+        this.#count = n;
+        this.#end = undefined;
+        this.#bufPos = 0;
+        continue;
       }
+      const e = this.#entries[i];
+      if (this.#o.toEpoch !== undefined && e.epoch > this.#o.toEpoch) return false;
+      this.#bufPos = i + 1;
       this.#lastSeq = e.sequence;
       this.#segEntries++;
       if (this.#o.fromEpoch !== undefined && e.epoch < this.#o.fromEpoch) continue;
-      this.current = {
-        entry: e,
-        segment: this.#segments[this.#segIdx].index,
-        offset: r.offset,
-        length: r.length,
-      };
+      this.entry = e;
+      this.#current = undefined;
+      this.#atSegment = this.#segments[this.#segIdx].index;
+      this.#atOffset = this.#offsets[i];
+      this.#atLength = this.#lengths[i];
       return true;
     }
-    this.current = undefined;
+    this.#unset();
     return true;
+  }
+
+  #unset(): void {
+    this.entry = undefined;
+    this.#current = undefined;
+  }
+
+  /** Whether the batch is used up (its end result too, if it had one). */
+  #drained(): boolean {
+    return this.#bufPos > this.#count || (this.#bufPos === this.#count && this.#end === undefined);
+  }
+
+  /** Forgets the batch. */
+  #clearBatch(): void {
+    this.#count = 0;
+    this.#end = undefined;
+    this.#bufPos = 0;
   }
 
   async #advanceSlow(): Promise<void> {
     while (!this.#done) {
-      if (this.#bufPos >= this.#buffer.length) {
+      if (this.#drained()) {
         if (!await this.#fill()) continue;
       }
       if (this.#step(false)) return;
       // #step stopped before the end of a segment or the first entry beyond `toEpoch`.
-      const r = this.#buffer[this.#bufPos++];
-      if (r.kind !== "entry") {
-        this.#endOfSegment(r);
+      const i = this.#bufPos++;
+      if (i === this.#count) {
+        await this.#endOfSegment(this.#end!);
         continue;
       }
       this.stoppedAt = {
-        entry: r.entry,
+        entry: this.#entries[i],
         segment: this.#segments[this.#segIdx].index,
-        offset: r.offset,
-        length: r.length,
+        offset: this.#offsets[i],
+        length: this.#lengths[i],
       };
-      this.#finish();
+      await this.#finish();
       return;
     }
-    this.current = undefined;
+    this.#unset();
   }
 
   /** Reads the next batch; false if it moved to another segment instead. */
@@ -224,13 +286,20 @@ export class CoreCursor {
             false,
           );
         }
-        this.#finish();
+        await this.#finish();
         return false;
       }
       await this.#openSegment();
       return false;
     }
-    this.#buffer = await this.#reader.readBatch(this.#o.batch ?? 1024);
+    const { count, end } = await this.#reader.readEntries(
+      this.#entries,
+      this.#offsets,
+      this.#lengths,
+      this.#o.batch ?? BATCH,
+    );
+    this.#count = count;
+    this.#end = end;
     this.#bufPos = 0;
     return true;
   }
@@ -251,6 +320,7 @@ export class CoreCursor {
       // Segment 0 of a core starts at sequence 1.
       expectedFirstSequence: this.#nextFirst ?? (seg.index === 0 ? 1n : undefined),
       limitOffset: end,
+      readAhead: this.#o.readAhead,
       startOffset: start?.offset || undefined,
       startSequence: start?.offset ? start.sequence : undefined,
     });
@@ -282,7 +352,7 @@ export class CoreCursor {
       // The previous segment's last batches were lost while this one's first reached the disk,
       // and no batch marker from here on says they were acknowledged: a crash tail, the end.
       reader.close();
-      this.#finish();
+      await this.#finish();
       return;
     }
     if (gap !== undefined) {
@@ -309,19 +379,18 @@ export class CoreCursor {
       }
       if (policy === "stop" || foreign) {
         reader.close();
-        if (policy === "stop") this.#finish();
+        if (policy === "stop") await this.#finish();
         else this.#segIdx++;
         return;
       }
     }
     this.#reader = reader;
-    this.#buffer = [];
-    this.#bufPos = 0;
+    this.#clearBatch();
     this.#segEntries = 0;
     this.#skipped = [];
   }
 
-  #endOfSegment(r: Exclude<ReadResult, { kind: "entry" }>): void {
+  async #endOfSegment(r: Exclude<ReadResult, { kind: "entry" }>): Promise<void> {
     const seg = this.#segments[this.#segIdx];
     const reader = this.#reader!;
     if (r.kind === "corrupted") {
@@ -330,8 +399,7 @@ export class CoreCursor {
       if (policy === "skip" && r.resumeAt !== undefined && reader.header !== undefined) {
         this.#skipped.push({ offset: r.offset, reason: r.reason });
         reader.resume(r.resumeAt);
-        this.#buffer = [];
-        this.#bufPos = 0;
+        this.#clearBatch();
         return;
       }
       if (policy === "throw") throw _damage(seg.path, this.coreId, r.code, r.reason, r.offset);
@@ -350,11 +418,11 @@ export class CoreCursor {
     });
     // Where the next segment must start, even if this one held no entry.
     if (reader.header !== undefined) this.#nextFirst = reader.stats.lastSequence + 1n;
-    reader.close();
     this.#reader = undefined;
+    await reader.closeAsync();
     const stop = r.kind === "torn" ||
       (r.kind === "corrupted" && (this.#o.onCorrupt ?? "throw") !== "skip");
-    if (stop) this.#finish();
+    if (stop) await this.#finish();
     else this.#segIdx++;
   }
 
@@ -372,16 +440,26 @@ export class CoreCursor {
     }
   }
 
-  #finish(): void {
+  async #finish(): Promise<void> {
     this.#done = true;
-    this.current = undefined;
-    this.close();
+    this.#unset();
+    await this.closeAsync();
   }
 
-  /** Closes the open segment. Idempotent. */
+  /**
+   * Closes the open segment. Idempotent. With `readAhead`, a read in flight completes after it;
+   * `closeAsync()` waits for it.
+   */
   close(): void {
     this.#reader?.close();
     this.#reader = undefined;
+  }
+
+  /** Closes the open segment after a read ahead in flight. Idempotent. */
+  async closeAsync(): Promise<void> {
+    const r = this.#reader;
+    this.#reader = undefined;
+    await r?.closeAsync();
   }
 }
 
@@ -444,7 +522,7 @@ class CursorHeap {
   /** Restores the order after the top's entry changed; removes it if it is finished. */
   fixTop(): void {
     const h = this.#h;
-    if (h[0].current === undefined) {
+    if (h[0].entry === undefined) {
       const last = h.pop()!;
       if (h.length === 0) return;
       h[0] = last;
@@ -464,7 +542,7 @@ class CursorHeap {
 }
 
 function _less(a: CoreCursor, b: CoreCursor): boolean {
-  return compareEntries(a.current!.entry, b.current!.entry) <= 0;
+  return compareEntries(a.entry!, b.entry!) <= 0;
 }
 
 /**
@@ -494,7 +572,7 @@ export interface MergeOptions {
 export async function* mergeCursors(cursors: CoreCursor[]): AsyncGenerator<PositionedEntry> {
   const heap = new CursorHeap();
   try {
-    for (const c of cursors) if (c.current !== undefined) heap.push(c);
+    for (const c of cursors) if (c.entry !== undefined) heap.push(c);
     while (heap.size > 0) {
       const c = heap.top();
       yield c.current!;
@@ -572,16 +650,14 @@ class _MergeStream implements AsyncGenerator<PerCoreWalEntry, undefined> {
     try {
       r = this.#step();
     } catch (e) {
-      this.#end();
-      return Promise.reject(e);
+      return this.#end().then(() => Promise.reject(e));
     }
     if (!(r instanceof Promise)) return Promise.resolve(r);
     const p = r.then(
       (x) => (this.#busy = undefined, x),
       (e) => {
         this.#busy = undefined;
-        this.#end();
-        throw e;
+        return this.#end().then(() => Promise.reject(e));
       },
     );
     this.#busy = p;
@@ -590,14 +666,12 @@ class _MergeStream implements AsyncGenerator<PerCoreWalEntry, undefined> {
 
   return(value?: undefined): Promise<IteratorResult<PerCoreWalEntry, undefined>> {
     if (this.#busy !== undefined) return this.#after(() => this.return(value));
-    this.#end();
-    return Promise.resolve({ value, done: true });
+    return this.#end().then(() => ({ value, done: true }));
   }
 
   throw(e: unknown): Promise<IteratorResult<PerCoreWalEntry, undefined>> {
     if (this.#busy !== undefined) return this.#after(() => this.throw(e));
-    this.#end();
-    return Promise.reject(e);
+    return this.#end().then(() => Promise.reject(e));
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -632,24 +706,27 @@ class _MergeStream implements AsyncGenerator<PerCoreWalEntry, undefined> {
           fromEpoch: o.fromEpoch,
           toEpoch: o.toEpoch,
           end: o.ends?.[c],
+          readAhead: true,
         }),
       );
     }
-    for (const c of this.#cursors) if (c.current !== undefined) this.#heap.push(c);
+    for (const c of this.#cursors) if (c.entry !== undefined) this.#heap.push(c);
     return this.#top();
   }
 
   #top(): IteratorResult<PerCoreWalEntry, undefined> {
     if (this.#heap.size === 0) {
-      this.#end();
+      // Every cursor is finished: their segments are closed.
+      this.#done = true;
       return _DONE;
     }
     this.#advanceDue = true;
-    return { value: this.#heap.top().current!.entry, done: false };
+    return { value: this.#heap.top().entry!, done: false };
   }
 
-  #end(): void {
+  /** Ends the stream: closes every cursor, after its read in flight. */
+  async #end(): Promise<void> {
     this.#done = true;
-    for (const c of this.#cursors) c.close();
+    await Promise.all(this.#cursors.map((c) => c.closeAsync()));
   }
 }

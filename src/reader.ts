@@ -11,6 +11,7 @@ import {
   batchMarkerClaim,
   checkRecord,
   type DecodeContext,
+  type DecodeCopy,
   decodeRecord,
   decodeSegmentHeader,
   DEFAULT_MAX_RECORD_BYTES,
@@ -18,6 +19,7 @@ import {
   R_FLAGS,
   R_LENGTH,
   R_PAD,
+  R_TIMESTAMP,
   R_TYPE,
   RECORD_HEADER_BYTES,
   recordEpoch,
@@ -125,9 +127,24 @@ export interface ReaderOptions {
    * tail although it is not the last (two rotations in flight).
    */
   expectedFirstSequence?: bigint;
+  /**
+   * Read the next 1 MiB while the records before it are decoded (for sequential scans). Close
+   * such a reader with `closeAsync()`, which waits for a read in flight. Default false.
+   */
+  readAhead?: boolean;
 }
 
 const CHUNK = 1024 * 1024;
+/**
+ * Room before the bytes read ahead, for the start of the record cut by the end of the previous
+ * read: a read ahead is spliced on without reading those bytes again.
+ */
+const HEAD = 64 * 1024;
+/**
+ * Bytes of the buffer copied at once for the keys and values of the records in them: one copy
+ * per window instead of one per record. A key or value kept alive keeps its window (64 KiB).
+ */
+const WINDOW = 64 * 1024;
 /** The unit a disk writes atomically, as the crash model of section 8 assumes. */
 const SECTOR = 512;
 
@@ -159,11 +176,25 @@ export class PerCoreWalReader {
   readonly #later: string[] | undefined;
   readonly #expectedFirst: bigint | undefined;
   #claim = 0;
-  #buf = new Uint8Array(CHUNK);
+  #buf = _takeBuffer();
   #view = new DataView(this.#buf.buffer);
   #u32 = new Uint32Array(this.#buf.buffer);
+  /** The file offset of `#buf[0]`. */
   #bufStart = 0;
+  /** The first file offset whose byte is in the buffer (the bytes before it are stale). */
+  #bufFrom = 0;
   #bufLen = 0;
+  /** Whether to read ahead, and the read in flight: file bytes `[start, start + len)` at `HEAD`. */
+  readonly #readAhead: boolean;
+  #ahead:
+    | { start: number; len: number; buf: Uint8Array<ArrayBuffer>; done: Promise<unknown> }
+    | undefined;
+  /** Reads in flight into `#buf` (it cannot be handed on at close while there are). */
+  #reading = 0;
+  /** The file's position when known (reads in sequence need no seek), else -1. */
+  #filePos = -1;
+  /** The buffer a read ahead goes to (the one not in use). */
+  #spare: Uint8Array<ArrayBuffer> | undefined;
   #pos = SEGMENT_DATA_OFFSET;
   #done: ReadResult | undefined;
   #count = 0;
@@ -174,9 +205,15 @@ export class PerCoreWalReader {
   #epochBig = 0n;
   #lastTs = -Infinity;
   #lastTimestampNs = 0n;
+  /** The last timestamp decoded: its two words, and the bigint handed out for them. */
+  #tsLo = -1;
+  #tsHi = -1;
+  #tsBig = 0n;
   #minEpoch = 0n;
   #maxEpoch = 0n;
   #closed = false;
+  /** The copy of the buffer that decoded keys and values view (it is never written to). */
+  #window: DecodeCopy | undefined;
 
   private constructor(
     path: string,
@@ -192,6 +229,7 @@ export class PerCoreWalReader {
     this.#last = options.isLastSegment ?? true;
     this.#later = options.laterSegments;
     this.#expectedFirst = options.expectedFirstSequence;
+    this.#readAhead = options.readAhead ?? false;
     this.#ctx = {
       salt: header === undefined ? 0 : saltState(header.salt),
       coreId: header?.coreId ?? 0,
@@ -306,18 +344,85 @@ export class PerCoreWalReader {
   }
 
   /**
+   * Reads up to `max` entries into `entries`, with their offsets and lengths (padding included)
+   * in `offsets` and `lengths` (the arrays are reused: from index 0 on, `count` of them), and
+   * the result that ends the records if it came (`end`). The same as {@linkcode readBatch}
+   * without an object per entry, for the cursors of a merge.
+   */
+  async readEntries(
+    entries: PerCoreWalEntry[],
+    offsets: number[],
+    lengths: number[],
+    max = 1024,
+  ): Promise<{ count: number; end: Exclude<ReadResult, { kind: "entry" }> | undefined }> {
+    let n = 0;
+    while (n < max) {
+      const pos = this.#pos;
+      const fast = this.#fastEntry();
+      if (fast === null) continue;
+      if (fast !== undefined) {
+        entries[n] = fast;
+        offsets[n] = pos;
+        lengths[n++] = this.#pos - pos;
+        continue;
+      }
+      const r = await this.readNext();
+      if (r.kind !== "entry") return { count: n, end: r };
+      entries[n] = r.entry;
+      offsets[n] = r.offset;
+      lengths[n++] = r.length;
+    }
+    return { count: n, end: undefined };
+  }
+
+  /**
+   * Like {@linkcode readEntries}, without waiting: only the entries already read into the buffer
+   * (returns how many; 0 when the next one needs a read, or the records end there).
+   */
+  readBufferedEntries(
+    entries: PerCoreWalEntry[],
+    offsets: number[],
+    lengths: number[],
+    max = 1024,
+  ): number {
+    let n = 0;
+    while (n < max) {
+      const pos = this.#pos;
+      const fast = this.#fastEntry();
+      if (fast === null) continue;
+      if (fast === undefined) break;
+      entries[n] = fast;
+      offsets[n] = pos;
+      lengths[n++] = this.#pos - pos;
+    }
+    return n;
+  }
+
+  /**
    * The next entry if it is whole in the buffer and valid; null when a batch marker was skipped;
    * undefined otherwise (slow path).
    */
   #fast(): ReadResult | undefined | null {
+    const pos = this.#pos;
+    const e = this.#fastEntry();
+    return e == null ? e : { kind: "entry", entry: e, offset: pos, length: this.#pos - pos };
+  }
+
+  /** {@linkcode #fast}'s entry, without its read result. */
+  #fastEntry(): PerCoreWalEntry | undefined | null {
     if (this.#done !== undefined || this.#closed || this.header === undefined) return undefined;
     const pos = this.#pos;
     const rel = pos - this.#bufStart;
-    if (rel < 0 || rel + RECORD_HEADER_BYTES > this.#bufLen || pos >= this.fileSizeBytes) {
+    if (
+      pos < this.#bufFrom || rel + RECORD_HEADER_BYTES > this.#bufLen || pos >= this.fileSizeBytes
+    ) {
       return undefined;
     }
     const c = checkRecord(this.#buf, this.#view, rel, this.#bufLen, this.#ctx);
-    return c.status === "ok" ? (this.#entry(pos, c.length) ?? null) : undefined;
+    if (c.status !== "ok") return undefined;
+    const e = this.#decodeAt(pos, c.length);
+    // Damage found by the order checks: the slow path returns it.
+    return e === false ? undefined : e ?? null;
   }
 
   #check(pos: number) {
@@ -327,6 +432,16 @@ export class PerCoreWalReader {
 
   /** The entry at `pos`, or undefined for a batch marker (checked for order, then skipped). */
   #entry(pos: number, length: number): ReadResult | undefined {
+    const e = this.#decodeAt(pos, length);
+    if (e === false) return this.#done;
+    return e === undefined ? undefined : { kind: "entry", entry: e, offset: pos, length };
+  }
+
+  /**
+   * Decodes the record at `pos` and moves past it: its entry, undefined for a batch marker, or
+   * false when it is out of order (the result is then `#done`).
+   */
+  #decodeAt(pos: number, length: number): PerCoreWalEntry | undefined | false {
     const rel = pos - this.#bufStart;
     const v = this.#view;
     const seq = recordSequence(v, rel);
@@ -342,7 +457,8 @@ export class PerCoreWalReader {
     else if (epoch < this.#lastEpoch) reason = `epoch ${epoch} after epoch ${this.#lastEpoch}`;
     else if (ts < this.#lastTs) reason = "timestamp goes backwards";
     if (reason !== undefined) {
-      return this.#finish({ kind: "corrupted", offset: pos, reason, code: "Corrupted" });
+      this.#finish({ kind: "corrupted", offset: pos, reason, code: "Corrupted" });
+      return false;
     }
     if (this.#buf[rel + R_TYPE] === RecordType.batch) {
       // Takes no sequence: the marker's sequence is that of the record after it.
@@ -359,11 +475,19 @@ export class PerCoreWalReader {
       this.#epochNumber = epoch;
       this.#epochBig = BigInt(epoch);
     }
+    let win = this.#window;
+    if ((win === undefined || rel < win.from || rel + length > win.to) && length <= WINDOW / 16) {
+      // One copy for the records that follow (they are checked before anything views them).
+      const to = Math.min(rel + WINDOW, this.#bufLen);
+      win = this.#window = { buffer: this.#buf.slice(rel, to).buffer, from: rel, to };
+    }
     const entry = decodeRecord(
       this.#buf,
       v,
       rel,
       epoch === this.#epochNumber ? this.#epochBig : undefined,
+      win,
+      this.#timestampOf(v, rel),
     );
     this.#firstSeq ??= entry.sequence;
     this.#expected++;
@@ -374,7 +498,19 @@ export class PerCoreWalReader {
     if (entry.epoch < this.#minEpoch || this.#count === 1) this.#minEpoch = entry.epoch;
     if (entry.epoch > this.#maxEpoch) this.#maxEpoch = entry.epoch;
     this.#pos = pos + length;
-    return { kind: "entry", entry, offset: pos, length };
+    return entry;
+  }
+
+  /** The record's timestamp as a bigint: the previous record's when its bytes are the same. */
+  #timestampOf(v: DataView, rel: number): bigint {
+    const lo = v.getUint32(rel + R_TIMESTAMP, true);
+    const hi = v.getUint32(rel + R_TIMESTAMP + 4, true);
+    if (lo !== this.#tsLo || hi !== this.#tsHi) {
+      this.#tsLo = lo;
+      this.#tsHi = hi;
+      this.#tsBig = v.getBigInt64(rel + R_TIMESTAMP, true);
+    }
+    return this.#tsBig;
   }
 
   #finish(r: ReadResult): ReadResult {
@@ -544,10 +680,11 @@ export class PerCoreWalReader {
     let q = from;
     while (q < size) {
       if (
-        q < this.#bufStart ||
+        q < this.#bufFrom ||
         q + Math.min(RECORD_HEADER_BYTES, size - q) > this.#bufStart + this.#bufLen
       ) {
-        await this.#ensure(q, CHUNK);
+        // As much as the buffer holds is read (a read ahead spliced on, or a new read).
+        await this.#ensure(q, RECORD_HEADER_BYTES);
       }
       const rel = q - this.#bufStart;
       const b = this.#buf;
@@ -609,19 +746,93 @@ export class PerCoreWalReader {
       q + len <= this.fileSizeBytes;
   }
 
-  /** Makes bytes `[pos, pos + n)` (or up to the end of the file) available in the buffer. */
+  /**
+   * Makes bytes `[pos, pos + n)` (or up to the end of the file) available in the buffer, and as
+   * many after them as it holds.
+   */
   async #ensure(pos: number, n: number): Promise<void> {
     const want = Math.min(n, this.fileSizeBytes - pos);
-    if (pos >= this.#bufStart && pos + want <= this.#bufStart + this.#bufLen) return;
+    const end = this.#bufStart + this.#bufLen;
+    if (pos >= this.#bufFrom && pos + want <= end) return;
+    // The window copies bytes of the buffer by offset: it would not match them any more.
+    this.#window = undefined;
+    const ahead = this.#ahead;
+    if (ahead !== undefined) {
+      // Every read waits for the read ahead: they share the file's position.
+      this.#ahead = undefined;
+      try {
+        await ahead.done;
+      } catch (e) {
+        // A read failed by close() is reported as the close.
+        if (!this.#closed) throw e;
+      }
+      // Closed meanwhile: its buffers may be another reader's now.
+      if (this.#closed) throw this.#closedError();
+      if (
+        ahead.start === end && pos >= this.#bufFrom && end - pos <= HEAD &&
+        pos + want <= ahead.start + ahead.len
+      ) {
+        // The read ahead continues the buffer: move the bytes from `pos` on in front of it.
+        ahead.buf.set(this.#buf.subarray(pos - this.#bufStart, this.#bufLen), HEAD - (end - pos));
+        this.#use(ahead.buf);
+        this.#bufStart = ahead.start - HEAD;
+        this.#bufFrom = pos;
+        this.#bufLen = HEAD + ahead.len;
+        this.#readNextAhead();
+        return;
+      }
+      this.#spare ??= ahead.buf;
+    }
     if (want > this.#buf.length) {
-      this.#buf = new Uint8Array(Math.ceil(Math.max(want, this.#buf.length * 2) / 4) * 4);
-      this.#view = new DataView(this.#buf.buffer);
-      this.#u32 = new Uint32Array(this.#buf.buffer);
+      this.#use(new Uint8Array(Math.ceil(Math.max(want, this.#buf.length * 2) / 4) * 4));
     }
     const len = Math.min(this.#buf.length, this.fileSizeBytes - pos);
-    await _readFull(this.#file, this.#buf.subarray(0, len), pos, this.path);
-    this.#bufStart = pos;
+    // Until the read completes the buffer holds nothing valid.
+    this.#bufLen = 0;
+    const at = this.#filePos;
+    this.#filePos = -1;
+    // After close() the buffer may be another reader's: no read goes into it (and the file is
+    // closed, so a read in flight then fails).
+    if (this.#closed) throw this.#closedError();
+    this.#reading++;
+    try {
+      this.#filePos = await _readFull(this.#file, this.#buf.subarray(0, len), pos, this.path, at);
+    } catch (e) {
+      throw this.#closed ? this.#closedError() : e;
+    } finally {
+      this.#reading--;
+    }
+    this.#bufStart = this.#bufFrom = pos;
     this.#bufLen = len;
+    this.#readNextAhead();
+  }
+
+  #closedError(): PerCoreWalError {
+    return new PerCoreWalError("Closed", `Reader of "${this.path}" is closed`);
+  }
+
+  /** Makes `buf` the buffer; the one it replaces becomes the spare (if of the usual size). */
+  #use(buf: Uint8Array<ArrayBuffer>): void {
+    if (this.#buf.length === HEAD + CHUNK) this.#spare = this.#buf;
+    this.#buf = buf;
+    this.#view = new DataView(buf.buffer);
+    this.#u32 = new Uint32Array(buf.buffer);
+  }
+
+  /** Starts reading the bytes after the buffer into the spare buffer, if reading ahead. */
+  #readNextAhead(): void {
+    const start = this.#bufStart + this.#bufLen;
+    if (!this.#readAhead || this.#closed || start >= this.fileSizeBytes) return;
+    const buf = this.#spare ?? _takeBuffer();
+    this.#spare = undefined;
+    const len = Math.min(CHUNK, this.fileSizeBytes - start);
+    const at = this.#filePos;
+    this.#filePos = -1;
+    const done = _readFull(this.#file, buf.subarray(HEAD, HEAD + len), start, this.path, at)
+      .then((p) => void (this.#filePos = p));
+    // Waited for by the next #ensure (which sees its error) or by closeAsync().
+    done.catch(() => {});
+    this.#ahead = { start, len, buf, done };
   }
 
   /**
@@ -692,11 +903,32 @@ export class PerCoreWalReader {
     }
   }
 
-  /** Closes the file. Idempotent. */
+  /**
+   * Closes the file. Idempotent. A read ahead in flight completes after it (its buffer is
+   * dropped); `closeAsync()` waits for it.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    // The buffers go to the next reader, unless a read in flight still writes to them.
+    if (this.#reading === 0) _giveBuffer(this.#buf);
+    if (this.#ahead === undefined && this.#spare !== undefined) _giveBuffer(this.#spare);
+    this.#ahead = undefined;
+    this.#spare = undefined;
+    this.#bufLen = 0;
+    this.#window = undefined;
     this.#file.close();
+  }
+
+  /** Waits for a read ahead in flight, then closes the file. Idempotent. */
+  async closeAsync(): Promise<void> {
+    const ahead = this.#ahead;
+    this.#ahead = undefined;
+    if (ahead !== undefined && !this.#closed) {
+      await ahead.done.catch(() => {});
+      this.#spare ??= ahead.buf;
+    }
+    this.close();
   }
 
   /** Closes the file. */
@@ -704,10 +936,9 @@ export class PerCoreWalReader {
     this.close();
   }
 
-  /** Closes the file. */
+  /** Closes the file (after a read ahead in flight). */
   [Symbol.asyncDispose](): Promise<void> {
-    this.close();
-    return Promise.resolve();
+    return this.closeAsync();
   }
 }
 
@@ -764,23 +995,52 @@ export async function acknowledgedClaim(paths: string[], maxRecordBytes: number)
   return claim;
 }
 
+/**
+ * Read buffers of closed readers, for the next reader to open (a merge opens one per segment per
+ * core): one new buffer per segment, garbage only a full collection frees, made the peak memory
+ * grow with the number of segments read. Two at most, held weakly: a full collection frees them
+ * once no reader is open. Nothing outside a reader ever views its buffer (decoded keys and
+ * values are copies).
+ */
+const _pool: WeakRef<Uint8Array<ArrayBuffer>>[] = [];
+
+function _takeBuffer(): Uint8Array<ArrayBuffer> {
+  while (_pool.length > 0) {
+    const buf = _pool.pop()!.deref();
+    if (buf !== undefined) return buf;
+  }
+  return new Uint8Array(HEAD + CHUNK);
+}
+
+function _giveBuffer(buf: Uint8Array<ArrayBuffer>): void {
+  if (buf.length !== HEAD + CHUNK || _pool.length >= 2) return;
+  if (_pool.some((r) => r.deref() === buf)) return;
+  _pool.push(new WeakRef(buf));
+}
+
+/**
+ * Reads `into.length` bytes at `offset` (zeros past the end of the file); returns the file's
+ * position after them. `at`, the file's position if known, saves a seek when it is `offset`.
+ */
 async function _readFull(
   file: Deno.FsFile,
   into: Uint8Array,
   offset: number,
   path: string,
-): Promise<void> {
+  at = -1,
+): Promise<number> {
   try {
-    await file.seek(offset, Deno.SeekMode.Start);
+    if (at !== offset) await file.seek(offset, Deno.SeekMode.Start);
     let n = 0;
     while (n < into.length) {
       const r = await file.read(into.subarray(n));
       if (r === null) {
         into.fill(0, n);
-        return;
+        break;
       }
       n += r;
     }
+    return offset + n;
   } catch (e) {
     throw ioError(e, "read", path, offset);
   }
