@@ -21,10 +21,13 @@ async function writeWal(dir: string, n: number): Promise<PerCoreWalConfig> {
 
 const key = (e: PerCoreWalEntry) => str(asPut(e.operation).key);
 
-/** Open file descriptors of this process (/proc needs a shell to read without broad permissions). */
-async function openFds(): Promise<number> {
+/**
+ * Segment files of `dir` this process holds open (/proc needs a shell to read without broad
+ * permissions). Only the WAL's files count: the runtime opens and closes others meanwhile.
+ */
+async function openFds(dir: string): Promise<number> {
   const out = await new Deno.Command("sh", {
-    args: ["-c", `ls /proc/${Deno.pid}/fd | wc -l`],
+    args: ["-c", `ls -l /proc/${Deno.pid}/fd | grep -F "${dir}/" | grep -c "\\.log$" || true`],
     stdout: "piped",
   }).output();
   return Number(new TextDecoder().decode(out.stdout).trim());
@@ -53,19 +56,20 @@ Deno.test("mergeSegments() yields every entry of every core in (epoch, timestamp
 Deno.test("mergeSegments() stopped early by break closes its files, and is done afterwards", async () => {
   await using dir = await tempDir();
   const config = await writeWal(dir.path, 3000);
-  const before = await openFds();
+  const before = await openFds(dir.path);
+  assertEquals(before, 0);
   const stream = mergeSegments(config);
   let n = 0;
   for await (const _ of stream) {
     if (++n === 10) {
-      assertEquals(await openFds(), before + 2, "one segment open per core");
+      assertEquals(await openFds(dir.path), before + 2, "one segment open per core");
       break;
     }
   }
   assertEquals(n, 10);
-  assertEquals(await openFds(), before, "segments closed");
+  assertEquals(await openFds(dir.path), before, "segments closed");
   assertEquals(await stream.next(), { value: undefined, done: true });
-  assertEquals(await openFds(), before, "segments closed");
+  assertEquals(await openFds(dir.path), before, "segments closed");
 });
 
 Deno.test("mergeSegments() serves next() calls made without waiting in order", async () => {
@@ -90,7 +94,8 @@ Deno.test("mergeSegments() rejects at a corrupted record, closes its files and e
   const bytes = await Deno.readFile(path);
   bytes[4096 + 10_000] ^= 0xff;
   await Deno.writeFile(path, bytes);
-  const before = await openFds();
+  const before = await openFds(dir.path);
+  assertEquals(before, 0);
   const stream = mergeSegments(config);
   let n = 0;
   const err = await assertRejects(async () => {
@@ -99,5 +104,5 @@ Deno.test("mergeSegments() rejects at a corrupted record, closes its files and e
   assert(err.code === "ChecksumMismatch" || err.code === "Corrupted", err.code);
   assert(n > 0 && n < 6000, `${n} entries before the damage`);
   assertEquals(await stream.next(), { value: undefined, done: true });
-  assertEquals(await openFds(), before, "segments closed");
+  assertEquals(await openFds(dir.path), before, "segments closed");
 });
