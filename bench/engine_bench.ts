@@ -2,7 +2,7 @@
 // micro-benchmarks of the format. 128-byte records (16-byte key, 112-byte value).
 import { CoreLog } from "../src/core_log.ts";
 import { PerCoreWalConfig } from "../src/config.ts";
-import { crc32c } from "../src/crc32c.ts";
+import { crc32c, crc32cUpdateJs } from "../src/crc32c.ts";
 import {
   checkRecord,
   decodeRecord,
@@ -118,6 +118,23 @@ Deno.bench({
   baseline: true,
   fn: () => void crc32c(rec, 0, 128),
 });
+
+// CRC32C where it is installed (ISA-L: CoreLog.open above installed it if it loads) and in
+// TypeScript, on one record's bytes after the CRC field.
+const rec4k = new Uint8Array(4096 + 40).fill(0x5a);
+for (const [n, bytes] of [[164, rec], [4132, rec4k]] as const) {
+  Deno.bench({
+    name: `crc32c of ${n} bytes, as installed`,
+    group: `crc32c of ${n} bytes`,
+    baseline: true,
+    fn: () => void crc32c(bytes, 4, 4 + n),
+  });
+  Deno.bench({
+    name: `crc32c of ${n} bytes, TypeScript`,
+    group: `crc32c of ${n} bytes`,
+    fn: () => void crc32cUpdateJs(0xffffffff, bytes, 4, 4 + n),
+  });
+}
 Deno.bench({
   name: "encode a put (header + copy + CRC)",
   group: "format (one 168-byte put record)",
