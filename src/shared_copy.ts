@@ -1,11 +1,12 @@
 /**
- * Copies out of a `SharedArrayBuffer` at `memcpy` speed whatever the alignment.
+ * Copies into and out of a `SharedArrayBuffer` at `memcpy` speed whatever the alignment.
  *
- * V8 copies out of shared memory with relaxed atomics (`TypedArray.prototype.set`): word by word
- * only when source and destination have the same address mod 8, byte by byte otherwise. Records
- * taken from a producer's ring into a batch are at unrelated offsets, so 7 copies in 8 took the
- * byte loop: ~1.1 µs for 4 KiB, against ~0.25 µs through an equally aligned staging buffer
- * followed by a plain (non-shared) copy (`deno bench bench/shared_copy_bench.ts`).
+ * V8 copies to or from shared memory with relaxed atomics (`TypedArray.prototype.set`): word by
+ * word only when source and destination have the same address mod 8, byte by byte otherwise.
+ * Records taken from a producer's ring into a batch are at unrelated offsets, so 7 copies in 8
+ * took the byte loop: ~1.1 µs for 4 KiB, against ~0.25 µs through an equally aligned staging
+ * buffer followed by a plain (non-shared) copy (`deno bench bench/shared_copy_bench.ts`); values
+ * a producer copies into its ring at an odd offset the same.
  *
  * @module
  */
@@ -15,7 +16,8 @@ const STAGED_MIN_BYTES = 256;
 
 /**
  * Copies `length` bytes from `src` at `offset` to `dst` at `pos`, through a staging buffer it
- * keeps (growing to the largest copy) when `src` is shared memory aligned differently from `dst`.
+ * keeps (growing to the largest copy) when either side is shared memory and they are aligned
+ * differently.
  *
  * @example
  * ```ts
@@ -34,17 +36,20 @@ export class SharedCopier {
   /** Copies `src[offset, offset + length)` to `dst[pos, pos + length)`. */
   copy(src: Uint8Array, offset: number, length: number, dst: Uint8Array, pos: number): void {
     const from = src.byteOffset + offset;
+    const to = dst.byteOffset + pos;
     // A view made by the constructor costs less than subarray().
     const view = new Uint8Array(src.buffer, from, length);
+    const srcShared = src.buffer instanceof SharedArrayBuffer;
     if (
-      length < STAGED_MIN_BYTES || ((from - dst.byteOffset - pos) & 7) === 0 ||
-      !(src.buffer instanceof SharedArrayBuffer)
+      length < STAGED_MIN_BYTES || ((from - to) & 7) === 0 ||
+      !(srcShared || dst.buffer instanceof SharedArrayBuffer)
     ) {
       dst.set(view, pos);
       return;
     }
-    // The staging copy starts at the source's alignment, so that it is a word copy too.
-    const a = from & 7;
+    // The staging copy takes the shared side's alignment, so that the copy to or from shared
+    // memory is a word copy; the other one is a plain memmove.
+    const a = (srcShared ? from : to) & 7;
     if (this.#staging.length < length + a) {
       this.#staging = new Uint8Array(2 ** Math.ceil(Math.log2(length + a)));
     }

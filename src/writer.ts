@@ -23,6 +23,7 @@ import {
   writeBody,
 } from "./format.ts";
 import { B, Control, CoreState, keepAlive, ProducerRing } from "./shared.ts";
+import { SharedCopier } from "./shared_copy.ts";
 import type { WalPosition } from "./core_log.ts";
 import type { Bytes, CommitOffsets, WalOperation, WalOperationInput } from "./types.ts";
 
@@ -62,11 +63,14 @@ export interface WriterHandle {
 function _copy(dst: Uint8Array, src: Uint8Array, at: number): void {
   const n = src.length;
   if (n > 32) {
-    dst.set(src, at);
+    // Large values at an odd offset go through a staging copy (see SharedCopier).
+    if (n >= 256) _copier.copy(src, 0, n, dst, at);
+    else dst.set(src, at);
     return;
   }
   for (let i = 0; i < n; i++) dst[at + i] = src[i];
 }
+const _copier = new SharedCopier();
 
 /** How long a blocking append waits for space before it throws "Backpressure". */
 const BLOCK_TIMEOUT_MS = 30_000;
