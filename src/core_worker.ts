@@ -151,7 +151,7 @@ class CoreWorker {
     this.requestSyncs();
     if (!this.#ready() && !(this.closing && this.drained())) {
       // #alive keeps the event loop running meanwhile (waitAsync alone does not).
-      const r = Atomics.waitAsync(i32, I.DOORBELL, bell, this.#stale ? METRICS_PERIOD_MS : 200);
+      const r = Atomics.waitAsync(i32, I.DOORBELL, bell, 200);
       if (r.async) await r.value;
     }
     Atomics.store(i32, I.SLEEPING, 0);
@@ -176,8 +176,8 @@ class CoreWorker {
     this.publishMetrics();
   }
 
-  /** Latency percentiles not published yet: the Worker sleeps at most one period then. */
-  #stale = false;
+  /** Publishes the latency percentiles at the end of the period when they are behind. */
+  #staleTimer: ReturnType<typeof setTimeout> | undefined;
 
   /** Copies the counters to shared memory; the latency percentiles at most every 20 ms. */
   publishMetrics(force = false): void {
@@ -190,9 +190,16 @@ class CoreWorker {
     f[M.IN_FLIGHT] = m.inFlightBatches;
     f[M.PENDING_BYTES] = m.pendingBytes;
     const now = performance.now();
-    this.#stale = true;
-    if (force || now - this.#lastMetrics > METRICS_PERIOD_MS) {
-      this.#stale = false;
+    if (!force && now - this.#lastMetrics <= METRICS_PERIOD_MS) {
+      // Published less than a period ago: once more when the period is over, whatever the
+      // Worker is doing then (a sleeping Worker would otherwise leave them old).
+      this.#staleTimer ??= setTimeout(() => {
+        this.#staleTimer = undefined;
+        this.publishMetrics(true);
+      }, METRICS_PERIOD_MS + 1 - (now - this.#lastMetrics));
+    } else {
+      clearTimeout(this.#staleTimer);
+      this.#staleTimer = undefined;
       this.#lastMetrics = now;
       const l = this.log.metrics().syncLatency;
       f[M.LAT_COUNT] = l.count;
@@ -247,10 +254,13 @@ class CoreWorker {
     let stalled = 0;
     while (true) {
       let n = 0;
+      const before = this.log.nextSequence;
       try {
         n = this.drain();
       } catch (e) {
         if (!(e instanceof PerCoreWalError) || e.code !== "Backpressure") throw e;
+        // Records taken before the log refused more are progress (a close waits for them).
+        n = this.log.nextSequence - before;
         // The log holds maxPendingBytes not yet durable: let them reach the disk first.
         this.log.setOwnerIdle(true);
         await this.log.sync().catch(() => {});
@@ -285,6 +295,7 @@ class CoreWorker {
 
   async close(): Promise<void> {
     clearInterval(this.#alive);
+    clearTimeout(this.#staleTimer);
     this.publishMetrics(true);
     this.#yield.port1.close();
     this.#yield.port2.close();

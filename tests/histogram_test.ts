@@ -46,3 +46,25 @@ Deno.test({
     await m.close();
   },
 });
+
+Deno.test({
+  name:
+    "a core's latency figures catch up with its fdatasyncs within a period, also when it sleeps",
+  ignore: ignoreWithoutUring,
+  async fn() {
+    await using dir = await tempDir();
+    const m = await PerCoreWalManager.open(smallConfig(dir.path, {}, 1));
+    const w = m.writer(0);
+    // Syncs in quick succession: most complete less than 20 ms after the previous publish,
+    // and the Worker then goes to sleep (up to 200 ms) with nothing more to do.
+    for (let i = 0; i < 10; i++) {
+      w.appendPut(`k${i}`, "v");
+      await w.sync();
+    }
+    await new Promise((r) => setTimeout(r, 60));
+    const [c] = m.metrics();
+    assertEquals(c.syncLatency.count, c.fdatasyncs, "every fdatasync is in the latency figures");
+    assertEquals(c.syncLatencyBuckets.counts.at(-1), c.fdatasyncs);
+    await m.close();
+  },
+});

@@ -462,23 +462,32 @@ export class UringBackend implements IoBackend {
     const rc = this.#eagainSubmits > 0 && this.#eagainSubmits-- > 0
       ? -Errno.EAGAIN
       : this.#ring.submit();
-    if (rc === -Errno.EAGAIN || rc === -16 /* EBUSY */) {
-      this.submitRetries++;
-      // The kernel is short of resources: the SQEs stay queued; submit again shortly.
-      this.#retry ??= setTimeout(() => {
-        this.#retry = undefined;
-        if (!this.#closed) this.#submit();
-      }, 1);
-    } else if (rc < 0) {
-      // The SQEs may not have reached the kernel: fail everything in flight, nothing is retried.
-      this.#failAll(errnoError(-rc, "io_uring_submit"));
-      return;
-    }
+    if (!this.#submitted(rc)) return;
     this.#spin();
     this.#reap();
     this.#wait();
   }
   #retry: ReturnType<typeof setTimeout> | undefined;
+
+  /**
+   * Handles what `io_uring_submit` returned: on EAGAIN or EBUSY (the kernel is short of
+   * resources) the SQEs stay queued and are submitted again shortly; any other error fails
+   * everything in flight (the SQEs may not have reached the kernel; nothing is retried).
+   * Returns false after such an error.
+   */
+  #submitted(rc: number): boolean {
+    if (rc === -Errno.EAGAIN || rc === -16 /* EBUSY */) {
+      this.submitRetries++;
+      this.#retry ??= setTimeout(() => {
+        this.#retry = undefined;
+        if (!this.#closed) this.#submit();
+      }, 1);
+    } else if (rc < 0) {
+      this.#failAll(errnoError(-rc, "io_uring_submit"));
+      return false;
+    }
+    return true;
+  }
 
   /**
    * Polls the completion ring for a bounded time when one chain ending in an fdatasync is all
@@ -543,7 +552,12 @@ export class UringBackend implements IoBackend {
     this.#ring.reap((id, res) => this.#complete(id, res));
     while (this.#backlog.length > 0 && this.#fill(this.#backlog[0])) {
       this.#backlog.shift();
-      if (this.#ring.submit() < 0) break;
+      const rc = this.#ring.submit();
+      // A refused submit leaves the chain's SQEs queued: the retry timer submits them.
+      if (rc < 0) {
+        this.#submitted(rc);
+        break;
+      }
     }
   }
 
