@@ -14,6 +14,7 @@ import {
   type PerCoreWalOptions,
   type SegmentFill,
 } from "../mod.ts";
+import { threadCpu } from "./_schedstat.ts";
 
 interface Shape {
   records: number;
@@ -43,19 +44,6 @@ interface Result {
   backend: string;
   /** CPU time of the busiest threads during the timed part, ms, by thread name. */
   cpuMs: Record<string, number>;
-}
-
-/** Nanoseconds of CPU each thread of this process has used, by "name/tid" (schedstat). */
-async function threadCpu(): Promise<Map<string, number>> {
-  const script = `for t in /proc/${Deno.pid}/task/*; do ` +
-    `echo "$(cat $t/comm)|$(basename $t)|$(cut -d' ' -f1 $t/schedstat)"; done`;
-  const out = await new Deno.Command("sh", { args: ["-c", script], stdout: "piped" }).output();
-  const m = new Map<string, number>();
-  for (const line of new TextDecoder().decode(out.stdout).trim().split("\n")) {
-    const [name, tid, ns] = line.split("|");
-    m.set(`${name}/${tid}`, Number(ns));
-  }
-  return m;
 }
 
 async function sectorsWritten(device: string): Promise<number> {

@@ -9,19 +9,7 @@
 //   deno run -A bench/thread_cpu.ts w2s [records] [io_uring|sync]  (W2s: each record awaited, one producer)
 //   deno run -A bench/thread_cpu.ts merge <dir>    (a WAL made by bench/compare/run.ts W7 setup)
 import { mergeSegments, PerCoreWalConfig, PerCoreWalManager } from "../mod.ts";
-
-/** Nanoseconds of CPU each thread of this process has used, by "name/tid". */
-async function threadCpu(): Promise<Map<string, number>> {
-  const script = `for t in /proc/${Deno.pid}/task/*; do ` +
-    `echo "$(cat $t/comm)|$(basename $t)|$(cut -d' ' -f1 $t/schedstat)"; done`;
-  const out = await new Deno.Command("sh", { args: ["-c", script], stdout: "piped" }).output();
-  const m = new Map<string, number>();
-  for (const line of new TextDecoder().decode(out.stdout).trim().split("\n")) {
-    const [name, tid, ns] = line.split("|");
-    m.set(`${name}/${tid}`, Number(ns));
-  }
-  return m;
-}
+import { threadCpu } from "./_schedstat.ts";
 
 function report(
   label: string,

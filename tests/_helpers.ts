@@ -130,3 +130,39 @@ export async function smallFs(
     },
   };
 }
+
+/**
+ * Segment files (`*.log`) under `dir` this process holds open (/proc needs a shell to read
+ * without broad permissions). Only those: the runtime's own descriptors come and go meanwhile.
+ */
+export async function openSegmentFiles(dir: string): Promise<number> {
+  const out = await new Deno.Command("sh", {
+    args: ["-c", `ls -l /proc/${Deno.pid}/fd | grep -F "${dir}/" | grep -c "\\.log$" || true`],
+    stdout: "piped",
+  }).output();
+  return Number(new TextDecoder().decode(out.stdout).trim());
+}
+
+/**
+ * Appends `value(i)` as `k-i` for i = 1, 2, ... up to `max`, syncing every 8, until an append or
+ * a sync throws (a full disk): returns the last acknowledged i and what was thrown.
+ */
+export async function appendUntilError(
+  log: { appendPut(key: string, value: Uint8Array): unknown; sync(): Promise<void> },
+  value: (i: number) => Uint8Array,
+  max: number,
+): Promise<{ acked: number; error: unknown }> {
+  let acked = 0;
+  for (let i = 1; i <= max; i++) {
+    try {
+      log.appendPut(`k-${i}`, value(i));
+      if (i % 8 === 0) {
+        await log.sync();
+        acked = i;
+      }
+    } catch (error) {
+      return { acked, error };
+    }
+  }
+  return { acked, error: undefined };
+}

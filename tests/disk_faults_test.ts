@@ -12,6 +12,7 @@ import { UringBackend } from "../src/io/uring.ts";
 import type { IoBackend } from "../src/io/backend.ts";
 import { PerCoreRecoveryManager } from "../src/recovery.ts";
 import {
+  appendUntilError,
   asPut,
   BACKENDS,
   ignoreWithoutUring,
@@ -56,19 +57,7 @@ Deno.test("ENOSPC: appends and sync() reject with Io and the errno, nothing ackn
     io = new FaultyBackend(inner, { failWriteAt: 12, errno: 28 });
   }
   const log = await CoreLog.open(config, 0, { backend: io });
-  let acked = 0;
-  let error: unknown;
-  for (let i = 1; i <= 2000 && error === undefined; i++) {
-    try {
-      log.appendPut(`k-${i}`, value(i));
-      if (i % 8 === 0) {
-        await log.sync();
-        acked = i;
-      }
-    } catch (e) {
-      error = e;
-    }
-  }
+  const { acked, error } = await appendUntilError(log, (i) => value(i), 2000);
   if (!(error instanceof PerCoreWalError)) throw new Error(`no ENOSPC: ${error}`);
   assertEquals([error.code, error.errno], ["Io", "ENOSPC"], error.message);
   assert(acked > 0, "something was acknowledged before the disk filled");

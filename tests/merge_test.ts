@@ -6,7 +6,7 @@ import { PerCoreWalError } from "../src/errors.ts";
 import { mergeSegments } from "../src/merge.ts";
 import type { PerCoreWalConfig } from "../src/config.ts";
 import type { PerCoreWalEntry } from "../src/types.ts";
-import { asPut, smallConfig, str, tempDir } from "./_helpers.ts";
+import { asPut, openSegmentFiles, smallConfig, str, tempDir } from "./_helpers.ts";
 
 /** Two cores of `n` puts each (several 256 KiB segments), on the sync backend. */
 async function writeWal(dir: string, n: number): Promise<PerCoreWalConfig> {
@@ -20,18 +20,6 @@ async function writeWal(dir: string, n: number): Promise<PerCoreWalConfig> {
 }
 
 const key = (e: PerCoreWalEntry) => str(asPut(e.operation).key);
-
-/**
- * Segment files of `dir` this process holds open (/proc needs a shell to read without broad
- * permissions). Only the WAL's files count: the runtime opens and closes others meanwhile.
- */
-async function openFds(dir: string): Promise<number> {
-  const out = await new Deno.Command("sh", {
-    args: ["-c", `ls -l /proc/${Deno.pid}/fd | grep -F "${dir}/" | grep -c "\\.log$" || true`],
-    stdout: "piped",
-  }).output();
-  return Number(new TextDecoder().decode(out.stdout).trim());
-}
 
 Deno.test("mergeSegments() yields every entry of every core in (epoch, timestampNs, coreId, sequence) order", async () => {
   await using dir = await tempDir();
@@ -56,20 +44,20 @@ Deno.test("mergeSegments() yields every entry of every core in (epoch, timestamp
 Deno.test("mergeSegments() stopped early by break closes its files, and is done afterwards", async () => {
   await using dir = await tempDir();
   const config = await writeWal(dir.path, 3000);
-  const before = await openFds(dir.path);
+  const before = await openSegmentFiles(dir.path);
   assertEquals(before, 0);
   const stream = mergeSegments(config);
   let n = 0;
   for await (const _ of stream) {
     if (++n === 10) {
-      assertEquals(await openFds(dir.path), before + 2, "one segment open per core");
+      assertEquals(await openSegmentFiles(dir.path), before + 2, "one segment open per core");
       break;
     }
   }
   assertEquals(n, 10);
-  assertEquals(await openFds(dir.path), before, "segments closed");
+  assertEquals(await openSegmentFiles(dir.path), before, "segments closed");
   assertEquals(await stream.next(), { value: undefined, done: true });
-  assertEquals(await openFds(dir.path), before, "segments closed");
+  assertEquals(await openSegmentFiles(dir.path), before, "segments closed");
 });
 
 Deno.test("mergeSegments() serves next() calls made without waiting in order", async () => {
@@ -94,7 +82,7 @@ Deno.test("mergeSegments() rejects at a corrupted record, closes its files and e
   const bytes = await Deno.readFile(path);
   bytes[4096 + 10_000] ^= 0xff;
   await Deno.writeFile(path, bytes);
-  const before = await openFds(dir.path);
+  const before = await openSegmentFiles(dir.path);
   assertEquals(before, 0);
   const stream = mergeSegments(config);
   let n = 0;
@@ -104,5 +92,5 @@ Deno.test("mergeSegments() rejects at a corrupted record, closes its files and e
   assert(err.code === "ChecksumMismatch" || err.code === "Corrupted", err.code);
   assert(n > 0 && n < 6000, `${n} entries before the damage`);
   assertEquals(await stream.next(), { value: undefined, done: true });
-  assertEquals(await openFds(dir.path), before, "segments closed");
+  assertEquals(await openSegmentFiles(dir.path), before, "segments closed");
 });

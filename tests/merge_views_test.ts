@@ -7,7 +7,7 @@ import { PerCoreWalError } from "../src/errors.ts";
 import { mergeSegments } from "../src/merge.ts";
 import { PerCoreWalReader } from "../src/reader.ts";
 import type { PerCoreWalEntry } from "../src/types.ts";
-import { rng, smallConfig, str, tempDir } from "./_helpers.ts";
+import { openSegmentFiles, rng, smallConfig, str, tempDir } from "./_helpers.ts";
 
 /** Two cores of `n` puts of 150 bytes in 4 MiB segments: each read ahead has one in flight. */
 async function writeWal(dir: string, n: number): Promise<PerCoreWalConfig> {
@@ -18,18 +18,6 @@ async function writeWal(dir: string, n: number): Promise<PerCoreWalConfig> {
     await log.close();
   }
   return config;
-}
-
-/**
- * Segment files under `dir` this process has open (/proc needs a shell to read without broad
- * permissions). Only those: the shell's pipes, or a directory being listed, come and go.
- */
-async function openFiles(dir: string): Promise<number> {
-  const out = await new Deno.Command("sh", {
-    args: ["-c", `ls -l /proc/${Deno.pid}/fd | grep -F "${dir}/" | grep -c "\\.log$" || true`],
-    stdout: "piped",
-  }).output();
-  return Number(new TextDecoder().decode(out.stdout).trim());
 }
 
 /** The key of a put. */
@@ -75,7 +63,7 @@ Deno.test("merged keys and values stay intact after the readers moved on through
   const all: PerCoreWalEntry[] = [];
   for await (const e of mergeSegments(config)) all.push(e);
   assertEquals(all.length, 60_000, `seed ${seed}`);
-  assertEquals(await openFiles(dir.path), 0, "segments closed at the end");
+  assertEquals(await openSegmentFiles(dir.path), 0, "segments closed at the end");
   for (const e of all) {
     const c = e.coreId;
     const i = Number(e.sequence) - 1;
@@ -99,11 +87,11 @@ Deno.test("mergeSegments() stopped early while reading ahead closes its files on
   let n = 0;
   for await (const _ of stream) {
     if (++n < 10) continue;
-    assertEquals(await openFiles(dir.path), 2, "one segment open per core");
+    assertEquals(await openSegmentFiles(dir.path), 2, "one segment open per core");
     break;
   }
   assertEquals(n, 10);
-  assertEquals(await openFiles(dir.path), 0, "segments closed");
+  assertEquals(await openSegmentFiles(dir.path), 0, "segments closed");
   assertEquals(await stream.next(), { value: undefined, done: true });
 });
 
@@ -123,7 +111,7 @@ Deno.test("mergeSegments() rejects at a corrupted record past the first read, an
   assert(err.code === "ChecksumMismatch" || err.code === "Corrupted", err.code);
   assert(n > 20_000 && n < 80_000, `${n} entries before the damage`);
   assertEquals(await stream.next(), { value: undefined, done: true });
-  assertEquals(await openFiles(dir.path), 0, "segments closed");
+  assertEquals(await openSegmentFiles(dir.path), 0, "segments closed");
 });
 
 Deno.test("a reader closed while it waits for its read ahead rejects with Closed; the next reader reads every record", async () => {

@@ -7,6 +7,7 @@ import { CoreLog, listCoreSegments } from "../src/core_log.ts";
 import { PerCoreWalConfig, type SegmentFill } from "../src/config.ts";
 import { PerCoreWalError } from "../src/errors.ts";
 import {
+  appendUntilError,
   asPut,
   BACKENDS,
   ignoreWithoutUring,
@@ -241,19 +242,7 @@ Deno.test({
     // Segments 0 and 1 hold their blocks (fallocate on tmpfs reserves pages); leave less than a
     // segment free, so that preparing segment 2 fails and writing into 0 and 1 does not.
     await Deno.writeFile(`${fs.path}/filler`, new Uint8Array(400 * KiB));
-    let acked = 0;
-    let error: unknown;
-    for (let i = 1; i <= 1000 && error === undefined; i++) {
-      try {
-        log.appendPut(`k-${i}`, value(i, 2000));
-        if (i % 8 === 0) {
-          await log.sync();
-          acked = i;
-        }
-      } catch (e) {
-        error = e;
-      }
-    }
+    const { acked, error } = await appendUntilError(log, (i) => value(i, 2000), 1000);
     if (!(error instanceof PerCoreWalError)) throw new Error(`no ENOSPC: ${error}`);
     assertEquals([error.code, error.errno], ["Io", "ENOSPC"], error.message);
     assertEquals(log.failure, undefined, "a failed preparation does not fail the core");

@@ -6,6 +6,7 @@ import { CoreLog } from "../../src/core_log.ts";
 import { mergeSegments } from "../../src/merge.ts";
 import { Framer, PlainFile, SqliteLog } from "./plain.ts";
 import { recordBytes, type RunResult, type Workload, workloads } from "./workloads.ts";
+import { processCpu } from "../_schedstat.ts";
 
 const [wid, system, dir] = Deno.args;
 const quick = Deno.args.includes("--quick");
@@ -52,16 +53,6 @@ async function peakRss(): Promise<number> {
 }
 
 const settle = () => new Promise((r) => setTimeout(r, 1500));
-
-/** CPU time used so far by all of this process's threads, in ns (schedstat, through a shell). */
-async function processCpuNs(): Promise<number> {
-  const out = await new Deno.Command("sh", {
-    args: ["-c", `cat /proc/${Deno.pid}/task/*/schedstat`],
-    stdout: "piped",
-  }).output();
-  return new TextDecoder().decode(out.stdout).trim().split("\n")
-    .reduce((sum, line) => sum + Number(line.split(" ")[0]), 0);
-}
 
 // --- the WAL (manager or engine): one loop per workload shape ---------------------------------
 
@@ -136,11 +127,11 @@ async function runManager(backend: "io_uring" | "sync"): Promise<Measured> {
   try {
     await settle(); // the background zero-fill of each core's next segment
     const logs = Array.from({ length: w!.cores }, (_, c) => manager.writer(c));
-    const cpu0 = await processCpuNs();
+    const cpu0 = await processCpu();
     const { seconds, lat } = await runLogs(logs);
     const records = w!.records * w!.cores;
     // W6 asks for the cost per record wherever it is computed: the core Worker's part too.
-    const cpuNsPerRecord = w!.id === "W6" ? (await processCpuNs() - cpu0) / records : undefined;
+    const cpuNsPerRecord = w!.id === "W6" ? (await processCpu() - cpu0) / records : undefined;
     return { records, seconds, lat, backend: manager.backend, cpuNsPerRecord };
   } finally {
     await manager.close();
