@@ -151,6 +151,28 @@ for (const backend of BACKENDS) {
     });
   });
 
+  test("close() drains a backlog of many times maxPendingBytes without failing the core", async () => {
+    await using dir = await tempDir();
+    // 200 MB waiting in the shared buffer, at most 1 MiB not yet durable at a time: the Worker
+    // takes a megabyte, waits for the disk, and goes on, some 200 times during close().
+    const cfg = config(dir.path, 1, {
+      backend,
+      maxPendingBytes: 1024 * 1024,
+      sharedBufferBytes: 256 * 1024 * 1024,
+      segmentSizeBytes: 16 * 1024 * 1024,
+    });
+    const m = await PerCoreWalManager.open(cfg);
+    const w = m.writer(0);
+    const value = new Uint8Array(4000).fill(7);
+    const n = 50_000;
+    for (let i = 0; i < n; i++) w.appendPut(`k${i}`, value);
+    await m.close();
+    assertEquals(m.failures, [undefined], "no core failed");
+    const entries = await readCore(cfg, 0);
+    assertEquals(entries.length, n);
+    assertEquals(str(asPut(entries[n - 1].operation).key), `k${n - 1}`);
+  });
+
   test("epoch barriers separate epochs on every core while producers append concurrently", async () => {
     await using dir = await tempDir();
     const cfg = config(dir.path, 2, { backend });
