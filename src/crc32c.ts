@@ -83,6 +83,19 @@ export function crc32cUpdate(
   return crc32cUpdateJs(state, bytes, start, end);
 }
 
+/**
+ * One slicing-by-16 step: the state after 16 bytes, given them as four little-endian words with
+ * the current state already XORed into the first.
+ */
+function _fold16(a: number, b: number, d: number, e: number): number {
+  return T[3840 + (a & 0xff)] ^ T[3584 + ((a >>> 8) & 0xff)] ^ T[3328 + ((a >>> 16) & 0xff)] ^
+    T[3072 + (a >>> 24)] ^ T[2816 + (b & 0xff)] ^ T[2560 + ((b >>> 8) & 0xff)] ^
+    T[2304 + ((b >>> 16) & 0xff)] ^ T[2048 + (b >>> 24)] ^ T[1792 + (d & 0xff)] ^
+    T[1536 + ((d >>> 8) & 0xff)] ^ T[1280 + ((d >>> 16) & 0xff)] ^ T[1024 + (d >>> 24)] ^
+    T[768 + (e & 0xff)] ^ T[512 + ((e >>> 8) & 0xff)] ^ T[256 + ((e >>> 16) & 0xff)] ^
+    T[e >>> 24];
+}
+
 /** {@linkcode crc32cUpdate} in TypeScript, whatever is installed. */
 export function crc32cUpdateJs(
   state: number,
@@ -106,12 +119,7 @@ export function crc32cUpdateJs(
       const b = w[x + 1];
       const d = w[x + 2];
       const e = w[x + 3];
-      c = T[3840 + (a & 0xff)] ^ T[3584 + ((a >>> 8) & 0xff)] ^ T[3328 + ((a >>> 16) & 0xff)] ^
-        T[3072 + (a >>> 24)] ^ T[2816 + (b & 0xff)] ^ T[2560 + ((b >>> 8) & 0xff)] ^
-        T[2304 + ((b >>> 16) & 0xff)] ^ T[2048 + (b >>> 24)] ^ T[1792 + (d & 0xff)] ^
-        T[1536 + ((d >>> 8) & 0xff)] ^ T[1280 + ((d >>> 16) & 0xff)] ^ T[1024 + (d >>> 24)] ^
-        T[768 + (e & 0xff)] ^ T[512 + ((e >>> 8) & 0xff)] ^ T[256 + ((e >>> 16) & 0xff)] ^
-        T[e >>> 24];
+      c = _fold16(a, b, d, e);
       x += 4;
     }
     i = (x << 2) - bytes.byteOffset;
@@ -123,12 +131,7 @@ export function crc32cUpdateJs(
     const b = bytes[i + 4] | (bytes[i + 5] << 8) | (bytes[i + 6] << 16) | (bytes[i + 7] << 24);
     const d = bytes[i + 8] | (bytes[i + 9] << 8) | (bytes[i + 10] << 16) | (bytes[i + 11] << 24);
     const e = bytes[i + 12] | (bytes[i + 13] << 8) | (bytes[i + 14] << 16) | (bytes[i + 15] << 24);
-    c = T[3840 + (a & 0xff)] ^ T[3584 + ((a >>> 8) & 0xff)] ^ T[3328 + ((a >>> 16) & 0xff)] ^
-      T[3072 + (a >>> 24)] ^ T[2816 + (b & 0xff)] ^ T[2560 + ((b >>> 8) & 0xff)] ^
-      T[2304 + ((b >>> 16) & 0xff)] ^ T[2048 + (b >>> 24)] ^ T[1792 + (d & 0xff)] ^
-      T[1536 + ((d >>> 8) & 0xff)] ^ T[1280 + ((d >>> 16) & 0xff)] ^ T[1024 + (d >>> 24)] ^
-      T[768 + (e & 0xff)] ^ T[512 + ((e >>> 8) & 0xff)] ^ T[256 + ((e >>> 16) & 0xff)] ^
-      T[e >>> 24];
+    c = _fold16(a, b, d, e);
     i += 16;
   }
   const end8 = end - 8;
