@@ -1,5 +1,7 @@
 // Shared test helpers: temp directories, io_uring availability, reading a core's log back.
+import { assert, assertEquals, assertRejects } from "@std/assert";
 import { PerCoreWalConfig, type PerCoreWalOptions } from "../src/config.ts";
+import { PerCoreWalError } from "../src/errors.ts";
 import { listCoreSegments } from "../src/core_log.ts";
 import { PerCoreWalReader } from "../src/reader.ts";
 import type { PerCoreWalEntry, PutOperation, WalOperation } from "../src/types.ts";
@@ -165,4 +167,18 @@ export async function appendUntilError(
     }
   }
   return { acked, error: undefined };
+}
+
+/**
+ * Reads a merge stream until it rejects at damage: checks that it rejects with a damage code
+ * ("ChecksumMismatch" or "Corrupted") and is done afterwards; returns how many entries came first.
+ */
+export async function readUntilDamage(stream: AsyncIterableIterator<unknown>): Promise<number> {
+  let n = 0;
+  const err = await assertRejects(async () => {
+    for await (const _ of stream) n++;
+  }, PerCoreWalError);
+  assert(err.code === "ChecksumMismatch" || err.code === "Corrupted", err.code);
+  assertEquals(await stream.next(), { value: undefined, done: true });
+  return n;
 }
