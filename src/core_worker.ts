@@ -94,10 +94,14 @@ class CoreWorker {
         for (const r of this.rings) {
           const { data, view } = r;
           const before = log.nextSequence;
-          // One clock read per pass: every record taken below was published before it.
-          const us = Math.round((performance.timeOrigin + performance.now()) * 1000);
+          // One clock read per pass, and only if the ring holds records: consume() read the
+          // tail first, so every record offered was published before it.
+          let us = -1;
           // appendFrom throws "Backpressure" only before taking a record: it stays in its ring.
-          r.consume((start, end) => log.appendFrom(data, view, start, end, us));
+          r.consume((start, end) => {
+            if (us < 0) us = Math.round((performance.timeOrigin + performance.now()) * 1000);
+            return log.appendFrom(data, view, start, end, us);
+          });
           if (log.nextSequence !== before) progressed = true;
         }
       }

@@ -62,6 +62,20 @@ export const M = {
   LAT_BUCKETS: 16,
 } as const;
 
+/**
+ * Raises `slots[index]` to `value` unless it is already at least that (with other threads
+ * raising it too); returns whether this call raised it.
+ */
+export function raiseTo(slots: BigInt64Array, index: number, value: bigint): boolean {
+  let cur = Atomics.load(slots, index);
+  while (cur < value) {
+    const prev = Atomics.compareExchange(slots, index, cur, value);
+    if (prev === cur) return true;
+    cur = prev;
+  }
+  return false;
+}
+
 /** Lifecycle of a core, in `I.STATE`. Closing: appends refused, waits go on until Closed. */
 export const CoreState = { Starting: 0, Running: 1, Failed: 2, Closed: 3, Closing: 4 } as const;
 

@@ -22,7 +22,7 @@ import {
   toOffsets,
   writeBody,
 } from "./format.ts";
-import { B, Control, CoreState, keepAlive, ProducerRing } from "./shared.ts";
+import { B, Control, CoreState, keepAlive, ProducerRing, raiseTo } from "./shared.ts";
 import { SharedCopier } from "./shared_copy.ts";
 import type { WalPosition } from "./core_log.ts";
 import type { Bytes, CommitOffsets, WalOperation, WalOperationInput } from "./types.ts";
@@ -206,12 +206,7 @@ export class CoreWalWriter {
     const op = normalizeOperation({ type: "epochBarrier", epoch }, Atomics.load(this.#epoch, 0));
     if (op.type === "epochBarrier") {
       // The global epoch is never behind a core's: raise it to an explicit barrier's epoch.
-      let cur = Atomics.load(this.#epoch, 0);
-      while (cur < op.epoch) {
-        const prev = Atomics.compareExchange(this.#epoch, 0, cur, op.epoch);
-        if (prev === cur) break;
-        cur = prev;
-      }
+      raiseTo(this.#epoch, 0, op.epoch);
     }
     return this.#append(op);
   }
@@ -370,13 +365,7 @@ export class CoreWalWriter {
   #waitFor(target: bigint): Promise<void> {
     const b64 = this.#ctl.b64;
     if (Atomics.load(b64, B.DURABLE) >= target) return Promise.resolve();
-    let cur = Atomics.load(b64, B.SYNC_REQUEST);
-    if (cur < target) {
-      while (cur < target) {
-        const prev = Atomics.compareExchange(b64, B.SYNC_REQUEST, cur, target);
-        if (prev === cur) break;
-        cur = prev;
-      }
+    if (raiseTo(b64, B.SYNC_REQUEST, target)) {
       // Only the Worker needs to hear of a new request (and only if it sleeps: it reads the
       // requests after saying it sleeps).
       this.#ctl.ring();
