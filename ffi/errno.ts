@@ -51,6 +51,7 @@ export const Errno = {
   EINVAL: 22,
   ENOSPC: 28,
   ENOSYS: 38,
+  ETIME: 62,
   ECANCELED: 125,
 } as const;
 

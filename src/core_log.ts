@@ -1200,6 +1200,21 @@ export class CoreLog {
     this.#io.pollCompletions?.();
   }
 
+  /**
+   * Passes `IoBackend.waitIdle` on: blocks until a completion, a write to `bell` or the
+   * timeout, shortened while a `syncDelayMs` flush is due (its timer needs the event loop).
+   */
+  waitIdle(bell: number, timeoutMs: number): "woken" | "timeout" | "unavailable" {
+    if (this.#io.waitIdle === undefined) return "unavailable";
+    const ms = this.#timer !== undefined ? Math.min(timeoutMs, 1) : timeoutMs;
+    return this.#io.waitIdle(bell, ms);
+  }
+
+  /** Whether `waitIdle` can block on the backend's completions. */
+  get canWaitIdle(): boolean {
+    return this.#io.waitIdle !== undefined;
+  }
+
   /** Passes `IoBackend.setOwnerIdle` on (see `CoreLogOptions.lazyCompletionWait`). */
   setOwnerIdle(idle: boolean): void {
     this.#io.setOwnerIdle?.(idle);

@@ -13,7 +13,9 @@ import { CoreLog, createBackend } from "./core_log.ts";
 import { PerCoreWalError } from "./errors.ts";
 import { type FaultPlan, FaultyBackend } from "./io/faulty.ts";
 import type { IoBackend } from "./io/backend.ts";
-import { B, Control, CoreState, I, M, ProducerRing } from "./shared.ts";
+import { B, Control, CoreState, I, M, ProducerRing, Sleep } from "./shared.ts";
+import { lastErrno, libc } from "../ffi/libc.ts";
+import { EFD_CLOEXEC } from "../ffi/layout.ts";
 
 /** The first message a core Worker gets. */
 export interface InitMessage {
@@ -61,6 +63,17 @@ export function errorData(e: unknown): ErrorData {
 
 /** The latency percentiles in shared memory are at most this old (their computing costs µs). */
 const METRICS_PERIOD_MS = 20;
+/** Longest a Worker blocks in one wait before its event loop runs (timers). */
+const IDLE_WAIT_MS = 50;
+/** A busy Worker lets its event loop run (timers, messages) at least this often. */
+const BUSY_YIELD_MS = 2;
+/** Promise ticks from a completion to its handler (io_uring chain, then CoreLog's batch). */
+const SETTLE_TICKS = 4;
+/** A closing Worker fails after this long without a record while one is claimed. */
+const CLOSE_STALL_MS = 5_000;
+
+/** Messages this Worker has handled (`I.MAIL` counts those posted). */
+let mailRead = 0;
 
 class CoreWorker {
   readonly log: CoreLog;
@@ -77,6 +90,18 @@ class CoreWorker {
 
   constructor(log: CoreLog, ctl: Control, ring: ProducerRing, inner: IoBackend | undefined) {
     this.log = log;
+    this.#bell = -1;
+    if (log.canWaitIdle) {
+      const fd = libc().eventfd(0, EFD_CLOEXEC);
+      if (fd >= 0) {
+        this.#bell = fd;
+        Atomics.store(ctl.i32, I.BELL, fd + 1);
+      } else {
+        console.warn(
+          `Core ${log.coreId}: no bell eventfd (errno ${-lastErrno()}); sleeps on Atomics`,
+        );
+      }
+    }
     this.ctl = ctl;
     this.rings = [ring];
     this.#inner = inner;
@@ -146,27 +171,85 @@ class CoreWorker {
     return this.log.nextSequence >= Number(Atomics.load(this.ctl.b64, B.NEXT_SEQUENCE));
   }
 
+  /**
+   * Waits for a producer's record or `sync()`, a completion or a message, whichever comes
+   * first. Three ways, fastest first: in the kernel (the io_uring backend; producers write the
+   * bell eventfd), in `Atomics.wait` (the sync backend, whose operations have completed when
+   * they return), or on the event loop (`Atomics.waitAsync`; completions through the eventfd).
+   * The first two block the thread, for at most {@linkcode IDLE_WAIT_MS}; after a wait that
+   * timed out the event loop runs (timers).
+   */
   async sleep(): Promise<void> {
     const i32 = this.ctl.i32;
-    Atomics.store(i32, I.SLEEPING, 1);
+    const how = this.#sleepMode();
+    Atomics.store(i32, I.SLEEPING, how === "kernel" ? Sleep.Kernel : Sleep.Atomics);
     const bell = Atomics.load(i32, I.DOORBELL);
     // A sync() raises its request, then rings: read requests after the bell, or one raised
     // just before it would wait for the timeout.
     this.requestSyncs();
-    if (!this.#ready() && !(this.closing && this.drained())) {
-      // #alive keeps the event loop running meanwhile (waitAsync alone does not).
-      const r = Atomics.waitAsync(i32, I.DOORBELL, bell, 200);
-      if (r.async) await r.value;
+    let woken = true;
+    if (!this.#ready() && !(this.closing && this.drained()) && !this.#mailWaiting()) {
+      if (how === "kernel") {
+        const r = this.log.waitIdle(this.#bell, this.#waitMs());
+        if (r === "unavailable") this.#noKernelSleep = true;
+        woken = r === "woken";
+      } else if (how === "atomics") {
+        woken = Atomics.wait(i32, I.DOORBELL, bell, this.#waitMs()) !== "timed-out";
+      } else {
+        // #alive keeps the event loop running meanwhile (waitAsync alone does not).
+        this.log.setOwnerIdle(true);
+        const r = Atomics.waitAsync(i32, I.DOORBELL, bell, 200);
+        if (r.async) await r.value;
+        this.log.setOwnerIdle(false);
+      }
     }
-    Atomics.store(i32, I.SLEEPING, 0);
+    Atomics.store(i32, I.SLEEPING, Sleep.Awake);
+    if (!woken) await this.yield();
   }
 
-  /** Lets completions and messages run between drains. */
+  /** The eventfd producers write to wake the Worker from a kernel sleep; -1 if none. */
+  readonly #bell: number;
+  /** The kernel sleep turned out unusable (a producer thread without FFI, a broken bell). */
+  #noKernelSleep = false;
+
+  /** Whether the Worker sleeps in the kernel (then it waits there for completions too). */
+  get sleepsInKernel(): boolean {
+    return this.#bell >= 0 && !this.#noKernelSleep;
+  }
+
+  #sleepMode(): "kernel" | "atomics" | "loop" {
+    if (this.sleepsInKernel) {
+      if (Atomics.load(this.ctl.i32, I.BELL_REFUSED) === 0) return "kernel";
+      this.#noKernelSleep = true;
+    }
+    return this.log.backend === "sync" ? "atomics" : "loop";
+  }
+
+  /** How long a blocking wait may last: until the latency figures are due at the latest. */
+  #waitMs(): number {
+    if (this.#staleTimer === undefined) return IDLE_WAIT_MS;
+    const due = this.#lastMetrics + METRICS_PERIOD_MS + 1 - performance.now();
+    return Math.max(0, Math.min(IDLE_WAIT_MS, due));
+  }
+
+  /** Whether a message was posted that this Worker has not handled yet. */
+  #mailWaiting(): boolean {
+    return Atomics.load(this.ctl.i32, I.MAIL) !== mailRead;
+  }
+
+  /** Lets completions, timers and messages run on the event loop. */
   yield(): Promise<void> {
+    this.#lastYield = performance.now();
     return new Promise((resolve) => {
       this.#resume = resolve;
       this.#yield.port2.postMessage(0);
     });
+  }
+  #lastYield = 0;
+
+  /** Lets the promise handlers that completions queued run (a chain resolves, then CoreLog). */
+  async #settle(): Promise<void> {
+    for (let i = 0; i < SETTLE_TICKS; i++) await null;
   }
 
   publishDurable(seq: number, segment: number, offset: number): void {
@@ -245,7 +328,7 @@ class CoreWorker {
 
   async run(): Promise<void> {
     // Busy, the Worker polls for completions itself (log.pollCompletions below); it lets them
-    // wake its event loop only while it waits (lazyCompletionWait).
+    // wake its event loop only while it waits there (lazyCompletionWait).
     this.log.setOwnerIdle(false);
     try {
       await this.#loop();
@@ -255,7 +338,8 @@ class CoreWorker {
   }
 
   async #loop(): Promise<void> {
-    let stalled = 0;
+    let stalledSince: number | undefined;
+    this.#lastYield = performance.now();
     while (true) {
       let n = 0;
       const before = this.log.nextSequence;
@@ -272,17 +356,25 @@ class CoreWorker {
       }
       this.requestSyncs();
       // Batches that completed while the rings were drained: at once, not after the event loop
-      // has woken for the eventfd (a thread-pool round trip).
+      // has woken for the eventfd (a thread-pool round trip); their handlers publish them.
       this.log.pollCompletions();
+      await this.#settle();
       if (this.log.failure !== undefined) return;
       if (this.closing && this.drained()) return;
-      if (n > 0) {
-        stalled = 0;
+      // Messages, and timers at least every BUSY_YIELD_MS.
+      if (this.#mailWaiting() || performance.now() - this.#lastYield >= BUSY_YIELD_MS) {
         await this.yield();
-      } else {
-        this.publishMetrics();
-        this.#checkGap();
-        if (this.closing && ++stalled > 50) {
+      }
+      if (n > 0) {
+        stalledSince = undefined;
+        continue;
+      }
+      this.publishMetrics();
+      this.#checkGap();
+      if (this.closing) {
+        const now = performance.now();
+        stalledSince ??= now;
+        if (now - stalledSince > CLOSE_STALL_MS) {
           throw new PerCoreWalError(
             "Failed",
             `Core ${this.log.coreId} closed with sequence ${
@@ -290,15 +382,14 @@ class CoreWorker {
             } claimed but never published`,
           );
         }
-        this.log.setOwnerIdle(true);
-        await this.sleep();
-        this.log.setOwnerIdle(false);
       }
+      await this.sleep();
     }
   }
 
   async close(): Promise<void> {
     clearInterval(this.#alive);
+    await this.#closeBell();
     clearTimeout(this.#staleTimer);
     this.publishMetrics(true);
     this.#yield.port1.close();
@@ -308,6 +399,16 @@ class CoreWorker {
     } finally {
       await this.#inner?.close();
     }
+  }
+
+  /** Closes the bell once no producer can still be writing to it. */
+  async #closeBell(): Promise<void> {
+    if (this.#bell < 0) return;
+    const i32 = this.ctl.i32;
+    this.#noKernelSleep = true;
+    Atomics.store(i32, I.BELL, 0);
+    while (Atomics.load(i32, I.RINGING) !== 0) await new Promise((r) => setTimeout(r, 1));
+    libc().close(this.#bell);
   }
 }
 
@@ -349,8 +450,9 @@ async function init(m: InitMessage): Promise<void> {
   const log = await CoreLog.open(config, m.coreId, {
     backend,
     minEpoch: BigInt(m.minEpoch),
-    // Stop polling for a sync's completion as soon as a producer has appended more.
-    completionSpinStop: () => worker?.drained() === false,
+    // Stop polling for a sync's completion as soon as a producer has appended more, and at
+    // once when the Worker sleeps in the kernel: the completion wakes it there.
+    completionSpinStop: () => worker?.sleepsInKernel === true || worker?.drained() === false,
     // The run loop polls completions while busy (see CoreWorker.run).
     lazyCompletionWait: true,
     onDurable: (seq, pos) => worker?.publishDurable(seq, pos.segment, pos.offset),
@@ -416,6 +518,7 @@ async function close(): Promise<void> {
 
 scope.onmessage = (e: MessageEvent) => {
   const m = e.data;
+  mailRead++;
   switch (m.type) {
     case "init":
       init(m as InitMessage).catch((err) =>

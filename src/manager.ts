@@ -219,7 +219,7 @@ export class PerCoreWalManager {
     const core = this.#core(coreId);
     this.#checkOpen();
     const ring = new ProducerRing(this.config.options.sharedBufferBytes);
-    core.worker.postMessage({ type: "addRing", ring: ring.sab });
+    core.control.post(core.worker, { type: "addRing", ring: ring.sab });
     return {
       coreId,
       control: core.control.sab,
@@ -475,7 +475,7 @@ function _start(
     minEpoch: "0",
     faults,
   };
-  worker.postMessage(init);
+  control.post(worker, init);
   return { core, ready };
 }
 
@@ -496,7 +496,7 @@ function _stop(core: Core): Promise<PerCoreWalError | undefined> {
       else prev?.call(core.worker, e);
     };
     try {
-      core.worker.postMessage({ type: "close" });
+      core.control.post(core.worker, { type: "close" });
     } catch {
       finish();
     }

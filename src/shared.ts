@@ -6,6 +6,7 @@
  * @module
  */
 
+import { libc } from "../ffi/libc.ts";
 import { PerCoreWalError, type PerCoreWalErrorCode } from "./errors.ts";
 import { R_LENGTH, R_SEQUENCE } from "./format.ts";
 
@@ -18,10 +19,27 @@ export const I = {
   STATE: 0,
   /** Bumped (and notified) by producers to wake a sleeping Worker. */
   DOORBELL: 1,
-  /** 1 while the Worker waits on the doorbell. */
+  /** How the Worker sleeps ({@linkcode Sleep}); `Sleep.Awake` while it works. */
   SLEEPING: 2,
   /** Length of the JSON error in the error area. */
   ERROR_LENGTH: 3,
+  /** The eventfd a Worker sleeping in the kernel is woken by, plus one (0: none). */
+  BELL: 4,
+  /** Producers between seeing `Sleep.Kernel` and writing the bell (the fd stays open meanwhile). */
+  RINGING: 5,
+  /** Messages posted to the Worker (it reads its port until it has handled as many). */
+  MAIL: 6,
+  /** Set by a producer thread that cannot write the bell (no FFI there): the Worker stops using it. */
+  BELL_REFUSED: 7,
+} as const;
+
+/** Values of `I.SLEEPING`. */
+export const Sleep = {
+  Awake: 0,
+  /** In `Atomics.wait` or `Atomics.waitAsync` on the doorbell: `Atomics.notify` wakes it. */
+  Atomics: 1,
+  /** In `io_uring_enter`, waiting for a completion: writing the bell eventfd wakes it. */
+  Kernel: 2,
 } as const;
 
 /** BigInt64 slots of the control block (after 64 bytes of Int32 slots). */
@@ -144,10 +162,18 @@ export class Control {
     }
   }
 
+  /** Posts `message` to the core's Worker and wakes it to read it (it counts `I.MAIL`). */
+  post(worker: { postMessage(message: unknown): void }, message: unknown): void {
+    worker.postMessage(message);
+    Atomics.add(this.i32, I.MAIL, 1);
+    this.ring();
+  }
+
   /** Wakes the Worker and every thread waiting for durability. */
   wakeAll(): void {
     Atomics.add(this.i32, I.DOORBELL, 1);
     Atomics.notify(this.i32, I.DOORBELL);
+    if (Atomics.load(this.i32, I.SLEEPING) === Sleep.Kernel) this.#ringBell();
     Atomics.notify(this.b64, B.DURABLE);
   }
 
@@ -156,14 +182,57 @@ export class Control {
    * rings; the others need not: the Worker looks at every ring and request once awake.
    */
   ring(): void {
-    if (
-      Atomics.load(this.i32, I.SLEEPING) !== 0 &&
-      Atomics.compareExchange(this.i32, I.SLEEPING, 1, 0) === 1
-    ) {
-      Atomics.add(this.i32, I.DOORBELL, 1);
-      Atomics.notify(this.i32, I.DOORBELL);
+    const s = Atomics.load(this.i32, I.SLEEPING);
+    if (s === Sleep.Atomics) {
+      if (Atomics.compareExchange(this.i32, I.SLEEPING, Sleep.Atomics, Sleep.Awake) === s) {
+        Atomics.add(this.i32, I.DOORBELL, 1);
+        Atomics.notify(this.i32, I.DOORBELL);
+      }
+    } else if (s === Sleep.Kernel) {
+      this.#ringBell();
     }
   }
+
+  /**
+   * Wakes a Worker that sleeps in the kernel by writing its bell eventfd (one system call).
+   * `I.RINGING` counts the producers in here, so that the Worker never closes the fd while one
+   * may still write to it (the number could by then name another file).
+   */
+  #ringBell(): void {
+    const i32 = this.i32;
+    Atomics.add(i32, I.RINGING, 1);
+    try {
+      if (Atomics.compareExchange(i32, I.SLEEPING, Sleep.Kernel, Sleep.Awake) !== Sleep.Kernel) {
+        return;
+      }
+      const fd = Atomics.load(i32, I.BELL) - 1;
+      // Without FFI on this thread the Worker wakes at its timeout, then sleeps on Atomics.
+      if (fd < 0 || !_writeBell(fd)) Atomics.store(i32, I.BELL_REFUSED, 1);
+    } finally {
+      Atomics.sub(i32, I.RINGING, 1);
+    }
+  }
+}
+
+let _bellWriter: ((fd: number) => boolean) | null | undefined;
+
+/** Adds one to eventfd `fd`; false if this thread cannot (FFI not granted here). */
+function _writeBell(fd: number): boolean {
+  if (_bellWriter === undefined) {
+    _bellWriter = null;
+    // Never prompts: a thread without FFI tells the Worker to sleep on Atomics instead.
+    if (Deno.permissions.querySync({ name: "ffi" }).state === "granted") {
+      try {
+        const write = libc().write;
+        const one = new Uint8Array(8);
+        one[0] = 1;
+        _bellWriter = (fd) => Number(write(fd, one, 8n)) === 8;
+      } catch {
+        // libc cannot be loaded here.
+      }
+    }
+  }
+  return _bellWriter !== null && _bellWriter(fd);
 }
 
 // ---------------------------------------------------------------------------------------------

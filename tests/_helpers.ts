@@ -182,3 +182,29 @@ export async function readUntilDamage(stream: AsyncIterableIterator<unknown>): P
   assertEquals(await stream.next(), { value: undefined, done: true });
   return n;
 }
+
+/** Runs an application Worker that appends `count` records over `handles` and returns what it got acknowledged. */
+export async function produce(
+  handles: unknown[],
+  count: number,
+  tag: string,
+  syncEvery = 64,
+): Promise<[number, bigint, string][]> {
+  const w = new Worker(new URL("./_producer_worker.ts", import.meta.url), { type: "module" });
+  try {
+    const result = await new Promise<{ acked?: [number, string, string][]; error?: string }>(
+      (resolve, reject) => {
+        w.onmessage = (e) => resolve(e.data);
+        w.onerror = (e) => {
+          e.preventDefault();
+          reject(new Error(e.message));
+        };
+        w.postMessage({ handles, count, syncEvery, tag });
+      },
+    );
+    if (result.error !== undefined) throw new Error(result.error);
+    return result.acked!.map(([c, s, k]) => [c, BigInt(s), k]);
+  } finally {
+    w.terminate();
+  }
+}

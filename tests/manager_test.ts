@@ -10,6 +10,7 @@ import {
   asPut,
   BACKENDS,
   ignoreWithoutUring,
+  produce,
   readCore,
   rng,
   str,
@@ -19,32 +20,6 @@ import {
 
 function config(dir: string, cores: number, options = {}) {
   return new PerCoreWalConfig(`${dir}/wal`, cores, { segmentSizeBytes: 256 * 1024, ...options });
-}
-
-/** Runs an application Worker that appends `count` records over `handles` and returns what it got acknowledged. */
-async function produce(
-  handles: unknown[],
-  count: number,
-  tag: string,
-  syncEvery = 64,
-): Promise<[number, bigint, string][]> {
-  const w = new Worker(new URL("./_producer_worker.ts", import.meta.url), { type: "module" });
-  try {
-    const result = await new Promise<{ acked?: [number, string, string][]; error?: string }>(
-      (resolve, reject) => {
-        w.onmessage = (e) => resolve(e.data);
-        w.onerror = (e) => {
-          e.preventDefault();
-          reject(new Error(e.message));
-        };
-        w.postMessage({ handles, count, syncEvery, tag });
-      },
-    );
-    if (result.error !== undefined) throw new Error(result.error);
-    return result.acked!.map(([c, s, k]) => [c, BigInt(s), k]);
-  } finally {
-    w.terminate();
-  }
 }
 
 for (const backend of BACKENDS) {

@@ -156,6 +156,13 @@ export interface IoBackend {
    * its event loop) or is busy and polls them itself (`false`). Optional.
    */
   setOwnerIdle?(idle: boolean): void;
+  /**
+   * Blocks the calling thread until a completion arrives, `bell` (an eventfd) is written or
+   * `timeoutMs` passes, and handles the completions there. "unavailable" when the backend
+   * cannot (the caller then waits some other way). Optional: only a backend whose completions
+   * a thread can sleep on has it (io_uring).
+   */
+  waitIdle?(bell: number, timeoutMs: number): "woken" | "timeout" | "unavailable";
   /** Releases the backend (the ring). Operations must have settled. */
   close(): Promise<void>;
 }

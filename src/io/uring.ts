@@ -207,6 +207,27 @@ export class Ring {
     if (rc < 0) throw errnoError(-rc, "io_uring_submit_and_wait");
   }
 
+  readonly #ts = new BigInt64Array(2);
+  readonly #tsPointer = Deno.UnsafePointer.of(this.#ts);
+  readonly #cqePointer = new Uint8Array(8);
+
+  /**
+   * Blocks until a completion is available or `timeoutMs` passes (submits nothing); false if
+   * it timed out.
+   */
+  wait(timeoutMs: number): boolean {
+    const ns = Math.max(0, Math.round(timeoutMs * 1e6));
+    this.#ts[0] = BigInt(Math.floor(ns / 1e9));
+    this.#ts[1] = BigInt(ns % 1e9);
+    let rc: number;
+    do {
+      rc = liburing().io_uring_wait_cqes(this.pointer, this.#cqePointer, 1, this.#tsPointer, null);
+    } while (rc === -Errno.EINTR);
+    if (rc === -Errno.ETIME) return false;
+    if (rc < 0) throw errnoError(-rc, "io_uring_wait_cqes");
+    return true;
+  }
+
   /** Has the kernel post to `fd` for every completion. */
   registerEventfd(fd: number): void {
     check(liburing().io_uring_register_eventfd(this.pointer, fd), "io_uring_register_eventfd");
@@ -300,6 +321,9 @@ export interface UringBackendOptions {
  * p99 214 µs on the test machine) completes inside it.
  */
 export const DEFAULT_COMPLETION_SPIN_US = 200;
+
+/** `user_data` of the bell read (chains' ids start at 1). */
+const BELL_ID = 0;
 
 /** After a poll that timed out, this many syncs wait on the eventfd alone (slow disks). */
 const SPIN_BACKOFF = 16;
@@ -530,6 +554,35 @@ export class UringBackend implements IoBackend {
 
   readonly #lazy: boolean;
   #ownerIdle = true;
+  /** A read of the bell eventfd is in flight (see waitIdle). */
+  #bellArmed = false;
+  /** The bell read failed: waitIdle is unavailable from now on. */
+  #bellBroken = false;
+  readonly #bellBuf = new Uint8Array(8);
+
+  /**
+   * Blocks this thread until a completion arrives, `bell` (an eventfd) is written or
+   * `timeoutMs` passes, then handles the completions there. A read of the bell stays in flight
+   * between calls. For an owner with nothing else to do meanwhile (a core Worker, which its
+   * producers wake through the bell): one kernel wake-up instead of a thread-pool read and an
+   * event-loop turn.
+   */
+  waitIdle(bell: number, timeoutMs: number): "woken" | "timeout" | "unavailable" {
+    if (this.#closed || this.#bellBroken) return "unavailable";
+    const ring = this.#ring;
+    if (!this.#bellArmed) {
+      if (ring.sqSpace < 1) return "unavailable";
+      this.#bellArmed = true;
+      const addr = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.#bellBuf)));
+      ring.prep(Op.READ, 0, bell, 0, addr, 8, 0, BELL_ID);
+      if (!this.#submitted(ring.submit())) return "unavailable";
+    }
+    // A refused submit is retried by a timer: wake in time for it.
+    const ms = this.#retry !== undefined ? Math.min(timeoutMs, 1) : timeoutMs;
+    const woken = ring.cqReady || ring.wait(ms);
+    this.pollCompletions();
+    return woken ? "woken" : "timeout";
+  }
 
   setOwnerIdle(idle: boolean): void {
     this.#ownerIdle = idle;
@@ -562,6 +615,11 @@ export class UringBackend implements IoBackend {
   }
 
   #complete(id: number, res: number): void {
+    if (id === BELL_ID) {
+      this.#bellArmed = false;
+      if (res !== 8) this.#bellBroken = true;
+      return;
+    }
     const slot = this.#slots.get(id);
     if (slot === undefined) return;
     this.#slots.delete(id);
