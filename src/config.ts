@@ -122,8 +122,10 @@ export interface PerCoreWalOptions {
   allowSymlinks?: boolean;
   /**
    * Shared memory per core and producer thread through which records reach the core's Worker
-   * (a power of two, at least twice `maxRecordBytes`). Default: 8 MiB, or twice
-   * `maxRecordBytes` rounded up to a power of two if that is more (32 MiB with the defaults).
+   * (a power of two, at least 2 × (`maxRecordBytes` + 8)). Default: 8 MiB, or that
+   * minimum if it is more (64 MiB with the defaults). While the Worker keeps up, a producer
+   * cycles through the first 1 MiB of it (which stays in the CPU caches, and is all of it that
+   * becomes resident); the rest takes bursts.
    */
   sharedBufferBytes?: number;
   /** Pin core i's Worker to CPU `i % nproc` (`sched_setaffinity`). Default false. */

@@ -238,6 +238,9 @@ function _writeBell(fd: number): boolean {
 // ---------------------------------------------------------------------------------------------
 // Producer rings: one producer thread, one consumer (the core's Worker)
 
+/** See `ProducerRing.#soft`. */
+const SOFT_RING_BYTES = 1 << 20;
+
 const R_TAIL = 0;
 const R_HEAD = 1;
 const R_OWNER = 2;
@@ -264,8 +267,11 @@ export class ProducerRing {
   readonly size: number;
   readonly #mask: number;
 
-  /** Views over `sab`, or a new ring of `dataBytes` (rounded up to a power of two). */
-  constructor(sabOrSize: SharedArrayBuffer | number) {
+  /**
+   * Views over `sab`, or a new ring of `dataBytes` (rounded up to a power of two). A producer
+   * goes back to the start past `softBytes` when it can (1 MiB; see `#soft`).
+   */
+  constructor(sabOrSize: SharedArrayBuffer | number, softBytes = SOFT_RING_BYTES) {
     const sab = typeof sabOrSize === "number"
       ? new SharedArrayBuffer(RING_HEADER + 2 ** Math.ceil(Math.log2(Math.max(sabOrSize, 4096))))
       : sabOrSize;
@@ -275,6 +281,7 @@ export class ProducerRing {
     this.#mask = this.size - 1;
     this.data = new Uint8Array(sab, RING_HEADER, this.size);
     this.view = new DataView(sab, RING_HEADER, this.size);
+    this.#soft = this.#softEnd = Math.min(this.size, softBytes);
   }
 
   /** Claims the ring for the calling thread; false if another thread has it. */
@@ -309,6 +316,14 @@ export class ProducerRing {
   // behind the real one (the consumer only moves it forward), so the room it shows is safe.
   #tail = -1;
   #head = 0;
+  /**
+   * Records go back to the start of the data area once past this many bytes, when the consumer
+   * has taken everything: a producer the Worker keeps up with cycles through memory that stays
+   * in the CPU caches; the rest of the buffer takes bursts.
+   */
+  readonly #soft: number;
+  /** Where the producer next looks whether it can go back to the start (every soft / 16). */
+  #softEnd: number;
 
   /**
    * Reserves `length` bytes contiguous in the data area: returns their offset, or -1 if the
@@ -318,7 +333,22 @@ export class ProducerRing {
     if (this.#tail < 0) this.#tail = Atomics.load(this.ctl, R_TAIL) >>> 0;
     const tail = this.#tail;
     const phys = tail & this.#mask;
-    const skip = this.#skip(phys, length);
+    let skip = this.#skip(phys, length);
+    if (skip === 0 && phys + length > this.#softEnd && length <= phys) {
+      // Past the soft end with the ring empty: back to the start. publish() then moves the head
+      // past the skipped end too, unless the consumer got there first, so that the ring keeps
+      // all its room for a burst that finds the consumer stalled. (The record ends before the
+      // marker: a consumer at the old head reads the marker, not the record.)
+      this.#head = Atomics.load(this.ctl, R_HEAD) >>> 0;
+      if (this.#head === tail) {
+        this.#pendingSkip = this.size - phys;
+        this.#skipHead = true;
+        this.view.setUint32(phys + R_LENGTH, WRAP, true);
+        this.#softEnd = this.#soft;
+        return 0;
+      }
+      this.#softEnd = phys + length + (this.#soft >>> 4);
+    }
     if (((tail - this.#head) >>> 0) + skip + length > this.size) {
       this.#head = Atomics.load(this.ctl, R_HEAD) >>> 0;
       if (((tail - this.#head) >>> 0) + skip + length > this.size) return -1;
@@ -326,16 +356,28 @@ export class ProducerRing {
     this.#pendingSkip = skip;
     if (skip > 0) {
       if (skip >= 8) this.view.setUint32(phys + R_LENGTH, WRAP, true);
+      this.#softEnd = this.#soft;
       return 0;
     }
     return phys;
   }
   #pendingSkip = 0;
 
+  /** The record reserved last went back to the start of an empty ring (see reserve()). */
+  #skipHead = false;
+
   /** Publishes the record reserved last (of `length` bytes). */
   publish(length: number): void {
-    this.#tail = (this.#tail + this.#pendingSkip + length) >>> 0;
+    const from = this.#tail;
+    this.#tail = (from + this.#pendingSkip + length) >>> 0;
     Atomics.store(this.ctl, R_TAIL, this.#tail | 0);
+    if (this.#skipHead) {
+      this.#skipHead = false;
+      const past = (from + this.#pendingSkip) >>> 0;
+      if (Atomics.compareExchange(this.ctl, R_HEAD, from | 0, past | 0) === (from | 0)) {
+        this.#head = past;
+      }
+    }
   }
 
   /** Whether `length` more bytes could be reserved now. */

@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "@std/assert";
+import { assert, assertEquals, assertGreater } from "@std/assert";
 import { R_LENGTH, R_SEQUENCE, RECORD_HEADER_BYTES } from "../src/format.ts";
 import { ProducerRing } from "../src/shared.ts";
 import { rng } from "./_helpers.ts";
@@ -15,10 +15,12 @@ function put(ring: ProducerRing, seq: number, len: number): boolean {
   return true;
 }
 
-Deno.test("ProducerRing packs records across many wraps; the consumer gets each once, whole, in order, taking any prefix", () => {
-  for (const seed of [1, 2, 3, 4, 5]) {
+Deno.test("ProducerRing packs records across many wraps, early ones past the soft end too; the consumer gets each once, whole, in order, taking any prefix", () => {
+  for (const [seed, soft] of [[1, 4096], [2, 4096], [3, 1024], [4, 1024], [5, 400]]) {
     const r = rng(seed);
-    const producer = new ProducerRing(4096);
+    const producer = new ProducerRing(4096, soft);
+    let earlyWraps = 0;
+    let lastEnd = 0;
     const consumer = new ProducerRing(producer.sab);
     let nextPut = 1;
     let nextTake = 1;
@@ -30,12 +32,17 @@ Deno.test("ProducerRing packs records across many wraps; the consumer gets each 
         if (!put(producer, nextPut, len)) break;
         lengths.set(nextPut++, len);
       }
+      // Sometimes all of it: an empty ring is where the producer may go back to the start early.
+      const all = r() < 0.3;
       consumer.consume((start, end) => {
         assert(end <= consumer.size, `seed ${seed}: a stretch ends past the data area`);
+        // Records again from the start while the last ones ended far from the end: an early
+        // wrap (its marker skipped by the producer's moving the head, or read here).
+        if (start === 0 && lastEnd > 0 && lastEnd + 400 < consumer.size) earlyWraps++;
         let p = start;
         // Take a random number of whole records of what is offered.
         // A record is at least a header: fewer bytes before `end` are a wrap's skip.
-        while (p + RECORD_HEADER_BYTES <= end && r() < 0.9) {
+        while (p + RECORD_HEADER_BYTES <= end && (all || r() < 0.9)) {
           const len = consumer.view.getUint32(p + R_LENGTH, true);
           if (len === 0xffffffff) break; // the wrap marker: consume() goes on from 0
           const seq = consumer.view.getUint32(p + R_SEQUENCE, true);
@@ -48,13 +55,44 @@ Deno.test("ProducerRing packs records across many wraps; the consumer gets each 
           nextTake++;
           p += len;
         }
+        lastEnd = p;
         return p;
       });
     }
     consumer.consume((_start, end) => end);
     assert(nextTake > 1000, `seed ${seed}: only ${nextTake} records went through`);
+    // Past the soft end the producer goes back to the start whenever the ring is empty.
+    if (soft < 4096) assertGreater(earlyWraps, 100, `seed ${seed}: early wraps`);
+    else assertEquals(earlyWraps, 0, `seed ${seed}: early wraps without a soft end`);
     assertEquals(consumer.usedBytes, 0);
   }
+});
+
+Deno.test("ProducerRing: going back to the start early keeps all the room for a burst while the consumer stalls", () => {
+  const producer = new ProducerRing(4096, 1024);
+  const consumer = new ProducerRing(producer.sab);
+  let seq = 1;
+  // Up to the soft end, the consumer taking everything each time.
+  while (Atomics.load(producer.ctl, 0) % 4096 + 100 <= 1024) {
+    assert(put(producer, seq++, 100));
+    consumer.consume((_start, end) => end);
+  }
+  assertEquals(consumer.usedBytes, 0);
+  // The consumer stalls: the next record goes to the start, and the ring still takes a burst
+  // of nearly all its bytes (not just the 1 KiB before the old position).
+  let burst = 0;
+  while (put(producer, seq++, 100)) burst += 100;
+  assertGreater(burst, 4096 - 200);
+  assertEquals(consumer.usedBytes, burst);
+  // And the consumer gets them all, in order, from the start.
+  let taken = 0;
+  let first = -1;
+  consumer.consume((start, end) => {
+    if (first < 0) first = start;
+    taken += end - start;
+    return end;
+  });
+  assertEquals([first, taken], [0, burst]);
 });
 
 Deno.test("ProducerRing: fewer than 8 bytes left before the end mean a wrap without a marker", () => {
