@@ -82,6 +82,9 @@ export const Op = {
 
 /** `IOSQE_IO_LINK`: the next SQE starts only after this one succeeded. */
 export const IOSQE_IO_LINK = 1 << 2;
+/** `IORING_FEAT_EXT_ARG` (Linux 5.11): `io_uring_enter` takes a timeout without an SQE. */
+export const IORING_FEAT_EXT_ARG = 1 << 8;
+
 /** `IORING_FSYNC_DATASYNC`: fdatasync instead of fsync. */
 export const IORING_FSYNC_DATASYNC = 1;
 /** `IORING_SETUP_SINGLE_ISSUER` (kernel 6.0+). */

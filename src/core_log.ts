@@ -1202,12 +1202,25 @@ export class CoreLog {
 
   /**
    * Passes `IoBackend.waitIdle` on: blocks until a completion, a write to `bell` or the
-   * timeout, shortened while a `syncDelayMs` flush is due (its timer needs the event loop).
+   * timeout (bounded by {@linkcode waitBound}).
    */
   waitIdle(bell: number, timeoutMs: number): "woken" | "timeout" | "unavailable" {
     if (this.#io.waitIdle === undefined) return "unavailable";
-    const ms = this.#timer !== undefined ? Math.min(timeoutMs, 1) : timeoutMs;
-    return this.#io.waitIdle(bell, ms);
+    return this.#io.waitIdle(bell, this.waitBound(timeoutMs));
+  }
+
+  /**
+   * The longest an idle owner may block its thread out of `timeoutMs`: 1 ms while a
+   * `syncDelayMs` flush is due (its timer needs the owner's event loop).
+   */
+  waitBound(timeoutMs: number): number {
+    return this.#timer !== undefined ? Math.min(timeoutMs, 1) : timeoutMs;
+  }
+
+  /** Whether a segment is being prepared (a chain of promises that may need no I/O to go on). */
+  get preparing(): boolean {
+    for (const seg of this.#openSegments) if (!seg.ready && seg.error === undefined) return true;
+    return false;
   }
 
   /** Whether `waitIdle` can block on the backend's completions. */

@@ -14,8 +14,7 @@ import { PerCoreWalError } from "./errors.ts";
 import { type FaultPlan, FaultyBackend } from "./io/faulty.ts";
 import type { IoBackend } from "./io/backend.ts";
 import { B, Control, CoreState, I, M, ProducerRing, Sleep } from "./shared.ts";
-import { lastErrno, libc } from "../ffi/libc.ts";
-import { EFD_CLOEXEC } from "../ffi/layout.ts";
+import { closeBell, createBell } from "./io/bell.ts";
 
 /** The first message a core Worker gets. */
 export interface InitMessage {
@@ -29,6 +28,8 @@ export interface InitMessage {
   ring: SharedArrayBuffer;
   minEpoch: string;
   faults?: FaultPlan;
+  /** Tests only: the longest blocking wait (default {@linkcode IDLE_WAIT_MS}). */
+  idleWaitMs?: number;
 }
 
 /** A plain copy of an error that crosses `postMessage`. */
@@ -69,6 +70,8 @@ const IDLE_WAIT_MS = 50;
 const BUSY_YIELD_MS = 2;
 /** Promise ticks from a completion to its handler (io_uring chain, then CoreLog's batch). */
 const SETTLE_TICKS = 4;
+/** How long close() waits for producers still writing the bell (see #closeBell). */
+const CLOSE_BELL_WAIT_MS = 1_000;
 /** A closing Worker fails after this long without a record while one is claimed. */
 const CLOSE_STALL_MS = 5_000;
 
@@ -88,20 +91,18 @@ class CoreWorker {
   /** Holds the event loop open while the Worker runs: a timer per sleep would cost more. */
   readonly #alive = setInterval(() => {}, 3_600_000);
 
-  constructor(log: CoreLog, ctl: Control, ring: ProducerRing, inner: IoBackend | undefined) {
+  constructor(
+    log: CoreLog,
+    ctl: Control,
+    ring: ProducerRing,
+    inner: IoBackend | undefined,
+    idleWaitMs = IDLE_WAIT_MS,
+  ) {
     this.log = log;
-    this.#bell = -1;
-    if (log.canWaitIdle) {
-      const fd = libc().eventfd(0, EFD_CLOEXEC);
-      if (fd >= 0) {
-        this.#bell = fd;
-        Atomics.store(ctl.i32, I.BELL, fd + 1);
-      } else {
-        console.warn(
-          `Core ${log.coreId}: no bell eventfd (errno ${-lastErrno()}); sleeps on Atomics`,
-        );
-      }
-    }
+    this.#idleWaitMs = idleWaitMs;
+    // Without a bell (no io_uring, or no eventfd) the Worker sleeps on Atomics.
+    this.#bell = log.canWaitIdle ? createBell() : -1;
+    Atomics.store(ctl.i32, I.BELL, this.#bell + 1);
     this.ctl = ctl;
     this.rings = [ring];
     this.#inner = inner;
@@ -180,6 +181,10 @@ class CoreWorker {
    * timed out the event loop runs (timers).
    */
   async sleep(): Promise<void> {
+    // A segment being prepared is a chain of promises that may go on without any I/O (the
+    // sync backend): let it run to its end (a turn of the event loop drains every promise
+    // handler) rather than freeze it while the thread blocks.
+    if (this.log.preparing) await this.yield();
     const i32 = this.ctl.i32;
     const how = this.#sleepMode();
     Atomics.store(i32, I.SLEEPING, how === "kernel" ? Sleep.Kernel : Sleep.Atomics);
@@ -225,11 +230,18 @@ class CoreWorker {
     return this.log.backend === "sync" ? "atomics" : "loop";
   }
 
-  /** How long a blocking wait may last: until the latency figures are due at the latest. */
+  readonly #idleWaitMs: number;
+
+  /**
+   * How long a blocking wait may last: until the latency figures are due at the latest, and
+   * 1 ms while the log's `syncDelayMs` flush is due (timers need the event loop).
+   */
   #waitMs(): number {
-    if (this.#staleTimer === undefined) return IDLE_WAIT_MS;
-    const due = this.#lastMetrics + METRICS_PERIOD_MS + 1 - performance.now();
-    return Math.max(0, Math.min(IDLE_WAIT_MS, due));
+    let ms = this.#idleWaitMs;
+    if (this.#staleTimer !== undefined) {
+      ms = Math.min(ms, this.#lastMetrics + METRICS_PERIOD_MS + 1 - performance.now());
+    }
+    return this.log.waitBound(Math.max(0, ms));
   }
 
   /** Whether a message was posted that this Worker has not handled yet. */
@@ -401,14 +413,21 @@ class CoreWorker {
     }
   }
 
-  /** Closes the bell once no producer can still be writing to it. */
+  /**
+   * Closes the bell once no producer can still be writing to it. A producer thread terminated
+   * while ringing never says it is done: after a second the bell is left open (one eventfd),
+   * since closing it is what could be unsafe.
+   */
   async #closeBell(): Promise<void> {
     if (this.#bell < 0) return;
     const i32 = this.ctl.i32;
     this.#noKernelSleep = true;
     Atomics.store(i32, I.BELL, 0);
-    while (Atomics.load(i32, I.RINGING) !== 0) await new Promise((r) => setTimeout(r, 1));
-    libc().close(this.#bell);
+    for (let waited = 0; Atomics.load(i32, I.RINGING) !== 0; waited++) {
+      if (waited >= CLOSE_BELL_WAIT_MS) return;
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    closeBell(this.#bell);
   }
 }
 
@@ -464,7 +483,7 @@ async function init(m: InitMessage): Promise<void> {
     await inner?.close();
     throw e;
   });
-  const w = worker = new CoreWorker(log, ctl, new ProducerRing(m.ring), inner);
+  const w = worker = new CoreWorker(log, ctl, new ProducerRing(m.ring), inner, m.idleWaitMs);
   w.rings.push(...early.splice(0));
   const b = ctl.b64;
   const seq = log.sequence;

@@ -68,6 +68,11 @@ export interface CoreMetrics extends CoreLogMetrics {
 export interface ManagerOpenOptions {
   /** Fault injection: core id → faults its backend injects (tests only). */
   faults?: Record<number, FaultPlan>;
+  /**
+   * The longest a core Worker blocks in one wait before its event loop runs (tests only: a
+   * long one makes a lost wake-up show as a hang). Default 50 ms.
+   */
+  idleWaitMs?: number;
 }
 
 interface Core {
@@ -137,6 +142,10 @@ export class PerCoreWalManager {
     if (!(config instanceof PerCoreWalConfig)) {
       throw new TypeError("config must be a PerCoreWalConfig");
     }
+    const idle = options.idleWaitMs;
+    if (idle !== undefined && !(typeof idle === "number" && idle >= 1 && idle <= 3_600_000)) {
+      throw new RangeError(`idleWaitMs must be between 1 and 3600000, got ${String(idle)}`);
+    }
     ensureDirectory(config.baseDir, config.options);
     const lock = lockWalDirectory(config.baseDir, config.options.fileMode);
     try {
@@ -150,7 +159,13 @@ export class PerCoreWalManager {
     try {
       const ready = [];
       for (let c = 0; c < config.numCores; c++) {
-        const { core, ready: r } = _start(config, c, epochSab, options.faults?.[c]);
+        const { core, ready: r } = _start(
+          config,
+          c,
+          epochSab,
+          options.faults?.[c],
+          options.idleWaitMs,
+        );
         cores.push(core);
         ready.push(r);
       }
@@ -429,6 +444,7 @@ function _start(
   coreId: number,
   epoch: SharedArrayBuffer,
   faults?: FaultPlan,
+  idleWaitMs?: number,
 ) {
   const control = new Control();
   const ring = new ProducerRing(config.options.sharedBufferBytes);
@@ -474,6 +490,7 @@ function _start(
     ring: ring.sab,
     minEpoch: "0",
     faults,
+    idleWaitMs,
   };
   control.post(worker, init);
   return { core, ready };

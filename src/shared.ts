@@ -6,9 +6,9 @@
  * @module
  */
 
-import { libc } from "../ffi/libc.ts";
 import { PerCoreWalError, type PerCoreWalErrorCode } from "./errors.ts";
 import { R_LENGTH, R_SEQUENCE } from "./format.ts";
+import { ringBell } from "./io/bell.ts";
 
 // ---------------------------------------------------------------------------------------------
 // The core's control block
@@ -207,32 +207,11 @@ export class Control {
       }
       const fd = Atomics.load(i32, I.BELL) - 1;
       // Without FFI on this thread the Worker wakes at its timeout, then sleeps on Atomics.
-      if (fd < 0 || !_writeBell(fd)) Atomics.store(i32, I.BELL_REFUSED, 1);
+      if (fd < 0 || !ringBell(fd)) Atomics.store(i32, I.BELL_REFUSED, 1);
     } finally {
       Atomics.sub(i32, I.RINGING, 1);
     }
   }
-}
-
-let _bellWriter: ((fd: number) => boolean) | null | undefined;
-
-/** Adds one to eventfd `fd`; false if this thread cannot (FFI not granted here). */
-function _writeBell(fd: number): boolean {
-  if (_bellWriter === undefined) {
-    _bellWriter = null;
-    // Never prompts: a thread without FFI tells the Worker to sleep on Atomics instead.
-    if (Deno.permissions.querySync({ name: "ffi" }).state === "granted") {
-      try {
-        const write = libc().write;
-        const one = new Uint8Array(8);
-        one[0] = 1;
-        _bellWriter = (fd) => Number(write(fd, one, 8n)) === 8;
-      } catch {
-        // libc cannot be loaded here.
-      }
-    }
-  }
-  return _bellWriter !== null && _bellWriter(fd);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -333,7 +312,7 @@ export class ProducerRing {
     if (this.#tail < 0) this.#tail = Atomics.load(this.ctl, R_TAIL) >>> 0;
     const tail = this.#tail;
     const phys = tail & this.#mask;
-    let skip = this.#skip(phys, length);
+    const skip = this.#skip(phys, length);
     if (skip === 0 && phys + length > this.#softEnd && length <= phys) {
       // Past the soft end with the ring empty: back to the start. publish() then moves the head
       // past the skipped end too, unless the consumer got there first, so that the ring keeps

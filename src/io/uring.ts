@@ -13,6 +13,7 @@
 import { check, Errno, errnoError, errnoName } from "../../ffi/errno.ts";
 import {
   EFD_CLOEXEC,
+  IORING_FEAT_EXT_ARG,
   IORING_FSYNC_DATASYNC,
   IORING_SETUP_SINGLE_ISSUER,
   IOSQE_IO_LINK,
@@ -62,6 +63,8 @@ export class Ring {
   readonly #cqMask: number;
   #sqeTail: number;
   #closed = false;
+  /** The kernel's `IORING_FEAT_*` flags. */
+  readonly features: number;
 
   private constructor(mem: AlignedBuffer, entries: number) {
     this.mem = mem;
@@ -69,6 +72,7 @@ export class Ring {
     this.#struct = s;
     const ptr = (off: number) => s.getBigUint64(off, true);
     this.entries = s.getUint32(IoUring.sq.ringEntries, true);
+    this.features = s.getUint32(IoUring.features, true);
     if (this.entries !== entries) {
       throw new PerCoreWalError(
         "Unsupported",
@@ -212,8 +216,16 @@ export class Ring {
   readonly #cqePointer = new Uint8Array(8);
 
   /**
+   * Whether {@linkcode wait} can be used: before Linux 5.11 (no `IORING_FEAT_EXT_ARG`) liburing
+   * would take an SQE for the timeout behind this class's back.
+   */
+  get canWait(): boolean {
+    return (this.features & IORING_FEAT_EXT_ARG) !== 0;
+  }
+
+  /**
    * Blocks until a completion is available or `timeoutMs` passes (submits nothing); false if
-   * it timed out.
+   * it timed out. Only where {@linkcode canWait}.
    */
   wait(timeoutMs: number): boolean {
     const ns = Math.max(0, Math.round(timeoutMs * 1e6));
@@ -568,17 +580,22 @@ export class UringBackend implements IoBackend {
    * event-loop turn.
    */
   waitIdle(bell: number, timeoutMs: number): "woken" | "timeout" | "unavailable" {
-    if (this.#closed || this.#bellBroken) return "unavailable";
     const ring = this.#ring;
-    if (!this.#bellArmed) {
-      if (ring.sqSpace < 1) return "unavailable";
-      this.#bellArmed = true;
-      const addr = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.#bellBuf)));
-      ring.prep(Op.READ, 0, bell, 0, addr, 8, 0, BELL_ID);
-      if (!this.#submitted(ring.submit())) return "unavailable";
-    }
+    if (this.#closed || this.#bellBroken || !ring.canWait) return "unavailable";
     // A refused submit is retried by a timer: wake in time for it.
-    const ms = this.#retry !== undefined ? Math.min(timeoutMs, 1) : timeoutMs;
+    let ms = this.#retry !== undefined ? Math.min(timeoutMs, 1) : timeoutMs;
+    if (!this.#bellArmed) {
+      if (ring.sqSpace > 0) {
+        this.#bellArmed = true;
+        const addr = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.#bellBuf)));
+        ring.prep(Op.READ, 0, bell, 0, addr, 8, 0, BELL_ID);
+        if (!this.#submitted(ring.submit())) return "unavailable";
+      } else {
+        // No room for the bell's read (SQEs wait for a retried submit): deaf to producers
+        // until there is, so not for long.
+        ms = Math.min(ms, 1);
+      }
+    }
     const woken = ring.cqReady || ring.wait(ms);
     this.pollCompletions();
     return woken ? "woken" : "timeout";
