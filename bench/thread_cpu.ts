@@ -6,8 +6,10 @@
 //   deno run -A bench/thread_cpu.ts append [records] [io_uring|sync]
 //   deno run -A bench/thread_cpu.ts w1 [records] [io_uring|sync]   (W1's loop: sync() every 512, 8 in flight)
 //   deno run -A bench/thread_cpu.ts w3 [records] [io_uring|sync]   (W3: 64 producers, each awaiting its record)
+//   deno run -A bench/thread_cpu.ts w2 [records] [io_uring|sync]   (W2: sync() every 512, awaited)
 //   deno run -A bench/thread_cpu.ts w2s [records] [io_uring|sync]  (W2s: each record awaited, one producer)
 //   deno run -A bench/thread_cpu.ts merge <dir>    (a WAL made by bench/compare/run.ts W7 setup)
+// Each line of the appending modes ends with the process's RSS at the end.
 import { mergeSegments, PerCoreWalConfig, PerCoreWalManager } from "../mod.ts";
 import { threadCpu } from "./_schedstat.ts";
 
@@ -29,7 +31,7 @@ function report(
 }
 
 const [mode, arg, backend] = Deno.args;
-if (["append", "w1", "w2s", "w3"].includes(mode)) {
+if (["append", "w1", "w2", "w2s", "w3"].includes(mode)) {
   const records = Number(arg ?? 2_000_000);
   const dir = await Deno.makeTempDir({ prefix: "thread-cpu-" });
   const manager = await PerCoreWalManager.open(
@@ -65,6 +67,14 @@ if (["append", "w1", "w2s", "w3"].includes(mode)) {
       timedMs = performance.now() - t0;
       console.log(`w1: first stretches of 20,480 records, M records/s: ${stretches.join(" ")}`);
     }
+    if (mode === "w2") {
+      const t0 = performance.now();
+      for (let i = 0; i < records; i += 512) {
+        for (let k = 0; k < 512; k++) log.appendPut(keys[k], value);
+        await log.sync();
+      }
+      timedMs = performance.now() - t0;
+    }
     if (mode === "w2s") {
       const t0 = performance.now();
       for (let i = 0; i < records; i++) await log.waitDurable(log.appendPut(keys[i & 511], value));
@@ -93,7 +103,8 @@ if (["append", "w1", "w2s", "w3"].includes(mode)) {
     const after = await threadCpu();
     report(
       `${mode} (${manager.backend}): ${(timedMs * 1e6 / records).toFixed(0)} ns wall per record ` +
-        `(${(records / timedMs / 1000).toFixed(2)}M/s)`,
+        `(${(records / timedMs / 1000).toFixed(2)}M/s), process RSS ` +
+        `${(Deno.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`,
       records,
       before,
       after,
