@@ -95,6 +95,50 @@ Deno.test("ProducerRing: going back to the start early keeps all the room for a 
   assertEquals([first, taken], [0, burst]);
 });
 
+Deno.test("ProducerRing across two threads: a producer Worker going back to the start early, a consumer taking any prefix; every record once, whole, in order", async () => {
+  const count = 200_000;
+  const producer = new ProducerRing(64 * 1024);
+  const consumer = new ProducerRing(producer.sab);
+  const w = new Worker(new URL("./_ring_producer.ts", import.meta.url), { type: "module" });
+  const done = new Promise((resolve) => w.onmessage = resolve);
+  w.postMessage({ sab: producer.sab, soft: 4096, count, seed: 7 });
+  const r = rng(8);
+  let next = 1;
+  let lastEnd = 0;
+  let earlyWraps = 0;
+  const deadline = Date.now() + 60_000;
+  try {
+    while (next <= count) {
+      assert(Date.now() < deadline, `stuck at record ${next} of ${count}`);
+      const before = next;
+      consumer.consume((start, end) => {
+        if (start === 0 && lastEnd > 0 && lastEnd + 400 < consumer.size) earlyWraps++;
+        let p = start;
+        while (p + RECORD_HEADER_BYTES <= end && r() < 0.98) {
+          const len = consumer.view.getUint32(p + R_LENGTH, true);
+          if (len === 0xffffffff) break;
+          assertEquals(consumer.view.getUint32(p + R_SEQUENCE, true), next, "sequence");
+          assert(p + len <= end, `record ${next} is not whole in its stretch`);
+          const fill = next & 0xff;
+          for (let i = p + RECORD_HEADER_BYTES; i < p + len; i++) {
+            if (consumer.data[i] !== fill) assertEquals(consumer.data[i], fill, `byte of ${next}`);
+          }
+          next++;
+          p += len;
+        }
+        lastEnd = p;
+        return p;
+      });
+      if (next === before) await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    await done;
+  } finally {
+    w.terminate();
+  }
+  assertEquals(consumer.usedBytes, 0);
+  assertGreater(earlyWraps, 50, "early wraps");
+});
+
 Deno.test("ProducerRing: fewer than 8 bytes left before the end mean a wrap without a marker", () => {
   const ring = new ProducerRing(4096);
   // 40 records of 101 bytes end at 4040, then one of 50 leaves 4096 - 4090 = 6.
