@@ -427,7 +427,11 @@ class CoreWorker {
       if (waited >= CLOSE_BELL_WAIT_MS) return;
       await new Promise((r) => setTimeout(r, 1));
     }
-    closeBell(this.#bell);
+    try {
+      closeBell(this.#bell);
+    } catch {
+      // Nothing to do about it, and the log must still close.
+    }
   }
 }
 
