@@ -20,11 +20,11 @@ import {
   R_EPOCH,
   R_LENGTH,
   R_PAD,
-  R_SEQUENCE,
   R_TIMESTAMP,
   R_TYPE,
   RECORD_HEADER_BYTES,
   recordCrc,
+  recordSequence,
   RecordType,
   saltState,
   sealBatchMarker,
@@ -455,7 +455,7 @@ export class CoreLog {
     while (p + RECORD_HEADER_BYTES <= end) {
       const first = srcView.getUint32(p + R_LENGTH, true);
       if (first < RECORD_HEADER_BYTES || first > end - p) break;
-      if (_sequenceAt(srcView, p) !== this.#nextSeq) break;
+      if (recordSequence(srcView, p) !== this.#nextSeq) break;
       let pos: number;
       try {
         pos = this.#reserve(first);
@@ -476,7 +476,7 @@ export class CoreLog {
         const len = srcView.getUint32(q + R_LENGTH, true);
         if (len < RECORD_HEADER_BYTES || len > end - q || used + len > room) break;
         if (len > o.maxRecordBytes || pending + len > o.maxPendingBytes) break;
-        if (_sequenceAt(srcView, q) !== seq) break;
+        if (recordSequence(srcView, q) !== seq) break;
         used += len;
         q += len;
         seq++;
@@ -524,7 +524,7 @@ export class CoreLog {
 
   #stampUs = -1;
   #stampEpoch = -1;
-  /** Epoch (low, high word) and timestamp in ns (low, high) as `appendRaw` writes them. */
+  /** Epoch (low, high word) and timestamp in ns (low, high) as `appendFrom` stamps them. */
   readonly #stampWords = new Uint32Array(4);
 
   #stamp(us: number): void {
@@ -1356,12 +1356,6 @@ export function listCoreSegments(
     }
   }
   return out.sort((a, b) => a.index - b.index);
-}
-
-/** `recordSequence` written out: the hot loop of `appendFrom` is over V8's inlining budget. */
-function _sequenceAt(view: DataView, pos: number): number {
-  return view.getUint32(pos + R_SEQUENCE, true) +
-    view.getUint32(pos + R_SEQUENCE + 4, true) * 4294967296;
 }
 
 /** Whether a segment file's header block holds anything (its first 64 bytes are not zero). */

@@ -238,9 +238,7 @@ class CoreWorker {
    */
   #waitMs(): number {
     let ms = this.#idleWaitMs;
-    if (this.#staleTimer !== undefined) {
-      ms = Math.min(ms, this.#lastMetrics + METRICS_PERIOD_MS + 1 - performance.now());
-    }
+    if (this.#staleTimer !== undefined) ms = Math.min(ms, this.#metricsDueIn(performance.now()));
     return this.log.waitBound(Math.max(0, ms));
   }
 
@@ -278,6 +276,11 @@ class CoreWorker {
   /** Publishes the latency percentiles at the end of the period when they are behind. */
   #staleTimer: ReturnType<typeof setTimeout> | undefined;
 
+  /** Milliseconds from `now` until the latency figures are a period old. */
+  #metricsDueIn(now: number): number {
+    return this.#lastMetrics + METRICS_PERIOD_MS + 1 - now;
+  }
+
   /** Copies the counters to shared memory; the latency percentiles at most every 20 ms. */
   publishMetrics(force = false): void {
     const m = this.log.metrics(false);
@@ -295,7 +298,7 @@ class CoreWorker {
       this.#staleTimer ??= setTimeout(() => {
         this.#staleTimer = undefined;
         this.publishMetrics(true);
-      }, METRICS_PERIOD_MS + 1 - (now - this.#lastMetrics));
+      }, this.#metricsDueIn(now));
     } else {
       clearTimeout(this.#staleTimer);
       this.#staleTimer = undefined;

@@ -7,7 +7,7 @@
  */
 
 import { PerCoreWalError, type PerCoreWalErrorCode } from "./errors.ts";
-import { R_LENGTH, R_SEQUENCE } from "./format.ts";
+import { R_LENGTH, recordSequence } from "./format.ts";
 import { ringBell } from "./io/bell.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -312,37 +312,36 @@ export class ProducerRing {
     if (this.#tail < 0) this.#tail = Atomics.load(this.ctl, R_TAIL) >>> 0;
     const tail = this.#tail;
     const phys = tail & this.#mask;
-    const skip = this.#skip(phys, length);
+    let skip = this.#skip(phys, length);
+    let early = false;
     if (skip === 0 && phys + length > this.#softEnd && length <= phys) {
-      // Past the soft end with the ring empty: back to the start. publish() then moves the head
-      // past the skipped end too, unless the consumer got there first, so that the ring keeps
-      // all its room for a burst that finds the consumer stalled. (The record ends before the
+      // Past the soft end: back to the start if the ring is empty. (The record ends before the
       // marker: a consumer at the old head reads the marker, not the record.)
       this.#head = Atomics.load(this.ctl, R_HEAD) >>> 0;
       if (this.#head === tail) {
-        this.#pendingSkip = this.size - phys;
-        this.#skipHead = true;
-        this.view.setUint32(phys + R_LENGTH, WRAP, true);
-        this.#softEnd = this.#soft;
-        return 0;
+        skip = this.size - phys;
+        early = true;
+      } else {
+        this.#softEnd = phys + length + (this.#soft >>> 4);
       }
-      this.#softEnd = phys + length + (this.#soft >>> 4);
     }
     if (((tail - this.#head) >>> 0) + skip + length > this.size) {
       this.#head = Atomics.load(this.ctl, R_HEAD) >>> 0;
       if (((tail - this.#head) >>> 0) + skip + length > this.size) return -1;
     }
     this.#pendingSkip = skip;
-    if (skip > 0) {
-      if (skip >= 8) this.view.setUint32(phys + R_LENGTH, WRAP, true);
-      this.#softEnd = this.#soft;
-      return 0;
-    }
-    return phys;
+    // After an early wrap publish() moves the head past the skipped end too, unless the
+    // consumer got there first, so that the ring keeps all its room for a burst that finds the
+    // consumer stalled.
+    this.#skipHead = early;
+    if (skip === 0) return phys;
+    if (skip >= 8) this.view.setUint32(phys + R_LENGTH, WRAP, true);
+    this.#softEnd = this.#soft;
+    return 0;
   }
   #pendingSkip = 0;
 
-  /** The record reserved last went back to the start of an empty ring (see reserve()). */
+  /** The record reserved last went back to the start of an empty ring early (see reserve()). */
   #skipHead = false;
 
   /** Publishes the record reserved last (of `length` bytes). */
@@ -433,8 +432,7 @@ export class ProducerRing {
 
   /** Sequence of the record at `offset` (from {@linkcode peek}). */
   sequenceAt(offset: number): number {
-    return this.view.getUint32(offset + R_SEQUENCE, true) +
-      this.view.getUint32(offset + R_SEQUENCE + 4, true) * 4294967296;
+    return recordSequence(this.view, offset);
   }
 
   /** Bytes published and not yet consumed. */
