@@ -1,0 +1,168 @@
+// A workload of `deno task bench:compare` repeated in one process: how far the first run, which
+// bench:compare measures, is from the same loop once V8 has compiled it. Both sides repeat, each
+// in its own process, alternating, as bench:compare does:
+// - W1 (200,000 records of 128 bytes, sync() every 512, 8 in flight): the WAL (one io_uring core,
+//   one manager for every repetition) against plain Deno's W1 loop (async write + syncData, 8 in
+//   flight: the better variant here), a new file per repetition;
+// - W3 (64 producers on one core, each awaiting its own record, 50,000 records) against plain
+//   Deno's W2s loop (writeSync + syncDataSync per record, 5,000 records), the goal's baseline.
+// Usage: deno run -A bench/warmup.ts [--workload W1|W3] [--reps 4] [--runs 3]
+import { parseArgs } from "node:util";
+import { PerCoreWalConfig, PerCoreWalManager } from "../mod.ts";
+import { Framer, PlainFile } from "./compare/plain.ts";
+import { recordBytes } from "./compare/workloads.ts";
+
+const BATCH = 512;
+const IN_FLIGHT = 8;
+const keys = Array.from(
+  { length: 512 },
+  (_, i) => new TextEncoder().encode(`key-${String(i).padStart(12, "0")}`),
+);
+const value = new Uint8Array(112).fill(0x5a);
+
+/** Records/s of each repetition of the workload's loop through the WAL. */
+async function wal(dir: string, workload: string, reps: number): Promise<number[]> {
+  const manager = await PerCoreWalManager.open(
+    new PerCoreWalConfig(dir, 1, { backend: "io_uring" }),
+  );
+  try {
+    await new Promise((r) => setTimeout(r, 1500)); // the zero-fill of the next segment
+    const log = manager.writer(0);
+    const rates: number[] = [];
+    for (let rep = 0; rep < reps; rep++) {
+      const t0 = performance.now();
+      let records: number;
+      if (workload === "W3") {
+        records = 50_000;
+        let next = 0;
+        const producer = async () => {
+          while (next < records) {
+            const i = next++;
+            await log.waitDurable(log.appendPut(keys[i & 511], value));
+          }
+        };
+        await Promise.all(Array.from({ length: 64 }, producer));
+      } else {
+        records = 200_000;
+        const pending: Promise<void>[] = [];
+        for (let i = 0; i < records; i += BATCH) {
+          for (let k = 0; k < BATCH; k++) log.appendPut(keys[k], value);
+          pending.push(log.sync());
+          if (pending.length >= IN_FLIGHT) await pending.shift();
+        }
+        await Promise.all(pending);
+      }
+      rates.push(records / ((performance.now() - t0) / 1000));
+    }
+    return rates;
+  } finally {
+    await manager.close();
+  }
+}
+
+/**
+ * Records/s of each repetition of plain Deno's loop: W1's (async write + syncData, 8 in flight),
+ * or for W3 its baseline, W2s (writeSync + syncDataSync per record).
+ */
+async function plain(dir: string, workload: string, reps: number): Promise<number[]> {
+  const rates: number[] = [];
+  const f = new Framer(BATCH * recordBytes(128));
+  for (let rep = 0; rep < reps; rep++) {
+    const file = new PlainFile(`${dir}/plain-${rep}.log`);
+    try {
+      const t0 = performance.now();
+      let records: number;
+      if (workload === "W3") {
+        records = 5_000;
+        for (let i = 0; i < records; i++) {
+          f.reset();
+          f.put(keys[i & 511], value);
+          file.writeAllSync(f.buf.subarray(0, f.used));
+          file.syncDataSync();
+        }
+      } else {
+        records = 200_000;
+        const pending: Promise<void>[] = [];
+        for (let i = 0; i < records; i += BATCH) {
+          f.reset();
+          for (let k = 0; k < BATCH; k++) f.put(keys[k], value);
+          await file.writeAll(f.buf.subarray(0, f.used));
+          pending.push(file.syncData());
+          while (pending.length >= IN_FLIGHT) await pending.shift();
+        }
+        await Promise.all(pending);
+      }
+      rates.push(records / ((performance.now() - t0) / 1000));
+    } finally {
+      file.close();
+    }
+  }
+  return rates;
+}
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    workload: { type: "string", default: "W1" },
+    reps: { type: "string", default: "4" },
+    runs: { type: "string", default: "3" },
+    child: { type: "string" },
+    dir: { type: "string" },
+  },
+});
+const reps = Number(values.reps);
+if (!Number.isInteger(reps) || reps < 1) throw new RangeError(`--reps must be ≥ 1, got ${reps}`);
+const workload = values.workload!;
+if (workload !== "W1" && workload !== "W3") {
+  throw new RangeError(`--workload must be W1 or W3, got ${workload}`);
+}
+
+if (values.child !== undefined) {
+  const rates = values.child === "wal"
+    ? await wal(values.dir!, workload, reps)
+    : await plain(values.dir!, workload, reps);
+  console.log(JSON.stringify(rates));
+} else {
+  const runs = Number(values.runs);
+  const here = new URL(".", import.meta.url).pathname;
+  const all: Record<string, number[][]> = { wal: [], plain: [] };
+  for (let run = 0; run < runs; run++) {
+    for (const side of ["wal", "plain"]) {
+      const dir = await Deno.makeTempDir({ dir: `${here}.data`, prefix: "warmup-" });
+      try {
+        const out = await new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "-A",
+            import.meta.filename!,
+            "--child",
+            side,
+            "--dir",
+            dir,
+            "--reps",
+            `${reps}`,
+            "--workload",
+            workload,
+          ],
+          stdout: "piped",
+        }).output();
+        if (!out.success) throw new Error(`${side} run failed (exit ${out.code})`);
+        all[side].push(JSON.parse(new TextDecoder().decode(out.stdout)));
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    }
+  }
+  const fmt = (r: number) => r >= 1e6 ? `${(r / 1e6).toFixed(2)}M` : `${(r / 1e3).toFixed(1)}k`;
+  const median = (xs: number[]) => xs.toSorted((a, b) => a - b)[xs.length >> 1];
+  const m = (side: string, rep: number) => median(all[side].map((r) => r[rep]));
+  const base = workload === "W3" ? "plain W2s" : "plain";
+  console.log(`${workload}'s loop repeated in one process: medians of ${runs} runs, records/s`);
+  console.log(`| repetition | wal-uring | ${base} | wal / ${base} |\n|--:|--:|--:|--:|`);
+  for (let rep = 0; rep < reps; rep++) {
+    const w = m("wal", rep), p = m("plain", rep);
+    console.log(
+      `| ${rep + 1} | ${fmt(w)} | ${fmt(p)} | ${(w / p).toFixed(2)}× |`,
+    );
+  }
+}
