@@ -11,6 +11,7 @@
 //   deno run -A bench/thread_cpu.ts merge <dir>    (a WAL made by bench/compare/run.ts W7 setup)
 // Each line of the appending modes ends with the process's RSS at the end.
 import { mergeSegments, PerCoreWalConfig, PerCoreWalManager } from "../mod.ts";
+import { groupCommit, KEYS } from "./_loops.ts";
 import { threadCpu } from "./_schedstat.ts";
 
 function report(
@@ -40,10 +41,7 @@ if (["append", "w1", "w2", "w2s", "w3"].includes(mode)) {
   try {
     await new Promise((r) => setTimeout(r, 1500)); // the zero-fill of the next segment
     const log = manager.writer(0);
-    const keys = Array.from(
-      { length: 512 },
-      (_, i) => new TextEncoder().encode(`key-${String(i).padStart(12, "0")}`),
-    );
+    const keys = KEYS;
     const value = new Uint8Array(112).fill(0x5a);
     const before = await threadCpu();
     let timedMs = 0;
@@ -82,14 +80,7 @@ if (["append", "w1", "w2", "w2s", "w3"].includes(mode)) {
     }
     if (mode === "w3") {
       const t0 = performance.now();
-      let next = 0;
-      const producer = async () => {
-        while (next < records) {
-          const i = next++;
-          await log.waitDurable(log.appendPut(keys[i & 511], value));
-        }
-      };
-      await Promise.all(Array.from({ length: 64 }, producer));
+      await groupCommit(log, records, value);
       timedMs = performance.now() - t0;
     }
     for (let i = mode === "append" ? 0 : records; i < records;) {

@@ -9,15 +9,13 @@
 // Usage: deno run -A bench/warmup.ts [--workload W1|W3] [--reps 4] [--runs 3]
 import { parseArgs } from "node:util";
 import { PerCoreWalConfig, PerCoreWalManager } from "../mod.ts";
+import { groupCommit, KEYS } from "./_loops.ts";
 import { Framer, PlainFile } from "./compare/plain.ts";
 import { recordBytes } from "./compare/workloads.ts";
 
 const BATCH = 512;
 const IN_FLIGHT = 8;
-const keys = Array.from(
-  { length: 512 },
-  (_, i) => new TextEncoder().encode(`key-${String(i).padStart(12, "0")}`),
-);
+const keys = KEYS;
 const value = new Uint8Array(112).fill(0x5a);
 
 /** Records/s of each repetition of the workload's loop through the WAL. */
@@ -34,14 +32,7 @@ async function wal(dir: string, workload: string, reps: number): Promise<number[
       let records: number;
       if (workload === "W3") {
         records = 50_000;
-        let next = 0;
-        const producer = async () => {
-          while (next < records) {
-            const i = next++;
-            await log.waitDurable(log.appendPut(keys[i & 511], value));
-          }
-        };
-        await Promise.all(Array.from({ length: 64 }, producer));
+        await groupCommit(log, records, value);
       } else {
         records = 200_000;
         const pending: Promise<void>[] = [];
