@@ -1,9 +1,11 @@
 // A workload of `deno task bench:compare` repeated in one process: how far the first run, which
-// bench:compare measures, is from the same loop once V8 has compiled it. Both sides repeat, each
-// in its own process, alternating, as bench:compare does:
+// bench:compare measures for the WAL, is from later runs of the same loop in the same process (V8
+// has compiled it, the shared buffer's pages are mapped). Both sides repeat, each in its own
+// process, alternating, as bench:compare does:
 // - W1 (200,000 records of 128 bytes, sync() every 512, 8 in flight): the WAL (one io_uring core,
-//   one manager for every repetition) against plain Deno's W1 loop (async write + syncData, 8 in
-//   flight: the better variant here), a new file per repetition;
+//   one manager for every repetition) against plain Deno's W1 loops, as bench:compare runs them
+//   (writeSync + syncDataSync per batch, then async write + syncData with 8 in flight, each on a
+//   new file) counting the better of the two in each repetition;
 // - W3 (64 producers on one core, each awaiting its own record, 50,000 records) against plain
 //   Deno's W2s loop (writeSync + syncDataSync per record, 5,000 records), the goal's baseline.
 // Usage: deno run -A bench/warmup.ts [--workload W1|W3] [--reps 4] [--runs 3]
@@ -11,6 +13,7 @@ import { parseArgs } from "node:util";
 import { PerCoreWalConfig, PerCoreWalManager } from "../mod.ts";
 import { groupCommit, KEYS } from "./_loops.ts";
 import { Framer, PlainFile } from "./compare/plain.ts";
+import { median } from "./compare/report.ts";
 import { recordBytes } from "./compare/workloads.ts";
 
 const BATCH = 512;
@@ -37,7 +40,8 @@ async function wal(dir: string, workload: string, reps: number): Promise<number[
         records = 200_000;
         const pending: Promise<void>[] = [];
         for (let i = 0; i < records; i += BATCH) {
-          for (let k = 0; k < BATCH; k++) log.appendPut(keys[k], value);
+          const n = Math.min(BATCH, records - i);
+          for (let k = 0; k < n; k++) log.appendPut(keys[k], value);
           pending.push(log.sync());
           if (pending.length >= IN_FLIGHT) await pending.shift();
         }
@@ -52,43 +56,61 @@ async function wal(dir: string, workload: string, reps: number): Promise<number[
 }
 
 /**
- * Records/s of each repetition of plain Deno's loop: W1's (async write + syncData, 8 in flight),
- * or for W3 its baseline, W2s (writeSync + syncDataSync per record).
+ * Records/s of each repetition of plain Deno's loop: for W1 the better of its two loops, for W3
+ * its baseline, W2s (writeSync + syncDataSync per record).
  */
 async function plain(dir: string, workload: string, reps: number): Promise<number[]> {
   const rates: number[] = [];
-  const f = new Framer(BATCH * recordBytes(128));
   for (let rep = 0; rep < reps; rep++) {
-    const file = new PlainFile(`${dir}/plain-${rep}.log`);
-    try {
-      const t0 = performance.now();
-      let records: number;
-      if (workload === "W3") {
-        records = 5_000;
-        for (let i = 0; i < records; i++) {
-          f.reset();
-          f.put(keys[i & 511], value);
-          file.writeAllSync(f.buf.subarray(0, f.used));
-          file.syncDataSync();
-        }
-      } else {
-        records = 200_000;
-        const pending: Promise<void>[] = [];
-        for (let i = 0; i < records; i += BATCH) {
-          f.reset();
-          for (let k = 0; k < BATCH; k++) f.put(keys[k], value);
-          await file.writeAll(f.buf.subarray(0, f.used));
-          pending.push(file.syncData());
-          while (pending.length >= IN_FLIGHT) await pending.shift();
-        }
-        await Promise.all(pending);
-      }
-      rates.push(records / ((performance.now() - t0) / 1000));
-    } finally {
-      file.close();
+    if (workload === "W3") {
+      rates.push(plainLoop(`${dir}/w2s-${rep}.log`, 5_000, 1));
+    } else {
+      const sync = plainLoop(`${dir}/sync-${rep}.log`, 200_000, BATCH);
+      rates.push(Math.max(sync, await plainAsync(`${dir}/async-${rep}.log`, 200_000)));
     }
   }
   return rates;
+}
+
+/** Records/s of `records` framed in batches of `batch`, each `writeSync` + `syncDataSync`. */
+function plainLoop(path: string, records: number, batch: number): number {
+  const file = new PlainFile(path);
+  const f = new Framer(batch * recordBytes(128));
+  try {
+    const t0 = performance.now();
+    for (let i = 0; i < records; i += batch) {
+      const n = Math.min(batch, records - i);
+      f.reset();
+      for (let k = 0; k < n; k++) f.put(keys[(i + k) & 511], value);
+      file.writeAllSync(f.buf.subarray(0, f.used));
+      file.syncDataSync();
+    }
+    return records / ((performance.now() - t0) / 1000);
+  } finally {
+    file.close();
+  }
+}
+
+/** Records/s of W1's async loop: write + syncData per batch, up to 8 syncData outstanding. */
+async function plainAsync(path: string, records: number): Promise<number> {
+  const file = new PlainFile(path);
+  const f = new Framer(BATCH * recordBytes(128));
+  try {
+    const t0 = performance.now();
+    const pending: Promise<void>[] = [];
+    for (let i = 0; i < records; i += BATCH) {
+      const n = Math.min(BATCH, records - i);
+      f.reset();
+      for (let k = 0; k < n; k++) f.put(keys[(i + k) & 511], value);
+      await file.writeAll(f.buf.subarray(0, f.used));
+      pending.push(file.syncData());
+      while (pending.length >= IN_FLIGHT) await pending.shift();
+    }
+    await Promise.all(pending);
+    return records / ((performance.now() - t0) / 1000);
+  } finally {
+    file.close();
+  }
 }
 
 const { values } = parseArgs({
@@ -116,6 +138,7 @@ if (values.child !== undefined) {
 } else {
   const runs = Number(values.runs);
   const here = new URL(".", import.meta.url).pathname;
+  Deno.mkdirSync(`${here}.data`, { recursive: true });
   const all: Record<string, number[][]> = { wal: [], plain: [] };
   for (let run = 0; run < runs; run++) {
     for (const side of ["wal", "plain"]) {
@@ -145,7 +168,7 @@ if (values.child !== undefined) {
     }
   }
   const fmt = (r: number) => r >= 1e6 ? `${(r / 1e6).toFixed(2)}M` : `${(r / 1e3).toFixed(1)}k`;
-  const median = (xs: number[]) => xs.toSorted((a, b) => a - b)[xs.length >> 1];
+
   const m = (side: string, rep: number) => median(all[side].map((r) => r[rep]));
   const base = workload === "W3" ? "plain W2s" : "plain";
   console.log(`${workload}'s loop repeated in one process: medians of ${runs} runs, records/s`);
