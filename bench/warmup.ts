@@ -8,6 +8,7 @@
 //   new file) counting the better of the two in each repetition;
 // - W3 (64 producers on one core, each awaiting its own record, 50,000 records) against plain
 //   Deno's W2s loop (writeSync + syncDataSync per record, 5,000 records), the goal's baseline.
+// The WAL side also counts the minor page faults of its process in each repetition.
 // Usage: deno run -A bench/warmup.ts [--workload W1|W3] [--reps 4] [--runs 3]
 import { parseArgs } from "node:util";
 import { PerCoreWalConfig, PerCoreWalManager } from "../mod.ts";
@@ -21,16 +22,29 @@ const IN_FLIGHT = 8;
 const keys = KEYS;
 const value = new Uint8Array(112).fill(0x5a);
 
-/** Records/s of each repetition of the workload's loop through the WAL. */
-async function wal(dir: string, workload: string, reps: number): Promise<number[]> {
+/** Minor page faults of this process so far (field 10 of /proc/self/stat). */
+function pageFaults(): number {
+  const stat = Deno.readTextFileSync("/proc/self/stat");
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[7]);
+}
+
+/** One repetition's records/s and the page faults the process took meanwhile. */
+interface Rep {
+  rate: number;
+  faults: number;
+}
+
+/** Each repetition of the workload's loop through the WAL. */
+async function wal(dir: string, workload: string, reps: number): Promise<Rep[]> {
   const manager = await PerCoreWalManager.open(
     new PerCoreWalConfig(dir, 1, { backend: "io_uring" }),
   );
   try {
     await new Promise((r) => setTimeout(r, 1500)); // the zero-fill of the next segment
     const log = manager.writer(0);
-    const rates: number[] = [];
+    const out: Rep[] = [];
     for (let rep = 0; rep < reps; rep++) {
+      const f0 = pageFaults();
       const t0 = performance.now();
       let records: number;
       if (workload === "W3") {
@@ -47,9 +61,9 @@ async function wal(dir: string, workload: string, reps: number): Promise<number[
         }
         await Promise.all(pending);
       }
-      rates.push(records / ((performance.now() - t0) / 1000));
+      out.push({ rate: records / ((performance.now() - t0) / 1000), faults: pageFaults() - f0 });
     }
-    return rates;
+    return out;
   } finally {
     await manager.close();
   }
@@ -131,15 +145,15 @@ if (workload !== "W1" && workload !== "W3") {
 }
 
 if (values.child !== undefined) {
-  const rates = values.child === "wal"
+  const out = values.child === "wal"
     ? await wal(values.dir!, workload, reps)
-    : await plain(values.dir!, workload, reps);
-  console.log(JSON.stringify(rates));
+    : (await plain(values.dir!, workload, reps)).map((rate) => ({ rate, faults: 0 }));
+  console.log(JSON.stringify(out));
 } else {
   const runs = Number(values.runs);
   const here = new URL(".", import.meta.url).pathname;
   Deno.mkdirSync(`${here}.data`, { recursive: true });
-  const all: Record<string, number[][]> = { wal: [], plain: [] };
+  const all: Record<string, Rep[][]> = { wal: [], plain: [] };
   for (let run = 0; run < runs; run++) {
     for (const side of ["wal", "plain"]) {
       const dir = await Deno.makeTempDir({ dir: `${here}.data`, prefix: "warmup-" });
@@ -169,14 +183,18 @@ if (values.child !== undefined) {
   }
   const fmt = (r: number) => r >= 1e6 ? `${(r / 1e6).toFixed(2)}M` : `${(r / 1e3).toFixed(1)}k`;
 
-  const m = (side: string, rep: number) => median(all[side].map((r) => r[rep]));
+  const m = (side: string, rep: number) => median(all[side].map((r) => r[rep].rate));
+  const faults = (rep: number) => median(all.wal.map((r) => r[rep].faults));
   const base = workload === "W3" ? "plain W2s" : "plain";
   console.log(`${workload}'s loop repeated in one process: medians of ${runs} runs, records/s`);
-  console.log(`| repetition | wal-uring | ${base} | wal / ${base} |\n|--:|--:|--:|--:|`);
+  console.log(
+    `| repetition | wal-uring | ${base} | wal / ${base} | WAL process page faults |\n` +
+      "|--:|--:|--:|--:|--:|",
+  );
   for (let rep = 0; rep < reps; rep++) {
     const w = m("wal", rep), p = m("plain", rep);
     console.log(
-      `| ${rep + 1} | ${fmt(w)} | ${fmt(p)} | ${(w / p).toFixed(2)}× |`,
+      `| ${rep + 1} | ${fmt(w)} | ${fmt(p)} | ${(w / p).toFixed(2)}× | ${faults(rep)} |`,
     );
   }
 }
