@@ -41,7 +41,6 @@ if (["append", "w1", "w2", "w2s", "w3"].includes(mode)) {
   try {
     await new Promise((r) => setTimeout(r, 1500)); // the zero-fill of the next segment
     const log = manager.writer(0);
-    const keys = KEYS;
     const value = new Uint8Array(112).fill(0x5a);
     const before = await threadCpu();
     let timedMs = 0;
@@ -52,7 +51,7 @@ if (["append", "w1", "w2", "w2s", "w3"].includes(mode)) {
       const stretches: string[] = [];
       let t = t0;
       for (let i = 0; i < records; i += 512) {
-        for (let k = 0; k < 512; k++) log.appendPut(keys[k], value);
+        for (let k = 0; k < 512; k++) log.appendPut(KEYS[k], value);
         pending.push(log.sync());
         if (pending.length >= 8) await pending.shift();
         if (i % 20_480 === 19_968 && stretches.length < 10) {
@@ -68,14 +67,14 @@ if (["append", "w1", "w2", "w2s", "w3"].includes(mode)) {
     if (mode === "w2") {
       const t0 = performance.now();
       for (let i = 0; i < records; i += 512) {
-        for (let k = 0; k < 512; k++) log.appendPut(keys[k], value);
+        for (let k = 0; k < 512; k++) log.appendPut(KEYS[k], value);
         await log.sync();
       }
       timedMs = performance.now() - t0;
     }
     if (mode === "w2s") {
       const t0 = performance.now();
-      for (let i = 0; i < records; i++) await log.waitDurable(log.appendPut(keys[i & 511], value));
+      for (let i = 0; i < records; i++) await log.waitDurable(log.appendPut(KEYS[i & 511], value));
       timedMs = performance.now() - t0;
     }
     if (mode === "w3") {
@@ -86,7 +85,7 @@ if (["append", "w1", "w2", "w2s", "w3"].includes(mode)) {
     for (let i = mode === "append" ? 0 : records; i < records;) {
       const n = Math.min(65_536, records - i);
       const t0 = performance.now();
-      for (let k = 0; k < n; k++) log.appendPut(keys[(i + k) & 511], value);
+      for (let k = 0; k < n; k++) log.appendPut(KEYS[(i + k) & 511], value);
       timedMs += performance.now() - t0;
       i += n;
       await log.sync();

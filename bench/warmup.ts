@@ -19,7 +19,6 @@ import { recordBytes } from "./compare/workloads.ts";
 
 const BATCH = 512;
 const IN_FLIGHT = 8;
-const keys = KEYS;
 const value = new Uint8Array(112).fill(0x5a);
 
 /** Minor page faults of this process so far (field 10 of /proc/self/stat). */
@@ -55,7 +54,7 @@ async function wal(dir: string, workload: string, reps: number): Promise<Rep[]> 
         const pending: Promise<void>[] = [];
         for (let i = 0; i < records; i += BATCH) {
           const n = Math.min(BATCH, records - i);
-          for (let k = 0; k < n; k++) log.appendPut(keys[k], value);
+          for (let k = 0; k < n; k++) log.appendPut(KEYS[k], value);
           pending.push(log.sync());
           if (pending.length >= IN_FLIGHT) await pending.shift();
         }
@@ -95,7 +94,7 @@ function plainLoop(path: string, records: number, batch: number): number {
     for (let i = 0; i < records; i += batch) {
       const n = Math.min(batch, records - i);
       f.reset();
-      for (let k = 0; k < n; k++) f.put(keys[(i + k) & 511], value);
+      for (let k = 0; k < n; k++) f.put(KEYS[(i + k) & 511], value);
       file.writeAllSync(f.buf.subarray(0, f.used));
       file.syncDataSync();
     }
@@ -115,7 +114,7 @@ async function plainAsync(path: string, records: number): Promise<number> {
     for (let i = 0; i < records; i += BATCH) {
       const n = Math.min(BATCH, records - i);
       f.reset();
-      for (let k = 0; k < n; k++) f.put(keys[(i + k) & 511], value);
+      for (let k = 0; k < n; k++) f.put(KEYS[(i + k) & 511], value);
       await file.writeAll(f.buf.subarray(0, f.used));
       pending.push(file.syncData());
       while (pending.length >= IN_FLIGHT) await pending.shift();

@@ -426,8 +426,9 @@ class CoreWorker {
     const i32 = this.ctl.i32;
     this.#noKernelSleep = true;
     Atomics.store(i32, I.BELL, 0);
-    for (let waited = 0; Atomics.load(i32, I.RINGING) !== 0; waited++) {
-      if (waited >= CLOSE_BELL_WAIT_MS) return;
+    const giveUp = performance.now() + CLOSE_BELL_WAIT_MS;
+    while (Atomics.load(i32, I.RINGING) !== 0) {
+      if (performance.now() >= giveUp) return;
       await new Promise((r) => setTimeout(r, 1));
     }
     try {

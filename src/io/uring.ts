@@ -571,6 +571,8 @@ export class UringBackend implements IoBackend {
   /** The bell read failed: waitIdle is unavailable from now on. */
   #bellBroken = false;
   readonly #bellBuf = new Uint8Array(8);
+  /** Where the bell's read lands (the buffer does not move). */
+  readonly #bellAddr = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.#bellBuf)));
 
   /**
    * Blocks this thread until a completion arrives, `bell` (an eventfd) is written or
@@ -587,8 +589,7 @@ export class UringBackend implements IoBackend {
     if (!this.#bellArmed) {
       if (ring.sqSpace > 0) {
         this.#bellArmed = true;
-        const addr = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.#bellBuf)));
-        ring.prep(Op.READ, 0, bell, 0, addr, 8, 0, BELL_ID);
+        ring.prep(Op.READ, 0, bell, 0, this.#bellAddr, 8, 0, BELL_ID);
         if (!this.#submitted(ring.submit())) return "unavailable";
       } else {
         // No room for the bell's read (SQEs wait for a retried submit): deaf to producers
