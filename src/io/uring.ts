@@ -374,6 +374,7 @@ export class UringBackend implements IoBackend {
   /** Creates the ring and its eventfd. Throws "Unsupported" if io_uring cannot be used. */
   constructor(options: UringBackendOptions) {
     this.#ring = Ring.create(options.ringEntries);
+    this.#bellAddr = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.#bellBuf)));
     this.#shortEvery = options.shortWriteEvery ?? 0;
     this.#eagainSubmits = options.eagainSubmits ?? 0;
     const spinUs = options.completionSpinUs ?? DEFAULT_COMPLETION_SPIN_US;
@@ -572,7 +573,7 @@ export class UringBackend implements IoBackend {
   #bellBroken = false;
   readonly #bellBuf = new Uint8Array(8);
   /** Where the bell's read lands (the buffer does not move). */
-  readonly #bellAddr = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.#bellBuf)));
+  readonly #bellAddr: bigint;
 
   /**
    * Blocks this thread until a completion arrives, `bell` (an eventfd) is written or
