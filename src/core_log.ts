@@ -42,7 +42,8 @@ import { type LatencyBuckets, LatencyHistogram, type LatencySummary } from "./hi
 import type { BackendKind, IoBackend, IoFile } from "./io/backend.ts";
 import { enableNativeCrc32c } from "./io/checksum.ts";
 import { SharedCopier } from "./shared_copy.ts";
-import { ioError, readFullyAt, SyncBackend } from "./io/sync.ts";
+import { SyncBackend } from "./io/sync.ts";
+import { ioError, readFullyAt } from "./fs.ts";
 import { UringBackend } from "./io/uring.ts";
 import { acknowledgedClaim, isUnstartedSegment, scanSegment } from "./reader.ts";
 import type { Bytes, CommitOffsets, WalOperation, WalOperationInput } from "./types.ts";

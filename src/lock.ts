@@ -6,7 +6,7 @@
  */
 
 import { PerCoreWalError } from "./errors.ts";
-import { ioError } from "./io/sync.ts";
+import { ioError } from "./fs.ts";
 
 /** The lock file's name. */
 export const LOCK_FILE = "wal.lock";

@@ -5,7 +5,7 @@
  */
 
 import { enableNativeCrc32c } from "./io/checksum.ts";
-import { ioError } from "./io/sync.ts";
+import { ioError } from "./fs.ts";
 import { PerCoreWalError } from "./errors.ts";
 import {
   batchMarkerClaim,

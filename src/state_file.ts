@@ -15,7 +15,7 @@
 
 import { crc32c, crc32cUpdate } from "./crc32c.ts";
 import { PerCoreWalError } from "./errors.ts";
-import { ioError, readFullyAt } from "./io/sync.ts";
+import { ioError, readFullyAt } from "./fs.ts";
 
 const MAGIC = new TextEncoder().encode("PCWALKV1");
 const END_MAGIC = new TextEncoder().encode("PCKVEND1");

@@ -14,7 +14,7 @@ import type {
   WritePart,
   WritePurpose,
 } from "../src/io/backend.ts";
-import { readFullyAt } from "../src/io/sync.ts";
+import { readFullyAt } from "../src/fs.ts";
 
 const SECTOR = 512;
 

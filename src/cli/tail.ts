@@ -16,7 +16,7 @@
 import type { PerCoreWalConfig } from "../config.ts";
 import { listCoreSegments } from "../core_log.ts";
 import { PerCoreWalError } from "../errors.ts";
-import { ioError } from "../io/sync.ts";
+import { ioError } from "../fs.ts";
 import { SEGMENT_DATA_OFFSET } from "../format.ts";
 import { compareEntries } from "../merge.ts";
 import { PerCoreWalReader } from "../reader.ts";

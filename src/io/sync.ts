@@ -7,43 +7,11 @@
  */
 
 import { PerCoreWalError } from "../errors.ts";
+import { ioError, readFullyAt, syncDirectory } from "../fs.ts";
 import type { IoBackend, IoFile, OpenFileOptions, WritePart } from "./backend.ts";
 
 interface SyncFile extends IoFile {
   file: Deno.FsFile | undefined;
-}
-
-/** Reads into `into` from `offset` until it is full or the file ends; returns the bytes read. */
-export function readFullyAt(file: Deno.FsFile, into: Uint8Array, offset: number): number {
-  file.seekSync(offset, Deno.SeekMode.Start);
-  let n = 0;
-  while (n < into.length) {
-    const r = file.readSync(into.subarray(n));
-    if (r === null) break;
-    n += r;
-  }
-  return n;
-}
-
-/** Turns a Deno I/O error into a `PerCoreWalError` "Io" with the errno name when known. */
-export function ioError(
-  e: unknown,
-  operation: string,
-  path?: string,
-  offset?: number,
-): PerCoreWalError {
-  if (e instanceof PerCoreWalError) return e;
-  const errno = (e as { code?: string }).code;
-  const at = path === undefined ? "" : ` on "${path}"`;
-  const off = offset === undefined ? "" : ` at offset ${offset}`;
-  const why = errno ?? (e instanceof Error ? e.message : String(e));
-  return new PerCoreWalError("Io", `${operation} failed${at}${off}: ${why}`, {
-    errno,
-    operation,
-    segment: path,
-    offset,
-    cause: e,
-  });
 }
 
 /** The synchronous backend. */
@@ -126,12 +94,7 @@ export class SyncBackend implements IoBackend {
   }
 
   syncDirectory(path: string): void {
-    try {
-      using dir = Deno.openSync(path, { read: true });
-      dir.syncSync();
-    } catch (e) {
-      throw ioError(e, "fsync directory", path);
-    }
+    syncDirectory(path);
   }
 
   allocBuffer(size: number): Uint8Array {

@@ -1,0 +1,146 @@
+/**
+ * The one place where the module touches the file system outside its I/O backends. Every call
+ * here throws nothing but `PerCoreWalError` (code `Io`, with the operation, the path, the errno
+ * name and the original error as `cause`), so that no raw `Deno.errors.*` leaves the module.
+ *
+ * Callers that expect a missing file ask for it explicitly (`...IfExists`, {@linkcode isMissing})
+ * instead of catching everything.
+ *
+ * @module
+ */
+
+import { PerCoreWalError } from "./errors.ts";
+
+/** Turns a Deno I/O error into a `PerCoreWalError` "Io" with the errno name when known. */
+export function ioError(
+  e: unknown,
+  operation: string,
+  path?: string,
+  offset?: number,
+): PerCoreWalError {
+  if (e instanceof PerCoreWalError) return e;
+  const errno = (e as { code?: string } | null)?.code;
+  const at = path === undefined ? "" : ` on "${path}"`;
+  const off = offset === undefined ? "" : ` at offset ${offset}`;
+  const why = errno ?? (e instanceof Error ? e.message : String(e));
+  return new PerCoreWalError("Io", `${operation} failed${at}${off}: ${why}`, {
+    errno,
+    operation,
+    segment: path,
+    offset,
+    cause: e,
+  });
+}
+
+/** Whether `e` (raw or wrapped by {@linkcode ioError}) says that the path does not exist. */
+export function isMissing(e: unknown): boolean {
+  return e instanceof Deno.errors.NotFound ||
+    (e instanceof PerCoreWalError && e.code === "Io" && e.errno === "ENOENT");
+}
+
+/** Runs `fn`, turning what it throws into a `PerCoreWalError` naming `operation` and `path`. */
+function _io<T>(operation: string, path: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw ioError(e, operation, path);
+  }
+}
+
+/** Opens a file. */
+export function openFile(path: string, options: Deno.OpenOptions): Deno.FsFile {
+  return _io("open", path, () => Deno.openSync(path, options));
+}
+
+/** `lstat`: the entry itself, never what a symbolic link points to. */
+export function lstatPath(path: string): Deno.FileInfo {
+  return _io("lstat", path, () => Deno.lstatSync(path));
+}
+
+/** `lstat`, or undefined when nothing is at `path`. */
+export function lstatIfExists(path: string): Deno.FileInfo | undefined {
+  try {
+    return Deno.lstatSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw ioError(e, "lstat", path);
+  }
+}
+
+/** `stat` (follows symbolic links). */
+export function statPath(path: string): Deno.FileInfo {
+  return _io("stat", path, () => Deno.statSync(path));
+}
+
+/** The entries of a directory. */
+export function readDirectory(path: string): Deno.DirEntry[] {
+  return _io("read directory", path, () => Array.from(Deno.readDirSync(path)));
+}
+
+/** Reads a whole file. */
+export function readWholeFile(path: string): Uint8Array<ArrayBuffer> {
+  return _io("read", path, () => Deno.readFileSync(path) as Uint8Array<ArrayBuffer>);
+}
+
+/** Removes a file (or a directory, with `recursive`). */
+export function removePath(path: string, options?: Deno.RemoveOptions): void {
+  _io("remove", path, () => Deno.removeSync(path, options));
+}
+
+/** Removes a file; false if it was not there. */
+export function removeIfExists(path: string, options?: Deno.RemoveOptions): boolean {
+  try {
+    Deno.removeSync(path, options);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw ioError(e, "remove", path);
+  }
+}
+
+/** Renames `from` to `to` (replacing `to` if it exists). */
+export function renamePath(from: string, to: string): void {
+  _io("rename", from, () => Deno.renameSync(from, to));
+}
+
+/** Creates a directory. */
+export function makeDirectory(path: string, options?: Deno.MkdirOptions): void {
+  _io("mkdir", path, () => Deno.mkdirSync(path, options));
+}
+
+/** Reads into `into` from `offset` until it is full or the file ends; returns the bytes read. */
+export function readFullyAt(file: Deno.FsFile, into: Uint8Array, offset: number): number {
+  file.seekSync(offset, Deno.SeekMode.Start);
+  let n = 0;
+  while (n < into.length) {
+    const r = file.readSync(into.subarray(n));
+    if (r === null) break;
+    n += r;
+  }
+  return n;
+}
+
+/** fsyncs a directory, so that the entries created, renamed or removed in it are durable. */
+export function syncDirectory(path: string): void {
+  _io("fsync directory", path, () => {
+    using dir = Deno.openSync(path, { read: true });
+    dir.syncSync();
+  });
+}
+
+/** fsyncs a file by path. */
+export function syncFile(path: string): void {
+  _io("fsync", path, () => {
+    using f = Deno.openSync(path, { read: true, write: true });
+    f.syncSync();
+  });
+}
+
+/** Cuts a file at `length` bytes and fsyncs it. */
+export function truncateFile(path: string, length: number): void {
+  _io("ftruncate", path, () => {
+    using f = Deno.openSync(path, { read: true, write: true });
+    f.truncateSync(length);
+    f.syncSync();
+  });
+}
