@@ -45,7 +45,7 @@ import { SharedCopier } from "./shared_copy.ts";
 import { SyncBackend } from "./io/sync.ts";
 import { ioError, readFullyAt } from "./fs.ts";
 import { UringBackend } from "./io/uring.ts";
-import { acknowledgedClaim, isUnstartedSegment, scanSegment } from "./reader.ts";
+import { recoverCoreSegments } from "./open_recovery.ts";
 import type { Bytes, CommitOffsets, WalOperation, WalOperationInput } from "./types.ts";
 
 const MiB = 1024 * 1024;
@@ -976,145 +976,22 @@ export class CoreLog {
 
   /** Reads the existing segments of this core and continues after the last valid record. */
   async #recover(): Promise<void> {
-    const segs = listCoreSegments(this.#config, this.coreId);
-    // Preallocated segments never started (only zeros) at the end of the list: the one
-    // prepared ahead, and a current one that got no record before a close or a crash.
-    // Then a last segment whose header block is zero but that holds data: the header is
-    // written in its first batch's chain, so no batch of it was acknowledged (section 8).
-    while (segs.length > 0) {
-      const path = segs[segs.length - 1].path;
-      if (isUnstartedSegment(path)) {
-        Deno.removeSync(path);
-      } else if (!_hasHeader(path)) {
-        Deno.removeSync(path);
-        this.#io.syncDirectory(this.#config.baseDir);
-      } else break;
-      segs.pop();
-    }
-    let lastSeq: number | undefined;
-    let lastTsNs = 0n;
-    let last: {
-      index: number;
-      path: string;
-      validEnd: number;
-      size: number;
-      clean: boolean;
-      salt: number;
-      first: number;
-      version: number;
-    } | undefined;
-    for (let i = 0; i < segs.length; i++) {
-      const s = segs[i];
-      const isLast = i === segs.length - 1;
-      const r = await scanSegment(s.path, {
-        maxRecordBytes: this.#o.maxRecordBytes,
-        isLastSegment: isLast,
-        laterSegments: segs.slice(i + 1).map((x) => x.path),
-        // Segment 0 of a core starts at sequence 1.
-        expectedFirstSequence: lastSeq !== undefined
-          ? BigInt(lastSeq + 1)
-          : s.index === 0
-          ? 1n
-          : undefined,
-      });
-      if (r.end.kind === "torn" && !isLast) {
-        // A crash tail that began in this segment while the next one's first batches were in
-        // flight: none of the later segments' records was acknowledged. Remove them, last
-        // first and durably, before this one is cut (a crash in between finds the same tail).
-        // Then start over: this segment is the last one now.
-        for (const later of segs.splice(i + 1).reverse()) Deno.removeSync(later.path);
-        this.#io.syncDirectory(this.#config.baseDir);
-        return await this.#recover();
-      }
-      const where = { coreId: this.coreId, segment: s.path };
-      if (r.end.kind === "corrupted") {
-        throw new PerCoreWalError(
-          r.end.code,
-          `Cannot open segment "${s.path}": ${r.end.reason} at offset ${r.end.offset}`,
-          { ...where, offset: r.end.offset },
-        );
-      }
-      const h = r.header;
-      const expected = lastSeq !== undefined ? lastSeq + 1 : s.index === 0 ? 1 : undefined;
-      if (
-        h === undefined && r.end.kind === "end" && expected !== undefined &&
-        await acknowledgedClaim(segs.slice(i + 1).map((x) => x.path), this.#o.maxRecordBytes) <
-          expected
-      ) {
-        // An all-zero segment before later ones: none of its batches reached the disk, and no
-        // later batch marker says they were acknowledged (two rotations were in flight). The
-        // crash tail begins here: remove it and the later ones, last first, then start over.
-        for (const later of segs.splice(i).reverse()) Deno.removeSync(later.path);
-        this.#io.syncDirectory(this.#config.baseDir);
-        return await this.#recover();
-      }
-      if (h === undefined) {
-        throw new PerCoreWalError(
-          "Corrupted",
-          `Cannot open segment "${s.path}": its header is zero`,
-          where,
-        );
-      }
-      if (h.coreId !== this.coreId || h.segmentIndex !== s.index) {
-        throw new PerCoreWalError(
-          "Corrupted",
-          `Cannot open segment "${s.path}": its header says core ${h.coreId} segment ${h.segmentIndex}`,
-          where,
-        );
-      }
-      const first = Number(h.firstSequence);
-      if (
-        lastSeq !== undefined && first > lastSeq + 1 && h.version >= 2 &&
-        await acknowledgedClaim(segs.slice(i).map((x) => x.path), this.#o.maxRecordBytes) <=
-          lastSeq
-      ) {
-        // The previous segment's last batches never reached the disk while this one's did, and
-        // no batch marker from here on says they were acknowledged: a crash tail across the
-        // rotation. Remove this segment and the later ones (last first), then start over.
-        for (const later of segs.splice(i).reverse()) Deno.removeSync(later.path);
-        this.#io.syncDirectory(this.#config.baseDir);
-        return await this.#recover();
-      }
-      if (lastSeq !== undefined && first !== lastSeq + 1) {
-        throw new PerCoreWalError(
-          "Corrupted",
-          `Cannot open segment "${s.path}": it starts at sequence ${first} but the previous ` +
-            `segment ends at ${lastSeq} (a segment is missing)`,
-          where,
-        );
-      }
-      if (!isLast) {
-        // A process crash can leave an earlier segment's last batch only in the page cache:
-        // everything recovered is declared durable, so make it so.
-        _syncFile(s.path);
-      }
-      lastSeq = Number(r.stats.lastSequence);
-      if (r.stats.entryCount > 0) lastTsNs = r.lastTimestampNs;
-      this.#epoch = Math.max(this.#epoch, Number(r.stats.maxEpoch));
-      if (isLast) {
-        last = {
-          index: s.index,
-          path: s.path,
-          validEnd: r.stats.validEndOffset,
-          size: r.stats.fileSizeBytes,
-          clean: r.end.kind === "end",
-          salt: h.salt,
-          first,
-          version: h.version,
-        };
-      }
-    }
-    this.#nextSeq = (lastSeq ?? 0) + 1;
+    const found = await recoverCoreSegments(this.#config, this.coreId);
+    const last = found.last;
+    this.#epoch = Math.max(this.#epoch, found.maxEpoch);
+    const lastSeq = found.lastSequence;
+    const lastTsNs = found.lastTimestampNs;
+    let nextIndex = found.nextIndex;
+    this.#nextSeq = lastSeq + 1;
     this.#durableSeq = this.#nextSeq - 1;
     this.#lastUs = Number(lastTsNs / 1000n);
-    let nextIndex = segs.length > 0 ? segs[segs.length - 1].index + 1 : 0;
     if (last !== undefined) {
       const file = this.#io.openFile(last.path, this.#openOptions(false));
       const seg: Segment = {
         index: last.index,
         path: last.path,
         file,
-        firstSequence: last.first,
+        firstSequence: last.firstSequence,
         salt: last.salt,
         headerBlock: undefined,
         batches: 0,

@@ -1,0 +1,206 @@
+/**
+ * Open-time recovery of one core's segments (FORMAT.md section 9, "Repair on reopen"): reads
+ * them in order, asks the decision table (`src/damage_table.ts`) what each one means, puts a
+ * crash tail aside (`src/crash_tail.ts`), refuses damage, and says where appending goes on.
+ *
+ * @module
+ */
+
+import type { PerCoreWalConfig } from "./config.ts";
+import { setTailAside } from "./crash_tail.ts";
+import {
+  decideSegmentEnd,
+  decideSegmentStart,
+  type Decision,
+  endNeedsClaim,
+  startNeedsClaim,
+} from "./damage_table.ts";
+import { PerCoreWalError } from "./errors.ts";
+import { removePath, syncFile } from "./fs.ts";
+import { acknowledgedClaim, isUnstartedSegment, PerCoreWalReader } from "./reader.ts";
+import { listCoreSegments } from "./core_log.ts";
+
+/** The last started segment of a core after recovery: where appending may go on. */
+export interface LastSegment {
+  /** Its index. */
+  index: number;
+  /** Its path. */
+  path: string;
+  /** The end of its valid records. */
+  validEnd: number;
+  /** Its size in bytes. */
+  size: number;
+  /** Whether its records ended cleanly (only zeros, or nothing, after them). */
+  clean: boolean;
+  /** Its salt. */
+  salt: number;
+  /** Its first sequence. */
+  firstSequence: number;
+  /** Its format version. */
+  version: number;
+}
+
+/** What open-time recovery found for one core. */
+export interface RecoveredCore {
+  /** The last valid sequence (0: the core has no record). */
+  lastSequence: number;
+  /** The timestamp of the last valid record, in nanoseconds (0 without one). */
+  lastTimestampNs: bigint;
+  /** The largest epoch of a valid record (0 without one). */
+  maxEpoch: number;
+  /** The last started segment, if any. */
+  last: LastSegment | undefined;
+  /** The index the next new segment gets. */
+  nextIndex: number;
+  /** Segments of a crash tail put aside, by the names they were put aside under. */
+  putAside: string[];
+}
+
+type Segment = { index: number; path: string };
+type Walk =
+  | { kind: "done"; core: RecoveredCore }
+  | { kind: "tail"; at: number; offset: number };
+
+/**
+ * Reads core `coreId`'s segments, cuts a crash tail, and returns where the log goes on. Throws
+ * `PerCoreWalError` for damage that is not a crash tail.
+ */
+export async function recoverCoreSegments(
+  config: PerCoreWalConfig,
+  coreId: number,
+): Promise<RecoveredCore> {
+  const putAside: string[] = [];
+  while (true) {
+    const segs = _startedSegments(config, coreId);
+    const walk = await _walk(config, coreId, segs);
+    if (walk.kind === "done") return { ...walk.core, putAside };
+    // A crash tail that begins before the last segment's valid end: put it aside, then read
+    // again (the segment where it began is now the last one).
+    const begin = segs[walk.at];
+    putAside.push(
+      ...setTailAside(
+        config.baseDir,
+        { path: begin.path, offset: walk.offset },
+        segs.slice(walk.at + 1),
+      ),
+    );
+  }
+}
+
+/**
+ * The core's segments less those at the end that were never started (all zeros: the one
+ * prepared ahead, and a current one that got no record before a close or a crash), which are
+ * removed: they are prepared again later.
+ */
+function _startedSegments(config: PerCoreWalConfig, coreId: number): Segment[] {
+  const segs = listCoreSegments(config, coreId);
+  while (segs.length > 0 && isUnstartedSegment(segs[segs.length - 1].path)) {
+    removePath(segs.pop()!.path);
+  }
+  return segs;
+}
+
+async function _walk(config: PerCoreWalConfig, coreId: number, segs: Segment[]): Promise<Walk> {
+  const maxRecordBytes = config.options.maxRecordBytes;
+  const paths = segs.map((s) => s.path);
+  const core: RecoveredCore = {
+    lastSequence: 0,
+    lastTimestampNs: 0n,
+    maxEpoch: 0,
+    last: undefined,
+    nextIndex: segs.length > 0 ? segs[segs.length - 1].index + 1 : 0,
+    putAside: [],
+  };
+  let previousLast: bigint | undefined;
+  for (let i = 0; i < segs.length; i++) {
+    const s = segs[i];
+    const isLast = i === segs.length - 1;
+    const refuse = (d: Extract<Decision, { kind: "corrupt" }>) =>
+      new PerCoreWalError(
+        d.code,
+        `Cannot open segment "${s.path}": ${d.reason}${d.gap ? "" : ` at offset ${d.offset}`}`,
+        { coreId, segment: s.path, offset: d.gap ? undefined : d.offset },
+      );
+    // Segment 0 of a core starts at sequence 1.
+    const expected = previousLast !== undefined
+      ? previousLast + 1n
+      : s.index === 0
+      ? 1n
+      : undefined;
+    await using reader = await PerCoreWalReader.open(s.path, {
+      maxRecordBytes,
+      isLastSegment: isLast,
+      laterSegments: paths.slice(i + 1),
+      expectedFirstSequence: expected,
+    });
+    const h = reader.header;
+    if (h !== undefined) {
+      const facts = {
+        identityMatches: h.coreId === coreId && h.segmentIndex === s.index,
+        headerCoreId: h.coreId,
+        headerSegment: h.segmentIndex,
+        version: h.version,
+        firstSequence: h.firstSequence,
+        expected: previousLast === undefined ? undefined : previousLast + 1n,
+        startSegment: undefined,
+        index: s.index,
+        requireBeginning: false,
+        isFirst: i === 0,
+      };
+      const d = decideSegmentStart(
+        startNeedsClaim(facts)
+          ? {
+            ...facts,
+            claimFromHere: BigInt(await acknowledgedClaim(paths.slice(i), maxRecordBytes)),
+          }
+          : facts,
+      );
+      if (d.kind === "tail") return { kind: "tail", at: i, offset: 0 };
+      if (d.kind === "corrupt") throw refuse(d);
+    }
+    let r = await reader.readNext();
+    while (r.kind === "entry") r = await reader.readNext();
+    const endFacts = {
+      hasHeader: h !== undefined,
+      end: r.kind,
+      offset: r.offset,
+      reason: r.kind === "end" ? "" : r.reason,
+      code: r.kind === "corrupted" ? r.code : "Corrupted" as const,
+      expected,
+    };
+    const d = decideSegmentEnd(
+      endNeedsClaim(endFacts)
+        ? {
+          ...endFacts,
+          claimLater: BigInt(await acknowledgedClaim(paths.slice(i + 1), maxRecordBytes)),
+        }
+        : endFacts,
+    );
+    if (d.kind === "corrupt") throw refuse(d);
+    // A torn last record of the last segment is cut where appending resumes (CoreLog.open).
+    if (d.kind === "tail" && !(isLast && d.offset > 0)) {
+      return { kind: "tail", at: i, offset: d.offset };
+    }
+    // A process crash can leave an earlier segment's last batch only in the page cache:
+    // everything recovered is declared durable, so make it so.
+    if (!isLast) syncFile(s.path);
+    const st = reader.stats;
+    previousLast = st.lastSequence;
+    core.lastSequence = Number(st.lastSequence);
+    if (st.entryCount > 0) core.lastTimestampNs = reader.lastTimestampNs;
+    core.maxEpoch = Math.max(core.maxEpoch, Number(st.maxEpoch));
+    if (isLast) {
+      core.last = {
+        index: s.index,
+        path: s.path,
+        validEnd: st.validEndOffset,
+        size: st.fileSizeBytes,
+        clean: r.kind === "end",
+        salt: h!.salt,
+        firstSequence: Number(h!.firstSequence),
+        version: h!.version,
+      };
+    }
+  }
+  return { kind: "done", core };
+}
