@@ -24,6 +24,8 @@
  * @module
  */
 
+import type { SegmentHeader } from "./format.ts";
+
 /** A row's verdict: where the log of a core goes on, ends, or is damaged. */
 export type Decision =
   | {
@@ -253,9 +255,11 @@ export function decideDamage(f: DamageFacts): DamageDecision {
 // ---------------------------------------------------------------------------------------------
 // Across a core's segments
 
-/** What is known of a segment with a header before its records are read. */
+/** What is known of a segment before its records are read. */
 export interface SegmentStartFacts {
-  /** The header's core id and segment index equal the file name's. */
+  /** Whether its header block holds a valid header (false: zero; read on to find out more). */
+  hasHeader: boolean;
+  /** The header's core id and segment index equal the file name's (true without a header). */
   identityMatches: boolean;
   /** The header's core id and segment index (for the message). */
   headerCoreId: number;
@@ -283,12 +287,13 @@ export interface SegmentStartFacts {
 }
 
 const _gapUnclaimed = (f: SegmentStartFacts) =>
-  f.expected !== undefined && f.version >= 2 && f.firstSequence > f.expected &&
+  f.hasHeader && f.expected !== undefined && f.version >= 2 && f.firstSequence > f.expected &&
   (f.claimFromHere ?? 0n) < f.expected;
 const _startMissing = (f: SegmentStartFacts) =>
   f.isFirst && f.startSegment !== undefined && f.index !== f.startSegment;
 const _noBeginning = (f: SegmentStartFacts) =>
-  f.isFirst && f.startSegment === undefined && f.requireBeginning && f.firstSequence !== 1n;
+  f.hasHeader && f.isFirst && f.startSegment === undefined && f.requireBeginning &&
+  f.firstSequence !== 1n;
 
 function _gap(row: string, reason: string, foreign = false): Decision {
   return { kind: "corrupt", row, code: "Corrupted", offset: 0, reason, gap: true, foreign };
@@ -298,7 +303,7 @@ function _gap(row: string, reason: string, foreign = false): Decision {
 export const START_ROWS: readonly Row<SegmentStartFacts, Decision>[] = [
   {
     name: "header of another core or index",
-    when: (f) => !f.identityMatches,
+    when: (f) => f.hasHeader && !f.identityMatches,
     then: (f) =>
       _gap(
         "header of another core or index",
@@ -308,7 +313,7 @@ export const START_ROWS: readonly Row<SegmentStartFacts, Decision>[] = [
   },
   {
     name: "the checkpoint's start segment is missing",
-    when: (f) => f.identityMatches && _startMissing(f),
+    when: (f) => (!f.hasHeader || f.identityMatches) && _startMissing(f),
     then: (f) =>
       _gap(
         "the checkpoint's start segment is missing",
@@ -340,7 +345,8 @@ export const START_ROWS: readonly Row<SegmentStartFacts, Decision>[] = [
   {
     name: "a segment is missing",
     when: (f) =>
-      f.identityMatches && !_startMissing(f) && !_noBeginning(f) && !_gapUnclaimed(f) &&
+      f.hasHeader && f.identityMatches && !_startMissing(f) && !_noBeginning(f) &&
+      !_gapUnclaimed(f) &&
       f.expected !== undefined && f.firstSequence !== f.expected,
     then: (f) =>
       _gap(
@@ -352,15 +358,20 @@ export const START_ROWS: readonly Row<SegmentStartFacts, Decision>[] = [
   {
     name: "continues the log",
     when: (f) =>
-      f.identityMatches && !_startMissing(f) && !_noBeginning(f) && !_gapUnclaimed(f) &&
-      (f.expected === undefined || f.firstSequence === f.expected),
+      f.hasHeader && f.identityMatches && !_startMissing(f) && !_noBeginning(f) &&
+      !_gapUnclaimed(f) && (f.expected === undefined || f.firstSequence === f.expected),
     then: () => ({ kind: "continue", row: "continues the log" }),
+  },
+  {
+    name: "no header: its records decide",
+    when: (f) => !f.hasHeader && !_startMissing(f),
+    then: () => ({ kind: "continue", row: "no header: its records decide" }),
   },
 ];
 
 /** Whether {@linkcode decideSegmentStart} needs `claimFromHere` for these facts. */
 export function startNeedsClaim(f: Omit<SegmentStartFacts, "claimFromHere">): boolean {
-  return f.identityMatches && !_startMissing(f) && !_noBeginning(f) &&
+  return f.hasHeader && f.identityMatches && !_startMissing(f) && !_noBeginning(f) &&
     f.expected !== undefined && f.version >= 2 && f.firstSequence > f.expected;
 }
 
@@ -459,4 +470,32 @@ function _match<F, D>(rows: readonly Row<F, D>[], f: F): Row<F, D> {
     );
   }
   return hits[0];
+}
+
+/**
+ * The start facts of the segment with index `index` of core `coreId`, from its header (undefined:
+ * zero) and the last sequence of the previous segment read (undefined: none read yet).
+ */
+export function startFacts(
+  header: SegmentHeader | undefined,
+  coreId: number,
+  index: number,
+  previousLast: bigint | undefined,
+  isFirst: boolean,
+  first: { startSegment?: number; requireBeginning?: boolean } = {},
+): SegmentStartFacts {
+  return {
+    hasHeader: header !== undefined,
+    identityMatches: header === undefined ||
+      (header.coreId === coreId && header.segmentIndex === index),
+    headerCoreId: header?.coreId ?? coreId,
+    headerSegment: header?.segmentIndex ?? index,
+    version: header?.version ?? 0,
+    firstSequence: header?.firstSequence ?? 0n,
+    expected: previousLast === undefined ? undefined : previousLast + 1n,
+    startSegment: isFirst ? first.startSegment : undefined,
+    index,
+    requireBeginning: first.requireBeginning ?? false,
+    isFirst,
+  };
 }

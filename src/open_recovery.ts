@@ -13,6 +13,7 @@ import {
   decideSegmentStart,
   type Decision,
   endNeedsClaim,
+  startFacts,
   startNeedsClaim,
 } from "./damage_table.ts";
 import { PerCoreWalError } from "./errors.ts";
@@ -134,33 +135,20 @@ async function _walk(config: PerCoreWalConfig, coreId: number, segs: Segment[]):
       expectedFirstSequence: expected,
     });
     const h = reader.header;
-    if (h !== undefined) {
-      const facts = {
-        identityMatches: h.coreId === coreId && h.segmentIndex === s.index,
-        headerCoreId: h.coreId,
-        headerSegment: h.segmentIndex,
-        version: h.version,
-        firstSequence: h.firstSequence,
-        expected: previousLast === undefined ? undefined : previousLast + 1n,
-        startSegment: undefined,
-        index: s.index,
-        requireBeginning: false,
-        isFirst: i === 0,
-      };
-      const d = decideSegmentStart(
-        startNeedsClaim(facts)
-          ? {
-            ...facts,
-            claimFromHere: BigInt(await acknowledgedClaim(paths.slice(i), maxRecordBytes)),
-          }
-          : facts,
-      );
-      if (d.kind === "tail") return { kind: "tail", at: i, offset: 0 };
-      if (d.kind === "corrupt") throw refuse(d);
-    }
+    const facts = startFacts(h, coreId, s.index, previousLast, i === 0);
+    const d = decideSegmentStart(
+      startNeedsClaim(facts)
+        ? {
+          ...facts,
+          claimFromHere: BigInt(await acknowledgedClaim(paths.slice(i), maxRecordBytes)),
+        }
+        : facts,
+    );
+    if (d.kind === "tail") return { kind: "tail", at: i, offset: 0 };
+    if (d.kind === "corrupt") throw refuse(d);
     let r = await reader.readNext();
     while (r.kind === "entry") r = await reader.readNext();
-    const endFacts = {
+    const end = {
       hasHeader: h !== undefined,
       end: r.kind,
       offset: r.offset,
@@ -168,18 +156,18 @@ async function _walk(config: PerCoreWalConfig, coreId: number, segs: Segment[]):
       code: r.kind === "corrupted" ? r.code : "Corrupted" as const,
       expected,
     };
-    const d = decideSegmentEnd(
-      endNeedsClaim(endFacts)
+    const ended = decideSegmentEnd(
+      endNeedsClaim(end)
         ? {
-          ...endFacts,
+          ...end,
           claimLater: BigInt(await acknowledgedClaim(paths.slice(i + 1), maxRecordBytes)),
         }
-        : endFacts,
+        : end,
     );
-    if (d.kind === "corrupt") throw refuse(d);
+    if (ended.kind === "corrupt") throw refuse(ended);
     // A torn last record of the last segment is cut where appending resumes (CoreLog.open).
-    if (d.kind === "tail" && !(isLast && d.offset > 0)) {
-      return { kind: "tail", at: i, offset: d.offset };
+    if (ended.kind === "tail" && !(isLast && ended.offset > 0)) {
+      return { kind: "tail", at: i, offset: ended.offset };
     }
     // A process crash can leave an earlier segment's last batch only in the page cache:
     // everything recovered is declared durable, so make it so.

@@ -58,6 +58,7 @@ function damageCases(): Generator<DamageFacts> {
 
 function startCases(): Generator<SegmentStartFacts> {
   return combinations<SegmentStartFacts>({
+    hasHeader: [true, false],
     identityMatches: [true, false],
     headerCoreId: [0],
     headerSegment: [3],
@@ -176,6 +177,7 @@ Deno.test("decideDamage: the rows of FORMAT.md section 8", () => {
 });
 
 const start: SegmentStartFacts = {
+  hasHeader: true,
   identityMatches: true,
   headerCoreId: 0,
   headerSegment: 3,
@@ -209,6 +211,10 @@ Deno.test("decideSegmentStart: identity, the checkpoint's start, continuity and 
   assertEquals(decideSegmentStart({ ...gap, claimFromHere: 4n }).kind, "tail");
   const missing = decideSegmentStart({ ...gap, claimFromHere: 5n });
   assert(missing.kind === "corrupt" && missing.gap && missing.reason.includes("missing"));
+  // Without a header, only the checkpoint's start is checked before reading.
+  const none = { ...first, hasHeader: false, identityMatches: false };
+  assertEquals(decideSegmentStart(none).kind, "continue");
+  assertEquals(decideSegmentStart({ ...none, startSegment: 2 }).kind, "corrupt");
   // Version 1 segments carry no claims: a gap is always a missing segment.
   assertEquals(decideSegmentStart({ ...gap, version: 1, claimFromHere: 0n }).kind, "corrupt");
 });
