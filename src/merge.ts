@@ -11,6 +11,14 @@ import type { PerCoreWalConfig } from "./config.ts";
 import { listCoreSegments } from "./core_log.ts";
 import { PerCoreWalError } from "./errors.ts";
 import {
+  decideSegmentEnd,
+  decideSegmentStart,
+  type Decision,
+  endNeedsClaim,
+  startFacts,
+  startNeedsClaim,
+} from "./damage_table.ts";
+import {
   acknowledgedClaim,
   isUnstartedSegment,
   PerCoreWalReader,
@@ -135,7 +143,6 @@ export class CoreCursor {
   #atOffset = 0;
   #atLength = 0;
   #current: PositionedEntry | undefined;
-  #lastSeq: bigint | undefined;
   #segEntries = 0;
   #skipped: { offset: number; reason: string }[] = [];
   #done = false;
@@ -216,7 +223,6 @@ export class CoreCursor {
       const e = this.#entries[i];
       if (this.#o.toEpoch !== undefined && e.epoch > this.#o.toEpoch) return false;
       this.#bufPos = i + 1;
-      this.#lastSeq = e.sequence;
       this.#segEntries++;
       if (this.#o.fromEpoch !== undefined && e.epoch < this.#o.fromEpoch) continue;
       this.entry = e;
@@ -283,7 +289,6 @@ export class CoreCursor {
             this.#config.segmentPath(this.coreId, s.segment),
             s.segment,
             "it holds the checkpoint's barrier and is missing",
-            false,
           );
         }
         await this.#finish();
@@ -325,64 +330,45 @@ export class CoreCursor {
       startSequence: start?.offset ? start.sequence : undefined,
     });
     const h = reader.header;
-    let gap: string | undefined;
-    let foreign = false;
-    if (this.#segIdx === 0 && !this.#startChecked) {
-      this.#startChecked = true;
-      const s = this.#o.start;
-      if (s !== undefined && seg.index !== s.segment) {
-        gap = `replay starts in segment ${s.segment} (a checkpoint's barrier), which is missing`;
-      } else if (
-        this.#o.requireBeginning && s === undefined && h !== undefined && h.firstSequence !== 1n
-      ) {
-        gap = `the log begins at sequence ${h.firstSequence}: earlier segments were retired by a ` +
-          `checkpoint that is not usable, or are missing`;
-      }
-    }
-    if (
-      gap === undefined && h !== undefined && h.version >= 2 && this.#nextFirst !== undefined &&
-      h.firstSequence > this.#nextFirst &&
-      BigInt(
-          await acknowledgedClaim(
-            this.#segments.slice(this.#segIdx).map((x) => x.path),
-            this.#config.options.maxRecordBytes,
+    const isFirst = this.#segIdx === 0 && !this.#startChecked;
+    this.#startChecked ||= isFirst;
+    const facts = startFacts(h, this.coreId, seg.index, this.#previousLast(), isFirst, {
+      startSegment: this.#o.start?.segment,
+      requireBeginning: this.#o.requireBeginning,
+    });
+    const d = decideSegmentStart(
+      startNeedsClaim(facts)
+        ? {
+          ...facts,
+          claimFromHere: BigInt(
+            await acknowledgedClaim(
+              this.#segments.slice(this.#segIdx).map((x) => x.path),
+              this.#config.options.maxRecordBytes,
+            ),
           ),
-        ) < this.#nextFirst
-    ) {
+        }
+        : facts,
+    );
+    if (d.kind === "tail") {
       // The previous segment's last batches were lost while this one's first reached the disk,
       // and no batch marker from here on says they were acknowledged: a crash tail, the end.
       reader.close();
-      await this.#finish();
+      await this.#tail(seg, d.reason);
       return;
     }
-    if (gap !== undefined) {
-      // Checked below with the other gaps.
-    } else if (h !== undefined && (h.coreId !== this.coreId || h.segmentIndex !== seg.index)) {
-      gap = `its header is of core ${h.coreId} segment ${h.segmentIndex}`;
-      foreign = true;
-    } else if (
-      h !== undefined && this.#lastSeq !== undefined && h.firstSequence !== this.#lastSeq + 1n
-    ) {
-      gap =
-        `it starts at sequence ${h.firstSequence} but the previous segment ends at ${this.#lastSeq} ` +
-        `(a segment is missing)`;
-    }
-    if (gap !== undefined) {
+    if (d.kind === "corrupt") {
       const policy = this.#o.onGap ?? "throw";
-      this.#o.onGapFound?.({ path: seg.path, segment: seg.index, reason: gap });
-      if (policy === "throw") {
-        reader.close();
-        throw new PerCoreWalError("Corrupted", `Segment "${seg.path}": ${gap}`, {
-          coreId: this.coreId,
-          segment: seg.path,
-        });
-      }
-      if (policy === "stop" || foreign) {
-        reader.close();
-        if (policy === "stop") await this.#finish();
-        else this.#segIdx++;
+      if (policy !== "skip" || d.foreign) reader.close();
+      this.#gap(seg.path, seg.index, d.reason);
+      if (policy === "stop") {
+        await this.#finish();
         return;
       }
+      if (d.foreign) {
+        this.#segIdx++;
+        return;
+      }
+      // Salvage reads on past a missing segment.
     }
     this.#reader = reader;
     this.#clearBatch();
@@ -393,6 +379,24 @@ export class CoreCursor {
   async #endOfSegment(r: Exclude<ReadResult, { kind: "entry" }>): Promise<void> {
     const seg = this.#segments[this.#segIdx];
     const reader = this.#reader!;
+    if (reader.header === undefined && r.kind === "end") {
+      // An all-zero segment before started ones: the crash tail begins here, or it is damage.
+      const d = await this.#decideAllZero(seg);
+      if (d.kind === "tail") {
+        this.#reader = undefined;
+        await reader.closeAsync();
+        await this.#tail(seg, d.reason);
+        return;
+      }
+      if (d.kind === "corrupt") {
+        this.#reader = undefined;
+        await reader.closeAsync();
+        this.#gap(seg.path, seg.index, d.reason);
+        if ((this.#o.onGap ?? "throw") === "stop") await this.#finish();
+        else this.#segIdx++;
+        return;
+      }
+    }
     if (r.kind === "corrupted") {
       // A zero header followed by data is damage too (its records cannot even be checked).
       const policy = this.#o.onCorrupt ?? "throw";
@@ -426,11 +430,53 @@ export class CoreCursor {
     else this.#segIdx++;
   }
 
+  /** The last sequence of the previous segment read, if one was. */
+  #previousLast(): bigint | undefined {
+    return this.#nextFirst === undefined ? undefined : this.#nextFirst - 1n;
+  }
+
+  /** What an all-zero segment that is not the core's last means (the decision table's end rows). */
+  #decideAllZero(seg: { index: number }): Promise<Decision> | Decision {
+    const facts = {
+      hasHeader: false,
+      end: "end" as const,
+      offset: 0,
+      reason: "",
+      code: "Corrupted" as const,
+      // Segment 0 of a core starts at sequence 1.
+      expected: this.#nextFirst ?? (seg.index === 0 ? 1n : undefined),
+    };
+    if (!endNeedsClaim(facts)) return decideSegmentEnd(facts);
+    return acknowledgedClaim(
+      this.#segments.slice(this.#segIdx + 1).map((x) => x.path),
+      this.#config.options.maxRecordBytes,
+    ).then((claim) => decideSegmentEnd({ ...facts, claimLater: BigInt(claim) }));
+  }
+
+  /**
+   * A crash tail that begins at the start of `seg` (a rotation's batches in flight): reported as
+   * a torn end there, and the end of this core's log.
+   */
+  async #tail(seg: { index: number; path: string }, reason: string): Promise<void> {
+    if (this.#o.onTorn === "throw") {
+      throw _damage(seg.path, this.coreId, "TornWrite", reason, 0);
+    }
+    this.#o.onSegmentEnd?.({
+      path: seg.path,
+      segment: seg.index,
+      last: false,
+      end: { kind: "torn", offset: 0, reason },
+      entries: 0,
+      skipped: [],
+    });
+    await this.#finish();
+  }
+
   #startChecked = false;
   #nextFirst: bigint | undefined;
 
   /** Applies the gap policy outside #openSegment (a missing start segment). */
-  #gap(path: string, segment: number, reason: string, _foreign: boolean): void {
+  #gap(path: string, segment: number, reason: string): void {
     this.#o.onGapFound?.({ path, segment, reason });
     if ((this.#o.onGap ?? "throw") === "throw") {
       throw new PerCoreWalError("Corrupted", `Segment "${path}": ${reason}`, {

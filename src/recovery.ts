@@ -17,13 +17,14 @@ import {
   defaultCheckpointDir,
 } from "./checkpoint.ts";
 import { PerCoreWalConfig } from "./config.ts";
+import { asideName, setTailAside } from "./crash_tail.ts";
 import { listCoreSegments, refuseSymlink } from "./core_log.ts";
 import { PerCoreWalError } from "./errors.ts";
 import { toKey } from "./format.ts";
 import { SyncBackend } from "./io/sync.ts";
 import { lockWalDirectory, unlockWalDirectory } from "./lock.ts";
 import { CoreCursor, mergeCursors, type SegmentEnd } from "./merge.ts";
-import { isUnstartedSegment, scanSegment } from "./reader.ts";
+import { scanSegment } from "./reader.ts";
 import { ByteArena, compareBytes, keyString, StateFile } from "./state_file.ts";
 import type { Bytes, PerCoreWalEntry, SegmentStats } from "./types.ts";
 import { configFromDirectory } from "./wal_meta.ts";
@@ -491,7 +492,6 @@ export class PerCoreRecoveryManager {
           });
         }
       }
-      for (const cur of cursors) this.#rotationTail(report, cur, mode);
       if (!o.readOnly) this.#repair(report, mode, cursors, cutoff);
       const state = new RecoveredState(base, overlay);
       const result: PerCoreRecoveredState = {
@@ -522,45 +522,6 @@ export class PerCoreRecoveryManager {
     const d = this.#o.checkpointDir;
     if (d === false) return undefined;
     return d ?? defaultCheckpointDir(this.config.baseDir);
-  }
-
-  /**
-   * A cursor that ended cleanly although started segments follow met a crash tail at a rotation
-   * (a version 2 segment starting past a hole that no batch marker claims: `CoreCursor` ends
-   * there without a report line). Reports it as a torn tail beginning at the first segment the
-   * cursor did not finish, so that repair puts those segments aside as `CoreLog` reopen does.
-   */
-  #rotationTail(report: SegmentReport[], cur: CoreCursor, mode: RecoveryMode): void {
-    if (cur.stoppedAt !== undefined) return;
-    const last = report.findLast((l) => l.coreId === cur.coreId);
-    if (last === undefined || !["clean", "zeroTail", "unstarted"].includes(last.status)) return;
-    const segs = listCoreSegments(this.config, cur.coreId);
-    const rest = segs.filter((x) => x.index > last.segmentIndex);
-    if (!rest.some((x) => !isUnstartedSegment(x.path))) return;
-    // An all-zero segment the cursor read just before is where the tail begins (CoreLog reopen).
-    const begin = last.status === "unstarted" ? last : undefined;
-    const first = begin === undefined ? rest[0] : { index: last.segmentIndex, path: last.path };
-    const reason = `a later segment starts past the end of this core's log and no batch marker ` +
-      `claims the missing sequences: batches of a rotation in flight at a crash`;
-    if (mode === "strict") {
-      throw new PerCoreWalError("TornWrite", `Segment "${first.path}": ${reason}`, {
-        coreId: cur.coreId,
-        segment: first.path,
-        offset: 0,
-      });
-    }
-    if (begin !== undefined) report.splice(report.indexOf(begin), 1);
-    report.push({
-      coreId: cur.coreId,
-      path: first.path,
-      segmentIndex: first.index,
-      status: "tornTail",
-      offset: 0,
-      reason,
-      entries: 0,
-      action: "truncated",
-      applied: false,
-    });
   }
 
   /** Segment files of cores beyond `numCores`. */
@@ -642,7 +603,7 @@ export class PerCoreRecoveryManager {
     const cutCore = (coreId: number, segment: number, offset: number) => {
       _truncate(this.config.segmentPath(coreId, segment), offset);
       for (const s of listCoreSegments(this.config, coreId)) {
-        if (s.index > segment) Deno.renameSync(s.path, _aside(s.path));
+        if (s.index > segment) Deno.renameSync(s.path, asideName(s.path));
       }
       dirty = true;
     };
@@ -650,10 +611,9 @@ export class PerCoreRecoveryManager {
       if (line.status === "tornTail" && line.action === "truncated") {
         // A crash tail may begin before the last segment (batches of a rotation in flight):
         // the later segments hold no acknowledged record and are put aside first.
-        for (const x of listCoreSegments(this.config, line.coreId)) {
-          if (x.index > line.segmentIndex) Deno.renameSync(x.path, _aside(x.path));
-        }
-        _truncate(line.path, line.offset!);
+        const later = listCoreSegments(this.config, line.coreId)
+          .filter((x) => x.index > line.segmentIndex);
+        setTailAside(this.config.baseDir, { path: line.path, offset: line.offset! }, later);
         line.applied = true;
       }
     }
@@ -683,7 +643,7 @@ export class PerCoreRecoveryManager {
         } else {
           // A missing segment: everything from the segment after the gap on is put aside.
           for (const s of listCoreSegments(this.config, line.coreId)) {
-            if (s.index >= line.segmentIndex) Deno.renameSync(s.path, _aside(s.path));
+            if (s.index >= line.segmentIndex) Deno.renameSync(s.path, asideName(s.path));
           }
           dirty = true;
         }
@@ -741,19 +701,6 @@ function _segmentLine(coreId: number, s: SegmentEnd, mode: RecoveryMode): Segmen
           ? "skipped"
           : "refused",
       };
-  }
-}
-
-/** A name beside `path` for bytes put aside, never one in use (a rename would replace it). */
-function _aside(path: string): string {
-  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
-  for (let i = 0;; i++) {
-    const name = `${path}.damaged-${stamp}${i === 0 ? "" : `-${i}`}`;
-    try {
-      Deno.lstatSync(name);
-    } catch {
-      return name;
-    }
   }
 }
 

@@ -235,7 +235,7 @@ const ROWS: Row[] = [
     },
     error: PerCoreWalError,
     code: "Corrupted",
-    message: () => `Segment "${placed}": its header is of core 1 segment 0`,
+    message: () => `Segment "${placed}": its header says core 1 segment 0`,
   },
   {
     input: "a segment of another format version placed in the directory",
