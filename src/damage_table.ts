@@ -405,12 +405,12 @@ export const END_ROWS: readonly Row<SegmentEndFacts, Decision>[] = [
   {
     name: "all-zero segment, no later marker claims it",
     when: (f) => _allZero(f) && f.expected !== undefined && (f.claimLater ?? 0n) < f.expected,
-    then: () => ({
+    then: (f) => ({
       kind: "tail",
       row: "all-zero segment, no later marker claims it",
       offset: 0,
       reason: "an all-zero segment before started ones (its batches never reached the disk), " +
-        "and no later batch marker claims its records",
+        `and no batch marker claims sequence ${f.expected}`,
     }),
   },
   {

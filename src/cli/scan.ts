@@ -24,10 +24,16 @@ import { PerCoreWalConfig } from "../config.ts";
 import { listCoreSegments } from "../core_log.ts";
 import { PerCoreWalError } from "../errors.ts";
 import type { SegmentHeader } from "../format.ts";
+import {
+  decideSegmentEnd,
+  decideSegmentStart,
+  endNeedsClaim,
+  startFacts,
+  startNeedsClaim,
+} from "../damage_table.ts";
 import { acknowledgedClaim, isUnstartedSegment, PerCoreWalReader } from "../reader.ts";
 import { StateFile } from "../state_file.ts";
 import type { WalOperation } from "../types.ts";
-import { basename } from "./paths.ts";
 
 /** Damage found: where, and what is wrong. */
 export interface Damage {
@@ -197,62 +203,12 @@ export async function scanDirectory(
   const cores: SegmentScan[][] = [];
   for (let c = 0; c < config.numCores; c++) {
     const segs = lists[c];
-    // Segments prepared ahead and never started are not the core's last segment.
-    let last = segs.length - 1;
-    while (last >= 0 && isUnstartedSegment(segs[last].path)) last--;
-    const out: SegmentScan[] = [];
-    let prev: SegmentScan | undefined;
-    let tail: Damage | undefined;
-    for (let i = 0; i < segs.length; i++) {
-      if (tail !== undefined) {
-        // Past the start of the crash tail: nothing here was acknowledged.
-        tail.tailSegments!.push(segs[i].path);
-        out.push(_tailSegment(c, segs[i], tail));
-        done += out[i].fileSizeBytes;
-        continue;
-      }
-      const expectedFirst = prev?.header === undefined
-        ? (segs[i].index === 0 ? 1n : undefined)
-        : (prev.lastSequence ?? prev.header.firstSequence - 1n) + 1n;
-      const later = segs.slice(i + 1).map((x) => x.path);
-      const s = await _scanSegment(config, c, segs[i], {
-        isLast: i === last,
-        later,
-        expectedFirst,
-      }, (n) => options.onProgress?.(done + n, total));
-      done += s.fileSizeBytes;
-      const gap = await _gapCrashTail(config, s, prev, expectedFirst, segs.slice(i));
-      if (gap !== undefined) {
-        // A version 2 segment starting past the previous one's end, and no batch marker from
-        // here on claims the missing sequences: the batches at the rotation were in flight.
-        // All-zero segments just before it are where the tail begins (none of their batches
-        // reached the disk), as CoreLog reopen decides.
-        let k = out.length;
-        while (k > 0 && out[k - 1].state === "unstarted") k--;
-        if (k < out.length) {
-          gap.path = out[k].path;
-          gap.reason = `an all-zero segment (its batches never reached the disk), and then ` +
-            `${basename(s.path)}: ${gap.reason}`;
-          gap.tailSegments = [...out.slice(k).map((x) => x.path), s.path];
-          for (let j = k; j < out.length; j++) out[j] = _tailSegment(c, segs[j], gap);
-        }
-        tail = gap;
-        torn.push(gap);
-        out.push(_tailSegment(c, segs[i], gap, s.fileSizeBytes));
-        continue;
-      }
-      _checkContinuity(s, prev, used === undefined);
-      out.push(s);
-      if (s.header !== undefined) prev = s;
-      damage.push(...s.damage);
-      if (s.torn !== undefined) {
-        torn.push(s.torn);
-        if (i < last) {
-          s.torn.tailSegments = [];
-          tail = s.torn;
-        }
-      }
-    }
+    const scanned = await _scanCore(config, c, segs, used === undefined, (n) => {
+      options.onProgress?.(done + n, total);
+    }, (n) => done += n);
+    const out = scanned.segments;
+    damage.push(...scanned.damage);
+    torn.push(...scanned.torn);
     const start = used?.walPositions[c];
     if (start !== undefined && !segs.some((s) => s.index === start.segment)) {
       damage.push({
@@ -268,6 +224,120 @@ export async function scanDirectory(
   damage.push(..._extraSegments(config));
   options.onProgress?.(total, total);
   return { config, cores, checkpoints, checkpointDir, damage, torn };
+}
+
+/** One core's segments, scanned, with the decision table's verdict between them. */
+async function _scanCore(
+  config: PerCoreWalConfig,
+  coreId: number,
+  segs: { index: number; path: string }[],
+  requireBeginning: boolean,
+  progress: (bytes: number) => void,
+  scannedBytes: (bytes: number) => void,
+): Promise<{ segments: SegmentScan[]; damage: Damage[]; torn: Damage[] }> {
+  const maxRecordBytes = config.options.maxRecordBytes;
+  const paths = segs.map((s) => s.path);
+  // Segments prepared ahead and never started are not the core's last segment.
+  let last = segs.length - 1;
+  while (last >= 0 && isUnstartedSegment(segs[last].path)) last--;
+  const out: SegmentScan[] = [];
+  const damage: Damage[] = [];
+  const torn: Damage[] = [];
+  let prev: SegmentScan | undefined;
+  let tail: Damage | undefined;
+  const beginTail = (i: number, reason: string, size: number) => {
+    // Nothing from the start of this segment on was acknowledged.
+    tail = {
+      path: segs[i].path,
+      offset: 0,
+      code: "TornWrite",
+      reason,
+      tailSegments: [segs[i].path],
+    };
+    torn.push(tail);
+    out.push(_tailSegment(coreId, segs[i], tail, size));
+  };
+  for (let i = 0; i < segs.length; i++) {
+    if (tail !== undefined) {
+      // Past the start of the crash tail: nothing here was acknowledged.
+      tail.tailSegments!.push(segs[i].path);
+      out.push(_tailSegment(coreId, segs[i], tail));
+      scannedBytes(out[i].fileSizeBytes);
+      continue;
+    }
+    const previousLast = prev?.header === undefined
+      ? undefined
+      : prev.lastSequence ?? prev.header.firstSequence - 1n;
+    // Segment 0 of a core starts at sequence 1.
+    const expectedFirst = previousLast !== undefined
+      ? previousLast + 1n
+      : segs[i].index === 0
+      ? 1n
+      : undefined;
+    const s = await _scanSegment(config, coreId, segs[i], {
+      isLast: i === last,
+      later: paths.slice(i + 1),
+      expectedFirst,
+    }, progress);
+    scannedBytes(s.fileSizeBytes);
+    const facts = startFacts(s.header, coreId, s.index, previousLast, prev === undefined, {
+      requireBeginning,
+    });
+    const started = decideSegmentStart(
+      startNeedsClaim(facts)
+        ? {
+          ...facts,
+          claimFromHere: BigInt(await acknowledgedClaim(paths.slice(i), maxRecordBytes)),
+        }
+        : facts,
+    );
+    if (started.kind === "tail") {
+      beginTail(i, started.reason, s.fileSizeBytes);
+      continue;
+    }
+    if (started.kind === "corrupt") {
+      s.state = "corrupted";
+      s.damage.push({ path: s.path, offset: 0, code: started.code, reason: started.reason });
+    }
+    if (s.state === "unstarted" && i < last) {
+      // An all-zero segment before started ones.
+      const end = {
+        hasHeader: false,
+        end: "end" as const,
+        offset: 0,
+        reason: "",
+        code: "Corrupted" as const,
+        expected: expectedFirst,
+      };
+      const ended = decideSegmentEnd(
+        endNeedsClaim(end)
+          ? {
+            ...end,
+            claimLater: BigInt(await acknowledgedClaim(paths.slice(i + 1), maxRecordBytes)),
+          }
+          : end,
+      );
+      if (ended.kind === "tail") {
+        beginTail(i, ended.reason, s.fileSizeBytes);
+        continue;
+      }
+      if (ended.kind === "corrupt") {
+        s.state = "corrupted";
+        s.damage.push({ path: s.path, offset: 0, code: ended.code, reason: ended.reason });
+      }
+    }
+    out.push(s);
+    if (s.header !== undefined) prev = s;
+    damage.push(...s.damage);
+    if (s.torn !== undefined) {
+      torn.push(s.torn);
+      if (i < last) {
+        s.torn.tailSegments = [];
+        tail = s.torn;
+      }
+    }
+  }
+  return { segments: out, damage, torn };
 }
 
 function _size(path: string): number {
@@ -297,41 +367,6 @@ function _tailSegment(
     state: "crashTail",
     damage: [],
     crashTail: tail,
-  };
-}
-
-/**
- * The crash tail that begins at segment `s` when it is a version 2 segment starting past the
- * previous segment's end and no batch marker in it or later claims the first missing sequence
- * (what `CoreCursor` and `CoreLog` reopen decide, docs/FORMAT.md section 8).
- */
-async function _gapCrashTail(
-  config: PerCoreWalConfig,
-  s: SegmentScan,
-  prev: SegmentScan | undefined,
-  expectedFirst: bigint | undefined,
-  fromHere: { path: string }[],
-): Promise<Damage | undefined> {
-  const h = s.header;
-  if (
-    h === undefined || h.version < 2 || prev === undefined || expectedFirst === undefined ||
-    h.coreId !== s.coreId || h.segmentIndex !== s.index || h.firstSequence <= expectedFirst
-  ) {
-    return undefined;
-  }
-  const claim = await acknowledgedClaim(
-    fromHere.map((x) => x.path),
-    config.options.maxRecordBytes,
-  );
-  if (BigInt(claim) >= expectedFirst) return undefined;
-  return {
-    path: s.path,
-    offset: 0,
-    code: "TornWrite",
-    reason: `it starts at sequence ${h.firstSequence} but the previous segment ends at ` +
-      `${expectedFirst - 1n}, and no batch marker claims sequence ${expectedFirst} (the batches ` +
-      `of a rotation were in flight at a crash)`,
-    tailSegments: [s.path],
   };
 }
 
@@ -412,36 +447,6 @@ async function _scanSegment(
     s.maxEpoch = st.maxEpoch;
   }
   return s;
-}
-
-/** The checks between segments that a cursor makes (see `CoreCursor` in `src/merge.ts`). */
-function _checkContinuity(
-  s: SegmentScan,
-  prev: SegmentScan | undefined,
-  requireBeginning: boolean,
-): void {
-  const h = s.header;
-  if (h === undefined) return;
-  const gap = (reason: string) => {
-    s.state = "corrupted";
-    s.damage.push({ path: s.path, offset: 0, code: "Corrupted", reason });
-  };
-  if (h.coreId !== s.coreId || h.segmentIndex !== s.index) {
-    gap(`its header is of core ${h.coreId} segment ${h.segmentIndex}`);
-  } else if (prev?.header !== undefined) {
-    const end = prev.lastSequence ?? prev.header.firstSequence - 1n;
-    if (h.firstSequence !== end + 1n) {
-      gap(
-        `it starts at sequence ${h.firstSequence} but the previous segment ends at ${end} ` +
-          `(a segment is missing)`,
-      );
-    }
-  } else if (prev === undefined && requireBeginning && h.firstSequence !== 1n) {
-    gap(
-      `the log begins at sequence ${h.firstSequence} and no valid checkpoint covers the ` +
-        `sequences before it (segments missing, or retired by a checkpoint that is not usable)`,
-    );
-  }
 }
 
 /** Segment files of cores beyond the WAL's number of cores. */
