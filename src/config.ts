@@ -253,43 +253,8 @@ function _oneOf<T extends string>(name: string, v: unknown, allowed: readonly T[
 /** Fills in defaults and validates every option. */
 export function resolveOptions(o: PerCoreWalOptions): ResolvedWalOptions {
   if (o === null || typeof o !== "object") throw new TypeError("options must be an object");
-  const segmentPattern = o.segmentPattern ?? DEFAULT_PATTERN;
-  if (typeof segmentPattern !== "string") throw new TypeError("segmentPattern must be a string");
-  if (/[/\\\0]/.test(segmentPattern) || segmentPattern.includes("..")) {
-    throw new RangeError(
-      `segmentPattern "${segmentPattern}" must be a plain file name (no path separator, no "..")`,
-    );
-  }
-  for (const field of ["{core_id}", "{segment}"]) {
-    if (segmentPattern.split(field).length !== 2) {
-      throw new RangeError(`segmentPattern "${segmentPattern}" must contain ${field} exactly once`);
-    }
-  }
-  if (
-    segmentPattern.includes("{core_id}{segment}") || segmentPattern.includes("{segment}{core_id}")
-  ) {
-    throw new RangeError(`segmentPattern "${segmentPattern}" needs a separator between its fields`);
-  }
-  const segmentSizeBytes = _int(
-    "segmentSizeBytes",
-    o.segmentSizeBytes ?? 64 * MiB,
-    4 * 4096,
-    2 ** 40,
-  );
-  if (segmentSizeBytes % 4096 !== 0) {
-    throw new RangeError(`segmentSizeBytes must be a multiple of 4096, got ${segmentSizeBytes}`);
-  }
-  // A record must fit a segment with room for alignment padding.
-  const roomBytes = segmentSizeBytes - SEGMENT_DATA_OFFSET - 4096;
-  const maxRecordBytes = o.maxRecordBytes === undefined
-    ? Math.min(DEFAULT_MAX_RECORD_BYTES, roomBytes)
-    : _int("maxRecordBytes", o.maxRecordBytes, 64, MAX_RECORD_BYTES_LIMIT);
-  if (maxRecordBytes > roomBytes) {
-    throw new RangeError(
-      `maxRecordBytes ${maxRecordBytes} does not fit a segment of ${segmentSizeBytes} bytes ` +
-        `(at most ${roomBytes}): raise segmentSizeBytes or lower maxRecordBytes`,
-    );
-  }
+  const segmentPattern = _segmentPattern(o.segmentPattern ?? DEFAULT_PATTERN);
+  const { segmentSizeBytes, maxRecordBytes } = _segmentAndRecordSizes(o);
   const ringEntries = _int("ringEntries", o.ringEntries ?? 256, 8, 4096);
   if ((ringEntries & (ringEntries - 1)) !== 0) {
     throw new RangeError(`ringEntries must be a power of two, got ${ringEntries}`);
@@ -298,16 +263,7 @@ export function resolveOptions(o: PerCoreWalOptions): ResolvedWalOptions {
   if (typeof syncDelayMs !== "number" || !(syncDelayMs >= 0 && syncDelayMs <= 10_000)) {
     throw new RangeError(`syncDelayMs must be between 0 and 10000, got ${String(syncDelayMs)}`);
   }
-  const minShared = 2 ** Math.ceil(Math.log2(2 * (maxRecordBytes + 8)));
-  const sharedBufferBytes = o.sharedBufferBytes === undefined
-    ? Math.max(8 * MiB, minShared)
-    : _int("sharedBufferBytes", o.sharedBufferBytes, 4096, 2 ** 30);
-  if ((sharedBufferBytes & (sharedBufferBytes - 1)) !== 0 || sharedBufferBytes < minShared) {
-    throw new RangeError(
-      `sharedBufferBytes must be a power of two of at least ${minShared} (twice maxRecordBytes), ` +
-        `got ${sharedBufferBytes}`,
-    );
-  }
+  const sharedBufferBytes = _sharedBufferBytes(o.sharedBufferBytes, maxRecordBytes);
   if (o.pinWorkers !== undefined && typeof o.pinWorkers !== "boolean") {
     throw new TypeError("pinWorkers must be a boolean");
   }
@@ -339,6 +295,69 @@ export function resolveOptions(o: PerCoreWalOptions): ResolvedWalOptions {
     pinWorkers: o.pinWorkers ?? false,
     allowSymlinks: o.allowSymlinks ?? false,
   };
+}
+
+/** A segment pattern that names one file per core and index, and no path. */
+function _segmentPattern(segmentPattern: unknown): string {
+  if (typeof segmentPattern !== "string") throw new TypeError("segmentPattern must be a string");
+  if (/[/\\\0]/.test(segmentPattern) || segmentPattern.includes("..")) {
+    throw new RangeError(
+      `segmentPattern "${segmentPattern}" must be a plain file name (no path separator, no "..")`,
+    );
+  }
+  for (const field of ["{core_id}", "{segment}"]) {
+    if (segmentPattern.split(field).length !== 2) {
+      throw new RangeError(`segmentPattern "${segmentPattern}" must contain ${field} exactly once`);
+    }
+  }
+  if (
+    segmentPattern.includes("{core_id}{segment}") || segmentPattern.includes("{segment}{core_id}")
+  ) {
+    throw new RangeError(`segmentPattern "${segmentPattern}" needs a separator between its fields`);
+  }
+  return segmentPattern;
+}
+
+/** The segment size, and the largest record, which must fit a segment. */
+function _segmentAndRecordSizes(
+  o: PerCoreWalOptions,
+): { segmentSizeBytes: number; maxRecordBytes: number } {
+  const segmentSizeBytes = _int(
+    "segmentSizeBytes",
+    o.segmentSizeBytes ?? 64 * MiB,
+    4 * 4096,
+    2 ** 40,
+  );
+  if (segmentSizeBytes % 4096 !== 0) {
+    throw new RangeError(`segmentSizeBytes must be a multiple of 4096, got ${segmentSizeBytes}`);
+  }
+  // A record must fit a segment with room for alignment padding.
+  const roomBytes = segmentSizeBytes - SEGMENT_DATA_OFFSET - 4096;
+  const maxRecordBytes = o.maxRecordBytes === undefined
+    ? Math.min(DEFAULT_MAX_RECORD_BYTES, roomBytes)
+    : _int("maxRecordBytes", o.maxRecordBytes, 64, MAX_RECORD_BYTES_LIMIT);
+  if (maxRecordBytes > roomBytes) {
+    throw new RangeError(
+      `maxRecordBytes ${maxRecordBytes} does not fit a segment of ${segmentSizeBytes} bytes ` +
+        `(at most ${roomBytes}): raise segmentSizeBytes or lower maxRecordBytes`,
+    );
+  }
+  return { segmentSizeBytes, maxRecordBytes };
+}
+
+/** The shared buffer: a power of two that holds at least two of the largest records. */
+function _sharedBufferBytes(asked: number | undefined, maxRecordBytes: number): number {
+  const minShared = 2 ** Math.ceil(Math.log2(2 * (maxRecordBytes + 8)));
+  const sharedBufferBytes = asked === undefined
+    ? Math.max(8 * MiB, minShared)
+    : _int("sharedBufferBytes", asked, 4096, 2 ** 30);
+  if ((sharedBufferBytes & (sharedBufferBytes - 1)) !== 0 || sharedBufferBytes < minShared) {
+    throw new RangeError(
+      `sharedBufferBytes must be a power of two of at least ${minShared} (twice maxRecordBytes), ` +
+        `got ${sharedBufferBytes}`,
+    );
+  }
+  return sharedBufferBytes;
 }
 
 /** The mode of a directory the WAL creates: `fileMode` plus search wherever read is set. */
