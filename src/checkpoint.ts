@@ -26,14 +26,13 @@ import {
   MANIFEST_FILE,
   nextCheckpointId,
   STATE_FILE,
-  writeSyncedFile,
 } from "./checkpoint_store.ts";
 import { foldCommit } from "./commit_fold.ts";
 import { directoryMode } from "./config.ts";
 import { ensureDirectory, listCoreSegments } from "./core_log.ts";
 import { crc32c } from "./crc32c.ts";
 import { PerCoreWalError } from "./errors.ts";
-import { makeDirectory, removePath, renamePath, syncDirectory } from "./fs.ts";
+import { makeDirectory, removePath, renamePath, syncDirectory, writeSyncedFile } from "./fs.ts";
 import type { PerCoreWalManager } from "./manager.ts";
 import { CoreCursor, mergeCursors } from "./merge.ts";
 import { ChangeSet, StateFile, StateFileWriter } from "./state_file.ts";

@@ -189,18 +189,6 @@ export function latestCheckpoint(dir: string): CheckpointMetadata | undefined {
   return listValidCheckpoints(dir).at(-1);
 }
 
-/** Writes a whole file and fsyncs it (its directory entry is the caller's to make durable). */
-export function writeSyncedFile(path: string, bytes: Uint8Array, mode: number): void {
-  using f = openFile(path, { write: true, create: true, truncate: true, mode });
-  try {
-    let done = 0;
-    while (done < bytes.length) done += f.writeSync(bytes.subarray(done));
-    f.syncSync();
-  } catch (e) {
-    throw ioError(e, "write", path);
-  }
-}
-
 /**
  * The bytes of a manifest: JSON (bigints as decimal strings), a newline, and the CRC32C of the
  * JSON in hex.
@@ -267,6 +255,8 @@ function _decodeManifest(
       files: j.files,
     };
   } catch (e) {
+    // What JSON.parse, BigInt and a missing field throw; anything else is a bug.
+    if (!(e instanceof SyntaxError || e instanceof TypeError || e instanceof RangeError)) throw e;
     return { invalid: `manifest does not parse: ${e}` };
   }
 }

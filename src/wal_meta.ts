@@ -8,7 +8,14 @@
 import { PerCoreWalConfig, type PerCoreWalOptions } from "./config.ts";
 import { PerCoreWalError } from "./errors.ts";
 import { FORMAT_VERSION } from "./format.ts";
-import { SyncBackend } from "./io/sync.ts";
+import {
+  isMissing,
+  readDirectory,
+  readWholeFile,
+  renamePath,
+  syncDirectory,
+  writeSyncedFile,
+} from "./fs.ts";
 
 /** The name of the metadata file in a WAL directory. */
 export const META_FILE = "wal.json";
@@ -38,29 +45,32 @@ export interface WalMeta {
 
 /** Reads `wal.json`, or undefined if there is none. Throws "Corrupted" if it is unreadable. */
 export function readWalMeta(dir: string): WalMeta | undefined {
-  let text: string;
+  let bytes: Uint8Array;
   try {
-    text = Deno.readTextFileSync(`${dir}/${META_FILE}`);
+    bytes = readWholeFile(`${dir}/${META_FILE}`);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
+    if (isMissing(e)) return undefined;
     throw e;
   }
+  let m: Partial<Record<keyof WalMeta, unknown>> | null = null;
   try {
-    const m = JSON.parse(text);
-    if (
-      typeof m.numCores === "number" && Number.isInteger(m.numCores) &&
-      typeof m.segmentPattern === "string" &&
-      typeof m.formatVersion === "number"
-    ) {
-      return {
-        formatVersion: m.formatVersion,
-        numCores: m.numCores,
-        segmentPattern: m.segmentPattern,
-        maxRecordBytes: typeof m.maxRecordBytes === "number" ? m.maxRecordBytes : undefined,
-      };
-    }
-  } catch {
-    // Fall through.
+    m = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (e) {
+    // Not JSON: corrupted, as is JSON that is not a metadata object.
+    if (!(e instanceof SyntaxError)) throw e;
+  }
+  if (
+    m !== null && typeof m === "object" &&
+    typeof m.numCores === "number" && Number.isInteger(m.numCores) &&
+    typeof m.segmentPattern === "string" &&
+    typeof m.formatVersion === "number"
+  ) {
+    return {
+      formatVersion: m.formatVersion,
+      numCores: m.numCores,
+      segmentPattern: m.segmentPattern,
+      maxRecordBytes: typeof m.maxRecordBytes === "number" ? m.maxRecordBytes : undefined,
+    };
   }
   throw new PerCoreWalError("Corrupted", `"${dir}/${META_FILE}" is not a valid WAL metadata file`, {
     segment: `${dir}/${META_FILE}`,
@@ -70,15 +80,9 @@ export function readWalMeta(dir: string): WalMeta | undefined {
 /** Writes `wal.json` atomically (temporary file, fsync, rename, fsync of the directory). */
 export function writeWalMeta(dir: string, meta: WalMeta, fileMode = 0o600): void {
   const tmp = `${dir}/${META_FILE}.tmp`;
-  const file = Deno.openSync(tmp, { write: true, create: true, truncate: true, mode: fileMode });
-  try {
-    file.writeSync(new TextEncoder().encode(JSON.stringify(meta, null, 2) + "\n"));
-    file.syncSync();
-  } finally {
-    file.close();
-  }
-  Deno.renameSync(tmp, `${dir}/${META_FILE}`);
-  new SyncBackend().syncDirectory(dir);
+  writeSyncedFile(tmp, new TextEncoder().encode(JSON.stringify(meta, null, 2) + "\n"), fileMode);
+  renamePath(tmp, `${dir}/${META_FILE}`);
+  syncDirectory(dir);
 }
 
 /**
@@ -120,7 +124,7 @@ function _hasSegmentsFrom(config: PerCoreWalConfig, meta: WalMeta): boolean {
   const probe = new PerCoreWalConfig(config.baseDir, meta.numCores, {
     segmentPattern: meta.segmentPattern,
   });
-  for (const e of Deno.readDirSync(config.baseDir)) {
+  for (const e of readDirectory(config.baseDir)) {
     const p = probe.parseSegmentName(e.name);
     if (p !== undefined && p.coreId >= config.numCores) return true;
   }
@@ -163,12 +167,12 @@ export function configFromDirectory(
   const probe = new PerCoreWalConfig(dir, 1024, { segmentPattern: pattern });
   let cores = 0;
   try {
-    for (const e of Deno.readDirSync(dir)) {
+    for (const e of readDirectory(dir)) {
       const p = probe.parseSegmentName(e.name);
       if (p !== undefined && p.coreId < 1024) cores = Math.max(cores, p.coreId + 1);
     }
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
+    if (isMissing(e)) {
       throw new PerCoreWalError("SegmentNotFound", `WAL directory "${dir}" does not exist`, {
         segment: dir,
       });
