@@ -165,13 +165,13 @@ export class CheckpointCoordinator {
     return run;
   }
 
-  async #checkpoint(o: CheckpointRunOptions): Promise<CheckpointMetadata> {
+  async #checkpoint(options: CheckpointRunOptions): Promise<CheckpointMetadata> {
     const config = this.#manager.config;
     // Its entry fsynced: checkpoints lead to deletions.
     ensureDirectory(this.checkpointDir, { ...config.options, what: "Checkpoint directory" });
     const previous = this.#previousCheckpoint();
     // 1. A barrier on every core; wait until every one is durable.
-    const { epoch, ends } = await this.#writeBarriers(o.onStep);
+    const { epoch, ends } = await this.#writeBarriers(options.onStep);
     // 2. The state as of `epoch`: the previous state and the entries since, merged.
     const id = nextCheckpointId(this.checkpointDir);
     const final = `${this.checkpointDir}/${checkpointName(id)}`;
@@ -191,7 +191,13 @@ export class CheckpointCoordinator {
       previousState = previous === undefined
         ? undefined
         : StateFile.open(`${previous.path}/${STATE_FILE}`);
-      const written = await this.#writeStateFiles(tmp, changes, previousState, epoch, o.state);
+      const written = await this.#writeStateFiles(
+        tmp,
+        changes,
+        previousState,
+        epoch,
+        options.state,
+      );
       const meta: CheckpointMetadata = {
         id,
         epoch,
@@ -204,20 +210,20 @@ export class CheckpointCoordinator {
         path: final,
         createdAt: new Date(),
         previousId: previous?.id,
-        hasAppState: o.state !== undefined,
+        hasAppState: options.state !== undefined,
         files: written.files,
       };
       writeSyncedFile(`${tmp}/${MANIFEST_FILE}`, encodeManifest(meta), config.options.fileMode);
       syncDirectory(tmp);
-      await o.onStep?.("stateWritten");
+      await options.onStep?.("stateWritten");
       // 3. Atomically in place.
       renamePath(tmp, final);
       syncDirectory(this.checkpointDir);
-      await o.onStep?.("renamed");
+      await options.onStep?.("renamed");
       // 4. Retire what every retained checkpoint covers.
-      await this.#retire(o.onStep);
+      await this.#retire(options.onStep);
       this.#lastWritten = meta;
-      await o.onStep?.("done");
+      await options.onStep?.("done");
       return meta;
     } finally {
       previousState?.close();

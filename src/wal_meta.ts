@@ -5,7 +5,13 @@
  * @module
  */
 
-import { PerCoreWalConfig, type PerCoreWalOptions } from "./config.ts";
+import {
+  checkBaseDir,
+  DEFAULT_SEGMENT_PATTERN,
+  parseSegmentFileName,
+  PerCoreWalConfig,
+  type PerCoreWalOptions,
+} from "./config.ts";
 import { PerCoreWalError } from "./errors.ts";
 import { FORMAT_VERSION } from "./format.ts";
 import {
@@ -19,7 +25,6 @@ import {
 
 /** The name of the metadata file in a WAL directory. */
 export const META_FILE = "wal.json";
-const DEFAULT_PATTERN = "wal-{core_id}-{segment}.log";
 
 /**
  * What `wal.json` holds.
@@ -163,12 +168,14 @@ export function configFromDirectory(
         : Math.max(options.segmentSizeBytes ?? 64 * 1024 * 1024, room),
     });
   }
-  const pattern = options.segmentPattern ?? DEFAULT_PATTERN;
-  const probe = new PerCoreWalConfig(dir, 1024, { segmentPattern: pattern });
+  const pattern = options.segmentPattern ?? DEFAULT_SEGMENT_PATTERN;
+  // Refuses what the configuration made below would refuse, before reading the directory.
+  checkBaseDir(dir);
+  parseSegmentFileName(pattern, "");
   let cores = 0;
   try {
     for (const e of readDirectory(dir)) {
-      const p = probe.parseSegmentName(e.name);
+      const p = parseSegmentFileName(pattern, e.name);
       if (p !== undefined && p.coreId < 1024) cores = Math.max(cores, p.coreId + 1);
     }
   } catch (e) {
