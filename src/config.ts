@@ -146,7 +146,8 @@ export interface PerCoreWalOptions {
  */
 export type ResolvedWalOptions = Required<PerCoreWalOptions>;
 
-const DEFAULT_PATTERN = "wal-{core_id}-{segment}.log";
+/** The segment file name pattern when none is given. */
+export const DEFAULT_SEGMENT_PATTERN = "wal-{core_id}-{segment}.log";
 const MiB = 1024 * 1024;
 
 /**
@@ -174,9 +175,7 @@ export class PerCoreWalConfig {
    * Validates and stores a configuration. Throws `TypeError` or `RangeError` for a bad value.
    */
   constructor(baseDir: string, numCores: number, options: PerCoreWalOptions = {}) {
-    if (typeof baseDir !== "string" || baseDir.length === 0) {
-      throw new TypeError("baseDir must be a non-empty string");
-    }
+    checkBaseDir(baseDir);
     if (typeof numCores !== "number" || !Number.isInteger(numCores)) {
       throw new TypeError(`numCores must be an integer, got ${String(numCores)}`);
     }
@@ -194,15 +193,52 @@ export class PerCoreWalConfig {
     return `${this.baseDir}/${formatSegmentName(this.options.segmentPattern, coreId, segment)}`;
   }
 
-  /** Parses a file name made by {@linkcode segmentPath}: its core and segment, or undefined. */
+  /**
+   * Parses a file name made by {@linkcode segmentPath}: its core and segment, or undefined. Any
+   * core id is parsed, also one at or beyond {@linkcode numCores}.
+   */
   parseSegmentName(name: string): { coreId: number; segment: number } | undefined {
-    const m = this.#pattern.exec(name);
-    if (m === null) return undefined;
-    const coreId = Number(m.groups!.core);
-    const segment = Number(m.groups!.segment);
-    if (!Number.isSafeInteger(coreId) || !Number.isSafeInteger(segment)) return undefined;
-    return { coreId, segment };
+    return _parseWith(this.#pattern, name);
   }
+}
+
+/** Throws `TypeError` unless `baseDir` can name a WAL directory (a non-empty string). */
+export function checkBaseDir(baseDir: unknown): void {
+  if (typeof baseDir !== "string" || baseDir.length === 0) {
+    throw new TypeError("baseDir must be a non-empty string");
+  }
+}
+
+/** Segment patterns compiled by {@linkcode parseSegmentFileName}. */
+const _compiledPatterns = new Map<string, RegExp>();
+
+/**
+ * Parses a segment file name made with `segmentPattern`: its core and segment, or undefined. For
+ * reading a directory whose configuration is not known yet. Throws `TypeError` or `RangeError`
+ * for a pattern that {@linkcode PerCoreWalConfig} would refuse.
+ */
+export function parseSegmentFileName(
+  segmentPattern: string,
+  name: string,
+): { coreId: number; segment: number } | undefined {
+  let pattern = _compiledPatterns.get(segmentPattern);
+  if (pattern === undefined) {
+    pattern = _patternRegExp(_segmentPattern(segmentPattern));
+    _compiledPatterns.set(segmentPattern, pattern);
+  }
+  return _parseWith(pattern, name);
+}
+
+function _parseWith(
+  pattern: RegExp,
+  name: string,
+): { coreId: number; segment: number } | undefined {
+  const m = pattern.exec(name);
+  if (m === null) return undefined;
+  const coreId = Number(m.groups!.core);
+  const segment = Number(m.groups!.segment);
+  if (!Number.isSafeInteger(coreId) || !Number.isSafeInteger(segment)) return undefined;
+  return { coreId, segment };
 }
 
 /** Formats a segment file name from the pattern. */
@@ -251,9 +287,61 @@ function _oneOf<T extends string>(name: string, v: unknown, allowed: readonly T[
 }
 
 /** Fills in defaults and validates every option. */
-export function resolveOptions(o: PerCoreWalOptions): ResolvedWalOptions {
-  if (o === null || typeof o !== "object") throw new TypeError("options must be an object");
-  const segmentPattern = o.segmentPattern ?? DEFAULT_PATTERN;
+export function resolveOptions(options: PerCoreWalOptions): ResolvedWalOptions {
+  if (options === null || typeof options !== "object") {
+    throw new TypeError("options must be an object");
+  }
+  const segmentPattern = _segmentPattern(options.segmentPattern ?? DEFAULT_SEGMENT_PATTERN);
+  const { segmentSizeBytes, maxRecordBytes } = _segmentAndRecordSizes(options);
+  const ringEntries = _int("ringEntries", options.ringEntries ?? 256, 8, 4096);
+  if ((ringEntries & (ringEntries - 1)) !== 0) {
+    throw new RangeError(`ringEntries must be a power of two, got ${ringEntries}`);
+  }
+  const syncDelayMs = options.syncDelayMs ?? 0;
+  if (typeof syncDelayMs !== "number" || !(syncDelayMs >= 0 && syncDelayMs <= 10_000)) {
+    throw new RangeError(`syncDelayMs must be between 0 and 10000, got ${String(syncDelayMs)}`);
+  }
+  const sharedBufferBytes = _sharedBufferBytes(options.sharedBufferBytes, maxRecordBytes);
+  if (options.pinWorkers !== undefined && typeof options.pinWorkers !== "boolean") {
+    throw new TypeError("pinWorkers must be a boolean");
+  }
+  if (options.allowSymlinks !== undefined && typeof options.allowSymlinks !== "boolean") {
+    throw new TypeError("allowSymlinks must be a boolean");
+  }
+  return {
+    segmentPattern,
+    segmentSizeBytes,
+    backend: _oneOf("backend", options.backend ?? "auto", ["auto", "io_uring", "sync"] as const),
+    writeMode: _oneOf(
+      "writeMode",
+      options.writeMode ?? "auto",
+      ["auto", "direct", "dsync", "buffered"] as const,
+    ),
+    segmentFill: _oneOf(
+      "segmentFill",
+      options.segmentFill ?? "auto",
+      ["auto", "zeros", "allocate"] as const,
+    ),
+    ringEntries,
+    maxBatchBytes: _int("maxBatchBytes", options.maxBatchBytes ?? MiB, 4096, 256 * MiB),
+    maxInFlightBatches: _int(
+      "maxInFlightBatches",
+      options.maxInFlightBatches ?? 8,
+      1,
+      ringEntries / 4,
+    ),
+    syncDelayMs,
+    maxRecordBytes,
+    maxPendingBytes: _int("maxPendingBytes", options.maxPendingBytes ?? 64 * MiB, MiB, 2 ** 40),
+    fileMode: _int("fileMode", options.fileMode ?? 0o600, 0, 0o777),
+    sharedBufferBytes,
+    pinWorkers: options.pinWorkers ?? false,
+    allowSymlinks: options.allowSymlinks ?? false,
+  };
+}
+
+/** A segment pattern that names one file per core and index, and no path. */
+function _segmentPattern(segmentPattern: unknown): string {
   if (typeof segmentPattern !== "string") throw new TypeError("segmentPattern must be a string");
   if (/[/\\\0]/.test(segmentPattern) || segmentPattern.includes("..")) {
     throw new RangeError(
@@ -270,9 +358,16 @@ export function resolveOptions(o: PerCoreWalOptions): ResolvedWalOptions {
   ) {
     throw new RangeError(`segmentPattern "${segmentPattern}" needs a separator between its fields`);
   }
+  return segmentPattern;
+}
+
+/** The segment size, and the largest record, which must fit a segment. */
+function _segmentAndRecordSizes(
+  options: PerCoreWalOptions,
+): { segmentSizeBytes: number; maxRecordBytes: number } {
   const segmentSizeBytes = _int(
     "segmentSizeBytes",
-    o.segmentSizeBytes ?? 64 * MiB,
+    options.segmentSizeBytes ?? 64 * MiB,
     4 * 4096,
     2 ** 40,
   );
@@ -281,64 +376,31 @@ export function resolveOptions(o: PerCoreWalOptions): ResolvedWalOptions {
   }
   // A record must fit a segment with room for alignment padding.
   const roomBytes = segmentSizeBytes - SEGMENT_DATA_OFFSET - 4096;
-  const maxRecordBytes = o.maxRecordBytes === undefined
+  const maxRecordBytes = options.maxRecordBytes === undefined
     ? Math.min(DEFAULT_MAX_RECORD_BYTES, roomBytes)
-    : _int("maxRecordBytes", o.maxRecordBytes, 64, MAX_RECORD_BYTES_LIMIT);
+    : _int("maxRecordBytes", options.maxRecordBytes, 64, MAX_RECORD_BYTES_LIMIT);
   if (maxRecordBytes > roomBytes) {
     throw new RangeError(
       `maxRecordBytes ${maxRecordBytes} does not fit a segment of ${segmentSizeBytes} bytes ` +
         `(at most ${roomBytes}): raise segmentSizeBytes or lower maxRecordBytes`,
     );
   }
-  const ringEntries = _int("ringEntries", o.ringEntries ?? 256, 8, 4096);
-  if ((ringEntries & (ringEntries - 1)) !== 0) {
-    throw new RangeError(`ringEntries must be a power of two, got ${ringEntries}`);
-  }
-  const syncDelayMs = o.syncDelayMs ?? 0;
-  if (typeof syncDelayMs !== "number" || !(syncDelayMs >= 0 && syncDelayMs <= 10_000)) {
-    throw new RangeError(`syncDelayMs must be between 0 and 10000, got ${String(syncDelayMs)}`);
-  }
+  return { segmentSizeBytes, maxRecordBytes };
+}
+
+/** The shared buffer: a power of two that holds at least two of the largest records. */
+function _sharedBufferBytes(asked: number | undefined, maxRecordBytes: number): number {
   const minShared = 2 ** Math.ceil(Math.log2(2 * (maxRecordBytes + 8)));
-  const sharedBufferBytes = o.sharedBufferBytes === undefined
+  const sharedBufferBytes = asked === undefined
     ? Math.max(8 * MiB, minShared)
-    : _int("sharedBufferBytes", o.sharedBufferBytes, 4096, 2 ** 30);
+    : _int("sharedBufferBytes", asked, 4096, 2 ** 30);
   if ((sharedBufferBytes & (sharedBufferBytes - 1)) !== 0 || sharedBufferBytes < minShared) {
     throw new RangeError(
       `sharedBufferBytes must be a power of two of at least ${minShared} (twice maxRecordBytes), ` +
         `got ${sharedBufferBytes}`,
     );
   }
-  if (o.pinWorkers !== undefined && typeof o.pinWorkers !== "boolean") {
-    throw new TypeError("pinWorkers must be a boolean");
-  }
-  if (o.allowSymlinks !== undefined && typeof o.allowSymlinks !== "boolean") {
-    throw new TypeError("allowSymlinks must be a boolean");
-  }
-  return {
-    segmentPattern,
-    segmentSizeBytes,
-    backend: _oneOf("backend", o.backend ?? "auto", ["auto", "io_uring", "sync"] as const),
-    writeMode: _oneOf(
-      "writeMode",
-      o.writeMode ?? "auto",
-      ["auto", "direct", "dsync", "buffered"] as const,
-    ),
-    segmentFill: _oneOf(
-      "segmentFill",
-      o.segmentFill ?? "auto",
-      ["auto", "zeros", "allocate"] as const,
-    ),
-    ringEntries,
-    maxBatchBytes: _int("maxBatchBytes", o.maxBatchBytes ?? MiB, 4096, 256 * MiB),
-    maxInFlightBatches: _int("maxInFlightBatches", o.maxInFlightBatches ?? 8, 1, ringEntries / 4),
-    syncDelayMs,
-    maxRecordBytes,
-    maxPendingBytes: _int("maxPendingBytes", o.maxPendingBytes ?? 64 * MiB, MiB, 2 ** 40),
-    fileMode: _int("fileMode", o.fileMode ?? 0o600, 0, 0o777),
-    sharedBufferBytes,
-    pinWorkers: o.pinWorkers ?? false,
-    allowSymlinks: o.allowSymlinks ?? false,
-  };
+  return sharedBufferBytes;
 }
 
 /** The mode of a directory the WAL creates: `fileMode` plus search wherever read is set. */

@@ -144,3 +144,16 @@ export function truncateFile(path: string, length: number): void {
     f.syncSync();
   });
 }
+
+/**
+ * Writes a whole file (created or truncated with `mode`) and fsyncs it; making its directory
+ * entry durable is the caller's business (a rename and {@linkcode syncDirectory} usually follow).
+ */
+export function writeSyncedFile(path: string, bytes: Uint8Array, mode: number): void {
+  _io("write", path, () => {
+    using file = Deno.openSync(path, { write: true, create: true, truncate: true, mode });
+    let done = 0;
+    while (done < bytes.length) done += file.writeSync(bytes.subarray(done));
+    file.syncSync();
+  });
+}

@@ -6,7 +6,7 @@
  */
 
 import { PerCoreWalError } from "./errors.ts";
-import { ioError } from "./fs.ts";
+import { ioError, openFile } from "./fs.ts";
 
 /** The lock file's name. */
 export const LOCK_FILE = "wal.lock";
@@ -16,19 +16,22 @@ export function lockWalDirectory(dir: string, fileMode = 0o600): Deno.FsFile {
   const path = `${dir}/${LOCK_FILE}`;
   let file: Deno.FsFile;
   try {
-    file = Deno.openSync(path, { read: true, write: true, create: true, mode: fileMode });
+    file = openFile(path, { read: true, write: true, create: true, mode: fileMode });
   } catch (e) {
     const err = ioError(e, "open", path);
     throw new PerCoreWalError("Io", `Cannot lock WAL directory "${dir}": ${err.message}`, {
       errno: err.errno,
       operation: err.operation,
       segment: path,
-      cause: e,
+      // The system's own error, as before the open went through fs.ts.
+      cause: err.cause ?? e,
     });
   }
   let locked = false;
   try {
     locked = file.tryLockSync(true);
+  } catch (e) {
+    throw ioError(e, "flock", path);
   } finally {
     if (!locked) file.close();
   }
@@ -46,6 +49,8 @@ export function lockWalDirectory(dir: string, fileMode = 0o600): Deno.FsFile {
 export function unlockWalDirectory(file: Deno.FsFile): void {
   try {
     file.unlockSync();
+  } catch (e) {
+    throw ioError(e, "unlock", LOCK_FILE);
   } finally {
     file.close();
   }

@@ -16,6 +16,7 @@ import {
   chooseCheckpoint,
   defaultCheckpointDir,
 } from "./checkpoint.ts";
+import { foldCommit } from "./commit_fold.ts";
 import { PerCoreWalConfig } from "./config.ts";
 import { asideName, setTailAside } from "./crash_tail.ts";
 import { listCoreSegments, refuseSymlink } from "./core_log.ts";
@@ -468,11 +469,7 @@ export class PerCoreRecoveryManager {
         } else if (op.type === "delete") {
           overlay.set(keyString(op.key), { key: kept.copy(op.key), value: undefined });
         } else if (op.type === "commit") {
-          for (const [name, off] of op.offsets) {
-            offsets.set(name, off);
-            if (op.watermark !== undefined) watermarks.set(name, op.watermark);
-          }
-          if (op.watermark !== undefined) watermark = op.watermark;
+          watermark = foldCommit(op, offsets, watermarks, watermark);
         }
       }
       if (cutoff !== undefined) {

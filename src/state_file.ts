@@ -15,7 +15,7 @@
 
 import { crc32c, crc32cUpdate } from "./crc32c.ts";
 import { PerCoreWalError } from "./errors.ts";
-import { ioError, readFullyAt } from "./fs.ts";
+import { ioError, isMissing, openFile, readFullyAt, removePath } from "./fs.ts";
 
 const MAGIC = new TextEncoder().encode("PCWALKV1");
 const END_MAGIC = new TextEncoder().encode("PCKVEND1");
@@ -96,12 +96,7 @@ export class StateFileWriter {
 
   /** Creates (or replaces) the file. */
   static create(path: string, mode = 0o600): StateFileWriter {
-    let file: Deno.FsFile;
-    try {
-      file = Deno.openSync(path, { write: true, create: true, truncate: true, mode });
-    } catch (e) {
-      throw ioError(e, "open", path);
-    }
+    const file = openFile(path, { write: true, create: true, truncate: true, mode });
     const w = new StateFileWriter(path, file);
     const h = new Uint8Array(HEADER);
     h.set(MAGIC);
@@ -204,8 +199,9 @@ export class StateFileWriter {
   abort(): void {
     try {
       this.#file.close();
-    } catch {
+    } catch (e) {
       // Already closed.
+      if (!(e instanceof Deno.errors.BadResource)) throw e;
     }
   }
 }
@@ -236,17 +232,17 @@ export class StateFile {
   static open(path: string): StateFile {
     let file: Deno.FsFile;
     try {
-      file = Deno.openSync(path, { read: true });
+      file = openFile(path, { read: true });
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) {
+      if (isMissing(e)) {
         throw new PerCoreWalError("SegmentNotFound", `State file "${path}" does not exist`, {
           segment: path,
         });
       }
-      throw ioError(e, "open", path);
+      throw e;
     }
     try {
-      const size = file.statSync().size;
+      const size = _fileSize(file, path);
       const bad = (why: string, code: "Corrupted" | "ChecksumMismatch" = "Corrupted") =>
         new PerCoreWalError(code, `State file "${path}": ${why}`, { segment: path });
       if (size < HEADER + FOOTER) throw bad("too short");
@@ -375,9 +371,19 @@ export class StateFile {
   close(): void {
     try {
       this.#file.close();
-    } catch {
+    } catch (e) {
       // Already closed.
+      if (!(e instanceof Deno.errors.BadResource)) throw e;
     }
+  }
+}
+
+/** The size of an open file (fstat). */
+function _fileSize(file: Deno.FsFile, path: string): number {
+  try {
+    return file.statSync().size;
+  } catch (e) {
+    throw ioError(e, "fstat", path);
   }
 }
 
@@ -496,7 +502,7 @@ export class ChangeSet {
       throw e;
     } finally {
       for (const f of opened) f.close();
-      for (const r of this.#runs) Deno.removeSync(r);
+      for (const r of this.#runs) removePath(r);
       this.#runs.length = 0;
     }
   }

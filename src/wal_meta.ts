@@ -5,14 +5,26 @@
  * @module
  */
 
-import { PerCoreWalConfig, type PerCoreWalOptions } from "./config.ts";
+import {
+  checkBaseDir,
+  DEFAULT_SEGMENT_PATTERN,
+  parseSegmentFileName,
+  PerCoreWalConfig,
+  type PerCoreWalOptions,
+} from "./config.ts";
 import { PerCoreWalError } from "./errors.ts";
 import { FORMAT_VERSION } from "./format.ts";
-import { SyncBackend } from "./io/sync.ts";
+import {
+  isMissing,
+  readDirectory,
+  readWholeFile,
+  renamePath,
+  syncDirectory,
+  writeSyncedFile,
+} from "./fs.ts";
 
 /** The name of the metadata file in a WAL directory. */
 export const META_FILE = "wal.json";
-const DEFAULT_PATTERN = "wal-{core_id}-{segment}.log";
 
 /**
  * What `wal.json` holds.
@@ -38,29 +50,32 @@ export interface WalMeta {
 
 /** Reads `wal.json`, or undefined if there is none. Throws "Corrupted" if it is unreadable. */
 export function readWalMeta(dir: string): WalMeta | undefined {
-  let text: string;
+  let bytes: Uint8Array;
   try {
-    text = Deno.readTextFileSync(`${dir}/${META_FILE}`);
+    bytes = readWholeFile(`${dir}/${META_FILE}`);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
+    if (isMissing(e)) return undefined;
     throw e;
   }
+  let m: Partial<Record<keyof WalMeta, unknown>> | null = null;
   try {
-    const m = JSON.parse(text);
-    if (
-      typeof m.numCores === "number" && Number.isInteger(m.numCores) &&
-      typeof m.segmentPattern === "string" &&
-      typeof m.formatVersion === "number"
-    ) {
-      return {
-        formatVersion: m.formatVersion,
-        numCores: m.numCores,
-        segmentPattern: m.segmentPattern,
-        maxRecordBytes: typeof m.maxRecordBytes === "number" ? m.maxRecordBytes : undefined,
-      };
-    }
-  } catch {
-    // Fall through.
+    m = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (e) {
+    // Not JSON: corrupted, as is JSON that is not a metadata object.
+    if (!(e instanceof SyntaxError)) throw e;
+  }
+  if (
+    m !== null && typeof m === "object" &&
+    typeof m.numCores === "number" && Number.isInteger(m.numCores) &&
+    typeof m.segmentPattern === "string" &&
+    typeof m.formatVersion === "number"
+  ) {
+    return {
+      formatVersion: m.formatVersion,
+      numCores: m.numCores,
+      segmentPattern: m.segmentPattern,
+      maxRecordBytes: typeof m.maxRecordBytes === "number" ? m.maxRecordBytes : undefined,
+    };
   }
   throw new PerCoreWalError("Corrupted", `"${dir}/${META_FILE}" is not a valid WAL metadata file`, {
     segment: `${dir}/${META_FILE}`,
@@ -70,15 +85,9 @@ export function readWalMeta(dir: string): WalMeta | undefined {
 /** Writes `wal.json` atomically (temporary file, fsync, rename, fsync of the directory). */
 export function writeWalMeta(dir: string, meta: WalMeta, fileMode = 0o600): void {
   const tmp = `${dir}/${META_FILE}.tmp`;
-  const file = Deno.openSync(tmp, { write: true, create: true, truncate: true, mode: fileMode });
-  try {
-    file.writeSync(new TextEncoder().encode(JSON.stringify(meta, null, 2) + "\n"));
-    file.syncSync();
-  } finally {
-    file.close();
-  }
-  Deno.renameSync(tmp, `${dir}/${META_FILE}`);
-  new SyncBackend().syncDirectory(dir);
+  writeSyncedFile(tmp, new TextEncoder().encode(JSON.stringify(meta, null, 2) + "\n"), fileMode);
+  renamePath(tmp, `${dir}/${META_FILE}`);
+  syncDirectory(dir);
 }
 
 /**
@@ -120,7 +129,7 @@ function _hasSegmentsFrom(config: PerCoreWalConfig, meta: WalMeta): boolean {
   const probe = new PerCoreWalConfig(config.baseDir, meta.numCores, {
     segmentPattern: meta.segmentPattern,
   });
-  for (const e of Deno.readDirSync(config.baseDir)) {
+  for (const e of readDirectory(config.baseDir)) {
     const p = probe.parseSegmentName(e.name);
     if (p !== undefined && p.coreId >= config.numCores) return true;
   }
@@ -159,16 +168,18 @@ export function configFromDirectory(
         : Math.max(options.segmentSizeBytes ?? 64 * 1024 * 1024, room),
     });
   }
-  const pattern = options.segmentPattern ?? DEFAULT_PATTERN;
-  const probe = new PerCoreWalConfig(dir, 1024, { segmentPattern: pattern });
+  const pattern = options.segmentPattern ?? DEFAULT_SEGMENT_PATTERN;
+  // Refuses what the configuration made below would refuse, before reading the directory.
+  checkBaseDir(dir);
+  parseSegmentFileName(pattern, "");
   let cores = 0;
   try {
-    for (const e of Deno.readDirSync(dir)) {
-      const p = probe.parseSegmentName(e.name);
+    for (const e of readDirectory(dir)) {
+      const p = parseSegmentFileName(pattern, e.name);
       if (p !== undefined && p.coreId < 1024) cores = Math.max(cores, p.coreId + 1);
     }
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
+    if (isMissing(e)) {
       throw new PerCoreWalError("SegmentNotFound", `WAL directory "${dir}" does not exist`, {
         segment: dir,
       });

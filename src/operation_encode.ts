@@ -1,0 +1,154 @@
+/**
+ * Operations on their way in: what `append(op)` accepts, validated into the stored form, and
+ * the bytes of each record body. Pure: no I/O. `docs/FORMAT.md` ("Record bodies") describes
+ * every byte.
+ *
+ * @module
+ */
+
+import { MAX_EPOCH, MAX_KEY_BYTES } from "./format_layout.ts";
+import type { Bytes, CommitOffsets, WalOperation, WalOperationInput } from "./types.ts";
+
+const encoder = new TextEncoder();
+
+/** Converts `Bytes` to a `Uint8Array`, or throws `TypeError` naming the argument. */
+export function toBytes(x: Bytes, what: string): Uint8Array {
+  if (x instanceof Uint8Array) return x;
+  if (typeof x === "string") return encoder.encode(x);
+  throw new TypeError(`${what} must be a Uint8Array or a string, got ${_describe(x)}`);
+}
+
+/** Validates a key's type and size. */
+export function toKey(key: Bytes): Uint8Array {
+  const k = toBytes(key, "key");
+  if (k.length > MAX_KEY_BYTES) {
+    throw new RangeError(`key is ${k.length} bytes; keys are at most ${MAX_KEY_BYTES} bytes`);
+  }
+  return k;
+}
+
+function _describe(x: unknown): string {
+  if (x === null) return "null";
+  if (typeof x === "object") return (x as object).constructor?.name ?? "object";
+  return typeof x;
+}
+
+function _u64(x: unknown, what: string): bigint {
+  const n = typeof x === "number" && Number.isSafeInteger(x) ? BigInt(x) : x;
+  if (typeof n !== "bigint") throw new TypeError(`${what} must be a bigint, got ${_describe(x)}`);
+  if (n < 0n || n > 0xffffffffffffffffn) throw new RangeError(`${what} ${n} is not a u64`);
+  return n;
+}
+
+function _i64(x: unknown, what: string): bigint {
+  const n = typeof x === "number" && Number.isSafeInteger(x) ? BigInt(x) : x;
+  if (typeof n !== "bigint") throw new TypeError(`${what} must be a bigint, got ${_describe(x)}`);
+  if (n < -0x8000000000000000n || n > 0x7fffffffffffffffn) {
+    throw new RangeError(`${what} ${n} is not an i64`);
+  }
+  return n;
+}
+
+/** Validates commit offsets and returns them as a Map. */
+export function toOffsets(offsets: CommitOffsets): Map<string, bigint> {
+  if (offsets === null || typeof offsets !== "object") {
+    throw new TypeError(`offsets must be a Map or an object, got ${_describe(offsets)}`);
+  }
+  const entries = offsets instanceof Map ? offsets.entries() : Object.entries(offsets);
+  const out = new Map<string, bigint>();
+  for (const [name, off] of entries) {
+    if (typeof name !== "string") throw new TypeError("offset source names must be strings");
+    if (encoder.encode(name).length > MAX_KEY_BYTES) {
+      throw new RangeError(`source name "${name.slice(0, 40)}..." is longer than 65535 bytes`);
+    }
+    out.set(name, _u64(off, `offset of source "${name}"`));
+  }
+  if (out.size > 0xffff) throw new RangeError("a commit holds at most 65535 sources");
+  return out;
+}
+
+/** Validates an operation as `append(op)` accepts it and returns its stored form. */
+export function normalizeOperation(op: WalOperationInput, currentEpoch: bigint): WalOperation {
+  if (op === null || typeof op !== "object") {
+    throw new TypeError(`operation must be an object, got ${_describe(op)}`);
+  }
+  switch (op.type) {
+    case "put":
+      return { type: "put", key: toKey(op.key), value: toBytes(op.value, "value") };
+    case "delete":
+      return { type: "delete", key: toKey(op.key) };
+    case "checkpoint":
+      return { type: "checkpoint", id: _u64(op.id, "checkpoint id") };
+    case "commit": {
+      const c: WalOperation = { type: "commit", offsets: toOffsets(op.offsets) };
+      if (op.watermark !== undefined) c.watermark = _i64(op.watermark, "watermark");
+      return c;
+    }
+    case "epochBarrier": {
+      const epoch = op.epoch === undefined ? currentEpoch : _u64(op.epoch, "barrier epoch");
+      // Epochs are kept as numbers in the engines: they stay below 2^53.
+      if (epoch > MAX_EPOCH) throw new RangeError(`barrier epoch ${epoch} is above 2^53 - 1`);
+      return { type: "epochBarrier", epoch };
+    }
+    default:
+      throw new TypeError(
+        `unknown operation type ${JSON.stringify((op as { type: unknown }).type)}`,
+      );
+  }
+}
+
+/** Bytes of the record body of `op` (everything after the 38-byte header). */
+export function bodyLength(op: WalOperation): number {
+  switch (op.type) {
+    case "put":
+      return 2 + op.key.length + op.value.length;
+    case "delete":
+      return op.key.length;
+    case "checkpoint":
+    case "epochBarrier":
+      return 8;
+    case "commit": {
+      let n = 2 + 1 + (op.watermark === undefined ? 0 : 8);
+      for (const name of op.offsets.keys()) n += 2 + encoder.encode(name).length + 8;
+      return n;
+    }
+  }
+}
+
+/** Writes the body of `op` at `pos`. */
+export function writeBody(op: WalOperation, bytes: Uint8Array, view: DataView, pos: number): void {
+  switch (op.type) {
+    case "put":
+      view.setUint16(pos, op.key.length, true);
+      bytes.set(op.key, pos + 2);
+      bytes.set(op.value, pos + 2 + op.key.length);
+      return;
+    case "delete":
+      bytes.set(op.key, pos);
+      return;
+    case "checkpoint":
+      view.setBigUint64(pos, op.id, true);
+      return;
+    case "epochBarrier":
+      view.setBigUint64(pos, op.epoch, true);
+      return;
+    case "commit": {
+      view.setUint16(pos, op.offsets.size, true);
+      let p = pos + 2;
+      for (const [name, off] of op.offsets) {
+        const nb = encoder.encode(name);
+        view.setUint16(p, nb.length, true);
+        bytes.set(nb, p + 2);
+        view.setBigUint64(p + 2 + nb.length, off, true);
+        p += 2 + nb.length + 8;
+      }
+      if (op.watermark === undefined) {
+        bytes[p] = 0;
+      } else {
+        bytes[p] = 1;
+        view.setBigInt64(p + 1, op.watermark, true);
+      }
+      return;
+    }
+  }
+}
