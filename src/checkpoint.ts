@@ -14,7 +14,7 @@
 
 import { directoryMode } from "./config.ts";
 import { crc32c, crc32cUpdate } from "./crc32c.ts";
-import { ensureDirectory, listCoreSegments } from "./core_log.ts";
+import { ensureDirectory, listCoreSegments } from "./segment_files.ts";
 import { PerCoreWalError } from "./errors.ts";
 import { SyncBackend } from "./io/sync.ts";
 import type { PerCoreWalManager } from "./manager.ts";

@@ -144,3 +144,8 @@ export function truncateFile(path: string, length: number): void {
     f.syncSync();
   });
 }
+
+/** The target of a symbolic link. */
+export function readLink(path: string): string {
+  return _io("readlink", path, () => Deno.readLinkSync(path));
+}

@@ -8,14 +8,9 @@
  */
 
 import type { PerCoreWalConfig } from "./config.ts";
-import { listCoreSegments } from "./core_log.ts";
 import { PerCoreWalError } from "./errors.ts";
-import {
-  acknowledgedClaim,
-  isUnstartedSegment,
-  PerCoreWalReader,
-  type ReadResult,
-} from "./reader.ts";
+import { acknowledgedClaim, PerCoreWalReader, type ReadResult } from "./reader.ts";
+import { isUnstartedSegment, listCoreSegments } from "./segment_files.ts";
 import type { PerCoreWalEntry } from "./types.ts";
 import { configFromDirectory } from "./wal_meta.ts";
 

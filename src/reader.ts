@@ -6,6 +6,8 @@
 
 import { enableNativeCrc32c } from "./io/checksum.ts";
 import { ioError } from "./fs.ts";
+import { isUnstartedSegment } from "./segment_files.ts";
+import { firstNonZeroWord, isZero } from "./zero_bytes.ts";
 import { PerCoreWalError } from "./errors.ts";
 import {
   batchMarkerClaim,
@@ -267,7 +269,7 @@ export class PerCoreWalReader {
       const size = Math.min((await file.stat()).size, options.limitOffset ?? Infinity);
       const head = new Uint8Array(Math.min(SEGMENT_DATA_OFFSET, size));
       await _readFull(file, head, 0, path);
-      const header = _isZero(head) ? undefined : decodeSegmentHeader(head, path);
+      const header = isZero(head) ? undefined : decodeSegmentHeader(head, path);
       return new PerCoreWalReader(path, file, size, header, options);
     } catch (e) {
       file.close();
@@ -695,7 +697,7 @@ export class PerCoreWalReader {
         if (u[x] === 0 && u[x + 1] === 0 && u[x + 2] === 0) {
           // The step above, repeated while it applies, 8 words at a time: on to the last
           // offset whose three words are not all zero (or not all in the buffer).
-          q += (_firstNonZeroWord(u, x + 3, this.#bufLen >> 2) - 2 - x) * 4;
+          q += (firstNonZeroWord(u, x + 3, this.#bufLen >> 2) - 2 - x) * 4;
           continue;
         }
       }
@@ -1045,67 +1047,3 @@ async function _readFull(
     throw ioError(e, "read", path, offset);
   }
 }
-
-/** The index of the first non-zero word of `words[from..to)`, or `to`. */
-function _firstNonZeroWord(words: Uint32Array, from: number, to: number): number {
-  let x = from;
-  for (; x + 8 <= to; x += 8) {
-    if (
-      (words[x] | words[x + 1] | words[x + 2] | words[x + 3] | words[x + 4] | words[x + 5] |
-        words[x + 6] | words[x + 7]) !== 0
-    ) {
-      break;
-    }
-  }
-  while (x < to && words[x] === 0) x++;
-  return x;
-}
-
-/** Whether `b[from..to)` is all zeros; `words` views the same buffer from offset 0. */
-function _zeroRange(b: Uint8Array, words: Uint32Array, from: number, to: number): boolean {
-  let i = from;
-  while (i < to && (i & 3) !== 0) if (b[i++] !== 0) return false;
-  let x = i >> 2;
-  const xEnd = to >> 2;
-  let acc = 0;
-  // OR of 8 words per step: one branch per 32 bytes.
-  for (; x + 8 <= xEnd; x += 8) {
-    acc = words[x] | words[x + 1] | words[x + 2] | words[x + 3] | words[x + 4] |
-      words[x + 5] | words[x + 6] | words[x + 7];
-    if (acc !== 0) return false;
-  }
-  for (; x < xEnd; x++) if (words[x] !== 0) return false;
-  for (i = Math.max(i, xEnd << 2); i < to; i++) if (b[i] !== 0) return false;
-  return true;
-}
-
-function _isZero(b: Uint8Array): boolean {
-  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
-  return true;
-}
-
-/**
- * Whether a segment file is all zeros: prepared ahead and never started. Reads its header first,
- * then the rest (a zero header followed by data is damage, not an unstarted segment).
- */
-export function isUnstartedSegment(path: string): boolean {
-  try {
-    using f = Deno.openSync(path, { read: true });
-    let buf = new Uint8Array(4096);
-    let words = new Uint32Array(buf.buffer);
-    while (true) {
-      const n = f.readSync(buf);
-      if (n === null) return true;
-      if (!_zeroRange(buf, words, 0, n)) return false;
-      if (buf.length < ZERO_CHECK_BYTES) {
-        buf = new Uint8Array(ZERO_CHECK_BYTES);
-        words = new Uint32Array(buf.buffer);
-      }
-    }
-  } catch {
-    return false;
-  }
-}
-
-/** Read size of the all-zeros check after its first 4 KiB: 256 KiB stays in cache (faster). */
-const ZERO_CHECK_BYTES = 256 << 10;

@@ -17,13 +17,19 @@ import {
   defaultCheckpointDir,
 } from "./checkpoint.ts";
 import { PerCoreWalConfig } from "./config.ts";
-import { listCoreSegments, refuseSymlink } from "./core_log.ts";
+import {
+  isUnstartedSegment,
+  listCoreSegments,
+  refuseSymlink,
+  segmentNameParser,
+} from "./segment_files.ts";
 import { PerCoreWalError } from "./errors.ts";
 import { toKey } from "./format.ts";
+import { readDirectory } from "./fs.ts";
 import { SyncBackend } from "./io/sync.ts";
 import { lockWalDirectory, unlockWalDirectory } from "./lock.ts";
 import { CoreCursor, mergeCursors, type SegmentEnd } from "./merge.ts";
-import { isUnstartedSegment, scanSegment } from "./reader.ts";
+import { scanSegment } from "./reader.ts";
 import { ByteArena, compareBytes, keyString, StateFile } from "./state_file.ts";
 import type { Bytes, PerCoreWalEntry, SegmentStats } from "./types.ts";
 import { configFromDirectory } from "./wal_meta.ts";
@@ -565,11 +571,9 @@ export class PerCoreRecoveryManager {
 
   /** Segment files of cores beyond `numCores`. */
   #extraSegments(report: SegmentReport[], mode: RecoveryMode): void {
-    const probe = new PerCoreWalConfig(this.config.baseDir, 1024, {
-      segmentPattern: this.config.options.segmentPattern,
-    });
-    for (const e of Deno.readDirSync(this.config.baseDir)) {
-      const p = probe.parseSegmentName(e.name);
+    const parseName = segmentNameParser(this.config.options.segmentPattern);
+    for (const e of readDirectory(this.config.baseDir)) {
+      const p = parseName(e.name);
       if (p === undefined || p.coreId < this.config.numCores) continue;
       const line: SegmentReport = {
         coreId: p.coreId,

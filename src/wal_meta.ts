@@ -7,6 +7,7 @@
 
 import { PerCoreWalConfig, type PerCoreWalOptions } from "./config.ts";
 import { PerCoreWalError } from "./errors.ts";
+import { segmentNameParser } from "./segment_files.ts";
 import { FORMAT_VERSION } from "./format.ts";
 import { SyncBackend } from "./io/sync.ts";
 
@@ -160,11 +161,11 @@ export function configFromDirectory(
     });
   }
   const pattern = options.segmentPattern ?? DEFAULT_PATTERN;
-  const probe = new PerCoreWalConfig(dir, 1024, { segmentPattern: pattern });
+  const parseName = segmentNameParser(pattern);
   let cores = 0;
   try {
     for (const e of Deno.readDirSync(dir)) {
-      const p = probe.parseSegmentName(e.name);
+      const p = parseName(e.name);
       if (p !== undefined && p.coreId < 1024) cores = Math.max(cores, p.coreId + 1);
     }
   } catch (e) {

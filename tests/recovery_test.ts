@@ -2,7 +2,7 @@
 // corruption in the middle, missing and extra segments; replay order; repair, then reopen.
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { PerCoreWalConfig } from "../src/config.ts";
-import { listCoreSegments } from "../src/core_log.ts";
+import { listCoreSegments } from "../src/segment_files.ts";
 import { PerCoreWalError } from "../src/errors.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
 import { compareEntries } from "../src/merge.ts";

@@ -20,11 +20,12 @@ import {
   readCheckpoint,
   verifyCheckpointFiles,
 } from "../checkpoint.ts";
-import { PerCoreWalConfig } from "../config.ts";
-import { listCoreSegments } from "../core_log.ts";
+import type { PerCoreWalConfig } from "../config.ts";
+import { readDirectory } from "../fs.ts";
 import { PerCoreWalError } from "../errors.ts";
 import type { SegmentHeader } from "../format.ts";
-import { acknowledgedClaim, isUnstartedSegment, PerCoreWalReader } from "../reader.ts";
+import { acknowledgedClaim, PerCoreWalReader } from "../reader.ts";
+import { isUnstartedSegment, listCoreSegments, segmentNameParser } from "../segment_files.ts";
 import { StateFile } from "../state_file.ts";
 import type { WalOperation } from "../types.ts";
 import { basename } from "./paths.ts";
@@ -446,12 +447,10 @@ function _checkContinuity(
 
 /** Segment files of cores beyond the WAL's number of cores. */
 function _extraSegments(config: PerCoreWalConfig): Damage[] {
-  const probe = new PerCoreWalConfig(config.baseDir, 1024, {
-    segmentPattern: config.options.segmentPattern,
-  });
+  const parseName = segmentNameParser(config.options.segmentPattern);
   const out: Damage[] = [];
-  for (const e of Deno.readDirSync(config.baseDir)) {
-    const p = probe.parseSegmentName(e.name);
+  for (const e of readDirectory(config.baseDir)) {
+    const p = parseName(e.name);
     if (p === undefined || p.coreId < config.numCores) continue;
     out.push({
       path: `${config.baseDir}/${e.name}`,

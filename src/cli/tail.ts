@@ -14,7 +14,7 @@
  */
 
 import type { PerCoreWalConfig } from "../config.ts";
-import { listCoreSegments } from "../core_log.ts";
+import { listCoreSegments } from "../segment_files.ts";
 import { PerCoreWalError } from "../errors.ts";
 import { ioError } from "../fs.ts";
 import { SEGMENT_DATA_OFFSET } from "../format.ts";
