@@ -25,8 +25,14 @@ import {
 } from "./segment_files.ts";
 import { PerCoreWalError } from "./errors.ts";
 import { toKey } from "./format.ts";
-import { readDirectory } from "./fs.ts";
-import { SyncBackend } from "./io/sync.ts";
+import {
+  lstatIfExists,
+  readDirectory,
+  readWholeFile,
+  renamePath,
+  syncDirectory,
+  truncateFile,
+} from "./fs.ts";
 import { lockWalDirectory, unlockWalDirectory } from "./lock.ts";
 import { CoreCursor, mergeCursors, type SegmentEnd } from "./merge.ts";
 import { scanSegment } from "./reader.ts";
@@ -399,7 +405,7 @@ export class PerCoreRecoveryManager {
         };
       base = checkpoint === undefined ? undefined : StateFile.open(`${checkpoint.path}/state.kv`);
       const appState = checkpoint?.hasAppState
-        ? Deno.readFileSync(`${checkpoint.path}/app.bin`)
+        ? readWholeFile(`${checkpoint.path}/app.bin`)
         : undefined;
       this.#extraSegments(report, mode);
       const starts = Array.from({ length: config.numCores }, (_, c) => checkpoint?.walPositions[c]);
@@ -644,9 +650,9 @@ export class PerCoreRecoveryManager {
   ): void {
     let dirty = false;
     const cutCore = (coreId: number, segment: number, offset: number) => {
-      _truncate(this.config.segmentPath(coreId, segment), offset);
+      truncateFile(this.config.segmentPath(coreId, segment), offset);
       for (const s of listCoreSegments(this.config, coreId)) {
-        if (s.index > segment) Deno.renameSync(s.path, _aside(s.path));
+        if (s.index > segment) renamePath(s.path, _aside(s.path));
       }
       dirty = true;
     };
@@ -654,10 +660,17 @@ export class PerCoreRecoveryManager {
       if (line.status === "tornTail" && line.action === "truncated") {
         // A crash tail may begin before the last segment (batches of a rotation in flight):
         // the later segments hold no acknowledged record and are put aside first.
+        let putAside = false;
         for (const x of listCoreSegments(this.config, line.coreId)) {
-          if (x.index > line.segmentIndex) Deno.renameSync(x.path, _aside(x.path));
+          if (x.index > line.segmentIndex) {
+            renamePath(x.path, _aside(x.path));
+            putAside = true;
+          }
         }
-        _truncate(line.path, line.offset!);
+        // The renames must be durable before the cut: a crash after the cut that brought the
+        // later segments back would leave them beyond a segment that no longer leads to them.
+        if (putAside) syncDirectory(this.config.baseDir);
+        truncateFile(line.path, line.offset!);
         line.applied = true;
       }
     }
@@ -687,14 +700,14 @@ export class PerCoreRecoveryManager {
         } else {
           // A missing segment: everything from the segment after the gap on is put aside.
           for (const s of listCoreSegments(this.config, line.coreId)) {
-            if (s.index >= line.segmentIndex) Deno.renameSync(s.path, _aside(s.path));
+            if (s.index >= line.segmentIndex) renamePath(s.path, _aside(s.path));
           }
           dirty = true;
         }
         line.applied = true;
       }
     }
-    if (dirty) new SyncBackend().syncDirectory(this.config.baseDir);
+    if (dirty) syncDirectory(this.config.baseDir);
   }
 }
 
@@ -753,21 +766,7 @@ function _aside(path: string): string {
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   for (let i = 0;; i++) {
     const name = `${path}.damaged-${stamp}${i === 0 ? "" : `-${i}`}`;
-    try {
-      Deno.lstatSync(name);
-    } catch {
-      return name;
-    }
-  }
-}
-
-function _truncate(path: string, offset: number): void {
-  const f = Deno.openSync(path, { read: true, write: true });
-  try {
-    f.truncateSync(offset);
-    f.syncSync();
-  } finally {
-    f.close();
+    if (lstatIfExists(name) === undefined) return name;
   }
 }
 
