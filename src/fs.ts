@@ -149,3 +149,11 @@ export function truncateFile(path: string, length: number): void {
 export function readLink(path: string): string {
   return _io("readlink", path, () => Deno.readLinkSync(path));
 }
+
+/** fdatasyncs a file by path, opened read-only (a reader may lack write permission). */
+export function syncFileData(path: string): void {
+  _io("fdatasync", path, () => {
+    using f = Deno.openSync(path, { read: true });
+    f.syncDataSync();
+  });
+}

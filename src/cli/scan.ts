@@ -21,7 +21,7 @@ import {
   verifyCheckpointFiles,
 } from "../checkpoint.ts";
 import type { PerCoreWalConfig } from "../config.ts";
-import { readDirectory } from "../fs.ts";
+import { isMissing, readDirectory, statPath } from "../fs.ts";
 import { PerCoreWalError } from "../errors.ts";
 import type { SegmentHeader } from "../format.ts";
 import { acknowledgedClaim, PerCoreWalReader } from "../reader.ts";
@@ -133,9 +133,9 @@ export interface DirectoryScan {
 export function scanCheckpoints(dir: string): CheckpointScan[] {
   let names: string[];
   try {
-    names = [...Deno.readDirSync(dir)].map((e) => e.name);
+    names = readDirectory(dir).map((e) => e.name);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return [];
+    if (isMissing(e)) return [];
     throw e;
   }
   const out: CheckpointScan[] = [];
@@ -157,7 +157,8 @@ export function scanCheckpoints(dir: string): CheckpointScan[] {
       try {
         StateFile.open(`${path}/state.kv`).close();
       } catch (e) {
-        reason = e instanceof Error ? e.message : String(e);
+        if (!(e instanceof PerCoreWalError)) throw e;
+        reason = e.message;
       }
     }
     out.push({ path, meta, valid: reason === undefined, reason, incomplete: false, used: false });
@@ -273,9 +274,11 @@ export async function scanDirectory(
 
 function _size(path: string): number {
   try {
-    return Deno.statSync(path).size;
-  } catch {
-    return 0;
+    return statPath(path).size;
+  } catch (e) {
+    // Gone since it was listed (a segment retired under us): nothing to count.
+    if (isMissing(e)) return 0;
+    throw e;
   }
 }
 
