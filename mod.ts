@@ -43,12 +43,8 @@ export {
 } from "./src/core_log.ts";
 export { PerCoreWalError, PerCoreWalErrorCode, type PerCoreWalErrorDetails } from "./src/errors.ts";
 export { type CoreMetrics, type ManagerOpenOptions, PerCoreWalManager } from "./src/manager.ts";
-export {
-  compareEntries,
-  type MergeOptions,
-  mergeSegments,
-  type SegmentOffset,
-} from "./src/merge.ts";
+export { compareEntries, type MergeOptions, mergeSegments } from "./src/merge_stream.ts";
+export type { SegmentOffset } from "./src/merge.ts";
 export { type AppendWaitOptions, CoreWalWriter, type WriterHandle } from "./src/writer.ts";
 export {
   CheckpointCoordinator,

@@ -18,7 +18,8 @@ import { ensureDirectory, listCoreSegments } from "./segment_files.ts";
 import { PerCoreWalError } from "./errors.ts";
 import { SyncBackend } from "./io/sync.ts";
 import type { PerCoreWalManager } from "./manager.ts";
-import { CoreCursor, mergeCursors } from "./merge.ts";
+import { CoreCursor } from "./merge.ts";
+import { mergeCursors } from "./merge_stream.ts";
 import { ChangeSet, StateFile, StateFileWriter } from "./state_file.ts";
 
 /**

@@ -34,7 +34,8 @@ import {
   truncateFile,
 } from "./fs.ts";
 import { lockWalDirectory, unlockWalDirectory } from "./lock.ts";
-import { CoreCursor, mergeCursors, type SegmentEnd } from "./merge.ts";
+import { CoreCursor, type SegmentEnd } from "./merge.ts";
+import { mergeCursors } from "./merge_stream.ts";
 import { scanSegment } from "./reader.ts";
 import { ByteArena, compareBytes, keyString, StateFile } from "./state_file.ts";
 import type { Bytes, PerCoreWalEntry, SegmentStats } from "./types.ts";

@@ -7,6 +7,8 @@ import { assertEquals } from "@std/assert";
 const READ_SIDE = [
   "src/reader.ts",
   "src/merge.ts",
+  "src/merge_stream.ts",
+  "src/segment_files.ts",
   "src/recovery.ts",
   "src/checkpoint.ts",
   "src/cli/scan.ts",

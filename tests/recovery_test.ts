@@ -5,7 +5,7 @@ import { PerCoreWalConfig } from "../src/config.ts";
 import { listCoreSegments } from "../src/segment_files.ts";
 import { PerCoreWalError } from "../src/errors.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
-import { compareEntries } from "../src/merge.ts";
+import { compareEntries } from "../src/merge_stream.ts";
 import { acknowledgedClaim, PerCoreWalReader, scanSegment } from "../src/reader.ts";
 import { PerCoreRecoveryManager, recoverPerCore } from "../src/recovery.ts";
 import { CheckpointCoordinator } from "../src/checkpoint.ts";

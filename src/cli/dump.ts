@@ -7,7 +7,7 @@
 
 import { PerCoreWalError } from "../errors.ts";
 import { isMissing, statPath } from "../fs.ts";
-import { mergeSegments } from "../merge.ts";
+import { mergeSegments } from "../merge_stream.ts";
 import { PerCoreWalReader } from "../reader.ts";
 import type { PerCoreWalEntry } from "../types.ts";
 import { configFromDirectory, readWalMeta } from "../wal_meta.ts";

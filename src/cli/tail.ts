@@ -18,7 +18,7 @@ import { listCoreSegments } from "../segment_files.ts";
 import { PerCoreWalError } from "../errors.ts";
 import { syncFileData } from "../fs.ts";
 import { SEGMENT_DATA_OFFSET } from "../format.ts";
-import { compareEntries } from "../merge.ts";
+import { compareEntries } from "../merge_stream.ts";
 import { PerCoreWalReader } from "../reader.ts";
 import type { PerCoreWalEntry } from "../types.ts";
 import { printEntry } from "./dump.ts";
