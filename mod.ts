@@ -54,19 +54,18 @@ export {
   type CheckpointRunOptions,
   type CheckpointStep,
 } from "./src/checkpoint.ts";
+export { PerCoreRecoveryManager, recoverPerCore } from "./src/recovery.ts";
 export {
   type CheckpointReport,
   type PerCoreRecoveredState,
-  PerCoreRecoveryManager,
   RecoveredState,
-  recoverPerCore,
   type RecoveryMode,
   type RecoveryOptions,
   type RepairAction,
   type ReplayPosition,
   type SegmentReport,
   type SegmentStatus,
-} from "./src/recovery.ts";
+} from "./src/recovery_types.ts";
 export { configFromDirectory, type WalMeta } from "./src/wal_meta.ts";
 export type { FaultPlan } from "./src/io/faulty.ts";
 export {
