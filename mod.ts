@@ -87,12 +87,8 @@ export type {
   WritePart,
   WritePurpose,
 } from "./src/io/backend.ts";
-export {
-  PerCoreWalReader,
-  type ReaderOptions,
-  type ReadResult,
-  scanSegment,
-} from "./src/reader.ts";
+export { PerCoreWalReader, type ReaderOptions, type ReadResult } from "./src/reader.ts";
+export { scanSegment } from "./src/segment_probes.ts";
 export type {
   Bytes,
   CheckpointOperation,

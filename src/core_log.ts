@@ -45,7 +45,7 @@ import { SharedCopier } from "./shared_copy.ts";
 import { SyncBackend } from "./io/sync.ts";
 import { syncFile as _syncFile } from "./fs.ts";
 import { UringBackend } from "./io/uring.ts";
-import { acknowledgedClaim, scanSegment } from "./reader.ts";
+import { acknowledgedClaim, scanSegment } from "./segment_probes.ts";
 import {
   ensureDirectory,
   hasSegmentHeader as _hasHeader,

@@ -14,7 +14,7 @@ import type { FaultPlan } from "./io/faulty.ts";
 import { LATENCY_BUCKET_BOUNDS_US, type LatencyBuckets } from "./histogram.ts";
 import { lockWalDirectory, unlockWalDirectory } from "./lock.ts";
 import { type MergeOptions, mergeSegments } from "./merge_stream.ts";
-import { scanSegment } from "./reader.ts";
+import { scanSegment } from "./segment_probes.ts";
 import { ensureDirectory, isUnstartedSegment, listCoreSegments } from "./segment_files.ts";
 import { reconcileWalMeta } from "./wal_meta.ts";
 import { B, Control, CoreState, M, ProducerRing } from "./shared.ts";

@@ -7,7 +7,8 @@
 
 import type { PerCoreWalConfig } from "./config.ts";
 import { PerCoreWalError } from "./errors.ts";
-import { acknowledgedClaim, PerCoreWalReader, type ReadResult } from "./reader.ts";
+import { PerCoreWalReader, type ReadResult } from "./reader.ts";
+import { acknowledgedClaim } from "./segment_probes.ts";
 import { isUnstartedSegment, listCoreSegments } from "./segment_files.ts";
 import type { PerCoreWalEntry } from "./types.ts";
 

@@ -30,7 +30,7 @@ import {
 import { lockWalDirectory, unlockWalDirectory } from "./lock.ts";
 import { CoreCursor, type SegmentEnd } from "./merge.ts";
 import { mergeCursors } from "./merge_stream.ts";
-import { scanSegment } from "./reader.ts";
+import { scanSegment } from "./segment_probes.ts";
 import {
   type PerCoreRecoveredState,
   RecoveredState,

@@ -19,7 +19,8 @@ import {
   saltState,
   SEGMENT_DATA_OFFSET,
 } from "../src/format.ts";
-import { PerCoreWalReader, scanSegment } from "../src/reader.ts";
+import { PerCoreWalReader } from "../src/reader.ts";
+import { scanSegment } from "../src/segment_probes.ts";
 import { recoverPerCore } from "../src/recovery.ts";
 import type { RecoveryMode } from "../src/recovery_types.ts";
 import type { PerCoreWalEntry } from "../src/types.ts";
