@@ -87,7 +87,8 @@ export type {
   WritePart,
   WritePurpose,
 } from "./src/io/backend.ts";
-export { PerCoreWalReader, type ReaderOptions, type ReadResult } from "./src/reader.ts";
+export { PerCoreWalReader } from "./src/reader.ts";
+export type { ReaderOptions, ReadResult } from "./src/read_result.ts";
 export { scanSegment } from "./src/segment_probes.ts";
 export type {
   Bytes,

@@ -7,7 +7,8 @@
 
 import type { PerCoreWalConfig } from "./config.ts";
 import { PerCoreWalError } from "./errors.ts";
-import { PerCoreWalReader, type ReadResult } from "./reader.ts";
+import type { ReadResult } from "./read_result.ts";
+import { PerCoreWalReader } from "./reader.ts";
 import { acknowledgedClaim } from "./segment_probes.ts";
 import { isUnstartedSegment, listCoreSegments } from "./segment_files.ts";
 import type { PerCoreWalEntry } from "./types.ts";

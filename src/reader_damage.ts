@@ -21,7 +21,7 @@ import {
   type SegmentHeader,
 } from "./format.ts";
 import type { ReadWindow } from "./read_window.ts";
-import type { ReadResult } from "./reader.ts";
+import type { ReadResult } from "./read_result.ts";
 import { firstNonZeroWord } from "./zero_bytes.ts";
 
 /** The unit a disk writes atomically, as the crash model of section 8 assumes. */

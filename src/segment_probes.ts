@@ -6,7 +6,8 @@
  */
 
 import type { SegmentHeader } from "./format.ts";
-import { PerCoreWalReader, type ReaderOptions, type ReadResult } from "./reader.ts";
+import type { ReaderOptions, ReadResult } from "./read_result.ts";
+import { PerCoreWalReader } from "./reader.ts";
 import { isUnstartedSegment } from "./segment_files.ts";
 import type { SegmentStats } from "./types.ts";
 
