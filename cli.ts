@@ -197,90 +197,100 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
   try {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: rest,
-        options: { ...command.options, help: { type: "boolean", short: "h" } },
-        allowPositionals: true,
-        strict: true,
-      });
-    } catch (e) {
-      throw new _UsageError(e instanceof Error ? e.message : String(e));
-    }
-    const v = parsed.values as Record<string, string | boolean | undefined>;
-    if (v.help) {
-      console.log(_help(name));
-      return 0;
-    }
-    if (parsed.positionals.length !== 1) {
-      throw new _UsageError(
-        parsed.positionals.length === 0
-          ? `missing <${name === "dump" ? "segment|dir" : "dir"}>`
-          : `unexpected argument "${parsed.positionals[1]}"`,
-      );
-    }
-    const path = parsed.positionals[0].replace(/(.)\/+$/, "$1");
-    const json = v.json === true;
-    const checkpointDir = v["checkpoint-dir"] as string | undefined;
-    const mode = (v.mode as string | undefined) ?? "tolerateTornTail";
-    if (name === "repair" && !(REPAIR_MODES as readonly string[]).includes(mode)) {
-      throw new _UsageError(`--mode must be ${REPAIR_MODES.join(", ")}; got "${mode}"`);
-    }
-    const lines = _integer("lines", v.lines as string | undefined) ?? 10n;
-    const intervalMs = _integer("interval-ms", v["interval-ms"] as string | undefined, 10n) ??
-      200n;
-    const fromSequence = _integer("from-seq", v["from-seq"] as string | undefined);
-    const epoch = _integer("epoch", v.epoch as string | undefined);
-    const core = _integer("core", v.core as string | undefined);
-    const o = { json, checkpointDir, strict: v.strict === true };
-    switch (name) {
-      case "dump":
-        return await dump(path, {
-          json,
-          fromSequence,
-          epoch,
-          core: core === undefined ? undefined : Number(core),
-        });
-      case "checkpoints":
-        if (checkpointDir === undefined) configFromDirectory(path); // a WAL directory?
-        return checkpoints(checkpointDir ?? defaultCheckpointDir(path), o);
-    }
-    const config = configFromDirectory(path);
-    switch (name) {
-      case "inspect":
-        return await inspect(config, o);
-      case "verify":
-        return await verify(config, o);
-      case "stats":
-        return await stats(config, o);
-      case "repair":
-        return await repair(config, {
-          mode: mode as RepairMode,
-          dryRun: v["dry-run"] === true,
-          json,
-          checkpointDir,
-        });
-      default:
-        return await _tail(config, json, Number(lines), Number(intervalMs), v.follow === true);
-    }
+    return await _run(name, command, rest);
   } catch (e) {
-    if (e instanceof _UsageError) {
-      console.error(`wal ${name}: ${e.message}\nUsage: ${command.usage} (--help for more)`);
-      return 2;
-    }
-    // `wal dump ... | head`: the reader is gone, which is not a failure.
-    if (e instanceof Deno.errors.BrokenPipe) return 0;
-    if (e instanceof PerCoreWalError || e instanceof Deno.errors.PermissionDenied) {
-      const where = e instanceof PerCoreWalError && e.segment !== undefined &&
-          !e.message.includes(e.segment)
-        ? ` (${e.segment}${e.offset === undefined ? "" : ` at offset ${e.offset}`})`
-        : "";
-      console.error(`wal ${name}: ${e.message}${where}`);
-      return 1;
-    }
-    throw e;
+    return _failure(name, command, e);
   }
+}
+
+/** Parses the arguments of command `name` and runs it; throws what the command throws. */
+async function _run(name: string, command: _Command, rest: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: rest,
+      options: { ...command.options, help: { type: "boolean", short: "h" } },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (e) {
+    throw new _UsageError(e instanceof Error ? e.message : String(e));
+  }
+  const v = parsed.values as Record<string, string | boolean | undefined>;
+  if (v.help) {
+    console.log(_help(name));
+    return 0;
+  }
+  if (parsed.positionals.length !== 1) {
+    throw new _UsageError(
+      parsed.positionals.length === 0
+        ? `missing <${name === "dump" ? "segment|dir" : "dir"}>`
+        : `unexpected argument "${parsed.positionals[1]}"`,
+    );
+  }
+  const path = parsed.positionals[0].replace(/(.)\/+$/, "$1");
+  const json = v.json === true;
+  const checkpointDir = v["checkpoint-dir"] as string | undefined;
+  const mode = (v.mode as string | undefined) ?? "tolerateTornTail";
+  if (name === "repair" && !(REPAIR_MODES as readonly string[]).includes(mode)) {
+    throw new _UsageError(`--mode must be ${REPAIR_MODES.join(", ")}; got "${mode}"`);
+  }
+  const lines = _integer("lines", v.lines as string | undefined) ?? 10n;
+  const intervalMs = _integer("interval-ms", v["interval-ms"] as string | undefined, 10n) ??
+    200n;
+  const fromSequence = _integer("from-seq", v["from-seq"] as string | undefined);
+  const epoch = _integer("epoch", v.epoch as string | undefined);
+  const core = _integer("core", v.core as string | undefined);
+  const o = { json, checkpointDir, strict: v.strict === true };
+  switch (name) {
+    case "dump":
+      return await dump(path, {
+        json,
+        fromSequence,
+        epoch,
+        core: core === undefined ? undefined : Number(core),
+      });
+    case "checkpoints":
+      if (checkpointDir === undefined) configFromDirectory(path); // a WAL directory?
+      return checkpoints(checkpointDir ?? defaultCheckpointDir(path), o);
+  }
+  const config = configFromDirectory(path);
+  switch (name) {
+    case "inspect":
+      return await inspect(config, o);
+    case "verify":
+      return await verify(config, o);
+    case "stats":
+      return await stats(config, o);
+    case "repair":
+      return await repair(config, {
+        mode: mode as RepairMode,
+        dryRun: v["dry-run"] === true,
+        json,
+        checkpointDir,
+      });
+    default:
+      return await _tail(config, json, Number(lines), Number(intervalMs), v.follow === true);
+  }
+}
+
+/** The exit code for what a command threw, after saying why; rethrows what is not expected. */
+function _failure(name: string, command: _Command, e: unknown): number {
+  if (e instanceof _UsageError) {
+    console.error(`wal ${name}: ${e.message}\nUsage: ${command.usage} (--help for more)`);
+    return 2;
+  }
+  // `wal dump ... | head`: the reader is gone, which is not a failure.
+  if (e instanceof Deno.errors.BrokenPipe) return 0;
+  if (e instanceof PerCoreWalError || e instanceof Deno.errors.PermissionDenied) {
+    const where = e instanceof PerCoreWalError && e.segment !== undefined &&
+        !e.message.includes(e.segment)
+      ? ` (${e.segment}${e.offset === undefined ? "" : ` at offset ${e.offset}`})`
+      : "";
+    console.error(`wal ${name}: ${e.message}${where}`);
+    return 1;
+  }
+  throw e;
 }
 
 async function _tail(

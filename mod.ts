@@ -43,12 +43,8 @@ export {
 } from "./src/core_log.ts";
 export { PerCoreWalError, PerCoreWalErrorCode, type PerCoreWalErrorDetails } from "./src/errors.ts";
 export { type CoreMetrics, type ManagerOpenOptions, PerCoreWalManager } from "./src/manager.ts";
-export {
-  compareEntries,
-  type MergeOptions,
-  mergeSegments,
-  type SegmentOffset,
-} from "./src/merge.ts";
+export { compareEntries, type MergeOptions, mergeSegments } from "./src/merge_stream.ts";
+export type { SegmentOffset } from "./src/merge.ts";
 export { type AppendWaitOptions, CoreWalWriter, type WriterHandle } from "./src/writer.ts";
 export {
   CheckpointCoordinator,
@@ -58,19 +54,18 @@ export {
   type CheckpointRunOptions,
   type CheckpointStep,
 } from "./src/checkpoint.ts";
+export { PerCoreRecoveryManager, recoverPerCore } from "./src/recovery.ts";
 export {
   type CheckpointReport,
   type PerCoreRecoveredState,
-  PerCoreRecoveryManager,
   RecoveredState,
-  recoverPerCore,
   type RecoveryMode,
   type RecoveryOptions,
   type RepairAction,
   type ReplayPosition,
   type SegmentReport,
   type SegmentStatus,
-} from "./src/recovery.ts";
+} from "./src/recovery_types.ts";
 export { configFromDirectory, type WalMeta } from "./src/wal_meta.ts";
 export type { FaultPlan } from "./src/io/faulty.ts";
 export {
@@ -92,12 +87,9 @@ export type {
   WritePart,
   WritePurpose,
 } from "./src/io/backend.ts";
-export {
-  PerCoreWalReader,
-  type ReaderOptions,
-  type ReadResult,
-  scanSegment,
-} from "./src/reader.ts";
+export { PerCoreWalReader } from "./src/reader.ts";
+export type { ReaderOptions, ReadResult } from "./src/read_result.ts";
+export { scanSegment } from "./src/segment_probes.ts";
 export type {
   Bytes,
   CheckpointOperation,

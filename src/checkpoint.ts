@@ -29,12 +29,13 @@ import {
 } from "./checkpoint_store.ts";
 import { foldCommit } from "./commit_fold.ts";
 import { directoryMode } from "./config.ts";
-import { ensureDirectory, listCoreSegments } from "./core_log.ts";
 import { crc32c } from "./crc32c.ts";
+import { ensureDirectory, listCoreSegments } from "./segment_files.ts";
 import { PerCoreWalError } from "./errors.ts";
 import { makeDirectory, removePath, renamePath, syncDirectory, writeSyncedFile } from "./fs.ts";
 import type { PerCoreWalManager } from "./manager.ts";
-import { CoreCursor, mergeCursors } from "./merge.ts";
+import { CoreCursor } from "./merge.ts";
+import { mergeCursors } from "./merge_stream.ts";
 import { ChangeSet, StateFile, StateFileWriter } from "./state_file.ts";
 
 // Recovery, the CLI scan and mod.ts import these from here. They live in checkpoint_store.ts,

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { directoryMode, PerCoreWalConfig, type ResolvedWalOptions } from "./config.ts";
+import { PerCoreWalConfig, type ResolvedWalOptions } from "./config.ts";
 import { PerCoreWalError } from "./errors.ts";
 import {
   BATCH_MARKER_BYTES,
@@ -43,9 +43,9 @@ import type { BackendKind, IoBackend, IoFile } from "./io/backend.ts";
 import { enableNativeCrc32c } from "./io/checksum.ts";
 import { SharedCopier } from "./shared_copy.ts";
 import { SyncBackend } from "./io/sync.ts";
-import { ioError, readFullyAt } from "./fs.ts";
 import { UringBackend } from "./io/uring.ts";
 import { recoverCoreSegments } from "./open_recovery.ts";
+import { ensureDirectory } from "./segment_files.ts";
 import type { Bytes, CommitOffsets, WalOperation, WalOperationInput } from "./types.ts";
 
 const MiB = 1024 * 1024;
@@ -1217,69 +1217,6 @@ export class CoreLog {
   }
 }
 
-/** The segments of core `coreId` in `config.baseDir`, by index. */
-export function listCoreSegments(
-  config: PerCoreWalConfig,
-  coreId: number,
-): { index: number; path: string }[] {
-  const out: { index: number; path: string }[] = [];
-  for (const e of Deno.readDirSync(config.baseDir)) {
-    if (e.isSymlink && config.parseSegmentName(e.name)?.coreId === coreId) {
-      refuseSymlink(`${config.baseDir}/${e.name}`, "Segment");
-    }
-    if (!e.isFile) continue;
-    const p = config.parseSegmentName(e.name);
-    if (p !== undefined && p.coreId === coreId) {
-      out.push({ index: p.segment, path: `${config.baseDir}/${e.name}` });
-    }
-  }
-  return out.sort((a, b) => a.index - b.index);
-}
-
-/** Whether a segment file's header block holds anything (its first 64 bytes are not zero). */
-function _hasHeader(path: string): boolean {
-  using f = Deno.openSync(path, { read: true });
-  const b = new Uint8Array(64);
-  readFullyAt(f, b, 0);
-  return b.some((x) => x !== 0);
-}
-
-function _syncFile(path: string): void {
-  using f = Deno.openSync(path, { read: true, write: true });
-  f.syncDataSync();
-}
-
-/**
- * Creates the WAL directory (mode from `fileMode`, and fsyncs its parent), or checks that it is a
- * directory and, unless `allowSymlinks`, not a symbolic link (the last component only).
- */
-export function ensureDirectory(
-  dir: string,
-  options: { fileMode?: number; allowSymlinks?: boolean; what?: string } = {},
-): void {
-  const what = options.what ?? "WAL directory";
-  try {
-    if (!options.allowSymlinks) refuseSymlink(dir, what);
-    const st = Deno.statSync(dir);
-    if (!st.isDirectory) {
-      throw new PerCoreWalError("Io", `${what} "${dir}" is not a directory`, {
-        errno: "ENOTDIR",
-        segment: dir,
-      });
-    }
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw ioError(e, "open directory", dir);
-    try {
-      Deno.mkdirSync(dir, { recursive: true, mode: directoryMode(options.fileMode ?? 0o600) });
-    } catch (e) {
-      throw ioError(e, "mkdir", dir);
-    }
-    // The new directory's entry must survive a crash like the segments in it.
-    const parent = dir.includes("/") ? dir.slice(0, dir.lastIndexOf("/")) || "/" : ".";
-    new SyncBackend().syncDirectory(parent);
-  }
-}
-
 function _writeMode(config: PerCoreWalConfig, io: IoBackend): "direct" | "dsync" | "buffered" {
   const asked = config.options.writeMode;
   if (io.kind === "sync") {
@@ -1303,21 +1240,4 @@ function _writeMode(config: PerCoreWalConfig, io: IoBackend): "direct" | "dsync"
     );
   }
   return asked;
-}
-
-/** Throws "Unsafe" if `path` is a symbolic link (`lstat`); lets other errors through. */
-export function refuseSymlink(path: string, what: string): void {
-  if (!Deno.lstatSync(path).isSymlink) return;
-  let target = "?";
-  try {
-    target = Deno.readLinkSync(path);
-  } catch {
-    // Only for the message.
-  }
-  throw new PerCoreWalError(
-    "Unsafe",
-    `${what} "${path}" is a symbolic link (to "${target}"): refused` +
-      (what === "Segment" ? "; segments must be regular files" : " unless allowSymlinks is true"),
-    { segment: path },
-  );
 }

@@ -157,3 +157,16 @@ export function writeSyncedFile(path: string, bytes: Uint8Array, mode: number): 
     file.syncSync();
   });
 }
+
+/** The target of a symbolic link. */
+export function readLink(path: string): string {
+  return _io("readlink", path, () => Deno.readLinkSync(path));
+}
+
+/** fdatasyncs a file by path, opened read-only (a reader may lack write permission). */
+export function syncFileData(path: string): void {
+  _io("fdatasync", path, () => {
+    using f = Deno.openSync(path, { read: true });
+    f.syncDataSync();
+  });
+}

@@ -6,20 +6,16 @@
  */
 
 import { PerCoreWalConfig } from "./config.ts";
-import {
-  type CoreLogMetrics,
-  ensureDirectory,
-  listCoreSegments,
-  type WalPosition,
-} from "./core_log.ts";
+import type { CoreLogMetrics, WalPosition } from "./core_log.ts";
 import type { ErrorData, InitMessage } from "./core_worker.ts";
 import { PerCoreWalError, type PerCoreWalErrorCode } from "./errors.ts";
 import type { BackendKind } from "./io/backend.ts";
 import type { FaultPlan } from "./io/faulty.ts";
 import { LATENCY_BUCKET_BOUNDS_US, type LatencyBuckets } from "./histogram.ts";
 import { lockWalDirectory, unlockWalDirectory } from "./lock.ts";
-import { type MergeOptions, mergeSegments } from "./merge.ts";
-import { isUnstartedSegment, scanSegment } from "./reader.ts";
+import { type MergeOptions, mergeSegments } from "./merge_stream.ts";
+import { scanSegment } from "./segment_probes.ts";
+import { ensureDirectory, isUnstartedSegment, listCoreSegments } from "./segment_files.ts";
 import { reconcileWalMeta } from "./wal_meta.ts";
 import { B, Control, CoreState, M, ProducerRing } from "./shared.ts";
 import type { PerCoreWalEntry, SegmentStats } from "./types.ts";

@@ -18,8 +18,9 @@ import {
 } from "./damage_table.ts";
 import { PerCoreWalError } from "./errors.ts";
 import { removePath, syncFile } from "./fs.ts";
-import { acknowledgedClaim, isUnstartedSegment, PerCoreWalReader } from "./reader.ts";
-import { listCoreSegments } from "./core_log.ts";
+import { PerCoreWalReader } from "./reader.ts";
+import { acknowledgedClaim } from "./segment_probes.ts";
+import { isUnstartedSegment, listCoreSegments } from "./segment_files.ts";
 
 /** The last started segment of a core after recovery: where appending may go on. */
 export interface LastSegment {

@@ -6,6 +6,10 @@
 
 import { enableNativeCrc32c } from "./io/checksum.ts";
 import { ioError } from "./fs.ts";
+import { readFull, ReadWindow } from "./read_window.ts";
+import { classifyDamage } from "./reader_damage.ts";
+import { acknowledgedClaim } from "./segment_probes.ts";
+import { isZero } from "./zero_bytes.ts";
 import { PerCoreWalError } from "./errors.ts";
 import {
   batchMarkerClaim,
@@ -15,10 +19,6 @@ import {
   decodeRecord,
   decodeSegmentHeader,
   DEFAULT_MAX_RECORD_BYTES,
-  R_CORE,
-  R_FLAGS,
-  R_LENGTH,
-  R_PAD,
   R_TIMESTAMP,
   R_TYPE,
   RECORD_HEADER_BYTES,
@@ -30,123 +30,14 @@ import {
   SEGMENT_DATA_OFFSET,
   type SegmentHeader,
 } from "./format.ts";
+import type { ReaderOptions, ReadResult } from "./read_result.ts";
 import type { PerCoreWalEntry, SegmentStats } from "./types.ts";
 
-/**
- * What {@linkcode PerCoreWalReader.readNext} found.
- *
- * @example
- * ```ts
- * import { PerCoreWalReader, type ReadResult } from "@percore/wal";
- *
- * await using reader = await PerCoreWalReader.open("./data/wal/wal-0-000000.log");
- * let r: ReadResult;
- * while ((r = await reader.readNext()).kind === "entry") console.log(r.entry.sequence);
- * console.log("ended with", r.kind);
- * ```
- */
-export type ReadResult =
-  | {
-    /** A valid record. */
-    kind: "entry";
-    /** The decoded record. */
-    entry: PerCoreWalEntry;
-    /** Its offset in the file. */
-    offset: number;
-    /** Its length, padding included. */
-    length: number;
-  }
-  | {
-    /** No more records: the file ends, or only zeros (preallocated space) follow. */
-    kind: "end";
-    /** Where the records end. */
-    offset: number;
-    /** Zero bytes from `offset` to the end of the file. */
-    preallocatedBytes: number;
-  }
-  | {
-    /** An incomplete or damaged last record followed only by zeros or nothing: a torn write. */
-    kind: "torn";
-    /** Where the torn record starts (the end of the valid records). */
-    offset: number;
-    /** What is wrong with it. */
-    reason: string;
-  }
-  | {
-    /** A damaged record followed by a valid one, or damage in a segment that is not the last. */
-    kind: "corrupted";
-    /** Where the damaged record starts. */
-    offset: number;
-    /** What is wrong with it. */
-    reason: string;
-    /** "ChecksumMismatch" or "Corrupted". */
-    code: "ChecksumMismatch" | "Corrupted";
-    /** Offset of the first valid record after the damage, when there is one. */
-    resumeAt?: number;
-  };
-
-/**
- * Options of {@linkcode PerCoreWalReader.open}.
- *
- * @example
- * ```ts
- * import { PerCoreWalReader, type ReaderOptions } from "@percore/wal";
- *
- * const options: ReaderOptions = { startSequence: 1000n, isLastSegment: true };
- * await using reader = await PerCoreWalReader.open("./data/wal/wal-0-000003.log", options);
- * for await (const entry of reader) console.log(entry.sequence);
- * ```
- */
-export interface ReaderOptions {
-  /** Largest record accepted; must match the writer's. Default 16 MiB. */
-  maxRecordBytes?: number;
-  /**
-   * Whether this is its core's last segment. Damage at the end of a segment that is not the
-   * last is corruption, not a torn tail. Default true.
-   */
-  isLastSegment?: boolean;
-  /**
-   * Read as if the file ended here: for a segment in use, its durable end (bytes after it may
-   * be in flight). Default: the file's size.
-   */
-  limitOffset?: number;
-  /** Start reading at this offset (a record boundary) instead of the first record. */
-  startOffset?: number;
-  /** The sequence of the record at `startOffset` (default: the header's first sequence). */
-  startSequence?: bigint;
-  /**
-   * The core's segments after this one (paths, by index). In a version 2 segment that is not the
-   * last, damage that no batch marker here or in these segments proves acknowledged is a torn
-   * tail (batches of a rotation in flight), not corruption. Without them such damage is
-   * corruption.
-   */
-  laterSegments?: string[];
-  /**
-   * The sequence this segment must start at (the previous segment's last + 1), when known. With
-   * `laterSegments`, lets a segment whose header block is zero but that holds data be a crash
-   * tail although it is not the last (two rotations in flight).
-   */
-  expectedFirstSequence?: bigint;
-  /**
-   * Read the next 1 MiB while the records before it are decoded (for sequential scans). Close
-   * such a reader with `closeAsync()`, which waits for a read in flight. Default false.
-   */
-  readAhead?: boolean;
-}
-
-const CHUNK = 1024 * 1024;
-/**
- * Room before the bytes read ahead, for the start of the record cut by the end of the previous
- * read: a read ahead is spliced on without reading those bytes again.
- */
-const HEAD = 64 * 1024;
 /**
  * Bytes of the buffer copied at once for the keys and values of the records in them: one copy
  * per window instead of one per record. A key or value kept alive keeps its window (64 KiB).
  */
 const WINDOW = 64 * 1024;
-/** The unit a disk writes atomically, as the crash model of section 8 assumes. */
-const SECTOR = 512;
 
 /**
  * Reads and validates the records of one segment file, in order. It never returns a damaged
@@ -170,31 +61,20 @@ export class PerCoreWalReader {
   readonly header: SegmentHeader | undefined;
   /** The file's size. */
   readonly fileSizeBytes: number;
-  readonly #file: Deno.FsFile;
   readonly #ctx: DecodeContext;
   readonly #last: boolean;
   readonly #later: string[] | undefined;
   readonly #expectedFirst: bigint | undefined;
-  #claim = 0;
-  #buf = _takeBuffer();
-  #view = new DataView(this.#buf.buffer);
-  #u32 = new Uint32Array(this.#buf.buffer);
+  /** The file's bytes; the six fields after it are its own, copied after each refill. */
+  readonly #bytes: ReadWindow;
+  #buf: Uint8Array<ArrayBuffer>;
+  #view: DataView;
   /** The file offset of `#buf[0]`. */
   #bufStart = 0;
   /** The first file offset whose byte is in the buffer (the bytes before it are stale). */
   #bufFrom = 0;
   #bufLen = 0;
-  /** Whether to read ahead, and the read in flight: file bytes `[start, start + len)` at `HEAD`. */
-  readonly #readAhead: boolean;
-  #ahead:
-    | { start: number; len: number; buf: Uint8Array<ArrayBuffer>; done: Promise<unknown> }
-    | undefined;
-  /** Reads in flight into `#buf` (it cannot be handed on at close while there are). */
-  #reading = 0;
-  /** The file's position when known (reads in sequence need no seek), else -1. */
-  #filePos = -1;
-  /** The buffer a read ahead goes to (the one not in use). */
-  #spare: Uint8Array<ArrayBuffer> | undefined;
+  #claim = 0;
   #pos = SEGMENT_DATA_OFFSET;
   #done: ReadResult | undefined;
   #count = 0;
@@ -214,6 +94,9 @@ export class PerCoreWalReader {
   #closed = false;
   /** The copy of the buffer that decoded keys and values view (it is never written to). */
   #window: DecodeCopy | undefined;
+  /** Salvage: the record after skipped damage sets the expected sequence. */
+  #resync = false;
+  #firstSeq: bigint | undefined;
 
   private constructor(
     path: string,
@@ -223,13 +106,14 @@ export class PerCoreWalReader {
     options: ReaderOptions,
   ) {
     this.path = path;
-    this.#file = file;
+    this.#bytes = new ReadWindow(file, path, size, options.readAhead ?? false);
+    this.#buf = this.#bytes.buf;
+    this.#view = this.#bytes.view;
     this.fileSizeBytes = size;
     this.header = header;
     this.#last = options.isLastSegment ?? true;
     this.#later = options.laterSegments;
     this.#expectedFirst = options.expectedFirstSequence;
-    this.#readAhead = options.readAhead ?? false;
     this.#ctx = {
       salt: header === undefined ? 0 : saltState(header.salt),
       coreId: header?.coreId ?? 0,
@@ -266,8 +150,8 @@ export class PerCoreWalReader {
     try {
       const size = Math.min((await file.stat()).size, options.limitOffset ?? Infinity);
       const head = new Uint8Array(Math.min(SEGMENT_DATA_OFFSET, size));
-      await _readFull(file, head, 0, path);
-      const header = _isZero(head) ? undefined : decodeSegmentHeader(head, path);
+      await readFull(file, head, 0, path);
+      const header = isZero(head) ? undefined : decodeSegmentHeader(head, path);
       return new PerCoreWalReader(path, file, size, header, options);
     } catch (e) {
       file.close();
@@ -518,232 +402,40 @@ export class PerCoreWalReader {
     return r;
   }
 
-  /**
-   * Classifies what follows the valid records from `pos`: only zeros (end), no valid record
-   * (torn tail, in the last segment), or a valid record later (corruption).
-   */
+  /** Classifies the damage at `pos` (see `reader_damage.ts`). */
   async #afterDamage(
     pos: number,
     reason: string,
     code: "ChecksumMismatch" | "Corrupted",
     zeroStart = false,
   ): Promise<ReadResult> {
-    // Only damage a power loss can leave (a sector of the record left as zeros) may be a crash
-    // tail; other damage (a flipped bit) is classified as in version 1.
-    const v2 = this.header !== undefined && this.header.version >= 2 &&
-      await this.#crashShaped(pos);
-    const { nonZero, validAt, claim } = await this.#scan(pos, v2);
-    if (!nonZero) {
-      return { kind: "end", offset: pos, preallocatedBytes: this.fileSizeBytes - pos };
-    }
-    const what = zeroStart ? "zeros followed by non-zero bytes" : reason;
-    if (v2) return await this.#crashTail(pos, what, code, validAt, claim);
-    if (validAt !== undefined) {
-      return {
-        kind: "corrupted",
-        offset: pos,
-        reason: `${what}, followed by a valid record at offset ${validAt}`,
+    const later = this.#later;
+    const maxRecordBytes = this.#ctx.maxRecordBytes;
+    try {
+      const { result, claim } = await classifyDamage(
+        {
+          bytes: this.#bytes,
+          header: this.header,
+          fileSizeBytes: this.fileSizeBytes,
+          decode: this.#ctx,
+          isLast: this.#last,
+          hasLater: later !== undefined,
+          expectedFirst: this.#expectedFirst,
+          expected: this.#expected,
+          laterClaim: () => acknowledgedClaim(later!, maxRecordBytes),
+        },
+        pos,
+        reason,
         code,
-        resumeAt: validAt,
-      };
+        zeroStart,
+      );
+      if (claim > this.#claim) this.#claim = claim;
+      return result;
+    } finally {
+      // The classification read on: the buffer may have moved.
+      this.#window = undefined;
+      this.#adopt();
     }
-    if (this.header === undefined) {
-      if (this.#last) {
-        // The header block is written in the chain of the segment's first batch: a segment
-        // without it never had a batch acknowledged. Its records cannot be checked (the salt is
-        // in the header), so this is also what a destroyed header of a last segment looks like.
-        return {
-          kind: "torn",
-          offset: 0,
-          reason: "zero segment header followed by data (its first batch never completed)",
-        };
-      }
-      const first = this.#expectedFirst;
-      if (
-        first !== undefined && this.#later !== undefined &&
-        await acknowledgedClaim(this.#later, this.#ctx.maxRecordBytes) < Number(first)
-      ) {
-        // Its first batch never completed, and no later batch marker says anything from its
-        // first sequence on was acknowledged: the crash tail began here.
-        return {
-          kind: "torn",
-          offset: 0,
-          reason: "zero segment header followed by data (its first batch never completed; " +
-            "no later batch marker claims it)",
-        };
-      }
-      return {
-        kind: "corrupted",
-        offset: 0,
-        reason: "zero segment header followed by data",
-        code: "Corrupted",
-      };
-    }
-    if (!this.#last) {
-      return {
-        kind: "corrupted",
-        offset: pos,
-        reason: `${what} in a segment that is not the core's last`,
-        code,
-      };
-    }
-    return { kind: "torn", offset: pos, reason: what };
-  }
-
-  /**
-   * Whether the damaged record at `pos` looks like a power loss: a batch reaches the disk in
-   * 512-byte sectors, each written or left as it was (zeros: segments are zero-filled and never
-   * rewritten). So some sector's share of the record (padding excluded), or of its CRC and
-   * length fields, is all zero.
-   */
-  async #crashShaped(pos: number): Promise<boolean> {
-    const size = this.fileSizeBytes;
-    await this.#ensure(pos, RECORD_HEADER_BYTES);
-    const rel = pos - this.#bufStart;
-    const zeroIn = (from: number, to: number) => {
-      for (let s = from - (from % SECTOR); s < to; s += SECTOR) {
-        const lo = Math.max(s, from) - this.#bufStart;
-        const hi = Math.min(s + SECTOR, to) - this.#bufStart;
-        let zero = true;
-        for (let i = lo; i < hi && zero; i++) zero = this.#buf[i] === 0;
-        if (zero) return true;
-      }
-      return false;
-    };
-    if (zeroIn(pos, Math.min(pos + 8, size))) return true;
-    if (pos + RECORD_HEADER_BYTES > size) return false;
-    const length = this.#view.getUint32(rel + R_LENGTH, true);
-    if (length < RECORD_HEADER_BYTES || length > this.#ctx.maxRecordBytes + 0xffff) return false;
-    const pad = this.#view.getUint16(rel + R_PAD, true);
-    const end = Math.min(pos + length - (pad <= length - RECORD_HEADER_BYTES ? pad : 0), size);
-    await this.#ensure(pos, end - pos);
-    return zeroIn(pos, end);
-  }
-
-  /**
-   * Version 2: damage at `pos` followed by no valid record, or by valid records none of whose
-   * batch markers claims a sequence at or after the first missing one, lies in batches that were
-   * never acknowledged (acknowledgements go in order, and every batch submitted after one was
-   * acknowledged says so). That is a crash tail; a claim proves acknowledged data was lost.
-   */
-  async #crashTail(
-    pos: number,
-    what: string,
-    code: "ChecksumMismatch" | "Corrupted",
-    validAt: number | undefined,
-    claim: number,
-  ): Promise<ReadResult> {
-    const missing = this.#expected;
-    if (claim > this.#claim) this.#claim = claim;
-    const later = this.#last || this.#later === undefined
-      ? 0
-      : await acknowledgedClaim(this.#later, this.#ctx.maxRecordBytes);
-    const proof = Math.max(claim, later);
-    if (proof >= missing) {
-      return {
-        kind: "corrupted",
-        offset: pos,
-        reason: `${what}${
-          validAt === undefined ? "" : `, followed by a valid record at offset ${validAt}`
-        }; a batch marker${
-          claim >= missing ? "" : " in a later segment"
-        } says records through sequence ${proof} were acknowledged (sequence ${missing} is lost)`,
-        code,
-        resumeAt: validAt,
-      };
-    }
-    if (!this.#last && this.#later === undefined) {
-      return {
-        kind: "corrupted",
-        offset: pos,
-        reason: `${what} in a segment that is not the core's last`,
-        code,
-        resumeAt: validAt,
-      };
-    }
-    const after = validAt === undefined ? "" : ", unacknowledged batches follow";
-    return { kind: "torn", offset: pos, reason: `${what}${after}` };
-  }
-
-  /**
-   * Whether any byte from `from` on is non-zero, and the first valid record after `from`. With
-   * `all`, goes on to the end of the file and returns the largest batch-marker claim seen.
-   */
-  async #scan(
-    from: number,
-    all = false,
-  ): Promise<{ nonZero: boolean; validAt?: number; claim: number }> {
-    let nonZero = false;
-    let validAt: number | undefined;
-    let claim = 0;
-    const size = this.fileSizeBytes;
-    let q = from;
-    while (q < size) {
-      if (
-        q < this.#bufFrom ||
-        q + Math.min(RECORD_HEADER_BYTES, size - q) > this.#bufStart + this.#bufLen
-      ) {
-        // As much as the buffer holds is read (a read ahead spliced on, or a new read).
-        await this.#ensure(q, RECORD_HEADER_BYTES);
-      }
-      const rel = q - this.#bufStart;
-      const b = this.#buf;
-      // Zero runs, a word at a time: no non-zero byte and no length field at these offsets.
-      if ((rel & 3) === 0 && rel + 12 <= this.#bufLen) {
-        const u = this.#u32;
-        const x = rel >> 2;
-        if (u[x] === 0 && u[x + 1] === 0 && u[x + 2] === 0) {
-          // The step above, repeated while it applies, 8 words at a time: on to the last
-          // offset whose three words are not all zero (or not all in the buffer).
-          q += (_firstNonZeroWord(u, x + 3, this.#bufLen >> 2) - 2 - x) * 4;
-          continue;
-        }
-      }
-      if (b[rel] !== 0) {
-        nonZero = true;
-        if (this.header === undefined) return { nonZero, claim };
-      }
-      // A record may start at any offset, whatever its first (CRC) byte; its length field
-      // is never zero, which skips zero runs cheaply.
-      if (
-        q <= from || (b[rel + 4] | b[rel + 5] | b[rel + 6] | b[rel + 7]) === 0 ||
-        this.header === undefined || !this.#candidate(rel, q)
-      ) {
-        q++;
-        continue;
-      }
-      const len = this.#view.getUint32(rel + R_LENGTH, true);
-      await this.#ensure(q, len);
-      const at = q - this.#bufStart;
-      const ok = checkRecord(this.#buf, this.#view, at, this.#bufLen, this.#ctx);
-      if (ok.status !== "ok") {
-        q++;
-        continue;
-      }
-      // A valid record is non-zero even when its first (CRC) byte is 0.
-      nonZero = true;
-      validAt ??= q;
-      if (!all) return { nonZero, validAt, claim };
-      if (this.#buf[at + R_TYPE] === RecordType.batch) {
-        claim = Math.max(claim, batchMarkerClaim(this.#view, at));
-      }
-      q += ok.length;
-    }
-    return { nonZero, validAt, claim };
-  }
-
-  /** A cheap test of whether a record could start at `q` (buffer offset `rel`). */
-  #candidate(rel: number, q: number): boolean {
-    if (rel + RECORD_HEADER_BYTES > this.#bufLen) return false;
-    const b = this.#buf;
-    const v = this.#view;
-    if (b[rel + R_FLAGS] !== 0 || b[rel + R_TYPE] === 0 || b[rel + R_TYPE] > RecordType.batch) {
-      return false;
-    }
-    if (v.getUint16(rel + R_CORE, true) !== this.#ctx.coreId) return false;
-    const len = v.getUint32(rel + R_LENGTH, true);
-    return len >= RECORD_HEADER_BYTES && len <= this.#ctx.maxRecordBytes + 0xffff &&
-      q + len <= this.fileSizeBytes;
   }
 
   /**
@@ -752,87 +444,26 @@ export class PerCoreWalReader {
    */
   async #ensure(pos: number, n: number): Promise<void> {
     const want = Math.min(n, this.fileSizeBytes - pos);
-    const end = this.#bufStart + this.#bufLen;
-    if (pos >= this.#bufFrom && pos + want <= end) return;
+    if (pos >= this.#bufFrom && pos + want <= this.#bufStart + this.#bufLen) return;
     // The window copies bytes of the buffer by offset: it would not match them any more.
     this.#window = undefined;
-    const ahead = this.#ahead;
-    if (ahead !== undefined) {
-      // Every read waits for the read ahead: they share the file's position.
-      this.#ahead = undefined;
-      try {
-        await ahead.done;
-      } catch (e) {
-        // A read failed by close() is reported as the close.
-        if (!this.#closed) throw e;
-      }
-      // Closed meanwhile: its buffers may be another reader's now.
-      if (this.#closed) throw this.#closedError();
-      if (
-        ahead.start === end && pos >= this.#bufFrom && end - pos <= HEAD &&
-        pos + want <= ahead.start + ahead.len
-      ) {
-        // The read ahead continues the buffer: move the bytes from `pos` on in front of it.
-        ahead.buf.set(this.#buf.subarray(pos - this.#bufStart, this.#bufLen), HEAD - (end - pos));
-        this.#use(ahead.buf);
-        this.#bufStart = ahead.start - HEAD;
-        this.#bufFrom = pos;
-        this.#bufLen = HEAD + ahead.len;
-        this.#readNextAhead();
-        return;
-      }
-      this.#spare ??= ahead.buf;
-    }
-    if (want > this.#buf.length) {
-      this.#use(new Uint8Array(Math.ceil(Math.max(want, this.#buf.length * 2) / 4) * 4));
-    }
-    const len = Math.min(this.#buf.length, this.fileSizeBytes - pos);
-    // Until the read completes the buffer holds nothing valid.
+    // Nothing is decoded from the buffer while it is refilled.
     this.#bufLen = 0;
-    const at = this.#filePos;
-    this.#filePos = -1;
-    // After close() the buffer may be another reader's: no read goes into it (and the file is
-    // closed, so a read in flight then fails).
-    if (this.#closed) throw this.#closedError();
-    this.#reading++;
     try {
-      this.#filePos = await _readFull(this.#file, this.#buf.subarray(0, len), pos, this.path, at);
-    } catch (e) {
-      throw this.#closed ? this.#closedError() : e;
+      await this.#bytes.fill(pos, n);
     } finally {
-      this.#reading--;
+      this.#adopt();
     }
-    this.#bufStart = this.#bufFrom = pos;
-    this.#bufLen = len;
-    this.#readNextAhead();
   }
 
-  #closedError(): PerCoreWalError {
-    return new PerCoreWalError("Closed", `Reader of "${this.path}" is closed`);
-  }
-
-  /** Makes `buf` the buffer; the one it replaces becomes the spare (if of the usual size). */
-  #use(buf: Uint8Array<ArrayBuffer>): void {
-    if (this.#buf.length === HEAD + CHUNK) this.#spare = this.#buf;
-    this.#buf = buf;
-    this.#view = new DataView(buf.buffer);
-    this.#u32 = new Uint32Array(buf.buffer);
-  }
-
-  /** Starts reading the bytes after the buffer into the spare buffer, if reading ahead. */
-  #readNextAhead(): void {
-    const start = this.#bufStart + this.#bufLen;
-    if (!this.#readAhead || this.#closed || start >= this.fileSizeBytes) return;
-    const buf = this.#spare ?? _takeBuffer();
-    this.#spare = undefined;
-    const len = Math.min(CHUNK, this.fileSizeBytes - start);
-    const at = this.#filePos;
-    this.#filePos = -1;
-    const done = _readFull(this.#file, buf.subarray(HEAD, HEAD + len), start, this.path, at)
-      .then((p) => void (this.#filePos = p));
-    // Waited for by the next #ensure (which sees its error) or by closeAsync().
-    done.catch(() => {});
-    this.#ahead = { start, len, buf, done };
+  /** Takes the read window's buffer and place as the reader's own (decoding reads those). */
+  #adopt(): void {
+    const w = this.#bytes;
+    this.#buf = w.buf;
+    this.#view = w.view;
+    this.#bufStart = w.start;
+    this.#bufFrom = w.from;
+    this.#bufLen = w.length;
   }
 
   /**
@@ -847,8 +478,6 @@ export class PerCoreWalReader {
     this.#pos = offset;
     this.#resync = true;
   }
-  #resync = false;
-  #firstSeq: bigint | undefined;
 
   /** Statistics of what was read so far (complete once `readNext` returned a non-entry). */
   get stats(): SegmentStats {
@@ -910,24 +539,14 @@ export class PerCoreWalReader {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    // The buffers go to the next reader, unless a read in flight still writes to them.
-    if (this.#reading === 0) _giveBuffer(this.#buf);
-    if (this.#ahead === undefined && this.#spare !== undefined) _giveBuffer(this.#spare);
-    this.#ahead = undefined;
-    this.#spare = undefined;
     this.#bufLen = 0;
     this.#window = undefined;
-    this.#file.close();
+    this.#bytes.close();
   }
 
   /** Waits for a read ahead in flight, then closes the file. Idempotent. */
   async closeAsync(): Promise<void> {
-    const ahead = this.#ahead;
-    this.#ahead = undefined;
-    if (ahead !== undefined && !this.#closed) {
-      await ahead.done.catch(() => {});
-      this.#spare ??= ahead.buf;
-    }
+    if (!this.#closed) await this.#bytes.closeAsync();
     this.close();
   }
 
@@ -941,171 +560,3 @@ export class PerCoreWalReader {
     return this.closeAsync();
   }
 }
-
-/**
- * Scans a whole segment: its statistics and how its records end.
- *
- * @example
- * ```ts
- * import { scanSegment } from "@percore/wal";
- *
- * const { stats, end } = await scanSegment("./data/wal/wal-0-000000.log", { isLastSegment: true });
- * console.log(`${stats.entryCount} entries, sequences ${stats.firstSequence}..${stats.lastSequence}`);
- * console.log("ends with", end.kind);
- * ```
- */
-export async function scanSegment(
-  path: string,
-  options: ReaderOptions = {},
-): Promise<
-  {
-    stats: SegmentStats;
-    end: Exclude<ReadResult, { kind: "entry" }>;
-    header?: SegmentHeader;
-    lastTimestampNs: bigint;
-  }
-> {
-  using reader = await PerCoreWalReader.open(path, options);
-  let r = await reader.readNext();
-  while (r.kind === "entry") r = await reader.readNext();
-  return {
-    stats: reader.stats,
-    end: r,
-    header: reader.header,
-    lastTimestampNs: reader.lastTimestampNs,
-  };
-}
-
-/**
- * The largest acknowledged sequence that the batch markers of these segments (a core's, by
- * index) claim (0 when none). A segment with a zero header but data cannot be checked (the salt
- * is in the header) and claims nothing: its first batch never completed, so none of its records
- * was acknowledged, and its claims are lost with its header (FORMAT.md, section 8, limits).
- */
-export async function acknowledgedClaim(paths: string[], maxRecordBytes: number): Promise<number> {
-  let claim = 0;
-  const started = paths.filter((p) => !isUnstartedSegment(p));
-  for (const path of started) {
-    using r = await PerCoreWalReader.open(path, { maxRecordBytes, isLastSegment: true });
-    if (r.header === undefined) continue;
-    let x = await r.readNext();
-    while (x.kind === "entry") x = await r.readNext();
-    claim = Math.max(claim, Number(r.acknowledgedClaim));
-  }
-  return claim;
-}
-
-/**
- * Read buffers of closed readers, for the next reader to open (a merge opens one per segment per
- * core): one new buffer per segment, garbage only a full collection frees, made the peak memory
- * grow with the number of segments read. Two at most, held weakly: a full collection frees them
- * once no reader is open. Nothing outside a reader ever views its buffer (decoded keys and
- * values are copies).
- */
-const _pool: WeakRef<Uint8Array<ArrayBuffer>>[] = [];
-
-function _takeBuffer(): Uint8Array<ArrayBuffer> {
-  while (_pool.length > 0) {
-    const buf = _pool.pop()!.deref();
-    if (buf !== undefined) return buf;
-  }
-  return new Uint8Array(HEAD + CHUNK);
-}
-
-function _giveBuffer(buf: Uint8Array<ArrayBuffer>): void {
-  if (buf.length !== HEAD + CHUNK || _pool.length >= 2) return;
-  if (_pool.some((r) => r.deref() === buf)) return;
-  _pool.push(new WeakRef(buf));
-}
-
-/**
- * Reads `into.length` bytes at `offset` (zeros past the end of the file); returns the file's
- * position after them. `at`, the file's position if known, saves a seek when it is `offset`.
- */
-async function _readFull(
-  file: Deno.FsFile,
-  into: Uint8Array,
-  offset: number,
-  path: string,
-  at = -1,
-): Promise<number> {
-  try {
-    if (at !== offset) await file.seek(offset, Deno.SeekMode.Start);
-    let n = 0;
-    while (n < into.length) {
-      const r = await file.read(into.subarray(n));
-      if (r === null) {
-        into.fill(0, n);
-        break;
-      }
-      n += r;
-    }
-    return offset + n;
-  } catch (e) {
-    throw ioError(e, "read", path, offset);
-  }
-}
-
-/** The index of the first non-zero word of `words[from..to)`, or `to`. */
-function _firstNonZeroWord(words: Uint32Array, from: number, to: number): number {
-  let x = from;
-  for (; x + 8 <= to; x += 8) {
-    if (
-      (words[x] | words[x + 1] | words[x + 2] | words[x + 3] | words[x + 4] | words[x + 5] |
-        words[x + 6] | words[x + 7]) !== 0
-    ) {
-      break;
-    }
-  }
-  while (x < to && words[x] === 0) x++;
-  return x;
-}
-
-/** Whether `b[from..to)` is all zeros; `words` views the same buffer from offset 0. */
-function _zeroRange(b: Uint8Array, words: Uint32Array, from: number, to: number): boolean {
-  let i = from;
-  while (i < to && (i & 3) !== 0) if (b[i++] !== 0) return false;
-  let x = i >> 2;
-  const xEnd = to >> 2;
-  let acc = 0;
-  // OR of 8 words per step: one branch per 32 bytes.
-  for (; x + 8 <= xEnd; x += 8) {
-    acc = words[x] | words[x + 1] | words[x + 2] | words[x + 3] | words[x + 4] |
-      words[x + 5] | words[x + 6] | words[x + 7];
-    if (acc !== 0) return false;
-  }
-  for (; x < xEnd; x++) if (words[x] !== 0) return false;
-  for (i = Math.max(i, xEnd << 2); i < to; i++) if (b[i] !== 0) return false;
-  return true;
-}
-
-function _isZero(b: Uint8Array): boolean {
-  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
-  return true;
-}
-
-/**
- * Whether a segment file is all zeros: prepared ahead and never started. Reads its header first,
- * then the rest (a zero header followed by data is damage, not an unstarted segment).
- */
-export function isUnstartedSegment(path: string): boolean {
-  try {
-    using f = Deno.openSync(path, { read: true });
-    let buf = new Uint8Array(4096);
-    let words = new Uint32Array(buf.buffer);
-    while (true) {
-      const n = f.readSync(buf);
-      if (n === null) return true;
-      if (!_zeroRange(buf, words, 0, n)) return false;
-      if (buf.length < ZERO_CHECK_BYTES) {
-        buf = new Uint8Array(ZERO_CHECK_BYTES);
-        words = new Uint32Array(buf.buffer);
-      }
-    }
-  } catch {
-    return false;
-  }
-}
-
-/** Read size of the all-zeros check after its first 4 KiB: 256 KiB stays in cache (faster). */
-const ZERO_CHECK_BYTES = 256 << 10;

@@ -10,295 +10,28 @@
  * @module
  */
 
-import {
-  type CheckpointMetadata,
-  type CheckpointReport,
-  chooseCheckpoint,
-  defaultCheckpointDir,
-} from "./checkpoint.ts";
+import { type CheckpointMetadata, chooseCheckpoint, defaultCheckpointDir } from "./checkpoint.ts";
 import { foldCommit } from "./commit_fold.ts";
 import { PerCoreWalConfig } from "./config.ts";
 import { asideName, setTailAside } from "./crash_tail.ts";
-import { listCoreSegments, refuseSymlink } from "./core_log.ts";
+import { listCoreSegments, refuseSymlink, segmentNameParser } from "./segment_files.ts";
 import { PerCoreWalError } from "./errors.ts";
-import { toKey } from "./format.ts";
-import { SyncBackend } from "./io/sync.ts";
+import { readDirectory, readWholeFile, renamePath, syncDirectory } from "./fs.ts";
 import { lockWalDirectory, unlockWalDirectory } from "./lock.ts";
-import { CoreCursor, mergeCursors, type SegmentEnd } from "./merge.ts";
-import { scanSegment } from "./reader.ts";
-import { ByteArena, compareBytes, keyString, StateFile } from "./state_file.ts";
-import type { Bytes, PerCoreWalEntry, SegmentStats } from "./types.ts";
+import { CoreCursor, type SegmentEnd } from "./merge.ts";
+import { mergeCursors } from "./merge_stream.ts";
+import { scanSegment } from "./segment_probes.ts";
+import {
+  type PerCoreRecoveredState,
+  RecoveredState,
+  type RecoveryMode,
+  type RecoveryOptions,
+  type ReplayPosition,
+  type SegmentReport,
+} from "./recovery_types.ts";
+import { ByteArena, keyString, StateFile } from "./state_file.ts";
+import type { SegmentStats } from "./types.ts";
 import { configFromDirectory } from "./wal_meta.ts";
-
-/**
- * What damage does:
- * - `"tolerateTornTail"` (default): an incomplete last record, or preallocated zeros, ends a core
- *   (and is cut, with fsync); corruption anywhere else refuses with a `PerCoreWalError` naming
- *   segment and offset.
- * - `"strict"`: any damage, a torn tail included, refuses.
- * - `"pointInTime"`: corruption or a missing segment stops replay on every core before the epoch
- *   in which the first such damage lies, so that the state is that of a whole epoch.
- * - `"salvage"`: damaged records are skipped (each reported) and replay goes on after them.
- *
- * @example
- * ```ts
- * import { recoverPerCore, type RecoveryMode } from "@percore/wal";
- *
- * const mode: RecoveryMode = "pointInTime"; // stop before the first damaged epoch, on every core
- * using recovered = await recoverPerCore("./data/wal", { mode, readOnly: true });
- * console.log(recovered.stoppedBeforeEpoch);
- * ```
- */
-export type RecoveryMode = "tolerateTornTail" | "strict" | "pointInTime" | "salvage";
-
-/**
- * Options of recovery.
- *
- * @example
- * ```ts
- * import { recoverPerCore, type RecoveryOptions } from "@percore/wal";
- *
- * let puts = 0;
- * const options: RecoveryOptions = {
- *   mode: "strict",
- *   readOnly: true,
- *   onEntry: (entry) => void (entry.operation.type === "put" && puts++),
- * };
- * using recovered = await recoverPerCore("./data/wal", options);
- * console.log(puts, recovered.finalEpoch);
- * ```
- */
-export interface RecoveryOptions {
-  /**
-   * Where the checkpoints are; `false` replays the whole WAL. Default: the `checkpoints` folder
-   * beside the WAL directory (if it exists).
-   */
-  checkpointDir?: string | false;
-  /** What damage does. Default `"tolerateTornTail"`. */
-  mode?: RecoveryMode;
-  /**
-   * Change nothing on disk (no lock taken, no torn tail cut): works on a directory in use.
-   * Default false.
-   */
-  readOnly?: boolean;
-  /** Called with every replayed entry, in merge order (to rebuild the application's own state). */
-  onEntry?: (entry: PerCoreWalEntry) => void;
-}
-
-/**
- * What was found in a segment.
- *
- * @example
- * ```ts
- * import { recoverPerCore, type SegmentStatus } from "@percore/wal";
- *
- * using recovered = await recoverPerCore("./data/wal", { readOnly: true });
- * const damaged: SegmentStatus[] = ["corrupted", "missing"];
- * console.log(recovered.report.some((s) => damaged.includes(s.status)));
- * ```
- */
-export type SegmentStatus =
-  | "clean"
-  | "zeroTail"
-  | "tornTail"
-  | "corrupted"
-  | "unstarted"
-  | "missing"
-  | "extra";
-
-/**
- * What recovery did (or, read-only, would do) about it.
- *
- * @example
- * ```ts
- * import { recoverPerCore, type RepairAction } from "@percore/wal";
- *
- * using recovered = await recoverPerCore("./data/wal", { readOnly: true });
- * const actions: RepairAction[] = recovered.report.map((s) => s.action);
- * console.log(actions.filter((a) => a !== "none").length, "segments need a repair");
- * ```
- */
-export type RepairAction =
-  | "none"
-  | "truncated"
-  | "refused"
-  | "replayStopped"
-  | "skipped";
-
-/**
- * One line of the recovery report.
- *
- * @example
- * ```ts
- * import { PerCoreRecoveryManager, PerCoreWalConfig, type SegmentReport } from "@percore/wal";
- *
- * const recovery = new PerCoreRecoveryManager(new PerCoreWalConfig("./data/wal", 2));
- * const report: SegmentReport[] = await recovery.repairAllSegments();
- * for (const s of report) console.log(s.path, s.status, s.action, s.offset ?? "");
- * ```
- */
-export interface SegmentReport {
-  /** The core. */
-  coreId: number;
-  /** The segment file. */
-  path: string;
-  /** Its index. */
-  segmentIndex: number;
-  /** What was found. */
-  status: SegmentStatus;
-  /** Where (for damage). */
-  offset?: number;
-  /** Why (for damage). */
-  reason?: string;
-  /** Entries replayed from it. */
-  entries: number;
-  /** What was done. */
-  action: RepairAction;
-  /** Whether the action changed the files (false when read-only or nothing to do). */
-  applied: boolean;
-}
-
-export type { CheckpointReport };
-
-/**
- * The key/value state: the checkpoint's state file, with the replayed changes over it.
- *
- * @example
- * ```ts
- * import { recoverPerCore, type RecoveredState } from "@percore/wal";
- *
- * using recovered = await recoverPerCore("./data/wal");
- * const state: RecoveredState = recovered.state;
- * const decoder = new TextDecoder();
- * for (const [key, value] of state) console.log(decoder.decode(key), value.length);
- * console.log(state.has("user:1"), state.get("user:1"));
- * ```
- */
-export class RecoveredState implements Iterable<[Uint8Array, Uint8Array]> {
-  readonly #base: StateFile | undefined;
-  readonly #overlay: Map<string, { key: Uint8Array; value: Uint8Array | undefined }>;
-  /** How many keys hold a value. */
-  readonly size: number;
-
-  /** Internal: built by recovery. */
-  constructor(
-    base: StateFile | undefined,
-    overlay: Map<string, { key: Uint8Array; value: Uint8Array | undefined }>,
-  ) {
-    this.#base = base;
-    this.#overlay = overlay;
-    let size = base?.entries ?? 0;
-    for (const { key, value } of overlay.values()) {
-      const before = base?.get(key) !== undefined;
-      size += (value !== undefined ? 1 : 0) - (before ? 1 : 0);
-    }
-    this.size = size;
-  }
-
-  /** The value of `key`, or undefined. */
-  get(key: Bytes): Uint8Array | undefined {
-    const k = toKey(key);
-    const o = this.#overlay.get(keyString(k));
-    if (o !== undefined) return o.value;
-    return this.#base?.get(k);
-  }
-
-  /** Whether `key` holds a value. */
-  has(key: Bytes): boolean {
-    return this.get(key) !== undefined;
-  }
-
-  /** Every key and value, in key byte order. */
-  *[Symbol.iterator](): IterableIterator<[Uint8Array, Uint8Array]> {
-    const over = [...this.#overlay.keys()].sort().map((k) => this.#overlay.get(k)!);
-    let i = 0;
-    for (const [k, v] of this.#base ?? []) {
-      while (i < over.length && compareBytes(over[i].key, k) < 0) {
-        if (over[i].value !== undefined) yield [over[i].key, over[i].value!];
-        i++;
-      }
-      if (i < over.length && compareBytes(over[i].key, k) === 0) {
-        if (over[i].value !== undefined) yield [over[i].key, over[i].value!];
-        i++;
-      } else if (v !== undefined) {
-        yield [k, v];
-      }
-    }
-    for (; i < over.length; i++) {
-      if (over[i].value !== undefined) yield [over[i].key, over[i].value!];
-    }
-  }
-
-  /** Closes the checkpoint's state file. */
-  close(): void {
-    this.#base?.close();
-  }
-}
-
-/**
- * Where replay ended on one core.
- *
- * @example
- * ```ts
- * import { recoverPerCore, type ReplayPosition } from "@percore/wal";
- *
- * using recovered = await recoverPerCore("./data/wal");
- * const ends: ReplayPosition[] = recovered.walPositions;
- * console.log(ends.map((p) => `core ${p.coreId} ends at sequence ${p.sequence}`));
- * ```
- */
-export interface ReplayPosition {
-  /** The core. */
-  coreId: number;
-  /** Segment of the end of the last replayed record (or the checkpoint's barrier). */
-  segment: number;
-  /** Offset after it. */
-  offset: number;
-  /** Its sequence (0n when none). */
-  sequence: bigint;
-}
-
-/**
- * The result of recovery.
- *
- * @example
- * ```ts
- * import { type PerCoreRecoveredState, recoverPerCore } from "@percore/wal";
- *
- * using recovered: PerCoreRecoveredState = await recoverPerCore("./data/wal");
- * console.log(recovered.checkpoint?.id, recovered.entriesReplayed, recovered.state.size);
- * ```
- */
-export interface PerCoreRecoveredState {
-  /** The checkpoint used, if any. */
-  checkpoint?: CheckpointMetadata;
-  /** The key/value state. */
-  state: RecoveredState;
-  /** The application's own snapshot bytes from the checkpoint, if it had some. */
-  appState?: Uint8Array;
-  /** Latest committed offset per source. */
-  offsets: Map<string, bigint>;
-  /** The latest committed watermark. */
-  watermark?: bigint;
-  /** The latest watermark committed with each source. */
-  watermarks: Map<string, bigint>;
-  /** Where replay ended on each core. */
-  walPositions: ReplayPosition[];
-  /** Entries replayed after the checkpoint. */
-  entriesReplayed: number;
-  /** Largest epoch seen. */
-  finalEpoch: bigint;
-  /** Per segment: what was found and done. */
-  report: SegmentReport[];
-  /** Per checkpoint considered: used, invalid (and why), or older. */
-  checkpointReport: CheckpointReport[];
-  /** The epoch replay stopped before, in point-in-time mode, if damage was found. */
-  stoppedBeforeEpoch?: bigint;
-  /** Closes the state's file. */
-  close(): void;
-  /** Closes the state's file. */
-  [Symbol.dispose](): void;
-}
 
 /**
  * Recovers a WAL directory: checkpoint plus replay. Also verifies and repairs segments.
@@ -395,112 +128,34 @@ export class PerCoreRecoveryManager {
         };
       base = checkpoint === undefined ? undefined : StateFile.open(`${checkpoint.path}/state.kv`);
       const appState = checkpoint?.hasAppState
-        ? Deno.readFileSync(`${checkpoint.path}/app.bin`)
+        ? readWholeFile(`${checkpoint.path}/app.bin`)
         : undefined;
       this.#extraSegments(report, mode);
       const starts = Array.from({ length: config.numCores }, (_, c) => checkpoint?.walPositions[c]);
       // Point in time: find the epoch of the first damage on any core, then replay up to it.
       let cutoff: bigint | undefined;
       if (mode === "pointInTime") cutoff = await this.#damageEpoch(starts, checkpoint?.epoch);
-      const cursors: CoreCursor[] = [];
       const positions: ReplayPosition[] = starts.map((s, c) => ({
         coreId: c,
         segment: s?.segment ?? 0,
         offset: s?.offset ?? 0,
         sequence: s === undefined ? 0n : s.sequence - 1n,
       }));
-      try {
-        for (let c = 0; c < config.numCores; c++) {
-          const s = starts[c];
-          cursors.push(
-            await CoreCursor.open(config, c, {
-              start: s && { segment: s.segment, offset: s.offset, sequence: s.sequence },
-              toEpoch: cutoff === undefined ? undefined : cutoff - 1n,
-              requireBeginning: checkpoint === undefined,
-              onTorn: mode === "strict" ? "throw" : "stop",
-              onCorrupt: mode === "salvage" ? "skip" : mode === "pointInTime" ? "stop" : "throw",
-              onGap: mode === "salvage" ? "skip" : mode === "pointInTime" ? "stop" : "throw",
-              onGapFound: (g) =>
-                report.push({
-                  coreId: c,
-                  path: g.path,
-                  segmentIndex: g.segment,
-                  status: "missing",
-                  reason: g.reason,
-                  entries: 0,
-                  action: mode === "salvage"
-                    ? "skipped"
-                    : mode === "pointInTime"
-                    ? "replayStopped"
-                    : "refused",
-                  applied: false,
-                }),
-              onSegmentEnd: (end) => report.push(_segmentLine(c, end, mode)),
-            }),
-          );
-        }
-      } catch (e) {
-        for (const cur of cursors) cur.close();
-        throw e;
-      }
-      const overlay = new Map<string, { key: Uint8Array; value: Uint8Array | undefined }>();
-      // Copies into an arena of its own: decoded views would pin the decoder's shared arenas.
-      const kept = new ByteArena();
-      const offsets = new Map(checkpoint?.offsets ?? []);
-      const watermarks = new Map(checkpoint?.watermarks ?? []);
-      let watermark = checkpoint?.watermark;
-      let replayed = 0;
-      let finalEpoch = checkpoint?.epoch ?? 0n;
-      for await (const p of mergeCursors(cursors)) {
-        const e = p.entry;
-        replayed++;
-        if (e.epoch > finalEpoch) finalEpoch = e.epoch;
-        positions[e.coreId] = {
-          coreId: e.coreId,
-          segment: p.segment,
-          offset: p.offset + p.length,
-          sequence: e.sequence,
-        };
-        o.onEntry?.(e);
-        if (!buildState) continue;
-        const op = e.operation;
-        if (op.type === "put") {
-          overlay.set(keyString(op.key), { key: kept.copy(op.key), value: kept.copy(op.value) });
-        } else if (op.type === "delete") {
-          overlay.set(keyString(op.key), { key: kept.copy(op.key), value: undefined });
-        } else if (op.type === "commit") {
-          watermark = foldCommit(op, offsets, watermarks, watermark);
-        }
-      }
-      if (cutoff !== undefined) {
-        for (const cur of cursors) {
-          const at = cur.stoppedAt;
-          if (at === undefined) continue;
-          report.push({
-            coreId: cur.coreId,
-            path: config.segmentPath(cur.coreId, at.segment),
-            segmentIndex: at.segment,
-            status: "clean",
-            offset: at.offset,
-            reason: `replay stopped before epoch ${cutoff} (point in time)`,
-            entries: 0,
-            action: "replayStopped",
-            applied: false,
-          });
-        }
-      }
+      const cursors = await this.#openCursors(starts, checkpoint === undefined, cutoff, report);
+      const replay = await this.#replay(cursors, checkpoint, positions, buildState);
+      if (cutoff !== undefined) this.#reportStops(report, cursors, cutoff);
       if (!o.readOnly) this.#repair(report, mode, cursors, cutoff);
-      const state = new RecoveredState(base, overlay);
+      const state = new RecoveredState(base, replay.overlay);
       const result: PerCoreRecoveredState = {
         checkpoint,
         state,
         appState,
-        offsets,
-        watermark,
-        watermarks,
+        offsets: replay.offsets,
+        watermark: replay.watermark,
+        watermarks: replay.watermarks,
         walPositions: positions,
-        entriesReplayed: replayed,
-        finalEpoch,
+        entriesReplayed: replay.replayed,
+        finalEpoch: replay.finalEpoch,
         report,
         checkpointReport,
         stoppedBeforeEpoch: cutoff,
@@ -515,6 +170,117 @@ export class PerCoreRecoveryManager {
     }
   }
 
+  /**
+   * One cursor per core from its checkpoint position (or its beginning), with the damage
+   * policies of the mode; gaps are reported as they are found. Closes them all if one fails.
+   */
+  async #openCursors(
+    starts: (CheckpointMetadata["walPositions"][number] | undefined)[],
+    requireBeginning: boolean,
+    cutoff: bigint | undefined,
+    report: SegmentReport[],
+  ): Promise<CoreCursor[]> {
+    const mode = this.#o.mode!;
+    const cursors: CoreCursor[] = [];
+    try {
+      for (let c = 0; c < this.config.numCores; c++) {
+        const s = starts[c];
+        cursors.push(
+          await CoreCursor.open(this.config, c, {
+            start: s && { segment: s.segment, offset: s.offset, sequence: s.sequence },
+            toEpoch: cutoff === undefined ? undefined : cutoff - 1n,
+            requireBeginning,
+            onTorn: mode === "strict" ? "throw" : "stop",
+            onCorrupt: mode === "salvage" ? "skip" : mode === "pointInTime" ? "stop" : "throw",
+            onGap: mode === "salvage" ? "skip" : mode === "pointInTime" ? "stop" : "throw",
+            onGapFound: (g) =>
+              report.push({
+                coreId: c,
+                path: g.path,
+                segmentIndex: g.segment,
+                status: "missing",
+                reason: g.reason,
+                entries: 0,
+                action: mode === "salvage"
+                  ? "skipped"
+                  : mode === "pointInTime"
+                  ? "replayStopped"
+                  : "refused",
+                applied: false,
+              }),
+            onSegmentEnd: (end) => report.push(_segmentLine(c, end, mode)),
+          }),
+        );
+      }
+    } catch (e) {
+      for (const cur of cursors) cur.close();
+      throw e;
+    }
+    return cursors;
+  }
+
+  /**
+   * Replays the merged cursors (and closes them): advances `positions`, folds the puts and
+   * deletes into an overlay of the checkpoint's state (when `buildState`) and the commit
+   * records into the consumer offsets.
+   */
+  async #replay(
+    cursors: CoreCursor[],
+    checkpoint: CheckpointMetadata | undefined,
+    positions: ReplayPosition[],
+    buildState: boolean,
+  ) {
+    const overlay = new Map<string, { key: Uint8Array; value: Uint8Array | undefined }>();
+    // Copies into an arena of its own: decoded views would pin the decoder's shared arenas.
+    const kept = new ByteArena();
+    const offsets = new Map(checkpoint?.offsets ?? []);
+    const watermarks = new Map(checkpoint?.watermarks ?? []);
+    let watermark = checkpoint?.watermark;
+    let replayed = 0;
+    let finalEpoch = checkpoint?.epoch ?? 0n;
+    for await (const p of mergeCursors(cursors)) {
+      const e = p.entry;
+      replayed++;
+      if (e.epoch > finalEpoch) finalEpoch = e.epoch;
+      positions[e.coreId] = {
+        coreId: e.coreId,
+        segment: p.segment,
+        offset: p.offset + p.length,
+        sequence: e.sequence,
+      };
+      this.#o.onEntry?.(e);
+      if (!buildState) continue;
+      const op = e.operation;
+      if (op.type === "put") {
+        overlay.set(keyString(op.key), { key: kept.copy(op.key), value: kept.copy(op.value) });
+      } else if (op.type === "delete") {
+        overlay.set(keyString(op.key), { key: kept.copy(op.key), value: undefined });
+      } else if (op.type === "commit") {
+        watermark = foldCommit(op, offsets, watermarks, watermark);
+      }
+    }
+    return { overlay, offsets, watermarks, watermark, replayed, finalEpoch };
+  }
+
+  /** Point in time: a line for each core where replay stopped before the cutoff epoch. */
+  #reportStops(report: SegmentReport[], cursors: CoreCursor[], cutoff: bigint): void {
+    for (const cur of cursors) {
+      const at = cur.stoppedAt;
+      if (at === undefined) continue;
+      report.push({
+        coreId: cur.coreId,
+        path: this.config.segmentPath(cur.coreId, at.segment),
+        segmentIndex: at.segment,
+        status: "clean",
+        offset: at.offset,
+        reason: `replay stopped before epoch ${cutoff} (point in time)`,
+        entries: 0,
+        action: "replayStopped",
+        applied: false,
+      });
+    }
+  }
+
   #checkpointDir(): string | undefined {
     const d = this.#o.checkpointDir;
     if (d === false) return undefined;
@@ -523,11 +289,9 @@ export class PerCoreRecoveryManager {
 
   /** Segment files of cores beyond `numCores`. */
   #extraSegments(report: SegmentReport[], mode: RecoveryMode): void {
-    const probe = new PerCoreWalConfig(this.config.baseDir, 1024, {
-      segmentPattern: this.config.options.segmentPattern,
-    });
-    for (const e of Deno.readDirSync(this.config.baseDir)) {
-      const p = probe.parseSegmentName(e.name);
+    const parseName = segmentNameParser(this.config.options.segmentPattern);
+    for (const e of readDirectory(this.config.baseDir)) {
+      const p = parseName(e.name);
       if (p === undefined || p.coreId < this.config.numCores) continue;
       const line: SegmentReport = {
         coreId: p.coreId,
@@ -597,20 +361,17 @@ export class PerCoreRecoveryManager {
     cutoff: bigint | undefined,
   ): void {
     let dirty = false;
-    const cutCore = (coreId: number, segment: number, offset: number) => {
-      _truncate(this.config.segmentPath(coreId, segment), offset);
-      for (const s of listCoreSegments(this.config, coreId)) {
-        if (s.index > segment) Deno.renameSync(s.path, asideName(s.path));
-      }
-      dirty = true;
+    // One action for a crash tail and for a point-in-time or damage cut: the later segments put
+    // aside (durably), then the segment cut (src/crash_tail.ts).
+    const cutCore = (coreId: number, segment: number, offset: number, path?: string) => {
+      const later = listCoreSegments(this.config, coreId).filter((s) => s.index > segment);
+      const begin = { path: path ?? this.config.segmentPath(coreId, segment), offset };
+      setTailAside(this.config.baseDir, begin, later);
     };
     for (const line of report) {
       if (line.status === "tornTail" && line.action === "truncated") {
-        // A crash tail may begin before the last segment (batches of a rotation in flight):
-        // the later segments hold no acknowledged record and are put aside first.
-        const later = listCoreSegments(this.config, line.coreId)
-          .filter((x) => x.index > line.segmentIndex);
-        setTailAside(this.config.baseDir, { path: line.path, offset: line.offset! }, later);
+        // A crash tail may begin before the last segment (batches of a rotation in flight).
+        cutCore(line.coreId, line.segmentIndex, line.offset!, line.path);
         line.applied = true;
       }
     }
@@ -640,14 +401,14 @@ export class PerCoreRecoveryManager {
         } else {
           // A missing segment: everything from the segment after the gap on is put aside.
           for (const s of listCoreSegments(this.config, line.coreId)) {
-            if (s.index >= line.segmentIndex) Deno.renameSync(s.path, asideName(s.path));
+            if (s.index >= line.segmentIndex) renamePath(s.path, asideName(s.path));
           }
           dirty = true;
         }
         line.applied = true;
       }
     }
-    if (dirty) new SyncBackend().syncDirectory(this.config.baseDir);
+    if (dirty) syncDirectory(this.config.baseDir);
   }
 }
 
@@ -698,16 +459,6 @@ function _segmentLine(coreId: number, s: SegmentEnd, mode: RecoveryMode): Segmen
           ? "skipped"
           : "refused",
       };
-  }
-}
-
-function _truncate(path: string, offset: number): void {
-  const f = Deno.openSync(path, { read: true, write: true });
-  try {
-    f.truncateSync(offset);
-    f.syncSync();
-  } finally {
-    f.close();
   }
 }
 

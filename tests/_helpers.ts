@@ -2,7 +2,7 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { PerCoreWalConfig, type PerCoreWalOptions } from "../src/config.ts";
 import { PerCoreWalError } from "../src/errors.ts";
-import { listCoreSegments } from "../src/core_log.ts";
+import { listCoreSegments } from "../src/segment_files.ts";
 import { PerCoreWalReader } from "../src/reader.ts";
 import type { PerCoreWalEntry, PutOperation, WalOperation } from "../src/types.ts";
 import { UringBackend } from "../src/io/uring.ts";

@@ -3,7 +3,7 @@
 import { assert, assertEquals, assertGreater, assertRejects } from "@std/assert";
 import { CheckpointCoordinator } from "../src/checkpoint.ts";
 import { PerCoreWalConfig } from "../src/config.ts";
-import { listCoreSegments } from "../src/core_log.ts";
+import { listCoreSegments } from "../src/segment_files.ts";
 import { PerCoreWalError } from "../src/errors.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
 import { recoverPerCore } from "../src/recovery.ts";

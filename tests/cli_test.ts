@@ -4,7 +4,8 @@
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { CheckpointCoordinator } from "../src/checkpoint.ts";
 import { PerCoreWalConfig } from "../src/config.ts";
-import { CoreLog, listCoreSegments } from "../src/core_log.ts";
+import { CoreLog } from "../src/core_log.ts";
+import { listCoreSegments } from "../src/segment_files.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
 import { PerCoreWalReader } from "../src/reader.ts";
 import { PerCoreRecoveryManager } from "../src/recovery.ts";

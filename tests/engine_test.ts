@@ -8,7 +8,8 @@ import {
   assertRejects,
   assertThrows,
 } from "@std/assert";
-import { CoreLog, listCoreSegments } from "../src/core_log.ts";
+import { CoreLog } from "../src/core_log.ts";
+import { listCoreSegments } from "../src/segment_files.ts";
 import { PerCoreWalConfig } from "../src/config.ts";
 import { PerCoreWalError } from "../src/errors.ts";
 import type { IoBackend, IoFile, WritePart, WritePurpose } from "../src/io/backend.ts";

@@ -19,8 +19,10 @@ import {
   saltState,
   SEGMENT_DATA_OFFSET,
 } from "../src/format.ts";
-import { PerCoreWalReader, scanSegment } from "../src/reader.ts";
-import { recoverPerCore, type RecoveryMode } from "../src/recovery.ts";
+import { PerCoreWalReader } from "../src/reader.ts";
+import { scanSegment } from "../src/segment_probes.ts";
+import { recoverPerCore } from "../src/recovery.ts";
+import type { RecoveryMode } from "../src/recovery_types.ts";
 import type { PerCoreWalEntry } from "../src/types.ts";
 import { reconcileWalMeta } from "../src/wal_meta.ts";
 import { readCore, rng, tempDir } from "./_helpers.ts";

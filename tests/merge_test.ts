@@ -2,7 +2,7 @@
 // early exit closes files, calls served in order, an error ends the stream).
 import { assert, assertEquals } from "@std/assert";
 import { CoreLog } from "../src/core_log.ts";
-import { mergeSegments } from "../src/merge.ts";
+import { mergeSegments } from "../src/merge_stream.ts";
 import type { PerCoreWalConfig } from "../src/config.ts";
 import type { PerCoreWalEntry } from "../src/types.ts";
 import { asPut, openSegmentFiles, readUntilDamage, smallConfig, str, tempDir } from "./_helpers.ts";

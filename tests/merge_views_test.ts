@@ -4,7 +4,7 @@ import { assert, assertEquals, assertRejects } from "@std/assert";
 import type { PerCoreWalConfig } from "../src/config.ts";
 import { CoreLog } from "../src/core_log.ts";
 import { PerCoreWalError } from "../src/errors.ts";
-import { mergeSegments } from "../src/merge.ts";
+import { mergeSegments } from "../src/merge_stream.ts";
 import { PerCoreWalReader } from "../src/reader.ts";
 import type { PerCoreWalEntry } from "../src/types.ts";
 import { openSegmentFiles, readUntilDamage, rng, smallConfig, str, tempDir } from "./_helpers.ts";

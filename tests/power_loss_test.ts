@@ -3,9 +3,11 @@
 // cases on real files, then the seeded simulator (tests/_power_loss_sim.ts) on a fixed set of
 // seeds; `deno task test:powerloss` runs many more.
 import { assert, assertEquals, assertRejects } from "@std/assert";
-import { CoreLog, listCoreSegments } from "../src/core_log.ts";
+import { CoreLog } from "../src/core_log.ts";
+import { listCoreSegments } from "../src/segment_files.ts";
 import { PerCoreWalError } from "../src/errors.ts";
-import { PerCoreWalReader, scanSegment } from "../src/reader.ts";
+import { PerCoreWalReader } from "../src/reader.ts";
+import { scanSegment } from "../src/segment_probes.ts";
 import { PerCoreRecoveryManager } from "../src/recovery.ts";
 import { BATCH_MARKER_BYTES } from "../src/format.ts";
 import type { PerCoreWalConfig } from "../src/config.ts";

@@ -3,7 +3,9 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { CoreLog } from "../src/core_log.ts";
 import { PerCoreWalError } from "../src/errors.ts";
-import { PerCoreWalReader, type ReadResult, scanSegment } from "../src/reader.ts";
+import type { ReadResult } from "../src/read_result.ts";
+import { PerCoreWalReader } from "../src/reader.ts";
+import { scanSegment } from "../src/segment_probes.ts";
 import { readCore, rng, smallConfig, tempDir } from "./_helpers.ts";
 
 /**

@@ -2,11 +2,12 @@
 // corruption in the middle, missing and extra segments; replay order; repair, then reopen.
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { PerCoreWalConfig } from "../src/config.ts";
-import { listCoreSegments } from "../src/core_log.ts";
+import { listCoreSegments } from "../src/segment_files.ts";
 import { PerCoreWalError } from "../src/errors.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
-import { compareEntries } from "../src/merge.ts";
-import { acknowledgedClaim, PerCoreWalReader, scanSegment } from "../src/reader.ts";
+import { compareEntries } from "../src/merge_stream.ts";
+import { PerCoreWalReader } from "../src/reader.ts";
+import { acknowledgedClaim, scanSegment } from "../src/segment_probes.ts";
 import { PerCoreRecoveryManager, recoverPerCore } from "../src/recovery.ts";
 import { CheckpointCoordinator } from "../src/checkpoint.ts";
 import type { PerCoreWalEntry } from "../src/types.ts";

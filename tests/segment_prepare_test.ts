@@ -3,7 +3,8 @@
 // with `filefrag -v` (FIEMAP) on the real files the real ring wrote; durability is checked by
 // reading back after reopening, and by the power-loss simulator with fallocated-only segments.
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { CoreLog, listCoreSegments } from "../src/core_log.ts";
+import { CoreLog } from "../src/core_log.ts";
+import { listCoreSegments } from "../src/segment_files.ts";
 import { PerCoreWalConfig, type SegmentFill } from "../src/config.ts";
 import { PerCoreWalError } from "../src/errors.ts";
 import {

@@ -3,7 +3,7 @@
 // Usage: deno run ... bench/compare/run.ts <workload> <system> <dir> [--quick]
 import { PerCoreWalConfig, PerCoreWalManager, recoverPerCore } from "../../mod.ts";
 import { CoreLog } from "../../src/core_log.ts";
-import { mergeSegments } from "../../src/merge.ts";
+import { mergeSegments } from "../../src/merge_stream.ts";
 import { Framer, PlainFile, SqliteLog } from "./plain.ts";
 import { recordBytes, type RunResult, type Workload, workloads } from "./workloads.ts";
 import { processCpu } from "../_schedstat.ts";

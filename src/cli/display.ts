@@ -34,7 +34,9 @@ export function bytesText(bytes: Uint8Array): string {
   if (ascii) return _ascii.decode(bytes);
   try {
     return _utf8.decode(bytes);
-  } catch {
+  } catch (e) {
+    // Not UTF-8 (the fatal decoder's TypeError): shown as hex.
+    if (!(e instanceof TypeError)) throw e;
     return _hex(bytes);
   }
 }

@@ -6,7 +6,8 @@
  */
 
 import { PerCoreWalError } from "../errors.ts";
-import { mergeSegments } from "../merge.ts";
+import { isMissing, statPath } from "../fs.ts";
+import { mergeSegments } from "../merge_stream.ts";
 import { PerCoreWalReader } from "../reader.ts";
 import type { PerCoreWalEntry } from "../types.ts";
 import { configFromDirectory, readWalMeta } from "../wal_meta.ts";
@@ -49,9 +50,9 @@ export async function dump(path: string, o: DumpOptions): Promise<number> {
 async function _dump(path: string, o: DumpOptions, out: LineWriter): Promise<number> {
   let isDir: boolean;
   try {
-    isDir = Deno.statSync(path).isDirectory;
+    isDir = statPath(path).isDirectory;
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
+    if (isMissing(e)) {
       throw new PerCoreWalError("SegmentNotFound", `"${path}" does not exist`, { segment: path });
     }
     throw e;

@@ -9,7 +9,8 @@
 import type { PerCoreWalConfig } from "../config.ts";
 import { PerCoreWalError } from "../errors.ts";
 import { lockWalDirectory, unlockWalDirectory } from "../lock.ts";
-import { PerCoreRecoveryManager, type RecoveryMode, type SegmentReport } from "../recovery.ts";
+import { PerCoreRecoveryManager } from "../recovery.ts";
+import type { RecoveryMode, SegmentReport } from "../recovery_types.ts";
 import { jsonLine } from "./display.ts";
 import { basename } from "./paths.ts";
 

@@ -20,8 +20,8 @@ import {
   readCheckpoint,
   verifyCheckpointFiles,
 } from "../checkpoint.ts";
-import { PerCoreWalConfig } from "../config.ts";
-import { listCoreSegments } from "../core_log.ts";
+import type { PerCoreWalConfig } from "../config.ts";
+import { isMissing, readDirectory, statPath } from "../fs.ts";
 import { PerCoreWalError } from "../errors.ts";
 import type { SegmentHeader } from "../format.ts";
 import {
@@ -31,7 +31,9 @@ import {
   startFacts,
   startNeedsClaim,
 } from "../damage_table.ts";
-import { acknowledgedClaim, isUnstartedSegment, PerCoreWalReader } from "../reader.ts";
+import { PerCoreWalReader } from "../reader.ts";
+import { acknowledgedClaim } from "../segment_probes.ts";
+import { isUnstartedSegment, listCoreSegments, segmentNameParser } from "../segment_files.ts";
 import { StateFile } from "../state_file.ts";
 import type { WalOperation } from "../types.ts";
 
@@ -138,9 +140,9 @@ export interface DirectoryScan {
 export function scanCheckpoints(dir: string): CheckpointScan[] {
   let names: string[];
   try {
-    names = [...Deno.readDirSync(dir)].map((e) => e.name);
+    names = readDirectory(dir).map((e) => e.name);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return [];
+    if (isMissing(e)) return [];
     throw e;
   }
   const out: CheckpointScan[] = [];
@@ -162,7 +164,8 @@ export function scanCheckpoints(dir: string): CheckpointScan[] {
       try {
         StateFile.open(`${path}/state.kv`).close();
       } catch (e) {
-        reason = e instanceof Error ? e.message : String(e);
+        if (!(e instanceof PerCoreWalError)) throw e;
+        reason = e.message;
       }
     }
     out.push({ path, meta, valid: reason === undefined, reason, incomplete: false, used: false });
@@ -342,9 +345,11 @@ async function _scanCore(
 
 function _size(path: string): number {
   try {
-    return Deno.statSync(path).size;
-  } catch {
-    return 0;
+    return statPath(path).size;
+  } catch (e) {
+    // Gone since it was listed (a segment retired under us): nothing to count.
+    if (isMissing(e)) return 0;
+    throw e;
   }
 }
 
@@ -451,12 +456,10 @@ async function _scanSegment(
 
 /** Segment files of cores beyond the WAL's number of cores. */
 function _extraSegments(config: PerCoreWalConfig): Damage[] {
-  const probe = new PerCoreWalConfig(config.baseDir, 1024, {
-    segmentPattern: config.options.segmentPattern,
-  });
+  const parseName = segmentNameParser(config.options.segmentPattern);
   const out: Damage[] = [];
-  for (const e of Deno.readDirSync(config.baseDir)) {
-    const p = probe.parseSegmentName(e.name);
+  for (const e of readDirectory(config.baseDir)) {
+    const p = parseName(e.name);
     if (p === undefined || p.coreId < config.numCores) continue;
     out.push({
       path: `${config.baseDir}/${e.name}`,

@@ -14,11 +14,11 @@
  */
 
 import type { PerCoreWalConfig } from "../config.ts";
-import { listCoreSegments } from "../core_log.ts";
+import { listCoreSegments } from "../segment_files.ts";
 import { PerCoreWalError } from "../errors.ts";
-import { ioError } from "../fs.ts";
+import { syncFileData } from "../fs.ts";
 import { SEGMENT_DATA_OFFSET } from "../format.ts";
-import { compareEntries } from "../merge.ts";
+import { compareEntries } from "../merge_stream.ts";
 import { PerCoreWalReader } from "../reader.ts";
 import type { PerCoreWalEntry } from "../types.ts";
 import { printEntry } from "./dump.ts";
@@ -100,7 +100,7 @@ async function _readFrom(
         // The writer acknowledges a record only after its own fdatasync, and publishes that only
         // in its shared memory. Reading a record shows that its write completed; an fdatasync
         // of the file after that read makes it durable, whoever issues it. Only then print it.
-        _syncData(seg.path);
+        syncFileData(seg.path);
         for (const e of _last(got, limit)) keep(e);
       }
     }
@@ -123,15 +123,6 @@ async function _readFrom(
 
 function _last<T>(a: T[], n: number): T[] {
   return n >= a.length ? a : n <= 0 ? [] : a.slice(a.length - n);
-}
-
-function _syncData(path: string): void {
-  try {
-    using f = Deno.openSync(path, { read: true });
-    f.syncDataSync();
-  } catch (e) {
-    throw ioError(e, "fdatasync", path);
-  }
 }
 
 /** Prints the last `lines` entries of every core, then follows. Returns the exit code. */

@@ -1,0 +1,149 @@
+/**
+ * The segment files of a WAL directory, below both the writer engine and the read side: listing a
+ * core's segments, telling a never-started segment from one with data, creating the directory and
+ * refusing symbolic links. Reading, merging and recovering import this module, not `core_log.ts`,
+ * so they never load the engine or the io_uring binding.
+ *
+ * @module
+ */
+
+import { directoryMode, PerCoreWalConfig } from "./config.ts";
+import { PerCoreWalError } from "./errors.ts";
+import {
+  ioError,
+  isMissing,
+  lstatPath,
+  makeDirectory,
+  openFile,
+  readDirectory,
+  readFullyAt,
+  readLink,
+  statPath,
+  syncDirectory,
+} from "./fs.ts";
+import { zeroRange } from "./zero_bytes.ts";
+
+/** Read size of the all-zeros check after its first 4 KiB: 256 KiB stays in cache (faster). */
+const ZERO_CHECK_BYTES = 256 << 10;
+
+/** The segments of core `coreId` in `config.baseDir`, by index. */
+export function listCoreSegments(
+  config: PerCoreWalConfig,
+  coreId: number,
+): { index: number; path: string }[] {
+  const out: { index: number; path: string }[] = [];
+  for (const e of readDirectory(config.baseDir)) {
+    if (e.isSymlink && config.parseSegmentName(e.name)?.coreId === coreId) {
+      refuseSymlink(`${config.baseDir}/${e.name}`, "Segment");
+    }
+    if (!e.isFile) continue;
+    const p = config.parseSegmentName(e.name);
+    if (p !== undefined && p.coreId === coreId) {
+      out.push({ index: p.segment, path: `${config.baseDir}/${e.name}` });
+    }
+  }
+  return out.sort((a, b) => a.index - b.index);
+}
+
+/**
+ * A parser of segment file names made with `pattern`, for any core number: to find segments of
+ * cores beyond a WAL's `numCores`, or to count the cores of a directory with no metadata.
+ */
+export function segmentNameParser(
+  pattern: string | undefined,
+): (name: string) => { coreId: number; segment: number } | undefined {
+  // The most cores a config allows: its numCores does not limit what the pattern parses.
+  const probe = new PerCoreWalConfig(".", 1024, { segmentPattern: pattern });
+  return (name) => probe.parseSegmentName(name);
+}
+
+/** Whether a segment file's header block holds anything (its first 64 bytes are not zero). */
+export function hasSegmentHeader(path: string): boolean {
+  using f = openFile(path, { read: true });
+  const b = new Uint8Array(64);
+  try {
+    readFullyAt(f, b, 0);
+  } catch (e) {
+    throw ioError(e, "read", path, 0);
+  }
+  return b.some((x) => x !== 0);
+}
+
+/**
+ * Whether a segment file is all zeros: prepared ahead and never started. Reads its header first,
+ * then the rest (a zero header followed by data is damage, not an unstarted segment).
+ *
+ * A missing file is not unstarted (false): it holds nothing to skip, and the caller that listed
+ * it finds it gone when it opens it. Any other failure is an error (`PerCoreWalError`), never
+ * read as "no data".
+ */
+export function isUnstartedSegment(path: string): boolean {
+  let f: Deno.FsFile;
+  try {
+    f = openFile(path, { read: true });
+  } catch (e) {
+    if (isMissing(e)) return false;
+    throw e;
+  }
+  using file = f;
+  let buf = new Uint8Array(4096);
+  let words = new Uint32Array(buf.buffer);
+  while (true) {
+    let n: number | null;
+    try {
+      n = file.readSync(buf);
+    } catch (e) {
+      throw ioError(e, "read", path);
+    }
+    if (n === null) return true;
+    if (!zeroRange(buf, words, 0, n)) return false;
+    if (buf.length < ZERO_CHECK_BYTES) {
+      buf = new Uint8Array(ZERO_CHECK_BYTES);
+      words = new Uint32Array(buf.buffer);
+    }
+  }
+}
+
+/**
+ * Creates the WAL directory (mode from `fileMode`, and fsyncs its parent), or checks that it is a
+ * directory and, unless `allowSymlinks`, not a symbolic link (the last component only).
+ */
+export function ensureDirectory(
+  dir: string,
+  options: { fileMode?: number; allowSymlinks?: boolean; what?: string } = {},
+): void {
+  const what = options.what ?? "WAL directory";
+  try {
+    if (!options.allowSymlinks) refuseSymlink(dir, what);
+    if (!statPath(dir).isDirectory) {
+      throw new PerCoreWalError("Io", `${what} "${dir}" is not a directory`, {
+        errno: "ENOTDIR",
+        segment: dir,
+      });
+    }
+  } catch (e) {
+    if (!isMissing(e)) throw e;
+    makeDirectory(dir, { recursive: true, mode: directoryMode(options.fileMode ?? 0o600) });
+    // The new directory's entry must survive a crash like the segments in it.
+    const parent = dir.includes("/") ? dir.slice(0, dir.lastIndexOf("/")) || "/" : ".";
+    syncDirectory(parent);
+  }
+}
+
+/** Throws "Unsafe" if `path` is a symbolic link (`lstat`); other failures are "Io" errors. */
+export function refuseSymlink(path: string, what: string): void {
+  if (!lstatPath(path).isSymlink) return;
+  let target = "?";
+  try {
+    target = readLink(path);
+  } catch (e) {
+    // Only for the message: the link may be gone already, and "Unsafe" is the answer anyway.
+    if (!(e instanceof PerCoreWalError)) throw e;
+  }
+  throw new PerCoreWalError(
+    "Unsafe",
+    `${what} "${path}" is a symbolic link (to "${target}"): refused` +
+      (what === "Segment" ? "; segments must be regular files" : " unless allowSymlinks is true"),
+    { segment: path },
+  );
+}

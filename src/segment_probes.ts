@@ -1,0 +1,65 @@
+/**
+ * Probes of whole segments built on the reader: a segment's statistics and how its records end,
+ * and the acknowledged sequence that a core's batch markers claim.
+ *
+ * @module
+ */
+
+import type { SegmentHeader } from "./format.ts";
+import type { ReaderOptions, ReadResult } from "./read_result.ts";
+import { PerCoreWalReader } from "./reader.ts";
+import { isUnstartedSegment } from "./segment_files.ts";
+import type { SegmentStats } from "./types.ts";
+
+/**
+ * Scans a whole segment: its statistics and how its records end.
+ *
+ * @example
+ * ```ts
+ * import { scanSegment } from "@percore/wal";
+ *
+ * const { stats, end } = await scanSegment("./data/wal/wal-0-000000.log", { isLastSegment: true });
+ * console.log(`${stats.entryCount} entries, sequences ${stats.firstSequence}..${stats.lastSequence}`);
+ * console.log("ends with", end.kind);
+ * ```
+ */
+export async function scanSegment(
+  path: string,
+  options: ReaderOptions = {},
+): Promise<
+  {
+    stats: SegmentStats;
+    end: Exclude<ReadResult, { kind: "entry" }>;
+    header?: SegmentHeader;
+    lastTimestampNs: bigint;
+  }
+> {
+  using reader = await PerCoreWalReader.open(path, options);
+  let r = await reader.readNext();
+  while (r.kind === "entry") r = await reader.readNext();
+  return {
+    stats: reader.stats,
+    end: r,
+    header: reader.header,
+    lastTimestampNs: reader.lastTimestampNs,
+  };
+}
+
+/**
+ * The largest acknowledged sequence that the batch markers of these segments (a core's, by
+ * index) claim (0 when none). A segment with a zero header but data cannot be checked (the salt
+ * is in the header) and claims nothing: its first batch never completed, so none of its records
+ * was acknowledged, and its claims are lost with its header (FORMAT.md, section 8, limits).
+ */
+export async function acknowledgedClaim(paths: string[], maxRecordBytes: number): Promise<number> {
+  let claim = 0;
+  const started = paths.filter((p) => !isUnstartedSegment(p));
+  for (const path of started) {
+    using r = await PerCoreWalReader.open(path, { maxRecordBytes, isLastSegment: true });
+    if (r.header === undefined) continue;
+    let x = await r.readNext();
+    while (x.kind === "entry") x = await r.readNext();
+    claim = Math.max(claim, Number(r.acknowledgedClaim));
+  }
+  return claim;
+}

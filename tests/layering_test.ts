@@ -1,0 +1,68 @@
+// The read side stands alone (docs/STYLE.md, "Layers"): reading, merging, checkpointing and
+// recovering a directory must not load the writer engine or the io_uring binding. The import
+// graph comes from `deno info --json`; only imports that load code count (an `import type` is
+// erased before the module runs).
+import { assertEquals } from "@std/assert";
+
+const READ_SIDE = [
+  "src/reader.ts",
+  "src/merge.ts",
+  "src/merge_stream.ts",
+  "src/segment_files.ts",
+  "src/recovery.ts",
+  "src/checkpoint.ts",
+  "src/cli/scan.ts",
+  "src/cli/tail.ts",
+];
+const ENGINE = ["src/core_log.ts", "src/io/uring.ts"];
+
+const ROOT = new URL("../", import.meta.url);
+
+interface ModuleInfo {
+  specifier: string;
+  dependencies?: { code?: { specifier?: string } }[];
+}
+
+/** Every module that loading `file` runs, each with the module that imported it first. */
+async function runtimeImports(file: string): Promise<Map<string, string | undefined>> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", new URL(file, ROOT).pathname],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    roots: string[];
+    modules: ModuleInfo[];
+  };
+  const modules = new Map(info.modules.map((m) => [m.specifier, m]));
+  const importedBy = new Map<string, string | undefined>([[info.roots[0], undefined]]);
+  const todo = [info.roots[0]];
+  while (todo.length > 0) {
+    const from = todo.pop()!;
+    for (const d of modules.get(from)?.dependencies ?? []) {
+      const to = d.code?.specifier;
+      if (to === undefined || importedBy.has(to)) continue;
+      importedBy.set(to, from);
+      todo.push(to);
+    }
+  }
+  return importedBy;
+}
+
+/** `a <- b <- root`: how `specifier` is reached. */
+function chain(importedBy: Map<string, string | undefined>, specifier: string): string {
+  const names: string[] = [];
+  for (let s: string | undefined = specifier; s !== undefined; s = importedBy.get(s)) {
+    names.push(s.slice(ROOT.href.length));
+  }
+  return names.join(" <- ");
+}
+
+for (const file of READ_SIDE) {
+  Deno.test(`${file} loads neither core_log.ts nor io/uring.ts`, async () => {
+    const importedBy = await runtimeImports(file);
+    const engine = ENGINE.map((f) => new URL(f, ROOT).href).filter((s) => importedBy.has(s));
+    assertEquals(engine.map((s) => chain(importedBy, s)), []);
+  });
+}
