@@ -204,11 +204,13 @@ export class CoreWalWriter {
    */
   appendEpochBarrier(epoch?: bigint): bigint {
     const op = normalizeOperation({ type: "epochBarrier", epoch }, Atomics.load(this.#epoch, 0));
+    const sequence = this.#append(op);
     if (op.type === "epochBarrier") {
-      // The global epoch is never behind a core's: raise it to an explicit barrier's epoch.
+      // The global epoch is never behind a core's: raise it to an explicit barrier's epoch, once
+      // the barrier is taken (a refused one, "Backpressure" or "Closed", must not move it).
       raiseTo(this.#epoch, 0, op.epoch);
     }
-    return this.#append(op);
+    return sequence;
   }
 
   /** Appends any operation; returns its sequence. */

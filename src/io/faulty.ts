@@ -32,6 +32,11 @@ export interface FaultPlan {
   tearWriteAt?: number;
   /** Behave like a file system that refuses `O_DIRECT` (EINVAL on open). */
   refuseDirect?: boolean;
+  /**
+   * Fail the n-th segment preparation's closing fdatasync with `errno` (counted over "prepare"
+   * chains that sync): a segment laid out in the background that cannot be made durable.
+   */
+  failPrepareAt?: number;
 }
 
 /** A backend that fails as planned and otherwise delegates. */
@@ -39,6 +44,7 @@ export class FaultyBackend implements IoBackend {
   readonly #inner: IoBackend;
   readonly #plan: FaultPlan;
   #chains = 0;
+  #prepareSyncs = 0;
   /** How many faults were injected. */
   injected = 0;
   /** Every data chain asked for, in order: its number and whether it ended with an fdatasync. */
@@ -69,7 +75,13 @@ export class FaultyBackend implements IoBackend {
     sync: boolean,
     purpose?: WritePurpose,
   ): Promise<void> {
-    if (purpose === "prepare") return this.#inner.writeParts(file, parts, sync, purpose);
+    if (purpose === "prepare") {
+      if (sync && ++this.#prepareSyncs === this.#plan.failPrepareAt) {
+        this.injected++;
+        throw errnoError(this.#plan.errno, "fdatasync", { path: file.path });
+      }
+      return this.#inner.writeParts(file, parts, sync, purpose);
+    }
     const n = ++this.#chains;
     this.calls.push({ chain: n, sync });
     const p = this.#plan;
