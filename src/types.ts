@@ -245,3 +245,18 @@ export interface SegmentStats {
   /** Largest epoch of a record (the header's epoch when there is none). */
   maxEpoch: bigint;
 }
+
+/**
+ * The write mode a core's log runs with, once `writeMode: "auto"` has been decided: O_DIRECT
+ * with an fdatasync per batch, O_DIRECT|O_DSYNC, or through the page cache.
+ *
+ * @example
+ * ```ts
+ * import { CoreLog, PerCoreWalConfig, type WriteModeInUse } from "@percore/wal";
+ *
+ * await using log = await CoreLog.open(new PerCoreWalConfig("./data/engine", 1), 0);
+ * const mode: WriteModeInUse = log.writeMode;
+ * console.log(mode);
+ * ```
+ */
+export type WriteModeInUse = "direct" | "dsync" | "buffered";
