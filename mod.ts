@@ -7,7 +7,7 @@
  * `sync()` resolves only when everything appended before it is durable. Where io_uring is not
  * available the same engine writes through `Deno.FsFile` (`backend: "sync"`).
  *
- * The on-disk format (version 1) is described byte by byte in `docs/FORMAT.md`.
+ * The on-disk format (version 2) is described byte by byte in `docs/FORMAT.md`.
  *
  * @example Append, sync, read back
  * ```ts ignore
@@ -72,7 +72,6 @@ export {
   type SegmentStatus,
 } from "./src/recovery.ts";
 export { configFromDirectory, type WalMeta } from "./src/wal_meta.ts";
-export type { FaultPlan } from "./src/io/faulty.ts";
 export {
   FORMAT_VERSION,
   MAX_KEY_BYTES,
@@ -110,4 +109,5 @@ export type {
   SegmentStats,
   WalOperation,
   WalOperationInput,
+  WriteModeInUse,
 } from "./src/types.ts";

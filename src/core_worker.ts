@@ -10,6 +10,7 @@
 
 import { PerCoreWalConfig, type PerCoreWalOptions } from "./config.ts";
 import { CoreLog, createBackend } from "./core_log.ts";
+import { type ErrorData, errorToData } from "./error_data.ts";
 import { PerCoreWalError } from "./errors.ts";
 import { type FaultPlan, FaultyBackend } from "./io/faulty.ts";
 import type { IoBackend } from "./io/backend.ts";
@@ -30,36 +31,6 @@ export interface InitMessage {
   faults?: FaultPlan;
   /** Tests only: the longest blocking wait (default {@linkcode IDLE_WAIT_MS}). */
   idleWaitMs?: number;
-}
-
-/** A plain copy of an error that crosses `postMessage`. */
-export interface ErrorData {
-  code: string;
-  message: string;
-  errno?: string;
-  operation?: string;
-  segment?: string;
-  offset?: number;
-  coreId?: number;
-}
-
-/** Copies a `PerCoreWalError` (or anything thrown) into a message. */
-export function errorData(e: unknown): ErrorData {
-  if (e instanceof PerCoreWalError) {
-    return {
-      code: e.code,
-      message: e.message,
-      errno: e.errno,
-      operation: e.operation,
-      segment: e.segment,
-      offset: e.offset,
-      coreId: e.coreId,
-    };
-  }
-  return {
-    code: e instanceof TypeError || e instanceof RangeError ? e.name : "Failed",
-    message: String(e),
-  };
 }
 
 /** The latency percentiles in shared memory are at most this old (their computing costs µs). */
@@ -485,7 +456,7 @@ async function init(m: InitMessage): Promise<void> {
     onDurable: (seq, pos) => worker?.publishDurable(seq, pos.segment, pos.offset),
     onFail: (e) => {
       ctl.fail(e);
-      scope.postMessage({ type: "failed", error: errorData(e) });
+      scope.postMessage({ type: "failed", error: errorToData(e) });
     },
   }).catch(async (e) => {
     await inner?.close();
@@ -512,7 +483,7 @@ async function init(m: InitMessage): Promise<void> {
       ? e
       : new PerCoreWalError("Failed", `Core ${m.coreId}'s Worker: ${e}`);
     ctl.fail(err);
-    scope.postMessage({ type: "failed", error: errorData(err) });
+    scope.postMessage({ type: "failed", error: errorToData(err) });
   });
   scope.postMessage({
     type: "ready",
@@ -535,7 +506,7 @@ async function close(): Promise<void> {
     try {
       await w.close();
     } catch (e) {
-      error = errorData(e);
+      error = errorToData(e);
     }
     if (w.ctl.state !== CoreState.Failed) Atomics.store(w.ctl.i32, I.STATE, CoreState.Closed);
     w.ctl.wakeAll();
@@ -549,7 +520,7 @@ scope.onmessage = (e: MessageEvent) => {
   switch (m.type) {
     case "init":
       init(m as InitMessage).catch((err) =>
-        scope.postMessage({ type: "error", error: errorData(err) })
+        scope.postMessage({ type: "error", error: errorToData(err) })
       );
       break;
     case "addRing":

@@ -1,6 +1,6 @@
 /**
- * On-disk format v1: segment headers and records, encoded and decoded in memory. No I/O here;
- * `docs/FORMAT.md` describes every byte.
+ * On-disk format version 2 (version 1 segments are still read): segment headers and records,
+ * encoded and decoded in memory. No I/O here; `docs/FORMAT.md` describes every byte.
  *
  * @module
  */

@@ -12,8 +12,9 @@ import {
   listCoreSegments,
   type WalPosition,
 } from "./core_log.ts";
-import type { ErrorData, InitMessage } from "./core_worker.ts";
-import { PerCoreWalError, type PerCoreWalErrorCode } from "./errors.ts";
+import type { InitMessage } from "./core_worker.ts";
+import { type ErrorData, errorFromData } from "./error_data.ts";
+import { PerCoreWalError } from "./errors.ts";
 import type { BackendKind } from "./io/backend.ts";
 import type { FaultPlan } from "./io/faulty.ts";
 import { LATENCY_BUCKET_BOUNDS_US, type LatencyBuckets } from "./histogram.ts";
@@ -22,7 +23,7 @@ import { type MergeOptions, mergeSegments } from "./merge.ts";
 import { isUnstartedSegment, scanSegment } from "./reader.ts";
 import { reconcileWalMeta } from "./wal_meta.ts";
 import { B, Control, CoreState, M, ProducerRing } from "./shared.ts";
-import type { PerCoreWalEntry, SegmentStats } from "./types.ts";
+import type { PerCoreWalEntry, SegmentStats, WriteModeInUse } from "./types.ts";
 import { CoreWalWriter, type WriterHandle } from "./writer.ts";
 
 /**
@@ -57,8 +58,8 @@ export interface CoreMetrics extends CoreLogMetrics {
  * ```ts
  * import { type ManagerOpenOptions, PerCoreWalConfig, PerCoreWalManager } from "@percore/wal";
  *
- * // Tests only: core 0's 3rd data write fails its fdatasync with EIO.
- * const options: ManagerOpenOptions = { faults: { 0: { failSyncAt: 3, errno: 5 } } };
+ * // Tests only: a core Worker blocks at most 5 ms at a time, so a lost wake-up shows as a hang.
+ * const options: ManagerOpenOptions = { idleWaitMs: 5 };
  * await using manager = await PerCoreWalManager.open(
  *   new PerCoreWalConfig("./data/faulty", 1, { backend: "sync" }),
  *   options,
@@ -66,7 +67,12 @@ export interface CoreMetrics extends CoreLogMetrics {
  * ```
  */
 export interface ManagerOpenOptions {
-  /** Fault injection: core id → faults its backend injects (tests only). */
+  /**
+   * Fault injection (the module's own tests): core id → faults its backend injects. Not part of
+   * the public API: hidden from the documentation, its type not exported from `mod.ts`.
+   *
+   * @ignore
+   */
   faults?: Record<number, FaultPlan>;
   /**
    * The longest a core Worker blocks in one wait before its event loop runs (tests only: a
@@ -81,16 +87,10 @@ interface Core {
   writer: CoreWalWriter;
   ring: ProducerRing;
   backend: BackendKind;
-  writeMode: "direct" | "dsync" | "buffered";
+  writeMode: WriteModeInUse;
   fallbackReason?: string;
   failure?: PerCoreWalError;
   closed?: (error?: ErrorData) => void;
-}
-
-function _error(d: ErrorData): PerCoreWalError | TypeError | RangeError {
-  if (d.code === "TypeError") return new TypeError(d.message);
-  if (d.code === "RangeError") return new RangeError(d.message);
-  return new PerCoreWalError(d.code as PerCoreWalErrorCode, d.message, d);
 }
 
 /**
@@ -190,7 +190,7 @@ export class PerCoreWalManager {
   #watch(core: Core): void {
     core.worker.onmessage = (e: MessageEvent) => {
       const m = e.data;
-      if (m.type === "failed") core.failure ??= _error(m.error) as PerCoreWalError;
+      if (m.type === "failed") core.failure ??= errorFromData(m.error) as PerCoreWalError;
       else if (m.type === "closed") core.closed?.(m.error);
     };
     core.worker.onerror = (e: ErrorEvent) => {
@@ -467,7 +467,7 @@ function _start(
         core.fallbackReason = m.fallbackReason;
         resolve(m);
       } else if (m.type === "error") {
-        reject(_error(m.error));
+        reject(errorFromData(m.error));
       }
     };
     worker.onerror = (e: ErrorEvent) => {
@@ -504,7 +504,7 @@ function _stop(core: Core): Promise<PerCoreWalError | undefined> {
       if (done) return;
       done = true;
       core.worker.terminate();
-      resolve(error === undefined ? undefined : _error(error) as PerCoreWalError);
+      resolve(error === undefined ? undefined : errorFromData(error) as PerCoreWalError);
     };
     core.closed = finish;
     const prev = core.worker.onmessage;

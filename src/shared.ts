@@ -6,7 +6,8 @@
  * @module
  */
 
-import { PerCoreWalError, type PerCoreWalErrorCode } from "./errors.ts";
+import { type ErrorData, errorFromData, errorToData } from "./error_data.ts";
+import { PerCoreWalError } from "./errors.ts";
 import { R_LENGTH, recordSequence } from "./format.ts";
 import { ringBell } from "./io/bell.ts";
 
@@ -135,15 +136,7 @@ export class Control {
   /** Records why the core failed (readable from any thread), then marks it failed and wakes everyone. */
   fail(error: PerCoreWalError): void {
     if (this.state === CoreState.Failed) return;
-    const json = new TextEncoder().encode(JSON.stringify({
-      code: error.code,
-      message: error.message,
-      errno: error.errno,
-      operation: error.operation,
-      segment: error.segment,
-      offset: error.offset,
-      coreId: error.coreId,
-    }));
+    const json = new TextEncoder().encode(JSON.stringify(errorToData(error)));
     const n = Math.min(json.length, ERROR_BYTES);
     this.#error.set(json.subarray(0, n));
     Atomics.store(this.i32, I.ERROR_LENGTH, n);
@@ -154,12 +147,15 @@ export class Control {
   /** The error the core failed with (rebuilt from shared memory). */
   error(): PerCoreWalError {
     const n = Atomics.load(this.i32, I.ERROR_LENGTH);
+    let data: ErrorData;
     try {
-      const e = JSON.parse(new TextDecoder().decode(this.#error.slice(0, n)));
-      return new PerCoreWalError(e.code as PerCoreWalErrorCode, e.message, e);
-    } catch {
+      data = JSON.parse(new TextDecoder().decode(this.#error.slice(0, n)));
+    } catch (e) {
+      // A message cut at ERROR_BYTES is not JSON any more.
+      if (!(e instanceof SyntaxError)) throw e;
       return new PerCoreWalError("Failed", "The core failed (its error did not fit shared memory)");
     }
+    return errorFromData(data) as PerCoreWalError;
   }
 
   /** Posts `message` to the core's Worker and wakes it to read it (it counts `I.MAIL`). */

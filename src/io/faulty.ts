@@ -14,7 +14,7 @@ import type { IoBackend, IoFile, OpenFileOptions, WritePart, WritePurpose } from
  *
  * @example
  * ```ts
- * import type { FaultPlan } from "@percore/wal";
+ * import type { FaultPlan } from "./faulty.ts";
  *
  * // Tests only: the 2nd data chain's fdatasync fails with ENOSPC (errno 28).
  * const plan: FaultPlan = { failSyncAt: 2, errno: 28 };
