@@ -34,7 +34,6 @@ import {
   setU64,
   toBytes,
   toKey,
-  toOffsets,
   writeBatchMarker,
   writeBody,
   writeRecordHeader,
@@ -44,6 +43,12 @@ import type { BackendKind, IoBackend, OpenFileOptions } from "./io/backend.ts";
 import { enableNativeCrc32c } from "./io/checksum.ts";
 import { type Segment, SegmentPreparer } from "./segment_prep.ts";
 import { SharedCopier } from "./shared_copy.ts";
+import {
+  checkpointOperation,
+  commitOperation,
+  deleteOperation,
+  epochBarrierOperation,
+} from "./operations.ts";
 import { SyncBackend } from "./io/sync.ts";
 import { ioError, readFullyAt } from "./fs.ts";
 import { UringBackend } from "./io/uring.ts";
@@ -359,20 +364,17 @@ export class CoreLog {
 
   /** Appends a `delete`; returns its sequence. */
   appendDelete(key: Bytes): bigint {
-    return this.#append({ type: "delete", key: toKey(key) });
+    return this.#append(deleteOperation(key));
   }
 
   /** Appends a `checkpoint` marker; returns its sequence. */
   appendCheckpoint(id: bigint | number): bigint {
-    return this.#append(normalizeOperation({ type: "checkpoint", id }, BigInt(this.#epoch)));
+    return this.#append(checkpointOperation(id));
   }
 
   /** Appends a `commit` of source offsets (and a watermark); returns its sequence. */
   appendCommit(offsets: CommitOffsets, watermark?: bigint | number): bigint {
-    if (watermark === undefined) {
-      return this.#append({ type: "commit", offsets: toOffsets(offsets) });
-    }
-    return this.#append(normalizeOperation({ type: "commit", offsets, watermark }, 0n));
+    return this.#append(commitOperation(offsets, watermark));
   }
 
   /**
@@ -380,7 +382,7 @@ export class CoreLog {
    * the core's current epoch). Returns its sequence.
    */
   appendEpochBarrier(epoch?: bigint): bigint {
-    return this.#append(normalizeOperation({ type: "epochBarrier", epoch }, BigInt(this.#epoch)));
+    return this.#append(epochBarrierOperation(epoch, BigInt(this.#epoch)));
   }
 
   /** Appends any operation; returns its sequence. */

@@ -19,11 +19,16 @@ import {
   RecordType,
   toBytes,
   toKey,
-  toOffsets,
   writeBody,
 } from "./format.ts";
 import { B, Control, CoreState, keepAlive, ProducerRing, raiseTo } from "./shared.ts";
 import { SharedCopier } from "./shared_copy.ts";
+import {
+  checkpointOperation,
+  commitOperation,
+  deleteOperation,
+  epochBarrierOperation,
+} from "./operations.ts";
 import type { WalPosition } from "./core_log.ts";
 import type { Bytes, CommitOffsets, WalOperation, WalOperationInput } from "./types.ts";
 
@@ -182,20 +187,17 @@ export class CoreWalWriter {
 
   /** Appends a `delete`; returns its sequence. */
   appendDelete(key: Bytes): bigint {
-    return this.#append({ type: "delete", key: toKey(key) });
+    return this.#append(deleteOperation(key));
   }
 
   /** Appends a `checkpoint` marker; returns its sequence. */
   appendCheckpoint(id: bigint | number): bigint {
-    return this.#append(normalizeOperation({ type: "checkpoint", id }, 0n));
+    return this.#append(checkpointOperation(id));
   }
 
   /** Appends a `commit` of source offsets (and a watermark); returns its sequence. */
   appendCommit(offsets: CommitOffsets, watermark?: bigint | number): bigint {
-    if (watermark === undefined) {
-      return this.#append({ type: "commit", offsets: toOffsets(offsets) });
-    }
-    return this.#append(normalizeOperation({ type: "commit", offsets, watermark }, 0n));
+    return this.#append(commitOperation(offsets, watermark));
   }
 
   /**
@@ -203,7 +205,7 @@ export class CoreWalWriter {
    * the manager's current epoch). Returns its sequence.
    */
   appendEpochBarrier(epoch?: bigint): bigint {
-    const op = normalizeOperation({ type: "epochBarrier", epoch }, Atomics.load(this.#epoch, 0));
+    const op = epochBarrierOperation(epoch, Atomics.load(this.#epoch, 0));
     const sequence = this.#append(op);
     if (op.type === "epochBarrier") {
       // The global epoch is never behind a core's: raise it to an explicit barrier's epoch, once
