@@ -6,8 +6,9 @@
  * @module
  */
 
-import { errnoError } from "../../ffi/errno.ts";
+import { Errno, errnoError } from "../../ffi/errno.ts";
 import type { IoBackend, IoFile, OpenFileOptions, WritePart, WritePurpose } from "./backend.ts";
+import { UringBackend, type UringBackendOptions } from "./uring.ts";
 
 /**
  * When and how to fail. Counts start at 1 and cover data chains (not segment zero-fill).
@@ -136,5 +137,53 @@ export class FaultyBackend implements IoBackend {
 
   close(): Promise<void> {
     return this.#inner.close();
+  }
+}
+
+/** Options of {@linkcode FaultyUringBackend}: the ring's, and the faults the kernel is made to show. */
+export interface FaultyUringOptions extends UringBackendOptions {
+  /**
+   * Submit every n-th write (of 8 KiB or more) with half its length, so that the kernel performs
+   * a real short write and the chain is resubmitted.
+   */
+  shortWriteEvery?: number;
+  /**
+   * The first n submissions report -EAGAIN without reaching the kernel (the SQEs stay queued),
+   * as a kernel short of resources does, so that the retry path runs.
+   */
+  eagainSubmits?: number;
+}
+
+/**
+ * The io_uring backend with kernel behaviours a test cannot cause on demand (short writes,
+ * -EAGAIN from submit): real I/O otherwise. The production `UringBackend` carries no test hook,
+ * only the two seams this overrides.
+ */
+export class FaultyUringBackend extends UringBackend {
+  readonly #shortWriteEvery: number;
+  #eagainSubmits: number;
+  #writes = 0;
+
+  /** A ring as `UringBackend` makes it, failing as `options` say. */
+  constructor(options: FaultyUringOptions) {
+    super(options);
+    this.#shortWriteEvery = options.shortWriteEvery ?? 0;
+    this.#eagainSubmits = options.eagainSubmits ?? 0;
+  }
+
+  protected override writeLength(remaining: number): number {
+    const every = this.#shortWriteEvery;
+    if (every > 0 && ++this.#writes % every === 0 && remaining >= 8192) {
+      return Math.floor(remaining / 2 / 4096) * 4096;
+    }
+    return remaining;
+  }
+
+  protected override submitQueued(): number {
+    if (this.#eagainSubmits > 0) {
+      this.#eagainSubmits--;
+      return -Errno.EAGAIN;
+    }
+    return super.submitQueued();
   }
 }

@@ -299,16 +299,6 @@ export interface UringBackendOptions {
   /** Submission queue entries. */
   ringEntries: number;
   /**
-   * Test hook: submit every n-th write with half its length, so that the kernel performs a
-   * real short write and the chain is resubmitted.
-   */
-  shortWriteEvery?: number;
-  /**
-   * Test hook: the first n submissions report -EAGAIN without reaching the kernel (the SQEs stay
-   * queued), as a kernel short of resources does, so that the retry path runs.
-   */
-  eagainSubmits?: number;
-  /**
    * How long, in microseconds, to poll the completion ring on the owner thread after submitting
    * an fdatasync when it is the only operation in flight, before falling back to the eventfd.
    * 0 disables. Default {@linkcode DEFAULT_COMPLETION_SPIN_US}.
@@ -354,9 +344,6 @@ export class UringBackend implements IoBackend {
   >();
   #nextId = 1;
   readonly #backlog: Chain[] = [];
-  #writes = 0;
-  readonly #shortEvery: number;
-  #eagainSubmits: number;
   readonly #spinMs: number;
   readonly #spinStop: (() => boolean) | undefined;
   #spinSkip = 0;
@@ -375,8 +362,6 @@ export class UringBackend implements IoBackend {
   constructor(options: UringBackendOptions) {
     this.#ring = Ring.create(options.ringEntries);
     this.#bellAddr = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.#bellBuf)));
-    this.#shortEvery = options.shortWriteEvery ?? 0;
-    this.#eagainSubmits = options.eagainSubmits ?? 0;
     const spinUs = options.completionSpinUs ?? DEFAULT_COMPLETION_SPIN_US;
     if (!Number.isFinite(spinUs) || spinUs < 0 || spinUs > 1_000_000) {
       throw new RangeError(`completionSpinUs must be 0..1000000 microseconds, got ${spinUs}`);
@@ -463,10 +448,7 @@ export class UringBackend implements IoBackend {
       const p = c.parts[i];
       const done = c.done[i];
       if (done >= p.data.length) continue;
-      let len = p.data.length - done;
-      if (this.#shortEvery > 0 && ++this.#writes % this.#shortEvery === 0 && len >= 8192) {
-        len = Math.floor(len / 2 / 4096) * 4096;
-      }
+      const len = this.writeLength(p.data.length - done);
       const id = this.#id();
       this.#slots.set(id, { chain: c, kind: "write", part: i, len });
       const addr = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(p.data))) + BigInt(done);
@@ -489,6 +471,22 @@ export class UringBackend implements IoBackend {
     return true;
   }
 
+  /**
+   * How many of the `remaining` bytes of a write part one SQE asks for: all of them. A seam for
+   * fault injection (`FaultyUringBackend` asks for less, so that the kernel writes short).
+   */
+  protected writeLength(remaining: number): number {
+    return remaining;
+  }
+
+  /**
+   * `io_uring_submit`: what the kernel returned (`-errno` on failure). A seam for fault injection
+   * (`FaultyUringBackend` reports -EAGAIN without submitting).
+   */
+  protected submitQueued(): number {
+    return this.#ring.submit();
+  }
+
   #id(): number {
     const id = this.#nextId;
     this.#nextId = this.#nextId >= 0x7fffffff ? 1 : this.#nextId + 1;
@@ -496,9 +494,7 @@ export class UringBackend implements IoBackend {
   }
 
   #submit(): void {
-    const rc = this.#eagainSubmits > 0 && this.#eagainSubmits-- > 0
-      ? -Errno.EAGAIN
-      : this.#ring.submit();
+    const rc = this.submitQueued();
     if (!this.#submitted(rc)) return;
     this.#spin();
     this.#reap();
