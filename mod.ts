@@ -35,12 +35,7 @@ export {
   type SegmentFill,
   type WriteMode,
 } from "./src/config.ts";
-export {
-  CoreLog,
-  type CoreLogMetrics,
-  type CoreLogOptions,
-  type WalPosition,
-} from "./src/core_log.ts";
+export { CoreLog, type CoreLogMetrics, type CoreLogOptions } from "./src/core_log.ts";
 export { PerCoreWalError, PerCoreWalErrorCode, type PerCoreWalErrorDetails } from "./src/errors.ts";
 export { type CoreMetrics, type ManagerOpenOptions, PerCoreWalManager } from "./src/manager.ts";
 export {
@@ -109,5 +104,6 @@ export type {
   SegmentStats,
   WalOperation,
   WalOperationInput,
+  WalPosition,
   WriteModeInUse,
 } from "./src/types.ts";

@@ -51,37 +51,16 @@ import {
 } from "./operations.ts";
 import { SyncBackend } from "./io/sync.ts";
 import { ioError, readFullyAt } from "./fs.ts";
-import { UringBackend } from "./io/uring.ts";
+import { createBackend } from "./io/choose.ts";
 import { acknowledgedClaim, isUnstartedSegment, scanSegment } from "./reader.ts";
 import type {
   Bytes,
   CommitOffsets,
   WalOperation,
   WalOperationInput,
+  WalPosition,
   WriteModeInUse,
 } from "./types.ts";
-
-/**
- * A place in a core's log: after the record `sequence`, at `offset` of segment `segment`.
- *
- * @example
- * ```ts
- * import { PerCoreWalConfig, PerCoreWalManager, type WalPosition } from "@percore/wal";
- *
- * await using manager = await PerCoreWalManager.open(new PerCoreWalConfig("./data/wal", 2));
- * await manager.syncAll();
- * const durable: WalPosition[] = manager.syncedPositions();
- * console.log(durable.map((p) => `segment ${p.segment} offset ${p.offset} seq ${p.sequence}`));
- * ```
- */
-export interface WalPosition {
-  /** Segment index. */
-  segment: number;
-  /** Byte offset in that segment where the next record goes. */
-  offset: number;
-  /** Sequence of the last record before this position (0n when none). */
-  sequence: bigint;
-}
 
 /**
  * Counters of one core's engine.
@@ -182,27 +161,6 @@ interface Waiter {
   reject: (e: unknown) => void;
 }
 
-/** Creates the backend the options ask for: io_uring, the sync backend, or io_uring if it works. */
-export function createBackend(
-  o: ResolvedWalOptions,
-  completionSpinStop?: () => boolean,
-  lazyCompletionWait = false,
-): { backend: IoBackend; fallbackReason?: string } {
-  if (o.backend === "sync") return { backend: new SyncBackend() };
-  try {
-    return {
-      backend: new UringBackend({
-        ringEntries: o.ringEntries,
-        completionSpinStop,
-        lazyCompletionWait,
-      }),
-    };
-  } catch (e) {
-    if (o.backend === "io_uring" || !(e instanceof PerCoreWalError)) throw e;
-    return { backend: new SyncBackend(), fallbackReason: e.message };
-  }
-}
-
 /**
  * One core's log. Create it with {@linkcode CoreLog.open}; the Worker runtime puts the public
  * `CoreWalWriter` in front of it.
@@ -263,6 +221,12 @@ export class CoreLog {
   #batches = 0;
   #syncs = 0;
   readonly #latency = new LatencyHistogram();
+  /** Copies runs out of shared memory at memcpy speed whatever their alignment. */
+  readonly #copier = new SharedCopier();
+  #stampUs = -1;
+  #stampEpoch = -1;
+  /** Epoch (low, high word) and timestamp in ns (low, high) as `appendFrom` stamps them. */
+  readonly #stampWords = new Uint32Array(4);
 
   private constructor(
     config: PerCoreWalConfig,
@@ -503,14 +467,6 @@ export class CoreLog {
     }
     return p;
   }
-
-  /** Copies runs out of shared memory at memcpy speed whatever their alignment. */
-  readonly #copier = new SharedCopier();
-
-  #stampUs = -1;
-  #stampEpoch = -1;
-  /** Epoch (low, high word) and timestamp in ns (low, high) as `appendFrom` stamps them. */
-  readonly #stampWords = new Uint32Array(4);
 
   #stamp(us: number): void {
     const v = new DataView(this.#stampWords.buffer);

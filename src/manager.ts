@@ -6,12 +6,7 @@
  */
 
 import { PerCoreWalConfig } from "./config.ts";
-import {
-  type CoreLogMetrics,
-  ensureDirectory,
-  listCoreSegments,
-  type WalPosition,
-} from "./core_log.ts";
+import { type CoreLogMetrics, ensureDirectory, listCoreSegments } from "./core_log.ts";
 import type { InitMessage } from "./core_worker.ts";
 import { type ErrorData, errorFromData } from "./error_data.ts";
 import { PerCoreWalError } from "./errors.ts";
@@ -22,8 +17,8 @@ import { lockWalDirectory, unlockWalDirectory } from "./lock.ts";
 import { type MergeOptions, mergeSegments } from "./merge.ts";
 import { isUnstartedSegment, scanSegment } from "./reader.ts";
 import { reconcileWalMeta } from "./wal_meta.ts";
-import { B, Control, CoreState, M, ProducerRing } from "./shared.ts";
-import type { PerCoreWalEntry, SegmentStats, WriteModeInUse } from "./types.ts";
+import { BigSlot, Control, CoreState, MetricSlot, ProducerRing } from "./shared.ts";
+import type { PerCoreWalEntry, SegmentStats, WalPosition, WriteModeInUse } from "./types.ts";
 import { CoreWalWriter, type WriterHandle } from "./writer.ts";
 
 /**
@@ -319,27 +314,30 @@ export class PerCoreWalManager {
         coreId,
         backend: c.backend,
         writeMode: c.writeMode,
-        recordsAppended: f[M.RECORDS],
-        bytesAppended: f[M.BYTES],
-        batches: f[M.BATCHES],
-        fdatasyncs: f[M.FDATASYNCS],
+        recordsAppended: f[MetricSlot.RECORDS],
+        bytesAppended: f[MetricSlot.BYTES],
+        batches: f[MetricSlot.BATCHES],
+        fdatasyncs: f[MetricSlot.FDATASYNCS],
         syncLatency: {
-          count: f[M.LAT_COUNT],
-          p50Us: f[M.LAT_P50],
-          p99Us: f[M.LAT_P99],
-          maxUs: f[M.LAT_MAX],
+          count: f[MetricSlot.LAT_COUNT],
+          p50Us: f[MetricSlot.LAT_P50],
+          p99Us: f[MetricSlot.LAT_P99],
+          maxUs: f[MetricSlot.LAT_MAX],
         },
-        inFlightBatches: f[M.IN_FLIGHT],
+        inFlightBatches: f[MetricSlot.IN_FLIGHT],
         queuedRecords: Number(
-          Atomics.load(b, B.NEXT_SEQUENCE) - 1n - Atomics.load(b, B.POS_SEQUENCE),
+          Atomics.load(b, BigSlot.NEXT_SEQUENCE) - 1n - Atomics.load(b, BigSlot.POS_SEQUENCE),
         ),
-        pendingBytes: f[M.PENDING_BYTES],
+        pendingBytes: f[MetricSlot.PENDING_BYTES],
         failed: c.control.state === CoreState.Failed,
         syncLatencyBuckets: {
           counts: Array.from(
-            f.subarray(M.LAT_BUCKETS, M.LAT_BUCKETS + LATENCY_BUCKET_BOUNDS_US.length),
+            f.subarray(
+              MetricSlot.LAT_BUCKETS,
+              MetricSlot.LAT_BUCKETS + LATENCY_BUCKET_BOUNDS_US.length,
+            ),
           ),
-          sumUs: f[M.LAT_SUM],
+          sumUs: f[MetricSlot.LAT_SUM],
         },
       };
     });

@@ -260,3 +260,25 @@ export interface SegmentStats {
  * ```
  */
 export type WriteModeInUse = "direct" | "dsync" | "buffered";
+
+/**
+ * A place in a core's log: after the record `sequence`, at `offset` of segment `segment`.
+ *
+ * @example
+ * ```ts
+ * import { PerCoreWalConfig, PerCoreWalManager, type WalPosition } from "@percore/wal";
+ *
+ * await using manager = await PerCoreWalManager.open(new PerCoreWalConfig("./data/wal", 2));
+ * await manager.syncAll();
+ * const durable: WalPosition[] = manager.syncedPositions();
+ * console.log(durable.map((p) => `segment ${p.segment} offset ${p.offset} seq ${p.sequence}`));
+ * ```
+ */
+export interface WalPosition {
+  /** Segment index. */
+  segment: number;
+  /** Byte offset in that segment where the next record goes. */
+  offset: number;
+  /** Sequence of the last record before this position (0n when none). */
+  sequence: bigint;
+}

@@ -65,6 +65,9 @@ export class Ring {
   #closed = false;
   /** The kernel's `IORING_FEAT_*` flags. */
   readonly features: number;
+  readonly #ts = new BigInt64Array(2);
+  readonly #tsPointer = Deno.UnsafePointer.of(this.#ts);
+  readonly #cqePointer = new Uint8Array(8);
 
   private constructor(mem: AlignedBuffer, entries: number) {
     this.mem = mem;
@@ -211,10 +214,6 @@ export class Ring {
     if (rc < 0) throw errnoError(-rc, "io_uring_submit_and_wait");
   }
 
-  readonly #ts = new BigInt64Array(2);
-  readonly #tsPointer = Deno.UnsafePointer.of(this.#ts);
-  readonly #cqePointer = new Uint8Array(8);
-
   /**
    * Whether {@linkcode wait} can be used: before Linux 5.11 (no `IORING_FEAT_EXT_ARG`) liburing
    * would take an SQE for the timeout behind this class's back.
@@ -357,6 +356,16 @@ export class UringBackend implements IoBackend {
   submitRetries = 0;
   readonly #buffers = new Map<ArrayBufferLike, AlignedBuffer>();
   #closed = false;
+  #retry: ReturnType<typeof setTimeout> | undefined;
+  readonly #lazy: boolean;
+  #ownerIdle = true;
+  /** A read of the bell eventfd is in flight (see waitIdle). */
+  #bellArmed = false;
+  /** The bell read failed: waitIdle is unavailable from now on. */
+  #bellBroken = false;
+  readonly #bellBuf = new Uint8Array(8);
+  /** Where the bell's read lands (the buffer does not move). */
+  readonly #bellAddr: bigint;
 
   /** Creates the ring and its eventfd. Throws "Unsupported" if io_uring cannot be used. */
   constructor(options: UringBackendOptions) {
@@ -500,7 +509,6 @@ export class UringBackend implements IoBackend {
     this.#reap();
     this.#wait();
   }
-  #retry: ReturnType<typeof setTimeout> | undefined;
 
   /**
    * Handles what `io_uring_submit` returned: on EAGAIN or EBUSY (the kernel is short of
@@ -560,16 +568,6 @@ export class UringBackend implements IoBackend {
     for (const c of chains) c.reject(err);
     for (const c of this.#backlog.splice(0)) c.reject(err);
   }
-
-  readonly #lazy: boolean;
-  #ownerIdle = true;
-  /** A read of the bell eventfd is in flight (see waitIdle). */
-  #bellArmed = false;
-  /** The bell read failed: waitIdle is unavailable from now on. */
-  #bellBroken = false;
-  readonly #bellBuf = new Uint8Array(8);
-  /** Where the bell's read lands (the buffer does not move). */
-  readonly #bellAddr: bigint;
 
   /**
    * Blocks this thread until a completion arrives, `bell` (an eventfd) is written or
