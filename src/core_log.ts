@@ -192,7 +192,8 @@ export class CoreLog {
   #next: Segment | undefined;
   #segTail = SEGMENT_DATA_OFFSET;
   #salt = 0;
-  #open: Batch | undefined;
+  /** The batch that takes appends, until it is sealed. */
+  #openBatch: Batch | undefined;
   readonly #queue: Batch[] = [];
   readonly #segments: SegmentPreparer;
   /** Segments in use whose preparation failed: their batches wait for a retry. */
@@ -307,7 +308,7 @@ export class CoreLog {
     const v = toBytes(value, "value");
     const len = PUT_OVERHEAD_BYTES + k.length + v.length;
     const pos = this.#reserve(len);
-    const b = this.#open!;
+    const b = this.#openBatch!;
     const seq = this.#nextSeq++;
     writeRecordHeader(
       b.view,
@@ -360,7 +361,7 @@ export class CoreLog {
     if (op.type === "epochBarrier" && op.epoch > BigInt(this.#epoch)) {
       this.#epoch = Number(op.epoch);
     }
-    const b = this.#open!;
+    const b = this.#openBatch!;
     const seq = this.#nextSeq++;
     writeRecordHeader(
       b.view,
@@ -412,7 +413,7 @@ export class CoreLog {
         if (p === start) throw e;
         break; // It throws again on the next call, with nothing taken.
       }
-      const b = this.#open!;
+      const b = this.#openBatch!;
       // After #reserve: a new batch's marker took the clock, and records never go before it.
       const us = this.#lastUs;
       // The records after the first that fit this batch without sealing or rotating it.
@@ -506,7 +507,7 @@ export class CoreLog {
         { coreId: this.coreId },
       );
     }
-    let b = this.#open;
+    let b = this.#openBatch;
     if (b !== undefined && b.used + len > b.buf.length) {
       // Sealing pads the batch (O_DIRECT): the segment check below sees the padded end.
       this.#seal(b);
@@ -520,7 +521,7 @@ export class CoreLog {
       b = undefined;
     }
     if (b === undefined) {
-      b = this.#open = this.#newBatch(len);
+      b = this.#openBatch = this.#newBatch(len);
       if (b.used + len > b.buf.length) throw this.#violated("a batch never grows past its buffer");
     }
     return b.used;
@@ -581,7 +582,7 @@ export class CoreLog {
 
   /** Closes the open batch to appends and queues it for submission. */
   #seal(b: Batch): void {
-    if (this.#open === b) this.#open = undefined;
+    if (this.#openBatch === b) this.#openBatch = undefined;
     const end = Math.ceil(b.used / this.#align) * this.#align;
     // The padding too: a write of less than the batch would leave a hole before the next one.
     if (end > b.buf.length) throw this.#violated("a batch never grows past its buffer");
@@ -631,7 +632,7 @@ export class CoreLog {
         (e) => this.#settle(e),
       );
     }
-    const open = this.#open;
+    const open = this.#openBatch;
     if (this.#flushWanted && open !== undefined && this.#inflight < this.#o.maxInFlightBatches) {
       this.#flushWanted = false;
       this.#seal(open);
@@ -753,7 +754,7 @@ export class CoreLog {
       let i = w.length;
       while (i > 0 && w[i - 1].seq > seq) i--;
       w.splice(i, 0, { seq, resolve, reject });
-      const open = this.#open;
+      const open = this.#openBatch;
       if (open !== undefined && seq >= open.firstSeq) this.#requestFlush();
     });
   }
@@ -771,7 +772,7 @@ export class CoreLog {
 
   /** Seals the open batch now if a slot is free, else as soon as one frees (group commit). */
   #flushNow(): void {
-    const open = this.#open;
+    const open = this.#openBatch;
     if (open === undefined || this.#failed !== undefined) return;
     if (this.#inflight < this.#o.maxInFlightBatches) this.#seal(open);
     else this.#flushWanted = true;
@@ -787,7 +788,7 @@ export class CoreLog {
       this.#discard(next);
       throw next.error;
     }
-    if (this.#open !== undefined) this.#seal(this.#open);
+    if (this.#openBatch !== undefined) this.#seal(this.#openBatch);
     // The new segment's header says it starts at the next sequence: every record before it
     // must be in a batch of an earlier segment (queued, or already acknowledged).
     const q = this.#queue;
@@ -1153,7 +1154,7 @@ export class CoreLog {
 
   /** Where the next record will be appended. */
   get position(): WalPosition {
-    const b = this.#open;
+    const b = this.#openBatch;
     return {
       segment: this.#seg.index,
       offset: b === undefined ? this.#segTail : b.fileOffset + b.used,
@@ -1225,8 +1226,8 @@ export class CoreLog {
       if (b.header !== undefined) this.#io.freeBuffer(b.header);
       this.#io.freeBuffer(b.buf);
     }
-    if (this.#open !== undefined) this.#io.freeBuffer(this.#open.buf);
-    this.#open = undefined;
+    if (this.#openBatch !== undefined) this.#io.freeBuffer(this.#openBatch.buf);
+    this.#openBatch = undefined;
     for (const buf of this.#pool.splice(0)) this.#io.freeBuffer(buf);
     this.#segments.release();
     const err = this.#failed ??

@@ -135,6 +135,7 @@ class CoreWorker {
     const target = Math.min(req, Number(this.log.sequence));
     if (target > this.#requested) {
       this.#requested = target;
+      // Only to make the log flush: a failure reaches the producers through onFail.
       this.log.waitDurable(BigInt(target)).catch(() => {});
     }
   }
@@ -334,6 +335,7 @@ class CoreWorker {
         n = this.log.nextSequence - before;
         // The log holds maxPendingBytes not yet durable: let them reach the disk first.
         this.log.setOwnerIdle(true);
+        // A failure here fails the core (onFail); the loop then stops on its next append.
         await this.log.sync().catch(() => {});
         this.log.setOwnerIdle(false);
       }
@@ -401,8 +403,10 @@ class CoreWorker {
     }
     try {
       closeBell(this.#bell);
-    } catch {
-      // Nothing to do about it, and the log must still close.
+    } catch (e) {
+      // A failed close(2) of the eventfd (errnoError): nothing to do about it, and the log must
+      // still close.
+      if (!(e instanceof PerCoreWalError)) throw e;
     }
   }
 }
@@ -426,7 +430,9 @@ function _pin(coreId: number): void {
     const cpu = coreId % cpus;
     mask[cpu >> 3] |= 1 << (cpu & 7);
     libc().sched_setaffinity(0, 128n, mask);
-  }).catch(() => {});
+  }).catch(() => {
+    // Pinning is a hint: without libc or the permission, the Worker runs unpinned.
+  });
 }
 
 async function init(m: InitMessage): Promise<void> {

@@ -33,6 +33,7 @@ import {
 } from "../../ffi/libc.ts";
 import { liburing } from "../../ffi/liburing.ts";
 import { PerCoreWalError } from "../errors.ts";
+import { removePath } from "../fs.ts";
 import type { IoBackend, IoFile, OpenFileOptions, WritePart } from "./backend.ts";
 
 const TWO32 = 4294967296;
@@ -736,11 +737,8 @@ export class UringBackend implements IoBackend {
     const probe = `${dir}/.percore-odirect-probe-${Deno.pid}`;
     const fd = libc().open(cString(probe), O.RDWR | O.CREAT | O.DIRECT | O.CLOEXEC, 0o600);
     if (fd >= 0) libc().close(fd);
-    try {
-      Deno.removeSync(probe);
-    } catch {
-      // Not created.
-    }
+    // The probe exists only if the open succeeded.
+    if (fd >= 0) removePath(probe);
     return fd >= 0;
   }
 
