@@ -7,7 +7,7 @@
  * `sync()` resolves only when everything appended before it is durable. Where io_uring is not
  * available the same engine writes through `Deno.FsFile` (`backend: "sync"`).
  *
- * The on-disk format (version 1) is described byte by byte in `docs/FORMAT.md`.
+ * The on-disk format (version 2) is described byte by byte in `docs/FORMAT.md`.
  *
  * @example Append, sync, read back
  * ```ts ignore
@@ -35,12 +35,7 @@ export {
   type SegmentFill,
   type WriteMode,
 } from "./src/config.ts";
-export {
-  CoreLog,
-  type CoreLogMetrics,
-  type CoreLogOptions,
-  type WalPosition,
-} from "./src/core_log.ts";
+export { CoreLog, type CoreLogMetrics, type CoreLogOptions } from "./src/core_log.ts";
 export { PerCoreWalError, PerCoreWalErrorCode, type PerCoreWalErrorDetails } from "./src/errors.ts";
 export { type CoreMetrics, type ManagerOpenOptions, PerCoreWalManager } from "./src/manager.ts";
 export { compareEntries, type MergeOptions, mergeSegments } from "./src/merge_stream.ts";
@@ -67,7 +62,6 @@ export {
   type SegmentStatus,
 } from "./src/recovery_types.ts";
 export { configFromDirectory, type WalMeta } from "./src/wal_meta.ts";
-export type { FaultPlan } from "./src/io/faulty.ts";
 export {
   FORMAT_VERSION,
   MAX_KEY_BYTES,
@@ -102,4 +96,6 @@ export type {
   SegmentStats,
   WalOperation,
   WalOperationInput,
+  WalPosition,
+  WriteModeInUse,
 } from "./src/types.ts";

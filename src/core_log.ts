@@ -7,6 +7,7 @@
  */
 
 import { PerCoreWalConfig, type ResolvedWalOptions } from "./config.ts";
+import { invariantError } from "./assert.ts";
 import { PerCoreWalError } from "./errors.ts";
 import {
   BATCH_MARKER_BYTES,
@@ -33,50 +34,32 @@ import {
   setU64,
   toBytes,
   toKey,
-  toOffsets,
   writeBatchMarker,
   writeBody,
   writeRecordHeader,
 } from "./format.ts";
 import { type LatencyBuckets, LatencyHistogram, type LatencySummary } from "./histogram.ts";
-import type { BackendKind, IoBackend, IoFile } from "./io/backend.ts";
+import type { BackendKind, IoBackend, OpenFileOptions } from "./io/backend.ts";
 import { enableNativeCrc32c } from "./io/checksum.ts";
+import { type Segment, SegmentPreparer } from "./segment_prep.ts";
 import { SharedCopier } from "./shared_copy.ts";
-import { SyncBackend } from "./io/sync.ts";
-import { UringBackend } from "./io/uring.ts";
+import {
+  checkpointOperation,
+  commitOperation,
+  deleteOperation,
+  epochBarrierOperation,
+} from "./operations.ts";
+import { createBackend } from "./io/choose.ts";
 import { recoverCoreSegments } from "./open_recovery.ts";
 import { ensureDirectory } from "./segment_files.ts";
-import type { Bytes, CommitOffsets, WalOperation, WalOperationInput } from "./types.ts";
-
-const MiB = 1024 * 1024;
-/**
- * `segmentFill: "auto"` skips the zero-fill of the next segment while this core's batches average
- * at least this many bytes: writing every byte twice then costs more than the journal commit of
- * the extent conversion that each fdatasync of an unwritten extent pays.
- */
-const AUTO_ALLOCATE_BATCH_BYTES = 256 * 1024;
-
-/**
- * A place in a core's log: after the record `sequence`, at `offset` of segment `segment`.
- *
- * @example
- * ```ts
- * import { PerCoreWalConfig, PerCoreWalManager, type WalPosition } from "@percore/wal";
- *
- * await using manager = await PerCoreWalManager.open(new PerCoreWalConfig("./data/wal", 2));
- * await manager.syncAll();
- * const durable: WalPosition[] = manager.syncedPositions();
- * console.log(durable.map((p) => `segment ${p.segment} offset ${p.offset} seq ${p.sequence}`));
- * ```
- */
-export interface WalPosition {
-  /** Segment index. */
-  segment: number;
-  /** Byte offset in that segment where the next record goes. */
-  offset: number;
-  /** Sequence of the last record before this position (0n when none). */
-  sequence: bigint;
-}
+import type {
+  Bytes,
+  CommitOffsets,
+  WalOperation,
+  WalOperationInput,
+  WalPosition,
+  WriteModeInUse,
+} from "./types.ts";
 
 /**
  * Counters of one core's engine.
@@ -96,7 +79,7 @@ export interface CoreLogMetrics {
   /** The backend writing its segments. */
   backend: BackendKind;
   /** The write mode in use. */
-  writeMode: "direct" | "dsync" | "buffered";
+  writeMode: WriteModeInUse;
   /** Records appended since open. */
   recordsAppended: number;
   /** Record bytes appended since open (padding excluded). */
@@ -149,24 +132,6 @@ export interface CoreLogOptions {
   lazyCompletionWait?: boolean;
 }
 
-interface Segment {
-  index: number;
-  path: string;
-  file: IoFile;
-  firstSequence: number;
-  salt: number;
-  /** The header block, written with the segment's first batch. */
-  headerBlock: Uint8Array | undefined;
-  /** Batches that belong to it and are not yet acknowledged. */
-  batches: number;
-  sealed: boolean;
-  ready: boolean;
-  error: PerCoreWalError | undefined;
-  prepared: Promise<void>;
-  /** How it was laid out: zero-filled, or fallocated only (reads as zeros all the same). */
-  fill: "zeros" | "allocate";
-}
-
 const enum State {
   Open,
   Queued,
@@ -195,27 +160,6 @@ interface Waiter {
   reject: (e: unknown) => void;
 }
 
-/** Creates the backend the options ask for: io_uring, the sync backend, or io_uring if it works. */
-export function createBackend(
-  o: ResolvedWalOptions,
-  completionSpinStop?: () => boolean,
-  lazyCompletionWait = false,
-): { backend: IoBackend; fallbackReason?: string } {
-  if (o.backend === "sync") return { backend: new SyncBackend() };
-  try {
-    return {
-      backend: new UringBackend({
-        ringEntries: o.ringEntries,
-        completionSpinStop,
-        lazyCompletionWait,
-      }),
-    };
-  } catch (e) {
-    if (o.backend === "io_uring" || !(e instanceof PerCoreWalError)) throw e;
-    return { backend: new SyncBackend(), fallbackReason: e.message };
-  }
-}
-
 /**
  * One core's log. Create it with {@linkcode CoreLog.open}; the Worker runtime puts the public
  * `CoreWalWriter` in front of it.
@@ -240,16 +184,19 @@ export class CoreLog {
   readonly #o: ResolvedWalOptions;
   readonly #io: IoBackend;
   readonly #ownsIo: boolean;
-  readonly #mode: "direct" | "dsync" | "buffered";
+  readonly #mode: WriteModeInUse;
   readonly #align: number;
   readonly #batchSize: number;
   #seg!: Segment;
   #next: Segment | undefined;
   #segTail = SEGMENT_DATA_OFFSET;
   #salt = 0;
-  #open: Batch | undefined;
+  /** The batch that takes appends, until it is sealed. */
+  #openBatch: Batch | undefined;
   readonly #queue: Batch[] = [];
-  readonly #openSegments = new Set<Segment>();
+  readonly #segments: SegmentPreparer;
+  /** Segments in use whose preparation failed: their batches wait for a retry. */
+  readonly #stalled = new Set<Segment>();
   #inflight = 0;
   #nextSeq = 1;
   #durableSeq = 0;
@@ -265,11 +212,8 @@ export class CoreLog {
   #closed = false;
   #closing: Promise<void> | undefined;
   #idle: (() => void) | undefined;
-  #zero: Uint8Array | undefined;
-  /** What `segmentFill: "auto"` chose last, and the batch counters when it did. */
-  #autoFill: "zeros" | "allocate" = "zeros";
-  #fillBatches = 0;
-  #fillBytes = 0;
+  /** The epoch of the last batch begun: a core's epoch never decreases. */
+  #batchEpoch = 0;
   #onDurable: CoreLogOptions["onDurable"];
   #onFail: CoreLogOptions["onFail"];
   #records = 0;
@@ -277,13 +221,19 @@ export class CoreLog {
   #batches = 0;
   #syncs = 0;
   readonly #latency = new LatencyHistogram();
+  /** Copies runs out of shared memory at memcpy speed whatever their alignment. */
+  readonly #copier = new SharedCopier();
+  #stampUs = -1;
+  #stampEpoch = -1;
+  /** Epoch (low, high word) and timestamp in ns (low, high) as `appendFrom` stamps them. */
+  readonly #stampWords = new Uint32Array(4);
 
   private constructor(
     config: PerCoreWalConfig,
     coreId: number,
     io: IoBackend,
     ownsIo: boolean,
-    mode: "direct" | "dsync" | "buffered",
+    mode: WriteModeInUse,
     fallbackReason: string | undefined,
   ) {
     this.#config = config;
@@ -295,6 +245,7 @@ export class CoreLog {
     this.#align = mode === "buffered" ? 1 : 4096;
     this.#batchSize = Math.ceil(this.#o.maxBatchBytes / 4096) * 4096;
     this.fallbackReason = fallbackReason;
+    this.#segments = new SegmentPreparer(config, coreId, io, mode, (seg) => this.#prepared(seg));
   }
 
   /**
@@ -356,7 +307,7 @@ export class CoreLog {
     const v = toBytes(value, "value");
     const len = PUT_OVERHEAD_BYTES + k.length + v.length;
     const pos = this.#reserve(len);
-    const b = this.#open!;
+    const b = this.#openBatch!;
     const seq = this.#nextSeq++;
     writeRecordHeader(
       b.view,
@@ -377,20 +328,17 @@ export class CoreLog {
 
   /** Appends a `delete`; returns its sequence. */
   appendDelete(key: Bytes): bigint {
-    return this.#append({ type: "delete", key: toKey(key) });
+    return this.#append(deleteOperation(key));
   }
 
   /** Appends a `checkpoint` marker; returns its sequence. */
   appendCheckpoint(id: bigint | number): bigint {
-    return this.#append(normalizeOperation({ type: "checkpoint", id }, BigInt(this.#epoch)));
+    return this.#append(checkpointOperation(id));
   }
 
   /** Appends a `commit` of source offsets (and a watermark); returns its sequence. */
   appendCommit(offsets: CommitOffsets, watermark?: bigint | number): bigint {
-    if (watermark === undefined) {
-      return this.#append({ type: "commit", offsets: toOffsets(offsets) });
-    }
-    return this.#append(normalizeOperation({ type: "commit", offsets, watermark }, 0n));
+    return this.#append(commitOperation(offsets, watermark));
   }
 
   /**
@@ -398,7 +346,7 @@ export class CoreLog {
    * the core's current epoch). Returns its sequence.
    */
   appendEpochBarrier(epoch?: bigint): bigint {
-    return this.#append(normalizeOperation({ type: "epochBarrier", epoch }, BigInt(this.#epoch)));
+    return this.#append(epochBarrierOperation(epoch, BigInt(this.#epoch)));
   }
 
   /** Appends any operation; returns its sequence. */
@@ -412,7 +360,7 @@ export class CoreLog {
     if (op.type === "epochBarrier" && op.epoch > BigInt(this.#epoch)) {
       this.#epoch = Number(op.epoch);
     }
-    const b = this.#open!;
+    const b = this.#openBatch!;
     const seq = this.#nextSeq++;
     writeRecordHeader(
       b.view,
@@ -464,7 +412,7 @@ export class CoreLog {
         if (p === start) throw e;
         break; // It throws again on the next call, with nothing taken.
       }
-      const b = this.#open!;
+      const b = this.#openBatch!;
       // After #reserve: a new batch's marker took the clock, and records never go before it.
       const us = this.#lastUs;
       // The records after the first that fit this batch without sealing or rotating it.
@@ -520,14 +468,6 @@ export class CoreLog {
     return p;
   }
 
-  /** Copies runs out of shared memory at memcpy speed whatever their alignment. */
-  readonly #copier = new SharedCopier();
-
-  #stampUs = -1;
-  #stampEpoch = -1;
-  /** Epoch (low, high word) and timestamp in ns (low, high) as `appendFrom` stamps them. */
-  readonly #stampWords = new Uint32Array(4);
-
   #stamp(us: number): void {
     const v = new DataView(this.#stampWords.buffer);
     setU64(v, 0, this.#epoch);
@@ -541,6 +481,7 @@ export class CoreLog {
   /** Finds room for a record of `len` bytes: returns its offset in the open batch. */
   #reserve(len: number): number {
     if (this.#failed !== undefined) throw this.#failed;
+    if (this.#stalled.size !== 0) throw this.#retryStalled();
     if (this.#closed || this.#closing !== undefined) {
       throw new PerCoreWalError(
         "Closed",
@@ -565,7 +506,7 @@ export class CoreLog {
         { coreId: this.coreId },
       );
     }
-    let b = this.#open;
+    let b = this.#openBatch;
     if (b !== undefined && b.used + len > b.buf.length) {
       // Sealing pads the batch (O_DIRECT): the segment check below sees the padded end.
       this.#seal(b);
@@ -578,7 +519,10 @@ export class CoreLog {
       this.#rotate();
       b = undefined;
     }
-    if (b === undefined) b = this.#open = this.#newBatch(len);
+    if (b === undefined) {
+      b = this.#openBatch = this.#newBatch(len);
+      if (b.used + len > b.buf.length) throw this.#violated("a batch never grows past its buffer");
+    }
     return b.used;
   }
 
@@ -614,6 +558,8 @@ export class CoreLog {
         Math.ceil(size / 4096) * 4096,
       );
     this.#seg.batches++;
+    if (this.#epoch < this.#batchEpoch) throw this.#violated("a core's epoch never decreases");
+    this.#batchEpoch = this.#epoch;
     const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     // Every batch starts with a marker; what it claims is set at submission (#pump).
     writeBatchMarker(view, 0, this.coreId, this.#epoch, this.#nextSeq, this.#now());
@@ -635,8 +581,10 @@ export class CoreLog {
 
   /** Closes the open batch to appends and queues it for submission. */
   #seal(b: Batch): void {
-    if (this.#open === b) this.#open = undefined;
+    if (this.#openBatch === b) this.#openBatch = undefined;
     const end = Math.ceil(b.used / this.#align) * this.#align;
+    // The padding too: a write of less than the batch would leave a hole before the next one.
+    if (end > b.buf.length) throw this.#violated("a batch never grows past its buffer");
     if (end > b.used) {
       // O_DIRECT writes whole blocks: the last record carries the padding (zeros, in its CRC).
       const p = b.lastPos;
@@ -660,7 +608,7 @@ export class CoreLog {
       if (b.state !== State.Queued) continue;
       if (this.#inflight >= this.#o.maxInFlightBatches) break;
       const seg = b.seg;
-      if (seg.error !== undefined) return this.#fail(seg.error);
+      // A segment whose preparation failed is not ready either: its batches wait for a retry.
       if (!seg.ready) break;
       // The marker claims what is acknowledged now: after a crash, a hole before this batch
       // that lies at or before that sequence is lost acknowledged data, any other hole is a
@@ -683,7 +631,7 @@ export class CoreLog {
         (e) => this.#settle(e),
       );
     }
-    const open = this.#open;
+    const open = this.#openBatch;
     if (this.#flushWanted && open !== undefined && this.#inflight < this.#o.maxInFlightBatches) {
       this.#flushWanted = false;
       this.#seal(open);
@@ -703,6 +651,16 @@ export class CoreLog {
     while (q.length > 0 && q[0].state === State.Done) {
       const d = q.shift()!;
       if (d.lastSeq >= d.firstSeq) {
+        // Each batch continues where the last acknowledged one ended; the durable sequence
+        // only moves forward (waiters resolve by it, readers trust it).
+        if (d.firstSeq !== this.#durableSeq + 1) {
+          this.#violated("batches are acknowledged in order");
+          return this.#settle();
+        }
+        if (d.lastSeq < this.#durableSeq) {
+          this.#violated("the durable sequence never goes back");
+          return this.#settle();
+        }
         this.#durableSeq = d.lastSeq;
         this.#durablePos = {
           segment: d.seg.index,
@@ -723,7 +681,10 @@ export class CoreLog {
 
   /** One submitted batch finished, well or not. */
   #settle(err?: unknown): void {
-    this.#inflight--;
+    if (--this.#inflight < 0) {
+      this.#inflight = 0;
+      this.#violated("the in-flight batch count is never negative");
+    }
     if (err !== undefined) this.#fail(err);
     else this.#pump();
     if (this.#inflight === 0 && this.#idle !== undefined) this.#idle();
@@ -737,6 +698,13 @@ export class CoreLog {
     const seg = b.seg;
     seg.batches--;
     if (seg.sealed && seg.batches === 0) this.#closeSegment(seg);
+  }
+
+  /** Fails the core with an `Internal` error naming `invariant`, and returns that error. */
+  #violated(invariant: string): PerCoreWalError {
+    const error = invariantError(invariant, { coreId: this.coreId });
+    this.#fail(error);
+    return error;
   }
 
   #fail(err: unknown): void {
@@ -776,6 +744,7 @@ export class CoreLog {
   #waitFor(seq: number): Promise<void> {
     if (this.#failed !== undefined) return Promise.reject(this.#failed);
     if (seq <= this.#durableSeq) return Promise.resolve();
+    if (this.#stalled.size !== 0) return Promise.reject(this.#retryStalled());
     if (this.#closed) {
       return Promise.reject(new PerCoreWalError("Closed", `Core ${this.coreId}'s log is closed`));
     }
@@ -784,7 +753,7 @@ export class CoreLog {
       let i = w.length;
       while (i > 0 && w[i - 1].seq > seq) i--;
       w.splice(i, 0, { seq, resolve, reject });
-      const open = this.#open;
+      const open = this.#openBatch;
       if (open !== undefined && seq >= open.firstSeq) this.#requestFlush();
     });
   }
@@ -802,7 +771,7 @@ export class CoreLog {
 
   /** Seals the open batch now if a slot is free, else as soon as one frees (group commit). */
   #flushNow(): void {
-    const open = this.#open;
+    const open = this.#openBatch;
     if (open === undefined || this.#failed !== undefined) return;
     if (this.#inflight < this.#o.maxInFlightBatches) this.#seal(open);
     else this.#flushWanted = true;
@@ -818,7 +787,14 @@ export class CoreLog {
       this.#discard(next);
       throw next.error;
     }
-    if (this.#open !== undefined) this.#seal(this.#open);
+    if (this.#openBatch !== undefined) this.#seal(this.#openBatch);
+    // The new segment's header says it starts at the next sequence: every record before it
+    // must be in a batch of an earlier segment (queued, or already acknowledged).
+    const q = this.#queue;
+    const through = q.length > 0 ? q[q.length - 1].lastSeq : this.#durableSeq;
+    if (through !== this.#nextSeq - 1) {
+      throw this.#violated("sequences are contiguous across a rotation");
+    }
     const old = this.#seg;
     old.sealed = true;
     if (old.batches === 0) this.#closeSegment(old);
@@ -850,128 +826,55 @@ export class CoreLog {
   }
 
   /**
-   * Creates segment `index` in the background, laid out as `segmentFill` says ({@linkcode
-   * #fillFor}). With `quiet`, a failure is kept on the segment and surfaces only if the log has
-   * to rotate into it.
+   * A background preparation settled. One that failed before the log rotated into its segment
+   * is kept there and refuses the append that rotates ({@linkcode #rotate}). One that failed
+   * after (the segment is current, or was, and holds batches: none of them submitted, #pump waits
+   * for ready) refuses only appends and syncs too: the segment stalls, the waits it holds up are
+   * rejected with the error, and the next append or sync retries the preparation in place (same
+   * salt, same first sequence, so the waiting batches stay valid). The core is not failed.
    */
+  #prepared(seg: Segment): void {
+    if (seg.error !== undefined && seg.salt !== 0) {
+      this.#stalled.add(seg);
+      const w = this.#waiters;
+      let i = w.length;
+      while (i > 0 && w[i - 1].seq >= seg.firstSequence) i--;
+      for (const x of w.splice(i)) x.reject(seg.error);
+    }
+    this.#pump();
+  }
+
+  /** Starts preparing the stalled segments again; returns the error that stalled the first. */
+  #retryStalled(): PerCoreWalError {
+    let first: PerCoreWalError | undefined;
+    for (const seg of [...this.#stalled]) {
+      first ??= seg.error;
+      this.#segments.retry(seg);
+      if (seg.error === undefined) this.#stalled.delete(seg);
+    }
+    return first ?? new PerCoreWalError("Io", `Core ${this.coreId}'s segment preparation failed`);
+  }
+
+  // Segment preparation lives in segment_prep.ts; these are the engine's doors to it.
+
   #prepare(index: number, quiet = false): Segment {
-    const path = this.#config.segmentPath(this.coreId, index);
-    const fill = this.#fillFor();
-    let file: IoFile;
-    try {
-      file = this.#io.openFile(path, this.#openOptions(true));
-    } catch (e) {
-      if (!quiet) throw e;
-      const error = e as PerCoreWalError;
-      return {
-        index,
-        path,
-        file: { path },
-        error,
-        ready: false,
-        prepared: Promise.resolve(),
-        fill,
-      } as Segment;
-    }
-    const seg: Segment = {
-      index,
-      path,
-      file,
-      firstSequence: 0,
-      salt: 0,
-      headerBlock: undefined,
-      batches: 0,
-      sealed: false,
-      ready: false,
-      error: undefined,
-      prepared: Promise.resolve(),
-      fill,
-    };
-    this.#openSegments.add(seg);
-    seg.prepared = this.#layOut(seg).then(
-      () => {
-        seg.ready = true;
-        this.#pump();
-      },
-      (e) => {
-        seg.error = e instanceof PerCoreWalError
-          ? e
-          : new PerCoreWalError("Io", String(e), { cause: e });
-        this.#pump();
-      },
-    );
-    return seg;
+    return this.#segments.prepare(index, quiet, this.#batches, this.#bytes);
   }
 
-  /**
-   * How the next segment is laid out. `"auto"` looks at the batches written since its last
-   * choice: large ones (bandwidth-bound) skip the zero-fill, small ones (latency-bound) keep it;
-   * with no batch since (a new or idle log), the last choice stands, at first `"zeros"`.
-   */
-  #fillFor(): "zeros" | "allocate" {
-    const f = this.#o.segmentFill;
-    if (f !== "auto") return f;
-    const batches = this.#batches - this.#fillBatches;
-    if (batches > 0) {
-      const avg = (this.#bytes - this.#fillBytes) / batches;
-      this.#autoFill = avg >= AUTO_ALLOCATE_BATCH_BYTES ? "allocate" : "zeros";
-      this.#fillBatches = this.#batches;
-      this.#fillBytes = this.#bytes;
-    }
-    return this.#autoFill;
-  }
-
-  /**
-   * Gives a new segment its full size and makes that durable (file and directory entry). With
-   * `"zeros"`, every block is also written, so that an fdatasync into it need not commit extent
-   * metadata. With `"allocate"`, the blocks stay unwritten extents: they read as zeros, like a
-   * zero-filled segment, and each data fdatasync commits their conversion; no byte is written
-   * twice.
-   */
-  async #layOut(seg: Segment): Promise<void> {
-    await Promise.resolve();
-    const size = this.#o.segmentSizeBytes;
-    // Where the blocks cannot be reserved (no fallocate: the sync backend, some file systems),
-    // the zeros are written whatever segmentFill says: a sparse segment would meet a full disk
-    // at a data write, which fails the core, instead of here, which only refuses the rotation.
-    if (!this.#io.allocate(seg.file, size) || seg.fill === "zeros") {
-      this.#zero ??= this.#io.allocBuffer(MiB);
-      for (let off = 0; off < size; off += 4 * MiB) {
-        const parts = [];
-        for (let o = off; o < Math.min(off + 4 * MiB, size); o += MiB) {
-          parts.push({ data: this.#zero.subarray(0, Math.min(MiB, size - o)), offset: o });
-        }
-        await this.#io.writeParts(seg.file, parts, false, "prepare");
-      }
-    }
-    await this.#io.writeParts(seg.file, [], true, "prepare");
-    this.#io.syncDirectory(this.#config.baseDir);
-  }
-
-  /** Removes a prepared segment that was never started. */
   #discard(seg: Segment): void {
-    this.#closeSegment(seg);
-    try {
-      Deno.removeSync(seg.path);
-    } catch {
-      // It may not have been created.
-    }
+    this.#segments.discard(seg);
   }
 
   #closeSegment(seg: Segment): void {
-    if (seg.headerBlock !== undefined) this.#io.freeBuffer(seg.headerBlock);
-    seg.headerBlock = undefined;
-    this.#io.closeFile(seg.file);
-    this.#openSegments.delete(seg);
+    this.#segments.closeSegment(seg);
   }
 
-  #openOptions(createNew: boolean) {
-    return {
-      createNew,
-      direct: this.#mode !== "buffered",
-      dsync: this.#mode === "dsync",
-      mode: this.#o.fileMode,
-    };
+  #openOptions(createNew: boolean): OpenFileOptions {
+    return this.#segments.openOptions(createNew);
+  }
+
+  get #openSegments(): Set<Segment> {
+    return this.#segments.openSegments;
   }
 
   /** Reads the existing segments of this core and continues after the last valid record. */
@@ -1049,7 +952,7 @@ export class CoreLog {
   }
 
   /** The write mode in use. */
-  get writeMode(): "direct" | "dsync" | "buffered" {
+  get writeMode(): WriteModeInUse {
     return this.#mode;
   }
 
@@ -1097,8 +1000,7 @@ export class CoreLog {
 
   /** Whether a segment is being prepared (a chain of promises that may need no I/O to go on). */
   get preparing(): boolean {
-    for (const seg of this.#openSegments) if (!seg.ready && seg.error === undefined) return true;
-    return false;
+    return this.#segments.preparing;
   }
 
   /** Whether `waitIdle` can block on the backend's completions. */
@@ -1128,7 +1030,7 @@ export class CoreLog {
 
   /** Where the next record will be appended. */
   get position(): WalPosition {
-    const b = this.#open;
+    const b = this.#openBatch;
     return {
       segment: this.#seg.index,
       offset: b === undefined ? this.#segTail : b.fileOffset + b.used,
@@ -1200,11 +1102,10 @@ export class CoreLog {
       if (b.header !== undefined) this.#io.freeBuffer(b.header);
       this.#io.freeBuffer(b.buf);
     }
-    if (this.#open !== undefined) this.#io.freeBuffer(this.#open.buf);
-    this.#open = undefined;
+    if (this.#openBatch !== undefined) this.#io.freeBuffer(this.#openBatch.buf);
+    this.#openBatch = undefined;
     for (const buf of this.#pool.splice(0)) this.#io.freeBuffer(buf);
-    if (this.#zero !== undefined) this.#io.freeBuffer(this.#zero);
-    this.#zero = undefined;
+    this.#segments.release();
     const err = this.#failed ??
       new PerCoreWalError("Closed", `Core ${this.coreId}'s log is closed`);
     for (const w of this.#waiters.splice(0)) w.reject(err);
@@ -1217,7 +1118,7 @@ export class CoreLog {
   }
 }
 
-function _writeMode(config: PerCoreWalConfig, io: IoBackend): "direct" | "dsync" | "buffered" {
+function _writeMode(config: PerCoreWalConfig, io: IoBackend): WriteModeInUse {
   const asked = config.options.writeMode;
   if (io.kind === "sync") {
     if (asked === "direct" || asked === "dsync") {

@@ -9,11 +9,13 @@
  */
 
 import { PerCoreWalConfig, type PerCoreWalOptions } from "./config.ts";
-import { CoreLog, createBackend } from "./core_log.ts";
+import { CoreLog } from "./core_log.ts";
+import { createBackend } from "./io/choose.ts";
+import { type ErrorData, errorToData } from "./error_data.ts";
 import { PerCoreWalError } from "./errors.ts";
 import { type FaultPlan, FaultyBackend } from "./io/faulty.ts";
 import type { IoBackend } from "./io/backend.ts";
-import { B, Control, CoreState, I, M, ProducerRing, Sleep } from "./shared.ts";
+import { BigSlot, Control, CoreState, IntSlot, MetricSlot, ProducerRing, Sleep } from "./shared.ts";
 import { closeBell, createBell } from "./io/bell.ts";
 
 /** The first message a core Worker gets. */
@@ -32,36 +34,6 @@ export interface InitMessage {
   idleWaitMs?: number;
 }
 
-/** A plain copy of an error that crosses `postMessage`. */
-export interface ErrorData {
-  code: string;
-  message: string;
-  errno?: string;
-  operation?: string;
-  segment?: string;
-  offset?: number;
-  coreId?: number;
-}
-
-/** Copies a `PerCoreWalError` (or anything thrown) into a message. */
-export function errorData(e: unknown): ErrorData {
-  if (e instanceof PerCoreWalError) {
-    return {
-      code: e.code,
-      message: e.message,
-      errno: e.errno,
-      operation: e.operation,
-      segment: e.segment,
-      offset: e.offset,
-      coreId: e.coreId,
-    };
-  }
-  return {
-    code: e instanceof TypeError || e instanceof RangeError ? e.name : "Failed",
-    message: String(e),
-  };
-}
-
 /** The latency percentiles in shared memory are at most this old (their computing costs µs). */
 const METRICS_PERIOD_MS = 20;
 /** Longest a Worker blocks in one wait before its event loop runs (timers). */
@@ -75,7 +47,7 @@ const CLOSE_BELL_WAIT_MS = 1_000;
 /** A closing Worker fails after this long without a record while one is claimed. */
 const CLOSE_STALL_MS = 5_000;
 
-/** Messages this Worker has handled (`I.MAIL` counts those posted). */
+/** Messages this Worker has handled (`IntSlot.MAIL` counts those posted). */
 let mailRead = 0;
 
 class CoreWorker {
@@ -90,6 +62,16 @@ class CoreWorker {
   #resume: (() => void) | undefined;
   /** Holds the event loop open while the Worker runs: a timer per sleep would cost more. */
   readonly #alive = setInterval(() => {}, 3_600_000);
+  /** The eventfd producers write to wake the Worker from a kernel sleep; -1 if none. */
+  readonly #bell: number;
+  /** The kernel sleep turned out unusable (a producer thread without FFI, a broken bell). */
+  #noKernelSleep = false;
+  readonly #idleWaitMs: number;
+  #lastYield = 0;
+  /** Publishes the latency percentiles at the end of the period when they are behind. */
+  #staleTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When the Worker started waiting for a sequence that later ones were published after. */
+  #gapSince: number | undefined;
 
   constructor(
     log: CoreLog,
@@ -102,7 +84,7 @@ class CoreWorker {
     this.#idleWaitMs = idleWaitMs;
     // Without a bell (no io_uring, or no eventfd) the Worker sleeps on Atomics.
     this.#bell = log.canWaitIdle ? createBell() : -1;
-    Atomics.store(ctl.i32, I.BELL, this.#bell + 1);
+    Atomics.store(ctl.i32, IntSlot.BELL, this.#bell + 1);
     this.ctl = ctl;
     this.rings = [ring];
     this.#inner = inner;
@@ -135,9 +117,9 @@ class CoreWorker {
       if (log.nextSequence > first) {
         const p = log.position;
         const b = this.ctl.b64;
-        Atomics.store(b, B.POS_SEGMENT, BigInt(p.segment));
-        Atomics.store(b, B.POS_OFFSET, BigInt(p.offset));
-        Atomics.store(b, B.POS_SEQUENCE, p.sequence);
+        Atomics.store(b, BigSlot.POS_SEGMENT, BigInt(p.segment));
+        Atomics.store(b, BigSlot.POS_OFFSET, BigInt(p.offset));
+        Atomics.store(b, BigSlot.POS_SEQUENCE, p.sequence);
       }
       // Rings whose producer detached and that are empty are dropped.
       if (this.rings.some((r) => r.finished)) {
@@ -149,10 +131,11 @@ class CoreWorker {
 
   /** Asks the log to flush what a `sync()` waits for. */
   requestSyncs(): void {
-    const req = Number(Atomics.load(this.ctl.b64, B.SYNC_REQUEST));
+    const req = Number(Atomics.load(this.ctl.b64, BigSlot.SYNC_REQUEST));
     const target = Math.min(req, Number(this.log.sequence));
     if (target > this.#requested) {
       this.#requested = target;
+      // Only to make the log flush: a failure reaches the producers through onFail.
       this.log.waitDurable(BigInt(target)).catch(() => {});
     }
   }
@@ -169,7 +152,7 @@ class CoreWorker {
 
   /** Everything claimed has been taken in. */
   drained(): boolean {
-    return this.log.nextSequence >= Number(Atomics.load(this.ctl.b64, B.NEXT_SEQUENCE));
+    return this.log.nextSequence >= Number(Atomics.load(this.ctl.b64, BigSlot.NEXT_SEQUENCE));
   }
 
   /**
@@ -187,8 +170,8 @@ class CoreWorker {
     if (this.log.preparing) await this.yield();
     const i32 = this.ctl.i32;
     const how = this.#sleepMode();
-    Atomics.store(i32, I.SLEEPING, how === "kernel" ? Sleep.Kernel : Sleep.Atomics);
-    const bell = Atomics.load(i32, I.DOORBELL);
+    Atomics.store(i32, IntSlot.SLEEPING, how === "kernel" ? Sleep.Kernel : Sleep.Atomics);
+    const bell = Atomics.load(i32, IntSlot.DOORBELL);
     // A sync() raises its request, then rings: read requests after the bell, or one raised
     // just before it would wait for the timeout.
     this.requestSyncs();
@@ -199,23 +182,18 @@ class CoreWorker {
         if (r === "unavailable") this.#noKernelSleep = true;
         woken = r === "woken";
       } else if (how === "atomics") {
-        woken = Atomics.wait(i32, I.DOORBELL, bell, this.#waitMs()) !== "timed-out";
+        woken = Atomics.wait(i32, IntSlot.DOORBELL, bell, this.#waitMs()) !== "timed-out";
       } else {
         // #alive keeps the event loop running meanwhile (waitAsync alone does not).
         this.log.setOwnerIdle(true);
-        const r = Atomics.waitAsync(i32, I.DOORBELL, bell, 200);
+        const r = Atomics.waitAsync(i32, IntSlot.DOORBELL, bell, 200);
         if (r.async) await r.value;
         this.log.setOwnerIdle(false);
       }
     }
-    Atomics.store(i32, I.SLEEPING, Sleep.Awake);
+    Atomics.store(i32, IntSlot.SLEEPING, Sleep.Awake);
     if (!woken) await this.yield();
   }
-
-  /** The eventfd producers write to wake the Worker from a kernel sleep; -1 if none. */
-  readonly #bell: number;
-  /** The kernel sleep turned out unusable (a producer thread without FFI, a broken bell). */
-  #noKernelSleep = false;
 
   /** Whether the Worker sleeps in the kernel (then it waits there for completions too). */
   get sleepsInKernel(): boolean {
@@ -224,13 +202,11 @@ class CoreWorker {
 
   #sleepMode(): "kernel" | "atomics" | "loop" {
     if (this.sleepsInKernel) {
-      if (Atomics.load(this.ctl.i32, I.BELL_REFUSED) === 0) return "kernel";
+      if (Atomics.load(this.ctl.i32, IntSlot.BELL_REFUSED) === 0) return "kernel";
       this.#noKernelSleep = true;
     }
     return this.log.backend === "sync" ? "atomics" : "loop";
   }
-
-  readonly #idleWaitMs: number;
 
   /**
    * How long a blocking wait may last: until the latency figures are due at the latest, and
@@ -244,7 +220,7 @@ class CoreWorker {
 
   /** Whether a message was posted that this Worker has not handled yet. */
   #mailWaiting(): boolean {
-    return Atomics.load(this.ctl.i32, I.MAIL) !== mailRead;
+    return Atomics.load(this.ctl.i32, IntSlot.MAIL) !== mailRead;
   }
 
   /** Lets completions, timers and messages run on the event loop. */
@@ -255,7 +231,6 @@ class CoreWorker {
       this.#yield.port2.postMessage(0);
     });
   }
-  #lastYield = 0;
 
   /** Lets the promise handlers that completions queued run (a chain resolves, then CoreLog). */
   async #settle(): Promise<void> {
@@ -264,17 +239,14 @@ class CoreWorker {
 
   publishDurable(seq: number, segment: number, offset: number): void {
     const b = this.ctl.b64;
-    Atomics.add(b, B.SYNCED_VERSION, 1n); // odd: being written
-    Atomics.store(b, B.SYNCED_SEGMENT, BigInt(segment));
-    Atomics.store(b, B.SYNCED_OFFSET, BigInt(offset));
-    Atomics.store(b, B.DURABLE, BigInt(seq));
-    Atomics.add(b, B.SYNCED_VERSION, 1n);
-    Atomics.notify(b, B.DURABLE);
+    Atomics.add(b, BigSlot.SYNCED_VERSION, 1n); // odd: being written
+    Atomics.store(b, BigSlot.SYNCED_SEGMENT, BigInt(segment));
+    Atomics.store(b, BigSlot.SYNCED_OFFSET, BigInt(offset));
+    Atomics.store(b, BigSlot.DURABLE, BigInt(seq));
+    Atomics.add(b, BigSlot.SYNCED_VERSION, 1n);
+    Atomics.notify(b, BigSlot.DURABLE);
     this.publishMetrics();
   }
-
-  /** Publishes the latency percentiles at the end of the period when they are behind. */
-  #staleTimer: ReturnType<typeof setTimeout> | undefined;
 
   /** Milliseconds from `now` until the latency figures are a period old. */
   #metricsDueIn(now: number): number {
@@ -285,12 +257,12 @@ class CoreWorker {
   publishMetrics(force = false): void {
     const m = this.log.metrics(false);
     const f = this.ctl.metrics;
-    f[M.RECORDS] = m.recordsAppended;
-    f[M.BYTES] = m.bytesAppended;
-    f[M.BATCHES] = m.batches;
-    f[M.FDATASYNCS] = m.fdatasyncs;
-    f[M.IN_FLIGHT] = m.inFlightBatches;
-    f[M.PENDING_BYTES] = m.pendingBytes;
+    f[MetricSlot.RECORDS] = m.recordsAppended;
+    f[MetricSlot.BYTES] = m.bytesAppended;
+    f[MetricSlot.BATCHES] = m.batches;
+    f[MetricSlot.FDATASYNCS] = m.fdatasyncs;
+    f[MetricSlot.IN_FLIGHT] = m.inFlightBatches;
+    f[MetricSlot.PENDING_BYTES] = m.pendingBytes;
     const now = performance.now();
     if (!force && now - this.#lastMetrics <= METRICS_PERIOD_MS) {
       // Published less than a period ago: once more when the period is over, whatever the
@@ -304,18 +276,15 @@ class CoreWorker {
       this.#staleTimer = undefined;
       this.#lastMetrics = now;
       const l = this.log.metrics().syncLatency;
-      f[M.LAT_COUNT] = l.count;
-      f[M.LAT_P50] = l.p50Us;
-      f[M.LAT_P99] = l.p99Us;
-      f[M.LAT_MAX] = l.maxUs;
+      f[MetricSlot.LAT_COUNT] = l.count;
+      f[MetricSlot.LAT_P50] = l.p50Us;
+      f[MetricSlot.LAT_P99] = l.p99Us;
+      f[MetricSlot.LAT_MAX] = l.maxUs;
       const h = this.log.syncLatencyBuckets();
-      f[M.LAT_SUM] = h.sumUs;
-      f.set(h.counts, M.LAT_BUCKETS);
+      f[MetricSlot.LAT_SUM] = h.sumUs;
+      f.set(h.counts, MetricSlot.LAT_BUCKETS);
     }
   }
-
-  /** When the Worker started waiting for a sequence that later ones were published after. */
-  #gapSince: number | undefined;
 
   /**
    * A producer thread that dies between claiming a sequence and publishing its record stops
@@ -366,6 +335,7 @@ class CoreWorker {
         n = this.log.nextSequence - before;
         // The log holds maxPendingBytes not yet durable: let them reach the disk first.
         this.log.setOwnerIdle(true);
+        // A failure here fails the core (onFail); the loop then stops on its next append.
         await this.log.sync().catch(() => {});
         this.log.setOwnerIdle(false);
       }
@@ -425,16 +395,18 @@ class CoreWorker {
     if (this.#bell < 0) return;
     const i32 = this.ctl.i32;
     this.#noKernelSleep = true;
-    Atomics.store(i32, I.BELL, 0);
+    Atomics.store(i32, IntSlot.BELL, 0);
     const giveUp = performance.now() + CLOSE_BELL_WAIT_MS;
-    while (Atomics.load(i32, I.RINGING) !== 0) {
+    while (Atomics.load(i32, IntSlot.RINGING) !== 0) {
       if (performance.now() >= giveUp) return;
       await new Promise((r) => setTimeout(r, 1));
     }
     try {
       closeBell(this.#bell);
-    } catch {
-      // Nothing to do about it, and the log must still close.
+    } catch (e) {
+      // A failed close(2) of the eventfd (errnoError): nothing to do about it, and the log must
+      // still close.
+      if (!(e instanceof PerCoreWalError)) throw e;
     }
   }
 }
@@ -458,7 +430,9 @@ function _pin(coreId: number): void {
     const cpu = coreId % cpus;
     mask[cpu >> 3] |= 1 << (cpu & 7);
     libc().sched_setaffinity(0, 128n, mask);
-  }).catch(() => {});
+  }).catch(() => {
+    // Pinning is a hint: without libc or the permission, the Worker runs unpinned.
+  });
 }
 
 async function init(m: InitMessage): Promise<void> {
@@ -485,7 +459,7 @@ async function init(m: InitMessage): Promise<void> {
     onDurable: (seq, pos) => worker?.publishDurable(seq, pos.segment, pos.offset),
     onFail: (e) => {
       ctl.fail(e);
-      scope.postMessage({ type: "failed", error: errorData(e) });
+      scope.postMessage({ type: "failed", error: errorToData(e) });
     },
   }).catch(async (e) => {
     await inner?.close();
@@ -495,24 +469,24 @@ async function init(m: InitMessage): Promise<void> {
   w.rings.push(...early.splice(0));
   const b = ctl.b64;
   const seq = log.sequence;
-  Atomics.store(b, B.NEXT_SEQUENCE, seq + 1n);
-  Atomics.store(b, B.DURABLE, log.durableSequence);
-  Atomics.store(b, B.SYNC_REQUEST, seq);
+  Atomics.store(b, BigSlot.NEXT_SEQUENCE, seq + 1n);
+  Atomics.store(b, BigSlot.DURABLE, log.durableSequence);
+  Atomics.store(b, BigSlot.SYNC_REQUEST, seq);
   const p = log.position;
-  Atomics.store(b, B.POS_SEGMENT, BigInt(p.segment));
-  Atomics.store(b, B.POS_OFFSET, BigInt(p.offset));
-  Atomics.store(b, B.POS_SEQUENCE, seq);
+  Atomics.store(b, BigSlot.POS_SEGMENT, BigInt(p.segment));
+  Atomics.store(b, BigSlot.POS_OFFSET, BigInt(p.offset));
+  Atomics.store(b, BigSlot.POS_SEQUENCE, seq);
   const sp = log.syncedPosition;
-  Atomics.store(b, B.SYNCED_SEGMENT, BigInt(sp.segment));
-  Atomics.store(b, B.SYNCED_OFFSET, BigInt(sp.offset));
+  Atomics.store(b, BigSlot.SYNCED_SEGMENT, BigInt(sp.segment));
+  Atomics.store(b, BigSlot.SYNCED_OFFSET, BigInt(sp.offset));
   w.publishMetrics(true);
-  Atomics.store(ctl.i32, I.STATE, CoreState.Running);
+  Atomics.store(ctl.i32, IntSlot.STATE, CoreState.Running);
   running = w.run().catch((e) => {
     const err = e instanceof PerCoreWalError
       ? e
       : new PerCoreWalError("Failed", `Core ${m.coreId}'s Worker: ${e}`);
     ctl.fail(err);
-    scope.postMessage({ type: "failed", error: errorData(err) });
+    scope.postMessage({ type: "failed", error: errorToData(err) });
   });
   scope.postMessage({
     type: "ready",
@@ -529,15 +503,15 @@ async function close(): Promise<void> {
   let error: ErrorData | undefined;
   if (w !== undefined) {
     w.closing = true;
-    Atomics.add(w.ctl.i32, I.DOORBELL, 1);
-    Atomics.notify(w.ctl.i32, I.DOORBELL);
+    Atomics.add(w.ctl.i32, IntSlot.DOORBELL, 1);
+    Atomics.notify(w.ctl.i32, IntSlot.DOORBELL);
     await running;
     try {
       await w.close();
     } catch (e) {
-      error = errorData(e);
+      error = errorToData(e);
     }
-    if (w.ctl.state !== CoreState.Failed) Atomics.store(w.ctl.i32, I.STATE, CoreState.Closed);
+    if (w.ctl.state !== CoreState.Failed) Atomics.store(w.ctl.i32, IntSlot.STATE, CoreState.Closed);
     w.ctl.wakeAll();
   }
   scope.postMessage({ type: "closed", error });
@@ -549,7 +523,7 @@ scope.onmessage = (e: MessageEvent) => {
   switch (m.type) {
     case "init":
       init(m as InitMessage).catch((err) =>
-        scope.postMessage({ type: "error", error: errorData(err) })
+        scope.postMessage({ type: "error", error: errorToData(err) })
       );
       break;
     case "addRing":
@@ -557,8 +531,8 @@ scope.onmessage = (e: MessageEvent) => {
         early.push(new ProducerRing(m.ring));
       } else {
         worker.rings.push(new ProducerRing(m.ring));
-        Atomics.add(worker.ctl.i32, I.DOORBELL, 1);
-        Atomics.notify(worker.ctl.i32, I.DOORBELL);
+        Atomics.add(worker.ctl.i32, IntSlot.DOORBELL, 1);
+        Atomics.notify(worker.ctl.i32, IntSlot.DOORBELL);
       }
       break;
     case "close":

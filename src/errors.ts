@@ -48,6 +48,11 @@ export const PerCoreWalErrorCode = {
    * `allowSymlinks`), or a segment file is one.
    */
   Unsafe: "Unsafe",
+  /**
+   * An invariant of the engine did not hold (a bug of the module, not of the caller or the
+   * disk): the message names it. The core that met it is failed, as after an I/O error.
+   */
+  Internal: "Internal",
 } as const;
 
 /** One of the {@linkcode PerCoreWalErrorCode} values. */

@@ -6,9 +6,10 @@
  */
 
 import { PerCoreWalConfig } from "./config.ts";
-import type { CoreLogMetrics, WalPosition } from "./core_log.ts";
-import type { ErrorData, InitMessage } from "./core_worker.ts";
-import { PerCoreWalError, type PerCoreWalErrorCode } from "./errors.ts";
+import type { CoreLogMetrics } from "./core_log.ts";
+import type { InitMessage } from "./core_worker.ts";
+import { type ErrorData, errorFromData } from "./error_data.ts";
+import { PerCoreWalError } from "./errors.ts";
 import type { BackendKind } from "./io/backend.ts";
 import type { FaultPlan } from "./io/faulty.ts";
 import { LATENCY_BUCKET_BOUNDS_US, type LatencyBuckets } from "./histogram.ts";
@@ -17,8 +18,8 @@ import { type MergeOptions, mergeSegments } from "./merge_stream.ts";
 import { scanSegment } from "./segment_probes.ts";
 import { ensureDirectory, isUnstartedSegment, listCoreSegments } from "./segment_files.ts";
 import { reconcileWalMeta } from "./wal_meta.ts";
-import { B, Control, CoreState, M, ProducerRing } from "./shared.ts";
-import type { PerCoreWalEntry, SegmentStats } from "./types.ts";
+import { BigSlot, Control, CoreState, MetricSlot, ProducerRing } from "./shared.ts";
+import type { PerCoreWalEntry, SegmentStats, WalPosition, WriteModeInUse } from "./types.ts";
 import { CoreWalWriter, type WriterHandle } from "./writer.ts";
 
 /**
@@ -53,8 +54,8 @@ export interface CoreMetrics extends CoreLogMetrics {
  * ```ts
  * import { type ManagerOpenOptions, PerCoreWalConfig, PerCoreWalManager } from "@percore/wal";
  *
- * // Tests only: core 0's 3rd data write fails its fdatasync with EIO.
- * const options: ManagerOpenOptions = { faults: { 0: { failSyncAt: 3, errno: 5 } } };
+ * // Tests only: a core Worker blocks at most 5 ms at a time, so a lost wake-up shows as a hang.
+ * const options: ManagerOpenOptions = { idleWaitMs: 5 };
  * await using manager = await PerCoreWalManager.open(
  *   new PerCoreWalConfig("./data/faulty", 1, { backend: "sync" }),
  *   options,
@@ -62,7 +63,12 @@ export interface CoreMetrics extends CoreLogMetrics {
  * ```
  */
 export interface ManagerOpenOptions {
-  /** Fault injection: core id → faults its backend injects (tests only). */
+  /**
+   * Fault injection (the module's own tests): core id → faults its backend injects. Not part of
+   * the public API: hidden from the documentation, its type not exported from `mod.ts`.
+   *
+   * @ignore
+   */
   faults?: Record<number, FaultPlan>;
   /**
    * The longest a core Worker blocks in one wait before its event loop runs (tests only: a
@@ -77,16 +83,10 @@ interface Core {
   writer: CoreWalWriter;
   ring: ProducerRing;
   backend: BackendKind;
-  writeMode: "direct" | "dsync" | "buffered";
+  writeMode: WriteModeInUse;
   fallbackReason?: string;
   failure?: PerCoreWalError;
   closed?: (error?: ErrorData) => void;
-}
-
-function _error(d: ErrorData): PerCoreWalError | TypeError | RangeError {
-  if (d.code === "TypeError") return new TypeError(d.message);
-  if (d.code === "RangeError") return new RangeError(d.message);
-  return new PerCoreWalError(d.code as PerCoreWalErrorCode, d.message, d);
 }
 
 /**
@@ -186,7 +186,7 @@ export class PerCoreWalManager {
   #watch(core: Core): void {
     core.worker.onmessage = (e: MessageEvent) => {
       const m = e.data;
-      if (m.type === "failed") core.failure ??= _error(m.error) as PerCoreWalError;
+      if (m.type === "failed") core.failure ??= errorFromData(m.error) as PerCoreWalError;
       else if (m.type === "closed") core.closed?.(m.error);
     };
     core.worker.onerror = (e: ErrorEvent) => {
@@ -315,27 +315,30 @@ export class PerCoreWalManager {
         coreId,
         backend: c.backend,
         writeMode: c.writeMode,
-        recordsAppended: f[M.RECORDS],
-        bytesAppended: f[M.BYTES],
-        batches: f[M.BATCHES],
-        fdatasyncs: f[M.FDATASYNCS],
+        recordsAppended: f[MetricSlot.RECORDS],
+        bytesAppended: f[MetricSlot.BYTES],
+        batches: f[MetricSlot.BATCHES],
+        fdatasyncs: f[MetricSlot.FDATASYNCS],
         syncLatency: {
-          count: f[M.LAT_COUNT],
-          p50Us: f[M.LAT_P50],
-          p99Us: f[M.LAT_P99],
-          maxUs: f[M.LAT_MAX],
+          count: f[MetricSlot.LAT_COUNT],
+          p50Us: f[MetricSlot.LAT_P50],
+          p99Us: f[MetricSlot.LAT_P99],
+          maxUs: f[MetricSlot.LAT_MAX],
         },
-        inFlightBatches: f[M.IN_FLIGHT],
+        inFlightBatches: f[MetricSlot.IN_FLIGHT],
         queuedRecords: Number(
-          Atomics.load(b, B.NEXT_SEQUENCE) - 1n - Atomics.load(b, B.POS_SEQUENCE),
+          Atomics.load(b, BigSlot.NEXT_SEQUENCE) - 1n - Atomics.load(b, BigSlot.POS_SEQUENCE),
         ),
-        pendingBytes: f[M.PENDING_BYTES],
+        pendingBytes: f[MetricSlot.PENDING_BYTES],
         failed: c.control.state === CoreState.Failed,
         syncLatencyBuckets: {
           counts: Array.from(
-            f.subarray(M.LAT_BUCKETS, M.LAT_BUCKETS + LATENCY_BUCKET_BOUNDS_US.length),
+            f.subarray(
+              MetricSlot.LAT_BUCKETS,
+              MetricSlot.LAT_BUCKETS + LATENCY_BUCKET_BOUNDS_US.length,
+            ),
           ),
-          sumUs: f[M.LAT_SUM],
+          sumUs: f[MetricSlot.LAT_SUM],
         },
       };
     });
@@ -463,7 +466,7 @@ function _start(
         core.fallbackReason = m.fallbackReason;
         resolve(m);
       } else if (m.type === "error") {
-        reject(_error(m.error));
+        reject(errorFromData(m.error));
       }
     };
     worker.onerror = (e: ErrorEvent) => {
@@ -500,7 +503,7 @@ function _stop(core: Core): Promise<PerCoreWalError | undefined> {
       if (done) return;
       done = true;
       core.worker.terminate();
-      resolve(error === undefined ? undefined : _error(error) as PerCoreWalError);
+      resolve(error === undefined ? undefined : errorFromData(error) as PerCoreWalError);
     };
     core.closed = finish;
     const prev = core.worker.onmessage;

@@ -6,7 +6,8 @@
  * @module
  */
 
-import { PerCoreWalError, type PerCoreWalErrorCode } from "./errors.ts";
+import { type ErrorData, errorFromData, errorToData } from "./error_data.ts";
+import { PerCoreWalError } from "./errors.ts";
 import { R_LENGTH, recordSequence } from "./format.ts";
 import { ringBell } from "./io/bell.ts";
 
@@ -14,7 +15,7 @@ import { ringBell } from "./io/bell.ts";
 // The core's control block
 
 /** Int32 slots of the control block. */
-export const I = {
+export const IntSlot = {
   /** {@linkcode CoreState}. */
   STATE: 0,
   /** Bumped (and notified) by producers to wake a sleeping Worker. */
@@ -33,7 +34,7 @@ export const I = {
   BELL_REFUSED: 7,
 } as const;
 
-/** Values of `I.SLEEPING`. */
+/** Values of `IntSlot.SLEEPING`. */
 export const Sleep = {
   Awake: 0,
   /** In `Atomics.wait` or `Atomics.waitAsync` on the doorbell: `Atomics.notify` wakes it. */
@@ -43,7 +44,7 @@ export const Sleep = {
 } as const;
 
 /** BigInt64 slots of the control block (after 64 bytes of Int32 slots). */
-export const B = {
+export const BigSlot = {
   /** Sequence the next producer to append claims (one past the last claimed). */
   NEXT_SEQUENCE: 0,
   /** Last durable sequence. */
@@ -63,7 +64,7 @@ export const B = {
 } as const;
 
 /** Float64 slots of the metrics area. */
-export const M = {
+export const MetricSlot = {
   RECORDS: 0,
   BYTES: 1,
   BATCHES: 2,
@@ -94,7 +95,7 @@ export function raiseTo(slots: BigInt64Array, index: number, value: bigint): boo
   return false;
 }
 
-/** Lifecycle of a core, in `I.STATE`. Closing: appends refused, waits go on until Closed. */
+/** Lifecycle of a core, in `IntSlot.STATE`. Closing: appends refused, waits go on until Closed. */
 export const CoreState = { Starting: 0, Running: 1, Failed: 2, Closed: 3, Closing: 4 } as const;
 
 const INT_BYTES = 64;
@@ -110,11 +111,11 @@ export const CONTROL_BYTES = ERROR_OFFSET + ERROR_BYTES;
 export class Control {
   /** The shared memory. */
   readonly sab: SharedArrayBuffer;
-  /** Int32 slots ({@linkcode I}). */
+  /** Int32 slots ({@linkcode IntSlot}). */
   readonly i32: Int32Array;
-  /** BigInt64 slots ({@linkcode B}). */
+  /** BigInt64 slots ({@linkcode BigSlot}). */
   readonly b64: BigInt64Array;
-  /** Metrics ({@linkcode M}). */
+  /** Metrics ({@linkcode MetricSlot}). */
   readonly metrics: Float64Array;
   readonly #error: Uint8Array;
 
@@ -129,52 +130,47 @@ export class Control {
 
   /** The core's state. */
   get state(): number {
-    return Atomics.load(this.i32, I.STATE);
+    return Atomics.load(this.i32, IntSlot.STATE);
   }
 
   /** Records why the core failed (readable from any thread), then marks it failed and wakes everyone. */
   fail(error: PerCoreWalError): void {
     if (this.state === CoreState.Failed) return;
-    const json = new TextEncoder().encode(JSON.stringify({
-      code: error.code,
-      message: error.message,
-      errno: error.errno,
-      operation: error.operation,
-      segment: error.segment,
-      offset: error.offset,
-      coreId: error.coreId,
-    }));
+    const json = new TextEncoder().encode(JSON.stringify(errorToData(error)));
     const n = Math.min(json.length, ERROR_BYTES);
     this.#error.set(json.subarray(0, n));
-    Atomics.store(this.i32, I.ERROR_LENGTH, n);
-    Atomics.store(this.i32, I.STATE, CoreState.Failed);
+    Atomics.store(this.i32, IntSlot.ERROR_LENGTH, n);
+    Atomics.store(this.i32, IntSlot.STATE, CoreState.Failed);
     this.wakeAll();
   }
 
   /** The error the core failed with (rebuilt from shared memory). */
   error(): PerCoreWalError {
-    const n = Atomics.load(this.i32, I.ERROR_LENGTH);
+    const n = Atomics.load(this.i32, IntSlot.ERROR_LENGTH);
+    let data: ErrorData;
     try {
-      const e = JSON.parse(new TextDecoder().decode(this.#error.slice(0, n)));
-      return new PerCoreWalError(e.code as PerCoreWalErrorCode, e.message, e);
-    } catch {
+      data = JSON.parse(new TextDecoder().decode(this.#error.slice(0, n)));
+    } catch (e) {
+      // A message cut at ERROR_BYTES is not JSON any more.
+      if (!(e instanceof SyntaxError)) throw e;
       return new PerCoreWalError("Failed", "The core failed (its error did not fit shared memory)");
     }
+    return errorFromData(data) as PerCoreWalError;
   }
 
-  /** Posts `message` to the core's Worker and wakes it to read it (it counts `I.MAIL`). */
+  /** Posts `message` to the core's Worker and wakes it to read it (it counts `IntSlot.MAIL`). */
   post(worker: { postMessage(message: unknown): void }, message: unknown): void {
     worker.postMessage(message);
-    Atomics.add(this.i32, I.MAIL, 1);
+    Atomics.add(this.i32, IntSlot.MAIL, 1);
     this.ring();
   }
 
   /** Wakes the Worker and every thread waiting for durability. */
   wakeAll(): void {
-    Atomics.add(this.i32, I.DOORBELL, 1);
-    Atomics.notify(this.i32, I.DOORBELL);
-    if (Atomics.load(this.i32, I.SLEEPING) === Sleep.Kernel) this.#ringBell();
-    Atomics.notify(this.b64, B.DURABLE);
+    Atomics.add(this.i32, IntSlot.DOORBELL, 1);
+    Atomics.notify(this.i32, IntSlot.DOORBELL);
+    if (Atomics.load(this.i32, IntSlot.SLEEPING) === Sleep.Kernel) this.#ringBell();
+    Atomics.notify(this.b64, BigSlot.DURABLE);
   }
 
   /**
@@ -182,11 +178,11 @@ export class Control {
    * rings; the others need not: the Worker looks at every ring and request once awake.
    */
   ring(): void {
-    const s = Atomics.load(this.i32, I.SLEEPING);
+    const s = Atomics.load(this.i32, IntSlot.SLEEPING);
     if (s === Sleep.Atomics) {
-      if (Atomics.compareExchange(this.i32, I.SLEEPING, Sleep.Atomics, Sleep.Awake) === s) {
-        Atomics.add(this.i32, I.DOORBELL, 1);
-        Atomics.notify(this.i32, I.DOORBELL);
+      if (Atomics.compareExchange(this.i32, IntSlot.SLEEPING, Sleep.Atomics, Sleep.Awake) === s) {
+        Atomics.add(this.i32, IntSlot.DOORBELL, 1);
+        Atomics.notify(this.i32, IntSlot.DOORBELL);
       }
     } else if (s === Sleep.Kernel) {
       this.#ringBell();
@@ -195,21 +191,23 @@ export class Control {
 
   /**
    * Wakes a Worker that sleeps in the kernel by writing its bell eventfd (one system call).
-   * `I.RINGING` counts the producers in here, so that the Worker never closes the fd while one
+   * `IntSlot.RINGING` counts the producers in here, so that the Worker never closes the fd while one
    * may still write to it (the number could by then name another file).
    */
   #ringBell(): void {
     const i32 = this.i32;
-    Atomics.add(i32, I.RINGING, 1);
+    Atomics.add(i32, IntSlot.RINGING, 1);
     try {
-      if (Atomics.compareExchange(i32, I.SLEEPING, Sleep.Kernel, Sleep.Awake) !== Sleep.Kernel) {
+      if (
+        Atomics.compareExchange(i32, IntSlot.SLEEPING, Sleep.Kernel, Sleep.Awake) !== Sleep.Kernel
+      ) {
         return;
       }
-      const fd = Atomics.load(i32, I.BELL) - 1;
+      const fd = Atomics.load(i32, IntSlot.BELL) - 1;
       // Without FFI on this thread the Worker wakes at its timeout, then sleeps on Atomics.
-      if (fd < 0 || !ringBell(fd)) Atomics.store(i32, I.BELL_REFUSED, 1);
+      if (fd < 0 || !ringBell(fd)) Atomics.store(i32, IntSlot.BELL_REFUSED, 1);
     } finally {
-      Atomics.sub(i32, I.RINGING, 1);
+      Atomics.sub(i32, IntSlot.RINGING, 1);
     }
   }
 }
@@ -220,10 +218,11 @@ export class Control {
 /** See `ProducerRing.#soft`. */
 const SOFT_RING_BYTES = 1 << 20;
 
-const R_TAIL = 0;
-const R_HEAD = 1;
-const R_OWNER = 2;
-const R_WAITING = 3;
+// Int32 slots of a ring's header (ring slots, apart from the record offsets R_* of format.ts).
+const RING_TAIL_SLOT = 0;
+const RING_HEAD_SLOT = 1;
+const RING_OWNER_SLOT = 2;
+const RING_WAITING_SLOT = 3;
 const RING_HEADER = 64;
 const WRAP = 0xffffffff;
 
@@ -245,6 +244,21 @@ export class ProducerRing {
   /** Data bytes (a power of two). */
   readonly size: number;
   readonly #mask: number;
+  // The producer owns the tail: it keeps its own copy, and a head it read last, which is
+  // behind the real one (the consumer only moves it forward), so the room it shows is safe.
+  #tail = -1;
+  #head = 0;
+  /**
+   * Records go back to the start of the data area once past this many bytes, when the consumer
+   * has taken everything: a producer the Worker keeps up with cycles through memory that stays
+   * in the CPU caches; the rest of the buffer takes bursts.
+   */
+  readonly #soft: number;
+  /** Where the producer next looks whether it can go back to the start (every soft / 16). */
+  #softEnd: number;
+  #pendingSkip = 0;
+  /** The record reserved last went back to the start of an empty ring early (see reserve()). */
+  #skipHead = false;
 
   /**
    * Views over `sab`, or a new ring of `dataBytes` (rounded up to a power of two). A producer
@@ -265,17 +279,17 @@ export class ProducerRing {
 
   /** Claims the ring for the calling thread; false if another thread has it. */
   claim(): boolean {
-    return Atomics.compareExchange(this.ctl, R_OWNER, 0, 1) === 0;
+    return Atomics.compareExchange(this.ctl, RING_OWNER_SLOT, 0, 1) === 0;
   }
 
   /** The producer is done with the ring: the Worker drops it once it is empty. */
   release(): void {
-    Atomics.store(this.ctl, R_OWNER, 2);
+    Atomics.store(this.ctl, RING_OWNER_SLOT, 2);
   }
 
   /** Whether the producer released the ring and every record in it was taken. */
   get finished(): boolean {
-    return Atomics.load(this.ctl, R_OWNER) === 2 && this.usedBytes === 0;
+    return Atomics.load(this.ctl, RING_OWNER_SLOT) === 2 && this.usedBytes === 0;
   }
 
   // --- producer side
@@ -291,25 +305,12 @@ export class ProducerRing {
     return this.size - phys < 8 || this.view.getUint32(phys + R_LENGTH, true) === WRAP;
   }
 
-  // The producer owns the tail: it keeps its own copy, and a head it read last, which is
-  // behind the real one (the consumer only moves it forward), so the room it shows is safe.
-  #tail = -1;
-  #head = 0;
-  /**
-   * Records go back to the start of the data area once past this many bytes, when the consumer
-   * has taken everything: a producer the Worker keeps up with cycles through memory that stays
-   * in the CPU caches; the rest of the buffer takes bursts.
-   */
-  readonly #soft: number;
-  /** Where the producer next looks whether it can go back to the start (every soft / 16). */
-  #softEnd: number;
-
   /**
    * Reserves `length` bytes contiguous in the data area: returns their offset, or -1 if the
    * ring is full. Writes a wrap marker when the record does not fit before the end.
    */
   reserve(length: number): number {
-    if (this.#tail < 0) this.#tail = Atomics.load(this.ctl, R_TAIL) >>> 0;
+    if (this.#tail < 0) this.#tail = Atomics.load(this.ctl, RING_TAIL_SLOT) >>> 0;
     const tail = this.#tail;
     const phys = tail & this.#mask;
     let skip = this.#skip(phys, length);
@@ -317,7 +318,7 @@ export class ProducerRing {
     if (skip === 0 && phys + length > this.#softEnd && length <= phys) {
       // Past the soft end: back to the start if the ring is empty. (The record ends before the
       // marker: a consumer at the old head reads the marker, not the record.)
-      this.#head = Atomics.load(this.ctl, R_HEAD) >>> 0;
+      this.#head = Atomics.load(this.ctl, RING_HEAD_SLOT) >>> 0;
       if (this.#head === tail) {
         skip = this.size - phys;
         early = true;
@@ -326,7 +327,7 @@ export class ProducerRing {
       }
     }
     if (((tail - this.#head) >>> 0) + skip + length > this.size) {
-      this.#head = Atomics.load(this.ctl, R_HEAD) >>> 0;
+      this.#head = Atomics.load(this.ctl, RING_HEAD_SLOT) >>> 0;
       if (((tail - this.#head) >>> 0) + skip + length > this.size) return -1;
     }
     this.#pendingSkip = skip;
@@ -339,20 +340,16 @@ export class ProducerRing {
     this.#softEnd = this.#soft;
     return 0;
   }
-  #pendingSkip = 0;
-
-  /** The record reserved last went back to the start of an empty ring early (see reserve()). */
-  #skipHead = false;
 
   /** Publishes the record reserved last (of `length` bytes). */
   publish(length: number): void {
     const from = this.#tail;
     this.#tail = (from + this.#pendingSkip + length) >>> 0;
-    Atomics.store(this.ctl, R_TAIL, this.#tail | 0);
+    Atomics.store(this.ctl, RING_TAIL_SLOT, this.#tail | 0);
     if (this.#skipHead) {
       this.#skipHead = false;
       const past = (from + this.#pendingSkip) >>> 0;
-      if (Atomics.compareExchange(this.ctl, R_HEAD, from | 0, past | 0) === (from | 0)) {
+      if (Atomics.compareExchange(this.ctl, RING_HEAD_SLOT, from | 0, past | 0) === (from | 0)) {
         this.#head = past;
       }
     }
@@ -360,23 +357,23 @@ export class ProducerRing {
 
   /** Whether `length` more bytes could be reserved now. */
   fits(length: number): boolean {
-    const tail = Atomics.load(this.ctl, R_TAIL) >>> 0;
-    const used = (tail - (Atomics.load(this.ctl, R_HEAD) >>> 0)) >>> 0;
+    const tail = Atomics.load(this.ctl, RING_TAIL_SLOT) >>> 0;
+    const used = (tail - (Atomics.load(this.ctl, RING_HEAD_SLOT) >>> 0)) >>> 0;
     return used + this.#skip(tail & this.#mask, length) + length <= this.size;
   }
 
   /** Blocks (Worker threads only) until the consumer frees space or `timeoutMs` passes. */
   waitForSpace(timeoutMs: number): void {
-    const head = Atomics.load(this.ctl, R_HEAD);
-    Atomics.store(this.ctl, R_WAITING, 1);
-    Atomics.wait(this.ctl, R_HEAD, head, timeoutMs);
+    const head = Atomics.load(this.ctl, RING_HEAD_SLOT);
+    Atomics.store(this.ctl, RING_WAITING_SLOT, 1);
+    Atomics.wait(this.ctl, RING_HEAD_SLOT, head, timeoutMs);
   }
 
   /** Resolves when the consumer frees space or `timeoutMs` passes. */
   async waitForSpaceAsync(timeoutMs: number): Promise<void> {
-    const head = Atomics.load(this.ctl, R_HEAD);
-    Atomics.store(this.ctl, R_WAITING, 1);
-    const r = Atomics.waitAsync(this.ctl, R_HEAD, head, timeoutMs);
+    const head = Atomics.load(this.ctl, RING_HEAD_SLOT);
+    Atomics.store(this.ctl, RING_WAITING_SLOT, 1);
+    const r = Atomics.waitAsync(this.ctl, RING_HEAD_SLOT, head, timeoutMs);
     if (r.async) await keepAlive(r.value, timeoutMs);
   }
 
@@ -389,8 +386,8 @@ export class ProducerRing {
    * it stopped at a wrap marker.
    */
   consume(take: (start: number, end: number) => number): void {
-    let head = Atomics.load(this.ctl, R_HEAD) >>> 0;
-    const tail = Atomics.load(this.ctl, R_TAIL) >>> 0;
+    let head = Atomics.load(this.ctl, RING_HEAD_SLOT) >>> 0;
+    const tail = Atomics.load(this.ctl, RING_TAIL_SLOT) >>> 0;
     const start = head;
     try {
       while (head !== tail) {
@@ -406,10 +403,10 @@ export class ProducerRing {
       }
     } finally {
       if (head !== start) {
-        Atomics.store(this.ctl, R_HEAD, head | 0);
-        if (Atomics.load(this.ctl, R_WAITING) !== 0) {
-          Atomics.store(this.ctl, R_WAITING, 0);
-          Atomics.notify(this.ctl, R_HEAD);
+        Atomics.store(this.ctl, RING_HEAD_SLOT, head | 0);
+        if (Atomics.load(this.ctl, RING_WAITING_SLOT) !== 0) {
+          Atomics.store(this.ctl, RING_WAITING_SLOT, 0);
+          Atomics.notify(this.ctl, RING_HEAD_SLOT);
         }
       }
     }
@@ -417,13 +414,13 @@ export class ProducerRing {
 
   /** Offset of the next record in the data area, or -1 if the ring is empty. */
   peek(): number {
-    let head = Atomics.load(this.ctl, R_HEAD) >>> 0;
-    const tail = Atomics.load(this.ctl, R_TAIL) >>> 0;
+    let head = Atomics.load(this.ctl, RING_HEAD_SLOT) >>> 0;
+    const tail = Atomics.load(this.ctl, RING_TAIL_SLOT) >>> 0;
     if (head === tail) return -1;
     let phys = head & this.#mask;
     if (this.#wrapsAt(phys)) {
       head = (head + this.size - phys) >>> 0;
-      Atomics.store(this.ctl, R_HEAD, head | 0);
+      Atomics.store(this.ctl, RING_HEAD_SLOT, head | 0);
       if (head === tail) return -1;
       phys = 0;
     }
@@ -437,7 +434,8 @@ export class ProducerRing {
 
   /** Bytes published and not yet consumed. */
   get usedBytes(): number {
-    return ((Atomics.load(this.ctl, R_TAIL) >>> 0) - (Atomics.load(this.ctl, R_HEAD) >>> 0)) >>> 0;
+    return ((Atomics.load(this.ctl, RING_TAIL_SLOT) >>> 0) -
+      (Atomics.load(this.ctl, RING_HEAD_SLOT) >>> 0)) >>> 0;
   }
 }
 

@@ -245,3 +245,40 @@ export interface SegmentStats {
   /** Largest epoch of a record (the header's epoch when there is none). */
   maxEpoch: bigint;
 }
+
+/**
+ * The write mode a core's log runs with, once `writeMode: "auto"` has been decided: O_DIRECT
+ * with an fdatasync per batch, O_DIRECT|O_DSYNC, or through the page cache.
+ *
+ * @example
+ * ```ts
+ * import { CoreLog, PerCoreWalConfig, type WriteModeInUse } from "@percore/wal";
+ *
+ * await using log = await CoreLog.open(new PerCoreWalConfig("./data/engine", 1), 0);
+ * const mode: WriteModeInUse = log.writeMode;
+ * console.log(mode);
+ * ```
+ */
+export type WriteModeInUse = "direct" | "dsync" | "buffered";
+
+/**
+ * A place in a core's log: after the record `sequence`, at `offset` of segment `segment`.
+ *
+ * @example
+ * ```ts
+ * import { PerCoreWalConfig, PerCoreWalManager, type WalPosition } from "@percore/wal";
+ *
+ * await using manager = await PerCoreWalManager.open(new PerCoreWalConfig("./data/wal", 2));
+ * await manager.syncAll();
+ * const durable: WalPosition[] = manager.syncedPositions();
+ * console.log(durable.map((p) => `segment ${p.segment} offset ${p.offset} seq ${p.sequence}`));
+ * ```
+ */
+export interface WalPosition {
+  /** Segment index. */
+  segment: number;
+  /** Byte offset in that segment where the next record goes. */
+  offset: number;
+  /** Sequence of the last record before this position (0n when none). */
+  sequence: bigint;
+}

@@ -19,13 +19,23 @@ import {
   RecordType,
   toBytes,
   toKey,
-  toOffsets,
   writeBody,
 } from "./format.ts";
-import { B, Control, CoreState, keepAlive, ProducerRing, raiseTo } from "./shared.ts";
+import { BigSlot, Control, CoreState, keepAlive, ProducerRing, raiseTo } from "./shared.ts";
 import { SharedCopier } from "./shared_copy.ts";
-import type { WalPosition } from "./core_log.ts";
-import type { Bytes, CommitOffsets, WalOperation, WalOperationInput } from "./types.ts";
+import {
+  checkpointOperation,
+  commitOperation,
+  deleteOperation,
+  epochBarrierOperation,
+} from "./operations.ts";
+import type {
+  Bytes,
+  CommitOffsets,
+  WalOperation,
+  WalOperationInput,
+  WalPosition,
+} from "./types.ts";
 
 /**
  * What a Worker of the application needs to append to a core: pass it with `postMessage`
@@ -133,6 +143,10 @@ export class CoreWalWriter {
   readonly #ring: ProducerRing;
   readonly #epoch: BigInt64Array;
   readonly #maxRecord: number;
+  /** Durability waits of this thread, by sequence (mostly appended in order). */
+  readonly #waiters: { seq: bigint; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  #watching = false;
+  #detached = false;
 
   /** Use `manager.writer()` or {@linkcode CoreWalWriter.attach}. */
   constructor(handle: WriterHandle, claim = true) {
@@ -182,20 +196,17 @@ export class CoreWalWriter {
 
   /** Appends a `delete`; returns its sequence. */
   appendDelete(key: Bytes): bigint {
-    return this.#append({ type: "delete", key: toKey(key) });
+    return this.#append(deleteOperation(key));
   }
 
   /** Appends a `checkpoint` marker; returns its sequence. */
   appendCheckpoint(id: bigint | number): bigint {
-    return this.#append(normalizeOperation({ type: "checkpoint", id }, 0n));
+    return this.#append(checkpointOperation(id));
   }
 
   /** Appends a `commit` of source offsets (and a watermark); returns its sequence. */
   appendCommit(offsets: CommitOffsets, watermark?: bigint | number): bigint {
-    if (watermark === undefined) {
-      return this.#append({ type: "commit", offsets: toOffsets(offsets) });
-    }
-    return this.#append(normalizeOperation({ type: "commit", offsets, watermark }, 0n));
+    return this.#append(commitOperation(offsets, watermark));
   }
 
   /**
@@ -203,12 +214,14 @@ export class CoreWalWriter {
    * the manager's current epoch). Returns its sequence.
    */
   appendEpochBarrier(epoch?: bigint): bigint {
-    const op = normalizeOperation({ type: "epochBarrier", epoch }, Atomics.load(this.#epoch, 0));
+    const op = epochBarrierOperation(epoch, Atomics.load(this.#epoch, 0));
+    const sequence = this.#append(op);
     if (op.type === "epochBarrier") {
-      // The global epoch is never behind a core's: raise it to an explicit barrier's epoch.
+      // The global epoch is never behind a core's: raise it to an explicit barrier's epoch, once
+      // the barrier is taken (a refused one, "Backpressure" or "Closed", must not move it).
       raiseTo(this.#epoch, 0, op.epoch);
     }
-    return this.#append(op);
+    return sequence;
   }
 
   /** Appends any operation; returns its sequence. */
@@ -249,7 +262,7 @@ export class CoreWalWriter {
   /** Writes the producer's part of the header and claims the sequence (space is reserved). */
   #header(pos: number, len: number, type: number): bigint {
     const v = this.#ring.view;
-    const seq = Atomics.add(this.#ctl.b64, B.NEXT_SEQUENCE, 1n);
+    const seq = Atomics.add(this.#ctl.b64, BigSlot.NEXT_SEQUENCE, 1n);
     v.setUint32(pos + R_LENGTH, len, true);
     v.setBigUint64(pos + R_SEQUENCE, seq, true);
     // Type, flags (0) and core in one store, then the pad (0): the layout of docs/FORMAT.md.
@@ -341,7 +354,7 @@ export class CoreWalWriter {
         }),
       );
     }
-    return this.#waitFor(Atomics.load(this.#ctl.b64, B.NEXT_SEQUENCE) - 1n);
+    return this.#waitFor(Atomics.load(this.#ctl.b64, BigSlot.NEXT_SEQUENCE) - 1n);
   }
 
   /** Resolves when record `sequence` of this core (and every one before it) is durable. */
@@ -349,7 +362,7 @@ export class CoreWalWriter {
     if (typeof sequence !== "bigint") {
       return Promise.reject(new TypeError(`sequence must be a bigint, got ${typeof sequence}`));
     }
-    const last = Atomics.load(this.#ctl.b64, B.NEXT_SEQUENCE) - 1n;
+    const last = Atomics.load(this.#ctl.b64, BigSlot.NEXT_SEQUENCE) - 1n;
     if (sequence > last) {
       return Promise.reject(
         new RangeError(`sequence ${sequence} was not appended yet (last is ${last})`),
@@ -358,14 +371,10 @@ export class CoreWalWriter {
     return this.#waitFor(sequence);
   }
 
-  /** Durability waits of this thread, by sequence (mostly appended in order). */
-  readonly #waiters: { seq: bigint; resolve: () => void; reject: (e: unknown) => void }[] = [];
-  #watching = false;
-
   #waitFor(target: bigint): Promise<void> {
     const b64 = this.#ctl.b64;
-    if (Atomics.load(b64, B.DURABLE) >= target) return Promise.resolve();
-    if (raiseTo(b64, B.SYNC_REQUEST, target)) {
+    if (Atomics.load(b64, BigSlot.DURABLE) >= target) return Promise.resolve();
+    if (raiseTo(b64, BigSlot.SYNC_REQUEST, target)) {
       // Only the Worker needs to hear of a new request (and only if it sleeps: it reads the
       // requests after saying it sleeps).
       this.#ctl.ring();
@@ -390,7 +399,7 @@ export class CoreWalWriter {
     const w = this.#waiters;
     try {
       while (w.length > 0) {
-        const d = Atomics.load(b64, B.DURABLE);
+        const d = Atomics.load(b64, BigSlot.DURABLE);
         let n = 0;
         while (n < w.length && w[n].seq <= d) n++;
         if (n > 0) {
@@ -400,7 +409,7 @@ export class CoreWalWriter {
         const state = this.#ctl.state;
         if (state !== CoreState.Running) {
           // The record may have become durable just before the core stopped: look once more.
-          if (Atomics.load(b64, B.DURABLE) !== d) continue;
+          if (Atomics.load(b64, BigSlot.DURABLE) !== d) continue;
           if (state === CoreState.Failed) {
             const e = this.#ctl.error();
             for (const x of w.splice(0)) x.reject(e);
@@ -419,7 +428,7 @@ export class CoreWalWriter {
             return;
           }
         }
-        const r = Atomics.waitAsync(b64, B.DURABLE, d, 250);
+        const r = Atomics.waitAsync(b64, BigSlot.DURABLE, d, 250);
         if (r.async) await keepAlive(r.value, 250);
       }
     } finally {
@@ -432,21 +441,21 @@ export class CoreWalWriter {
 
   /** Sequence of the last record appended to this core, by any thread (0n when none). */
   get sequence(): bigint {
-    return Atomics.load(this.#ctl.b64, B.NEXT_SEQUENCE) - 1n;
+    return Atomics.load(this.#ctl.b64, BigSlot.NEXT_SEQUENCE) - 1n;
   }
 
   /** Sequence of the last durable record of this core. */
   get durableSequence(): bigint {
-    return Atomics.load(this.#ctl.b64, B.DURABLE);
+    return Atomics.load(this.#ctl.b64, BigSlot.DURABLE);
   }
 
   /** After the last record the core's Worker has taken in (it takes them in within microseconds). */
   get position(): WalPosition {
     const b = this.#ctl.b64;
     return {
-      segment: Number(Atomics.load(b, B.POS_SEGMENT)),
-      offset: Number(Atomics.load(b, B.POS_OFFSET)),
-      sequence: Atomics.load(b, B.POS_SEQUENCE),
+      segment: Number(Atomics.load(b, BigSlot.POS_SEGMENT)),
+      offset: Number(Atomics.load(b, BigSlot.POS_OFFSET)),
+      sequence: Atomics.load(b, BigSlot.POS_SEQUENCE),
     };
   }
 
@@ -454,13 +463,13 @@ export class CoreWalWriter {
   get syncedPosition(): WalPosition {
     const b = this.#ctl.b64;
     while (true) {
-      const v = Atomics.load(b, B.SYNCED_VERSION);
+      const v = Atomics.load(b, BigSlot.SYNCED_VERSION);
       const p = {
-        segment: Number(Atomics.load(b, B.SYNCED_SEGMENT)),
-        offset: Number(Atomics.load(b, B.SYNCED_OFFSET)),
-        sequence: Atomics.load(b, B.DURABLE),
+        segment: Number(Atomics.load(b, BigSlot.SYNCED_SEGMENT)),
+        offset: Number(Atomics.load(b, BigSlot.SYNCED_OFFSET)),
+        sequence: Atomics.load(b, BigSlot.DURABLE),
       };
-      if ((v & 1n) === 0n && Atomics.load(b, B.SYNCED_VERSION) === v) return p;
+      if ((v & 1n) === 0n && Atomics.load(b, BigSlot.SYNCED_VERSION) === v) return p;
     }
   }
 
@@ -472,7 +481,6 @@ export class CoreWalWriter {
     this.#detached = true;
     this.#ring.release();
   }
-  #detached = false;
 
   /** Detaches the writer. */
   [Symbol.dispose](): void {

@@ -6,7 +6,7 @@ import { assert, assertEquals, assertRejects } from "@std/assert";
 import { PerCoreWalConfig } from "../src/config.ts";
 import { CoreLog } from "../src/core_log.ts";
 import { PerCoreWalError } from "../src/errors.ts";
-import { FaultyBackend } from "../src/io/faulty.ts";
+import { FaultyBackend, FaultyUringBackend } from "../src/io/faulty.ts";
 import { SyncBackend } from "../src/io/sync.ts";
 import { UringBackend } from "../src/io/uring.ts";
 import type { IoBackend } from "../src/io/backend.ts";
@@ -186,7 +186,7 @@ Deno.test({
   ignore: ignoreWithoutUring,
   fn: async () => {
     await using dir = await tempDir();
-    const io = new UringBackend({ ringEntries: 8, eagainSubmits: 3 });
+    const io = new FaultyUringBackend({ ringEntries: 8, eagainSubmits: 3 });
     const path = `${dir.path}/data`;
     const file = io.openFile(path, { createNew: true, direct: false, dsync: false, mode: 0o600 });
     const buf = io.allocBuffer(8 * KiB);

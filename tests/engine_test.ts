@@ -13,7 +13,7 @@ import { listCoreSegments } from "../src/segment_files.ts";
 import { PerCoreWalConfig } from "../src/config.ts";
 import { PerCoreWalError } from "../src/errors.ts";
 import type { IoBackend, IoFile, WritePart, WritePurpose } from "../src/io/backend.ts";
-import { FaultyBackend } from "../src/io/faulty.ts";
+import { FaultyBackend, FaultyUringBackend } from "../src/io/faulty.ts";
 import { errnoError } from "../ffi/errno.ts";
 import { SyncBackend } from "../src/io/sync.ts";
 import { UringBackend } from "../src/io/uring.ts";
@@ -353,7 +353,7 @@ Deno.test({
   async fn() {
     await using dir = await tempDir();
     const config = smallConfig(dir.path, { backend: "io_uring", segmentSizeBytes: 1 << 20 });
-    const inner = new UringBackend({ ringEntries: 64, shortWriteEvery: 2 });
+    const inner = new FaultyUringBackend({ ringEntries: 64, shortWriteEvery: 2 });
     const log = await CoreLog.open(config, 0, { backend: inner });
     const value = new Uint8Array(200).fill(3);
     for (let i = 0; i < 3000; i++) {

@@ -8,7 +8,7 @@ import { EFD_CLOEXEC } from "../ffi/layout.ts";
 import { PerCoreWalConfig } from "../src/config.ts";
 import { UringBackend } from "../src/io/uring.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
-import { Control, I, Sleep } from "../src/shared.ts";
+import { Control, IntSlot as I, Sleep } from "../src/shared.ts";
 import { BACKENDS, ignoreWithoutUring, produce, tempDir } from "./_helpers.ts";
 
 const EFD_NONBLOCK = 0o4000;

@@ -8,6 +8,7 @@
 import { errnoError } from "../../ffi/errno.ts";
 import { EFD_CLOEXEC } from "../../ffi/layout.ts";
 import { lastErrno, libc } from "../../ffi/libc.ts";
+import { PerCoreWalError } from "../errors.ts";
 
 /**
  * Creates a bell (an eventfd); throws `PerCoreWalError` "Io" if the kernel refuses.
@@ -45,8 +46,9 @@ export function ringBell(fd: number): boolean {
         const one = new Uint8Array(8);
         one[0] = 1;
         _writer = (fd) => Number(write(fd, one, 8n)) === 8;
-      } catch {
-        // libc cannot be loaded here.
+      } catch (e) {
+        // libc cannot be loaded here (libc() says so with "Unsupported"): this thread cannot ring.
+        if (!(e instanceof PerCoreWalError)) throw e;
       }
     }
   }

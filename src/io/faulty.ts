@@ -6,15 +6,16 @@
  * @module
  */
 
-import { errnoError } from "../../ffi/errno.ts";
+import { Errno, errnoError } from "../../ffi/errno.ts";
 import type { IoBackend, IoFile, OpenFileOptions, WritePart, WritePurpose } from "./backend.ts";
+import { UringBackend, type UringBackendOptions } from "./uring.ts";
 
 /**
  * When and how to fail. Counts start at 1 and cover data chains (not segment zero-fill).
  *
  * @example
  * ```ts
- * import type { FaultPlan } from "@percore/wal";
+ * import type { FaultPlan } from "./faulty.ts";
  *
  * // Tests only: the 2nd data chain's fdatasync fails with ENOSPC (errno 28).
  * const plan: FaultPlan = { failSyncAt: 2, errno: 28 };
@@ -32,6 +33,11 @@ export interface FaultPlan {
   tearWriteAt?: number;
   /** Behave like a file system that refuses `O_DIRECT` (EINVAL on open). */
   refuseDirect?: boolean;
+  /**
+   * Fail the n-th segment preparation's closing fdatasync with `errno` (counted over "prepare"
+   * chains that sync): a segment laid out in the background that cannot be made durable.
+   */
+  failPrepareAt?: number;
 }
 
 /** A backend that fails as planned and otherwise delegates. */
@@ -39,6 +45,7 @@ export class FaultyBackend implements IoBackend {
   readonly #inner: IoBackend;
   readonly #plan: FaultPlan;
   #chains = 0;
+  #prepareSyncs = 0;
   /** How many faults were injected. */
   injected = 0;
   /** Every data chain asked for, in order: its number and whether it ended with an fdatasync. */
@@ -69,7 +76,13 @@ export class FaultyBackend implements IoBackend {
     sync: boolean,
     purpose?: WritePurpose,
   ): Promise<void> {
-    if (purpose === "prepare") return this.#inner.writeParts(file, parts, sync, purpose);
+    if (purpose === "prepare") {
+      if (sync && ++this.#prepareSyncs === this.#plan.failPrepareAt) {
+        this.injected++;
+        throw errnoError(this.#plan.errno, "fdatasync", { path: file.path });
+      }
+      return this.#inner.writeParts(file, parts, sync, purpose);
+    }
     const n = ++this.#chains;
     this.calls.push({ chain: n, sync });
     const p = this.#plan;
@@ -124,5 +137,53 @@ export class FaultyBackend implements IoBackend {
 
   close(): Promise<void> {
     return this.#inner.close();
+  }
+}
+
+/** Options of {@linkcode FaultyUringBackend}: the ring's, and the faults the kernel is made to show. */
+export interface FaultyUringOptions extends UringBackendOptions {
+  /**
+   * Submit every n-th write (of 8 KiB or more) with half its length, so that the kernel performs
+   * a real short write and the chain is resubmitted.
+   */
+  shortWriteEvery?: number;
+  /**
+   * The first n submissions report -EAGAIN without reaching the kernel (the SQEs stay queued),
+   * as a kernel short of resources does, so that the retry path runs.
+   */
+  eagainSubmits?: number;
+}
+
+/**
+ * The io_uring backend with kernel behaviours a test cannot cause on demand (short writes,
+ * -EAGAIN from submit): real I/O otherwise. The production `UringBackend` carries no test hook,
+ * only the two seams this overrides.
+ */
+export class FaultyUringBackend extends UringBackend {
+  readonly #shortWriteEvery: number;
+  #eagainSubmits: number;
+  #writes = 0;
+
+  /** A ring as `UringBackend` makes it, failing as `options` say. */
+  constructor(options: FaultyUringOptions) {
+    super(options);
+    this.#shortWriteEvery = options.shortWriteEvery ?? 0;
+    this.#eagainSubmits = options.eagainSubmits ?? 0;
+  }
+
+  protected override writeLength(remaining: number): number {
+    const every = this.#shortWriteEvery;
+    if (every > 0 && ++this.#writes % every === 0 && remaining >= 8192) {
+      return Math.floor(remaining / 2 / 4096) * 4096;
+    }
+    return remaining;
+  }
+
+  protected override submitQueued(): number {
+    if (this.#eagainSubmits > 0) {
+      this.#eagainSubmits--;
+      return -Errno.EAGAIN;
+    }
+    return super.submitQueued();
   }
 }

@@ -33,6 +33,7 @@ import {
 } from "../../ffi/libc.ts";
 import { liburing } from "../../ffi/liburing.ts";
 import { PerCoreWalError } from "../errors.ts";
+import { removePath } from "../fs.ts";
 import type { IoBackend, IoFile, OpenFileOptions, WritePart } from "./backend.ts";
 
 const TWO32 = 4294967296;
@@ -65,6 +66,9 @@ export class Ring {
   #closed = false;
   /** The kernel's `IORING_FEAT_*` flags. */
   readonly features: number;
+  readonly #ts = new BigInt64Array(2);
+  readonly #tsPointer = Deno.UnsafePointer.of(this.#ts);
+  readonly #cqePointer = new Uint8Array(8);
 
   private constructor(mem: AlignedBuffer, entries: number) {
     this.mem = mem;
@@ -211,10 +215,6 @@ export class Ring {
     if (rc < 0) throw errnoError(-rc, "io_uring_submit_and_wait");
   }
 
-  readonly #ts = new BigInt64Array(2);
-  readonly #tsPointer = Deno.UnsafePointer.of(this.#ts);
-  readonly #cqePointer = new Uint8Array(8);
-
   /**
    * Whether {@linkcode wait} can be used: before Linux 5.11 (no `IORING_FEAT_EXT_ARG`) liburing
    * would take an SQE for the timeout behind this class's back.
@@ -299,16 +299,6 @@ export interface UringBackendOptions {
   /** Submission queue entries. */
   ringEntries: number;
   /**
-   * Test hook: submit every n-th write with half its length, so that the kernel performs a
-   * real short write and the chain is resubmitted.
-   */
-  shortWriteEvery?: number;
-  /**
-   * Test hook: the first n submissions report -EAGAIN without reaching the kernel (the SQEs stay
-   * queued), as a kernel short of resources does, so that the retry path runs.
-   */
-  eagainSubmits?: number;
-  /**
    * How long, in microseconds, to poll the completion ring on the owner thread after submitting
    * an fdatasync when it is the only operation in flight, before falling back to the eventfd.
    * 0 disables. Default {@linkcode DEFAULT_COMPLETION_SPIN_US}.
@@ -354,9 +344,6 @@ export class UringBackend implements IoBackend {
   >();
   #nextId = 1;
   readonly #backlog: Chain[] = [];
-  #writes = 0;
-  readonly #shortEvery: number;
-  #eagainSubmits: number;
   readonly #spinMs: number;
   readonly #spinStop: (() => boolean) | undefined;
   #spinSkip = 0;
@@ -370,13 +357,21 @@ export class UringBackend implements IoBackend {
   submitRetries = 0;
   readonly #buffers = new Map<ArrayBufferLike, AlignedBuffer>();
   #closed = false;
+  #retry: ReturnType<typeof setTimeout> | undefined;
+  readonly #lazy: boolean;
+  #ownerIdle = true;
+  /** A read of the bell eventfd is in flight (see waitIdle). */
+  #bellArmed = false;
+  /** The bell read failed: waitIdle is unavailable from now on. */
+  #bellBroken = false;
+  readonly #bellBuf = new Uint8Array(8);
+  /** Where the bell's read lands (the buffer does not move). */
+  readonly #bellAddr: bigint;
 
   /** Creates the ring and its eventfd. Throws "Unsupported" if io_uring cannot be used. */
   constructor(options: UringBackendOptions) {
     this.#ring = Ring.create(options.ringEntries);
     this.#bellAddr = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.#bellBuf)));
-    this.#shortEvery = options.shortWriteEvery ?? 0;
-    this.#eagainSubmits = options.eagainSubmits ?? 0;
     const spinUs = options.completionSpinUs ?? DEFAULT_COMPLETION_SPIN_US;
     if (!Number.isFinite(spinUs) || spinUs < 0 || spinUs > 1_000_000) {
       throw new RangeError(`completionSpinUs must be 0..1000000 microseconds, got ${spinUs}`);
@@ -463,10 +458,7 @@ export class UringBackend implements IoBackend {
       const p = c.parts[i];
       const done = c.done[i];
       if (done >= p.data.length) continue;
-      let len = p.data.length - done;
-      if (this.#shortEvery > 0 && ++this.#writes % this.#shortEvery === 0 && len >= 8192) {
-        len = Math.floor(len / 2 / 4096) * 4096;
-      }
+      const len = this.writeLength(p.data.length - done);
       const id = this.#id();
       this.#slots.set(id, { chain: c, kind: "write", part: i, len });
       const addr = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(p.data))) + BigInt(done);
@@ -489,6 +481,22 @@ export class UringBackend implements IoBackend {
     return true;
   }
 
+  /**
+   * How many of the `remaining` bytes of a write part one SQE asks for: all of them. A seam for
+   * fault injection (`FaultyUringBackend` asks for less, so that the kernel writes short).
+   */
+  protected writeLength(remaining: number): number {
+    return remaining;
+  }
+
+  /**
+   * `io_uring_submit`: what the kernel returned (`-errno` on failure). A seam for fault injection
+   * (`FaultyUringBackend` reports -EAGAIN without submitting).
+   */
+  protected submitQueued(): number {
+    return this.#ring.submit();
+  }
+
   #id(): number {
     const id = this.#nextId;
     this.#nextId = this.#nextId >= 0x7fffffff ? 1 : this.#nextId + 1;
@@ -496,15 +504,12 @@ export class UringBackend implements IoBackend {
   }
 
   #submit(): void {
-    const rc = this.#eagainSubmits > 0 && this.#eagainSubmits-- > 0
-      ? -Errno.EAGAIN
-      : this.#ring.submit();
+    const rc = this.submitQueued();
     if (!this.#submitted(rc)) return;
     this.#spin();
     this.#reap();
     this.#wait();
   }
-  #retry: ReturnType<typeof setTimeout> | undefined;
 
   /**
    * Handles what `io_uring_submit` returned: on EAGAIN or EBUSY (the kernel is short of
@@ -564,16 +569,6 @@ export class UringBackend implements IoBackend {
     for (const c of chains) c.reject(err);
     for (const c of this.#backlog.splice(0)) c.reject(err);
   }
-
-  readonly #lazy: boolean;
-  #ownerIdle = true;
-  /** A read of the bell eventfd is in flight (see waitIdle). */
-  #bellArmed = false;
-  /** The bell read failed: waitIdle is unavailable from now on. */
-  #bellBroken = false;
-  readonly #bellBuf = new Uint8Array(8);
-  /** Where the bell's read lands (the buffer does not move). */
-  readonly #bellAddr: bigint;
 
   /**
    * Blocks this thread until a completion arrives, `bell` (an eventfd) is written or
@@ -739,14 +734,12 @@ export class UringBackend implements IoBackend {
   }
 
   supportsDirect(dir: string): boolean {
-    const probe = `${dir}/.percore-odirect-probe-${Deno.pid}`;
+    // One name per probe: the cores of one process (Workers of one pid) probe at once.
+    const probe = `${dir}/.percore-odirect-probe-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
     const fd = libc().open(cString(probe), O.RDWR | O.CREAT | O.DIRECT | O.CLOEXEC, 0o600);
     if (fd >= 0) libc().close(fd);
-    try {
-      Deno.removeSync(probe);
-    } catch {
-      // Not created.
-    }
+    // The probe exists only if the open succeeded.
+    if (fd >= 0) removePath(probe);
     return fd >= 0;
   }
 

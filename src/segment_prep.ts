@@ -1,0 +1,242 @@
+/**
+ * Segment preparation for one core's engine: creating the next segment file, laying it out
+ * (zero-filled or fallocated), making that durable, and discarding or closing segments. The
+ * engine (`core_log.ts`) decides when to rotate; this module only makes segments ready.
+ *
+ * @module
+ */
+
+import type { PerCoreWalConfig, ResolvedWalOptions } from "./config.ts";
+import { PerCoreWalError } from "./errors.ts";
+import { removeIfExists } from "./fs.ts";
+import type { IoBackend, IoFile, OpenFileOptions } from "./io/backend.ts";
+import type { WriteModeInUse } from "./types.ts";
+
+const MiB = 1024 * 1024;
+/**
+ * `segmentFill: "auto"` skips the zero-fill of the next segment while this core's batches average
+ * at least this many bytes: writing every byte twice then costs more than the journal commit of
+ * the extent conversion that each fdatasync of an unwritten extent pays.
+ */
+const AUTO_ALLOCATE_BATCH_BYTES = 256 * 1024;
+
+/** How a segment was laid out: zero-filled, or fallocated only (reads as zeros all the same). */
+export type SegmentLayout = "zeros" | "allocate";
+
+/** One segment file of a core, as the engine uses it. */
+export interface Segment {
+  index: number;
+  path: string;
+  file: IoFile;
+  firstSequence: number;
+  salt: number;
+  /** The header block, written with the segment's first batch. */
+  headerBlock: Uint8Array | undefined;
+  /** Batches that belong to it and are not yet acknowledged. */
+  batches: number;
+  sealed: boolean;
+  ready: boolean;
+  error: PerCoreWalError | undefined;
+  prepared: Promise<void>;
+  /** How it was laid out: zero-filled, or fallocated only (reads as zeros all the same). */
+  fill: SegmentLayout;
+  /**
+   * Whether this process created the file (an open with `createNew` that succeeded). Only such a
+   * file is removed on discard: after `EEXIST` the file is someone else's.
+   */
+  created?: boolean;
+}
+
+/**
+ * Creates and lays out the segments of one core, and keeps the set of segments whose files are
+ * open. `onSettled` runs when a background preparation succeeds or fails (the engine then
+ * submits what waited for it).
+ */
+export class SegmentPreparer {
+  /** Segments whose files are open (prepared, current, or sealed with batches in flight). */
+  readonly openSegments: Set<Segment> = new Set<Segment>();
+  readonly #config: PerCoreWalConfig;
+  readonly #options: ResolvedWalOptions;
+  readonly #io: IoBackend;
+  readonly #coreId: number;
+  readonly #mode: WriteModeInUse;
+  readonly #onSettled: (seg: Segment) => void;
+  /** A MiB of zeros for the zero-fill, allocated on first use. */
+  #zeros: Uint8Array | undefined;
+  /** What `segmentFill: "auto"` chose last, and the batch counters when it did. */
+  #autoFill: SegmentLayout = "zeros";
+  #fillBatches = 0;
+  #fillBytes = 0;
+
+  /** A preparer for core `coreId`, writing through `io` in `mode`. */
+  constructor(
+    config: PerCoreWalConfig,
+    coreId: number,
+    io: IoBackend,
+    mode: WriteModeInUse,
+    onSettled: (seg: Segment) => void,
+  ) {
+    this.#config = config;
+    this.#options = config.options;
+    this.#coreId = coreId;
+    this.#io = io;
+    this.#mode = mode;
+    this.#onSettled = onSettled;
+  }
+
+  /** Whether a segment is being prepared. */
+  get preparing(): boolean {
+    for (const seg of this.openSegments) if (!seg.ready && seg.error === undefined) return true;
+    return false;
+  }
+
+  /**
+   * Creates segment `index` in the background, laid out as `segmentFill` says ({@linkcode
+   * fillFor}, from the engine's batch counters). With `quiet`, a failure to create the file is
+   * kept on the segment and surfaces only if the log has to rotate into it.
+   */
+  prepare(index: number, quiet: boolean, batches: number, bytes: number): Segment {
+    const path = this.#config.segmentPath(this.#coreId, index);
+    const fill = this.fillFor(batches, bytes);
+    const seg: Segment = {
+      index,
+      path,
+      file: { path },
+      firstSequence: 0,
+      salt: 0,
+      headerBlock: undefined,
+      batches: 0,
+      sealed: false,
+      ready: false,
+      error: undefined,
+      prepared: Promise.resolve(),
+      fill,
+      created: false,
+    };
+    try {
+      this.#create(seg);
+    } catch (e) {
+      if (!quiet) throw e;
+      seg.error = e as PerCoreWalError;
+    }
+    return seg;
+  }
+
+  /**
+   * Prepares again a segment whose preparation failed after the engine began to use it (its
+   * batches wait, with its salt and first sequence): its file is made anew in place.
+   */
+  retry(seg: Segment): void {
+    if (seg.error === undefined) return;
+    if (seg.created) {
+      this.#io.closeFile(seg.file);
+      removeIfExists(seg.path);
+      seg.created = false;
+    }
+    seg.file = { path: seg.path };
+    try {
+      this.#create(seg);
+      seg.error = undefined;
+    } catch (e) {
+      seg.error = _asWalError(e);
+    }
+  }
+
+  /** Opens a new file for `seg` and starts laying it out; throws if the file cannot be made. */
+  #create(seg: Segment): void {
+    seg.file = this.#io.openFile(seg.path, this.openOptions(true));
+    seg.created = true;
+    seg.ready = false;
+    this.openSegments.add(seg);
+    seg.prepared = this.#layOut(seg).then(
+      () => {
+        seg.ready = true;
+        this.#onSettled(seg);
+      },
+      (e) => {
+        seg.error = _asWalError(e);
+        this.#onSettled(seg);
+      },
+    );
+  }
+
+  /**
+   * How the next segment is laid out. `"auto"` looks at the batches written since its last
+   * choice: large ones (bandwidth-bound) skip the zero-fill, small ones (latency-bound) keep it;
+   * with no batch since (a new or idle log), the last choice stands, at first `"zeros"`.
+   */
+  fillFor(batches: number, bytes: number): SegmentLayout {
+    const f = this.#options.segmentFill;
+    if (f !== "auto") return f;
+    const newBatches = batches - this.#fillBatches;
+    if (newBatches > 0) {
+      const avg = (bytes - this.#fillBytes) / newBatches;
+      this.#autoFill = avg >= AUTO_ALLOCATE_BATCH_BYTES ? "allocate" : "zeros";
+      this.#fillBatches = batches;
+      this.#fillBytes = bytes;
+    }
+    return this.#autoFill;
+  }
+
+  /**
+   * Gives a new segment its full size and makes that durable (file and directory entry). With
+   * `"zeros"`, every block is also written, so that an fdatasync into it need not commit extent
+   * metadata. With `"allocate"`, the blocks stay unwritten extents: they read as zeros, like a
+   * zero-filled segment, and each data fdatasync commits their conversion; no byte is written
+   * twice.
+   */
+  async #layOut(seg: Segment): Promise<void> {
+    await Promise.resolve();
+    const size = this.#options.segmentSizeBytes;
+    // Where the blocks cannot be reserved (no fallocate: the sync backend, some file systems),
+    // the zeros are written whatever segmentFill says: a sparse segment would meet a full disk
+    // at a data write, which fails the core, instead of here, which only refuses the rotation.
+    if (!this.#io.allocate(seg.file, size) || seg.fill === "zeros") {
+      const zeros = this.#zeros ??= this.#io.allocBuffer(MiB);
+      for (let off = 0; off < size; off += 4 * MiB) {
+        const parts = [];
+        for (let o = off; o < Math.min(off + 4 * MiB, size); o += MiB) {
+          parts.push({ data: zeros.subarray(0, Math.min(MiB, size - o)), offset: o });
+        }
+        await this.#io.writeParts(seg.file, parts, false, "prepare");
+      }
+    }
+    await this.#io.writeParts(seg.file, [], true, "prepare");
+    this.#io.syncDirectory(this.#config.baseDir);
+  }
+
+  /** Removes a prepared segment that was never started, if this process created its file. */
+  discard(seg: Segment): void {
+    this.closeSegment(seg);
+    if (seg.created) removeIfExists(seg.path);
+  }
+
+  /** Closes a segment's file and frees its header block. */
+  closeSegment(seg: Segment): void {
+    if (seg.headerBlock !== undefined) this.#io.freeBuffer(seg.headerBlock);
+    seg.headerBlock = undefined;
+    this.#io.closeFile(seg.file);
+    this.openSegments.delete(seg);
+  }
+
+  /** How segment files are opened in this write mode. */
+  openOptions(createNew: boolean): OpenFileOptions {
+    return {
+      createNew,
+      direct: this.#mode !== "buffered",
+      dsync: this.#mode === "dsync",
+      mode: this.#options.fileMode,
+    };
+  }
+
+  /** Frees the zero-fill buffer. */
+  release(): void {
+    if (this.#zeros !== undefined) this.#io.freeBuffer(this.#zeros);
+    this.#zeros = undefined;
+  }
+}
+
+function _asWalError(e: unknown): PerCoreWalError {
+  if (e instanceof PerCoreWalError) return e;
+  return new PerCoreWalError("Io", String(e), { cause: e });
+}
