@@ -20,6 +20,7 @@ import {
   RecordType,
   type SegmentHeader,
 } from "./format.ts";
+import { type DamageFacts, damageNeedsClaim, decideDamage } from "./damage_table.ts";
 import type { ReadWindow } from "./read_window.ts";
 import type { ReadResult } from "./read_result.ts";
 import { firstNonZeroWord } from "./zero_bytes.ts";
@@ -58,8 +59,8 @@ export interface DamageVerdict {
 }
 
 /**
- * Classifies what follows the valid records from `pos`: only zeros (end), no valid record
- * (torn tail, in the last segment), or a valid record later (corruption).
+ * Classifies what follows the valid records from `pos` by the decision table
+ * (`src/damage_table.ts`): only zeros (end), a torn or crash tail, or corruption.
  */
 export async function classifyDamage(
   d: DamageContext,
@@ -70,74 +71,32 @@ export async function classifyDamage(
 ): Promise<DamageVerdict> {
   // Only damage a power loss can leave (a sector of the record left as zeros) may be a crash
   // tail; other damage (a flipped bit) is classified as in version 1.
-  const v2 = d.header !== undefined && d.header.version >= 2 && await _crashShaped(d, pos);
-  const { nonZero, validAt, claim } = await _scan(d, pos, v2);
-  if (!nonZero) {
+  const crashShaped = d.header !== undefined && d.header.version >= 2 &&
+    await _crashShaped(d, pos);
+  const { nonZero, validAt, claim } = await _scan(d, pos, crashShaped);
+  const facts: DamageFacts = {
+    at: pos,
+    what: zeroStart ? "zeros followed by non-zero bytes" : reason,
+    code,
+    hasHeader: d.header !== undefined,
+    nonZero,
+    crashShaped,
+    validAt,
+    isLast: d.isLast,
+    laterKnown: d.hasLater,
+    missing: BigInt(d.expected),
+    expectedFirst: d.expectedFirst,
+    claimHere: BigInt(claim),
+  };
+  if (damageNeedsClaim(facts)) facts.claimLater = BigInt(await d.laterClaim());
+  const { row: _row, ...result } = decideDamage(facts);
+  if (result.kind === "end") {
     return {
       result: { kind: "end", offset: pos, preallocatedBytes: d.fileSizeBytes - pos },
       claim: 0,
     };
   }
-  const what = zeroStart ? "zeros followed by non-zero bytes" : reason;
-  if (v2) return { result: await _crashTail(d, pos, what, code, validAt, claim), claim };
-  return { result: await _versionOne(d, pos, what, code, validAt), claim: 0 };
-}
-
-/** Damage that no power loss explains, or a segment without a header: version 1's rule. */
-async function _versionOne(
-  d: DamageContext,
-  pos: number,
-  what: string,
-  code: "ChecksumMismatch" | "Corrupted",
-  validAt: number | undefined,
-): Promise<Exclude<ReadResult, { kind: "entry" }>> {
-  if (validAt !== undefined) {
-    return {
-      kind: "corrupted",
-      offset: pos,
-      reason: `${what}, followed by a valid record at offset ${validAt}`,
-      code,
-      resumeAt: validAt,
-    };
-  }
-  if (d.header === undefined) {
-    if (d.isLast) {
-      // The header block is written in the chain of the segment's first batch: a segment
-      // without it never had a batch acknowledged. Its records cannot be checked (the salt is
-      // in the header), so this is also what a destroyed header of a last segment looks like.
-      return {
-        kind: "torn",
-        offset: 0,
-        reason: "zero segment header followed by data (its first batch never completed)",
-      };
-    }
-    const first = d.expectedFirst;
-    if (first !== undefined && d.hasLater && await d.laterClaim() < Number(first)) {
-      // Its first batch never completed, and no later batch marker says anything from its
-      // first sequence on was acknowledged: the crash tail began here.
-      return {
-        kind: "torn",
-        offset: 0,
-        reason: "zero segment header followed by data (its first batch never completed; " +
-          "no later batch marker claims it)",
-      };
-    }
-    return {
-      kind: "corrupted",
-      offset: 0,
-      reason: "zero segment header followed by data",
-      code: "Corrupted",
-    };
-  }
-  if (!d.isLast) {
-    return {
-      kind: "corrupted",
-      offset: pos,
-      reason: `${what} in a segment that is not the core's last`,
-      code,
-    };
-  }
-  return { kind: "torn", offset: pos, reason: what };
+  return { result, claim: crashShaped ? claim : 0 };
 }
 
 /**
@@ -169,49 +128,6 @@ async function _crashShaped(d: DamageContext, pos: number): Promise<boolean> {
   const end = Math.min(pos + length - (pad <= length - RECORD_HEADER_BYTES ? pad : 0), size);
   await w.fill(pos, end - pos);
   return zeroIn(pos, end);
-}
-
-/**
- * Version 2: damage at `pos` followed by no valid record, or by valid records none of whose
- * batch markers claims a sequence at or after the first missing one, lies in batches that were
- * never acknowledged (acknowledgements go in order, and every batch submitted after one was
- * acknowledged says so). That is a crash tail; a claim proves acknowledged data was lost.
- */
-async function _crashTail(
-  d: DamageContext,
-  pos: number,
-  what: string,
-  code: "ChecksumMismatch" | "Corrupted",
-  validAt: number | undefined,
-  claim: number,
-): Promise<Exclude<ReadResult, { kind: "entry" }>> {
-  const missing = d.expected;
-  const later = d.isLast || !d.hasLater ? 0 : await d.laterClaim();
-  const proof = Math.max(claim, later);
-  if (proof >= missing) {
-    return {
-      kind: "corrupted",
-      offset: pos,
-      reason: `${what}${
-        validAt === undefined ? "" : `, followed by a valid record at offset ${validAt}`
-      }; a batch marker${
-        claim >= missing ? "" : " in a later segment"
-      } says records through sequence ${proof} were acknowledged (sequence ${missing} is lost)`,
-      code,
-      resumeAt: validAt,
-    };
-  }
-  if (!d.isLast && !d.hasLater) {
-    return {
-      kind: "corrupted",
-      offset: pos,
-      reason: `${what} in a segment that is not the core's last`,
-      code,
-      resumeAt: validAt,
-    };
-  }
-  const after = validAt === undefined ? "" : ", unacknowledged batches follow";
-  return { kind: "torn", offset: pos, reason: `${what}${after}` };
 }
 
 /**
