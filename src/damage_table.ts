@@ -24,6 +24,7 @@
  * @module
  */
 
+import { assert } from "./assert.ts";
 import type { SegmentHeader } from "./format.ts";
 
 /** A row's verdict: where the log of a core goes on, ends, or is damaged. */
@@ -463,12 +464,11 @@ export function decideSegmentEnd(f: SegmentEndFacts): Decision {
 
 function _match<F, D>(rows: readonly Row<F, D>[], f: F): Row<F, D> {
   const hits = rows.filter((r) => r.when(f));
-  if (hits.length !== 1) {
-    // Rows exclude each other by construction (the table test enumerates every input).
-    throw new Error(
-      `decision table: ${hits.length} rows match (${hits.map((r) => r.name).join(", ")})`,
-    );
-  }
+  // Rows exclude each other by construction (tests/damage_table_test.ts enumerates every input).
+  assert(
+    hits.length === 1,
+    `exactly one row of the damage table matches (${hits.map((r) => r.name).join(", ")})`,
+  );
   return hits[0];
 }
 
