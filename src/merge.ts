@@ -7,17 +7,10 @@
 
 import type { PerCoreWalConfig } from "./config.ts";
 import { PerCoreWalError } from "./errors.ts";
-import {
-  decideSegmentEnd,
-  decideSegmentStart,
-  type Decision,
-  endNeedsClaim,
-  startFacts,
-  startNeedsClaim,
-} from "./damage_table.ts";
+import { startFacts } from "./damage_table.ts";
 import type { ReadResult } from "./read_result.ts";
 import { PerCoreWalReader } from "./reader.ts";
-import { acknowledgedClaim } from "./segment_probes.ts";
+import { decideEndOf, decideStartOf } from "./segment_probes.ts";
 import { isUnstartedSegment, listCoreSegments } from "./segment_files.ts";
 import type { PerCoreWalEntry } from "./types.ts";
 
@@ -330,19 +323,8 @@ export class CoreCursor {
       startSegment: this.#o.start?.segment,
       requireBeginning: this.#o.requireBeginning,
     });
-    const d = decideSegmentStart(
-      startNeedsClaim(facts)
-        ? {
-          ...facts,
-          claimFromHere: BigInt(
-            await acknowledgedClaim(
-              this.#segments.slice(this.#segIdx).map((x) => x.path),
-              this.#config.options.maxRecordBytes,
-            ),
-          ),
-        }
-        : facts,
-    );
+    const paths = this.#segments.slice(this.#segIdx).map((x) => x.path);
+    const d = await decideStartOf(facts, paths, this.#config.options.maxRecordBytes);
     if (d.kind === "tail") {
       // The previous segment's last batches were lost while this one's first reached the disk,
       // and no batch marker from here on says they were acknowledged: a crash tail, the end.
@@ -375,7 +357,14 @@ export class CoreCursor {
     const reader = this.#reader!;
     if (reader.header === undefined && r.kind === "end") {
       // An all-zero segment before started ones: the crash tail begins here, or it is damage.
-      const d = await this.#decideAllZero(seg);
+      const d = await decideEndOf(
+        false,
+        r,
+        // Segment 0 of a core starts at sequence 1.
+        this.#nextFirst ?? (seg.index === 0 ? 1n : undefined),
+        this.#segments.slice(this.#segIdx + 1).map((x) => x.path),
+        this.#config.options.maxRecordBytes,
+      );
       if (d.kind === "tail") {
         this.#reader = undefined;
         await reader.closeAsync();
@@ -427,24 +416,6 @@ export class CoreCursor {
   /** The last sequence of the previous segment read, if one was. */
   #previousLast(): bigint | undefined {
     return this.#nextFirst === undefined ? undefined : this.#nextFirst - 1n;
-  }
-
-  /** What an all-zero segment that is not the core's last means (the decision table's end rows). */
-  #decideAllZero(seg: { index: number }): Promise<Decision> | Decision {
-    const facts = {
-      hasHeader: false,
-      end: "end" as const,
-      offset: 0,
-      reason: "",
-      code: "Corrupted" as const,
-      // Segment 0 of a core starts at sequence 1.
-      expected: this.#nextFirst ?? (seg.index === 0 ? 1n : undefined),
-    };
-    if (!endNeedsClaim(facts)) return decideSegmentEnd(facts);
-    return acknowledgedClaim(
-      this.#segments.slice(this.#segIdx + 1).map((x) => x.path),
-      this.#config.options.maxRecordBytes,
-    ).then((claim) => decideSegmentEnd({ ...facts, claimLater: BigInt(claim) }));
   }
 
   /**

@@ -8,18 +8,12 @@
 
 import type { PerCoreWalConfig } from "./config.ts";
 import { setTailAside } from "./crash_tail.ts";
-import {
-  decideSegmentEnd,
-  decideSegmentStart,
-  type Decision,
-  endNeedsClaim,
-  startFacts,
-  startNeedsClaim,
-} from "./damage_table.ts";
+import { assert } from "./assert.ts";
+import { type Decision, startFacts } from "./damage_table.ts";
 import { PerCoreWalError } from "./errors.ts";
 import { removePath, syncFile } from "./fs.ts";
 import { PerCoreWalReader } from "./reader.ts";
-import { acknowledgedClaim } from "./segment_probes.ts";
+import { decideEndOf, decideStartOf } from "./segment_probes.ts";
 import { isUnstartedSegment, listCoreSegments } from "./segment_files.ts";
 
 /** The last started segment of a core after recovery: where appending may go on. */
@@ -103,8 +97,6 @@ function _startedSegments(config: PerCoreWalConfig, coreId: number): Segment[] {
 }
 
 async function _walk(config: PerCoreWalConfig, coreId: number, segs: Segment[]): Promise<Walk> {
-  const maxRecordBytes = config.options.maxRecordBytes;
-  const paths = segs.map((s) => s.path);
   const core: RecoveredCore = {
     lastSequence: 0,
     lastTimestampNs: 0n,
@@ -115,81 +107,97 @@ async function _walk(config: PerCoreWalConfig, coreId: number, segs: Segment[]):
   };
   let previousLast: bigint | undefined;
   for (let i = 0; i < segs.length; i++) {
-    const s = segs[i];
+    const read = await _readSegment(config, coreId, segs, i, previousLast);
+    if (read.kind === "tail") return { kind: "tail", at: i, offset: read.offset };
+    const { reader, clean } = read;
+    await using _ = reader;
     const isLast = i === segs.length - 1;
-    const refuse = (d: Extract<Decision, { kind: "corrupt" }>) =>
-      new PerCoreWalError(
-        d.code,
-        `Cannot open segment "${s.path}": ${d.reason}${d.gap ? "" : ` at offset ${d.offset}`}`,
-        { coreId, segment: s.path, offset: d.gap ? undefined : d.offset },
-      );
-    // Segment 0 of a core starts at sequence 1.
-    const expected = previousLast !== undefined
-      ? previousLast + 1n
-      : s.index === 0
-      ? 1n
-      : undefined;
-    await using reader = await PerCoreWalReader.open(s.path, {
-      maxRecordBytes,
-      isLastSegment: isLast,
-      laterSegments: paths.slice(i + 1),
-      expectedFirstSequence: expected,
-    });
-    const h = reader.header;
-    const facts = startFacts(h, coreId, s.index, previousLast, i === 0);
-    const d = decideSegmentStart(
-      startNeedsClaim(facts)
-        ? {
-          ...facts,
-          claimFromHere: BigInt(await acknowledgedClaim(paths.slice(i), maxRecordBytes)),
-        }
-        : facts,
-    );
-    if (d.kind === "tail") return { kind: "tail", at: i, offset: 0 };
-    if (d.kind === "corrupt") throw refuse(d);
-    let r = await reader.readNext();
-    while (r.kind === "entry") r = await reader.readNext();
-    const end = {
-      hasHeader: h !== undefined,
-      end: r.kind,
-      offset: r.offset,
-      reason: r.kind === "end" ? "" : r.reason,
-      code: r.kind === "corrupted" ? r.code : "Corrupted" as const,
-      expected,
-    };
-    const ended = decideSegmentEnd(
-      endNeedsClaim(end)
-        ? {
-          ...end,
-          claimLater: BigInt(await acknowledgedClaim(paths.slice(i + 1), maxRecordBytes)),
-        }
-        : end,
-    );
-    if (ended.kind === "corrupt") throw refuse(ended);
-    // A torn last record of the last segment is cut where appending resumes (CoreLog.open).
-    if (ended.kind === "tail" && !(isLast && ended.offset > 0)) {
-      return { kind: "tail", at: i, offset: ended.offset };
-    }
     // A process crash can leave an earlier segment's last batch only in the page cache:
     // everything recovered is declared durable, so make it so.
-    if (!isLast) syncFile(s.path);
+    if (!isLast) syncFile(segs[i].path);
     const st = reader.stats;
     previousLast = st.lastSequence;
     core.lastSequence = Number(st.lastSequence);
     if (st.entryCount > 0) core.lastTimestampNs = reader.lastTimestampNs;
     core.maxEpoch = Math.max(core.maxEpoch, Number(st.maxEpoch));
+    const h = reader.header;
+    // A segment without a header never continues the log (the decision table's rows).
+    assert(h !== undefined, "a segment that continues a core's log has a header", { coreId });
     if (isLast) {
       core.last = {
-        index: s.index,
-        path: s.path,
+        index: segs[i].index,
+        path: segs[i].path,
         validEnd: st.validEndOffset,
         size: st.fileSizeBytes,
-        clean: r.kind === "end",
-        salt: h!.salt,
-        firstSequence: Number(h!.firstSequence),
-        version: h!.version,
+        clean,
+        salt: h.salt,
+        firstSequence: Number(h.firstSequence),
+        version: h.version,
       };
     }
   }
   return { kind: "done", core };
+}
+
+/**
+ * Reads segment `i` to its end and asks the decision table about it: a crash tail that begins in
+ * it, or its reader (still open) and whether its records ended cleanly. Throws for damage.
+ */
+async function _readSegment(
+  config: PerCoreWalConfig,
+  coreId: number,
+  segs: Segment[],
+  i: number,
+  previousLast: bigint | undefined,
+): Promise<
+  { kind: "tail"; offset: number } | { kind: "read"; reader: PerCoreWalReader; clean: boolean }
+> {
+  const maxRecordBytes = config.options.maxRecordBytes;
+  const paths = segs.map((s) => s.path);
+  const s = segs[i];
+  const isLast = i === segs.length - 1;
+  const refuse = (d: Extract<Decision, { kind: "corrupt" }>) =>
+    new PerCoreWalError(
+      d.code,
+      `Cannot open segment "${s.path}": ${d.reason}${d.gap ? "" : ` at offset ${d.offset}`}`,
+      { coreId, segment: s.path, offset: d.gap ? undefined : d.offset },
+    );
+  // Segment 0 of a core starts at sequence 1.
+  const expected = previousLast !== undefined ? previousLast + 1n : s.index === 0 ? 1n : undefined;
+  const reader = await PerCoreWalReader.open(s.path, {
+    maxRecordBytes,
+    isLastSegment: isLast,
+    laterSegments: paths.slice(i + 1),
+    expectedFirstSequence: expected,
+  });
+  try {
+    const facts = startFacts(reader.header, coreId, s.index, previousLast, i === 0);
+    const started = await decideStartOf(facts, paths.slice(i), maxRecordBytes);
+    if (started.kind === "tail") return await _closed(reader, { kind: "tail", offset: 0 });
+    if (started.kind === "corrupt") throw refuse(started);
+    let r = await reader.readNext();
+    while (r.kind === "entry") r = await reader.readNext();
+    const later = paths.slice(i + 1);
+    const ended = await decideEndOf(
+      reader.header !== undefined,
+      r,
+      expected,
+      later,
+      maxRecordBytes,
+    );
+    if (ended.kind === "corrupt") throw refuse(ended);
+    // A torn last record of the last segment is cut where appending resumes (CoreLog.open).
+    if (ended.kind === "tail" && !(isLast && ended.offset > 0)) {
+      return await _closed(reader, { kind: "tail", offset: ended.offset });
+    }
+    return { kind: "read", reader, clean: r.kind === "end" };
+  } catch (e) {
+    await reader.closeAsync();
+    throw e;
+  }
+}
+
+async function _closed<T>(reader: PerCoreWalReader, value: T): Promise<T> {
+  await reader.closeAsync();
+  return value;
 }

@@ -1,10 +1,20 @@
 /**
  * Probes of whole segments built on the reader: a segment's statistics and how its records end,
- * and the acknowledged sequence that a core's batch markers claim.
+ * the acknowledged sequence that a core's batch markers claim, and the decision table asked with
+ * those claims read only when a row needs them.
  *
  * @module
  */
 
+import {
+  decideSegmentEnd,
+  decideSegmentStart,
+  type Decision,
+  endNeedsClaim,
+  type SegmentEndFacts,
+  type SegmentStartFacts,
+  startNeedsClaim,
+} from "./damage_table.ts";
 import type { SegmentHeader } from "./format.ts";
 import type { ReaderOptions, ReadResult } from "./read_result.ts";
 import { PerCoreWalReader } from "./reader.ts";
@@ -62,4 +72,43 @@ export async function acknowledgedClaim(paths: string[], maxRecordBytes: number)
     claim = Math.max(claim, Number(r.acknowledgedClaim));
   }
   return claim;
+}
+
+/**
+ * Asks the decision table about a segment's start, reading the batch-marker claims of `fromHere`
+ * (this segment and the later ones) only when a row needs them.
+ */
+export async function decideStartOf(
+  facts: SegmentStartFacts,
+  fromHere: string[],
+  maxRecordBytes: number,
+): Promise<Decision> {
+  if (!startNeedsClaim(facts)) return decideSegmentStart(facts);
+  const claim = BigInt(await acknowledgedClaim(fromHere, maxRecordBytes));
+  return decideSegmentStart({ ...facts, claimFromHere: claim });
+}
+
+/**
+ * Asks the decision table about a segment's end (`r`, how its records ended), reading the claims
+ * of `later` (the core's later segments) only when a row needs them.
+ */
+export async function decideEndOf(
+  hasHeader: boolean,
+  r: Exclude<ReadResult, { kind: "entry" }>,
+  expected: bigint | undefined,
+  later: string[],
+  maxRecordBytes: number,
+): Promise<Decision> {
+  const facts: SegmentEndFacts = {
+    hasHeader,
+    end: r.kind,
+    offset: r.offset,
+    reason: r.kind === "end" ? "" : r.reason,
+    code: r.kind === "corrupted" ? r.code : "Corrupted",
+    expected,
+  };
+  if (endNeedsClaim(facts)) {
+    facts.claimLater = BigInt(await acknowledgedClaim(later, maxRecordBytes));
+  }
+  return decideSegmentEnd(facts);
 }

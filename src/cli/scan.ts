@@ -24,15 +24,9 @@ import type { PerCoreWalConfig } from "../config.ts";
 import { isMissing, readDirectory, statPath } from "../fs.ts";
 import { PerCoreWalError } from "../errors.ts";
 import type { SegmentHeader } from "../format.ts";
-import {
-  decideSegmentEnd,
-  decideSegmentStart,
-  endNeedsClaim,
-  startFacts,
-  startNeedsClaim,
-} from "../damage_table.ts";
+import { startFacts } from "../damage_table.ts";
 import { PerCoreWalReader } from "../reader.ts";
-import { acknowledgedClaim } from "../segment_probes.ts";
+import { decideEndOf, decideStartOf } from "../segment_probes.ts";
 import { isUnstartedSegment, listCoreSegments, segmentNameParser } from "../segment_files.ts";
 import { StateFile } from "../state_file.ts";
 import type { WalOperation } from "../types.ts";
@@ -238,8 +232,6 @@ async function _scanCore(
   progress: (bytes: number) => void,
   scannedBytes: (bytes: number) => void,
 ): Promise<{ segments: SegmentScan[]; damage: Damage[]; torn: Damage[] }> {
-  const maxRecordBytes = config.options.maxRecordBytes;
-  const paths = segs.map((s) => s.path);
   // Segments prepared ahead and never started are not the core's last segment.
   let last = segs.length - 1;
   while (last >= 0 && isUnstartedSegment(segs[last].path)) last--;
@@ -248,18 +240,6 @@ async function _scanCore(
   const torn: Damage[] = [];
   let prev: SegmentScan | undefined;
   let tail: Damage | undefined;
-  const beginTail = (i: number, reason: string, size: number) => {
-    // Nothing from the start of this segment on was acknowledged.
-    tail = {
-      path: segs[i].path,
-      offset: 0,
-      code: "TornWrite",
-      reason,
-      tailSegments: [segs[i].path],
-    };
-    torn.push(tail);
-    out.push(_tailSegment(coreId, segs[i], tail, size));
-  };
   for (let i = 0; i < segs.length; i++) {
     if (tail !== undefined) {
       // Past the start of the crash tail: nothing here was acknowledged.
@@ -271,66 +251,17 @@ async function _scanCore(
     const previousLast = prev?.header === undefined
       ? undefined
       : prev.lastSequence ?? prev.header.firstSequence - 1n;
-    // Segment 0 of a core starts at sequence 1.
-    const expectedFirst = previousLast !== undefined
-      ? previousLast + 1n
-      : segs[i].index === 0
-      ? 1n
-      : undefined;
-    const s = await _scanSegment(config, coreId, segs[i], {
-      isLast: i === last,
-      later: paths.slice(i + 1),
-      expectedFirst,
-    }, progress);
+    const place = { coreId, segs, i, last, previousLast, requireBeginning };
+    const s = await _scanDecided(config, place, progress);
     scannedBytes(s.fileSizeBytes);
-    const facts = startFacts(s.header, coreId, s.index, previousLast, prev === undefined, {
-      requireBeginning,
-    });
-    const started = decideSegmentStart(
-      startNeedsClaim(facts)
-        ? {
-          ...facts,
-          claimFromHere: BigInt(await acknowledgedClaim(paths.slice(i), maxRecordBytes)),
-        }
-        : facts,
-    );
-    if (started.kind === "tail") {
-      beginTail(i, started.reason, s.fileSizeBytes);
-      continue;
-    }
-    if (started.kind === "corrupt") {
-      s.state = "corrupted";
-      s.damage.push({ path: s.path, offset: 0, code: started.code, reason: started.reason });
-    }
-    if (s.state === "unstarted" && i < last) {
-      // An all-zero segment before started ones.
-      const end = {
-        hasHeader: false,
-        end: "end" as const,
-        offset: 0,
-        reason: "",
-        code: "Corrupted" as const,
-        expected: expectedFirst,
-      };
-      const ended = decideSegmentEnd(
-        endNeedsClaim(end)
-          ? {
-            ...end,
-            claimLater: BigInt(await acknowledgedClaim(paths.slice(i + 1), maxRecordBytes)),
-          }
-          : end,
-      );
-      if (ended.kind === "tail") {
-        beginTail(i, ended.reason, s.fileSizeBytes);
-        continue;
-      }
-      if (ended.kind === "corrupt") {
-        s.state = "corrupted";
-        s.damage.push({ path: s.path, offset: 0, code: ended.code, reason: ended.reason });
-      }
+    if (s.state === "crashTail") {
+      // Nothing from the start of this segment on was acknowledged.
+      tail = s.crashTail!;
+      torn.push(tail);
+    } else if (s.header !== undefined) {
+      prev = s;
     }
     out.push(s);
-    if (s.header !== undefined) prev = s;
     damage.push(...s.damage);
     if (s.torn !== undefined) {
       torn.push(s.torn);
@@ -341,6 +272,67 @@ async function _scanCore(
     }
   }
   return { segments: out, damage, torn };
+}
+
+/**
+ * Scans segment `i` of a core and asks the decision table about its start and, for an all-zero
+ * segment before started ones, its end: a crash tail that begins here (state `crashTail`), or
+ * damage added to the scan.
+ */
+async function _scanDecided(
+  config: PerCoreWalConfig,
+  place: {
+    coreId: number;
+    segs: { index: number; path: string }[];
+    i: number;
+    last: number;
+    previousLast: bigint | undefined;
+    requireBeginning: boolean;
+  },
+  progress: (bytes: number) => void,
+): Promise<SegmentScan> {
+  const { coreId, segs, i, previousLast } = place;
+  const maxRecordBytes = config.options.maxRecordBytes;
+  const paths = segs.map((x) => x.path);
+  // Segment 0 of a core starts at sequence 1.
+  const expected = previousLast !== undefined
+    ? previousLast + 1n
+    : segs[i].index === 0
+    ? 1n
+    : undefined;
+  const s = await _scanSegment(config, coreId, segs[i], {
+    isLast: i === place.last,
+    later: paths.slice(i + 1),
+    expectedFirst: expected,
+  }, progress);
+  // The first segment read with a header is where the log must begin (without a checkpoint).
+  const facts = startFacts(s.header, coreId, s.index, previousLast, previousLast === undefined, {
+    requireBeginning: place.requireBeginning,
+  });
+  const started = await decideStartOf(facts, paths.slice(i), maxRecordBytes);
+  const decisions = [started];
+  if (started.kind !== "tail" && s.state === "unstarted" && i < place.last) {
+    // An all-zero segment before started ones.
+    const end = { kind: "end" as const, offset: 0, preallocatedBytes: s.fileSizeBytes };
+    decisions.push(await decideEndOf(false, end, expected, paths.slice(i + 1), maxRecordBytes));
+  }
+  for (const d of decisions) {
+    if (d.kind === "tail") {
+      const tail: Damage = {
+        path: s.path,
+        offset: 0,
+        code: "TornWrite",
+        reason: d.reason,
+        tailSegments: [s.path],
+      };
+      return _tailSegment(coreId, segs[i], tail, s.fileSizeBytes);
+    }
+    if (d.kind === "corrupt") {
+      s.state = "corrupted";
+      s.damage.push({ path: s.path, offset: 0, code: d.code, reason: d.reason });
+    }
+  }
+  return s;
 }
 
 function _size(path: string): number {
