@@ -8,7 +8,7 @@
  */
 
 import { crc32c, crc32cUpdate } from "./crc32c.ts";
-import { ioError, isMissing, openFile, readDirectory, readWholeFile, statPath } from "./fs.ts";
+import { isMissing, openFile, readDirectory, readSome, readWholeFile, statPath } from "./fs.ts";
 import { PerCoreWalError } from "./errors.ts";
 import { StateFile } from "./state_file.ts";
 
@@ -161,12 +161,7 @@ function _fileCrc32c(path: string): number {
   using file = openFile(path, { read: true });
   const buf = new Uint8Array(1 << 20);
   while (true) {
-    let n: number | null;
-    try {
-      n = file.readSync(buf);
-    } catch (e) {
-      throw ioError(e, "read", path);
-    }
+    const n = readSome(file, buf, path);
     if (n === null) break;
     crc = crc32cUpdate(crc, buf, 0, n);
   }

@@ -170,3 +170,8 @@ export function syncFileData(path: string): void {
     f.syncDataSync();
   });
 }
+
+/** One `read` from the file's position into `buf`: the bytes read, or null at the end. */
+export function readSome(file: Deno.FsFile, buf: Uint8Array, path: string): number | null {
+  return _io("read", path, () => file.readSync(buf));
+}

@@ -18,6 +18,7 @@ import {
   readDirectory,
   readFullyAt,
   readLink,
+  readSome,
   statPath,
   syncDirectory,
 } from "./fs.ts";
@@ -89,12 +90,7 @@ export function isUnstartedSegment(path: string): boolean {
   let buf = new Uint8Array(4096);
   let words = new Uint32Array(buf.buffer);
   while (true) {
-    let n: number | null;
-    try {
-      n = file.readSync(buf);
-    } catch (e) {
-      throw ioError(e, "read", path);
-    }
+    const n = readSome(file, buf, path);
     if (n === null) return true;
     if (!zeroRange(buf, words, 0, n)) return false;
     if (buf.length < ZERO_CHECK_BYTES) {
