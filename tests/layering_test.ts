@@ -1,4 +1,4 @@
-// The read side stands alone (docs/STYLE.md, "Layers"): reading, merging, checkpointing and
+// The read side stands alone (docs/ARCHITECTURE.md, "Layers"): reading, merging, checkpointing and
 // recovering a directory must not load the writer engine or the io_uring binding. The import
 // graph comes from `deno info --json`; only imports that load code count (an `import type` is
 // erased before the module runs).
