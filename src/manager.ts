@@ -514,6 +514,8 @@ function _stop(core: Core): Promise<PerCoreWalError | undefined> {
     try {
       core.control.post(core.worker, { type: "close" });
     } catch {
+      // Whatever a Worker that is already gone throws here, it cannot answer: nothing is left
+      // to wait for, and its failure, if any, was reported when it happened.
       finish();
     }
   });

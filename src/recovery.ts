@@ -10,11 +10,15 @@
  * @module
  */
 
-import { type CheckpointMetadata, chooseCheckpoint, defaultCheckpointDir } from "./checkpoint.ts";
+import {
+  type CheckpointMetadata,
+  chooseCheckpoint,
+  defaultCheckpointDir,
+} from "./checkpoint_store.ts";
 import { foldCommit } from "./commit_fold.ts";
-import { PerCoreWalConfig } from "./config.ts";
+import { parseSegmentFileName, PerCoreWalConfig } from "./config.ts";
 import { asideName, setTailAside } from "./crash_tail.ts";
-import { listCoreSegments, refuseSymlink, segmentNameParser } from "./segment_files.ts";
+import { listCoreSegments, refuseSymlink } from "./segment_files.ts";
 import { PerCoreWalError } from "./errors.ts";
 import { readDirectory, readWholeFile, renamePath, syncDirectory } from "./fs.ts";
 import { lockWalDirectory, unlockWalDirectory } from "./lock.ts";
@@ -289,9 +293,8 @@ export class PerCoreRecoveryManager {
 
   /** Segment files of cores beyond `numCores`. */
   #extraSegments(report: SegmentReport[], mode: RecoveryMode): void {
-    const parseName = segmentNameParser(this.config.options.segmentPattern);
     for (const e of readDirectory(this.config.baseDir)) {
-      const p = parseName(e.name);
+      const p = parseSegmentFileName(this.config.options.segmentPattern, e.name);
       if (p === undefined || p.coreId < this.config.numCores) continue;
       const line: SegmentReport = {
         coreId: p.coreId,

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { CheckpointMetadata, CheckpointReport } from "./checkpoint.ts";
+import type { CheckpointMetadata, CheckpointReport } from "./checkpoint_store.ts";
 import { toKey } from "./format.ts";
 import { compareBytes, keyString, type StateFile } from "./state_file.ts";
 import type { Bytes, PerCoreWalEntry } from "./types.ts";

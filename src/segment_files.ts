@@ -7,7 +7,7 @@
  * @module
  */
 
-import { directoryMode, PerCoreWalConfig } from "./config.ts";
+import { directoryMode, type PerCoreWalConfig } from "./config.ts";
 import { PerCoreWalError } from "./errors.ts";
 import {
   ioError,
@@ -44,18 +44,6 @@ export function listCoreSegments(
     }
   }
   return out.sort((a, b) => a.index - b.index);
-}
-
-/**
- * A parser of segment file names made with `pattern`, for any core number: to find segments of
- * cores beyond a WAL's `numCores`, or to count the cores of a directory with no metadata.
- */
-export function segmentNameParser(
-  pattern: string | undefined,
-): (name: string) => { coreId: number; segment: number } | undefined {
-  // The most cores a config allows: its numCores does not limit what the pattern parses.
-  const probe = new PerCoreWalConfig(".", 1024, { segmentPattern: pattern });
-  return (name) => probe.parseSegmentName(name);
 }
 
 /** Whether a segment file's header block holds anything (its first 64 bytes are not zero). */

@@ -11,8 +11,15 @@ const READ_SIDE = [
   "src/segment_files.ts",
   "src/recovery.ts",
   "src/checkpoint.ts",
+  "src/checkpoint_store.ts",
+  "src/damage_table.ts",
+  "src/segment_probes.ts",
+  "src/crash_tail.ts",
+  "src/open_recovery.ts",
   "src/cli/scan.ts",
   "src/cli/tail.ts",
+  "src/cli/repair.ts",
+  "src/cli/dump.ts",
 ];
 const ENGINE = ["src/core_log.ts", "src/io/uring.ts"];
 

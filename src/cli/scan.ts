@@ -19,15 +19,15 @@ import {
   defaultCheckpointDir,
   readCheckpoint,
   verifyCheckpointFiles,
-} from "../checkpoint.ts";
-import type { PerCoreWalConfig } from "../config.ts";
+} from "../checkpoint_store.ts";
+import { parseSegmentFileName, type PerCoreWalConfig } from "../config.ts";
 import { isMissing, readDirectory, statPath } from "../fs.ts";
 import { PerCoreWalError } from "../errors.ts";
 import type { SegmentHeader } from "../format.ts";
 import { startFacts } from "../damage_table.ts";
 import { PerCoreWalReader } from "../reader.ts";
 import { decideEndOf, decideStartOf } from "../segment_probes.ts";
-import { isUnstartedSegment, listCoreSegments, segmentNameParser } from "../segment_files.ts";
+import { isUnstartedSegment, listCoreSegments } from "../segment_files.ts";
 import { StateFile } from "../state_file.ts";
 import type { WalOperation } from "../types.ts";
 
@@ -448,10 +448,9 @@ async function _scanSegment(
 
 /** Segment files of cores beyond the WAL's number of cores. */
 function _extraSegments(config: PerCoreWalConfig): Damage[] {
-  const parseName = segmentNameParser(config.options.segmentPattern);
   const out: Damage[] = [];
   for (const e of readDirectory(config.baseDir)) {
-    const p = parseName(e.name);
+    const p = parseSegmentFileName(config.options.segmentPattern, e.name);
     if (p === undefined || p.coreId < config.numCores) continue;
     out.push({
       path: `${config.baseDir}/${e.name}`,

@@ -7,7 +7,7 @@
  */
 
 import { PerCoreWalError } from "../errors.ts";
-import { ioError, readFullyAt, syncDirectory } from "../fs.ts";
+import { ioError, openFile, readFullyAt, syncDirectory } from "../fs.ts";
 import type { IoBackend, IoFile, OpenFileOptions, WritePart } from "./backend.ts";
 
 interface SyncFile extends IoFile {
@@ -26,17 +26,8 @@ export class SyncBackend implements IoBackend {
         "the sync backend writes through the page cache only",
       );
     }
-    try {
-      const file = Deno.openSync(path, {
-        read: true,
-        write: true,
-        createNew: o.createNew,
-        mode: o.mode,
-      });
-      return { path, file } as SyncFile;
-    } catch (e) {
-      throw ioError(e, "open", path);
-    }
+    const file = openFile(path, { read: true, write: true, createNew: o.createNew, mode: o.mode });
+    return { path, file } as SyncFile;
   }
 
   allocate(_file: IoFile, _length: number): boolean {
