@@ -27,7 +27,7 @@ import {
   nextCheckpointId,
   STATE_FILE,
 } from "./checkpoint_store.ts";
-import { foldCommit } from "./commit_fold.ts";
+import { type Committed, foldOperation } from "./commit_fold.ts";
 import { directoryMode } from "./config.ts";
 import { crc32c } from "./crc32c.ts";
 import { ensureDirectory, listCoreSegments } from "./segment_files.ts";
@@ -178,7 +178,7 @@ export class CheckpointCoordinator {
     const final = `${this.checkpointDir}/${checkpointName(id)}`;
     const tmp = `${final}.tmp`;
     this.#makeTemporaryDirectory(tmp);
-    const committed: _Committed = {
+    const committed: Committed = {
       offsets: new Map(previous?.offsets ?? []),
       watermarks: new Map(previous?.watermarks ?? []),
       watermark: previous?.watermark,
@@ -389,33 +389,17 @@ export class CheckpointCoordinator {
   }
 }
 
-/** The offsets and watermarks committed so far, as the commit records fold them. */
-interface _Committed {
-  offsets: Map<string, bigint>;
-  watermarks: Map<string, bigint>;
-  watermark?: bigint;
-}
-
 /** Feeds the merged entries into `changes` and `committed`; returns how many there were. */
 async function _mergeEntries(
   cursors: CoreCursor[],
   changes: ChangeSet,
-  committed: _Committed,
+  committed: Committed,
 ): Promise<number> {
   let merged = 0;
+  const change = (key: Uint8Array, value: Uint8Array | undefined) => changes.set(key, value);
   for await (const { entry } of mergeCursors(cursors)) {
     merged++;
-    const op = entry.operation;
-    if (op.type === "put") changes.set(op.key, op.value);
-    else if (op.type === "delete") changes.set(op.key, undefined);
-    else if (op.type === "commit") {
-      committed.watermark = foldCommit(
-        op,
-        committed.offsets,
-        committed.watermarks,
-        committed.watermark,
-      );
-    }
+    foldOperation(entry.operation, committed, change);
   }
   return merged;
 }

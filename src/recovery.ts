@@ -15,7 +15,7 @@ import {
   chooseCheckpoint,
   defaultCheckpointDir,
 } from "./checkpoint_store.ts";
-import { foldCommit } from "./commit_fold.ts";
+import { type Committed, foldOperation } from "./commit_fold.ts";
 import { parseSegmentFileName, PerCoreWalConfig } from "./config.ts";
 import { asideName, setTailAside } from "./crash_tail.ts";
 import { listCoreSegments, refuseSymlink } from "./segment_files.ts";
@@ -237,9 +237,16 @@ export class PerCoreRecoveryManager {
     const overlay = new Map<string, { key: Uint8Array; value: Uint8Array | undefined }>();
     // Copies into an arena of its own: decoded views would pin the decoder's shared arenas.
     const kept = new ByteArena();
-    const offsets = new Map(checkpoint?.offsets ?? []);
-    const watermarks = new Map(checkpoint?.watermarks ?? []);
-    let watermark = checkpoint?.watermark;
+    const committed: Committed = {
+      offsets: new Map(checkpoint?.offsets ?? []),
+      watermarks: new Map(checkpoint?.watermarks ?? []),
+      watermark: checkpoint?.watermark,
+    };
+    const change = (key: Uint8Array, value: Uint8Array | undefined) =>
+      overlay.set(keyString(key), {
+        key: kept.copy(key),
+        value: value === undefined ? undefined : kept.copy(value),
+      });
     let replayed = 0;
     let finalEpoch = checkpoint?.epoch ?? 0n;
     for await (const p of mergeCursors(cursors)) {
@@ -253,16 +260,9 @@ export class PerCoreRecoveryManager {
         sequence: e.sequence,
       };
       this.#o.onEntry?.(e);
-      if (!buildState) continue;
-      const op = e.operation;
-      if (op.type === "put") {
-        overlay.set(keyString(op.key), { key: kept.copy(op.key), value: kept.copy(op.value) });
-      } else if (op.type === "delete") {
-        overlay.set(keyString(op.key), { key: kept.copy(op.key), value: undefined });
-      } else if (op.type === "commit") {
-        watermark = foldCommit(op, offsets, watermarks, watermark);
-      }
+      if (buildState) foldOperation(e.operation, committed, change);
     }
+    const { offsets, watermarks, watermark } = committed;
     return { overlay, offsets, watermarks, watermark, replayed, finalEpoch };
   }
 
