@@ -133,6 +133,10 @@ export class CoreCursor {
   #segEntries = 0;
   #skipped: { offset: number; reason: string }[] = [];
   #done = false;
+  /** Whether the first segment read was checked against the start (a checkpoint's barrier). */
+  #startChecked = false;
+  /** The sequence the next segment must start at, once a segment with a header was read. */
+  #nextFirst: bigint | undefined;
 
   private constructor(config: PerCoreWalConfig, coreId: number, options: CursorOptions) {
     this.coreId = coreId;
@@ -436,9 +440,6 @@ export class CoreCursor {
     });
     await this.#finish();
   }
-
-  #startChecked = false;
-  #nextFirst: bigint | undefined;
 
   /** Applies the gap policy outside #openSegment (a missing start segment). */
   #gap(path: string, segment: number, reason: string): void {
