@@ -14,7 +14,7 @@ const READ_SIDE = [
   "src/cli/scan.ts",
   "src/cli/tail.ts",
 ];
-const ENGINE = ["src/core_log.ts", "src/io/uring.ts"];
+const ENGINE = ["src/core_log.ts", "src/io/uring.ts", "src/io/ring.ts"];
 
 const ROOT = new URL("../", import.meta.url);
 
