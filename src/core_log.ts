@@ -20,7 +20,6 @@ import {
   R_CRC,
   R_EPOCH,
   R_LENGTH,
-  R_PAD,
   R_TIMESTAMP,
   R_TYPE,
   RECORD_HEADER_BYTES,
@@ -34,12 +33,15 @@ import {
   setU64,
   toBytes,
   toKey,
-  writeBatchMarker,
   writeBody,
   writeRecordHeader,
 } from "./format.ts";
-import { type LatencyBuckets, LatencyHistogram, type LatencySummary } from "./histogram.ts";
+import { type LatencyBuckets, LatencyHistogram } from "./histogram.ts";
 import type { BackendKind, IoBackend, OpenFileOptions } from "./io/backend.ts";
+import { type Batch, BatchBuffers, BatchState, openBatch, padBatch } from "./batch.ts";
+import type { CoreLogMetrics, CoreLogOptions } from "./core_log_options.ts";
+import { DurableWaiters } from "./durable_waiters.ts";
+import { chooseWriteMode } from "./write_mode.ts";
 import { enableNativeCrc32c } from "./io/checksum.ts";
 import { type Segment, SegmentPreparer } from "./segment_prep.ts";
 import { SharedCopier } from "./shared_copy.ts";
@@ -60,105 +62,6 @@ import type {
   WalPosition,
   WriteModeInUse,
 } from "./types.ts";
-
-/**
- * Counters of one core's engine.
- *
- * @example
- * ```ts
- * import { CoreLog, type CoreLogMetrics, PerCoreWalConfig } from "@percore/wal";
- *
- * await using log = await CoreLog.open(new PerCoreWalConfig("./data/engine", 1), 0);
- * const m: CoreLogMetrics = log.metrics();
- * console.log(m.recordsAppended, m.fdatasyncs, m.syncLatency.p99Us);
- * ```
- */
-export interface CoreLogMetrics {
-  /** The core. */
-  coreId: number;
-  /** The backend writing its segments. */
-  backend: BackendKind;
-  /** The write mode in use. */
-  writeMode: WriteModeInUse;
-  /** Records appended since open. */
-  recordsAppended: number;
-  /** Record bytes appended since open (padding excluded). */
-  bytesAppended: number;
-  /** Batches submitted. */
-  batches: number;
-  /** fdatasyncs submitted (0 with O_DSYNC). */
-  fdatasyncs: number;
-  /** Time from a batch's submission to its durability. */
-  syncLatency: LatencySummary;
-  /** Batches submitted and not yet durable. */
-  inFlightBatches: number;
-  /** Appended bytes not yet durable. */
-  pendingBytes: number;
-}
-
-/**
- * Options of {@linkcode CoreLog.open} beyond the configuration.
- *
- * @example
- * ```ts
- * import { CoreLog, type CoreLogOptions, PerCoreWalConfig } from "@percore/wal";
- *
- * const options: CoreLogOptions = {
- *   onDurable: (sequence) => console.log(`durable through ${sequence}`),
- *   onFail: (error) => console.error(error.code, error.message),
- * };
- * await using log = await CoreLog.open(new PerCoreWalConfig("./data/engine", 1), 0, options);
- * ```
- */
-export interface CoreLogOptions {
-  /** Write through this backend instead of creating one (the caller closes it). */
-  backend?: IoBackend;
-  /** Start at least at this epoch. */
-  minEpoch?: bigint;
-  /** Called after each acknowledgement with the last durable sequence and position. */
-  onDurable?: (sequence: number, position: WalPosition) => void;
-  /** Called once if the core fails (a write or fdatasync error). */
-  onFail?: (error: PerCoreWalError) => void;
-  /**
-   * For the io_uring backend this creates: ends its bounded poll for a sync's completion when
-   * this returns true (producer work is waiting).
-   */
-  completionSpinStop?: () => boolean;
-  /**
-   * For the io_uring backend this creates: the caller promises to call `pollCompletions()`
-   * while it is busy and `setOwnerIdle(true)` before it waits for anything (the core Worker
-   * does); completions then wake a thread only while it is idle. Default false.
-   */
-  lazyCompletionWait?: boolean;
-}
-
-const enum State {
-  Open,
-  Queued,
-  Submitted,
-  Done,
-}
-
-interface Batch {
-  buf: Uint8Array;
-  view: DataView;
-  used: number;
-  fileOffset: number;
-  seg: Segment;
-  firstSeq: number;
-  lastSeq: number;
-  lastPos: number;
-  recordBytes: number;
-  state: State;
-  pooled: boolean;
-  header: Uint8Array | undefined;
-}
-
-interface Waiter {
-  seq: number;
-  resolve: () => void;
-  reject: (e: unknown) => void;
-}
 
 /**
  * One core's log. Create it with {@linkcode CoreLog.open}; the Worker runtime puts the public
@@ -186,7 +89,6 @@ export class CoreLog {
   readonly #ownsIo: boolean;
   readonly #mode: WriteModeInUse;
   readonly #align: number;
-  readonly #batchSize: number;
   #seg!: Segment;
   #next: Segment | undefined;
   #segTail = SEGMENT_DATA_OFFSET;
@@ -204,8 +106,8 @@ export class CoreLog {
   #epoch = 0;
   #lastUs = 0;
   #pendingBytes = 0;
-  readonly #pool: Uint8Array[] = [];
-  readonly #waiters: Waiter[] = [];
+  readonly #buffers: BatchBuffers;
+  readonly #waiters = new DurableWaiters();
   #flushWanted = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #failed: PerCoreWalError | undefined;
@@ -243,7 +145,7 @@ export class CoreLog {
     this.#ownsIo = ownsIo;
     this.#mode = mode;
     this.#align = mode === "buffered" ? 1 : 4096;
-    this.#batchSize = Math.ceil(this.#o.maxBatchBytes / 4096) * 4096;
+    this.#buffers = new BatchBuffers(io, this.#o.maxBatchBytes, this.#o.maxInFlightBatches);
     this.fallbackReason = fallbackReason;
     this.#segments = new SegmentPreparer(config, coreId, io, mode, (seg) => this.#prepared(seg));
   }
@@ -277,7 +179,7 @@ export class CoreLog {
     const io = made.backend;
     let log: CoreLog | undefined;
     try {
-      const mode = _writeMode(config, io);
+      const mode = chooseWriteMode(config, io);
       log = new CoreLog(
         config,
         coreId,
@@ -550,33 +452,20 @@ export class CoreLog {
   // Batches
 
   #newBatch(len: number): Batch {
-    const size = len + BATCH_MARKER_BYTES;
-    const pooled = size <= this.#batchSize;
-    const buf = pooled
-      ? (this.#pool.pop() ?? this.#io.allocBuffer(this.#batchSize))
-      : this.#io.allocBuffer(
-        Math.ceil(size / 4096) * 4096,
-      );
     this.#seg.batches++;
     if (this.#epoch < this.#batchEpoch) throw this.#violated("a core's epoch never decreases");
     this.#batchEpoch = this.#epoch;
-    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     // Every batch starts with a marker; what it claims is set at submission (#pump).
-    writeBatchMarker(view, 0, this.coreId, this.#epoch, this.#nextSeq, this.#now());
-    return {
-      buf,
-      view,
-      used: BATCH_MARKER_BYTES,
-      fileOffset: this.#segTail,
-      seg: this.#seg,
-      firstSeq: this.#nextSeq,
-      lastSeq: this.#nextSeq - 1,
-      lastPos: 0,
-      recordBytes: 0,
-      state: State.Open,
-      pooled,
-      header: undefined,
-    };
+    return openBatch(
+      this.#buffers,
+      len,
+      this.#seg,
+      this.#segTail,
+      this.coreId,
+      this.#epoch,
+      this.#nextSeq,
+      this.#now(),
+    );
   }
 
   /** Closes the open batch to appends and queues it for submission. */
@@ -585,18 +474,9 @@ export class CoreLog {
     const end = Math.ceil(b.used / this.#align) * this.#align;
     // The padding too: a write of less than the batch would leave a hole before the next one.
     if (end > b.buf.length) throw this.#violated("a batch never grows past its buffer");
-    if (end > b.used) {
-      // O_DIRECT writes whole blocks: the last record carries the padding (zeros, in its CRC).
-      const p = b.lastPos;
-      const length = end - p;
-      b.buf.fill(0, b.used, end);
-      b.view.setUint32(p + R_LENGTH, length, true);
-      b.view.setUint16(p + R_PAD, end - b.used, true);
-      b.view.setUint32(p + R_CRC, recordCrc(b.buf, p, length, saltState(b.seg.salt)), true);
-      b.used = end;
-    }
+    if (end > b.used) padBatch(b, end);
     if (b.seg === this.#seg) this.#segTail = b.fileOffset + b.used;
-    b.state = State.Queued;
+    b.state = BatchState.Queued;
     this.#queue.push(b);
     this.#pump();
   }
@@ -605,7 +485,7 @@ export class CoreLog {
   #pump(): void {
     if (this.#failed !== undefined) return;
     for (const b of this.#queue) {
-      if (b.state !== State.Queued) continue;
+      if (b.state !== BatchState.Queued) continue;
       if (this.#inflight >= this.#o.maxInFlightBatches) break;
       const seg = b.seg;
       // A segment whose preparation failed is not ready either: its batches wait for a retry.
@@ -621,7 +501,7 @@ export class CoreLog {
         seg.headerBlock = undefined;
         parts.unshift({ data: b.header, offset: 0 });
       }
-      b.state = State.Submitted;
+      b.state = BatchState.Submitted;
       this.#inflight++;
       this.#batches++;
       if (this.#mode !== "dsync") this.#syncs++;
@@ -646,9 +526,9 @@ export class CoreLog {
       return;
     }
     this.#latency.record((performance.now() - t0) * 1000);
-    b.state = State.Done;
+    b.state = BatchState.Done;
     const q = this.#queue;
-    while (q.length > 0 && q[0].state === State.Done) {
+    while (q.length > 0 && q[0].state === BatchState.Done) {
       const d = q.shift()!;
       if (d.lastSeq >= d.firstSeq) {
         // Each batch continues where the last acknowledged one ended; the durable sequence
@@ -672,10 +552,7 @@ export class CoreLog {
       this.#releaseBatch(d);
     }
     this.#onDurable?.(this.#durableSeq, this.#durablePos);
-    const w = this.#waiters;
-    let n = 0;
-    while (n < w.length && w[n].seq <= this.#durableSeq) n++;
-    for (const x of w.splice(0, n)) x.resolve();
+    this.#waiters.resolveThrough(this.#durableSeq);
     this.#settle();
   }
 
@@ -691,10 +568,7 @@ export class CoreLog {
   }
 
   #releaseBatch(b: Batch): void {
-    if (b.header !== undefined) this.#io.freeBuffer(b.header);
-    b.header = undefined;
-    if (b.pooled && this.#pool.length < this.#o.maxInFlightBatches + 2) this.#pool.push(b.buf);
-    else this.#io.freeBuffer(b.buf);
+    this.#buffers.release(b);
     const seg = b.seg;
     seg.batches--;
     if (seg.sealed && seg.batches === 0) this.#closeSegment(seg);
@@ -716,7 +590,7 @@ export class CoreLog {
         cause: err,
       });
     clearTimeout(this.#timer);
-    for (const w of this.#waiters.splice(0)) w.reject(this.#failed);
+    this.#waiters.rejectAll(this.#failed);
     this.#onFail?.(this.#failed);
   }
 
@@ -749,10 +623,7 @@ export class CoreLog {
       return Promise.reject(new PerCoreWalError("Closed", `Core ${this.coreId}'s log is closed`));
     }
     return new Promise<void>((resolve, reject) => {
-      const w = this.#waiters;
-      let i = w.length;
-      while (i > 0 && w[i - 1].seq > seq) i--;
-      w.splice(i, 0, { seq, resolve, reject });
+      this.#waiters.add(seq, resolve, reject);
       const open = this.#openBatch;
       if (open !== undefined && seq >= open.firstSeq) this.#requestFlush();
     });
@@ -836,10 +707,7 @@ export class CoreLog {
   #prepared(seg: Segment): void {
     if (seg.error !== undefined && seg.salt !== 0) {
       this.#stalled.add(seg);
-      const w = this.#waiters;
-      let i = w.length;
-      while (i > 0 && w[i - 1].seq >= seg.firstSequence) i--;
-      for (const x of w.splice(i)) x.reject(seg.error);
+      this.#waiters.rejectFrom(seg.firstSequence, seg.error);
     }
     this.#pump();
   }
@@ -1098,17 +966,14 @@ export class CoreLog {
     if (this.#inflight > 0) await new Promise<void>((r) => this.#idle = r);
     for (const seg of this.#openSegments) await seg.prepared;
     for (const seg of [...this.#openSegments]) this.#closeSegment(seg);
-    for (const b of this.#queue.splice(0)) {
-      if (b.header !== undefined) this.#io.freeBuffer(b.header);
-      this.#io.freeBuffer(b.buf);
-    }
-    if (this.#openBatch !== undefined) this.#io.freeBuffer(this.#openBatch.buf);
+    for (const b of this.#queue.splice(0)) this.#buffers.free(b);
+    if (this.#openBatch !== undefined) this.#buffers.free(this.#openBatch);
     this.#openBatch = undefined;
-    for (const buf of this.#pool.splice(0)) this.#io.freeBuffer(buf);
+    this.#buffers.drain();
     this.#segments.release();
     const err = this.#failed ??
       new PerCoreWalError("Closed", `Core ${this.coreId}'s log is closed`);
-    for (const w of this.#waiters.splice(0)) w.reject(err);
+    this.#waiters.rejectAll(err);
     if (this.#ownsIo) await this.#io.close();
   }
 
@@ -1116,29 +981,4 @@ export class CoreLog {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
-}
-
-function _writeMode(config: PerCoreWalConfig, io: IoBackend): WriteModeInUse {
-  const asked = config.options.writeMode;
-  if (io.kind === "sync") {
-    if (asked === "direct" || asked === "dsync") {
-      throw new PerCoreWalError(
-        "Unsupported",
-        `writeMode "${asked}" needs the io_uring backend; the sync backend writes buffered`,
-      );
-    }
-    return "buffered";
-  }
-  if (asked === "buffered") return "buffered";
-  const direct = io.supportsDirect(config.baseDir);
-  if (asked === "auto") return direct ? "direct" : "buffered";
-  if (!direct) {
-    throw new PerCoreWalError(
-      "Unsupported",
-      `writeMode "${asked}" needs O_DIRECT, which the file system of "${config.baseDir}" refuses ` +
-        `(tmpfs does): use writeMode "buffered" or another directory`,
-      { errno: "EINVAL" },
-    );
-  }
-  return asked;
 }
