@@ -7,7 +7,6 @@
  */
 
 import { PerCoreWalConfig, type ResolvedWalOptions } from "./config.ts";
-import { invariantError } from "./assert.ts";
 import { PerCoreWalError } from "./errors.ts";
 import {
   BATCH_MARKER_BYTES,
@@ -27,7 +26,6 @@ import {
   recordSequence,
   RecordType,
   saltState,
-  sealBatchMarker,
   SEGMENT_DATA_OFFSET,
   setNsFromUs,
   setU64,
@@ -36,11 +34,11 @@ import {
   writeBody,
   writeRecordHeader,
 } from "./format.ts";
-import { type LatencyBuckets, LatencyHistogram } from "./histogram.ts";
+import type { LatencyBuckets } from "./histogram.ts";
 import type { BackendKind, IoBackend, OpenFileOptions } from "./io/backend.ts";
-import { type Batch, BatchBuffers, BatchState, openBatch, padBatch } from "./batch.ts";
+import { type Batch, BatchBuffers, openBatch, padBatch } from "./batch.ts";
 import type { CoreLogMetrics, CoreLogOptions } from "./core_log_options.ts";
-import { DurableWaiters } from "./durable_waiters.ts";
+import { BatchPipeline } from "./batch_pipeline.ts";
 import { chooseWriteMode } from "./write_mode.ts";
 import { enableNativeCrc32c } from "./io/checksum.ts";
 import { type Segment, SegmentPreparer } from "./segment_prep.ts";
@@ -95,34 +93,24 @@ export class CoreLog {
   #salt = 0;
   /** The batch that takes appends, until it is sealed. */
   #openBatch: Batch | undefined;
-  readonly #queue: Batch[] = [];
   readonly #segments: SegmentPreparer;
   /** Segments in use whose preparation failed: their batches wait for a retry. */
   readonly #stalled = new Set<Segment>();
-  #inflight = 0;
   #nextSeq = 1;
-  #durableSeq = 0;
-  #durablePos: WalPosition = { segment: 0, offset: SEGMENT_DATA_OFFSET, sequence: 0n };
   #epoch = 0;
   #lastUs = 0;
   #pendingBytes = 0;
   readonly #buffers: BatchBuffers;
-  readonly #waiters = new DurableWaiters();
+  readonly #pipeline: BatchPipeline;
   #flushWanted = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #failed: PerCoreWalError | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
-  #idle: (() => void) | undefined;
   /** The epoch of the last batch begun: a core's epoch never decreases. */
   #batchEpoch = 0;
-  #onDurable: CoreLogOptions["onDurable"];
-  #onFail: CoreLogOptions["onFail"];
   #records = 0;
   #bytes = 0;
-  #batches = 0;
-  #syncs = 0;
-  readonly #latency = new LatencyHistogram();
   /** Copies runs out of shared memory at memcpy speed whatever their alignment. */
   readonly #copier = new SharedCopier();
   #stampUs = -1;
@@ -137,6 +125,7 @@ export class CoreLog {
     ownsIo: boolean,
     mode: WriteModeInUse,
     fallbackReason: string | undefined,
+    options: CoreLogOptions,
   ) {
     this.#config = config;
     this.#o = config.options;
@@ -148,6 +137,23 @@ export class CoreLog {
     this.#buffers = new BatchBuffers(io, this.#o.maxBatchBytes, this.#o.maxInFlightBatches);
     this.fallbackReason = fallbackReason;
     this.#segments = new SegmentPreparer(config, coreId, io, mode, (seg) => this.#prepared(seg));
+    this.#pipeline = new BatchPipeline(
+      coreId,
+      io,
+      mode,
+      this.#o.maxInFlightBatches,
+      this.#buffers,
+      this.#segments,
+      {
+        acknowledged: (recordBytes) => this.#pendingBytes -= recordBytes,
+        pumped: () => this.#flushIfWanted(),
+        failed: (error) => {
+          this.#failed = error;
+          clearTimeout(this.#timer);
+        },
+      },
+      options,
+    );
   }
 
   /**
@@ -187,10 +193,9 @@ export class CoreLog {
         options.backend === undefined,
         mode,
         made.fallbackReason,
+        options,
       );
       log.#epoch = Number(options.minEpoch ?? 0n);
-      log.#onDurable = options.onDurable;
-      log.#onFail = options.onFail;
       await log.#recover();
       return log;
     } catch (e) {
@@ -476,122 +481,21 @@ export class CoreLog {
     if (end > b.buf.length) throw this.#violated("a batch never grows past its buffer");
     if (end > b.used) padBatch(b, end);
     if (b.seg === this.#seg) this.#segTail = b.fileOffset + b.used;
-    b.state = BatchState.Queued;
-    this.#queue.push(b);
-    this.#pump();
+    this.#pipeline.enqueue(b);
   }
 
-  /** Submits queued batches in order, up to `maxInFlightBatches`. */
-  #pump(): void {
-    if (this.#failed !== undefined) return;
-    for (const b of this.#queue) {
-      if (b.state !== BatchState.Queued) continue;
-      if (this.#inflight >= this.#o.maxInFlightBatches) break;
-      const seg = b.seg;
-      // A segment whose preparation failed is not ready either: its batches wait for a retry.
-      if (!seg.ready) break;
-      // The marker claims what is acknowledged now: after a crash, a hole before this batch
-      // that lies at or before that sequence is lost acknowledged data, any other hole is a
-      // crash tail (docs/FORMAT.md, section 8).
-      sealBatchMarker(b.buf, b.view, 0, this.#durableSeq, saltState(seg.salt));
-      const parts = [{ data: b.buf.subarray(0, b.used), offset: b.fileOffset }];
-      if (seg.headerBlock !== undefined) {
-        // The header goes in the same chain as the segment's first records, before them.
-        b.header = seg.headerBlock;
-        seg.headerBlock = undefined;
-        parts.unshift({ data: b.header, offset: 0 });
-      }
-      b.state = BatchState.Submitted;
-      this.#inflight++;
-      this.#batches++;
-      if (this.#mode !== "dsync") this.#syncs++;
-      const t0 = performance.now();
-      this.#io.writeParts(seg.file, parts, this.#mode !== "dsync", "data").then(
-        () => this.#done(b, t0),
-        (e) => this.#settle(e),
-      );
-    }
+  /** After a submission: seals the open batch if a flush waits for a free slot. */
+  #flushIfWanted(): void {
     const open = this.#openBatch;
-    if (this.#flushWanted && open !== undefined && this.#inflight < this.#o.maxInFlightBatches) {
+    if (this.#flushWanted && open !== undefined && this.#pipeline.hasFreeSlot) {
       this.#flushWanted = false;
       this.#seal(open);
     }
   }
 
-  #done(b: Batch, t0: number): void {
-    if (this.#failed !== undefined) {
-      // After a failed write or fdatasync nothing that completes is trusted: Linux reports a
-      // writeback error to one fdatasync only, which may not be the one covering the pages.
-      this.#settle();
-      return;
-    }
-    this.#latency.record((performance.now() - t0) * 1000);
-    b.state = BatchState.Done;
-    const q = this.#queue;
-    while (q.length > 0 && q[0].state === BatchState.Done) {
-      const d = q.shift()!;
-      if (d.lastSeq >= d.firstSeq) {
-        // Each batch continues where the last acknowledged one ended; the durable sequence
-        // only moves forward (waiters resolve by it, readers trust it).
-        if (d.firstSeq !== this.#durableSeq + 1) {
-          this.#violated("batches are acknowledged in order");
-          return this.#settle();
-        }
-        if (d.lastSeq < this.#durableSeq) {
-          this.#violated("the durable sequence never goes back");
-          return this.#settle();
-        }
-        this.#durableSeq = d.lastSeq;
-        this.#durablePos = {
-          segment: d.seg.index,
-          offset: d.fileOffset + d.used,
-          sequence: BigInt(d.lastSeq),
-        };
-      }
-      this.#pendingBytes -= d.recordBytes;
-      this.#releaseBatch(d);
-    }
-    this.#onDurable?.(this.#durableSeq, this.#durablePos);
-    this.#waiters.resolveThrough(this.#durableSeq);
-    this.#settle();
-  }
-
-  /** One submitted batch finished, well or not. */
-  #settle(err?: unknown): void {
-    if (--this.#inflight < 0) {
-      this.#inflight = 0;
-      this.#violated("the in-flight batch count is never negative");
-    }
-    if (err !== undefined) this.#fail(err);
-    else this.#pump();
-    if (this.#inflight === 0 && this.#idle !== undefined) this.#idle();
-  }
-
-  #releaseBatch(b: Batch): void {
-    this.#buffers.release(b);
-    const seg = b.seg;
-    seg.batches--;
-    if (seg.sealed && seg.batches === 0) this.#closeSegment(seg);
-  }
-
   /** Fails the core with an `Internal` error naming `invariant`, and returns that error. */
   #violated(invariant: string): PerCoreWalError {
-    const error = invariantError(invariant, { coreId: this.coreId });
-    this.#fail(error);
-    return error;
-  }
-
-  #fail(err: unknown): void {
-    if (this.#failed !== undefined) return;
-    this.#failed = err instanceof PerCoreWalError
-      ? err
-      : new PerCoreWalError("Io", `Core ${this.coreId} failed: ${err}`, {
-        coreId: this.coreId,
-        cause: err,
-      });
-    clearTimeout(this.#timer);
-    this.#waiters.rejectAll(this.#failed);
-    this.#onFail?.(this.#failed);
+    return this.#pipeline.violated(invariant);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -617,13 +521,13 @@ export class CoreLog {
 
   #waitFor(seq: number): Promise<void> {
     if (this.#failed !== undefined) return Promise.reject(this.#failed);
-    if (seq <= this.#durableSeq) return Promise.resolve();
+    if (seq <= this.#pipeline.durableSequence) return Promise.resolve();
     if (this.#stalled.size !== 0) return Promise.reject(this.#retryStalled());
     if (this.#closed) {
       return Promise.reject(new PerCoreWalError("Closed", `Core ${this.coreId}'s log is closed`));
     }
     return new Promise<void>((resolve, reject) => {
-      this.#waiters.add(seq, resolve, reject);
+      this.#pipeline.waiters.add(seq, resolve, reject);
       const open = this.#openBatch;
       if (open !== undefined && seq >= open.firstSeq) this.#requestFlush();
     });
@@ -644,7 +548,7 @@ export class CoreLog {
   #flushNow(): void {
     const open = this.#openBatch;
     if (open === undefined || this.#failed !== undefined) return;
-    if (this.#inflight < this.#o.maxInFlightBatches) this.#seal(open);
+    if (this.#pipeline.hasFreeSlot) this.#seal(open);
     else this.#flushWanted = true;
   }
 
@@ -661,9 +565,7 @@ export class CoreLog {
     if (this.#openBatch !== undefined) this.#seal(this.#openBatch);
     // The new segment's header says it starts at the next sequence: every record before it
     // must be in a batch of an earlier segment (queued, or already acknowledged).
-    const q = this.#queue;
-    const through = q.length > 0 ? q[q.length - 1].lastSeq : this.#durableSeq;
-    if (through !== this.#nextSeq - 1) {
+    if (this.#pipeline.lastSealedSequence !== this.#nextSeq - 1) {
       throw this.#violated("sequences are contiguous across a rotation");
     }
     const old = this.#seg;
@@ -707,9 +609,9 @@ export class CoreLog {
   #prepared(seg: Segment): void {
     if (seg.error !== undefined && seg.salt !== 0) {
       this.#stalled.add(seg);
-      this.#waiters.rejectFrom(seg.firstSequence, seg.error);
+      this.#pipeline.waiters.rejectFrom(seg.firstSequence, seg.error);
     }
-    this.#pump();
+    this.#pipeline.pump();
   }
 
   /** Starts preparing the stalled segments again; returns the error that stalled the first. */
@@ -726,7 +628,7 @@ export class CoreLog {
   // Segment preparation lives in segment_prep.ts; these are the engine's doors to it.
 
   #prepare(index: number, quiet = false): Segment {
-    return this.#segments.prepare(index, quiet, this.#batches, this.#bytes);
+    return this.#segments.prepare(index, quiet, this.#pipeline.batches, this.#bytes);
   }
 
   #discard(seg: Segment): void {
@@ -754,7 +656,11 @@ export class CoreLog {
     const lastTsNs = found.lastTimestampNs;
     let nextIndex = found.nextIndex;
     this.#nextSeq = lastSeq + 1;
-    this.#durableSeq = this.#nextSeq - 1;
+    this.#pipeline.startAt(lastSeq, {
+      segment: 0,
+      offset: SEGMENT_DATA_OFFSET,
+      sequence: BigInt(lastSeq),
+    });
     this.#lastUs = Number(lastTsNs / 1000n);
     if (last !== undefined) {
       const file = this.#io.openFile(last.path, this.#openOptions(false));
@@ -784,11 +690,11 @@ export class CoreLog {
       }
       // What survived a crash may still be only in the page cache: make it durable first.
       await this.#io.writeParts(file, [], true, "prepare");
-      this.#durablePos = {
+      this.#pipeline.startAt(lastSeq, {
         segment: last.index,
         offset: last.validEnd,
-        sequence: BigInt(this.#durableSeq),
-      };
+        sequence: BigInt(lastSeq),
+      });
       if (resumable) {
         this.#seg = seg;
         this.#salt = saltState(seg.salt);
@@ -893,7 +799,7 @@ export class CoreLog {
 
   /** Sequence of the last durable record (0n when none). */
   get durableSequence(): bigint {
-    return BigInt(this.#durableSeq);
+    return BigInt(this.#pipeline.durableSequence);
   }
 
   /** Where the next record will be appended. */
@@ -908,7 +814,7 @@ export class CoreLog {
 
   /** The end of the durable records. */
   get syncedPosition(): WalPosition {
-    return { ...this.#durablePos };
+    return { ...this.#pipeline.durablePosition };
   }
 
   /** The error that stopped this core, if one did. */
@@ -918,7 +824,7 @@ export class CoreLog {
 
   /** The batch latencies as cumulative buckets and a sum (for Prometheus-style histograms). */
   syncLatencyBuckets(): LatencyBuckets {
-    return this.#latency.buckets();
+    return this.#pipeline.latency.buckets();
   }
 
   /** Counters and latencies (`withLatency` false skips computing the percentiles). */
@@ -929,12 +835,12 @@ export class CoreLog {
       writeMode: this.#mode,
       recordsAppended: this.#records,
       bytesAppended: this.#bytes,
-      batches: this.#batches,
-      fdatasyncs: this.#syncs,
+      batches: this.#pipeline.batches,
+      fdatasyncs: this.#pipeline.syncs,
       syncLatency: withLatency
-        ? this.#latency.summary()
+        ? this.#pipeline.latency.summary()
         : { count: 0, p50Us: 0, p99Us: 0, maxUs: 0 },
-      inFlightBatches: this.#inflight,
+      inFlightBatches: this.#pipeline.inFlight,
       pendingBytes: this.#pendingBytes,
     };
   }
@@ -963,17 +869,17 @@ export class CoreLog {
   async #release(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#timer);
-    if (this.#inflight > 0) await new Promise<void>((r) => this.#idle = r);
+    if (this.#pipeline.inFlight > 0) await this.#pipeline.drained();
     for (const seg of this.#openSegments) await seg.prepared;
     for (const seg of [...this.#openSegments]) this.#closeSegment(seg);
-    for (const b of this.#queue.splice(0)) this.#buffers.free(b);
+    this.#pipeline.freeQueued();
     if (this.#openBatch !== undefined) this.#buffers.free(this.#openBatch);
     this.#openBatch = undefined;
     this.#buffers.drain();
     this.#segments.release();
     const err = this.#failed ??
       new PerCoreWalError("Closed", `Core ${this.coreId}'s log is closed`);
-    this.#waiters.rejectAll(err);
+    this.#pipeline.waiters.rejectAll(err);
     if (this.#ownsIo) await this.#io.close();
   }
 
