@@ -11,7 +11,6 @@ import { PerCoreWalError } from "./errors.ts";
 import {
   BATCH_MARKER_BYTES,
   bodyLength,
-  encodeSegmentHeader,
   FORMAT_VERSION,
   getU64,
   normalizeOperation,
@@ -35,7 +34,7 @@ import {
   writeRecordHeader,
 } from "./format.ts";
 import type { LatencyBuckets } from "./histogram.ts";
-import type { BackendKind, IoBackend, OpenFileOptions } from "./io/backend.ts";
+import type { BackendKind, IoBackend } from "./io/backend.ts";
 import { type Batch, BatchBuffers, openBatch, padBatch } from "./batch.ts";
 import type { CoreLogMetrics, CoreLogOptions } from "./core_log_options.ts";
 import { BatchPipeline } from "./batch_pipeline.ts";
@@ -559,7 +558,7 @@ export class CoreLog {
     const next = this.#next ?? this.#prepare(this.#seg.index + 1);
     this.#next = undefined;
     if (next.error !== undefined) {
-      this.#discard(next);
+      this.#segments.discard(next);
       throw next.error;
     }
     if (this.#openBatch !== undefined) this.#seal(this.#openBatch);
@@ -570,31 +569,16 @@ export class CoreLog {
     }
     const old = this.#seg;
     old.sealed = true;
-    if (old.batches === 0) this.#closeSegment(old);
+    if (old.batches === 0) this.#segments.closeSegment(old);
     this.#activate(next);
     this.#next = this.#prepare(next.index + 1, true);
   }
 
   /** Makes a prepared segment the current one; its header is written with its first batch. */
   #activate(seg: Segment): void {
-    const salt = crypto.getRandomValues(new Uint32Array(1))[0] || 1;
-    seg.firstSequence = this.#nextSeq;
-    seg.salt = salt;
-    const block = this.#io.allocBuffer(SEGMENT_DATA_OFFSET);
-    block.fill(0);
-    block.set(
-      encodeSegmentHeader({
-        coreId: this.coreId,
-        segmentIndex: seg.index,
-        firstSequence: BigInt(this.#nextSeq),
-        epoch: BigInt(this.#epoch),
-        createdAtNs: BigInt(this.#now()) * 1000n,
-        salt,
-      }),
-    );
-    seg.headerBlock = block;
+    this.#segments.activate(seg, this.#nextSeq, this.#epoch, this.#now());
     this.#seg = seg;
-    this.#salt = saltState(salt);
+    this.#salt = saltState(seg.salt);
     this.#segTail = SEGMENT_DATA_OFFSET;
   }
 
@@ -625,26 +609,10 @@ export class CoreLog {
     return first ?? new PerCoreWalError("Io", `Core ${this.coreId}'s segment preparation failed`);
   }
 
-  // Segment preparation lives in segment_prep.ts; these are the engine's doors to it.
+  // Segment preparation lives in segment_prep.ts; the engine asks it with its batch counters.
 
   #prepare(index: number, quiet = false): Segment {
     return this.#segments.prepare(index, quiet, this.#pipeline.batches, this.#bytes);
-  }
-
-  #discard(seg: Segment): void {
-    this.#segments.discard(seg);
-  }
-
-  #closeSegment(seg: Segment): void {
-    this.#segments.closeSegment(seg);
-  }
-
-  #openOptions(createNew: boolean): OpenFileOptions {
-    return this.#segments.openOptions(createNew);
-  }
-
-  get #openSegments(): Set<Segment> {
-    return this.#segments.openSegments;
   }
 
   /** Reads the existing segments of this core and continues after the last valid record. */
@@ -663,22 +631,8 @@ export class CoreLog {
     });
     this.#lastUs = Number(lastTsNs / 1000n);
     if (last !== undefined) {
-      const file = this.#io.openFile(last.path, this.#openOptions(false));
-      const seg: Segment = {
-        index: last.index,
-        path: last.path,
-        file,
-        firstSequence: last.firstSequence,
-        salt: last.salt,
-        headerBlock: undefined,
-        batches: 0,
-        sealed: false,
-        ready: true,
-        error: undefined,
-        prepared: Promise.resolve(),
-        fill: "zeros",
-      };
-      this.#openSegments.add(seg);
+      const seg = this.#segments.adopt(last.index, last.path, last.firstSequence, last.salt);
+      const file = seg.file;
       // A version 1 segment is never continued: its readers would refuse batch markers.
       const resumable = last.clean && last.version === FORMAT_VERSION &&
         last.size === this.#o.segmentSizeBytes &&
@@ -700,7 +654,7 @@ export class CoreLog {
         this.#salt = saltState(seg.salt);
         this.#segTail = last.validEnd;
       } else {
-        this.#closeSegment(seg);
+        this.#segments.closeSegment(seg);
         nextIndex = last.index + 1;
       }
     }
@@ -708,7 +662,7 @@ export class CoreLog {
       const seg = this.#prepare(nextIndex);
       await seg.prepared;
       if (seg.error !== undefined) {
-        this.#discard(seg);
+        this.#segments.discard(seg);
         throw seg.error;
       }
       this.#activate(seg);
@@ -870,8 +824,8 @@ export class CoreLog {
     this.#closed = true;
     clearTimeout(this.#timer);
     if (this.#pipeline.inFlight > 0) await this.#pipeline.drained();
-    for (const seg of this.#openSegments) await seg.prepared;
-    for (const seg of [...this.#openSegments]) this.#closeSegment(seg);
+    for (const seg of this.#segments.openSegments) await seg.prepared;
+    for (const seg of [...this.#segments.openSegments]) this.#segments.closeSegment(seg);
     this.#pipeline.freeQueued();
     if (this.#openBatch !== undefined) this.#buffers.free(this.#openBatch);
     this.#openBatch = undefined;
