@@ -35,7 +35,8 @@ export {
   type SegmentFill,
   type WriteMode,
 } from "./src/config.ts";
-export { CoreLog, type CoreLogMetrics, type CoreLogOptions } from "./src/core_log.ts";
+export { CoreLog } from "./src/core_log.ts";
+export type { CoreLogMetrics, CoreLogOptions } from "./src/core_log_options.ts";
 export { PerCoreWalError, PerCoreWalErrorCode, type PerCoreWalErrorDetails } from "./src/errors.ts";
 export { type CoreMetrics, type ManagerOpenOptions, PerCoreWalManager } from "./src/manager.ts";
 export { compareEntries, type MergeOptions, mergeSegments } from "./src/merge_stream.ts";

@@ -15,7 +15,8 @@ import {
   writeRecordHeader,
 } from "../src/format.ts";
 import { BATCH, keys, PlainLog, value } from "./_plain.ts";
-import { Ring, UringBackend } from "../src/io/uring.ts";
+import { Ring } from "../src/io/ring.ts";
+import { UringBackend } from "../src/io/uring.ts";
 import { Op } from "../ffi/layout.ts";
 
 const KEY = 16;

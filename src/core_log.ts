@@ -7,12 +7,10 @@
  */
 
 import { PerCoreWalConfig, type ResolvedWalOptions } from "./config.ts";
-import { invariantError } from "./assert.ts";
 import { PerCoreWalError } from "./errors.ts";
 import {
   BATCH_MARKER_BYTES,
   bodyLength,
-  encodeSegmentHeader,
   FORMAT_VERSION,
   getU64,
   normalizeOperation,
@@ -20,7 +18,6 @@ import {
   R_CRC,
   R_EPOCH,
   R_LENGTH,
-  R_PAD,
   R_TIMESTAMP,
   R_TYPE,
   RECORD_HEADER_BYTES,
@@ -28,18 +25,20 @@ import {
   recordSequence,
   RecordType,
   saltState,
-  sealBatchMarker,
   SEGMENT_DATA_OFFSET,
   setNsFromUs,
   setU64,
   toBytes,
   toKey,
-  writeBatchMarker,
   writeBody,
   writeRecordHeader,
 } from "./format.ts";
-import { type LatencyBuckets, LatencyHistogram, type LatencySummary } from "./histogram.ts";
-import type { BackendKind, IoBackend, OpenFileOptions } from "./io/backend.ts";
+import type { LatencyBuckets } from "./histogram.ts";
+import type { BackendKind, IoBackend } from "./io/backend.ts";
+import { type Batch, BatchBuffers, openBatch, padBatch } from "./batch.ts";
+import type { CoreLogMetrics, CoreLogOptions } from "./core_log_options.ts";
+import { BatchPipeline } from "./batch_pipeline.ts";
+import { chooseWriteMode } from "./write_mode.ts";
 import { enableNativeCrc32c } from "./io/checksum.ts";
 import { type Segment, SegmentPreparer } from "./segment_prep.ts";
 import { SharedCopier } from "./shared_copy.ts";
@@ -60,105 +59,6 @@ import type {
   WalPosition,
   WriteModeInUse,
 } from "./types.ts";
-
-/**
- * Counters of one core's engine.
- *
- * @example
- * ```ts
- * import { CoreLog, type CoreLogMetrics, PerCoreWalConfig } from "@percore/wal";
- *
- * await using log = await CoreLog.open(new PerCoreWalConfig("./data/engine", 1), 0);
- * const m: CoreLogMetrics = log.metrics();
- * console.log(m.recordsAppended, m.fdatasyncs, m.syncLatency.p99Us);
- * ```
- */
-export interface CoreLogMetrics {
-  /** The core. */
-  coreId: number;
-  /** The backend writing its segments. */
-  backend: BackendKind;
-  /** The write mode in use. */
-  writeMode: WriteModeInUse;
-  /** Records appended since open. */
-  recordsAppended: number;
-  /** Record bytes appended since open (padding excluded). */
-  bytesAppended: number;
-  /** Batches submitted. */
-  batches: number;
-  /** fdatasyncs submitted (0 with O_DSYNC). */
-  fdatasyncs: number;
-  /** Time from a batch's submission to its durability. */
-  syncLatency: LatencySummary;
-  /** Batches submitted and not yet durable. */
-  inFlightBatches: number;
-  /** Appended bytes not yet durable. */
-  pendingBytes: number;
-}
-
-/**
- * Options of {@linkcode CoreLog.open} beyond the configuration.
- *
- * @example
- * ```ts
- * import { CoreLog, type CoreLogOptions, PerCoreWalConfig } from "@percore/wal";
- *
- * const options: CoreLogOptions = {
- *   onDurable: (sequence) => console.log(`durable through ${sequence}`),
- *   onFail: (error) => console.error(error.code, error.message),
- * };
- * await using log = await CoreLog.open(new PerCoreWalConfig("./data/engine", 1), 0, options);
- * ```
- */
-export interface CoreLogOptions {
-  /** Write through this backend instead of creating one (the caller closes it). */
-  backend?: IoBackend;
-  /** Start at least at this epoch. */
-  minEpoch?: bigint;
-  /** Called after each acknowledgement with the last durable sequence and position. */
-  onDurable?: (sequence: number, position: WalPosition) => void;
-  /** Called once if the core fails (a write or fdatasync error). */
-  onFail?: (error: PerCoreWalError) => void;
-  /**
-   * For the io_uring backend this creates: ends its bounded poll for a sync's completion when
-   * this returns true (producer work is waiting).
-   */
-  completionSpinStop?: () => boolean;
-  /**
-   * For the io_uring backend this creates: the caller promises to call `pollCompletions()`
-   * while it is busy and `setOwnerIdle(true)` before it waits for anything (the core Worker
-   * does); completions then wake a thread only while it is idle. Default false.
-   */
-  lazyCompletionWait?: boolean;
-}
-
-const enum State {
-  Open,
-  Queued,
-  Submitted,
-  Done,
-}
-
-interface Batch {
-  buf: Uint8Array;
-  view: DataView;
-  used: number;
-  fileOffset: number;
-  seg: Segment;
-  firstSeq: number;
-  lastSeq: number;
-  lastPos: number;
-  recordBytes: number;
-  state: State;
-  pooled: boolean;
-  header: Uint8Array | undefined;
-}
-
-interface Waiter {
-  seq: number;
-  resolve: () => void;
-  reject: (e: unknown) => void;
-}
 
 /**
  * One core's log. Create it with {@linkcode CoreLog.open}; the Worker runtime puts the public
@@ -186,41 +86,30 @@ export class CoreLog {
   readonly #ownsIo: boolean;
   readonly #mode: WriteModeInUse;
   readonly #align: number;
-  readonly #batchSize: number;
   #seg!: Segment;
   #next: Segment | undefined;
   #segTail = SEGMENT_DATA_OFFSET;
   #salt = 0;
   /** The batch that takes appends, until it is sealed. */
   #openBatch: Batch | undefined;
-  readonly #queue: Batch[] = [];
   readonly #segments: SegmentPreparer;
   /** Segments in use whose preparation failed: their batches wait for a retry. */
   readonly #stalled = new Set<Segment>();
-  #inflight = 0;
   #nextSeq = 1;
-  #durableSeq = 0;
-  #durablePos: WalPosition = { segment: 0, offset: SEGMENT_DATA_OFFSET, sequence: 0n };
   #epoch = 0;
   #lastUs = 0;
   #pendingBytes = 0;
-  readonly #pool: Uint8Array[] = [];
-  readonly #waiters: Waiter[] = [];
+  readonly #buffers: BatchBuffers;
+  readonly #pipeline: BatchPipeline;
   #flushWanted = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #failed: PerCoreWalError | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
-  #idle: (() => void) | undefined;
   /** The epoch of the last batch begun: a core's epoch never decreases. */
   #batchEpoch = 0;
-  #onDurable: CoreLogOptions["onDurable"];
-  #onFail: CoreLogOptions["onFail"];
   #records = 0;
   #bytes = 0;
-  #batches = 0;
-  #syncs = 0;
-  readonly #latency = new LatencyHistogram();
   /** Copies runs out of shared memory at memcpy speed whatever their alignment. */
   readonly #copier = new SharedCopier();
   #stampUs = -1;
@@ -235,6 +124,7 @@ export class CoreLog {
     ownsIo: boolean,
     mode: WriteModeInUse,
     fallbackReason: string | undefined,
+    options: CoreLogOptions,
   ) {
     this.#config = config;
     this.#o = config.options;
@@ -243,9 +133,26 @@ export class CoreLog {
     this.#ownsIo = ownsIo;
     this.#mode = mode;
     this.#align = mode === "buffered" ? 1 : 4096;
-    this.#batchSize = Math.ceil(this.#o.maxBatchBytes / 4096) * 4096;
+    this.#buffers = new BatchBuffers(io, this.#o.maxBatchBytes, this.#o.maxInFlightBatches);
     this.fallbackReason = fallbackReason;
     this.#segments = new SegmentPreparer(config, coreId, io, mode, (seg) => this.#prepared(seg));
+    this.#pipeline = new BatchPipeline(
+      coreId,
+      io,
+      mode,
+      this.#o.maxInFlightBatches,
+      this.#buffers,
+      this.#segments,
+      {
+        acknowledged: (recordBytes) => this.#pendingBytes -= recordBytes,
+        pumped: () => this.#flushIfWanted(),
+        failed: (error) => {
+          this.#failed = error;
+          clearTimeout(this.#timer);
+        },
+      },
+      options,
+    );
   }
 
   /**
@@ -277,7 +184,7 @@ export class CoreLog {
     const io = made.backend;
     let log: CoreLog | undefined;
     try {
-      const mode = _writeMode(config, io);
+      const mode = chooseWriteMode(config, io);
       log = new CoreLog(
         config,
         coreId,
@@ -285,10 +192,9 @@ export class CoreLog {
         options.backend === undefined,
         mode,
         made.fallbackReason,
+        options,
       );
       log.#epoch = Number(options.minEpoch ?? 0n);
-      log.#onDurable = options.onDurable;
-      log.#onFail = options.onFail;
       await log.#recover();
       return log;
     } catch (e) {
@@ -550,33 +456,20 @@ export class CoreLog {
   // Batches
 
   #newBatch(len: number): Batch {
-    const size = len + BATCH_MARKER_BYTES;
-    const pooled = size <= this.#batchSize;
-    const buf = pooled
-      ? (this.#pool.pop() ?? this.#io.allocBuffer(this.#batchSize))
-      : this.#io.allocBuffer(
-        Math.ceil(size / 4096) * 4096,
-      );
     this.#seg.batches++;
     if (this.#epoch < this.#batchEpoch) throw this.#violated("a core's epoch never decreases");
     this.#batchEpoch = this.#epoch;
-    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     // Every batch starts with a marker; what it claims is set at submission (#pump).
-    writeBatchMarker(view, 0, this.coreId, this.#epoch, this.#nextSeq, this.#now());
-    return {
-      buf,
-      view,
-      used: BATCH_MARKER_BYTES,
-      fileOffset: this.#segTail,
-      seg: this.#seg,
-      firstSeq: this.#nextSeq,
-      lastSeq: this.#nextSeq - 1,
-      lastPos: 0,
-      recordBytes: 0,
-      state: State.Open,
-      pooled,
-      header: undefined,
-    };
+    return openBatch(
+      this.#buffers,
+      len,
+      this.#seg,
+      this.#segTail,
+      this.coreId,
+      this.#epoch,
+      this.#nextSeq,
+      this.#now(),
+    );
   }
 
   /** Closes the open batch to appends and queues it for submission. */
@@ -585,139 +478,23 @@ export class CoreLog {
     const end = Math.ceil(b.used / this.#align) * this.#align;
     // The padding too: a write of less than the batch would leave a hole before the next one.
     if (end > b.buf.length) throw this.#violated("a batch never grows past its buffer");
-    if (end > b.used) {
-      // O_DIRECT writes whole blocks: the last record carries the padding (zeros, in its CRC).
-      const p = b.lastPos;
-      const length = end - p;
-      b.buf.fill(0, b.used, end);
-      b.view.setUint32(p + R_LENGTH, length, true);
-      b.view.setUint16(p + R_PAD, end - b.used, true);
-      b.view.setUint32(p + R_CRC, recordCrc(b.buf, p, length, saltState(b.seg.salt)), true);
-      b.used = end;
-    }
+    if (end > b.used) padBatch(b, end);
     if (b.seg === this.#seg) this.#segTail = b.fileOffset + b.used;
-    b.state = State.Queued;
-    this.#queue.push(b);
-    this.#pump();
+    this.#pipeline.enqueue(b);
   }
 
-  /** Submits queued batches in order, up to `maxInFlightBatches`. */
-  #pump(): void {
-    if (this.#failed !== undefined) return;
-    for (const b of this.#queue) {
-      if (b.state !== State.Queued) continue;
-      if (this.#inflight >= this.#o.maxInFlightBatches) break;
-      const seg = b.seg;
-      // A segment whose preparation failed is not ready either: its batches wait for a retry.
-      if (!seg.ready) break;
-      // The marker claims what is acknowledged now: after a crash, a hole before this batch
-      // that lies at or before that sequence is lost acknowledged data, any other hole is a
-      // crash tail (docs/FORMAT.md, section 8).
-      sealBatchMarker(b.buf, b.view, 0, this.#durableSeq, saltState(seg.salt));
-      const parts = [{ data: b.buf.subarray(0, b.used), offset: b.fileOffset }];
-      if (seg.headerBlock !== undefined) {
-        // The header goes in the same chain as the segment's first records, before them.
-        b.header = seg.headerBlock;
-        seg.headerBlock = undefined;
-        parts.unshift({ data: b.header, offset: 0 });
-      }
-      b.state = State.Submitted;
-      this.#inflight++;
-      this.#batches++;
-      if (this.#mode !== "dsync") this.#syncs++;
-      const t0 = performance.now();
-      this.#io.writeParts(seg.file, parts, this.#mode !== "dsync", "data").then(
-        () => this.#done(b, t0),
-        (e) => this.#settle(e),
-      );
-    }
+  /** After a submission: seals the open batch if a flush waits for a free slot. */
+  #flushIfWanted(): void {
     const open = this.#openBatch;
-    if (this.#flushWanted && open !== undefined && this.#inflight < this.#o.maxInFlightBatches) {
+    if (this.#flushWanted && open !== undefined && this.#pipeline.hasFreeSlot) {
       this.#flushWanted = false;
       this.#seal(open);
     }
   }
 
-  #done(b: Batch, t0: number): void {
-    if (this.#failed !== undefined) {
-      // After a failed write or fdatasync nothing that completes is trusted: Linux reports a
-      // writeback error to one fdatasync only, which may not be the one covering the pages.
-      this.#settle();
-      return;
-    }
-    this.#latency.record((performance.now() - t0) * 1000);
-    b.state = State.Done;
-    const q = this.#queue;
-    while (q.length > 0 && q[0].state === State.Done) {
-      const d = q.shift()!;
-      if (d.lastSeq >= d.firstSeq) {
-        // Each batch continues where the last acknowledged one ended; the durable sequence
-        // only moves forward (waiters resolve by it, readers trust it).
-        if (d.firstSeq !== this.#durableSeq + 1) {
-          this.#violated("batches are acknowledged in order");
-          return this.#settle();
-        }
-        if (d.lastSeq < this.#durableSeq) {
-          this.#violated("the durable sequence never goes back");
-          return this.#settle();
-        }
-        this.#durableSeq = d.lastSeq;
-        this.#durablePos = {
-          segment: d.seg.index,
-          offset: d.fileOffset + d.used,
-          sequence: BigInt(d.lastSeq),
-        };
-      }
-      this.#pendingBytes -= d.recordBytes;
-      this.#releaseBatch(d);
-    }
-    this.#onDurable?.(this.#durableSeq, this.#durablePos);
-    const w = this.#waiters;
-    let n = 0;
-    while (n < w.length && w[n].seq <= this.#durableSeq) n++;
-    for (const x of w.splice(0, n)) x.resolve();
-    this.#settle();
-  }
-
-  /** One submitted batch finished, well or not. */
-  #settle(err?: unknown): void {
-    if (--this.#inflight < 0) {
-      this.#inflight = 0;
-      this.#violated("the in-flight batch count is never negative");
-    }
-    if (err !== undefined) this.#fail(err);
-    else this.#pump();
-    if (this.#inflight === 0 && this.#idle !== undefined) this.#idle();
-  }
-
-  #releaseBatch(b: Batch): void {
-    if (b.header !== undefined) this.#io.freeBuffer(b.header);
-    b.header = undefined;
-    if (b.pooled && this.#pool.length < this.#o.maxInFlightBatches + 2) this.#pool.push(b.buf);
-    else this.#io.freeBuffer(b.buf);
-    const seg = b.seg;
-    seg.batches--;
-    if (seg.sealed && seg.batches === 0) this.#closeSegment(seg);
-  }
-
   /** Fails the core with an `Internal` error naming `invariant`, and returns that error. */
   #violated(invariant: string): PerCoreWalError {
-    const error = invariantError(invariant, { coreId: this.coreId });
-    this.#fail(error);
-    return error;
-  }
-
-  #fail(err: unknown): void {
-    if (this.#failed !== undefined) return;
-    this.#failed = err instanceof PerCoreWalError
-      ? err
-      : new PerCoreWalError("Io", `Core ${this.coreId} failed: ${err}`, {
-        coreId: this.coreId,
-        cause: err,
-      });
-    clearTimeout(this.#timer);
-    for (const w of this.#waiters.splice(0)) w.reject(this.#failed);
-    this.#onFail?.(this.#failed);
+    return this.#pipeline.violated(invariant);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -743,16 +520,13 @@ export class CoreLog {
 
   #waitFor(seq: number): Promise<void> {
     if (this.#failed !== undefined) return Promise.reject(this.#failed);
-    if (seq <= this.#durableSeq) return Promise.resolve();
+    if (seq <= this.#pipeline.durableSequence) return Promise.resolve();
     if (this.#stalled.size !== 0) return Promise.reject(this.#retryStalled());
     if (this.#closed) {
       return Promise.reject(new PerCoreWalError("Closed", `Core ${this.coreId}'s log is closed`));
     }
     return new Promise<void>((resolve, reject) => {
-      const w = this.#waiters;
-      let i = w.length;
-      while (i > 0 && w[i - 1].seq > seq) i--;
-      w.splice(i, 0, { seq, resolve, reject });
+      this.#pipeline.waiters.add(seq, resolve, reject);
       const open = this.#openBatch;
       if (open !== undefined && seq >= open.firstSeq) this.#requestFlush();
     });
@@ -773,7 +547,7 @@ export class CoreLog {
   #flushNow(): void {
     const open = this.#openBatch;
     if (open === undefined || this.#failed !== undefined) return;
-    if (this.#inflight < this.#o.maxInFlightBatches) this.#seal(open);
+    if (this.#pipeline.hasFreeSlot) this.#seal(open);
     else this.#flushWanted = true;
   }
 
@@ -784,44 +558,27 @@ export class CoreLog {
     const next = this.#next ?? this.#prepare(this.#seg.index + 1);
     this.#next = undefined;
     if (next.error !== undefined) {
-      this.#discard(next);
+      this.#segments.discard(next);
       throw next.error;
     }
     if (this.#openBatch !== undefined) this.#seal(this.#openBatch);
     // The new segment's header says it starts at the next sequence: every record before it
     // must be in a batch of an earlier segment (queued, or already acknowledged).
-    const q = this.#queue;
-    const through = q.length > 0 ? q[q.length - 1].lastSeq : this.#durableSeq;
-    if (through !== this.#nextSeq - 1) {
+    if (this.#pipeline.lastSealedSequence !== this.#nextSeq - 1) {
       throw this.#violated("sequences are contiguous across a rotation");
     }
     const old = this.#seg;
     old.sealed = true;
-    if (old.batches === 0) this.#closeSegment(old);
+    if (old.batches === 0) this.#segments.closeSegment(old);
     this.#activate(next);
     this.#next = this.#prepare(next.index + 1, true);
   }
 
   /** Makes a prepared segment the current one; its header is written with its first batch. */
   #activate(seg: Segment): void {
-    const salt = crypto.getRandomValues(new Uint32Array(1))[0] || 1;
-    seg.firstSequence = this.#nextSeq;
-    seg.salt = salt;
-    const block = this.#io.allocBuffer(SEGMENT_DATA_OFFSET);
-    block.fill(0);
-    block.set(
-      encodeSegmentHeader({
-        coreId: this.coreId,
-        segmentIndex: seg.index,
-        firstSequence: BigInt(this.#nextSeq),
-        epoch: BigInt(this.#epoch),
-        createdAtNs: BigInt(this.#now()) * 1000n,
-        salt,
-      }),
-    );
-    seg.headerBlock = block;
+    this.#segments.activate(seg, this.#nextSeq, this.#epoch, this.#now());
     this.#seg = seg;
-    this.#salt = saltState(salt);
+    this.#salt = saltState(seg.salt);
     this.#segTail = SEGMENT_DATA_OFFSET;
   }
 
@@ -836,12 +593,9 @@ export class CoreLog {
   #prepared(seg: Segment): void {
     if (seg.error !== undefined && seg.salt !== 0) {
       this.#stalled.add(seg);
-      const w = this.#waiters;
-      let i = w.length;
-      while (i > 0 && w[i - 1].seq >= seg.firstSequence) i--;
-      for (const x of w.splice(i)) x.reject(seg.error);
+      this.#pipeline.waiters.rejectFrom(seg.firstSequence, seg.error);
     }
-    this.#pump();
+    this.#pipeline.pump();
   }
 
   /** Starts preparing the stalled segments again; returns the error that stalled the first. */
@@ -855,26 +609,10 @@ export class CoreLog {
     return first ?? new PerCoreWalError("Io", `Core ${this.coreId}'s segment preparation failed`);
   }
 
-  // Segment preparation lives in segment_prep.ts; these are the engine's doors to it.
+  // Segment preparation lives in segment_prep.ts; the engine asks it with its batch counters.
 
   #prepare(index: number, quiet = false): Segment {
-    return this.#segments.prepare(index, quiet, this.#batches, this.#bytes);
-  }
-
-  #discard(seg: Segment): void {
-    this.#segments.discard(seg);
-  }
-
-  #closeSegment(seg: Segment): void {
-    this.#segments.closeSegment(seg);
-  }
-
-  #openOptions(createNew: boolean): OpenFileOptions {
-    return this.#segments.openOptions(createNew);
-  }
-
-  get #openSegments(): Set<Segment> {
-    return this.#segments.openSegments;
+    return this.#segments.prepare(index, quiet, this.#pipeline.batches, this.#bytes);
   }
 
   /** Reads the existing segments of this core and continues after the last valid record. */
@@ -886,25 +624,15 @@ export class CoreLog {
     const lastTsNs = found.lastTimestampNs;
     let nextIndex = found.nextIndex;
     this.#nextSeq = lastSeq + 1;
-    this.#durableSeq = this.#nextSeq - 1;
+    this.#pipeline.startAt(lastSeq, {
+      segment: 0,
+      offset: SEGMENT_DATA_OFFSET,
+      sequence: BigInt(lastSeq),
+    });
     this.#lastUs = Number(lastTsNs / 1000n);
     if (last !== undefined) {
-      const file = this.#io.openFile(last.path, this.#openOptions(false));
-      const seg: Segment = {
-        index: last.index,
-        path: last.path,
-        file,
-        firstSequence: last.firstSequence,
-        salt: last.salt,
-        headerBlock: undefined,
-        batches: 0,
-        sealed: false,
-        ready: true,
-        error: undefined,
-        prepared: Promise.resolve(),
-        fill: "zeros",
-      };
-      this.#openSegments.add(seg);
+      const seg = this.#segments.adopt(last.index, last.path, last.firstSequence, last.salt);
+      const file = seg.file;
       // A version 1 segment is never continued: its readers would refuse batch markers.
       const resumable = last.clean && last.version === FORMAT_VERSION &&
         last.size === this.#o.segmentSizeBytes &&
@@ -916,17 +644,17 @@ export class CoreLog {
       }
       // What survived a crash may still be only in the page cache: make it durable first.
       await this.#io.writeParts(file, [], true, "prepare");
-      this.#durablePos = {
+      this.#pipeline.startAt(lastSeq, {
         segment: last.index,
         offset: last.validEnd,
-        sequence: BigInt(this.#durableSeq),
-      };
+        sequence: BigInt(lastSeq),
+      });
       if (resumable) {
         this.#seg = seg;
         this.#salt = saltState(seg.salt);
         this.#segTail = last.validEnd;
       } else {
-        this.#closeSegment(seg);
+        this.#segments.closeSegment(seg);
         nextIndex = last.index + 1;
       }
     }
@@ -934,7 +662,7 @@ export class CoreLog {
       const seg = this.#prepare(nextIndex);
       await seg.prepared;
       if (seg.error !== undefined) {
-        this.#discard(seg);
+        this.#segments.discard(seg);
         throw seg.error;
       }
       this.#activate(seg);
@@ -1025,7 +753,7 @@ export class CoreLog {
 
   /** Sequence of the last durable record (0n when none). */
   get durableSequence(): bigint {
-    return BigInt(this.#durableSeq);
+    return BigInt(this.#pipeline.durableSequence);
   }
 
   /** Where the next record will be appended. */
@@ -1040,7 +768,7 @@ export class CoreLog {
 
   /** The end of the durable records. */
   get syncedPosition(): WalPosition {
-    return { ...this.#durablePos };
+    return { ...this.#pipeline.durablePosition };
   }
 
   /** The error that stopped this core, if one did. */
@@ -1050,7 +778,7 @@ export class CoreLog {
 
   /** The batch latencies as cumulative buckets and a sum (for Prometheus-style histograms). */
   syncLatencyBuckets(): LatencyBuckets {
-    return this.#latency.buckets();
+    return this.#pipeline.latency.buckets();
   }
 
   /** Counters and latencies (`withLatency` false skips computing the percentiles). */
@@ -1061,12 +789,12 @@ export class CoreLog {
       writeMode: this.#mode,
       recordsAppended: this.#records,
       bytesAppended: this.#bytes,
-      batches: this.#batches,
-      fdatasyncs: this.#syncs,
+      batches: this.#pipeline.batches,
+      fdatasyncs: this.#pipeline.syncs,
       syncLatency: withLatency
-        ? this.#latency.summary()
+        ? this.#pipeline.latency.summary()
         : { count: 0, p50Us: 0, p99Us: 0, maxUs: 0 },
-      inFlightBatches: this.#inflight,
+      inFlightBatches: this.#pipeline.inFlight,
       pendingBytes: this.#pendingBytes,
     };
   }
@@ -1095,20 +823,17 @@ export class CoreLog {
   async #release(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#timer);
-    if (this.#inflight > 0) await new Promise<void>((r) => this.#idle = r);
-    for (const seg of this.#openSegments) await seg.prepared;
-    for (const seg of [...this.#openSegments]) this.#closeSegment(seg);
-    for (const b of this.#queue.splice(0)) {
-      if (b.header !== undefined) this.#io.freeBuffer(b.header);
-      this.#io.freeBuffer(b.buf);
-    }
-    if (this.#openBatch !== undefined) this.#io.freeBuffer(this.#openBatch.buf);
+    if (this.#pipeline.inFlight > 0) await this.#pipeline.drained();
+    for (const seg of this.#segments.openSegments) await seg.prepared;
+    for (const seg of [...this.#segments.openSegments]) this.#segments.closeSegment(seg);
+    this.#pipeline.freeQueued();
+    if (this.#openBatch !== undefined) this.#buffers.free(this.#openBatch);
     this.#openBatch = undefined;
-    for (const buf of this.#pool.splice(0)) this.#io.freeBuffer(buf);
+    this.#buffers.drain();
     this.#segments.release();
     const err = this.#failed ??
       new PerCoreWalError("Closed", `Core ${this.coreId}'s log is closed`);
-    for (const w of this.#waiters.splice(0)) w.reject(err);
+    this.#pipeline.waiters.rejectAll(err);
     if (this.#ownsIo) await this.#io.close();
   }
 
@@ -1116,29 +841,4 @@ export class CoreLog {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
-}
-
-function _writeMode(config: PerCoreWalConfig, io: IoBackend): WriteModeInUse {
-  const asked = config.options.writeMode;
-  if (io.kind === "sync") {
-    if (asked === "direct" || asked === "dsync") {
-      throw new PerCoreWalError(
-        "Unsupported",
-        `writeMode "${asked}" needs the io_uring backend; the sync backend writes buffered`,
-      );
-    }
-    return "buffered";
-  }
-  if (asked === "buffered") return "buffered";
-  const direct = io.supportsDirect(config.baseDir);
-  if (asked === "auto") return direct ? "direct" : "buffered";
-  if (!direct) {
-    throw new PerCoreWalError(
-      "Unsupported",
-      `writeMode "${asked}" needs O_DIRECT, which the file system of "${config.baseDir}" refuses ` +
-        `(tmpfs does): use writeMode "buffered" or another directory`,
-      { errno: "EINVAL" },
-    );
-  }
-  return asked;
 }

@@ -6,7 +6,7 @@
  */
 
 import { PerCoreWalConfig } from "./config.ts";
-import type { CoreLogMetrics } from "./core_log.ts";
+import type { CoreLogMetrics } from "./core_log_options.ts";
 import type { InitMessage } from "./core_worker.ts";
 import { type ErrorData, errorFromData } from "./error_data.ts";
 import { PerCoreWalError } from "./errors.ts";

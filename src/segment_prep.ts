@@ -8,6 +8,7 @@
 
 import type { PerCoreWalConfig, ResolvedWalOptions } from "./config.ts";
 import { PerCoreWalError } from "./errors.ts";
+import { encodeSegmentHeader, SEGMENT_DATA_OFFSET } from "./format.ts";
 import { removeIfExists } from "./fs.ts";
 import type { IoBackend, IoFile, OpenFileOptions } from "./io/backend.ts";
 import type { WriteModeInUse } from "./types.ts";
@@ -203,6 +204,53 @@ export class SegmentPreparer {
     }
     await this.#io.writeParts(seg.file, [], true, "prepare");
     this.#io.syncDirectory(this.#config.baseDir);
+  }
+
+  /**
+   * Opens the last segment that recovery kept, to continue in it or close it: it is ready, its
+   * header already on the disk.
+   */
+  adopt(index: number, path: string, firstSequence: number, salt: number): Segment {
+    const file = this.#io.openFile(path, this.openOptions(false));
+    const seg: Segment = {
+      index,
+      path,
+      file,
+      firstSequence,
+      salt,
+      headerBlock: undefined,
+      batches: 0,
+      sealed: false,
+      ready: true,
+      error: undefined,
+      prepared: Promise.resolve(),
+      fill: "zeros",
+    };
+    this.openSegments.add(seg);
+    return seg;
+  }
+
+  /**
+   * Gives a prepared segment that becomes the current one its first sequence, a fresh salt and
+   * its header block (written in the chain of its first batch).
+   */
+  activate(seg: Segment, firstSequence: number, epoch: number, createdAtUs: number): void {
+    const salt = crypto.getRandomValues(new Uint32Array(1))[0] || 1;
+    seg.firstSequence = firstSequence;
+    seg.salt = salt;
+    const block = this.#io.allocBuffer(SEGMENT_DATA_OFFSET);
+    block.fill(0);
+    block.set(
+      encodeSegmentHeader({
+        coreId: this.#coreId,
+        segmentIndex: seg.index,
+        firstSequence: BigInt(firstSequence),
+        epoch: BigInt(epoch),
+        createdAtNs: BigInt(createdAtUs) * 1000n,
+        salt,
+      }),
+    );
+    seg.headerBlock = block;
   }
 
   /** Removes a prepared segment that was never started, if this process created its file. */

@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "@std/assert";
 import { IoUring, Op } from "../ffi/layout.ts";
-import { Ring } from "../src/io/uring.ts";
+import { Ring } from "../src/io/ring.ts";
 import { ignoreWithoutUring } from "./_helpers.ts";
 
 Deno.test({

@@ -1,7 +1,7 @@
 // Loading is lazy, and every way io_uring can be unavailable gives one error saying which and
 // what to do. Child processes run with the permissions or environment under test.
 import { assertEquals, assertStringIncludes } from "@std/assert";
-import { setupError } from "../src/io/uring.ts";
+import { setupError } from "../src/io/ring.ts";
 import { ignoreWithoutUring, tempDir } from "./_helpers.ts";
 
 const root = new URL("..", import.meta.url).pathname;

@@ -21,7 +21,7 @@ const READ_SIDE = [
   "src/cli/repair.ts",
   "src/cli/dump.ts",
 ];
-const ENGINE = ["src/core_log.ts", "src/io/uring.ts"];
+const ENGINE = ["src/core_log.ts", "src/io/uring.ts", "src/io/ring.ts"];
 
 const ROOT = new URL("../", import.meta.url);
 
