@@ -1,6 +1,12 @@
 /**
- * The WAL directory's lock: `wal.lock`, held with `flock` (through `FsFile.tryLockSync`) by
- * whoever may change the files: a manager, or a recovery that repairs.
+ * The WAL directory's lock, held by whoever may change the files: a manager, or a recovery that
+ * repairs. Two `flock`s, both exclusive:
+ *
+ * - on the directory itself (an open file description of the directory), which no one can unlink
+ *   or replace while it holds segments: a second writer is refused even if `wal.lock` was deleted
+ *   or swapped under the first one;
+ * - on `wal.lock`, which earlier versions of the module take alone, so that they too see the
+ *   directory in use.
  *
  * @module
  */
@@ -11,18 +17,39 @@ import { ioError, openFile } from "./fs.ts";
 /** The lock file's name. */
 export const LOCK_FILE = "wal.lock";
 
+/** A held lock: release it with {@linkcode unlockWalDirectory}. */
+export interface WalLock {
+  /** The directory, flocked. */
+  readonly directory: Deno.FsFile;
+  /** `wal.lock`, flocked. */
+  readonly file: Deno.FsFile;
+}
+
 /** Takes the directory's lock, or throws "Locked" if another writer holds it. */
-export function lockWalDirectory(dir: string, fileMode = 0o600): Deno.FsFile {
+export function lockWalDirectory(dir: string, fileMode = 0o600): WalLock {
   const path = `${dir}/${LOCK_FILE}`;
+  const open = () => openFile(path, { read: true, write: true, create: true, mode: fileMode });
+  // wal.lock first: what another writer of any version holds, and the usual message.
+  const file = _flock(dir, open, path);
+  try {
+    return { directory: _flock(dir, () => openFile(dir, { read: true }), dir), file };
+  } catch (e) {
+    file.close();
+    throw e;
+  }
+}
+
+/** Opens with `open` and flocks what it opened, or throws "Locked" (or "Io", naming `what`). */
+function _flock(dir: string, open: () => Deno.FsFile, what: string): Deno.FsFile {
   let file: Deno.FsFile;
   try {
-    file = openFile(path, { read: true, write: true, create: true, mode: fileMode });
+    file = open();
   } catch (e) {
-    const err = ioError(e, "open", path);
+    const err = ioError(e, "open", what);
     throw new PerCoreWalError("Io", `Cannot lock WAL directory "${dir}": ${err.message}`, {
       errno: err.errno,
       operation: err.operation,
-      segment: path,
+      segment: what,
       // The system's own error, as before the open went through fs.ts.
       cause: err.cause ?? e,
     });
@@ -31,26 +58,35 @@ export function lockWalDirectory(dir: string, fileMode = 0o600): Deno.FsFile {
   try {
     locked = file.tryLockSync(true);
   } catch (e) {
-    throw ioError(e, "flock", path);
+    throw ioError(e, "flock", what);
   } finally {
     if (!locked) file.close();
   }
   if (!locked) {
+    const held = what === dir ? "the directory is locked" : `lock file "${what}" is held`;
     throw new PerCoreWalError(
       "Locked",
-      `WAL directory "${dir}" is in use by another writer (lock file "${path}" is held)`,
-      { segment: path },
+      `WAL directory "${dir}" is in use by another writer (${held})`,
+      { segment: what },
     );
   }
   return file;
 }
 
 /** Releases a lock taken by {@linkcode lockWalDirectory}. */
-export function unlockWalDirectory(file: Deno.FsFile): void {
+export function unlockWalDirectory(lock: WalLock): void {
+  try {
+    _unlock(lock.file, LOCK_FILE);
+  } finally {
+    _unlock(lock.directory, "the WAL directory");
+  }
+}
+
+function _unlock(file: Deno.FsFile, what: string): void {
   try {
     file.unlockSync();
   } catch (e) {
-    throw ioError(e, "unlock", LOCK_FILE);
+    throw ioError(e, "unlock", what);
   } finally {
     file.close();
   }

@@ -13,7 +13,7 @@ import { PerCoreWalError } from "./errors.ts";
 import type { BackendKind } from "./io/backend.ts";
 import type { FaultPlan } from "./io/faulty.ts";
 import { LATENCY_BUCKET_BOUNDS_US, type LatencyBuckets } from "./histogram.ts";
-import { lockWalDirectory, unlockWalDirectory } from "./lock.ts";
+import { lockWalDirectory, unlockWalDirectory, type WalLock } from "./lock.ts";
 import { type MergeOptions, mergeSegments } from "./merge_stream.ts";
 import { scanSegment } from "./segment_probes.ts";
 import { ensureDirectory, isUnstartedSegment, listCoreSegments } from "./segment_files.ts";
@@ -111,14 +111,14 @@ export class PerCoreWalManager {
   readonly config: PerCoreWalConfig;
   readonly #cores: Core[];
   readonly #epoch: BigInt64Array;
-  readonly #lock: Deno.FsFile;
+  readonly #lock: WalLock;
   #closing: Promise<void> | undefined;
 
   private constructor(
     config: PerCoreWalConfig,
     cores: Core[],
     epoch: BigInt64Array,
-    lock: Deno.FsFile,
+    lock: WalLock,
   ) {
     this.config = config;
     this.#cores = cores;
@@ -147,7 +147,7 @@ export class PerCoreWalManager {
     try {
       reconcileWalMeta(config);
     } catch (e) {
-      lock.close();
+      unlockWalDirectory(lock);
       throw e;
     }
     const epochSab = new SharedArrayBuffer(8);
@@ -178,7 +178,7 @@ export class PerCoreWalManager {
       return manager;
     } catch (e) {
       await Promise.all(cores.map((c) => _stop(c)));
-      lock.close();
+      unlockWalDirectory(lock);
       throw e;
     }
   }

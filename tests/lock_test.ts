@@ -1,0 +1,53 @@
+// The WAL directory's lock cannot be stolen: deleting or replacing `wal.lock` under a writer does
+// not let a second writer in (issue 18, item 1).
+import { assertEquals, assertRejects } from "@std/assert";
+import { PerCoreWalConfig } from "../src/config.ts";
+import { PerCoreWalError } from "../src/errors.ts";
+import { LOCK_FILE, lockWalDirectory, unlockWalDirectory } from "../src/lock.ts";
+import { PerCoreWalManager } from "../src/manager.ts";
+import { tempDir } from "./_helpers.ts";
+
+const SYNC = { backend: "sync" as const, segmentSizeBytes: 1 << 20 };
+
+Deno.test("a second writer is refused with Locked after wal.lock was deleted under the first", async () => {
+  await using dir = await tempDir();
+  const config = new PerCoreWalConfig(`${dir.path}/wal`, 1, SYNC);
+  await using first = await PerCoreWalManager.open(config);
+  first.writer(0).appendPut("a", "1");
+  await first.syncAll();
+  Deno.removeSync(`${config.baseDir}/${LOCK_FILE}`);
+  const e = await assertRejects(() => PerCoreWalManager.open(config), PerCoreWalError);
+  assertEquals(e.code, "Locked");
+  // A recovery that repairs takes the same lock.
+  assertEquals(
+    (await assertRejects(
+      async () => unlockWalDirectory(lockWalDirectory(config.baseDir)),
+      PerCoreWalError,
+    )).code,
+    "Locked",
+  );
+  // The first writer goes on.
+  first.writer(0).appendPut("b", "2");
+  await first.syncAll();
+});
+
+Deno.test("a second writer is refused with Locked after wal.lock was replaced by another file", async () => {
+  await using dir = await tempDir();
+  const config = new PerCoreWalConfig(`${dir.path}/wal`, 1, SYNC);
+  await using _first = await PerCoreWalManager.open(config);
+  const lock = `${config.baseDir}/${LOCK_FILE}`;
+  Deno.writeFileSync(`${lock}.new`, new Uint8Array());
+  Deno.renameSync(`${lock}.new`, lock);
+  const e = await assertRejects(() => PerCoreWalManager.open(config), PerCoreWalError);
+  assertEquals(e.code, "Locked");
+});
+
+Deno.test("the lock is released by close(): the next writer opens", async () => {
+  await using dir = await tempDir();
+  const config = new PerCoreWalConfig(`${dir.path}/wal`, 1, SYNC);
+  const first = await PerCoreWalManager.open(config);
+  Deno.removeSync(`${config.baseDir}/${LOCK_FILE}`);
+  await first.close();
+  const second = await PerCoreWalManager.open(config);
+  await second.close();
+});
