@@ -205,6 +205,9 @@ export class PerCoreWalManager {
   }
 
   #core(coreId: number): Core {
+    if (typeof coreId !== "number") {
+      throw new TypeError(`core id must be a number, got ${typeof coreId} ${String(coreId)}`);
+    }
     const core = Number.isInteger(coreId) ? this.#cores[coreId] : undefined;
     if (core === undefined) {
       throw new PerCoreWalError(

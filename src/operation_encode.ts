@@ -13,9 +13,42 @@ const encoder = new TextEncoder();
 
 /** Converts `Bytes` to a `Uint8Array`, or throws `TypeError` naming the argument. */
 export function toBytes(x: Bytes, what: string): Uint8Array {
-  if (x instanceof Uint8Array) return x;
-  if (typeof x === "string") return encoder.encode(x);
+  if (x instanceof Uint8Array) {
+    // Read once, here, before a sequence is claimed: plain bytes of a fixed length. A Proxy
+    // passes `instanceof` but is no view (its bytes could throw while copied); a subclass may
+    // override `length` (and change it between reads): copy its view as a plain Uint8Array.
+    if (!ArrayBuffer.isView(x)) {
+      throw new TypeError(`${what} must be a Uint8Array or a string, got a Proxy or a forgery`);
+    }
+    const plain = Object.getPrototypeOf(x) === Uint8Array.prototype ? x : _plainView(x);
+    if (plain.length === 0 && _isDetached(plain)) {
+      throw new TypeError(`${what} is a Uint8Array over a detached ArrayBuffer`);
+    }
+    return plain;
+  }
+  if (typeof x === "string") {
+    // A lone surrogate would be written as U+FFFD: two different strings, one key.
+    if (!x.isWellFormed()) {
+      throw new TypeError(`${what} is not a well-formed string (lone surrogate)`);
+    }
+    return encoder.encode(x);
+  }
   throw new TypeError(`${what} must be a Uint8Array or a string, got ${_describe(x)}`);
+}
+
+const _typedArray = Object.getPrototypeOf(Uint8Array.prototype);
+const _bufferOf = Object.getOwnPropertyDescriptor(_typedArray, "buffer")!.get!;
+const _offsetOf = Object.getOwnPropertyDescriptor(_typedArray, "byteOffset")!.get!;
+const _lengthOf = Object.getOwnPropertyDescriptor(_typedArray, "byteLength")!.get!;
+
+/** The bytes a Uint8Array (of any subclass) views, through the built-in getters only. */
+function _plainView(x: Uint8Array): Uint8Array {
+  return new Uint8Array(_bufferOf.call(x), _offsetOf.call(x), _lengthOf.call(x));
+}
+
+function _isDetached(x: Uint8Array): boolean {
+  const buffer = _bufferOf.call(x) as ArrayBuffer | SharedArrayBuffer;
+  return buffer instanceof ArrayBuffer && buffer.detached;
 }
 
 /** Validates a key's type and size. */
@@ -86,8 +119,14 @@ export function normalizeOperation(op: WalOperationInput, currentEpoch: bigint):
     }
     case "epochBarrier": {
       const epoch = op.epoch === undefined ? currentEpoch : _u64(op.epoch, "barrier epoch");
-      // Epochs are kept as numbers in the engines: they stay below 2^53.
+      // Epochs are kept as numbers in the engines: they stay below 2^53. A checkpoint begins
+      // the next epoch with a barrier of its own, so an application's barrier leaves room for it.
       if (epoch > MAX_EPOCH) throw new RangeError(`barrier epoch ${epoch} is above 2^53 - 1`);
+      if (epoch > currentEpoch && epoch === MAX_EPOCH) {
+        throw new RangeError(
+          `barrier epoch ${epoch} is above 2^53 - 2: a checkpoint could not begin the next epoch`,
+        );
+      }
       return { type: "epochBarrier", epoch };
     }
     default:
