@@ -102,19 +102,22 @@ export function reconcileWalMeta(config: PerCoreWalConfig): void {
     segmentPattern: config.options.segmentPattern,
     maxRecordBytes: Math.max(config.options.maxRecordBytes, meta?.maxRecordBytes ?? 0),
   };
+  // The segment files are the truth, with or without wal.json: a core beyond `numCores` that has
+  // segments would be left unread (and its acknowledged records lost to recovery).
+  const beyond = _highestCoreWithSegments(config);
+  if (beyond !== undefined && beyond >= config.numCores) {
+    throw new PerCoreWalError(
+      "ConfigMismatch",
+      `WAL directory "${config.baseDir}" holds segments of ${beyond + 1} cores; opening it with ` +
+        `${config.numCores} would leave cores ${config.numCores}..${beyond} unread`,
+    );
+  }
   if (meta !== undefined) {
     if (meta.segmentPattern !== config.options.segmentPattern) {
       throw new PerCoreWalError(
         "ConfigMismatch",
         `WAL directory "${config.baseDir}" uses segmentPattern "${meta.segmentPattern}", ` +
           `not "${config.options.segmentPattern}"`,
-      );
-    }
-    if (meta.numCores > config.numCores && _hasSegmentsFrom(config, meta)) {
-      throw new PerCoreWalError(
-        "ConfigMismatch",
-        `WAL directory "${config.baseDir}" holds segments of ${meta.numCores} cores; opening it with ` +
-          `${config.numCores} would leave cores ${config.numCores}..${meta.numCores - 1} unread`,
       );
     }
     if (
@@ -125,15 +128,14 @@ export function reconcileWalMeta(config: PerCoreWalConfig): void {
   writeWalMeta(config.baseDir, want, config.options.fileMode);
 }
 
-function _hasSegmentsFrom(config: PerCoreWalConfig, meta: WalMeta): boolean {
-  const probe = new PerCoreWalConfig(config.baseDir, meta.numCores, {
-    segmentPattern: meta.segmentPattern,
-  });
+/** The highest core id of a segment file in the directory (by the configured pattern). */
+function _highestCoreWithSegments(config: PerCoreWalConfig): number | undefined {
+  let highest: number | undefined;
   for (const e of readDirectory(config.baseDir)) {
-    const p = probe.parseSegmentName(e.name);
-    if (p !== undefined && p.coreId >= config.numCores) return true;
+    const p = parseSegmentFileName(config.options.segmentPattern, e.name);
+    if (p !== undefined && (highest === undefined || p.coreId > highest)) highest = p.coreId;
   }
-  return false;
+  return highest;
 }
 
 /**

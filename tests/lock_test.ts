@@ -1,5 +1,6 @@
-// The WAL directory's lock cannot be stolen: deleting or replacing `wal.lock` under a writer does
-// not let a second writer in (issue 18, item 1).
+// The files on disk decide who may write and with how many cores: the directory lock cannot be
+// stolen by deleting wal.lock (issue 18, item 1), and the segments, not wal.json, say how many
+// cores a WAL has (item 2).
 import { assertEquals, assertRejects } from "@std/assert";
 import { PerCoreWalConfig } from "../src/config.ts";
 import { PerCoreWalError } from "../src/errors.ts";
@@ -50,4 +51,27 @@ Deno.test("the lock is released by close(): the next writer opens", async () => 
   await first.close();
   const second = await PerCoreWalManager.open(config);
   await second.close();
+});
+
+Deno.test("without wal.json, opening with fewer cores than the segments show is refused (ConfigMismatch), and nothing is rewritten", async () => {
+  await using dir = await tempDir();
+  const wal = `${dir.path}/wal`;
+  {
+    await using m = await PerCoreWalManager.open(new PerCoreWalConfig(wal, 2, SYNC));
+    m.writer(0).appendPut("a", "0");
+    m.writer(1).appendPut("b", "1");
+    await m.syncAll();
+  }
+  Deno.removeSync(`${wal}/wal.json`);
+  const e = await assertRejects(
+    () => PerCoreWalManager.open(new PerCoreWalConfig(wal, 1, SYNC)),
+    PerCoreWalError,
+  );
+  assertEquals(e.code, "ConfigMismatch");
+  assertEquals(
+    [...Deno.readDirSync(wal)].some((f) => f.name === "wal.json"),
+    false,
+    "the refused open wrote no wal.json",
+  );
+  await (await PerCoreWalManager.open(new PerCoreWalConfig(wal, 2, SYNC))).close();
 });
