@@ -27,21 +27,36 @@ import { zeroRange } from "./zero_bytes.ts";
 /** Read size of the all-zeros check after its first 4 KiB: 256 KiB stays in cache (faster). */
 const ZERO_CHECK_BYTES = 256 << 10;
 
-/** The segments of core `coreId` in `config.baseDir`, by index. */
+/**
+ * The segments of core `coreId` in `config.baseDir`, by index.
+ *
+ * Each index has one name, the one {@linkcode PerCoreWalConfig.segmentPath} gives it. A file whose
+ * name reads as an index of this core but is spelled otherwise (`wal-0-0.log` for
+ * `wal-0-000000.log`) is refused ("Corrupted", naming it): the WAL never writes such a name, so it
+ * was copied or renamed there, and it may hold data. Reading it as that segment replays it beside
+ * the real one; skipping it could hide the only copy.
+ */
 export function listCoreSegments(
   config: PerCoreWalConfig,
   coreId: number,
 ): { index: number; path: string }[] {
   const out: { index: number; path: string }[] = [];
   for (const e of readDirectory(config.baseDir)) {
-    if (e.isSymlink && config.parseSegmentName(e.name)?.coreId === coreId) {
-      refuseSymlink(`${config.baseDir}/${e.name}`, "Segment");
-    }
-    if (!e.isFile) continue;
     const p = config.parseSegmentName(e.name);
-    if (p !== undefined && p.coreId === coreId) {
-      out.push({ index: p.segment, path: `${config.baseDir}/${e.name}` });
+    if (p === undefined || p.coreId !== coreId) continue;
+    const path = `${config.baseDir}/${e.name}`;
+    if (e.isSymlink) refuseSymlink(path, "Segment");
+    const canonical = config.segmentPath(coreId, p.segment);
+    if (path !== canonical) {
+      throw new PerCoreWalError(
+        "Corrupted",
+        `"${path}" is not a segment name of this WAL: it reads as segment ${p.segment} of core ` +
+          `${coreId}, whose name is "${canonical.slice(config.baseDir.length + 1)}"; ` +
+          `move it out of the WAL directory`,
+        { coreId, segment: path },
+      );
     }
+    if (e.isFile) out.push({ index: p.segment, path });
   }
   return out.sort((a, b) => a.index - b.index);
 }
