@@ -8,6 +8,7 @@
  */
 
 import { directoryMode, type PerCoreWalConfig } from "./config.ts";
+import { decideTrailing } from "./damage_table.ts";
 import { PerCoreWalError } from "./errors.ts";
 import {
   ioError,
@@ -59,6 +60,43 @@ export function listCoreSegments(
     if (e.isFile) out.push({ index: p.segment, path });
   }
   return out.sort((a, b) => a.index - b.index);
+}
+
+/**
+ * How many segments at the end of `segs` (a core's list, by index) were never started: prepared
+ * ahead (all zeros), or empty with nothing laid out after them (a crash while creating them).
+ * The decision table's trailing rows decide (`decideTrailing`). An empty segment before a laid-out
+ * one was truncated: then none is dropped, and reading the list refuses it.
+ */
+export function unstartedAtEnd(segs: readonly { path: string }[]): number {
+  let laterLaidOut = false;
+  let n = 0;
+  for (let i = segs.length - 1; i >= 0; i--) {
+    const path = segs[i].path;
+    const zeros = isUnstartedSegment(path);
+    const empty = zeros && _isEmpty(path);
+    const d = decideTrailing({ content: empty ? "empty" : zeros ? "zeros" : "data", laterLaidOut });
+    if (d.kind === "started") break;
+    if (d.kind === "truncated") return 0;
+    n++;
+    laterLaidOut ||= !empty;
+  }
+  return n;
+}
+
+/** Whether any of `paths` has bytes (a missing file has none). */
+export function anyLaidOut(paths: readonly string[]): boolean {
+  return paths.some((p) => !_isEmpty(p));
+}
+
+/** Whether a file is empty (0 bytes); a missing file counts as empty. */
+function _isEmpty(path: string): boolean {
+  try {
+    return statPath(path).size === 0;
+  } catch (e) {
+    if (isMissing(e)) return true;
+    throw e;
+  }
 }
 
 /** Whether a segment file's header block holds anything (its first 64 bytes are not zero). */
