@@ -4,6 +4,7 @@
  * @module
  */
 
+import { PerCoreWalError } from "./errors.ts";
 import { DEFAULT_MAX_RECORD_BYTES, MAX_RECORD_BYTES_LIMIT, SEGMENT_DATA_OFFSET } from "./format.ts";
 
 /**
@@ -378,7 +379,13 @@ function _segmentAndRecordSizes(
   const roomBytes = segmentSizeBytes - SEGMENT_DATA_OFFSET - 4096;
   const maxRecordBytes = options.maxRecordBytes === undefined
     ? Math.min(DEFAULT_MAX_RECORD_BYTES, roomBytes)
-    : _int("maxRecordBytes", options.maxRecordBytes, 64, MAX_RECORD_BYTES_LIMIT);
+    : _int("maxRecordBytes", options.maxRecordBytes, 64, Number.MAX_SAFE_INTEGER);
+  if (maxRecordBytes > MAX_CONFIG_RECORD_BYTES) {
+    throw new RangeError(
+      `maxRecordBytes must be at most ${MAX_CONFIG_RECORD_BYTES} (a core's shared buffer, at ` +
+        `most ${SHARED_BUFFER_MAX_BYTES} bytes, holds two records), got ${maxRecordBytes}`,
+    );
+  }
   if (maxRecordBytes > roomBytes) {
     throw new RangeError(
       `maxRecordBytes ${maxRecordBytes} does not fit a segment of ${segmentSizeBytes} bytes ` +
@@ -388,12 +395,17 @@ function _segmentAndRecordSizes(
   return { segmentSizeBytes, maxRecordBytes };
 }
 
+/** The largest shared buffer of a core and producer thread. */
+const SHARED_BUFFER_MAX_BYTES = 2 ** 30;
+/** The largest record a configuration accepts: two of them (and their lengths) fill that buffer. */
+const MAX_CONFIG_RECORD_BYTES = Math.min(MAX_RECORD_BYTES_LIMIT, SHARED_BUFFER_MAX_BYTES / 2 - 8);
+
 /** The shared buffer: a power of two that holds at least two of the largest records. */
 function _sharedBufferBytes(asked: number | undefined, maxRecordBytes: number): number {
   const minShared = 2 ** Math.ceil(Math.log2(2 * (maxRecordBytes + 8)));
   const sharedBufferBytes = asked === undefined
     ? Math.max(8 * MiB, minShared)
-    : _int("sharedBufferBytes", asked, 4096, 2 ** 30);
+    : _int("sharedBufferBytes", asked, 4096, SHARED_BUFFER_MAX_BYTES);
   if ((sharedBufferBytes & (sharedBufferBytes - 1)) !== 0 || sharedBufferBytes < minShared) {
     throw new RangeError(
       `sharedBufferBytes must be a power of two of at least ${minShared} (twice maxRecordBytes), ` +
@@ -401,6 +413,21 @@ function _sharedBufferBytes(asked: number | undefined, maxRecordBytes: number): 
     );
   }
   return sharedBufferBytes;
+}
+
+/**
+ * The error for a value of `wal.json` (at `path`) that {@linkcode PerCoreWalConfig} refuses: a
+ * "Corrupted" `PerCoreWalError` naming the file and the field (the first word of the
+ * configuration's message), with the refusal as its cause. Other errors are returned unchanged.
+ */
+export function walJsonError(path: string, e: unknown): unknown {
+  if (!(e instanceof RangeError || e instanceof TypeError)) return e;
+  const field = /^(\w+)/.exec(e.message)?.[1] ?? "?";
+  return new PerCoreWalError(
+    "Corrupted",
+    `"${path}" is not a usable WAL metadata file: field "${field}": ${e.message}`,
+    { segment: path, cause: e },
+  );
 }
 
 /** The mode of a directory the WAL creates: `fileMode` plus search wherever read is set. */

@@ -395,14 +395,33 @@ export interface SegmentEndFacts {
   code: "ChecksumMismatch" | "Corrupted";
   /** The sequence this segment must start at, when known. */
   expected: bigint | undefined;
+  /**
+   * The file is empty (0 bytes) and a later segment of the core has bytes: it was laid out and
+   * then truncated, since the writer gives a segment its full size before it creates the next.
+   */
+  truncated: boolean;
   /** The largest claim of the later segments: see {@linkcode endNeedsClaim}. */
   claimLater?: bigint;
 }
 
-const _allZero = (f: SegmentEndFacts) => !f.hasHeader && f.end === "end";
+const _allZero = (f: SegmentEndFacts) => !f.hasHeader && f.end === "end" && !f.truncated;
 
 /** The rows deciding on a segment once its records have been read. */
 export const END_ROWS: readonly Row<SegmentEndFacts, Decision>[] = [
+  {
+    name: "empty segment before a laid-out one",
+    when: (f) => !f.hasHeader && f.end === "end" && f.truncated,
+    then: () => ({
+      kind: "corrupt",
+      row: "empty segment before a laid-out one",
+      code: "Corrupted",
+      offset: 0,
+      reason: "the segment is empty (0 bytes) but a later segment was laid out after it: it was " +
+        "truncated (the writer creates every segment at its full size), and its records are lost",
+      gap: false,
+      foreign: false,
+    }),
+  },
   {
     name: "all-zero segment, no later marker claims it",
     when: (f) => _allZero(f) && f.expected !== undefined && (f.claimLater ?? 0n) < f.expected,
@@ -460,6 +479,61 @@ export function endNeedsClaim(f: Omit<SegmentEndFacts, "claimLater">): boolean {
 /** Decides on a segment once its records have been read. */
 export function decideSegmentEnd(f: SegmentEndFacts): Decision {
   return _match(END_ROWS, f).then(f);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The never-started segments at the end of a core's list
+
+/** A segment at the end of a core's list, after which every segment was never started. */
+export interface TrailingFacts {
+  /** What the file holds: nothing (0 bytes), only zeros, or a non-zero byte. */
+  content: "empty" | "zeros" | "data";
+  /** Whether a later segment of the core has bytes (was laid out). */
+  laterLaidOut: boolean;
+}
+
+/** A trailing segment's verdict. */
+export type TrailingDecision = {
+  /**
+   * `unstarted`: never started, removed or skipped (it is prepared again later). `started`: it
+   * and every segment before it are read. `truncated`: an emptied segment, which the reading
+   * rows refuse (`"empty segment before a laid-out one"`): nothing after it is dropped.
+   */
+  kind: "unstarted" | "started" | "truncated";
+  /** The name of the row that decided. */
+  row: string;
+};
+
+/** The rows deciding, from the end of a core's list back, which segments were never started. */
+export const TRAILING_ROWS: readonly Row<TrailingFacts, TrailingDecision>[] = [
+  {
+    name: "data: started",
+    when: (f) => f.content === "data",
+    then: () => ({ kind: "started", row: "data: started" }),
+  },
+  {
+    name: "prepared ahead, never started",
+    when: (f) => f.content === "zeros",
+    then: () => ({ kind: "unstarted", row: "prepared ahead, never started" }),
+  },
+  {
+    name: "empty, nothing laid out after it (a crash while creating it)",
+    when: (f) => f.content === "empty" && !f.laterLaidOut,
+    then: () => ({
+      kind: "unstarted",
+      row: "empty, nothing laid out after it (a crash while creating it)",
+    }),
+  },
+  {
+    name: "empty before a laid-out segment (truncated)",
+    when: (f) => f.content === "empty" && f.laterLaidOut,
+    then: () => ({ kind: "truncated", row: "empty before a laid-out segment (truncated)" }),
+  },
+];
+
+/** Decides whether a segment at the end of a core's list was never started. */
+export function decideTrailing(f: TrailingFacts): TrailingDecision {
+  return _match(TRAILING_ROWS, f).then(f);
 }
 
 function _match<F, D>(rows: readonly Row<F, D>[], f: F): Row<F, D> {

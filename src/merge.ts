@@ -11,7 +11,7 @@ import { startFacts } from "./damage_table.ts";
 import type { ReadResult } from "./read_result.ts";
 import { PerCoreWalReader } from "./reader.ts";
 import { decideEndOf, decideStartOf } from "./segment_probes.ts";
-import { isUnstartedSegment, listCoreSegments } from "./segment_files.ts";
+import { listCoreSegments, unstartedAtEnd } from "./segment_files.ts";
 import type { PerCoreWalEntry } from "./types.ts";
 
 /**
@@ -148,7 +148,7 @@ export class CoreCursor {
     // The segment prepared ahead (all zeros, never started) is not the core's last segment.
     // With an end (a live WAL's durable end) it is beyond the end already.
     if (options.end === undefined) {
-      while (segs.length > 0 && isUnstartedSegment(segs[segs.length - 1].path)) segs.pop();
+      segs.length -= unstartedAtEnd(segs);
     }
     this.#segments = segs;
   }
@@ -368,6 +368,7 @@ export class CoreCursor {
         this.#nextFirst ?? (seg.index === 0 ? 1n : undefined),
         this.#segments.slice(this.#segIdx + 1).map((x) => x.path),
         this.#config.options.maxRecordBytes,
+        seg.path,
       );
       if (d.kind === "tail") {
         this.#reader = undefined;

@@ -14,7 +14,7 @@ import { PerCoreWalError } from "./errors.ts";
 import { removePath, syncFile } from "./fs.ts";
 import { PerCoreWalReader } from "./reader.ts";
 import { decideEndOf, decideStartOf } from "./segment_probes.ts";
-import { isUnstartedSegment, listCoreSegments } from "./segment_files.ts";
+import { listCoreSegments, unstartedAtEnd } from "./segment_files.ts";
 
 /** The last started segment of a core after recovery: where appending may go on. */
 export interface LastSegment {
@@ -90,9 +90,7 @@ export async function recoverCoreSegments(
  */
 function _startedSegments(config: PerCoreWalConfig, coreId: number): Segment[] {
   const segs = listCoreSegments(config, coreId);
-  while (segs.length > 0 && isUnstartedSegment(segs[segs.length - 1].path)) {
-    removePath(segs.pop()!.path);
-  }
+  for (let n = unstartedAtEnd(segs); n > 0; n--) removePath(segs.pop()!.path);
   return segs;
 }
 
@@ -184,6 +182,7 @@ async function _readSegment(
       expected,
       later,
       maxRecordBytes,
+      s.path,
     );
     if (ended.kind === "corrupt") throw refuse(ended);
     // A torn last record of the last segment is cut where appending resumes (CoreLog.open).

@@ -8,6 +8,7 @@
  */
 
 import { directoryMode, type PerCoreWalConfig } from "./config.ts";
+import { decideTrailing } from "./damage_table.ts";
 import { PerCoreWalError } from "./errors.ts";
 import {
   ioError,
@@ -27,23 +28,75 @@ import { zeroRange } from "./zero_bytes.ts";
 /** Read size of the all-zeros check after its first 4 KiB: 256 KiB stays in cache (faster). */
 const ZERO_CHECK_BYTES = 256 << 10;
 
-/** The segments of core `coreId` in `config.baseDir`, by index. */
+/**
+ * The segments of core `coreId` in `config.baseDir`, by index.
+ *
+ * Each index has one name, the one {@linkcode PerCoreWalConfig.segmentPath} gives it. A file whose
+ * name reads as an index of this core but is spelled otherwise (`wal-0-0.log` for
+ * `wal-0-000000.log`) is refused ("Corrupted", naming it): the WAL never writes such a name, so it
+ * was copied or renamed there, and it may hold data. Reading it as that segment replays it beside
+ * the real one; skipping it could hide the only copy.
+ */
 export function listCoreSegments(
   config: PerCoreWalConfig,
   coreId: number,
 ): { index: number; path: string }[] {
   const out: { index: number; path: string }[] = [];
   for (const e of readDirectory(config.baseDir)) {
-    if (e.isSymlink && config.parseSegmentName(e.name)?.coreId === coreId) {
-      refuseSymlink(`${config.baseDir}/${e.name}`, "Segment");
-    }
-    if (!e.isFile) continue;
     const p = config.parseSegmentName(e.name);
-    if (p !== undefined && p.coreId === coreId) {
-      out.push({ index: p.segment, path: `${config.baseDir}/${e.name}` });
+    if (p === undefined || p.coreId !== coreId) continue;
+    const path = `${config.baseDir}/${e.name}`;
+    if (e.isSymlink) refuseSymlink(path, "Segment");
+    const canonical = config.segmentPath(coreId, p.segment);
+    if (path !== canonical) {
+      throw new PerCoreWalError(
+        "Corrupted",
+        `"${path}" is not a segment name of this WAL: it reads as segment ${p.segment} of core ` +
+          `${coreId}, whose name is "${canonical.slice(config.baseDir.length + 1)}"; ` +
+          `move it out of the WAL directory`,
+        { coreId, segment: path },
+      );
     }
+    if (e.isFile) out.push({ index: p.segment, path });
   }
   return out.sort((a, b) => a.index - b.index);
+}
+
+/**
+ * How many segments at the end of `segs` (a core's list, by index) were never started: prepared
+ * ahead (all zeros), or empty with nothing laid out after them (a crash while creating them).
+ * The decision table's trailing rows decide (`decideTrailing`). An empty segment before a laid-out
+ * one was truncated: then none is dropped, and reading the list refuses it.
+ */
+export function unstartedAtEnd(segs: readonly { path: string }[]): number {
+  let laterLaidOut = false;
+  let n = 0;
+  for (let i = segs.length - 1; i >= 0; i--) {
+    const path = segs[i].path;
+    const zeros = isUnstartedSegment(path);
+    const empty = zeros && _isEmpty(path);
+    const d = decideTrailing({ content: empty ? "empty" : zeros ? "zeros" : "data", laterLaidOut });
+    if (d.kind === "started") break;
+    if (d.kind === "truncated") return 0;
+    n++;
+    laterLaidOut ||= !empty;
+  }
+  return n;
+}
+
+/** Whether any of `paths` has bytes (a missing file has none). */
+export function anyLaidOut(paths: readonly string[]): boolean {
+  return paths.some((p) => !_isEmpty(p));
+}
+
+/** Whether a file is empty (0 bytes); a missing file counts as empty. */
+function _isEmpty(path: string): boolean {
+  try {
+    return statPath(path).size === 0;
+  } catch (e) {
+    if (isMissing(e)) return true;
+    throw e;
+  }
 }
 
 /** Whether a segment file's header block holds anything (its first 64 bytes are not zero). */

@@ -18,7 +18,7 @@ import {
 import type { SegmentHeader } from "./format.ts";
 import type { ReaderOptions, ReadResult } from "./read_result.ts";
 import { PerCoreWalReader } from "./reader.ts";
-import { isUnstartedSegment } from "./segment_files.ts";
+import { anyLaidOut, isUnstartedSegment } from "./segment_files.ts";
 import type { SegmentStats } from "./types.ts";
 
 /**
@@ -98,7 +98,10 @@ export async function decideEndOf(
   expected: bigint | undefined,
   later: string[],
   maxRecordBytes: number,
+  path: string,
 ): Promise<Decision> {
+  // Only an all-zero segment can be an emptied one: ask the file system only then.
+  const zero = !hasHeader && r.kind === "end";
   const facts: SegmentEndFacts = {
     hasHeader,
     end: r.kind,
@@ -106,6 +109,7 @@ export async function decideEndOf(
     reason: r.kind === "end" ? "" : r.reason,
     code: r.kind === "corrupted" ? r.code : "Corrupted",
     expected,
+    truncated: zero && !anyLaidOut([path]) && anyLaidOut(later),
   };
   if (endNeedsClaim(facts)) {
     facts.claimLater = BigInt(await acknowledgedClaim(later, maxRecordBytes));

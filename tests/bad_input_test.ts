@@ -291,12 +291,17 @@ async function unreadable(d: string): Promise<unknown> {
   }
   // As root: run the same open as nobody (setpriv), in a subprocess, and rethrow its error.
   Deno.chmodSync(d, 0o755);
+  // The subprocess imports a copy of the module in `d`, not the checkout: a checkout may lie under
+  // a directory that nobody cannot enter (a `mktemp -d` folder is 0700).
+  for (const part of ["src", "ffi"]) {
+    copyTreeReadable(new URL(`../${part}/`, import.meta.url).pathname, `${d}/module/${part}`);
+  }
+  Deno.chmodSync(`${d}/module`, 0o755);
   const script = `${d}/open.ts`;
-  const src = new URL("../src/", import.meta.url).href;
   Deno.writeTextFileSync(
     script,
-    `import { PerCoreWalConfig } from "${src}config.ts";
-import { PerCoreWalManager } from "${src}manager.ts";
+    `import { PerCoreWalConfig } from "./module/src/config.ts";
+import { PerCoreWalManager } from "./module/src/manager.ts";
 try {
   await PerCoreWalManager.open(new PerCoreWalConfig(Deno.args[0], 1, { segmentSizeBytes: 65536 }));
   console.log(JSON.stringify({ opened: true }));
@@ -326,6 +331,19 @@ try {
   Deno.chmodSync(dir, 0o700);
   if (got.name === "PerCoreWalError") throw new PerCoreWalError(got.code, got.message);
   throw new Error(`unexpected: ${text} ${new TextDecoder().decode(out.stderr)}`);
+}
+
+/** Copies a directory of source files, readable and searchable by every user. */
+function copyTreeReadable(from: string, to: string): void {
+  Deno.mkdirSync(to, { recursive: true, mode: 0o755 });
+  Deno.chmodSync(to, 0o755);
+  for (const e of Deno.readDirSync(from)) {
+    if (e.isDirectory) copyTreeReadable(`${from}/${e.name}`, `${to}/${e.name}`);
+    else if (e.isFile) {
+      Deno.copyFileSync(`${from}/${e.name}`, `${to}/${e.name}`);
+      Deno.chmodSync(`${to}/${e.name}`, 0o644);
+    }
+  }
 }
 
 for (const row of ROWS) {

@@ -9,12 +9,15 @@ import {
   decideDamage,
   decideSegmentEnd,
   decideSegmentStart,
+  decideTrailing,
   END_ROWS,
   endNeedsClaim,
   type SegmentEndFacts,
   type SegmentStartFacts,
   START_ROWS,
   startNeedsClaim,
+  TRAILING_ROWS,
+  type TrailingFacts,
 } from "../src/damage_table.ts";
 
 /** Every combination of the listed values of each field. */
@@ -81,6 +84,7 @@ function endCases(): Generator<SegmentEndFacts> {
     reason: ["r"],
     code: ["Corrupted"],
     expected: [undefined, 5n],
+    truncated: [false, true],
     claimLater: claims,
   });
 }
@@ -227,6 +231,7 @@ Deno.test("decideSegmentEnd: all-zero segments, torn and corrupted ends", () => 
     reason: "",
     code: "Corrupted",
     expected: 5n,
+    truncated: false,
   };
   assert(endNeedsClaim(zero));
   assertEquals(decideSegmentEnd({ ...zero, claimLater: 4n }).kind, "tail");
@@ -237,4 +242,24 @@ Deno.test("decideSegmentEnd: all-zero segments, torn and corrupted ends", () => 
   assert(torn.kind === "tail" && torn.offset === 4096);
   assertEquals(decideSegmentEnd({ ...zero, hasHeader: true, end: "corrupted" }).kind, "corrupt");
   assertEquals(decideSegmentEnd({ ...zero, hasHeader: true }).kind, "continue");
+  // Emptied before a laid-out segment: damage, whatever the claims, never a crash tail.
+  for (const claimLater of claims) {
+    const emptied = decideSegmentEnd({ ...zero, truncated: true, claimLater });
+    assert(emptied.kind === "corrupt" && emptied.row === "empty segment before a laid-out one");
+  }
+  assert(!endNeedsClaim({ ...zero, truncated: true }));
+});
+
+Deno.test("decideTrailing: every combination of facts matches exactly one row, every row is reachable", () => {
+  const cases = combinations<TrailingFacts>({
+    content: ["empty", "zeros", "data"],
+    laterLaidOut: [false, true],
+  });
+  const seen = new Set<string>();
+  for (const f of cases) seen.add(decideTrailing(f).row);
+  assertEquals([...seen].sort(), TRAILING_ROWS.map((r) => r.name).sort());
+  assertEquals(decideTrailing({ content: "empty", laterLaidOut: false }).kind, "unstarted");
+  assertEquals(decideTrailing({ content: "empty", laterLaidOut: true }).kind, "truncated");
+  assertEquals(decideTrailing({ content: "zeros", laterLaidOut: true }).kind, "unstarted");
+  assertEquals(decideTrailing({ content: "data", laterLaidOut: false }).kind, "started");
 });

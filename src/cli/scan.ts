@@ -27,7 +27,7 @@ import type { SegmentHeader } from "../format.ts";
 import { startFacts } from "../damage_table.ts";
 import { PerCoreWalReader } from "../reader.ts";
 import { decideEndOf, decideStartOf } from "../segment_probes.ts";
-import { isUnstartedSegment, listCoreSegments } from "../segment_files.ts";
+import { listCoreSegments, unstartedAtEnd } from "../segment_files.ts";
 import { StateFile } from "../state_file.ts";
 import type { WalOperation } from "../types.ts";
 
@@ -233,8 +233,7 @@ async function _scanCore(
   scannedBytes: (bytes: number) => void,
 ): Promise<{ segments: SegmentScan[]; damage: Damage[]; torn: Damage[] }> {
   // Segments prepared ahead and never started are not the core's last segment.
-  let last = segs.length - 1;
-  while (last >= 0 && isUnstartedSegment(segs[last].path)) last--;
+  const last = segs.length - 1 - unstartedAtEnd(segs);
   const out: SegmentScan[] = [];
   const damage: Damage[] = [];
   const torn: Damage[] = [];
@@ -314,7 +313,9 @@ async function _scanDecided(
   if (started.kind !== "tail" && s.state === "unstarted" && i < place.last) {
     // An all-zero segment before started ones.
     const end = { kind: "end" as const, offset: 0, preallocatedBytes: s.fileSizeBytes };
-    decisions.push(await decideEndOf(false, end, expected, paths.slice(i + 1), maxRecordBytes));
+    decisions.push(
+      await decideEndOf(false, end, expected, paths.slice(i + 1), maxRecordBytes, s.path),
+    );
   }
   for (const d of decisions) {
     if (d.kind === "tail") {
