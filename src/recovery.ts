@@ -482,5 +482,10 @@ export function recoverPerCore(
   walDir: string,
   options: RecoveryOptions = {},
 ): Promise<PerCoreRecoveredState> {
-  return new PerCoreRecoveryManager(configFromDirectory(walDir), options).recover();
+  try {
+    return new PerCoreRecoveryManager(configFromDirectory(walDir), options).recover();
+  } catch (e) {
+    // A promise-returning function reports through its promise (a bad wal.json, say).
+    return Promise.reject(e);
+  }
 }

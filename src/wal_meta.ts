@@ -11,6 +11,7 @@ import {
   parseSegmentFileName,
   PerCoreWalConfig,
   type PerCoreWalOptions,
+  walJsonError,
 } from "./config.ts";
 import { PerCoreWalError } from "./errors.ts";
 import { FORMAT_VERSION } from "./format.ts";
@@ -161,14 +162,19 @@ export function configFromDirectory(
     // Read with the largest record limit the directory was written with.
     const max = meta.maxRecordBytes ?? options.maxRecordBytes;
     const room = max === undefined ? undefined : Math.ceil((max + 8192) / 4096) * 4096;
-    return new PerCoreWalConfig(dir, meta.numCores, {
-      ...options,
-      segmentPattern: meta.segmentPattern,
-      maxRecordBytes: max,
-      segmentSizeBytes: room === undefined
-        ? options.segmentSizeBytes
-        : Math.max(options.segmentSizeBytes ?? 64 * 1024 * 1024, room),
-    });
+    try {
+      return new PerCoreWalConfig(dir, meta.numCores, {
+        ...options,
+        segmentPattern: meta.segmentPattern,
+        maxRecordBytes: max,
+        segmentSizeBytes: room === undefined
+          ? options.segmentSizeBytes
+          : Math.max(options.segmentSizeBytes ?? 64 * 1024 * 1024, room),
+      });
+    } catch (e) {
+      // A value of wal.json the configuration refuses: say which file and field.
+      throw walJsonError(`${dir}/${META_FILE}`, e);
+    }
   }
   const pattern = options.segmentPattern ?? DEFAULT_SEGMENT_PATTERN;
   // Refuses what the configuration made below would refuse, before reading the directory.

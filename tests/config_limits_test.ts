@@ -47,3 +47,38 @@ Deno.test("walJsonError: a wal.json value the configuration refuses is 'Corrupte
   const other = new Error("x");
   assertEquals(walJsonError("/wal/wal.json", other), other);
 });
+
+Deno.test("out-of-range values in wal.json: recoverPerCore says wal.json and the field; wal verify prints one line, no stack", async () => {
+  const { recoverPerCore } = await import("../src/recovery.ts");
+  const cli = new URL("../cli.ts", import.meta.url).pathname;
+  for (
+    const [field, value] of [
+      ["numCores", 1e12],
+      ["maxRecordBytes", -5],
+      ["segmentPattern", "../x-{core_id}-{segment}.log"],
+    ] as const
+  ) {
+    const dir = Deno.makeTempDirSync();
+    try {
+      const meta = { formatVersion: 2, numCores: 1, segmentPattern: "wal-{core_id}-{segment}.log" };
+      Deno.writeTextFileSync(`${dir}/wal.json`, JSON.stringify({ ...meta, [field]: value }));
+      const e = await recoverPerCore(dir).then(() => undefined, (e) => e);
+      if (!(e instanceof PerCoreWalError)) throw new Error(`${field}: ${e}`);
+      assertStringIncludes(e.message, "wal.json");
+      assertStringIncludes(e.message, field);
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", cli, "verify", dir],
+        stdout: "piped",
+        stderr: "piped",
+        env: { NO_COLOR: "1" },
+      }).output();
+      const err = new TextDecoder().decode(out.stderr).trim();
+      assertEquals(out.code !== 0, true, err);
+      assertStringIncludes(err, "wal.json");
+      assertEquals(err.includes("    at "), false, `no stack trace: ${err}`);
+      assertEquals(err.includes("\x1b["), false, "no colour codes");
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  }
+});

@@ -1,7 +1,7 @@
 // The files on disk decide who may write and with how many cores: the directory lock cannot be
 // stolen by deleting wal.lock (issue 18, item 1), and the segments, not wal.json, say how many
 // cores a WAL has (item 2).
-import { assertEquals, assertRejects } from "@std/assert";
+import { assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { PerCoreWalConfig } from "../src/config.ts";
 import { PerCoreWalError } from "../src/errors.ts";
 import { LOCK_FILE, lockWalDirectory, unlockWalDirectory } from "../src/lock.ts";
@@ -21,10 +21,8 @@ Deno.test("a second writer is refused with Locked after wal.lock was deleted und
   assertEquals(e.code, "Locked");
   // A recovery that repairs takes the same lock.
   assertEquals(
-    (await assertRejects(
-      async () => unlockWalDirectory(lockWalDirectory(config.baseDir)),
-      PerCoreWalError,
-    )).code,
+    assertThrows(() => unlockWalDirectory(lockWalDirectory(config.baseDir)), PerCoreWalError)
+      .code,
     "Locked",
   );
   // The first writer goes on.
