@@ -146,6 +146,7 @@ export class PerCoreRecoveryManager {
         sequence: s === undefined ? 0n : s.sequence - 1n,
       }));
       const cursors = await this.#openCursors(starts, checkpoint === undefined, cutoff, report);
+      if (checkpoint !== undefined) this.#checkBarriers(cursors, checkpoint, report);
       const replay = await this.#replay(cursors, checkpoint, positions, buildState);
       if (cutoff !== undefined) this.#reportStops(report, cursors, cutoff);
       if (!o.readOnly) this.#repair(report, mode, cursors, cutoff);
@@ -221,6 +222,59 @@ export class PerCoreRecoveryManager {
       throw e;
     }
     return cursors;
+  }
+
+  /**
+   * Each core's log must go on from the checkpoint: the first record at its `walPositions` is the
+   * barrier that began the epoch after the checkpoint's. Anything else (no record, another
+   * sequence, another record) means the core's segments are not the log the checkpoint was taken
+   * of (deleted and started over, or another WAL's checkpoint): replaying them on the checkpoint's
+   * state would serve a stale or foreign state. Refused in every mode but salvage, which reports
+   * it and goes on.
+   */
+  #checkBarriers(
+    cursors: CoreCursor[],
+    checkpoint: CheckpointMetadata,
+    report: SegmentReport[],
+  ): void {
+    const mode = this.#o.mode!;
+    for (const cur of cursors) {
+      const at = checkpoint.walPositions[cur.coreId];
+      if (at === undefined) continue;
+      const first = cur.entry ?? cur.stoppedAt?.entry;
+      const op = first?.operation;
+      if (
+        first !== undefined && first.sequence === at.sequence && op?.type === "epochBarrier" &&
+        op.epoch > checkpoint.epoch
+      ) continue;
+      const path = this.config.segmentPath(cur.coreId, at.segment);
+      const found = first === undefined
+        ? "no record"
+        : `a ${op!.type} record of sequence ${first.sequence}`;
+      const reason = `checkpoint ${checkpoint.id} (epoch ${checkpoint.epoch}) says core ` +
+        `${cur.coreId}'s log goes on with the barrier of sequence ${at.sequence} at offset ` +
+        `${at.offset}, but the segment holds ${found} there: its segments are not the log the ` +
+        `checkpoint was taken of`;
+      report.push({
+        coreId: cur.coreId,
+        path,
+        segmentIndex: at.segment,
+        status: "missing",
+        offset: at.offset,
+        reason,
+        entries: 0,
+        action: mode === "salvage" ? "skipped" : "refused",
+        applied: false,
+      });
+      if (mode !== "salvage") {
+        for (const c of cursors) c.close();
+        throw new PerCoreWalError("Corrupted", `Segment "${path}": ${reason}`, {
+          coreId: cur.coreId,
+          segment: path,
+          offset: at.offset,
+        });
+      }
+    }
   }
 
   /**
