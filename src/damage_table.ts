@@ -396,8 +396,11 @@ export interface SegmentEndFacts {
   /** The sequence this segment must start at, when known. */
   expected: bigint | undefined;
   /**
-   * The file is empty (0 bytes) and a later segment of the core has bytes: it was laid out and
-   * then truncated, since the writer gives a segment its full size before it creates the next.
+   * The file is empty (0 bytes) and a later segment of the core was started (holds data): it was
+   * laid out and then truncated. A segment's first batch is submitted only once its preparation
+   * (size included) is durable, and batches are submitted in order, so a started later segment
+   * proves this one had its full size. (A later segment that is only laid out proves nothing: the
+   * next segment is prepared while this one's preparation may still be in flight.)
    */
   truncated: boolean;
   /** The largest claim of the later segments: see {@linkcode endNeedsClaim}. */
@@ -409,15 +412,16 @@ const _allZero = (f: SegmentEndFacts) => !f.hasHeader && f.end === "end" && !f.t
 /** The rows deciding on a segment once its records have been read. */
 export const END_ROWS: readonly Row<SegmentEndFacts, Decision>[] = [
   {
-    name: "empty segment before a laid-out one",
+    name: "empty segment before a started one",
     when: (f) => !f.hasHeader && f.end === "end" && f.truncated,
     then: () => ({
       kind: "corrupt",
-      row: "empty segment before a laid-out one",
+      row: "empty segment before a started one",
       code: "Corrupted",
       offset: 0,
-      reason: "the segment is empty (0 bytes) but a later segment was laid out after it: it was " +
-        "truncated (the writer creates every segment at its full size), and its records are lost",
+      reason: "the segment is empty (0 bytes) but a later segment was started after it: it was " +
+        "truncated (a segment is durable at its full size before its first batch), and its " +
+        "records are lost",
       gap: false,
       foreign: false,
     }),
@@ -488,18 +492,15 @@ export function decideSegmentEnd(f: SegmentEndFacts): Decision {
 export interface TrailingFacts {
   /** What the file holds: nothing (0 bytes), only zeros, or a non-zero byte. */
   content: "empty" | "zeros" | "data";
-  /** Whether a later segment of the core has bytes (was laid out). */
-  laterLaidOut: boolean;
 }
 
 /** A trailing segment's verdict. */
 export type TrailingDecision = {
   /**
    * `unstarted`: never started, removed or skipped (it is prepared again later). `started`: it
-   * and every segment before it are read. `truncated`: an emptied segment, which the reading
-   * rows refuse (`"empty segment before a laid-out one"`): nothing after it is dropped.
+   * and every segment before it are read.
    */
-  kind: "unstarted" | "started" | "truncated";
+  kind: "unstarted" | "started";
   /** The name of the row that decided. */
   row: string;
 };
@@ -517,17 +518,11 @@ export const TRAILING_ROWS: readonly Row<TrailingFacts, TrailingDecision>[] = [
     then: () => ({ kind: "unstarted", row: "prepared ahead, never started" }),
   },
   {
-    name: "empty, nothing laid out after it (a crash while creating it)",
-    when: (f) => f.content === "empty" && !f.laterLaidOut,
-    then: () => ({
-      kind: "unstarted",
-      row: "empty, nothing laid out after it (a crash while creating it)",
-    }),
-  },
-  {
-    name: "empty before a laid-out segment (truncated)",
-    when: (f) => f.content === "empty" && f.laterLaidOut,
-    then: () => ({ kind: "truncated", row: "empty before a laid-out segment (truncated)" }),
+    // A crash while creating it, or a power loss before its size was durable (nothing started
+    // after it proves otherwise: see `SegmentEndFacts.truncated`).
+    name: "empty, nothing started after it",
+    when: (f) => f.content === "empty",
+    then: () => ({ kind: "unstarted", row: "empty, nothing started after it" }),
   },
 ];
 

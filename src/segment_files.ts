@@ -64,33 +64,28 @@ export function listCoreSegments(
 
 /**
  * How many segments at the end of `segs` (a core's list, by index) were never started: prepared
- * ahead (all zeros), or empty with nothing laid out after them (a crash while creating them).
- * The decision table's trailing rows decide (`decideTrailing`). An empty segment before a laid-out
- * one was truncated: then none is dropped, and reading the list refuses it.
+ * ahead (all zeros), or empty (a crash while creating them). The decision table's trailing rows
+ * decide (`decideTrailing`).
  */
 export function unstartedAtEnd(segs: readonly { path: string }[]): number {
-  let laterLaidOut = false;
   let n = 0;
   for (let i = segs.length - 1; i >= 0; i--) {
     const path = segs[i].path;
     const zeros = isUnstartedSegment(path);
-    const empty = zeros && _isEmpty(path);
-    const d = decideTrailing({ content: empty ? "empty" : zeros ? "zeros" : "data", laterLaidOut });
-    if (d.kind === "started") break;
-    if (d.kind === "truncated") return 0;
+    const content = !zeros ? "data" : isEmptyFile(path) ? "empty" : "zeros";
+    if (decideTrailing({ content }).kind === "started") break;
     n++;
-    laterLaidOut ||= !empty;
   }
   return n;
 }
 
-/** Whether any of `paths` has bytes (a missing file has none). */
-export function anyLaidOut(paths: readonly string[]): boolean {
-  return paths.some((p) => !_isEmpty(p));
+/** Whether any of `paths` was started (holds a non-zero byte). */
+export function anyStarted(paths: readonly string[]): boolean {
+  return paths.some((p) => !isUnstartedSegment(p));
 }
 
 /** Whether a file is empty (0 bytes); a missing file counts as empty. */
-function _isEmpty(path: string): boolean {
+export function isEmptyFile(path: string): boolean {
   try {
     return statPath(path).size === 0;
   } catch (e) {
