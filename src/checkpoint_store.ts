@@ -100,6 +100,16 @@ export function checkpointName(id: number): string {
   return `ckpt-${String(id).padStart(10, "0")}`;
 }
 
+/**
+ * Whether `name` is the temporary directory name of a checkpoint, exactly as
+ * {@linkcode checkpointName} spells it with `.tmp` after: the only entries an interrupted
+ * checkpoint leaves, and the only ones the module may clear.
+ */
+export function isCheckpointLeftoverName(name: string): boolean {
+  const m = /^ckpt-(\d{10,})\.tmp$/.exec(name);
+  return m !== null && `${checkpointName(Number(m[1]))}.tmp` === name;
+}
+
 /** The names in a checkpoint directory; none when it does not exist yet. */
 export function checkpointDirEntries(dir: string): string[] {
   try {
