@@ -179,7 +179,6 @@ export function readSome(file: Deno.FsFile, buf: Uint8Array, path: string): numb
 /** What kind of entry `info` (from lstat) is, for a message. */
 function _kind(info: Deno.FileInfo): string {
   if (info.isSymlink) return "a symbolic link";
-  if (info.isDirectory) return "a directory";
   if (info.isFifo) return "a FIFO";
   if (info.isSocket) return "a socket";
   if (info.isCharDevice || info.isBlockDevice) return "a device";
@@ -204,6 +203,14 @@ function _notRegular(path: string, what: string, why: string): PerCoreWalError {
  */
 export function openRegularFile(path: string, what: string): Deno.FsFile {
   const before = lstatPath(path);
+  if (before.isDirectory) {
+    // What reading it would say (a directory cannot block an open): Io EISDIR, as always.
+    throw new PerCoreWalError("Io", `read failed on "${path}": EISDIR (${what} is a directory)`, {
+      errno: "EISDIR",
+      operation: "read",
+      segment: path,
+    });
+  }
   if (!before.isFile) throw _notRegular(path, what, _kind(before));
   const file = openFile(path, { read: true });
   try {
