@@ -142,6 +142,8 @@ const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
 
 /** Why a checkpoint directory is not usable, or its metadata. */
 export function readCheckpoint(path: string): CheckpointMetadata | { invalid: string } {
+  // The module writes real directories: a link in a checkpoint's place is not followed.
+  if (lstatIfExists(path)?.isSymlink) return { invalid: "is a symbolic link, not a directory" };
   let bytes: Uint8Array;
   try {
     bytes = readRegularFile(`${path}/${MANIFEST_FILE}`, "Checkpoint manifest", MAX_MANIFEST_BYTES);

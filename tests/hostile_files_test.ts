@@ -277,3 +277,18 @@ test("a manifest with a field of the wrong type is skipped as invalid, with a re
     assertEquals(r.state.size, 40, what);
   }
 });
+
+test("a checkpoint directory that is a symbolic link is invalid, never followed", async () => {
+  await using dir = await tempDir();
+  const { wal, ckpt, metas } = await walWithCheckpoints(dir.path, 1);
+  // Another WAL's (or anyone's) checkpoint, linked in as the newest.
+  Deno.renameSync(metas[0].path, `${dir.path}/elsewhere`);
+  Deno.symlinkSync(`${dir.path}/elsewhere`, `${ckpt}/ckpt-0000000002`);
+  assertMatch(
+    (readCheckpoint(`${ckpt}/ckpt-0000000002`) as { invalid: string }).invalid,
+    /symbolic link/,
+  );
+  using r = await recoverPerCore(wal, { readOnly: true });
+  assertEquals(r.checkpoint, undefined);
+  assertEquals(r.checkpointReport[0].status, "invalid");
+});
