@@ -21,6 +21,7 @@ import {
   chooseCheckpoint,
   defaultCheckpointDir,
   encodeManifest,
+  isCheckpointLeftoverName,
   latestCheckpoint,
   listValidCheckpoints,
   MANIFEST_FILE,
@@ -32,7 +33,14 @@ import { directoryMode } from "./config.ts";
 import { crc32c } from "./crc32c.ts";
 import { ensureDirectory, listCoreSegments } from "./segment_files.ts";
 import { PerCoreWalError } from "./errors.ts";
-import { makeDirectory, removePath, renamePath, syncDirectory, writeSyncedFile } from "./fs.ts";
+import {
+  lstatIfExists,
+  makeDirectory,
+  removePath,
+  renamePath,
+  syncDirectory,
+  writeSyncedFile,
+} from "./fs.ts";
 import type { PerCoreWalManager } from "./manager.ts";
 import { CoreCursor } from "./merge.ts";
 import { mergeCursors } from "./merge_stream.ts";
@@ -261,10 +269,7 @@ export class CheckpointCoordinator {
 
   /** Clears what interrupted checkpoints left and creates the new one's temporary directory. */
   #makeTemporaryDirectory(tmp: string): void {
-    for (const name of checkpointDirEntries(this.checkpointDir)) {
-      // Left by an interrupted checkpoint: never renamed, so never used.
-      if (name.endsWith(".tmp")) removePath(`${this.checkpointDir}/${name}`, { recursive: true });
-    }
+    _removeLeftovers(this.checkpointDir);
     makeDirectory(tmp, { mode: directoryMode(this.#manager.config.options.fileMode) });
   }
 
@@ -372,13 +377,7 @@ export class CheckpointCoordinator {
   }
 
   #cleanup(keep: number): number {
-    let removed = 0;
-    for (const name of checkpointDirEntries(this.checkpointDir)) {
-      if (name.endsWith(".tmp")) {
-        removePath(`${this.checkpointDir}/${name}`, { recursive: true });
-        removed++;
-      }
-    }
+    let removed = _removeLeftovers(this.checkpointDir);
     const all = listValidCheckpoints(this.checkpointDir);
     for (const old of all.slice(0, Math.max(0, all.length - keep))) {
       removePath(old.path, { recursive: true });
@@ -387,6 +386,25 @@ export class CheckpointCoordinator {
     syncDirectory(this.checkpointDir);
     return removed;
   }
+}
+
+/**
+ * Removes what interrupted checkpoints left (never renamed, so never used): directories named
+ * exactly as the module names them (`ckpt-NNNNNNNNNN.tmp`), never another `*.tmp` of the
+ * application, and never through a symbolic link (lstat: a link of that name stays, and what it
+ * names is untouched). Returns how many went.
+ */
+function _removeLeftovers(dir: string): number {
+  let removed = 0;
+  for (const name of checkpointDirEntries(dir)) {
+    if (!isCheckpointLeftoverName(name)) continue;
+    const path = `${dir}/${name}`;
+    const info = lstatIfExists(path);
+    if (info === undefined || !info.isDirectory || info.isSymlink) continue;
+    removePath(path, { recursive: true });
+    removed++;
+  }
+  return removed;
 }
 
 /** Feeds the merged entries into `changes` and `committed`; returns how many there were. */

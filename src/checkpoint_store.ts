@@ -8,7 +8,14 @@
  */
 
 import { crc32c, crc32cUpdate } from "./crc32c.ts";
-import { isMissing, openFile, readDirectory, readSome, readWholeFile, statPath } from "./fs.ts";
+import {
+  isMissing,
+  lstatIfExists,
+  openRegularFile,
+  readDirectory,
+  readRegularFile,
+  readSome,
+} from "./fs.ts";
 import { PerCoreWalError } from "./errors.ts";
 import { StateFile } from "./state_file.ts";
 
@@ -100,6 +107,16 @@ export function checkpointName(id: number): string {
   return `ckpt-${String(id).padStart(10, "0")}`;
 }
 
+/**
+ * Whether `name` is the temporary directory name of a checkpoint, exactly as
+ * {@linkcode checkpointName} spells it with `.tmp` after: the only entries an interrupted
+ * checkpoint leaves, and the only ones the module may clear.
+ */
+export function isCheckpointLeftoverName(name: string): boolean {
+  const m = /^ckpt-(\d{10,})\.tmp$/.exec(name);
+  return m !== null && `${checkpointName(Number(m[1]))}.tmp` === name;
+}
+
 /** The names in a checkpoint directory; none when it does not exist yet. */
 export function checkpointDirEntries(dir: string): string[] {
   try {
@@ -120,50 +137,89 @@ export function nextCheckpointId(dir: string): number {
   return max + 1;
 }
 
+/** The largest manifest read: far above any real one (a few bytes per committed source). */
+const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
+
 /** Why a checkpoint directory is not usable, or its metadata. */
 export function readCheckpoint(path: string): CheckpointMetadata | { invalid: string } {
+  // The module writes real directories: a link in a checkpoint's place is not followed.
+  if (lstatIfExists(path)?.isSymlink) return { invalid: "is a symbolic link, not a directory" };
   let bytes: Uint8Array;
   try {
-    bytes = readWholeFile(`${path}/${MANIFEST_FILE}`);
+    bytes = readRegularFile(`${path}/${MANIFEST_FILE}`, "Checkpoint manifest", MAX_MANIFEST_BYTES);
   } catch (e) {
     if (!(e instanceof PerCoreWalError)) throw e;
-    return { invalid: isMissing(e) ? "no manifest" : `manifest unreadable: ${e}` };
+    return { invalid: isMissing(e) ? "no manifest" : `manifest unreadable: ${e.message}` };
   }
   const meta = _decodeManifest(bytes, path);
   if ("invalid" in meta) return meta;
   for (const f of meta.files) {
-    let size: number;
-    try {
-      size = statPath(`${path}/${f.name}`).size;
-    } catch (e) {
-      if (isMissing(e)) return { invalid: `${f.name} is missing` };
-      throw e;
-    }
-    if (size !== f.size) {
-      return { invalid: `${f.name} has ${size} bytes, the manifest says ${f.size}` };
+    // lstat: the file itself, never what a link names (the manifest's names are plain names).
+    const info = lstatIfExists(`${path}/${f.name}`);
+    if (info === undefined) return { invalid: `${f.name} is missing` };
+    if (!info.isFile) return { invalid: `${f.name} is not a regular file` };
+    if (info.size !== f.size) {
+      return { invalid: `${f.name} has ${info.size} bytes, the manifest says ${f.size}` };
     }
   }
   return meta;
 }
 
-/** Checks the files of a checkpoint against the CRC32Cs in its manifest (reads them whole). */
+/**
+ * Checks the files of a checkpoint against the sizes and CRC32Cs in its manifest (reads them
+ * whole, never more than the size the manifest states).
+ */
 export function verifyCheckpointFiles(meta: CheckpointMetadata): string | undefined {
   for (const f of meta.files) {
     const path = `${meta.path}/${f.name}`;
-    if (_fileCrc32c(path) !== f.crc32c) return `${f.name} fails its checksum`;
+    let crc: number | string;
+    try {
+      crc = _fileCrc32c(path, f.size);
+    } catch (e) {
+      if (!(e instanceof PerCoreWalError)) throw e;
+      return e.message;
+    }
+    if (typeof crc === "string") return `${f.name} ${crc}`;
+    if (crc !== f.crc32c) return `${f.name} fails its checksum`;
   }
   return undefined;
 }
 
-/** The CRC32C of a whole file, read in 1 MiB pieces. */
-function _fileCrc32c(path: string): number {
+/**
+ * The application's snapshot (`app.bin`) of a checkpoint, read as a regular file of exactly the
+ * size its manifest states. Throws "Corrupted" if it is not (changed since it was verified).
+ */
+export function readAppState(meta: CheckpointMetadata): Uint8Array<ArrayBuffer> {
+  const path = `${meta.path}/${APP_STATE_FILE}`;
+  const size = meta.files.find((f) => f.name === APP_STATE_FILE)?.size ?? 0;
+  const bytes = readRegularFile(path, "Checkpoint snapshot", size);
+  if (bytes.length !== size) {
+    throw new PerCoreWalError(
+      "Corrupted",
+      `Checkpoint snapshot "${path}" has ${bytes.length} bytes, its manifest says ${size}`,
+      { segment: path },
+    );
+  }
+  return bytes;
+}
+
+/**
+ * The CRC32C of a file of `size` bytes, read in 1 MiB pieces and never past `size`; why not when
+ * it holds fewer or more bytes.
+ */
+function _fileCrc32c(path: string, size: number): number | string {
   let crc = 0xffffffff;
-  using file = openFile(path, { read: true });
-  const buf = new Uint8Array(1 << 20);
-  while (true) {
-    const n = readSome(file, buf, path);
-    if (n === null) break;
+  using file = openRegularFile(path, "Checkpoint file");
+  const buf = new Uint8Array(Math.min(1 << 20, size + 1));
+  let done = 0;
+  while (done < size) {
+    const n = readSome(file, buf.subarray(0, Math.min(buf.length, size - done)), path);
+    if (n === null) return `ends at ${done} bytes, the manifest says ${size}`;
     crc = crc32cUpdate(crc, buf, 0, n);
+    done += n;
+  }
+  if (readSome(file, buf.subarray(0, 1), path) !== null) {
+    return `holds more than the ${size} bytes the manifest says`;
   }
   return ~crc >>> 0;
 }
@@ -222,38 +278,131 @@ function _decodeManifest(
   if (crc32c(new TextEncoder().encode(m[1])) !== parseInt(m[2], 16)) {
     return { invalid: "manifest fails its checksum" };
   }
+  let j: unknown;
   try {
-    const j = JSON.parse(m[1]);
-    if (j.version !== 1) return { invalid: `manifest version ${j.version}` };
-    return {
-      id: j.id,
-      epoch: BigInt(j.epoch),
-      walPositions: j.walPositions.map((p: CheckpointPosition & { sequence: string }) => ({
-        coreId: p.coreId,
-        segment: p.segment,
-        offset: p.offset,
-        sequence: BigInt(p.sequence),
-      })),
-      entriesMerged: j.entriesMerged,
-      stateEntries: j.stateEntries,
-      offsets: new Map(
-        Object.entries(j.offsets as Record<string, string>).map(([k, v]) => [k, BigInt(v)]),
-      ),
-      watermark: j.watermark === null ? undefined : BigInt(j.watermark),
-      watermarks: new Map(
-        Object.entries(j.watermarks as Record<string, string>).map(([k, v]) => [k, BigInt(v)]),
-      ),
-      path,
-      createdAt: new Date(j.createdAt),
-      previousId: j.previousId ?? undefined,
-      hasAppState: j.hasAppState,
-      files: j.files,
-    };
+    j = JSON.parse(m[1]);
   } catch (e) {
-    // What JSON.parse, BigInt and a missing field throw; anything else is a bug.
-    if (!(e instanceof SyntaxError || e instanceof TypeError || e instanceof RangeError)) throw e;
+    // What JSON.parse throws; anything else is a bug.
+    if (!(e instanceof SyntaxError)) throw e;
     return { invalid: `manifest does not parse: ${e}` };
   }
+  try {
+    return _manifestFields(j, path);
+  } catch (e) {
+    if (!(e instanceof _BadManifest)) throw e;
+    return { invalid: `manifest is invalid: ${e.message}` };
+  }
+}
+
+/** A manifest field of the wrong type or out of range (a checksum does not prove the writer). */
+class _BadManifest extends Error {}
+
+/**
+ * The manifest's fields, each checked for its type and range, since a valid checksum proves only
+ * that the bytes are what some writer meant: its file names are the module's own plain names
+ * (never a path), its sizes and positions non-negative safe integers, its numbers u64.
+ */
+function _manifestFields(j: unknown, path: string): CheckpointMetadata {
+  const o = _object(j, "the manifest");
+  if (o.version !== 1) throw new _BadManifest(`version ${JSON.stringify(o.version)}, not 1`);
+  const walPositions = _array(o.walPositions, "walPositions").map((p, c) => {
+    const q = _object(p, `walPositions[${c}]`);
+    const coreId = _count(q.coreId, `walPositions[${c}].coreId`);
+    if (coreId !== c) throw new _BadManifest(`walPositions[${c}] is of core ${coreId}`);
+    return {
+      coreId,
+      segment: _count(q.segment, `walPositions[${c}].segment`),
+      offset: _count(q.offset, `walPositions[${c}].offset`),
+      sequence: _u64(q.sequence, `walPositions[${c}].sequence`),
+    };
+  });
+  const createdAt = new Date(_string(o.createdAt, "createdAt"));
+  if (Number.isNaN(createdAt.getTime())) throw new _BadManifest("createdAt is not a date");
+  const hasAppState = o.hasAppState;
+  if (typeof hasAppState !== "boolean") throw new _BadManifest("hasAppState is not a boolean");
+  const id = _count(o.id, "id");
+  if (id < 1) throw new _BadManifest(`id ${id}`);
+  return {
+    id,
+    epoch: _u64(o.epoch, "epoch"),
+    walPositions,
+    entriesMerged: _count(o.entriesMerged, "entriesMerged"),
+    stateEntries: _count(o.stateEntries, "stateEntries"),
+    offsets: _u64Map(o.offsets, "offsets"),
+    watermark: o.watermark === null ? undefined : _u64(o.watermark, "watermark"),
+    watermarks: _u64Map(o.watermarks, "watermarks"),
+    path,
+    createdAt,
+    previousId: o.previousId === null || o.previousId === undefined
+      ? undefined
+      : _count(o.previousId, "previousId"),
+    hasAppState,
+    files: _files(o.files, hasAppState),
+  };
+}
+
+/**
+ * The manifest's files: `state.kv`, and `app.bin` exactly when it says it has the application's
+ * state; each once, with a size and a CRC32C.
+ */
+function _files(v: unknown, hasAppState: boolean): CheckpointMetadata["files"] {
+  const files = _array(v, "files").map((f, i) => {
+    const o = _object(f, `files[${i}]`);
+    const name = _string(o.name, `files[${i}].name`);
+    if (name !== STATE_FILE && name !== APP_STATE_FILE) {
+      throw new _BadManifest(
+        `files[${i}] names ${JSON.stringify(name)}, not ${STATE_FILE} or ${APP_STATE_FILE}`,
+      );
+    }
+    const crc = _count(o.crc32c, `files[${i}].crc32c`);
+    if (crc > 0xffffffff) throw new _BadManifest(`files[${i}].crc32c is not 32 bits`);
+    return { name, size: _count(o.size, `files[${i}].size`), crc32c: crc };
+  });
+  const names = files.map((f) => f.name);
+  const want = hasAppState ? [STATE_FILE, APP_STATE_FILE] : [STATE_FILE];
+  if (names.length !== want.length || !want.every((n) => names.includes(n))) {
+    throw new _BadManifest(`files are ${JSON.stringify(names)}, not ${JSON.stringify(want)}`);
+  }
+  return files;
+}
+
+function _object(v: unknown, what: string): Record<string, unknown> {
+  if (v === null || typeof v !== "object" || Array.isArray(v)) {
+    throw new _BadManifest(`${what} is not an object`);
+  }
+  return v as Record<string, unknown>;
+}
+
+function _array(v: unknown, what: string): unknown[] {
+  if (!Array.isArray(v)) throw new _BadManifest(`${what} is not an array`);
+  return v;
+}
+
+function _string(v: unknown, what: string): string {
+  if (typeof v !== "string") throw new _BadManifest(`${what} is not a string`);
+  return v;
+}
+
+/** A non-negative safe integer. */
+function _count(v: unknown, what: string): number {
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
+    throw new _BadManifest(`${what} is not a non-negative integer`);
+  }
+  return v;
+}
+
+/** A u64 written as a decimal string. */
+function _u64(v: unknown, what: string): bigint {
+  if (typeof v !== "string" || !/^\d{1,20}$/.test(v) || BigInt(v) >= 1n << 64n) {
+    throw new _BadManifest(`${what} is not a decimal u64 string`);
+  }
+  return BigInt(v);
+}
+
+function _u64Map(v: unknown, what: string): Map<string, bigint> {
+  return new Map(
+    Object.entries(_object(v, what)).map(([k, x]) => [k, _u64(x, `${what}[${JSON.stringify(k)}]`)]),
+  );
 }
 
 /**

@@ -175,3 +175,76 @@ export function syncFileData(path: string): void {
 export function readSome(file: Deno.FsFile, buf: Uint8Array, path: string): number | null {
   return _io("read", path, () => file.readSync(buf));
 }
+
+/** What kind of entry `info` (from lstat) is, for a message. */
+function _kind(info: Deno.FileInfo): string {
+  if (info.isSymlink) return "a symbolic link";
+  if (info.isFifo) return "a FIFO";
+  if (info.isSocket) return "a socket";
+  if (info.isCharDevice || info.isBlockDevice) return "a device";
+  return "not a regular file";
+}
+
+function _notRegular(path: string, what: string, why: string): PerCoreWalError {
+  return new PerCoreWalError(
+    "Unsafe",
+    `${what} "${path}" is ${why}: only regular files are opened`,
+    { segment: path, operation: "open" },
+  );
+}
+
+/**
+ * Opens for reading a file the module itself wrote (`wal.json`, a checkpoint's manifest, state
+ * file or snapshot), refusing anything else: lstat first, so that a FIFO (whose open would block
+ * forever), a device, a directory or a symbolic link is never opened; then fstat of the opened
+ * file, which must be the same regular file (closing the race with a swap between the two).
+ * Throws `PerCoreWalError` "Unsafe" naming `what` and the path, or "Io" (ENOENT when missing,
+ * see {@linkcode isMissing}).
+ */
+export function openRegularFile(path: string, what: string): Deno.FsFile {
+  const before = lstatPath(path);
+  if (before.isDirectory) {
+    // What reading it would say (a directory cannot block an open): Io EISDIR, as always.
+    throw new PerCoreWalError("Io", `read failed on "${path}": EISDIR (${what} is a directory)`, {
+      errno: "EISDIR",
+      operation: "read",
+      segment: path,
+    });
+  }
+  if (!before.isFile) throw _notRegular(path, what, _kind(before));
+  const file = openFile(path, { read: true });
+  try {
+    const after = file.statSync();
+    if (!after.isFile || after.ino !== before.ino || after.dev !== before.dev) {
+      throw _notRegular(path, what, "replaced while being opened");
+    }
+  } catch (e) {
+    file.close();
+    throw ioError(e, "fstat", path);
+  }
+  return file;
+}
+
+/**
+ * Reads a whole file through {@linkcode openRegularFile}: at most the size fstat gave when it was
+ * opened, and at most `maxBytes` (a larger file is refused, "Corrupted"), so that no read runs on
+ * without end.
+ */
+export function readRegularFile(
+  path: string,
+  what: string,
+  maxBytes = Number.MAX_SAFE_INTEGER,
+): Uint8Array<ArrayBuffer> {
+  using file = openRegularFile(path, what);
+  const size = _io("fstat", path, () => file.statSync().size);
+  if (size > maxBytes) {
+    throw new PerCoreWalError(
+      "Corrupted",
+      `${what} "${path}" has ${size} bytes, more than the ${maxBytes} it may have`,
+      { segment: path },
+    );
+  }
+  const out = new Uint8Array(size);
+  const n = _io("read", path, () => readFullyAt(file, out, 0));
+  return out.subarray(0, n);
+}

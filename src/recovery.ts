@@ -14,13 +14,14 @@ import {
   type CheckpointMetadata,
   chooseCheckpoint,
   defaultCheckpointDir,
+  readAppState,
 } from "./checkpoint_store.ts";
 import { type Committed, foldOperation } from "./commit_fold.ts";
 import { parseSegmentFileName, PerCoreWalConfig } from "./config.ts";
 import { asideName, setTailAside } from "./crash_tail.ts";
 import { listCoreSegments, refuseSymlink } from "./segment_files.ts";
 import { PerCoreWalError } from "./errors.ts";
-import { readDirectory, readWholeFile, renamePath, syncDirectory } from "./fs.ts";
+import { readDirectory, renamePath, syncDirectory } from "./fs.ts";
 import { lockWalDirectory, unlockWalDirectory } from "./lock.ts";
 import { CoreCursor, type SegmentEnd } from "./merge.ts";
 import { mergeCursors } from "./merge_stream.ts";
@@ -131,9 +132,7 @@ export class PerCoreRecoveryManager {
           checkpointReport: [],
         };
       base = checkpoint === undefined ? undefined : StateFile.open(`${checkpoint.path}/state.kv`);
-      const appState = checkpoint?.hasAppState
-        ? readWholeFile(`${checkpoint.path}/app.bin`)
-        : undefined;
+      const appState = checkpoint?.hasAppState ? readAppState(checkpoint) : undefined;
       this.#extraSegments(report, mode);
       const starts = Array.from({ length: config.numCores }, (_, c) => checkpoint?.walPositions[c]);
       // Point in time: find the epoch of the first damage on any core, then replay up to it.

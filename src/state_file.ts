@@ -15,7 +15,7 @@
 
 import { crc32c, crc32cUpdate } from "./crc32c.ts";
 import { PerCoreWalError } from "./errors.ts";
-import { ioError, isMissing, openFile, readFullyAt, removePath } from "./fs.ts";
+import { ioError, isMissing, openFile, openRegularFile, readFullyAt, removePath } from "./fs.ts";
 
 const MAGIC = new TextEncoder().encode("PCWALKV1");
 const END_MAGIC = new TextEncoder().encode("PCKVEND1");
@@ -232,7 +232,8 @@ export class StateFile {
   static open(path: string): StateFile {
     let file: Deno.FsFile;
     try {
-      file = openFile(path, { read: true });
+      // Never a FIFO (its open would block), a device or a link: the module wrote a regular file.
+      file = openRegularFile(path, "State file");
     } catch (e) {
       if (isMissing(e)) {
         throw new PerCoreWalError("SegmentNotFound", `State file "${path}" does not exist`, {

@@ -18,7 +18,7 @@ import { FORMAT_VERSION } from "./format.ts";
 import {
   isMissing,
   readDirectory,
-  readWholeFile,
+  readRegularFile,
   renamePath,
   syncDirectory,
   writeSyncedFile,
@@ -49,11 +49,15 @@ export interface WalMeta {
   maxRecordBytes?: number;
 }
 
+/** The largest `wal.json` read: a few hundred bytes are written. */
+const MAX_META_BYTES = 1024 * 1024;
+
 /** Reads `wal.json`, or undefined if there is none. Throws "Corrupted" if it is unreadable. */
 export function readWalMeta(dir: string): WalMeta | undefined {
   let bytes: Uint8Array;
   try {
-    bytes = readWholeFile(`${dir}/${META_FILE}`);
+    // A regular file only (a FIFO would block the open forever), and a small one.
+    bytes = readRegularFile(`${dir}/${META_FILE}`, "WAL metadata file", MAX_META_BYTES);
   } catch (e) {
     if (isMissing(e)) return undefined;
     throw e;

@@ -48,16 +48,24 @@ export async function dump(path: string, o: DumpOptions): Promise<number> {
 }
 
 async function _dump(path: string, o: DumpOptions, out: LineWriter): Promise<number> {
-  let isDir: boolean;
+  let info: Deno.FileInfo;
   try {
-    isDir = statPath(path).isDirectory;
+    info = statPath(path);
   } catch (e) {
     if (isMissing(e)) {
       throw new PerCoreWalError("SegmentNotFound", `"${path}" does not exist`, { segment: path });
     }
     throw e;
   }
-  if (isDir) {
+  if (!info.isDirectory && !info.isFile) {
+    // A FIFO or a device: opening it would block or read without end.
+    throw new PerCoreWalError(
+      "Unsafe",
+      `"${path}" is neither a segment file nor a WAL directory (not a regular file)`,
+      { segment: path },
+    );
+  }
+  if (info.isDirectory) {
     const config = configFromDirectory(path);
     const range = o.epoch === undefined ? {} : { fromEpoch: o.epoch, toEpoch: o.epoch };
     for await (const e of mergeSegments(config, range)) {
