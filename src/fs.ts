@@ -248,3 +248,58 @@ export function readRegularFile(
   const n = _io("read", path, () => readFullyAt(file, out, 0));
   return out.subarray(0, n);
 }
+
+/** What kind of entry `info` (from lstat) is, for a message: "a directory", "a FIFO" and so on. */
+export function entryKind(info: Deno.FileInfo): string {
+  if (info.isFile) return "a regular file";
+  if (info.isDirectory) return "a directory";
+  return _kind(info);
+}
+
+/**
+ * Throws unless `info` (from `lstat` of `path`) is a regular file: "Unsafe" for a symbolic link,
+ * a FIFO, a socket or a device, "Io" EISDIR for a directory (as {@linkcode openRegularFile}).
+ */
+export function refuseNonRegular(info: Deno.FileInfo, path: string, what: string): void {
+  if (info.isFile) return;
+  if (info.isDirectory) {
+    throw new PerCoreWalError("Io", `read failed on "${path}": EISDIR (${what} is a directory)`, {
+      errno: "EISDIR",
+      operation: "read",
+      segment: path,
+    });
+  }
+  throw _notRegular(path, what, _kind(info));
+}
+
+/**
+ * {@linkcode openRegularFile} for the async reader: lstat, refuse anything but a regular file
+ * (a FIFO's open would block, a link is never followed), open, then fstat, which must be the
+ * same regular file (a swap between the two is refused). Missing: "Io" ENOENT
+ * ({@linkcode isMissing}).
+ */
+export async function openRegularFileAsync(path: string, what: string): Promise<Deno.FsFile> {
+  let before: Deno.FileInfo;
+  try {
+    before = await Deno.lstat(path);
+  } catch (e) {
+    throw ioError(e, "lstat", path);
+  }
+  refuseNonRegular(before, path, what);
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (e) {
+    throw ioError(e, "open", path);
+  }
+  try {
+    const after = await file.stat();
+    if (!after.isFile || after.ino !== before.ino || after.dev !== before.dev) {
+      throw _notRegular(path, what, "replaced while being opened");
+    }
+  } catch (e) {
+    file.close();
+    throw ioError(e, "fstat", path);
+  }
+  return file;
+}

@@ -5,7 +5,7 @@
  */
 
 import { enableNativeCrc32c } from "./io/checksum.ts";
-import { ioError } from "./fs.ts";
+import { ioError, isMissing, openRegularFileAsync } from "./fs.ts";
 import { readFull, ReadWindow } from "./read_window.ts";
 import { classifyDamage } from "./reader_damage.ts";
 import { acknowledgedClaim } from "./segment_probes.ts";
@@ -130,22 +130,24 @@ export class PerCoreWalReader {
 
   /**
    * Opens a segment and validates its header. Throws `PerCoreWalError`: "SegmentNotFound",
-   * "Io", or "Corrupted"/"ChecksumMismatch"/"Unsupported" for a bad header.
+   * "Unsafe" (a FIFO, socket, device or symbolic link in its place), "Io", or
+   * "Corrupted"/"ChecksumMismatch"/"Unsupported" for a bad header.
    */
   static async open(path: string, options: ReaderOptions = {}): Promise<PerCoreWalReader> {
     // Every record read is checked: ISA-L's CRC32C, when there, halves the cost of a read.
     enableNativeCrc32c();
     let file: Deno.FsFile;
     try {
-      file = await Deno.open(path, { read: true });
+      // Only a regular file: a FIFO's open would block, a symbolic link is never followed.
+      file = await openRegularFileAsync(path, "Segment");
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) {
+      if (isMissing(e)) {
         throw new PerCoreWalError("SegmentNotFound", `Segment "${path}" does not exist`, {
           segment: path,
-          cause: e,
+          cause: (e as PerCoreWalError).cause ?? e,
         });
       }
-      throw ioError(e, "open", path);
+      throw e;
     }
     try {
       const size = Math.min((await file.stat()).size, options.limitOffset ?? Infinity);

@@ -13,13 +13,15 @@ import { PerCoreWalError } from "./errors.ts";
 import {
   ioError,
   isMissing,
+  lstatIfExists,
   lstatPath,
   makeDirectory,
-  openFile,
+  openRegularFile,
   readDirectory,
   readFullyAt,
   readLink,
   readSome,
+  refuseNonRegular,
   statPath,
   syncDirectory,
 } from "./fs.ts";
@@ -57,7 +59,10 @@ export function listCoreSegments(
         { coreId, segment: path },
       );
     }
-    if (e.isFile) out.push({ index: p.segment, path });
+    // A FIFO, socket, device or directory under a segment's name is refused, never skipped:
+    // skipped, it would hide that the segment is gone (and a FIFO's open would block).
+    if (!e.isFile) refuseNonRegular(lstatPath(path), path, "Segment");
+    out.push({ index: p.segment, path });
   }
   return out.sort((a, b) => a.index - b.index);
 }
@@ -84,19 +89,23 @@ export function anyStarted(paths: readonly string[]): boolean {
   return paths.some((p) => !isUnstartedSegment(p));
 }
 
-/** Whether a file is empty (0 bytes); a missing file counts as empty. */
+/**
+ * Whether a segment file is empty (0 bytes); a missing file counts as empty. Anything but a
+ * regular file is refused ("Unsafe", or "Io" EISDIR), never measured through a link.
+ */
 export function isEmptyFile(path: string): boolean {
-  try {
-    return statPath(path).size === 0;
-  } catch (e) {
-    if (isMissing(e)) return true;
-    throw e;
-  }
+  const info = lstatIfExists(path);
+  if (info === undefined) return true;
+  refuseNonRegular(info, path, "Segment");
+  return info.size === 0;
 }
 
-/** Whether a segment file's header block holds anything (its first 64 bytes are not zero). */
+/**
+ * Whether a segment file's header block holds anything (its first 64 bytes are not zero). Only a
+ * regular file is opened ("Unsafe" otherwise: a FIFO's open would block).
+ */
 export function hasSegmentHeader(path: string): boolean {
-  using f = openFile(path, { read: true });
+  using f = openRegularFile(path, "Segment");
   const b = new Uint8Array(64);
   try {
     readFullyAt(f, b, 0);
@@ -112,12 +121,13 @@ export function hasSegmentHeader(path: string): boolean {
  *
  * A missing file is not unstarted (false): it holds nothing to skip, and the caller that listed
  * it finds it gone when it opens it. Any other failure is an error (`PerCoreWalError`), never
- * read as "no data".
+ * read as "no data"; so is anything but a regular file ("Unsafe").
  */
 export function isUnstartedSegment(path: string): boolean {
   let f: Deno.FsFile;
   try {
-    f = openFile(path, { read: true });
+    // Only a regular file: a FIFO's open would block, a symbolic link is never followed.
+    f = openRegularFile(path, "Segment");
   } catch (e) {
     if (isMissing(e)) return false;
     throw e;

@@ -1,0 +1,157 @@
+// Hostile files in a segment's or the lock's place (issue 18, item 7 for segments and wal.lock,
+// and "a directory in a segment's place fails the core at rotation with a bare EEXIST"): a FIFO,
+// a socket, a device or a symbolic link is refused ("Unsafe", naming the path) at once, never
+// opened for reading (a FIFO would block) and never followed.
+import { assert, assertEquals } from "@std/assert";
+import { PerCoreWalError } from "../src/errors.ts";
+import { PerCoreWalManager } from "../src/manager.ts";
+import { PerCoreWalReader } from "../src/reader.ts";
+import { recoverPerCore } from "../src/recovery.ts";
+import { hasSegmentHeader, isEmptyFile, isUnstartedSegment } from "../src/segment_files.ts";
+import { ignoreWithoutUring, smallConfig, tempDir } from "./_helpers.ts";
+
+const test = (name: string, fn: () => Promise<void>) =>
+  Deno.test({ name, ignore: ignoreWithoutUring, fn });
+
+const CHILD = new URL("./_hostile_segment_child.ts", import.meta.url).pathname;
+
+/** Runs one action of the child, killed after 5 s: a call that blocks fails instead of hanging. */
+async function inChild(action: string, path: string): Promise<Record<string, unknown>> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CHILD, action, path],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), 5000);
+  });
+  const done = await Promise.race([child.output(), timeout]);
+  clearTimeout(timer);
+  if (done === "timeout") {
+    child.kill("SIGKILL");
+    await child.status;
+    throw new Error(`still running after 5 s (hangs): ${action} ${path}`);
+  }
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  assertEquals(done.code, 0, text(done.stderr));
+  return JSON.parse(text(done.stdout).trim().split("\n").at(-1)!);
+}
+
+/** A closed 1-core WAL with a few records in segment 0; returns its directory. */
+async function walWithData(root: string): Promise<string> {
+  const config = smallConfig(root);
+  await using m = await PerCoreWalManager.open(config);
+  const w = m.writer(0);
+  for (let k = 0; k < 20; k++) w.appendPut(`k${k}`, `v${k}`);
+  await w.sync();
+  return config.baseDir;
+}
+
+type Kind = "FIFO" | "socket" | "device" | "symbolic link";
+const KINDS: readonly Kind[] = ["FIFO", "socket", "device", "symbolic link"];
+
+/**
+ * Puts a `kind` in `path`'s place. A symbolic link points to a copy of what was there (a valid
+ * segment, outside the WAL directory), so that following it would read well: only refusing it
+ * passes.
+ */
+async function replaceWith(path: string, kind: Kind, outside: string): Promise<void> {
+  try {
+    Deno.copyFileSync(path, outside);
+    Deno.removeSync(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  if (kind === "symbolic link") return Deno.symlinkSync(outside, path);
+  if (kind === "socket") {
+    // Deno removes its socket file on close: Python's stays behind, as a crashed server's does.
+    const bind = `import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(path)})`;
+    const out = await new Deno.Command("python3", { args: ["-c", bind] }).output();
+    assert(out.success && Deno.lstatSync(path).isSocket, new TextDecoder().decode(out.stderr));
+    return;
+  }
+  const args = kind === "FIFO" ? [path] : [path, "c", "1", "3"]; // a device: /dev/null's numbers
+  const out = await new Deno.Command(kind === "FIFO" ? "mkfifo" : "mknod", { args }).output();
+  assert(out.success, `${kind}: ${new TextDecoder().decode(out.stderr)}`);
+}
+
+/** Asserts an "Unsafe" refusal naming `path`, within a second. */
+function assertUnsafe(r: Record<string, unknown>, path: string, what: string): void {
+  assertEquals(
+    [r.ok, r.walError, r.code],
+    [false, true, "Unsafe"],
+    `${what}: ${JSON.stringify(r)}`,
+  );
+  assert(String(r.message).includes(`"${path}"`), `${what}: ${r.message}`);
+  assert((r.elapsedMs as number) < 1000, `${what} took ${r.elapsedMs} ms`);
+}
+
+/** What `fn` threw, as the child reports it. */
+async function outcome(fn: () => unknown): Promise<Record<string, unknown>> {
+  const started = performance.now();
+  try {
+    await fn();
+    return { ok: true, elapsedMs: performance.now() - started };
+  } catch (e) {
+    return {
+      ok: false,
+      walError: e instanceof PerCoreWalError,
+      code: (e as { code?: string }).code,
+      message: String((e as Error).message ?? e),
+      elapsedMs: performance.now() - started,
+    };
+  }
+}
+
+test("a FIFO, socket, device or symbolic link in a segment's place: the reader and the segment probes refuse it (Unsafe), never block, never follow", async () => {
+  for (const kind of KINDS) {
+    await using dir = await tempDir();
+    const wal = await walWithData(dir.path);
+    const seg = `${wal}/wal-0-000000.log`;
+    await replaceWith(seg, kind, `${dir.path}/copy.log`);
+    if (kind === "FIFO") {
+      // Opening a FIFO for reading blocks the thread: each call runs in a child, killed at 5 s.
+      for (const action of ["reader", "unstarted", "header", "empty"]) {
+        assertUnsafe(await inChild(action, seg), seg, `${kind}, ${action}`);
+      }
+      continue;
+    }
+    const calls: Record<string, () => unknown> = {
+      reader: async () => await (await PerCoreWalReader.open(seg)).close(),
+      unstarted: () => isUnstartedSegment(seg),
+      header: () => hasSegmentHeader(seg),
+      empty: () => isEmptyFile(seg),
+    };
+    for (const [action, fn] of Object.entries(calls)) {
+      assertUnsafe(await outcome(fn), seg, `${kind}, ${action}`);
+    }
+  }
+});
+
+test("a FIFO, socket, device or symbolic link in a segment's place: open() and recovery refuse it (Unsafe), naming it", async () => {
+  for (const kind of KINDS) {
+    await using dir = await tempDir();
+    const wal = await walWithData(dir.path);
+    const seg = `${wal}/wal-0-000000.log`;
+    await replaceWith(seg, kind, `${dir.path}/copy.log`);
+    if (kind === "FIFO") {
+      for (const action of ["open", "recover"]) {
+        assertUnsafe(await inChild(action, wal), seg, `${kind}, ${action}`);
+      }
+      continue;
+    }
+    const config = smallConfig(dir.path);
+    assertUnsafe(
+      await outcome(async () => await (await PerCoreWalManager.open(config)).close()),
+      seg,
+      `${kind}, open`,
+    );
+    assertUnsafe(
+      await outcome(async () => (await recoverPerCore(wal, { readOnly: true }))[Symbol.dispose]()),
+      seg,
+      `${kind}, recover`,
+    );
+  }
+});
