@@ -12,7 +12,7 @@
  */
 
 import { PerCoreWalError } from "./errors.ts";
-import { ioError, openFile } from "./fs.ts";
+import { entryKind, ioError, lstatPath, openFile } from "./fs.ts";
 
 /** The lock file's name. */
 export const LOCK_FILE = "wal.lock";
@@ -28,7 +28,7 @@ export interface WalLock {
 /** Takes the directory's lock, or throws "Locked" if another writer holds it. */
 export function lockWalDirectory(dir: string, fileMode = 0o600): WalLock {
   const path = `${dir}/${LOCK_FILE}`;
-  const open = () => openFile(path, { read: true, write: true, create: true, mode: fileMode });
+  const open = () => _openLockFile(path, fileMode);
   // wal.lock first: what another writer of any version holds, and the usual message.
   const file = _flock(dir, open, path);
   try {
@@ -39,6 +39,43 @@ export function lockWalDirectory(dir: string, fileMode = 0o600): WalLock {
   }
 }
 
+/**
+ * Opens `wal.lock` for the flock: created if missing (`O_EXCL`, which never follows a link), else
+ * only a regular file, checked by lstat before the open and by fstat after it (same inode), so
+ * that a FIFO, a directory or a symbolic link in its place is refused, never opened or followed.
+ */
+function _openLockFile(path: string, mode: number): Deno.FsFile {
+  try {
+    return openFile(path, { read: true, write: true, createNew: true, mode });
+  } catch (e) {
+    // EEXIST (also for a FIFO or a link, dangling or not): checked below. Anything else (EACCES)
+    // is the open's own error.
+    if (!(e instanceof PerCoreWalError && e.errno === "EEXIST")) throw e;
+  }
+  const before = lstatPath(path);
+  if (!before.isFile) throw _notLockable(path, entryKind(before), before.isDirectory);
+  const file = openFile(path, { read: true, write: true });
+  try {
+    const after = file.statSync();
+    if (!after.isFile || after.ino !== before.ino || after.dev !== before.dev) {
+      throw _notLockable(path, "replaced while being opened", false);
+    }
+  } catch (e) {
+    file.close();
+    throw ioError(e, "fstat", path);
+  }
+  return file;
+}
+
+function _notLockable(path: string, why: string, directory: boolean): PerCoreWalError {
+  return new PerCoreWalError(
+    directory ? "Io" : "Unsafe",
+    `lock file "${path}" is ${why}: only a regular file is locked; move it out of the WAL ` +
+      `directory`,
+    { errno: directory ? "EISDIR" : undefined, operation: "open", segment: path },
+  );
+}
+
 /** Opens with `open` and flocks what it opened, or throws "Locked" (or "Io", naming `what`). */
 function _flock(dir: string, open: () => Deno.FsFile, what: string): Deno.FsFile {
   let file: Deno.FsFile;
@@ -46,7 +83,8 @@ function _flock(dir: string, open: () => Deno.FsFile, what: string): Deno.FsFile
     file = open();
   } catch (e) {
     const err = ioError(e, "open", what);
-    throw new PerCoreWalError("Io", `Cannot lock WAL directory "${dir}": ${err.message}`, {
+    const code = err.code === "Unsafe" ? "Unsafe" : "Io";
+    throw new PerCoreWalError(code, `Cannot lock WAL directory "${dir}": ${err.message}`, {
       errno: err.errno,
       operation: err.operation,
       segment: what,

@@ -2,8 +2,9 @@
 // and "a directory in a segment's place fails the core at rotation with a bare EEXIST"): a FIFO,
 // a socket, a device or a symbolic link is refused ("Unsafe", naming the path) at once, never
 // opened for reading (a FIFO would block) and never followed.
-import { assert, assertEquals } from "@std/assert";
+import { assert, assertEquals, assertMatch, assertThrows } from "@std/assert";
 import { PerCoreWalError } from "../src/errors.ts";
+import { LOCK_FILE, lockWalDirectory, unlockWalDirectory } from "../src/lock.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
 import { PerCoreWalReader } from "../src/reader.ts";
 import { recoverPerCore } from "../src/recovery.ts";
@@ -154,4 +155,42 @@ test("a FIFO, socket, device or symbolic link in a segment's place: open() and r
       `${kind}, recover`,
     );
   }
+});
+
+test("wal.lock replaced by a FIFO, a symbolic link or a directory: the lock is refused at once, naming wal.lock, and a link is never followed", async () => {
+  for (const kind of ["FIFO", "symbolic link", "directory", "dangling symbolic link"]) {
+    await using dir = await tempDir();
+    const wal = await walWithData(dir.path);
+    const lock = `${wal}/${LOCK_FILE}`;
+    const target = `${dir.path}/elsewhere`;
+    Deno.removeSync(lock);
+    if (kind === "directory") Deno.mkdirSync(lock);
+    else if (kind === "FIFO") await replaceWith(lock, "FIFO", target);
+    else {
+      if (kind === "symbolic link") Deno.writeTextFileSync(target, "not a lock");
+      Deno.symlinkSync(target, lock);
+    }
+    const r = await inChild("lock", wal);
+    assertEquals([r.ok, r.walError], [false, true], `${kind}: ${JSON.stringify(r)}`);
+    assert(r.code === "Unsafe" || r.code === "Io", `${kind}: ${JSON.stringify(r)}`);
+    assert(String(r.message).includes(`"${lock}"`), `${kind}: ${r.message}`);
+    assert((r.elapsedMs as number) < 1000, `${kind} took ${r.elapsedMs} ms`);
+    if (kind === "directory") assertMatch(String(r.message), /is a directory/);
+    if (kind === "symbolic link") {
+      assertEquals(Deno.readTextFileSync(target), "not a lock");
+      assert(Deno.lstatSync(lock).isSymlink);
+    }
+    if (kind === "dangling symbolic link") {
+      assertThrows(() => Deno.lstatSync(target), Deno.errors.NotFound); // the link was followed
+    }
+  }
+});
+
+test("a missing wal.lock is created, and a regular one is taken", async () => {
+  await using dir = await tempDir();
+  const wal = await walWithData(dir.path);
+  Deno.removeSync(`${wal}/${LOCK_FILE}`);
+  unlockWalDirectory(lockWalDirectory(wal));
+  assert(Deno.lstatSync(`${wal}/${LOCK_FILE}`).isFile);
+  unlockWalDirectory(lockWalDirectory(wal));
 });
