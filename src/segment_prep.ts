@@ -9,7 +9,7 @@
 import type { PerCoreWalConfig, ResolvedWalOptions } from "./config.ts";
 import { PerCoreWalError } from "./errors.ts";
 import { encodeSegmentHeader, SEGMENT_DATA_OFFSET } from "./format.ts";
-import { removeIfExists } from "./fs.ts";
+import { entryKind, lstatIfExists, lstatPath, refuseNonRegular, removeIfExists } from "./fs.ts";
 import type { IoBackend, IoFile, OpenFileOptions } from "./io/backend.ts";
 import type { WriteModeInUse } from "./types.ts";
 
@@ -145,7 +145,11 @@ export class SegmentPreparer {
 
   /** Opens a new file for `seg` and starts laying it out; throws if the file cannot be made. */
   #create(seg: Segment): void {
-    seg.file = this.#io.openFile(seg.path, this.openOptions(true));
+    try {
+      seg.file = this.#io.openFile(seg.path, this.openOptions(true));
+    } catch (e) {
+      throw _inTheWay(e, seg.path);
+    }
     seg.created = true;
     seg.ready = false;
     this.openSegments.add(seg);
@@ -211,6 +215,8 @@ export class SegmentPreparer {
    * header already on the disk.
    */
   adopt(index: number, path: string, firstSequence: number, salt: number): Segment {
+    // Only a regular file: a FIFO's open would block, a symbolic link is never followed.
+    refuseNonRegular(lstatPath(path), path, "Segment");
     const file = this.#io.openFile(path, this.openOptions(false));
     const seg: Segment = {
       index,
@@ -287,4 +293,27 @@ export class SegmentPreparer {
 function _asWalError(e: unknown): PerCoreWalError {
   if (e instanceof PerCoreWalError) return e;
   return new PerCoreWalError("Io", String(e), { cause: e });
+}
+
+/**
+ * The error of a segment's creation, saying what is in the way when the name exists (`EEXIST`):
+ * a directory, a FIFO, a file the module did not create. The code and errno stay those of the
+ * failed open ("Io", EEXIST): the engine refuses the rotation as for any failed preparation.
+ */
+function _inTheWay(e: unknown, path: string): unknown {
+  if (!(e instanceof PerCoreWalError) || e.errno !== "EEXIST") return e;
+  let what = "something";
+  try {
+    const info = lstatIfExists(path);
+    if (info !== undefined) what = entryKind(info);
+  } catch {
+    // Only for the message: the open's own error is the answer either way.
+  }
+  const kind = what === "a regular file" ? "a file this core did not create" : what;
+  return new PerCoreWalError(
+    e.code,
+    `Cannot create segment "${path}": it exists and is ${kind} (EEXIST); the WAL creates each ` +
+      `segment itself, so move it out of the WAL directory`,
+    { errno: e.errno, operation: e.operation, segment: path, coreId: e.coreId, cause: e },
+  );
 }

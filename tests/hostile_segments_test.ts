@@ -3,13 +3,14 @@
 // a socket, a device or a symbolic link is refused ("Unsafe", naming the path) at once, never
 // opened for reading (a FIFO would block) and never followed.
 import { assert, assertEquals, assertMatch, assertThrows } from "@std/assert";
+import { CoreLog } from "../src/core_log.ts";
 import { PerCoreWalError } from "../src/errors.ts";
 import { LOCK_FILE, lockWalDirectory, unlockWalDirectory } from "../src/lock.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
 import { PerCoreWalReader } from "../src/reader.ts";
 import { recoverPerCore } from "../src/recovery.ts";
 import { hasSegmentHeader, isEmptyFile, isUnstartedSegment } from "../src/segment_files.ts";
-import { ignoreWithoutUring, smallConfig, tempDir } from "./_helpers.ts";
+import { asPut, ignoreWithoutUring, readCore, smallConfig, str, tempDir } from "./_helpers.ts";
 
 const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name, ignore: ignoreWithoutUring, fn });
@@ -193,4 +194,39 @@ test("a missing wal.lock is created, and a regular one is taken", async () => {
   unlockWalDirectory(lockWalDirectory(wal));
   assert(Deno.lstatSync(`${wal}/${LOCK_FILE}`).isFile);
   unlockWalDirectory(lockWalDirectory(wal));
+});
+
+test("a directory in the next segment's place: the rotation is refused naming it (is a directory), the core goes on once it is gone", async () => {
+  await using dir = await tempDir();
+  const cfg = smallConfig(dir.path);
+  const log = await CoreLog.open(cfg, 0);
+  // Segment 1 is prepared at open; segment 2 is prepared when the log rotates into segment 1.
+  const inTheWay = cfg.segmentPath(0, 2);
+  Deno.mkdirSync(inTheWay);
+  const value = new Uint8Array(1000).fill(7);
+  let error: unknown;
+  let n = 0;
+  for (let i = 0; i < 10_000 && error === undefined; i++) {
+    try {
+      log.appendPut(`k-${n + 1}`, value);
+      n++;
+    } catch (e) {
+      error = e;
+    }
+  }
+  if (!(error instanceof PerCoreWalError)) throw new Error(`no error: ${error}`);
+  assert(error.code === "Io" || error.code === "Unsafe", error.message);
+  assert(error.message.includes(`"${inTheWay}"`), error.message);
+  assertMatch(error.message, /is a directory/);
+  assertEquals(log.failure, undefined, "a failed preparation does not fail the core");
+  assert(Deno.statSync(inTheWay).isDirectory, "what was in the way is left alone");
+  // Still in the way: the next append is refused the same way.
+  assertMatch(assertThrows(() => log.appendPut("x", value), PerCoreWalError).message, /directory/);
+  Deno.removeSync(inTheWay);
+  log.appendPut(`k-${++n}`, value);
+  await log.sync();
+  await log.close();
+  const entries = await readCore(cfg);
+  assertEquals(entries.length, n);
+  assertEquals(str(asPut(entries[n - 1].operation).key), `k-${n}`);
 });
