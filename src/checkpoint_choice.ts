@@ -11,6 +11,7 @@
 
 import {
   type CheckpointMetadata,
+  type CheckpointPosition,
   type CheckpointReport,
   chooseCheckpoint,
   defaultCheckpointDir,
@@ -104,31 +105,43 @@ export async function legacyMismatch(
     return `it names ${m.walPositions.length} cores, this WAL has ${config.numCores}`;
   }
   for (const at of m.walPositions) {
-    let cursor: CoreCursor | undefined;
-    try {
-      cursor = await CoreCursor.open(config, at.coreId, {
-        start: { segment: at.segment, offset: at.offset, sequence: at.sequence },
-        onTorn: "stop",
-        onCorrupt: "stop",
-        onGap: "stop",
-        batch: 1,
-      });
-      const first = cursor.entry;
-      const op = first?.operation;
-      if (
-        first === undefined || first.sequence !== at.sequence || op?.type !== "epochBarrier" ||
-        op.epoch <= m.epoch
-      ) {
-        return `core ${at.coreId}'s log holds no barrier of sequence ${at.sequence} at segment ` +
-          `${at.segment} offset ${at.offset}`;
-      }
-    } catch (e) {
-      // A log that cannot be read there is not the log the checkpoint names; a bug is a bug.
-      if (!(e instanceof PerCoreWalError)) throw e;
-      return `core ${at.coreId}'s log cannot be read at its barrier: ${e.message}`;
-    } finally {
-      await cursor?.closeAsync();
-    }
+    const why = await barrierMismatch(config, at, m.epoch);
+    if (why !== undefined) return why;
   }
   return undefined;
+}
+
+/**
+ * Why core `at.coreId`'s log does not go on from a checkpoint of epoch `epoch` at `at`, or
+ * undefined when the first record there is the barrier of `at.sequence` and of a later epoch.
+ */
+export async function barrierMismatch(
+  config: PerCoreWalConfig,
+  at: CheckpointPosition,
+  epoch: bigint,
+): Promise<string | undefined> {
+  let cursor: CoreCursor | undefined;
+  try {
+    cursor = await CoreCursor.open(config, at.coreId, {
+      start: { segment: at.segment, offset: at.offset, sequence: at.sequence },
+      onTorn: "stop",
+      onCorrupt: "stop",
+      onGap: "stop",
+      batch: 1,
+    });
+    const first = cursor.entry;
+    const op = first?.operation;
+    if (
+      first !== undefined && first.sequence === at.sequence && op?.type === "epochBarrier" &&
+      op.epoch > epoch
+    ) return undefined;
+    return `core ${at.coreId}'s log holds no barrier of sequence ${at.sequence} at segment ` +
+      `${at.segment} offset ${at.offset}`;
+  } catch (e) {
+    // A log that cannot be read there is not the log the checkpoint names; a bug is a bug.
+    if (!(e instanceof PerCoreWalError)) throw e;
+    return `core ${at.coreId}'s log cannot be read at its barrier: ${e.message}`;
+  } finally {
+    await cursor?.closeAsync();
+  }
 }

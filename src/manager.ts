@@ -18,7 +18,7 @@ import { type MergeOptions, mergeSegments } from "./merge_stream.ts";
 import { scanSegment } from "./segment_probes.ts";
 import { ensureDirectory, isUnstartedSegment, listCoreSegments } from "./segment_files.ts";
 import { reconcileWalMeta } from "./wal_meta.ts";
-import { newestOwnCheckpoint } from "./checkpoint_choice.ts";
+import { barrierMismatch, newestOwnCheckpoint } from "./checkpoint_choice.ts";
 import { BigSlot, Control, CoreState, MetricSlot, ProducerRing } from "./shared.ts";
 import type { PerCoreWalEntry, SegmentStats, WalPosition, WriteModeInUse } from "./types.ts";
 import { CoreWalWriter, type WriterHandle } from "./writer.ts";
@@ -535,21 +535,20 @@ function _stop(core: Core): Promise<PerCoreWalError | undefined> {
 /**
  * Refuses ("Corrupted") to open a WAL whose newest checkpoint (of this WAL, in the default
  * checkpoint directory or the old default) names, for some core, a barrier its segments do not
- * reach: no segments, or a last valid sequence below the barrier's. Opening would start the core
- * over at sequence 1 (or go on below the checkpoint), and recovery would then serve the
- * checkpoint's stale state or refuse the new records. Reads only; changes nothing.
+ * hold: no segments, or no barrier of that sequence at that position (the segments end below it,
+ * or are another log), as recovery's own barrier check would find. Opening would start the core
+ * over at sequence 1 (or go on beside the checkpoint), and recovery would then serve the
+ * checkpoint's stale state or refuse the new records for good. Reads only; changes nothing.
  */
 async function _refuseLostHistory(config: PerCoreWalConfig, walId: string): Promise<void> {
   const ckpt = newestOwnCheckpoint(config.baseDir, walId);
   if (ckpt === undefined) return;
   for (const at of ckpt.walPositions) {
-    if (at.coreId >= config.numCores) continue;
-    const segs = listCoreSegments(config, at.coreId);
-    const reached = await _lastSequence(config, segs);
-    if (reached !== undefined && reached >= at.sequence) continue;
-    const has = reached === undefined
-      ? "it has no segment with a record"
-      : `its segments end at sequence ${reached}`;
+    // A core beyond numCores has no segments (reconcileWalMeta refused it otherwise).
+    const segs = at.coreId < config.numCores ? listCoreSegments(config, at.coreId) : [];
+    const wrong = segs.length === 0 ? "" : await barrierMismatch(config, at, ckpt.epoch);
+    if (wrong === undefined) continue;
+    const has = `${await _segmentsEnd(config, segs)}${wrong === "" ? "" : ` (${wrong})`}`;
     throw new PerCoreWalError(
       "Corrupted",
       `Core ${at.coreId} of WAL "${config.baseDir}" lost its history: checkpoint "${ckpt.path}" ` +
@@ -560,14 +559,11 @@ async function _refuseLostHistory(config: PerCoreWalConfig, walId: string): Prom
   }
 }
 
-/**
- * The sequence of a core's last valid record (from its last segment that has a header);
- * undefined when it has none, Infinity when a segment cannot be read (not this check's to judge).
- */
-async function _lastSequence(
+/** Where a core's segments end, in words, for an error message. */
+async function _segmentsEnd(
   config: PerCoreWalConfig,
   segs: { index: number; path: string }[],
-): Promise<bigint | number | undefined> {
+): Promise<string> {
   for (let i = segs.length - 1; i >= 0; i--) {
     let r;
     try {
@@ -577,13 +573,12 @@ async function _lastSequence(
         laterSegments: segs.slice(i + 1).map((s) => s.path),
       });
     } catch (e) {
-      // A segment that cannot be read: the core's own open judges it (and refuses damage).
-      if (e instanceof PerCoreWalError) return Infinity;
-      throw e;
+      if (!(e instanceof PerCoreWalError)) throw e;
+      return `segment ${segs[i].index} cannot be read: ${e.message}`;
     }
     if (r.header === undefined) continue;
     // Without records, the header's first sequence - 1: what the earlier segments held.
-    return r.stats.lastSequence > 0n ? r.stats.lastSequence : undefined;
+    if (r.stats.lastSequence > 0n) return `its segments end at sequence ${r.stats.lastSequence}`;
   }
-  return undefined;
+  return "it has no segment with a record";
 }

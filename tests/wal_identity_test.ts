@@ -283,3 +283,32 @@ Deno.test("PerCoreWalManager.open() refuses a core whose segments end below the 
   assertEquals(e.code, "Corrupted");
   assertStringIncludes(e.message, "end at sequence 20");
 });
+
+Deno.test("PerCoreWalManager.open() and recovery agree: a core started over past the checkpoint's sequence is refused by both", async () => {
+  await using dir = await tempDir();
+  const config = new PerCoreWalConfig(`${dir.path}/wal`, 1, OPTIONS);
+  {
+    await using m = await PerCoreWalManager.open(config);
+    await write(m, "old", 300);
+    await new CheckpointCoordinator(m).checkpoint();
+    await write(m, "after", 10);
+  }
+  for (const e of Deno.readDirSync(config.baseDir)) {
+    if (e.name.endsWith(".log")) Deno.removeSync(`${config.baseDir}/${e.name}`);
+  }
+  // A new life of the core, its sequences beyond the barrier's, while the checkpoints were away.
+  Deno.renameSync(`${config.baseDir}/checkpoints`, `${dir.path}/aside`);
+  {
+    await using m = await PerCoreWalManager.open(config);
+    await write(m, "new", 1000);
+  }
+  Deno.renameSync(`${dir.path}/aside`, `${config.baseDir}/checkpoints`);
+  const e = await assertRejects(() => PerCoreWalManager.open(config), PerCoreWalError);
+  assertEquals(e.code, "Corrupted");
+  assertStringIncludes(e.message, "holds no barrier of sequence 301");
+  const r = await assertRejects(
+    () => recoverPerCore(config.baseDir, { readOnly: true }),
+    PerCoreWalError,
+  );
+  assertEquals(r.code, "Corrupted");
+});
