@@ -35,9 +35,9 @@
  */
 
 import { parseArgs } from "node:util";
-import { defaultCheckpointDir } from "./src/checkpoint.ts";
 import { PerCoreWalError } from "./src/errors.ts";
-import { configFromDirectory } from "./src/wal_meta.ts";
+import { configFromDirectory, readWalMeta } from "./src/wal_meta.ts";
+import { scanCheckpoints, scanWalCheckpoints } from "./src/cli/scan.ts";
 import { dump } from "./src/cli/dump.ts";
 import { repair, REPAIR_MODES, type RepairMode } from "./src/cli/repair.ts";
 import { checkpoints, inspect, stats, verify } from "./src/cli/report.ts";
@@ -53,7 +53,7 @@ interface _Command {
 }
 
 const _JSON = "  --json                 one JSON object per line (bigints as strings)\n";
-const _CKPT = "  --checkpoint-dir DIR   checkpoints (default: `checkpoints` beside <dir>)\n";
+const _CKPT = "  --checkpoint-dir DIR   checkpoints (default: `checkpoints` inside <dir>)\n";
 const _HELP = "  -h, --help             this help\n";
 
 const COMMANDS: Record<string, _Command> = {
@@ -251,8 +251,15 @@ async function _run(name: string, command: _Command, rest: string[]): Promise<nu
         core: core === undefined ? undefined : Number(core),
       });
     case "checkpoints":
-      if (checkpointDir === undefined) configFromDirectory(path); // a WAL directory?
-      return checkpoints(checkpointDir ?? defaultCheckpointDir(path), o);
+      // Without --checkpoint-dir, <dir> must be a WAL directory: its checkpoints as recovery
+      // finds them (FORMAT.md section 11); with it, those of the WAL <dir> (by its wal.json).
+      return checkpoints(
+        checkpointDir === undefined ? await scanWalCheckpoints(configFromDirectory(path)) : {
+          checkpointDir,
+          checkpoints: scanCheckpoints(checkpointDir, readWalMeta(path)?.walId),
+        },
+        o,
+      );
   }
   const config = configFromDirectory(path);
   switch (name) {

@@ -66,8 +66,8 @@ function progress(s: string, done = false): void {
 const step = (s: string) => progress(s, true);
 
 const walDir = values.dir.replace(/\/+$/, "");
-const checkpointDir = `${walDir.includes("/") ? walDir.slice(0, walDir.lastIndexOf("/")) : "."}` +
-  "/checkpoints";
+// The checkpoint coordinator's default: `checkpoints` inside the WAL directory (FORMAT.md 11).
+const checkpointDir = `${walDir}/checkpoints`;
 await clearPreviousRun();
 const config = new PerCoreWalConfig(walDir, cores, {
   backend,

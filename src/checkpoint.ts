@@ -18,16 +18,15 @@ import {
   type CheckpointMetadata,
   checkpointName,
   type CheckpointPosition,
-  chooseCheckpoint,
   defaultCheckpointDir,
   encodeManifest,
   isCheckpointLeftoverName,
-  latestCheckpoint,
   listValidCheckpoints,
   MANIFEST_FILE,
   nextCheckpointId,
   STATE_FILE,
 } from "./checkpoint_store.ts";
+import { chooseWalCheckpoint } from "./checkpoint_choice.ts";
 import { type Committed, foldOperation } from "./commit_fold.ts";
 import { directoryMode } from "./config.ts";
 import { crc32c } from "./crc32c.ts";
@@ -89,7 +88,11 @@ export type CheckpointStep = "barriersDurable" | "stateWritten" | "renamed" | "r
  * ```
  */
 export interface CheckpointCoordinatorOptions {
-  /** Where checkpoints go. Default: a `checkpoints` folder beside the WAL directory. */
+  /**
+   * Where checkpoints go. Default: a `checkpoints` folder inside the WAL directory (checkpoints
+   * of the old default beside it are built on until the first new one: FORMAT.md section 11).
+   * The manager's `open()` checks its segments against the default directory only.
+   */
   checkpointDir?: string;
   /** How many checkpoints to keep (at least 1). Default 3. */
   retain?: number;
@@ -148,6 +151,8 @@ export class CheckpointCoordinator {
   readonly retain: number;
   readonly #manager: PerCoreWalManager;
   readonly #maxMemoryBytes: number;
+  /** Whether `checkpointDir` was given (else the default, with the old default's migration). */
+  readonly #customDir: boolean;
   /** The checkpoint this coordinator wrote last: built on without checking its files again. */
   #lastWritten: CheckpointMetadata | undefined;
 
@@ -155,6 +160,7 @@ export class CheckpointCoordinator {
   constructor(manager: PerCoreWalManager, options: CheckpointCoordinatorOptions = {}) {
     this.#manager = manager;
     this.checkpointDir = options.checkpointDir ?? defaultCheckpointDir(manager.config.baseDir);
+    this.#customDir = options.checkpointDir !== undefined;
     const retain = options.retain ?? 3;
     if (!Number.isInteger(retain) || retain < 1) {
       throw new RangeError(`retain must be an integer ≥ 1, got ${retain}`);
@@ -178,11 +184,12 @@ export class CheckpointCoordinator {
     const config = this.#manager.config;
     // Its entry fsynced: checkpoints lead to deletions.
     ensureDirectory(this.checkpointDir, { ...config.options, what: "Checkpoint directory" });
-    const previous = this.#previousCheckpoint();
+    const previous = await this.#previousCheckpoint();
     // 1. A barrier on every core; wait until every one is durable.
     const { epoch, ends } = await this.#writeBarriers(options.onStep);
     // 2. The state as of `epoch`: the previous state and the entries since, merged.
-    const id = nextCheckpointId(this.checkpointDir);
+    // Ids go on from the checkpoint built on, even one of the old default directory.
+    const id = Math.max(nextCheckpointId(this.checkpointDir), (previous?.id ?? 0) + 1);
     const final = `${this.checkpointDir}/${checkpointName(id)}`;
     const tmp = `${final}.tmp`;
     this.#makeTemporaryDirectory(tmp);
@@ -221,6 +228,7 @@ export class CheckpointCoordinator {
         previousId: previous?.id,
         hasAppState: options.state !== undefined,
         files: written.files,
+        walId: this.#manager.walId,
       };
       writeSyncedFile(`${tmp}/${MANIFEST_FILE}`, encodeManifest(meta), config.options.fileMode);
       syncDirectory(tmp);
@@ -240,15 +248,24 @@ export class CheckpointCoordinator {
   }
 
   /**
-   * The checkpoint to build on: one whose files pass their checksums (as recovery would choose),
-   * unless it is the one this coordinator wrote last.
+   * The checkpoint to build on: one of this WAL whose files pass their checksums (as recovery
+   * would choose; never another WAL's), unless it is the one this coordinator wrote last.
    */
-  #previousCheckpoint(): CheckpointMetadata | undefined {
+  async #previousCheckpoint(): Promise<CheckpointMetadata | undefined> {
     const trusted = this.#lastWritten;
-    const latest = latestCheckpoint(this.checkpointDir);
-    return trusted !== undefined && latest?.id === trusted.id
-      ? trusted
-      : chooseCheckpoint(this.checkpointDir).checkpoint;
+    const latest = this.#ownCheckpoints().at(-1);
+    if (trusted !== undefined && latest?.id === trusted.id) return trusted;
+    const dir = this.#customDir ? this.checkpointDir : undefined;
+    return (await chooseWalCheckpoint(this.#manager.config, this.#manager.walId, dir)).checkpoint;
+  }
+
+  /**
+   * This WAL's valid checkpoints in `checkpointDir`, oldest first: the only ones retained,
+   * deleted, or counted for the retirement of segments (another WAL's, or a legacy one that
+   * names no WAL, are never touched).
+   */
+  #ownCheckpoints(): CheckpointMetadata[] {
+    return listValidCheckpoints(this.checkpointDir).filter((m) => m.walId === this.#manager.walId);
   }
 
   /**
@@ -331,7 +348,7 @@ export class CheckpointCoordinator {
   }
 
   async #retire(onStep?: CheckpointRunOptions["onStep"]): Promise<void> {
-    const all = listValidCheckpoints(this.checkpointDir);
+    const all = this.#ownCheckpoints();
     for (const old of all.slice(0, Math.max(0, all.length - this.retain))) {
       removePath(old.path, { recursive: true });
     }
@@ -357,13 +374,14 @@ export class CheckpointCoordinator {
     syncDirectory(this.checkpointDir);
   }
 
-  /** Every valid checkpoint, oldest first. */
+  /** Every valid checkpoint of this WAL in `checkpointDir`, oldest first. */
   listCheckpoints(): Promise<CheckpointMetadata[]> {
-    return Promise.resolve(listValidCheckpoints(this.checkpointDir));
+    return Promise.resolve(this.#ownCheckpoints());
   }
 
   /**
-   * Removes all but the `keep` newest checkpoints (and leftovers of interrupted ones); returns
+   * Removes all but the `keep` newest checkpoints of this WAL (and leftovers of interrupted ones
+   * named as the module names them; never another WAL's checkpoints); returns
    * how many went. Waits for a running checkpoint.
    */
   cleanupOldCheckpoints(keep: number): Promise<number> {
@@ -378,7 +396,7 @@ export class CheckpointCoordinator {
 
   #cleanup(keep: number): number {
     let removed = _removeLeftovers(this.checkpointDir);
-    const all = listValidCheckpoints(this.checkpointDir);
+    const all = this.#ownCheckpoints();
     for (const old of all.slice(0, Math.max(0, all.length - keep))) {
       removePath(old.path, { recursive: true });
       removed++;

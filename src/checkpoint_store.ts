@@ -87,6 +87,11 @@ export interface CheckpointMetadata {
   hasAppState: boolean;
   /** Its files, sizes and CRC32Cs. */
   files: { name: string; size: number; crc32c: number }[];
+  /**
+   * The id of the WAL it was taken of (`walId` of its `wal.json`); undefined for a checkpoint
+   * written before WAL ids (legacy: used only where its barriers are found in the log).
+   */
+  walId?: string;
 }
 
 /** The manifest: what the checkpoint holds, checksummed; written last, so it proves the rest. */
@@ -96,10 +101,34 @@ export const STATE_FILE = "state.kv";
 /** The application's own snapshot bytes. */
 export const APP_STATE_FILE = "app.bin";
 
-/** The default checkpoint directory of a WAL directory: `checkpoints` beside it. */
+/**
+ * The default checkpoint directory of a WAL directory: `checkpoints` inside it, so that it
+ * belongs to that WAL alone (FORMAT.md section 11).
+ */
 export function defaultCheckpointDir(walDir: string): string {
+  return `${walDir}/checkpoints`;
+}
+
+/**
+ * The default checkpoint directory before WAL ids: `checkpoints` beside the WAL directory,
+ * shared by every WAL of the same parent. Read for the migration only, never written.
+ */
+export function legacyCheckpointDir(walDir: string): string {
   const i = walDir.lastIndexOf("/");
   return i <= 0 ? `${i === 0 ? "" : "."}/checkpoints` : `${walDir.slice(0, i)}/checkpoints`;
+}
+
+/**
+ * Why checkpoint `m` is not of the WAL `walId` (null: a WAL without an id, of which only legacy
+ * checkpoints can be), or undefined when it is, is legacy (it names no WAL), or `walId` is
+ * undefined (no WAL to compare with).
+ */
+export function foreignReason(
+  m: CheckpointMetadata,
+  walId: string | null | undefined,
+): string | undefined {
+  if (walId === undefined || m.walId === undefined || m.walId === walId) return undefined;
+  return `it was taken of WAL ${m.walId}, not of this WAL (${walId ?? "no id in its wal.json"})`;
 }
 
 /** The directory name of checkpoint `id`. */
@@ -260,6 +289,7 @@ export function encodeManifest(m: CheckpointMetadata): Uint8Array {
       watermarks: Object.fromEntries([...m.watermarks].map(([k, v]) => [k, String(v)])),
       hasAppState: m.hasAppState,
       files: m.files,
+      walId: m.walId ?? null,
     },
     null,
     2,
@@ -338,6 +368,7 @@ function _manifestFields(j: unknown, path: string): CheckpointMetadata {
       : _count(o.previousId, "previousId"),
     hasAppState,
     files: _files(o.files, hasAppState),
+    walId: _walId(o.walId),
   };
 }
 
@@ -364,6 +395,15 @@ function _files(v: unknown, hasAppState: boolean): CheckpointMetadata["files"] {
     throw new _BadManifest(`files are ${JSON.stringify(names)}, not ${JSON.stringify(want)}`);
   }
   return files;
+}
+
+/** The manifest's WAL id: absent or null in a legacy manifest, else 32 hex digits. */
+function _walId(v: unknown): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "string" || !/^[0-9a-f]{32}$/.test(v)) {
+    throw new _BadManifest("walId is not 32 hexadecimal digits");
+  }
+  return v;
 }
 
 function _object(v: unknown, what: string): Record<string, unknown> {
@@ -420,18 +460,35 @@ function _u64Map(v: unknown, what: string): Map<string, bigint> {
 export interface CheckpointReport {
   /** The checkpoint's directory. */
   path: string;
-  /** "used", "invalid" (skipped, with the reason), or "older" (not needed). */
-  status: "used" | "invalid" | "older";
-  /** Why it is invalid. */
+  /**
+   * "used", "invalid" (skipped, with the reason), "older" (not needed), or "foreign" (of another
+   * WAL, or a legacy one whose barriers are not in this WAL's log: ignored, with the reason).
+   */
+  status: "used" | "invalid" | "older" | "foreign";
+  /** Why it is invalid or foreign. */
   reason?: string;
 }
 
+/** Options of {@linkcode chooseCheckpoint}. */
+export interface ChooseCheckpointOptions {
+  /**
+   * The WAL the checkpoint must belong to: a checkpoint of another WAL is reported "foreign"
+   * and skipped. Null: a WAL without an id, of which only legacy checkpoints (which name no WAL)
+   * can be. Undefined: no WAL to compare with; every checkpoint is a candidate.
+   */
+  walId?: string | null;
+  /** Checkpoints (by path) to skip as "foreign", with the reason. */
+  exclude?: ReadonlyMap<string, string>;
+}
+
 /**
- * The newest checkpoint of `dir` whose manifest, file sizes, file CRCs and state file structure
- * are valid, and what was found of the others (newest first).
+ * The newest checkpoint of `dir` of the WAL `options.walId` (or legacy) whose manifest, file
+ * sizes, file CRCs and state file structure are valid, and what was found of the others (newest
+ * first). A checkpoint of another WAL is never chosen: it is reported "foreign".
  */
 export function chooseCheckpoint(
   dir: string | undefined,
+  options: ChooseCheckpointOptions = {},
 ): { checkpoint?: CheckpointMetadata; checkpointReport: CheckpointReport[] } {
   const checkpointReport: CheckpointReport[] = [];
   if (dir === undefined) return { checkpointReport };
@@ -446,11 +503,21 @@ export function chooseCheckpoint(
   let checkpoint: CheckpointMetadata | undefined;
   for (const n of names) {
     const path = `${dir}/${n}`;
+    const excluded = options.exclude?.get(path);
+    if (excluded !== undefined) {
+      checkpointReport.push({ path, status: "foreign", reason: excluded });
+      continue;
+    }
+    const m = readCheckpoint(path);
+    const foreign = "invalid" in m ? undefined : foreignReason(m, options.walId);
+    if (foreign !== undefined) {
+      checkpointReport.push({ path, status: "foreign", reason: foreign });
+      continue;
+    }
     if (checkpoint !== undefined) {
       checkpointReport.push({ path, status: "older" });
       continue;
     }
-    const m = readCheckpoint(path);
     let why = "invalid" in m ? m.invalid : verifyCheckpointFiles(m);
     if (why === undefined && !("invalid" in m)) {
       try {

@@ -18,6 +18,7 @@ import { type MergeOptions, mergeSegments } from "./merge_stream.ts";
 import { scanSegment } from "./segment_probes.ts";
 import { ensureDirectory, isUnstartedSegment, listCoreSegments } from "./segment_files.ts";
 import { reconcileWalMeta } from "./wal_meta.ts";
+import { barrierMismatch, newestOwnCheckpoint } from "./checkpoint_choice.ts";
 import { BigSlot, Control, CoreState, MetricSlot, ProducerRing } from "./shared.ts";
 import type { PerCoreWalEntry, SegmentStats, WalPosition, WriteModeInUse } from "./types.ts";
 import { CoreWalWriter, type WriterHandle } from "./writer.ts";
@@ -109,6 +110,8 @@ interface Core {
 export class PerCoreWalManager {
   /** The configuration. */
   readonly config: PerCoreWalConfig;
+  /** The WAL's id (`walId` of its `wal.json`), which its checkpoints record. */
+  readonly walId: string;
   readonly #cores: Core[];
   readonly #epoch: BigInt64Array;
   readonly #lock: WalLock;
@@ -119,8 +122,10 @@ export class PerCoreWalManager {
     cores: Core[],
     epoch: BigInt64Array,
     lock: WalLock,
+    walId: string,
   ) {
     this.config = config;
+    this.walId = walId;
     this.#cores = cores;
     this.#epoch = epoch;
     this.#lock = lock;
@@ -144,8 +149,11 @@ export class PerCoreWalManager {
     }
     ensureDirectory(config.baseDir, config.options);
     const lock = lockWalDirectory(config.baseDir, config.options.fileMode);
+    let walId: string;
     try {
-      reconcileWalMeta(config);
+      walId = reconcileWalMeta(config).walId;
+      // Before any core starts: a core whose history a checkpoint proves is never started over.
+      await _refuseLostHistory(config, walId);
     } catch (e) {
       unlockWalDirectory(lock);
       throw e;
@@ -173,7 +181,7 @@ export class PerCoreWalManager {
       );
       const epoch = new BigInt64Array(epochSab);
       Atomics.store(epoch, 0, epochs.reduce((a, b) => (a > b ? a : b), 0n));
-      const manager = new PerCoreWalManager(config, cores, epoch, lock);
+      const manager = new PerCoreWalManager(config, cores, epoch, lock, walId);
       for (const core of cores) manager.#watch(core);
       return manager;
     } catch (e) {
@@ -522,4 +530,55 @@ function _stop(core: Core): Promise<PerCoreWalError | undefined> {
       finish();
     }
   });
+}
+
+/**
+ * Refuses ("Corrupted") to open a WAL whose newest checkpoint (of this WAL, in the default
+ * checkpoint directory or the old default) names, for some core, a barrier its segments do not
+ * hold: no segments, or no barrier of that sequence at that position (the segments end below it,
+ * or are another log), as recovery's own barrier check would find. Opening would start the core
+ * over at sequence 1 (or go on beside the checkpoint), and recovery would then serve the
+ * checkpoint's stale state or refuse the new records for good. Reads only; changes nothing.
+ */
+async function _refuseLostHistory(config: PerCoreWalConfig, walId: string): Promise<void> {
+  const ckpt = newestOwnCheckpoint(config.baseDir, walId);
+  if (ckpt === undefined) return;
+  for (const at of ckpt.walPositions) {
+    // A core beyond numCores has no segments (reconcileWalMeta refused it otherwise).
+    const segs = at.coreId < config.numCores ? listCoreSegments(config, at.coreId) : [];
+    const wrong = segs.length === 0 ? "" : await barrierMismatch(config, at, ckpt.epoch);
+    if (wrong === undefined) continue;
+    const has = `${await _segmentsEnd(config, segs)}${wrong === "" ? "" : ` (${wrong})`}`;
+    throw new PerCoreWalError(
+      "Corrupted",
+      `Core ${at.coreId} of WAL "${config.baseDir}" lost its history: checkpoint "${ckpt.path}" ` +
+        `(epoch ${ckpt.epoch}) says its log goes on with the barrier of sequence ${at.sequence} ` +
+        `in segment ${at.segment}, but ${has}; restore the core's segments (nothing was changed)`,
+      { coreId: at.coreId, segment: config.segmentPath(at.coreId, at.segment) },
+    );
+  }
+}
+
+/** Where a core's segments end, in words, for an error message. */
+async function _segmentsEnd(
+  config: PerCoreWalConfig,
+  segs: { index: number; path: string }[],
+): Promise<string> {
+  for (let i = segs.length - 1; i >= 0; i--) {
+    let r;
+    try {
+      r = await scanSegment(segs[i].path, {
+        maxRecordBytes: config.options.maxRecordBytes,
+        isLastSegment: i === segs.length - 1,
+        laterSegments: segs.slice(i + 1).map((s) => s.path),
+      });
+    } catch (e) {
+      if (!(e instanceof PerCoreWalError)) throw e;
+      return `segment ${segs[i].index} cannot be read: ${e.message}`;
+    }
+    if (r.header === undefined) continue;
+    // Without records, the header's first sequence - 1: what the earlier segments held.
+    if (r.stats.lastSequence > 0n) return `its segments end at sequence ${r.stats.lastSequence}`;
+  }
+  return "it has no segment with a record";
 }

@@ -10,12 +10,7 @@
  * @module
  */
 
-import {
-  type CheckpointMetadata,
-  chooseCheckpoint,
-  defaultCheckpointDir,
-  readAppState,
-} from "./checkpoint_store.ts";
+import { type CheckpointMetadata, readAppState } from "./checkpoint_store.ts";
 import { type Committed, foldOperation } from "./commit_fold.ts";
 import { parseSegmentFileName, PerCoreWalConfig } from "./config.ts";
 import { asideName, setTailAside } from "./crash_tail.ts";
@@ -36,7 +31,8 @@ import {
 } from "./recovery_types.ts";
 import { ByteArena, keyString, StateFile } from "./state_file.ts";
 import type { SegmentStats } from "./types.ts";
-import { configFromDirectory } from "./wal_meta.ts";
+import { configFromDirectory, readWalMeta } from "./wal_meta.ts";
+import { chooseWalCheckpoint } from "./checkpoint_choice.ts";
 
 /**
  * Recovers a WAL directory: checkpoint plus replay. Also verifies and repairs segments.
@@ -125,8 +121,9 @@ export class PerCoreRecoveryManager {
     let base: StateFile | undefined;
     try {
       const report: SegmentReport[] = [];
+      // This WAL's own checkpoint, never another WAL's (FORMAT.md section 11).
       const { checkpoint, checkpointReport } = useCheckpoint
-        ? chooseCheckpoint(this.#checkpointDir())
+        ? await chooseWalCheckpoint(config, readWalMeta(config.baseDir)?.walId, o.checkpointDir)
         : {
           checkpoint: undefined,
           checkpointReport: [],
@@ -338,12 +335,6 @@ export class PerCoreRecoveryManager {
     }
   }
 
-  #checkpointDir(): string | undefined {
-    const d = this.#o.checkpointDir;
-    if (d === false) return undefined;
-    return d ?? defaultCheckpointDir(this.config.baseDir);
-  }
-
   /** Segment files of cores beyond `numCores`. */
   #extraSegments(report: SegmentReport[], mode: RecoveryMode): void {
     for (const e of readDirectory(this.config.baseDir)) {
@@ -520,7 +511,8 @@ function _segmentLine(coreId: number, s: SegmentEnd, mode: RecoveryMode): Segmen
 
 /**
  * Recovers the WAL in `walDir` (cores and segment pattern from its `wal.json`): the newest valid
- * checkpoint in `options.checkpointDir` (default: `checkpoints` beside the WAL directory) plus
+ * checkpoint of this WAL in `options.checkpointDir` (default: `checkpoints` inside the WAL
+ * directory, or the old default beside it: FORMAT.md section 11) plus
  * the WAL from its barriers, or the whole WAL without one.
  *
  * @example

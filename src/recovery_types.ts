@@ -52,7 +52,9 @@ export type RecoveryMode = "tolerateTornTail" | "strict" | "pointInTime" | "salv
 export interface RecoveryOptions {
   /**
    * Where the checkpoints are; `false` replays the whole WAL. Default: the `checkpoints` folder
-   * beside the WAL directory (if it exists).
+   * inside the WAL directory, or, when it holds no checkpoint of this WAL, the old default
+   * `checkpoints` beside it (FORMAT.md section 11). Only this WAL's checkpoints are used: one of
+   * another WAL (its `walId`) is reported "foreign" in `checkpointReport` and ignored.
    */
   checkpointDir?: string | false;
   /** What damage does. Default `"tolerateTornTail"`. */
@@ -271,7 +273,7 @@ export interface PerCoreRecoveredState {
   finalEpoch: bigint;
   /** Per segment: what was found and done. */
   report: SegmentReport[];
-  /** Per checkpoint considered: used, invalid (and why), or older. */
+  /** Per checkpoint considered: used, invalid (and why), older, or foreign (of another WAL). */
   checkpointReport: CheckpointReport[];
   /** The epoch replay stopped before, in point-in-time mode, if damage was found. */
   stoppedBeforeEpoch?: bigint;

@@ -47,6 +47,21 @@ export interface WalMeta {
   segmentPattern: string;
   /** The largest record the writer accepts (readers must accept it too). */
   maxRecordBytes?: number;
+  /**
+   * The WAL's identity: 32 random hex digits made when the WAL was created (or when a manager
+   * first opened a WAL written before identities), kept on every rewrite. Every checkpoint's
+   * manifest records it, so that a checkpoint of another WAL is never taken for this one's.
+   */
+  walId?: string;
+}
+
+/** What a WAL id looks like: 128 random bits in lowercase hex. */
+const WAL_ID = /^[0-9a-f]{32}$/;
+
+/** A new random WAL id. */
+export function newWalId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** The largest `wal.json` read: a few hundred bytes are written. */
@@ -73,13 +88,15 @@ export function readWalMeta(dir: string): WalMeta | undefined {
     m !== null && typeof m === "object" &&
     typeof m.numCores === "number" && Number.isInteger(m.numCores) &&
     typeof m.segmentPattern === "string" &&
-    typeof m.formatVersion === "number"
+    typeof m.formatVersion === "number" &&
+    (m.walId === undefined || (typeof m.walId === "string" && WAL_ID.test(m.walId)))
   ) {
     return {
       formatVersion: m.formatVersion,
       numCores: m.numCores,
       segmentPattern: m.segmentPattern,
       maxRecordBytes: typeof m.maxRecordBytes === "number" ? m.maxRecordBytes : undefined,
+      walId: m.walId as string | undefined,
     };
   }
   throw new PerCoreWalError("Corrupted", `"${dir}/${META_FILE}" is not a valid WAL metadata file`, {
@@ -97,15 +114,18 @@ export function writeWalMeta(dir: string, meta: WalMeta, fileMode = 0o600): void
 
 /**
  * Checks a configuration against the directory's `wal.json` and records it there: refuses
- * fewer cores than the directory has segments for, or another segment pattern.
+ * fewer cores than the directory has segments for, or another segment pattern. Gives the WAL an
+ * id when it has none (a new WAL, or one written before ids: the migration), and keeps the one
+ * it has on every rewrite. Returns what `wal.json` holds afterwards.
  */
-export function reconcileWalMeta(config: PerCoreWalConfig): void {
+export function reconcileWalMeta(config: PerCoreWalConfig): WalMeta & { walId: string } {
   const meta = readWalMeta(config.baseDir);
-  const want: WalMeta = {
+  const want = {
     formatVersion: FORMAT_VERSION,
     numCores: Math.max(config.numCores, meta?.numCores ?? 0),
     segmentPattern: config.options.segmentPattern,
     maxRecordBytes: Math.max(config.options.maxRecordBytes, meta?.maxRecordBytes ?? 0),
+    walId: meta?.walId ?? newWalId(),
   };
   // The segment files are the truth, with or without wal.json: a core beyond `numCores` that has
   // segments would be left unread (and its acknowledged records lost to recovery).
@@ -127,10 +147,11 @@ export function reconcileWalMeta(config: PerCoreWalConfig): void {
     }
     if (
       meta.numCores >= config.numCores && meta.formatVersion === FORMAT_VERSION &&
-      (meta.maxRecordBytes ?? 0) >= config.options.maxRecordBytes
-    ) return;
+      (meta.maxRecordBytes ?? 0) >= config.options.maxRecordBytes && meta.walId !== undefined
+    ) return { ...meta, walId: meta.walId };
   }
   writeWalMeta(config.baseDir, want, config.options.fileMode);
+  return want;
 }
 
 /** The highest core id of a segment file in the directory (by the configured pattern). */

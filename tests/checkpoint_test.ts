@@ -25,7 +25,7 @@ test("a checkpoint holds the state of every entry up to its epoch; recovery = ch
   const first = workload(1, 2000, 2);
   append(writers, first);
   const coordinator = new CheckpointCoordinator(m);
-  assertEquals(coordinator.checkpointDir, `${dir.path}/checkpoints`);
+  assertEquals(coordinator.checkpointDir, `${dir.path}/wal/checkpoints`);
   const meta = await coordinator.checkpoint();
   assertEquals([meta.id, meta.epoch, meta.entriesMerged], [1, 0n, 2000]);
   assertEquals(meta.stateEntries, model(first).state.size);

@@ -36,7 +36,7 @@ Deno.test({
     assertMatch(text, /child process killed \(signal SIGKILL\)/);
     assertMatch(text, /summary: \d+ acknowledged events, all recovered byte for byte/);
     assertMatch(text, /backend io_uring\/direct/);
-    const ckpts = await Array.fromAsync(Deno.readDir(`${dir.path}/checkpoints`));
+    const ckpts = await Array.fromAsync(Deno.readDir(`${dir.path}/wal/checkpoints`));
     assert(ckpts.some((e) => /^ckpt-\d+$/.test(e.name)), "a checkpoint was written");
   },
 });

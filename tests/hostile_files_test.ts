@@ -269,7 +269,7 @@ test("a manifest with a field of the wrong type is skipped as invalid, with a re
     const m = readCheckpoint(metas[1].path);
     assert("invalid" in m, `${what}: accepted`);
     assertMatch((m as { invalid: string }).invalid, /manifest/, what);
-    const chosen = chooseCheckpoint(`${dir.path}/checkpoints`);
+    const chosen = chooseCheckpoint(`${dir.path}/wal/checkpoints`);
     assertEquals(chosen.checkpoint?.id, 1, what);
     assertEquals(chosen.checkpointReport[0].status, "invalid", what);
     using r = await recoverPerCore(wal, { readOnly: true });

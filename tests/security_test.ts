@@ -30,7 +30,7 @@ async function modes(dir: string, options: PerCoreWalOptions): Promise<Record<st
     "wal/wal-0-000000.log": mode(`${dir}/wal/wal-0-000000.log`),
     "wal/wal.json": mode(`${dir}/wal/wal.json`),
     "wal/wal.lock": mode(`${dir}/wal/wal.lock`),
-    "checkpoints/": mode(`${dir}/checkpoints`),
+    "checkpoints/": mode(`${dir}/wal/checkpoints`),
     "checkpoints/ckpt-N/": mode(meta.path),
     "checkpoints/ckpt-N/manifest.json": mode(`${meta.path}/manifest.json`),
     "checkpoints/ckpt-N/state.kv": mode(`${meta.path}/state.kv`),
@@ -223,13 +223,14 @@ Deno.test({
   async fn() {
     await using dir = await tempDir();
     Deno.mkdirSync(`${dir.path}/real`);
-    Deno.symlinkSync(`${dir.path}/real`, `${dir.path}/checkpoints`);
+    Deno.mkdirSync(`${dir.path}/wal`);
+    Deno.symlinkSync(`${dir.path}/real`, `${dir.path}/wal/checkpoints`);
     await using m = await PerCoreWalManager.open(new PerCoreWalConfig(`${dir.path}/wal`, 1, SMALL));
     m.writer(0).appendPut("k", "v");
     const err = await assertRejects(
       () => new CheckpointCoordinator(m).checkpoint(),
       PerCoreWalError,
-      `Checkpoint directory "${dir.path}/checkpoints" is a symbolic link`,
+      `Checkpoint directory "${dir.path}/wal/checkpoints" is a symbolic link`,
     );
     assertEquals(err.code, "Unsafe");
     assertEquals([...Deno.readDirSync(`${dir.path}/real`)].length, 0);

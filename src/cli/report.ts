@@ -13,7 +13,6 @@ import {
   type CheckpointScan,
   type Damage,
   type DirectoryScan,
-  scanCheckpoints,
   scanDirectory,
   type SegmentScan,
 } from "./scan.ts";
@@ -109,7 +108,7 @@ function _directoryObject(scan: DirectoryScan) {
     cores: c.numCores,
     segmentPattern: c.options.segmentPattern,
     checkpointDir: scan.checkpointDir,
-    checkpoints: scan.checkpoints.filter((k) => !k.incomplete).length,
+    checkpoints: scan.checkpoints.filter((k) => !k.incomplete && !k.foreign).length,
     damage: scan.damage.length,
     tornTails: scan.torn.length,
   };
@@ -121,7 +120,15 @@ function _checkpointObject(k: CheckpointScan) {
     kind: "checkpoint",
     path: k.path,
     id: m?.id ?? null,
-    status: k.incomplete ? "incomplete" : !k.valid ? "invalid" : k.used ? "used" : "valid",
+    status: k.incomplete
+      ? "incomplete"
+      : k.foreign
+      ? "foreign"
+      : !k.valid
+      ? "invalid"
+      : k.used
+      ? "used"
+      : "valid",
     reason: k.reason ?? null,
     epoch: m?.epoch ?? null,
     createdAt: m?.createdAt.toISOString() ?? null,
@@ -208,7 +215,7 @@ export async function verify(config: PerCoreWalConfig, o: ReportOptions): Promis
   const bad = o.strict ? [...scan.damage, ...scan.torn] : scan.damage;
   const segments = scan.cores.flat().length;
   const entries = scan.cores.flat().reduce((n, s) => n + s.entries, 0);
-  const checkpoints = scan.checkpoints.filter((k) => !k.incomplete).length;
+  const checkpoints = scan.checkpoints.filter((k) => !k.incomplete && !k.foreign).length;
   if (o.json) {
     for (const x of scan.damage) console.log(jsonLine({ kind: "damage", ...x }));
     for (const x of scan.torn) console.log(jsonLine({ kind: "tornTail", ...x }));
@@ -306,9 +313,15 @@ export async function stats(config: PerCoreWalConfig, o: ReportOptions): Promise
   return 0;
 }
 
-/** `wal checkpoints`: every checkpoint, valid or not, and which one recovery would use. */
-export function checkpoints(checkpointDir: string, o: ReportOptions): number {
-  const list = scanCheckpoints(checkpointDir);
+/**
+ * `wal checkpoints`: every checkpoint, valid or not (or of another WAL), and which one recovery
+ * would use.
+ */
+export function checkpoints(
+  scan: { checkpointDir: string; checkpoints: CheckpointScan[] },
+  o: ReportOptions,
+): number {
+  const { checkpointDir, checkpoints: list } = scan;
   if (o.json) {
     for (const k of list) console.log(jsonLine(_checkpointObject(k)));
   } else if (list.length === 0) {
@@ -337,5 +350,5 @@ export function checkpoints(checkpointDir: string, o: ReportOptions): number {
       }
     }
   }
-  return list.some((k) => !k.valid && !k.incomplete) ? 1 : 0;
+  return list.some((k) => !k.valid && !k.incomplete && !k.foreign) ? 1 : 0;
 }

@@ -17,9 +17,13 @@
 import {
   type CheckpointMetadata,
   defaultCheckpointDir,
+  foreignReason,
+  legacyCheckpointDir,
   readCheckpoint,
   verifyCheckpointFiles,
 } from "../checkpoint_store.ts";
+import { chooseWalCheckpoint } from "../checkpoint_choice.ts";
+import { readWalMeta } from "../wal_meta.ts";
 import { parseSegmentFileName, type PerCoreWalConfig } from "../config.ts";
 import { isMissing, readDirectory, statPath } from "../fs.ts";
 import { PerCoreWalError } from "../errors.ts";
@@ -112,6 +116,11 @@ export interface CheckpointScan {
   incomplete: boolean;
   /** Whether recovery would use it (the newest valid one). */
   used: boolean;
+  /**
+   * Of another WAL (or a legacy one, in the old default directory, whose barriers are not in this
+   * WAL's log): ignored by recovery, not damage of this WAL.
+   */
+  foreign?: boolean;
 }
 
 /** A WAL directory, scanned. */
@@ -130,8 +139,41 @@ export interface DirectoryScan {
   torn: Damage[];
 }
 
-/** The checkpoints in `dir` (none if it does not exist), checked, oldest first. */
-export function scanCheckpoints(dir: string): CheckpointScan[] {
+/**
+ * The checkpoints of a WAL (its `walId`) as recovery finds them: in `checkpointDir` when given,
+ * else in the default directory, or the old default beside the WAL directory when recovery
+ * would use a checkpoint there (FORMAT.md section 11).
+ */
+export async function scanWalCheckpoints(
+  config: PerCoreWalConfig,
+  checkpointDir?: string,
+): Promise<{ checkpointDir: string; checkpoints: CheckpointScan[] }> {
+  const walId = readWalMeta(config.baseDir)?.walId ?? null;
+  if (checkpointDir !== undefined) {
+    return { checkpointDir, checkpoints: scanCheckpoints(checkpointDir, walId) };
+  }
+  const choice = await chooseWalCheckpoint(config, walId ?? undefined, undefined);
+  const legacy = legacyCheckpointDir(config.baseDir);
+  const dir = choice.checkpoint?.path.startsWith(`${legacy}/`)
+    ? legacy
+    : defaultCheckpointDir(config.baseDir);
+  const exclude = new Map<string, string>();
+  for (const r of choice.checkpointReport) {
+    if (r.status === "foreign") exclude.set(r.path, r.reason!);
+  }
+  return { checkpointDir: dir, checkpoints: scanCheckpoints(dir, walId, exclude) };
+}
+
+/**
+ * The checkpoints in `dir` (none if it does not exist), checked, oldest first; those of another
+ * WAL than `walId` (and those in `exclude`) are marked foreign, never used (`walId` as in
+ * `chooseCheckpoint`'s options).
+ */
+export function scanCheckpoints(
+  dir: string,
+  walId?: string | null,
+  exclude: ReadonlyMap<string, string> = new Map(),
+): CheckpointScan[] {
   let names: string[];
   try {
     names = readDirectory(dir).map((e) => e.name);
@@ -151,6 +193,19 @@ export function scanCheckpoints(dir: string): CheckpointScan[] {
     const meta = readCheckpoint(path);
     if ("invalid" in meta) {
       out.push({ path, valid: false, incomplete: false, used: false, reason: meta.invalid });
+      continue;
+    }
+    const foreign = exclude.get(path) ?? foreignReason(meta, walId);
+    if (foreign !== undefined) {
+      out.push({
+        path,
+        meta,
+        valid: false,
+        incomplete: false,
+        used: false,
+        reason: foreign,
+        foreign: true,
+      });
       continue;
     }
     let reason = verifyCheckpointFiles(meta);
@@ -173,7 +228,7 @@ export function scanCheckpoints(dir: string): CheckpointScan[] {
 
 /** Options of {@linkcode scanDirectory}. */
 export interface ScanOptions {
-  /** Where the checkpoints are (default: `checkpoints` beside the WAL directory). */
+  /** Where the checkpoints are (default: `checkpoints` inside the WAL directory, FORMAT.md 11). */
   checkpointDir?: string;
   /** Called with the bytes scanned so far, out of `totalBytes`. */
   onProgress?: (doneBytes: number, totalBytes: number) => void;
@@ -184,12 +239,11 @@ export async function scanDirectory(
   config: PerCoreWalConfig,
   options: ScanOptions = {},
 ): Promise<DirectoryScan> {
-  const checkpointDir = options.checkpointDir ?? defaultCheckpointDir(config.baseDir);
-  const checkpoints = scanCheckpoints(checkpointDir);
+  const { checkpointDir, checkpoints } = await scanWalCheckpoints(config, options.checkpointDir);
   const damage: Damage[] = [];
   const torn: Damage[] = [];
   for (const c of checkpoints) {
-    if (!c.valid && !c.incomplete) {
+    if (!c.valid && !c.incomplete && !c.foreign) {
       damage.push({ path: c.path, offset: 0, code: "Corrupted", reason: c.reason! });
     }
   }
