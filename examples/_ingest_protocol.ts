@@ -282,6 +282,34 @@ export function coreOf(key: Uint8Array, numCores: number): number {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Shutdown
+
+/**
+ * How long an HTTP Worker, asked to stop, lets requests in progress run (a slow upload), counted
+ * from the stop message, before it answers the ones still receiving their body 503. The main
+ * thread's own limit (`ingest_server.ts`) is this plus {@linkcode SHUTDOWN_GRACE_MS} plus a
+ * margin.
+ *
+ * @example
+ * ```ts ignore
+ * setTimeout(() => worker.terminate(), DRAIN_TIMEOUT_MS + SHUTDOWN_GRACE_MS + 500);
+ * ```
+ */
+export const DRAIN_TIMEOUT_MS = 10_000;
+
+/**
+ * How long, after {@linkcode DRAIN_TIMEOUT_MS}, `server.shutdown()` may take to send the last
+ * answers and close the connections (one still sending its request head, say) before the
+ * Worker stops anyway.
+ *
+ * @example
+ * ```ts ignore
+ * await Promise.race([server.shutdown(), delay(SHUTDOWN_GRACE_MS)]);
+ * ```
+ */
+export const SHUTDOWN_GRACE_MS = 1_000;
+
+// ---------------------------------------------------------------------------------------------
 // Counters shared by the HTTP Workers (one SharedArrayBuffer, Atomics.add), read by /metrics.
 
 /**
