@@ -320,7 +320,7 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
         onListen: ({ hostname, port }) => post({ type: "listening", hostname, port }),
       }, async (req) => {
         const res = await serve(req);
-        stats.response(res.status);
+        stats.response(res.status, new URL(req.url).pathname);
         return res;
       });
     } catch (err) {

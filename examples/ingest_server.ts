@@ -37,7 +37,11 @@
  *   key, so a client retrying the same request writes the same values again.
  * - `GET /metrics`: Prometheus text format: per-core appends, bytes, batches, fdatasyncs,
  *   fdatasync latency histogram (`percore_wal_fdatasync_latency_seconds_bucket{core,le}`,
- *   `_sum`, `_count`, from `manager.metrics()`), queue depth, pending bytes; `percore_wal_backend_info{backend="io_uring",...} 1`; HTTP responses by code;
+ *   `_sum`, `_count`, from `manager.metrics()`), queue depth, pending bytes;
+ *   `percore_wal_backend_info{backend="io_uring",...} 1`; HTTP responses by code
+ *   (`ingest_http_responses_total{code}`: to `POST /events` and to unknown paths only; the
+ *   responses to `/metrics` and `/checkpoint` are `ingest_http_admin_responses_total{route,code}`,
+ *   so a scrape never moves the ingestion counters);
  *   and a histogram of the acknowledgement latency (`ingest_ack_latency_seconds_bucket{le=...}`).
  * - `POST /checkpoint`: takes a checkpoint with {@linkcode CheckpointCoordinator} (merges the
  *   cores' segments by epoch into a state file, retires covered segments) and answers its id,

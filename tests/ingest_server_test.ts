@@ -690,3 +690,29 @@ Deno.test({
     assertEquals(await assertRecovered(dir.path, expected), 40);
   },
 });
+
+Deno.test({
+  name:
+    "ingest_http_responses_total counts /events and unknown routes only; /metrics and /checkpoint are counted by route apart",
+  ignore: ignoreWithoutUring,
+  async fn() {
+    await using dir = await tempDir();
+    const s = await Server.start(dir.path, ["--cores", "1", "--workers", "1"]);
+    for (let r = 0; r < 3; r++) {
+      assertEquals((await s.postEvents([{ key: `r${r}`, value: r }])).status, 200);
+    }
+    assertEquals((await s.fetch("/checkpoint", { method: "POST" })).status, 200);
+    assertEquals((await s.fetch("/metrics", { method: "POST" })).status, 405);
+    await metrics(s);
+    await metrics(s);
+    const m = await metrics(s);
+    // Three scrapes, a checkpoint and a wrong method later: still the three ingestion answers.
+    assertEquals(m.get('ingest_http_responses_total{code="200"}'), 3);
+    assertEquals(m.get('ingest_http_responses_total{code="405"}'), 0);
+    // A scrape is counted once answered: the third sees the two before it.
+    assertEquals(m.get('ingest_http_admin_responses_total{route="/metrics",code="200"}'), 2);
+    assertEquals(m.get('ingest_http_admin_responses_total{route="/metrics",code="405"}'), 1);
+    assertEquals(m.get('ingest_http_admin_responses_total{route="/checkpoint",code="200"}'), 1);
+    assertEquals((await s.stop()).code, 0, s.output);
+  },
+});
