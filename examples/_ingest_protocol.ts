@@ -535,15 +535,20 @@ export function renderMetrics(m: MetricsInput): string {
   perCore(
     "percore_wal_fdatasyncs_total",
     "counter",
-    "fdatasyncs submitted (0 in dsync write mode).",
+    "fdatasyncs counted when submitted, one per batch (0 in dsync write mode), published at " +
+      "once. A batch in flight is counted here and not yet in " +
+      "percore_wal_fdatasync_latency_seconds_count, which is also up to 20 ms older: in one " +
+      "scrape under load the two differ by the batches in flight plus those completed in the " +
+      "last 20 ms; at rest they are equal.",
     (c) => c.fdatasyncs,
   );
   const lat = "percore_wal_fdatasync_latency_seconds";
   family(
     lat,
     "histogram",
-    "Time from a batch's submission to its durability (write + fdatasync), as measured by the " +
-      "core's Worker (published every 20 ms).",
+    "Time from a batch's submission to its durability (write + fdatasync), one sample per " +
+      "batch counted when durable, as measured by the core's Worker and published at most " +
+      "every 20 ms (so _count may lag percore_wal_fdatasyncs_total, which counts submissions).",
   );
   for (const c of m.cores) {
     const b = c.syncLatencyBuckets;
