@@ -282,6 +282,34 @@ export function coreOf(key: Uint8Array, numCores: number): number {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Shutdown
+
+/**
+ * How long an HTTP Worker, asked to stop, lets requests in progress run (a slow upload), counted
+ * from the stop message, before it answers the ones still receiving their body 503. The main
+ * thread's own limit (`ingest_server.ts`) is this plus {@linkcode SHUTDOWN_GRACE_MS} plus a
+ * margin.
+ *
+ * @example
+ * ```ts ignore
+ * setTimeout(() => worker.terminate(), DRAIN_TIMEOUT_MS + SHUTDOWN_GRACE_MS + 500);
+ * ```
+ */
+export const DRAIN_TIMEOUT_MS = 10_000;
+
+/**
+ * How long, after {@linkcode DRAIN_TIMEOUT_MS}, `server.shutdown()` may take to send the last
+ * answers and close the connections (one still sending its request head, say) before the
+ * Worker stops anyway.
+ *
+ * @example
+ * ```ts ignore
+ * await Promise.race([server.shutdown(), delay(SHUTDOWN_GRACE_MS)]);
+ * ```
+ */
+export const SHUTDOWN_GRACE_MS = 1_000;
+
+// ---------------------------------------------------------------------------------------------
 // Counters shared by the HTTP Workers (one SharedArrayBuffer, Atomics.add), read by /metrics.
 
 /**
@@ -318,7 +346,20 @@ export const ACK_BUCKETS_S = [
   5,
 ] as const;
 
-const S_EVENTS = STATUSES.length;
+/**
+ * The routes whose responses are counted apart from the ingestion responses: scraping
+ * `/metrics` or taking a checkpoint is not ingestion, and counting a scrape in
+ * `ingest_http_responses_total` made every scrape move the `code="200"` counter it reports.
+ *
+ * @example
+ * ```ts ignore
+ * stats.response(200, new URL(req.url).pathname); // "/metrics": counted by route
+ * ```
+ */
+export const ADMIN_ROUTES = ["/metrics", "/checkpoint"] as const;
+
+const S_ADMIN = STATUSES.length;
+const S_EVENTS = S_ADMIN + ADMIN_ROUTES.length * STATUSES.length;
 const S_BODY_BYTES = S_EVENTS + 1;
 const S_UNACKED = S_EVENTS + 2;
 const S_LAT_SUM_US = S_EVENTS + 3;
@@ -348,10 +389,16 @@ export class IngestStats {
     this.#a = new BigInt64Array(this.sab);
   }
 
-  /** Counts one response of `status` (other statuses count as 500). */
-  response(status: number): void {
-    const i = STATUSES.indexOf(status as typeof STATUSES[number]);
-    Atomics.add(this.#a, i < 0 ? STATUSES.indexOf(500) : i, 1n);
+  /**
+   * Counts one response of `status` (other statuses count as 500) to a request for `path`: by
+   * route for {@linkcode ADMIN_ROUTES}, else as an ingestion response (`/events`, and requests
+   * for unknown paths).
+   */
+  response(status: number, path = "/events"): void {
+    let i = STATUSES.indexOf(status as typeof STATUSES[number]);
+    if (i < 0) i = STATUSES.indexOf(500);
+    const route = ADMIN_ROUTES.indexOf(path as typeof ADMIN_ROUTES[number]);
+    Atomics.add(this.#a, route < 0 ? i : S_ADMIN + route * STATUSES.length + i, 1n);
   }
 
   /** Counts a request's body bytes. */
@@ -381,6 +428,11 @@ export class IngestStats {
     const get = (i: number) => Number(Atomics.load(a, i));
     return {
       responses: STATUSES.map((s, i) => [s, get(i)] as [number, number]),
+      adminResponses: ADMIN_ROUTES.flatMap((route, r) =>
+        STATUSES.map((s, i) =>
+          [route, s, get(S_ADMIN + r * STATUSES.length + i)] as [string, number, number]
+        )
+      ),
       eventsAcknowledged: get(S_EVENTS),
       bodyBytes: get(S_BODY_BYTES),
       eventsUnacknowledged: get(S_UNACKED),
@@ -400,8 +452,10 @@ export class IngestStats {
  * ```
  */
 export interface IngestStatsSnapshot {
-  /** [status, responses]. */
+  /** [status, responses] of `/events` and of unknown paths (not of {@linkcode ADMIN_ROUTES}). */
   responses: [number, number][];
+  /** [route, status, responses] of each of {@linkcode ADMIN_ROUTES}. */
+  adminResponses: [string, number, number][];
   /** Events acknowledged durable. */
   eventsAcknowledged: number;
   /** Request body bytes read. */
@@ -481,15 +535,20 @@ export function renderMetrics(m: MetricsInput): string {
   perCore(
     "percore_wal_fdatasyncs_total",
     "counter",
-    "fdatasyncs submitted (0 in dsync write mode).",
+    "fdatasyncs counted when submitted, one per batch (0 in dsync write mode), published at " +
+      "once. A batch in flight is counted here and not yet in " +
+      "percore_wal_fdatasync_latency_seconds_count, which is also up to 20 ms older: in one " +
+      "scrape under load the two differ by the batches in flight plus those completed in the " +
+      "last 20 ms; at rest they are equal.",
     (c) => c.fdatasyncs,
   );
   const lat = "percore_wal_fdatasync_latency_seconds";
   family(
     lat,
     "histogram",
-    "Time from a batch's submission to its durability (write + fdatasync), as measured by the " +
-      "core's Worker (published every 20 ms).",
+    "Time from a batch's submission to its durability (write + fdatasync), one sample per " +
+      "batch counted when durable, as measured by the core's Worker and published at most " +
+      "every 20 ms (so _count may lag percore_wal_fdatasyncs_total, which counts submissions).",
   );
   for (const c of m.cores) {
     const b = c.syncLatencyBuckets;
@@ -534,8 +593,22 @@ export function renderMetrics(m: MetricsInput): string {
       m.cores[0]?.writeMode ?? "unknown"
     }"} 1`,
   );
-  family("ingest_http_responses_total", "counter", "HTTP responses by status code.");
+  family(
+    "ingest_http_responses_total",
+    "counter",
+    "HTTP responses by status code to POST /events and to unknown paths; /metrics and " +
+      "/checkpoint are counted in ingest_http_admin_responses_total.",
+  );
   for (const [s, n] of m.stats.responses) out.push(`ingest_http_responses_total{code="${s}"} ${n}`);
+  family(
+    "ingest_http_admin_responses_total",
+    "counter",
+    "HTTP responses by route (/metrics, /checkpoint) and status code; a scrape is counted " +
+      "once answered, so it shows the scrapes before it.",
+  );
+  for (const [route, s, n] of m.stats.adminResponses) {
+    out.push(`ingest_http_admin_responses_total{route="${route}",code="${s}"} ${n}`);
+  }
   family("ingest_events_acknowledged_total", "counter", "Events acknowledged durable (200).");
   out.push(`ingest_events_acknowledged_total ${m.stats.eventsAcknowledged}`);
   family(

@@ -14,6 +14,7 @@ import { CoreWalWriter, PerCoreWalError, type WriterHandle } from "../mod.ts";
 import {
   bodyKind,
   coreOf,
+  DRAIN_TIMEOUT_MS,
   errorResponse,
   IngestError,
   type IngestEvent,
@@ -21,6 +22,7 @@ import {
   json,
   parseBinary,
   parseNdjson,
+  SHUTDOWN_GRACE_MS,
 } from "./_ingest_protocol.ts";
 
 /**
@@ -93,6 +95,39 @@ function rpc(op: "metrics" | "checkpoint"): Promise<Response> {
   });
 }
 
+/** The answer to a request refused or cut short because the server is stopping. */
+function shuttingDown(message: string): IngestError {
+  return new IngestError(503, "ShuttingDown", message, {
+    "retry-after": "1",
+    connection: "close",
+  });
+}
+
+/**
+ * Aborted when the drain's time is up: a request still receiving its body then stops reading
+ * it and is answered 503 (none of its events was appended, since a body is parsed only whole).
+ */
+const drainOver = new AbortController();
+
+/** One read of the body, unless the drain's time runs out first. */
+function readOrAbandon(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+): Promise<ReadableStreamReadResult<Uint8Array>> {
+  const signal = drainOver.signal;
+  const abandoned = () =>
+    shuttingDown(
+      `The server stopped before the body was complete (it waits ${
+        DRAIN_TIMEOUT_MS / 1000
+      } s for requests in progress): nothing of it was appended, retry on another`,
+    );
+  if (signal.aborted) return Promise.reject(abandoned());
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(abandoned());
+    signal.addEventListener("abort", onAbort, { once: true });
+    reader.read().then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
 /** Reads the body up to `maxBodyBytes`; 413 beyond (without reading the rest). */
 async function readBody(req: Request): Promise<Uint8Array> {
   const max = cfg.maxBodyBytes;
@@ -112,7 +147,14 @@ async function readBody(req: Request): Promise<Uint8Array> {
   let total = 0;
   const reader = req.body.getReader();
   while (true) {
-    const { done, value } = await reader.read();
+    let next: ReadableStreamReadResult<Uint8Array>;
+    try {
+      next = await readOrAbandon(reader);
+    } catch (e) {
+      await reader.cancel().catch(() => {});
+      throw e;
+    }
+    const { done, value } = next;
     if (done) break;
     total += value.length;
     if (total > max) {
@@ -220,23 +262,31 @@ let inflight = 0;
 let stopping = false;
 let drained: (() => void) | undefined;
 
-/** How long a stop waits for requests in progress (a slow upload) before closing anyway. */
-const DRAIN_TIMEOUT_MS = 10_000;
-
-async function stop(): Promise<void> {
-  // Deno's server.shutdown() cuts request bodies still being received, so first let every
-  // request in progress finish (new ones get 503 meanwhile), then shut the listener down. The
-  // main thread closes the WAL only after "stopped", so their events become durable.
-  stopping = true;
-  if (inflight > 0) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      new Promise<void>((r) => (drained = r)),
-      new Promise<void>((r) => (timer = setTimeout(r, DRAIN_TIMEOUT_MS))),
-    ]);
+/** Resolves after `ms`, or at once if `ms <= 0`; the timer is cleared when `p` settles first. */
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([p, new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, ms))))]);
+  } finally {
     clearTimeout(timer);
   }
-  await server?.shutdown();
+}
+
+async function stop(): Promise<void> {
+  // Deno's server.shutdown() cuts request bodies still being received, and then waits for every
+  // connection with no bound, so first let every request in progress finish (new ones get 503
+  // meanwhile) for at most DRAIN_TIMEOUT_MS in total; then the ones still receiving their body
+  // are answered 503 (nothing of them was appended), and shutdown() gets SHUTDOWN_GRACE_MS.
+  // The main thread closes the WAL only after "stopped", so acknowledged events are durable.
+  stopping = true;
+  const deadline = performance.now() + DRAIN_TIMEOUT_MS;
+  if (inflight > 0) {
+    await within(new Promise<void>((r) => (drained = r)), DRAIN_TIMEOUT_MS);
+  }
+  drainOver.abort();
+  if (server !== undefined) {
+    await within(server.shutdown(), deadline + SHUTDOWN_GRACE_MS - performance.now());
+  }
   for (const w of writers) w.close();
   writers = [];
   post({ type: "stopped" });
@@ -246,12 +296,7 @@ async function stop(): Promise<void> {
 async function serve(req: Request): Promise<Response> {
   if (stopping) {
     await req.body?.cancel().catch(() => {});
-    return errorResponse(
-      new IngestError(503, "ShuttingDown", "The server is shutting down: retry on another", {
-        "retry-after": "1",
-        connection: "close",
-      }),
-    );
+    return errorResponse(shuttingDown("The server is shutting down: retry on another"));
   }
   inflight++;
   try {
@@ -275,7 +320,7 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
         onListen: ({ hostname, port }) => post({ type: "listening", hostname, port }),
       }, async (req) => {
         const res = await serve(req);
-        stats.response(res.status);
+        stats.response(res.status, new URL(req.url).pathname);
         return res;
       });
     } catch (err) {

@@ -37,7 +37,15 @@
  *   key, so a client retrying the same request writes the same values again.
  * - `GET /metrics`: Prometheus text format: per-core appends, bytes, batches, fdatasyncs,
  *   fdatasync latency histogram (`percore_wal_fdatasync_latency_seconds_bucket{core,le}`,
- *   `_sum`, `_count`, from `manager.metrics()`), queue depth, pending bytes; `percore_wal_backend_info{backend="io_uring",...} 1`; HTTP responses by code;
+ *   `_sum`, `_count`, from `manager.metrics()`), queue depth, pending bytes. The
+ *   fdatasyncs are counted when submitted and published at once, the histogram counts batches
+ *   when durable and is published at most every 20 ms: in one scrape under load its `_count` is
+ *   below `percore_wal_fdatasyncs_total` by the batches in flight and those completed in the
+ *   last 20 ms; at rest the two are equal (in dsync write mode no fdatasync is counted);
+ *   `percore_wal_backend_info{backend="io_uring",...} 1`; HTTP responses by code
+ *   (`ingest_http_responses_total{code}`: to `POST /events` and to unknown paths only; the
+ *   responses to `/metrics` and `/checkpoint` are `ingest_http_admin_responses_total{route,code}`,
+ *   so a scrape never moves the ingestion counters);
  *   and a histogram of the acknowledgement latency (`ingest_ack_latency_seconds_bucket{le=...}`).
  * - `POST /checkpoint`: takes a checkpoint with {@linkcode CheckpointCoordinator} (merges the
  *   cores' segments by epoch into a state file, retires covered segments) and answers its id,
@@ -67,9 +75,12 @@
  * server its own port. A second server on the same `--dir` is refused (the WAL's lock).
  *
  * It prints `Listening on http://<host>:<port>/` once every HTTP Worker listens. SIGINT or
- * SIGTERM drains: requests in progress finish (their events become durable and are answered;
- * each HTTP Worker waits up to 10 s for them), new ones get 503 `ShuttingDown` with
- * `Retry-After: 1` meanwhile, then the listeners and the WAL close.
+ * SIGTERM drains: requests in progress finish (their events become durable and are answered),
+ * new ones get 503 `ShuttingDown` with `Retry-After: 1` meanwhile. The drain is bounded: 10 s
+ * after the signal, a request still receiving its body (a slow or stalled upload) is answered
+ * 503 `ShuttingDown` with nothing of it appended (a body is parsed only once whole), and the
+ * listeners get 1 s more to close their connections; then the WAL closes and the process exits,
+ * about 11 s after the signal at most (plus the WAL's close).
  *
  * @module
  */
@@ -83,7 +94,12 @@ import {
   PerCoreWalManager,
   type PerCoreWalOptions,
 } from "../mod.ts";
-import { IngestStats, renderMetrics } from "./_ingest_protocol.ts";
+import {
+  DRAIN_TIMEOUT_MS,
+  IngestStats,
+  renderMetrics,
+  SHUTDOWN_GRACE_MS,
+} from "./_ingest_protocol.ts";
 import type { FromWorker, ToWorker } from "./_ingest_worker.ts";
 
 /**
@@ -361,12 +377,13 @@ export async function startServer(flags: ServerFlags): Promise<IngestServer> {
   const close = () =>
     closing ??= (async () => {
       for (const w of workers) w.postMessage({ type: "stop" } satisfies ToWorker);
-      // Requests in progress finish first (each Worker waits up to 10 s for them); a Worker that
-      // has not stopped after 15 s is terminated.
+      // Requests in progress finish first (each Worker gives them DRAIN_TIMEOUT_MS in total,
+      // then SHUTDOWN_GRACE_MS to close its connections); a Worker that has not stopped a
+      // moment after that is terminated.
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
         Promise.all(stopped),
-        new Promise((r) => (timer = setTimeout(r, 15_000))),
+        new Promise((r) => (timer = setTimeout(r, DRAIN_TIMEOUT_MS + SHUTDOWN_GRACE_MS + 500))),
       ]);
       clearTimeout(timer);
       for (const w of workers) w.terminate();

@@ -135,8 +135,17 @@ class CoreWorker {
     const target = Math.min(req, Number(this.log.sequence));
     if (target > this.#requested) {
       this.#requested = target;
-      // Only to make the log flush: a failure reaches the producers through onFail.
-      this.log.waitDurable(BigInt(target)).catch(() => {});
+      // To make the log flush: a failure of the log reaches the producers through onFail. A
+      // segment whose preparation failed (a full disk) does not fail the log; it rejects the
+      // waits it holds up, and a producer's sync() waiting on shared memory would wait for
+      // ever: fail the core with it, as an append refused for the same reason does.
+      this.log.waitDurable(BigInt(target)).catch((e) => {
+        if (
+          this.log.failure === undefined && e instanceof PerCoreWalError && e.code !== "Closed"
+        ) {
+          this.ctl.fail(e);
+        }
+      });
     }
   }
 

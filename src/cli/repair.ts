@@ -8,9 +8,11 @@
 
 import type { PerCoreWalConfig } from "../config.ts";
 import { PerCoreWalError } from "../errors.ts";
+import { lstatIfExists } from "../fs.ts";
 import { lockWalDirectory, unlockWalDirectory } from "../lock.ts";
 import { PerCoreRecoveryManager } from "../recovery.ts";
 import type { RecoveryMode, SegmentReport } from "../recovery_types.ts";
+import { listCoreSegments } from "../segment_files.ts";
 import { jsonLine } from "./display.ts";
 import { basename } from "./paths.ts";
 
@@ -38,6 +40,30 @@ function _line(l: SegmentReport, json: boolean, phase: "plan" | "done"): string 
   const why = l.reason === undefined ? "" : ` (${l.reason})`;
   const verb = phase === "plan" ? "would be" : l.applied ? "done:" : "not applied:";
   return `${basename(l.path)}  core ${l.coreId}  ${l.status}${where}${why}  ${verb} ${l.action}`;
+}
+
+/** Every core's segment files and their sizes. */
+function _segmentSizes(config: PerCoreWalConfig): Map<string, number> {
+  const out = new Map<string, number>();
+  for (let c = 0; c < config.numCores; c++) {
+    for (const s of listCoreSegments(config, c)) out.set(s.path, lstatIfExists(s.path)?.size ?? 0);
+  }
+  return out;
+}
+
+/**
+ * What a repair did to the files, from the segments before and after it: a report line counts
+ * one decision, and one cut may put many later segments aside (a point in time on every core).
+ */
+function _changes(before: Map<string, number>, after: Map<string, number>) {
+  let putAside = 0;
+  let cut = 0;
+  for (const [path, size] of before) {
+    const now = after.get(path);
+    if (now === undefined) putAside++;
+    else if (now < size) cut++;
+  }
+  return { segmentsPutAside: putAside, segmentsCut: cut };
 }
 
 /** Runs `repair`. Returns the exit code. */
@@ -86,9 +112,17 @@ export async function repair(config: PerCoreWalConfig, o: RepairOptions): Promis
   } finally {
     plan.close();
   }
+  const before = _segmentSizes(config);
   const done = await recovery(false).repairAllSegments();
+  const changes = _changes(before, _segmentSizes(config));
   const applied = done.filter((l) => l.applied);
   for (const l of applied) console.log(_line(l, o.json, "done"));
-  if (!o.json) console.log(`repaired: ${applied.length} change(s) applied, with fsync`);
+  if (o.json) console.log(jsonLine({ kind: "repaired", ...changes, decisions: applied.length }));
+  else {
+    console.log(
+      `repaired: ${changes.segmentsPutAside} segment(s) put aside, ${changes.segmentsCut} ` +
+        `segment(s) cut (${applied.length} decision(s) of the report applied), with fsync`,
+    );
+  }
   return 0;
 }
