@@ -214,10 +214,7 @@ export function openRegularFile(path: string, what: string): Deno.FsFile {
   if (!before.isFile) throw _notRegular(path, what, _kind(before));
   const file = openFile(path, { read: true });
   try {
-    const after = file.statSync();
-    if (!after.isFile || after.ino !== before.ino || after.dev !== before.dev) {
-      throw _notRegular(path, what, "replaced while being opened");
-    }
+    _sameRegularFile(before, file.statSync(), path, what);
   } catch (e) {
     file.close();
     throw ioError(e, "fstat", path);
@@ -293,13 +290,22 @@ export async function openRegularFileAsync(path: string, what: string): Promise<
     throw ioError(e, "open", path);
   }
   try {
-    const after = await file.stat();
-    if (!after.isFile || after.ino !== before.ino || after.dev !== before.dev) {
-      throw _notRegular(path, what, "replaced while being opened");
-    }
+    _sameRegularFile(before, await file.stat(), path, what);
   } catch (e) {
     file.close();
     throw ioError(e, "fstat", path);
   }
   return file;
+}
+
+/** Refuses an opened file that is not the regular file `lstat` saw at its path (swapped). */
+function _sameRegularFile(
+  before: Deno.FileInfo,
+  after: Deno.FileInfo,
+  path: string,
+  what: string,
+): void {
+  if (!after.isFile || after.ino !== before.ino || after.dev !== before.dev) {
+    throw _notRegular(path, what, "replaced while being opened");
+  }
 }

@@ -208,3 +208,37 @@ export async function produce(
     w.terminate();
   }
 }
+
+/** What a child `deno` process printed, and its exit code. */
+export interface DenoRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `deno <args>` (NO_COLOR, no stdin). With `timeoutMs`, kills it after that long and throws:
+ * a call that blocks (on a FIFO, on /dev/zero) fails the test instead of hanging it.
+ */
+export async function runDeno(args: string[], timeoutMs?: number): Promise<DenoRun> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<"timeout">((resolve) => {
+    if (timeoutMs !== undefined) timer = setTimeout(() => resolve("timeout"), timeoutMs);
+  });
+  const done = await Promise.race([child.output(), timeout]);
+  clearTimeout(timer);
+  if (done === "timeout") {
+    child.kill("SIGKILL");
+    await child.status;
+    throw new Error(`still running after ${timeoutMs} ms (hangs): deno ${args.join(" ")}`);
+  }
+  const dec = new TextDecoder();
+  return { code: done.code, stdout: dec.decode(done.stdout), stderr: dec.decode(done.stderr) };
+}

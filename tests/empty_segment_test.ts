@@ -14,7 +14,7 @@ import { PerCoreWalManager } from "../src/manager.ts";
 import { recoverPerCore } from "../src/recovery.ts";
 import type { RecoveryMode } from "../src/recovery_types.ts";
 import { listCoreSegments } from "../src/segment_files.ts";
-import { ignoreWithoutUring, smallConfig, tempDir } from "./_helpers.ts";
+import { ignoreWithoutUring, runDeno, smallConfig, tempDir } from "./_helpers.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const REFUSING: RecoveryMode[] = ["tolerateTornTail", "strict"];
@@ -46,22 +46,17 @@ async function build(dir: string): Promise<{ config: PerCoreWalConfig; started: 
 }
 
 async function verify(walDir: string): Promise<{ code: number; text: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-read",
-      "--allow-write",
-      "--allow-ffi",
-      "--allow-env",
-      CLI,
-      "verify",
-      walDir,
-    ],
-    stdin: "null",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, text: dec.decode(out.stdout) + dec.decode(out.stderr) };
+  const out = await runDeno([
+    "run",
+    "--allow-read",
+    "--allow-write",
+    "--allow-ffi",
+    "--allow-env",
+    CLI,
+    "verify",
+    walDir,
+  ]);
+  return { code: out.code, text: out.stdout + out.stderr };
 }
 
 /** Every reader of the directory refuses (or, salvaging, reports) the emptied segment. */

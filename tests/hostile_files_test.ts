@@ -12,7 +12,7 @@ import {
 import { crc32c } from "../src/crc32c.ts";
 import { recoverPerCore } from "../src/recovery.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
-import { ignoreWithoutUring, smallConfig, tempDir } from "./_helpers.ts";
+import { type DenoRun, ignoreWithoutUring, runDeno, smallConfig, tempDir } from "./_helpers.ts";
 
 const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name, ignore: ignoreWithoutUring, fn });
@@ -86,32 +86,9 @@ test("cleanupOldCheckpoints removes only the module's leftovers and old checkpoi
 const CHILD = new URL("./_hostile_child.ts", import.meta.url).pathname;
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 
-/**
- * Runs `deno run -A <args>` and kills it after 5 s: a call that blocks (on a FIFO, on /dev/zero)
- * fails the test instead of hanging it.
- */
-async function runWithTimeout(
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<"timeout">((resolve) => {
-    timer = setTimeout(() => resolve("timeout"), 5000);
-  });
-  const done = await Promise.race([child.output(), timeout]);
-  clearTimeout(timer);
-  if (done === "timeout") {
-    child.kill("SIGKILL");
-    await child.output();
-    throw new Error(`still running after 5 s (hangs): deno run ${args.join(" ")}`);
-  }
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: done.code, stdout: text(done.stdout), stderr: text(done.stderr) };
+/** Runs `deno run -A <args>`, killed after 5 s: a call that blocks fails instead of hanging. */
+function runWithTimeout(args: string[]): Promise<DenoRun> {
+  return runDeno(["run", "-A", ...args], 5000);
 }
 
 /** What the child's call returned or threw. */

@@ -10,7 +10,15 @@ import { PerCoreWalManager } from "../src/manager.ts";
 import { PerCoreWalReader } from "../src/reader.ts";
 import { recoverPerCore } from "../src/recovery.ts";
 import { hasSegmentHeader, isEmptyFile, isUnstartedSegment } from "../src/segment_files.ts";
-import { asPut, ignoreWithoutUring, readCore, smallConfig, str, tempDir } from "./_helpers.ts";
+import {
+  asPut,
+  ignoreWithoutUring,
+  readCore,
+  runDeno,
+  smallConfig,
+  str,
+  tempDir,
+} from "./_helpers.ts";
 
 const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name, ignore: ignoreWithoutUring, fn });
@@ -19,26 +27,9 @@ const CHILD = new URL("./_hostile_segment_child.ts", import.meta.url).pathname;
 
 /** Runs one action of the child, killed after 5 s: a call that blocks fails instead of hanging. */
 async function inChild(action: string, path: string): Promise<Record<string, unknown>> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CHILD, action, path],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<"timeout">((resolve) => {
-    timer = setTimeout(() => resolve("timeout"), 5000);
-  });
-  const done = await Promise.race([child.output(), timeout]);
-  clearTimeout(timer);
-  if (done === "timeout") {
-    child.kill("SIGKILL");
-    await child.status;
-    throw new Error(`still running after 5 s (hangs): ${action} ${path}`);
-  }
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  assertEquals(done.code, 0, text(done.stderr));
-  return JSON.parse(text(done.stdout).trim().split("\n").at(-1)!);
+  const done = await runDeno(["run", "-A", CHILD, action, path], 5000);
+  assertEquals(done.code, 0, done.stderr);
+  return JSON.parse(done.stdout.trim().split("\n").at(-1)!);
 }
 
 /** A closed 1-core WAL with a few records in segment 0; returns its directory. */

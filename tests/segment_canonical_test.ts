@@ -10,7 +10,7 @@ import { PerCoreWalError } from "../src/errors.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
 import { recoverPerCore } from "../src/recovery.ts";
 import type { RecoveryMode } from "../src/recovery_types.ts";
-import { ignoreWithoutUring, smallConfig, tempDir } from "./_helpers.ts";
+import { ignoreWithoutUring, runDeno, smallConfig, tempDir } from "./_helpers.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const MODES: RecoveryMode[] = ["tolerateTornTail", "strict", "pointInTime", "salvage"];
@@ -26,22 +26,17 @@ async function build(dir: string) {
 }
 
 async function verify(walDir: string): Promise<{ code: number; text: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-read",
-      "--allow-write",
-      "--allow-ffi",
-      "--allow-env",
-      CLI,
-      "verify",
-      walDir,
-    ],
-    stdin: "null",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, text: dec.decode(out.stdout) + dec.decode(out.stderr) };
+  const out = await runDeno([
+    "run",
+    "--allow-read",
+    "--allow-write",
+    "--allow-ffi",
+    "--allow-env",
+    CLI,
+    "verify",
+    walDir,
+  ]);
+  return { code: out.code, text: out.stdout + out.stderr };
 }
 
 for (const placement of ["beside", "instead of"] as const) {
