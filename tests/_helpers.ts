@@ -242,3 +242,21 @@ export async function runDeno(args: string[], timeoutMs?: number): Promise<DenoR
   const dec = new TextDecoder();
   return { code: done.code, stdout: dec.decode(done.stdout), stderr: dec.decode(done.stderr) };
 }
+
+/** `wal verify <walDir>` through the CLI: its exit code and everything it printed. */
+export async function walVerify(walDir: string): Promise<{ code: number; text: string }> {
+  const cli = new URL("../cli.ts", import.meta.url).pathname;
+  const perms = ["--allow-read", "--allow-write", "--allow-ffi", "--allow-env"];
+  const out = await runDeno(["run", ...perms, cli, "verify", walDir]);
+  return { code: out.code, text: out.stdout + out.stderr };
+}
+
+/** Whether `strace` runs here (tests that trace system calls need it). */
+export const HAVE_STRACE = (() => {
+  try {
+    return new Deno.Command("strace", { args: ["-V"], stdout: "null", stderr: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+})();

@@ -9,7 +9,7 @@ import { listCoreSegments } from "../src/segment_files.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
 import { PerCoreWalReader } from "../src/reader.ts";
 import { PerCoreRecoveryManager } from "../src/recovery.ts";
-import { ignoreWithoutUring, tempDir } from "./_helpers.ts";
+import { HAVE_STRACE, ignoreWithoutUring, tempDir } from "./_helpers.ts";
 import { holeBeforeBatchC, tailAcrossRotation } from "./_crash_tails.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
@@ -348,15 +348,6 @@ Deno.test("wal usage errors exit 2; every command has --help", async () => {
   assertEquals(missing.code, 1);
   assertStringIncludes(missing.stderr, `"/nonexistent/wal-dir" does not exist`);
 });
-
-const HAVE_STRACE = (() => {
-  try {
-    return new Deno.Command("strace", { args: ["-V"], stdout: "null", stderr: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-})();
 
 Deno.test({
   name: "wal tail fdatasyncs a segment after reading its records and before printing them",

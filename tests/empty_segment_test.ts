@@ -14,9 +14,8 @@ import { PerCoreWalManager } from "../src/manager.ts";
 import { recoverPerCore } from "../src/recovery.ts";
 import type { RecoveryMode } from "../src/recovery_types.ts";
 import { listCoreSegments } from "../src/segment_files.ts";
-import { ignoreWithoutUring, runDeno, smallConfig, tempDir } from "./_helpers.ts";
+import { ignoreWithoutUring, smallConfig, tempDir, walVerify } from "./_helpers.ts";
 
-const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const REFUSING: RecoveryMode[] = ["tolerateTornTail", "strict"];
 const RECORDS = 1500;
 
@@ -45,23 +44,9 @@ async function build(dir: string): Promise<{ config: PerCoreWalConfig; started: 
   return { config, started };
 }
 
-async function verify(walDir: string): Promise<{ code: number; text: string }> {
-  const out = await runDeno([
-    "run",
-    "--allow-read",
-    "--allow-write",
-    "--allow-ffi",
-    "--allow-env",
-    CLI,
-    "verify",
-    walDir,
-  ]);
-  return { code: out.code, text: out.stdout + out.stderr };
-}
-
 /** Every reader of the directory refuses (or, salvaging, reports) the emptied segment. */
 async function expectDamage(config: PerCoreWalConfig, emptied: string): Promise<void> {
-  const v = await verify(config.baseDir);
+  const v = await walVerify(config.baseDir);
   assertEquals(v.code, 1, v.text);
   assertStringIncludes(v.text, emptied);
   for (const mode of REFUSING) {
@@ -117,7 +102,7 @@ Deno.test({
     const { config, started } = await build(dir.path);
     const emptied = config.segmentPath(0, started - 1);
     Deno.truncateSync(emptied, 0);
-    const v = await verify(config.baseDir);
+    const v = await walVerify(config.baseDir);
     assertEquals(v.code, 0, v.text);
     using r = await recoverPerCore(config.baseDir, {
       mode: "strict",
@@ -139,7 +124,7 @@ Deno.test({
     const { config, started } = await build(dir.path);
     // The prepared segment's creation was cut short: its file exists, empty.
     Deno.truncateSync(config.segmentPath(0, started), 0);
-    const v = await verify(config.baseDir);
+    const v = await walVerify(config.baseDir);
     assertEquals(v.code, 0, v.text);
     for (const mode of [...REFUSING, "pointInTime", "salvage"] as const) {
       using r = await recoverPerCore(config.baseDir, {

@@ -1,19 +1,10 @@
 import { assert, assertEquals } from "@std/assert";
 import { listCoreSegments } from "../src/segment_files.ts";
-import { tempDir } from "./_helpers.ts";
+import { HAVE_STRACE, tempDir } from "./_helpers.ts";
 import { tailAcrossRotation } from "./_crash_tails.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const PERMS = ["--allow-read", "--allow-write", "--allow-ffi", "--allow-env"];
-
-const HAVE_STRACE = (() => {
-  try {
-    return new Deno.Command("strace", { args: ["-V"], stdout: "null", stderr: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-})();
 
 /** The index of the first line at or after `from` that matches, or -1. */
 function lineIndex(lines: string[], from: number, re: RegExp): number {

@@ -10,9 +10,8 @@ import { PerCoreWalError } from "../src/errors.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
 import { recoverPerCore } from "../src/recovery.ts";
 import type { RecoveryMode } from "../src/recovery_types.ts";
-import { ignoreWithoutUring, runDeno, smallConfig, tempDir } from "./_helpers.ts";
+import { ignoreWithoutUring, smallConfig, tempDir, walVerify } from "./_helpers.ts";
 
-const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const MODES: RecoveryMode[] = ["tolerateTornTail", "strict", "pointInTime", "salvage"];
 
 /** A one-core WAL with 200 records in its first segment. */
@@ -23,20 +22,6 @@ async function build(dir: string) {
   for (let i = 0; i < 200; i++) w.appendPut(`k${i}`, `v${i}`);
   await w.sync();
   return config;
-}
-
-async function verify(walDir: string): Promise<{ code: number; text: string }> {
-  const out = await runDeno([
-    "run",
-    "--allow-read",
-    "--allow-write",
-    "--allow-ffi",
-    "--allow-env",
-    CLI,
-    "verify",
-    walDir,
-  ]);
-  return { code: out.code, text: out.stdout + out.stderr };
 }
 
 for (const placement of ["beside", "instead of"] as const) {
@@ -65,7 +50,7 @@ for (const placement of ["beside", "instead of"] as const) {
         );
         assertEquals((e as PerCoreWalError).code, "Corrupted", mode);
       }
-      const v = await verify(config.baseDir);
+      const v = await walVerify(config.baseDir);
       assertEquals(v.code, 1, v.text);
       assertStringIncludes(v.text, odd);
       // Refused, not changed: the file is still there with its data.
