@@ -23,7 +23,7 @@ import {
 const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name, ignore: ignoreWithoutUring, fn });
 
-const CHILD = new URL("./_hostile_segment_child.ts", import.meta.url).pathname;
+const CHILD = new URL("./_hostile_child.ts", import.meta.url).pathname;
 
 /** Runs one action of the child, killed after 5 s: a call that blocks fails instead of hanging. */
 async function inChild(action: string, path: string): Promise<Record<string, unknown>> {
