@@ -4,18 +4,19 @@
 // the sync backend, the CoreLog engine alone, plain Deno, node:sqlite, and fio for the disk's
 // limit), each run in its own process, alternating A B C A B C, and reports medians: a markdown
 // table on stdout and in bench/results/compare.md, the JSON in bench/results/latest.json, and the
-// chart in docs/bench.svg. `--quick` is a short smoke run for iterating; its outputs go to
-// bench/results/*.tmp (gitignored). Data goes to bench/.data/compare (removed between runs).
+// chart in docs/bench.svg (bench/chart.ts redraws it from a saved results file). `--quick` is a
+// short smoke run for iterating; its outputs go to bench/results/*.tmp (gitignored). Data goes to bench/.data/compare (removed between runs).
 import { parseArgs } from "node:util";
 import { fioVersion, runFio } from "./compare/fio.ts";
 import {
   goals,
   markdown,
   summarize,
-  svg,
   type SystemSummary,
   type WorkloadSummary,
 } from "./compare/report.ts";
+import { chartSvg } from "./compare/chart.ts";
+import { captionOf, expectedWorkloads } from "./chart.ts";
 import { recordBytes, type RunResult, workloads } from "./compare/workloads.ts";
 
 const { values } = parseArgs({
@@ -138,11 +139,8 @@ const json = {
   goals: gs,
 };
 
-const caption =
-  `${
-    date.slice(0, 16)
-  }Z, ${machine.cpus} vCPU, Linux ${machine.kernel}, medians of ${runs} run(s)` +
-  (quick ? " (quick)" : "");
+const caption = captionOf({ date, machine, runsPerSystem: runs }, quick);
+const svg = () => chartSvg(summary, { expected: expectedWorkloads(), caption });
 const md =
   `# deno task bench:compare\n\n\`${command}\` on ${date} (${machine.cpus} vCPU, ${machine.cpuModel}, Linux ${machine.kernel}, ${machine.disk}, Deno ${Deno.version.deno}, ${
     fio ?? "no fio"
@@ -153,11 +151,11 @@ Deno.mkdirSync(results, { recursive: true });
 if (quick || only !== undefined) {
   Deno.writeTextFileSync(`${results}/partial.json.tmp`, JSON.stringify(json, null, 2) + "\n");
   Deno.writeTextFileSync(`${results}/partial.md.tmp`, md);
-  Deno.writeTextFileSync(`${results}/partial.svg.tmp`, svg(summary, caption));
+  Deno.writeTextFileSync(`${results}/partial.svg.tmp`, svg());
   console.error(`partial run: wrote ${results}/partial.{json,md,svg}.tmp`);
 } else {
   Deno.writeTextFileSync(`${results}/latest.json`, JSON.stringify(json, null, 2) + "\n");
   Deno.writeTextFileSync(`${results}/compare.md`, md);
-  Deno.writeTextFileSync(`${here}../docs/bench.svg`, svg(summary, caption));
+  Deno.writeTextFileSync(`${here}../docs/bench.svg`, svg());
   console.error("wrote bench/results/latest.json, bench/results/compare.md, docs/bench.svg");
 }

@@ -1,4 +1,4 @@
-// The comparison's outputs: the markdown table, the goal status and the SVG chart (no deps).
+// The comparison's outputs: the markdown table and the goal status (the chart: chart.ts).
 import type { RunResult } from "./workloads.ts";
 
 /** One system on one workload over its runs (see {@linkcode summarize}), and the runs themselves. */
@@ -139,88 +139,4 @@ export function markdown(ws: Record<string, WorkloadSummary>, gs: Goal[]): strin
     );
   }
   return lines.join("\n");
-}
-
-const COLORS: Record<string, string> = {
-  "wal-uring": "#1f77b4",
-  "wal-sync": "#aec7e8",
-  engine: "#9467bd",
-  plain: "#7f7f7f",
-  sqlite: "#ff7f0e",
-  "fio-buffered": "#98df8a",
-  "fio-direct": "#2ca02c",
-};
-
-const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
-
-/** Grouped bars, log scale: each system's records/s over plain Deno's, per workload. */
-export function svg(ws: Record<string, WorkloadSummary>, caption: string): string {
-  const groups = Object.entries(ws).filter(([, w]) => w.systems.plain !== undefined);
-  const systems = Object.keys(COLORS);
-  const W = 900, H = 440, left = 60, right = 170, top = 50, bottom = 70;
-  const plotW = W - left - right, plotH = H - top - bottom;
-  const lo = -2, hi = 3; // 0.01× .. 1000×
-  const y = (ratio: number) =>
-    top + plotH * (1 - (Math.min(hi, Math.max(lo, Math.log10(ratio))) - lo) / (hi - lo));
-  const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
-    `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${left}" y="22" font-size="15" font-weight="bold">@percore/wal vs plain Deno, node:sqlite and fio: records/s relative to plain Deno (log scale)</text>`,
-    `<text x="${left}" y="40" fill="#555">${esc(caption)}</text>`,
-  ];
-  for (let e = lo; e <= hi; e++) {
-    const yy = y(10 ** e);
-    out.push(
-      `<line x1="${left}" x2="${left + plotW}" y1="${yy}" y2="${yy}" stroke="${
-        e === 0 ? "#000" : "#ddd"
-      }"/>`,
-      `<text x="${left - 6}" y="${yy + 4}" text-anchor="end">${10 ** e}×</text>`,
-    );
-  }
-  const gw = plotW / groups.length;
-  groups.forEach(([id, w], gi) => {
-    const present = systems.filter((s) => w.systems[s] !== undefined);
-    const bw = Math.min(18, (gw - 16) / present.length);
-    const x0 = left + gi * gw + (gw - bw * present.length) / 2;
-    const plain = w.systems.plain.recordsPerSec;
-    present.forEach((s, si) => {
-      const r = w.systems[s].recordsPerSec / plain;
-      const y1 = y(r), y0 = y(1);
-      const x = x0 + si * bw;
-      out.push(
-        `<rect x="${x.toFixed(1)}" y="${Math.min(y0, y1).toFixed(1)}" width="${
-          (bw - 2).toFixed(1)
-        }" height="${Math.max(1, Math.abs(y1 - y0)).toFixed(1)}" fill="${
-          COLORS[s]
-        }"><title>${s} ${id}: ${r.toFixed(2)}×</title></rect>`,
-      );
-      if (s === "wal-uring") {
-        out.push(
-          `<text x="${(x + bw / 2).toFixed(1)}" y="${
-            (r >= 1 ? y1 - 4 : y1 + 12).toFixed(1)
-          }" text-anchor="middle" font-size="10">${r.toFixed(1)}×</text>`,
-        );
-      }
-    });
-    out.push(
-      `<text x="${(left + gi * gw + gw / 2).toFixed(1)}" y="${
-        top + plotH + 18
-      }" text-anchor="middle" font-weight="bold">${id}</text>`,
-    );
-  });
-  systems.forEach((s, i) => {
-    const yy = top + 10 + i * 20;
-    out.push(
-      `<rect x="${W - right + 20}" y="${yy - 10}" width="12" height="12" fill="${COLORS[s]}"/>`,
-      `<text x="${W - right + 38}" y="${yy}">${s}</text>`,
-    );
-  });
-  out.push(
-    `<text x="${left}" y="${H - 32}" fill="#555">W1 pipelined, 512 per sync · W2 512 per sync, ` +
-      `awaited · W2s one record awaited · W3 64 producers (plain: 64 async producers)</text>`,
-    `<text x="${left}" y="${H - 16}" fill="#555">W4 4 KiB records, 1 MiB per sync · W5 W1 on 2 ` +
-      `cores (plain: 2 files) · W6 appends without sync</text>`,
-    "</svg>",
-  );
-  return out.join("\n") + "\n";
 }
