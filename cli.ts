@@ -42,6 +42,7 @@ import { dump } from "./src/cli/dump.ts";
 import { repair, REPAIR_MODES, type RepairMode } from "./src/cli/repair.ts";
 import { checkpoints, inspect, stats, verify } from "./src/cli/report.ts";
 import { tail } from "./src/cli/tail.ts";
+import { UsageError as _UsageError } from "./src/cli/usage.ts";
 
 type _Option = { type: "boolean" | "string"; short?: string };
 
@@ -114,7 +115,9 @@ const COMMANDS: Record<string, _Command> = {
       "  --dry-run              show the plan only; change nothing, take no lock\n" +
       _JSON + _CKPT + _HELP +
       "Takes the directory's lock (wal.lock): refused, exit 1, while a manager holds it.\n" +
-      "Every change is fsynced.\n",
+      "Every change is fsynced. Damage that verify reports and the mode does not act on (such\n" +
+      "as damage before a checkpoint's position) is listed as `not repaired` with the reason,\n" +
+      "and the exit is 1.\n",
   },
   checkpoints: {
     usage: "wal checkpoints <dir> [--json] [--checkpoint-dir DIR]",
@@ -161,8 +164,6 @@ function _help(command?: string): string {
     "Exit codes: 0 ok, 1 damage found or operation failed, 2 usage error.\n" +
     "Permissions: --allow-read, and --allow-write for repair.\n";
 }
-
-class _UsageError extends Error {}
 
 function _integer(name: string, text: string | undefined, min = 0n): bigint | undefined {
   if (text === undefined) return undefined;

@@ -13,6 +13,7 @@ import { PerCoreWalReader } from "./reader.ts";
 import { decideEndOf, decideStartOf } from "./segment_probes.ts";
 import { listCoreSegments, unstartedAtEnd } from "./segment_files.ts";
 import type { PerCoreWalEntry } from "./types.ts";
+import { segmentDamageMessage } from "./segment_message.ts";
 
 /**
  * A place in a core's log: a segment index and a byte offset in it.
@@ -483,7 +484,7 @@ function _damage(
   reason: string,
   offset: number,
 ) {
-  return new PerCoreWalError(code, `Cannot read segment "${path}": ${reason} at offset ${offset}`, {
+  return new PerCoreWalError(code, segmentDamageMessage("read", path, reason, offset), {
     coreId,
     segment: path,
     offset,

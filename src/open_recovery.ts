@@ -15,6 +15,7 @@ import { removePath, syncFile } from "./fs.ts";
 import { PerCoreWalReader } from "./reader.ts";
 import { decideEndOf, decideStartOf } from "./segment_probes.ts";
 import { listCoreSegments, unstartedAtEnd } from "./segment_files.ts";
+import { segmentDamageMessage } from "./segment_message.ts";
 
 /** The last started segment of a core after recovery: where appending may go on. */
 export interface LastSegment {
@@ -157,7 +158,7 @@ async function _readSegment(
   const refuse = (d: Extract<Decision, { kind: "corrupt" }>) =>
     new PerCoreWalError(
       d.code,
-      `Cannot open segment "${s.path}": ${d.reason}${d.gap ? "" : ` at offset ${d.offset}`}`,
+      segmentDamageMessage("open", s.path, d.reason, d.gap ? undefined : d.offset),
       { coreId, segment: s.path, offset: d.gap ? undefined : d.offset },
     );
   // Segment 0 of a core starts at sequence 1.

@@ -32,6 +32,7 @@ import {
 } from "./format.ts";
 import type { ReaderOptions, ReadResult } from "./read_result.ts";
 import type { PerCoreWalEntry, SegmentStats } from "./types.ts";
+import { segmentDamageMessage } from "./segment_message.ts";
 
 /**
  * Bytes of the buffer copied at once for the keys and values of the records in them: one copy
@@ -526,7 +527,7 @@ export class PerCoreWalReader {
       if (r.kind === "corrupted") {
         throw new PerCoreWalError(
           r.code,
-          `Cannot read segment "${this.path}": ${r.reason} at offset ${r.offset}`,
+          segmentDamageMessage("read", this.path, r.reason, r.offset),
           { segment: this.path, offset: r.offset, coreId: this.header?.coreId },
         );
       }

@@ -33,6 +33,7 @@ import { ByteArena, keyString, StateFile } from "./state_file.ts";
 import type { SegmentStats } from "./types.ts";
 import { configFromDirectory, readWalMeta } from "./wal_meta.ts";
 import { chooseWalCheckpoint } from "./checkpoint_choice.ts";
+import { damageAt } from "./segment_message.ts";
 
 /**
  * Recovers a WAL directory: checkpoint plus replay. Also verifies and repairs segments.
@@ -473,7 +474,9 @@ function _segmentLine(coreId: number, s: SegmentEnd, mode: RecoveryMode): Segmen
       ...base,
       status: "corrupted",
       offset: s.skipped[0].offset,
-      reason: s.skipped.map((k) => `${k.reason} at offset ${k.offset}`).join("; "),
+      reason: s.skipped.length === 1
+        ? s.skipped[0].reason
+        : s.skipped.map((k) => damageAt(k.offset, k.reason)).join("; "),
       action: "skipped",
     };
   }

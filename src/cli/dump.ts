@@ -14,6 +14,8 @@ import { configFromDirectory, readWalMeta } from "../wal_meta.ts";
 import { entryJson, entryText } from "./display.ts";
 import { LineWriter } from "./output.ts";
 import { dirname } from "./paths.ts";
+import { UsageError } from "./usage.ts";
+import { segmentDamageMessage } from "../segment_message.ts";
 
 /** Which entries `dump` prints. */
 export interface DumpOptions {
@@ -36,6 +38,15 @@ function _wanted(e: PerCoreWalEntry, o: DumpOptions): boolean {
   return (o.fromSequence === undefined || e.sequence >= o.fromSequence) &&
     (o.epoch === undefined || e.epoch === o.epoch) &&
     (o.core === undefined || e.coreId === o.core);
+}
+
+/** Refuses a `--core` that no core of the WAL has (it would print nothing and exit 0). */
+function _checkCore(o: DumpOptions, numCores: number, what: string): void {
+  if (o.core !== undefined && o.core >= numCores) {
+    throw new UsageError(
+      `--core ${o.core} is out of range: ${what} has ${numCores} core(s), 0..${numCores - 1}`,
+    );
+  }
 }
 
 /**
@@ -67,6 +78,7 @@ async function _dump(path: string, o: DumpOptions, out: LineWriter): Promise<num
   }
   if (info.isDirectory) {
     const config = configFromDirectory(path);
+    _checkCore(o, config.numCores, `the WAL "${path}"`);
     const range = o.epoch === undefined ? {} : { fromEpoch: o.epoch, toEpoch: o.epoch };
     for await (const e of mergeSegments(config, range)) {
       if (_wanted(e, o)) printEntry(out, e, o.json);
@@ -74,7 +86,12 @@ async function _dump(path: string, o: DumpOptions, out: LineWriter): Promise<num
     return 0;
   }
   const meta = readWalMeta(dirname(path));
+  if (meta !== undefined) _checkCore(o, meta.numCores, `the WAL of "${path}"`);
   await using reader = await PerCoreWalReader.open(path, { maxRecordBytes: meta?.maxRecordBytes });
+  const own = reader.header?.coreId;
+  if (o.core !== undefined && own !== undefined && own !== o.core) {
+    throw new UsageError(`--core ${o.core} selects nothing: "${path}" is a segment of core ${own}`);
+  }
   while (true) {
     const batch = await reader.readBatch(4096);
     for (const r of batch) {
@@ -90,7 +107,7 @@ async function _dump(path: string, o: DumpOptions, out: LineWriter): Promise<num
         out.flush();
         throw new PerCoreWalError(
           r.code,
-          `Cannot read segment "${path}": ${r.reason} at offset ${r.offset}`,
+          segmentDamageMessage("read", path, r.reason, r.offset),
           { segment: path, offset: r.offset },
         );
       } else {

@@ -15,6 +15,8 @@ import type { RecoveryMode, SegmentReport } from "../recovery_types.ts";
 import { listCoreSegments } from "../segment_files.ts";
 import { jsonLine } from "./display.ts";
 import { basename } from "./paths.ts";
+import { unfixedDamage, unfixedText } from "./repair_unfixed.ts";
+import { scanDirectory } from "./scan.ts";
 
 /** The modes `repair` accepts. */
 export const REPAIR_MODES = ["tolerateTornTail", "pointInTime", "salvage"] as const;
@@ -92,9 +94,16 @@ export async function repair(config: PerCoreWalConfig, o: RepairOptions): Promis
     }
     throw e;
   }
+  let unfixed;
   try {
+    // What verify reports and this plan leaves alone is listed, and keeps the exit at 1.
+    const scan = await scanDirectory(config, { checkpointDir: o.checkpointDir });
+    unfixed = unfixedDamage(scan, plan.report, o.mode, plan.checkpoint);
     const todo = plan.report.filter((l) => l.action !== "none");
     for (const l of todo) console.log(_line(l, o.json, "plan"));
+    for (const u of unfixed) {
+      console.log(o.json ? jsonLine({ kind: "repair", phase: "unfixed", ...u }) : unfixedText(u));
+    }
     if (!o.json) {
       console.log(
         `mode ${o.mode}: ${plan.entriesReplayed} entries would be replayed` +
@@ -102,12 +111,21 @@ export async function repair(config: PerCoreWalConfig, o: RepairOptions): Promis
           (plan.stoppedBeforeEpoch === undefined
             ? ""
             : `, stopping before epoch ${plan.stoppedBeforeEpoch}`) +
-          `; ${todo.length} segment(s) to act on`,
+          `; ${todo.length} segment(s) to act on` +
+          (unfixed.length === 0 ? "" : `, ${unfixed.length} damage(s) it cannot fix`),
       );
     }
     if (o.dryRun || todo.length === 0) {
-      if (!o.json) console.log(o.dryRun ? "dry run: nothing changed" : "nothing to repair");
-      return 0;
+      if (!o.json) {
+        console.log(
+          o.dryRun
+            ? "dry run: nothing changed"
+            : unfixed.length === 0
+            ? "nothing to repair"
+            : "nothing repair can do",
+        );
+      }
+      return _unfixedExit(unfixed.length);
     }
   } finally {
     plan.close();
@@ -124,5 +142,15 @@ export async function repair(config: PerCoreWalConfig, o: RepairOptions): Promis
         `segment(s) cut (${applied.length} decision(s) of the report applied), with fsync`,
     );
   }
-  return 0;
+  return _unfixedExit(unfixed.length);
+}
+
+/** Exit 1, with a line on stderr, while damage that repair cannot fix remains. */
+function _unfixedExit(count: number): number {
+  if (count === 0) return 0;
+  console.error(
+    `wal repair: ${count} damage(s) that repair cannot fix remain (see "not repaired" above); ` +
+      "wal verify keeps failing on them",
+  );
+  return 1;
 }
