@@ -150,6 +150,13 @@ export function fmtRate(x: number): string {
   return `${+x.toFixed(0)}`;
 }
 
+/** A ratio as 18.2×, 1.45×, <0.01× or 0×. */
+export function fmtRatio(r: number): string {
+  if (r >= 10) return `${r.toFixed(1)}×`;
+  if (r >= 0.01) return `${r.toFixed(2)}×`;
+  return r > 0 ? "<0.01×" : "0×";
+}
+
 /** The tick step: the smallest 1, 2, 2.5 or 5 times a power of ten giving at most `maxTicks`. */
 export function niceStep(max: number, maxTicks: number): number {
   if (!(max > 0)) return 1;
@@ -250,7 +257,7 @@ export function layoutChart(
     const w = ws[id];
     const v = w.systems[s].recordsPerSec;
     const plain = w.systems.plain?.recordsPerSec;
-    const ratio = plain === undefined || plain <= 0 ? "" : `  ${(v / plain).toFixed(2)}×`;
+    const ratio = plain === undefined || plain <= 0 ? "" : `  ${fmtRatio(v / plain)}`;
     return `${fmtRate(v)}/s${ratio}`;
   };
   // One width for every panel, from the longest system name and value label anywhere.
@@ -426,6 +433,8 @@ export function renderSvg(l: ChartLayout): string {
       t.anchor === "start" ? "" : `text-anchor="${t.anchor}"`,
       t.bold ? `font-weight="bold"` : "",
       t.fill ? `fill="${t.fill}"` : "",
+      // A white halo: the dashed reference line passes behind value labels, not through them.
+      `stroke="white" stroke-width="3" paint-order="stroke"`,
     ].filter((a) => a !== "");
     out.push(`<text ${attrs.join(" ")}>${esc(t.text)}</text>`);
   }
