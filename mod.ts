@@ -1,27 +1,36 @@
 /**
  * A per-core write-ahead log for Deno on Linux io_uring.
  *
- * Each core's log ({@linkcode CoreLog}) owns its own segment files and its own io_uring ring.
- * Appends encode records (CRC32C, epoch, per-core sequence, timestamp) into a batch buffer;
- * batches are written with a linked fdatasync, several in flight, and acknowledged in order:
- * `sync()` resolves only when everything appended before it is durable. Where io_uring is not
- * available the same engine writes through `Deno.FsFile` (`backend: "sync"`).
+ * {@linkcode PerCoreWalManager} runs one Worker per core, each with its own io_uring ring and
+ * its own segment files. Producers on any thread append through shared memory (a
+ * {@linkcode CoreWalWriter}); the core's Worker writes batches, each linked to an fdatasync, and
+ * acknowledges them in order: `sync()` resolves only when everything appended before it is
+ * durable. {@linkcode CheckpointCoordinator} takes checkpoints, {@linkcode recoverPerCore}
+ * rebuilds the state after a crash, {@linkcode mergeSegments} streams every entry in order.
+ * Where io_uring is not available the same engine writes through `Deno.FsFile`
+ * (`backend: "sync"`).
  *
- * The on-disk format (version 2) is described byte by byte in `docs/FORMAT.md`.
+ * Sequences, epochs and positions are numbers; only a record's `timestampNs` is a bigint. The
+ * on-disk format (version 2) is described byte by byte in `docs/FORMAT.md`, the guarantees in
+ * `docs/GUARANTEES.md`.
  *
- * @example Append, sync, read back
+ * @example Open, append, sync, checkpoint, recover
  * ```ts ignore
- * import { CoreLog, PerCoreWalConfig, PerCoreWalReader } from "@percore/wal";
+ * // issue16-api: uses the API of issue 16 (open from a path, number offsets); remove `ignore`
+ * // after the merge.
+ * import { CheckpointCoordinator, PerCoreWalManager, recoverPerCore } from "@percore/wal";
  *
- * const config = new PerCoreWalConfig("./data/wal", 1);
- * await using log = await CoreLog.open(config, 0);
- * const seq = log.appendPut("user:1", "alice");
- * log.appendCommit({ kafka: 42n });
- * await log.sync(); // both records are durable now
- * console.log(seq, log.backend);
+ * {
+ *   await using wal = await PerCoreWalManager.open("./data/wal", { cores: 2 });
+ *   const writer = wal.writer(0);
+ *   writer.appendPut("user:1", "alice"); // returns the sequence, no await
+ *   writer.appendCommit({ kafka: 42 });
+ *   await writer.sync(); // both records are durable now
+ *   await new CheckpointCoordinator(wal).checkpoint();
+ * }
  *
- * await using reader = await PerCoreWalReader.open(config.segmentPath(0, 0));
- * for await (const entry of reader) console.log(entry.sequence, entry.operation.type);
+ * using recovered = await recoverPerCore("./data/wal");
+ * console.log(recovered.state.get("user:1"), recovered.offsets.get("kafka"));
  * ```
  *
  * @module

@@ -1,6 +1,6 @@
 // Bad input, one test per row: what a user gets (class, code, message) for each mistake, and
-// that nothing written before is lost. The README's "Errors you get for bad input" lists the same
-// rows.
+// that nothing written before is lost. docs/ERRORS.md's "Errors you get for bad input" lists the
+// same rows.
 import { assert, assertEquals, assertInstanceOf, assertStringIncludes } from "@std/assert";
 import { crc32cUpdate } from "../src/crc32c.ts";
 import { PerCoreWalConfig, type PerCoreWalOptions } from "../src/config.ts";
@@ -14,7 +14,7 @@ const SMALL: PerCoreWalOptions = { segmentSizeBytes: 64 * 1024, maxRecordBytes: 
 type ErrorClass = typeof PerCoreWalError | typeof TypeError | typeof RangeError;
 
 interface Row {
-  /** The bad input, as the README's table names it. */
+  /** The bad input, as docs/ERRORS.md's table names it. */
   input: string;
   /** Does the bad thing in `dir` (a fresh temp dir); its error is checked. */
   run: (dir: string) => unknown;

@@ -1,4 +1,4 @@
-// What a full disk does to a core run by PerCoreWalManager (the README's statement about it):
+// What a full disk does to a core run by PerCoreWalManager (docs/GUARANTEES.md, "Limits"):
 // a real tmpfs filled up, not an injected error.
 import { assert, assertEquals } from "@std/assert";
 import { PerCoreWalConfig, PerCoreWalError, PerCoreWalManager } from "../mod.ts";
