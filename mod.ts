@@ -35,6 +35,7 @@ export {
   type SegmentFill,
   type WriteMode,
 } from "./src/config.ts";
+export type { WaitOptions } from "./src/abort.ts";
 export { CoreLog } from "./src/core_log.ts";
 export type { CoreLogMetrics, CoreLogOptions } from "./src/core_log_options.ts";
 export { PerCoreWalError, PerCoreWalErrorCode, type PerCoreWalErrorDetails } from "./src/errors.ts";

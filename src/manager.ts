@@ -9,6 +9,7 @@ import { PerCoreWalConfig } from "./config.ts";
 import type { CoreLogMetrics } from "./core_log_options.ts";
 import type { InitMessage } from "./core_worker.ts";
 import { type ErrorData, errorFromData } from "./error_data.ts";
+import { signalOf, type WaitOptions } from "./abort.ts";
 import { PerCoreWalError } from "./errors.ts";
 import type { BackendKind } from "./io/backend.ts";
 import type { FaultPlan } from "./io/faulty.ts";
@@ -284,10 +285,16 @@ export class PerCoreWalManager {
     return this.#cores.map((c) => c.writer.appendEpochBarrier(epoch));
   }
 
-  /** Resolves when everything appended to every core before the call is durable (in parallel). */
-  async syncAll(): Promise<void> {
+  /**
+   * Resolves when everything appended to every core before the call is durable (in parallel).
+   * `options.signal` stops the wait (it rejects with the signal's reason; the records still
+   * become durable).
+   */
+  async syncAll(options?: WaitOptions): Promise<void> {
+    const signal = signalOf(options);
+    signal?.throwIfAborted();
     this.#checkOpen();
-    await Promise.all(this.#cores.map((c) => c.writer.sync()));
+    await Promise.all(this.#cores.map((c) => c.writer.sync({ signal })));
   }
 
   /** Each core's position after the last record its Worker took in. */
