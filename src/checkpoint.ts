@@ -26,6 +26,7 @@ import {
   nextCheckpointId,
   STATE_FILE,
 } from "./checkpoint_store.ts";
+import { raceSignal, signalOf, throwIfAborted } from "./abort.ts";
 import { chooseWalCheckpoint } from "./checkpoint_choice.ts";
 import { type Committed, foldOperation } from "./commit_fold.ts";
 import { directoryMode } from "./config.ts";
@@ -125,6 +126,13 @@ export interface CheckpointRunOptions {
   state?: Uint8Array | ((epoch: bigint) => Uint8Array | Promise<Uint8Array>);
   /** Called after each step (tests inject crashes here). */
   onStep?: (step: CheckpointStep) => void | Promise<void>;
+  /**
+   * Stops the checkpoint before it is renamed into place: it rejects with `signal.reason` and
+   * leaves no checkpoint (its temporary directory removed, no segment retired); a later one
+   * works. Once renamed (step `"renamed"`), the checkpoint exists and finishes. A checkpoint
+   * waiting for a running one stops waiting at once.
+   */
+  signal?: AbortSignal;
 }
 
 /** The checkpoint running (or last run) for each manager. */
@@ -174,25 +182,79 @@ export class CheckpointCoordinator {
    * starts them: a second call waits for the first.
    */
   checkpoint(options: CheckpointRunOptions = {}): Promise<CheckpointMetadata> {
+    let signal: AbortSignal | undefined;
+    try {
+      signal = signalOf(options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const before = _running.get(this.#manager) ?? Promise.resolve();
-    const run = before.then(() => this.#checkpoint(options));
-    _running.set(this.#manager, run.catch(() => {}));
+    // An abort while queued ends the wait at once; the next checkpoint still waits for `before`.
+    const run = raceSignal(before, signal).then(() => this.#checkpoint(options, signal));
+    _running.set(this.#manager, Promise.allSettled([before, run]));
     return run;
   }
 
-  async #checkpoint(options: CheckpointRunOptions): Promise<CheckpointMetadata> {
+  async #checkpoint(
+    options: CheckpointRunOptions,
+    signal: AbortSignal | undefined,
+  ): Promise<CheckpointMetadata> {
+    throwIfAborted(signal);
     const config = this.#manager.config;
     // Its entry fsynced: checkpoints lead to deletions.
     ensureDirectory(this.checkpointDir, { ...config.options, what: "Checkpoint directory" });
     const previous = await this.#previousCheckpoint();
-    // 1. A barrier on every core; wait until every one is durable.
-    const { epoch, ends } = await this.#writeBarriers(options.onStep);
+    throwIfAborted(signal);
+    // 1. A barrier on every core; wait until every one is durable. An abort here leaves the
+    // barriers (ordinary records, durable soon): a later checkpoint writes its own.
+    const { epoch, ends } = await this.#writeBarriers(options.onStep, signal);
+    throwIfAborted(signal);
     // 2. The state as of `epoch`: the previous state and the entries since, merged.
     // Ids go on from the checkpoint built on, even one of the old default directory.
     const id = Math.max(nextCheckpointId(this.checkpointDir), (previous?.id ?? 0) + 1);
     const final = `${this.checkpointDir}/${checkpointName(id)}`;
     const tmp = `${final}.tmp`;
     this.#makeTemporaryDirectory(tmp);
+    let renamed = false;
+    try {
+      const meta = await this.#build(options, signal, { id, epoch, ends, previous, tmp, final });
+      // 3. Atomically in place: from here on the checkpoint exists and is finished.
+      throwIfAborted(signal);
+      renamePath(tmp, final);
+      renamed = true;
+      syncDirectory(this.checkpointDir);
+      await options.onStep?.("renamed");
+      // 4. Retire what every retained checkpoint covers.
+      await this.#retire(options.onStep);
+      this.#lastWritten = meta;
+      await options.onStep?.("done");
+      return meta;
+    } catch (e) {
+      // A checkpoint that failed before its rename leaves nothing (the next one would remove
+      // the leftover anyway; an aborted one must not leave it for the caller to see).
+      if (!renamed) removePath(tmp, { recursive: true });
+      throw e;
+    }
+  }
+
+  /**
+   * Steps 2 and 3 up to the rename: merges the state as of `epoch` into `tmp` and writes its
+   * manifest (fsynced). Checks `signal` between entries and steps.
+   */
+  async #build(
+    options: CheckpointRunOptions,
+    signal: AbortSignal | undefined,
+    at: {
+      id: number;
+      epoch: bigint;
+      ends: { segment: number; offset: number }[];
+      previous: CheckpointMetadata | undefined;
+      tmp: string;
+      final: string;
+    },
+  ): Promise<CheckpointMetadata> {
+    const { id, epoch, ends, previous, tmp, final } = at;
+    const config = this.#manager.config;
     const committed: Committed = {
       offsets: new Map(previous?.offsets ?? []),
       watermarks: new Map(previous?.watermarks ?? []),
@@ -200,7 +262,8 @@ export class CheckpointCoordinator {
     };
     const changes = new ChangeSet(tmp, this.#maxMemoryBytes);
     const cursors = await this.#openCursors(previous, ends, epoch);
-    const entriesMerged = await _mergeEntries(cursors, changes, committed);
+    const entriesMerged = await _mergeEntries(cursors, changes, committed, signal);
+    throwIfAborted(signal);
     const walPositions = _barrierPositions(cursors, epoch);
     let previousState: StateFile | undefined;
     try {
@@ -213,6 +276,7 @@ export class CheckpointCoordinator {
         previousState,
         epoch,
         options.state,
+        signal,
       );
       const meta: CheckpointMetadata = {
         id,
@@ -230,17 +294,10 @@ export class CheckpointCoordinator {
         files: written.files,
         walId: this.#manager.walId,
       };
+      throwIfAborted(signal);
       writeSyncedFile(`${tmp}/${MANIFEST_FILE}`, encodeManifest(meta), config.options.fileMode);
       syncDirectory(tmp);
       await options.onStep?.("stateWritten");
-      // 3. Atomically in place.
-      renamePath(tmp, final);
-      syncDirectory(this.checkpointDir);
-      await options.onStep?.("renamed");
-      // 4. Retire what every retained checkpoint covers.
-      await this.#retire(options.onStep);
-      this.#lastWritten = meta;
-      await options.onStep?.("done");
       return meta;
     } finally {
       previousState?.close();
@@ -274,12 +331,13 @@ export class CheckpointCoordinator {
    */
   async #writeBarriers(
     onStep: CheckpointRunOptions["onStep"],
+    signal: AbortSignal | undefined,
   ): Promise<{ epoch: bigint; ends: { segment: number; offset: number }[] }> {
     const manager = this.#manager;
     const epoch = manager.epoch;
     manager.advanceEpoch();
     const barriers = manager.writeEpochBarrierAll();
-    await Promise.all(barriers.map((seq, c) => manager.writer(c).waitDurable(seq)));
+    await Promise.all(barriers.map((seq, c) => manager.writer(c).waitDurable(seq, { signal })));
     await onStep?.("barriersDurable");
     return { epoch, ends: manager.syncedPositions() };
   }
@@ -329,6 +387,7 @@ export class CheckpointCoordinator {
     previousState: StateFile | undefined,
     epoch: bigint,
     appState: CheckpointRunOptions["state"],
+    signal: AbortSignal | undefined,
   ): Promise<{ stateEntries: number; files: CheckpointMetadata["files"] }> {
     const fileMode = this.#manager.config.options.fileMode;
     const summary = changes.mergeInto(
@@ -337,7 +396,9 @@ export class CheckpointCoordinator {
     );
     const files = [{ name: STATE_FILE, size: summary.size, crc32c: summary.crc32c }];
     if (appState !== undefined) {
-      const bytes = typeof appState === "function" ? await appState(epoch) : appState;
+      const bytes = typeof appState === "function"
+        ? await raceSignal(Promise.resolve(appState(epoch)), signal)
+        : appState;
       if (!(bytes instanceof Uint8Array)) {
         throw new TypeError("state must be a Uint8Array or return one");
       }
@@ -430,10 +491,13 @@ async function _mergeEntries(
   cursors: CoreCursor[],
   changes: ChangeSet,
   committed: Committed,
+  signal: AbortSignal | undefined,
 ): Promise<number> {
   let merged = 0;
   const change = (key: Uint8Array, value: Uint8Array | undefined) => changes.set(key, value);
+  // Leaving the loop (an abort) closes the cursors (mergeCursors' finally).
   for await (const { entry } of mergeCursors(cursors)) {
+    if ((merged & 1023) === 0) throwIfAborted(signal);
     merged++;
     foldOperation(entry.operation, committed, change);
   }

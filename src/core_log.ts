@@ -7,6 +7,7 @@
  */
 
 import { PerCoreWalConfig, type ResolvedWalOptions } from "./config.ts";
+import { raceSignal, signalOf, type WaitOptions } from "./abort.ts";
 import { PerCoreWalError } from "./errors.ts";
 import {
   BATCH_MARKER_BYTES,
@@ -500,13 +501,32 @@ export class CoreLog {
   // -------------------------------------------------------------------------------------------
   // Durability
 
-  /** Resolves when every record appended before the call is durable; rejects if it cannot be. */
-  sync(): Promise<void> {
-    return this.#waitFor(this.#nextSeq - 1);
+  /**
+   * Resolves when every record appended before the call is durable; rejects if it cannot be.
+   * `options.signal` stops the wait (it rejects with the signal's reason; the records still
+   * become durable).
+   */
+  sync(options?: WaitOptions): Promise<void> {
+    let signal: AbortSignal | undefined;
+    try {
+      signal = signalOf(options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#waitFor(this.#nextSeq - 1, signal);
   }
 
-  /** Resolves when record `sequence` (and every one before it) is durable. */
-  waitDurable(sequence: bigint): Promise<void> {
+  /**
+   * Resolves when record `sequence` (and every one before it) is durable. `options.signal`
+   * stops the wait (it rejects with the signal's reason; the record still becomes durable).
+   */
+  waitDurable(sequence: bigint, options?: WaitOptions): Promise<void> {
+    let signal: AbortSignal | undefined;
+    try {
+      signal = signalOf(options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     if (typeof sequence !== "bigint") {
       return Promise.reject(new TypeError(`sequence must be a bigint, got ${typeof sequence}`));
     }
@@ -515,21 +535,25 @@ export class CoreLog {
         new RangeError(`sequence ${sequence} was not appended yet (last is ${this.#nextSeq - 1})`),
       );
     }
-    return this.#waitFor(Number(sequence));
+    return this.#waitFor(Number(sequence), signal);
   }
 
-  #waitFor(seq: number): Promise<void> {
+  #waitFor(seq: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.#failed !== undefined) return Promise.reject(this.#failed);
     if (seq <= this.#pipeline.durableSequence) return Promise.resolve();
     if (this.#stalled.size !== 0) return Promise.reject(this.#retryStalled());
     if (this.#closed) {
       return Promise.reject(new PerCoreWalError("Closed", `Core ${this.coreId}'s log is closed`));
     }
-    return new Promise<void>((resolve, reject) => {
-      this.#pipeline.waiters.add(seq, resolve, reject);
+    let waiter!: object;
+    const wait = new Promise<void>((resolve, reject) => {
+      waiter = this.#pipeline.waiters.add(seq, resolve, reject);
       const open = this.#openBatch;
       if (open !== undefined && seq >= open.firstSeq) this.#requestFlush();
     });
+    // An aborted wait leaves the flush it asked for: its records still become durable.
+    return raceSignal(wait, signal, () => this.#pipeline.waiters.remove(waiter));
   }
 
   #requestFlush(): void {

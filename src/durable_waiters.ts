@@ -16,12 +16,20 @@ interface Waiter {
 export class DurableWaiters {
   readonly #waiters: Waiter[] = [];
 
-  /** Adds a wait for `seq` (after the waits for the same sequence). */
-  add(seq: number, resolve: () => void, reject: (e: unknown) => void): void {
+  /** Adds a wait for `seq` (after the waits for the same sequence); returns it, for `remove`. */
+  add(seq: number, resolve: () => void, reject: (e: unknown) => void): object {
     const w = this.#waiters;
     let i = w.length;
     while (i > 0 && w[i - 1].seq > seq) i--;
-    w.splice(i, 0, { seq, resolve, reject });
+    const waiter = { seq, resolve, reject };
+    w.splice(i, 0, waiter);
+    return waiter;
+  }
+
+  /** Removes a wait that was aborted (it is then never settled). */
+  remove(waiter: object): void {
+    const i = this.#waiters.indexOf(waiter as Waiter);
+    if (i >= 0) this.#waiters.splice(i, 1);
   }
 
   /** Resolves the waits for sequences up to `durableSeq`. */

@@ -9,6 +9,8 @@ import { PerCoreWalConfig } from "./config.ts";
 import type { CoreLogMetrics } from "./core_log_options.ts";
 import type { InitMessage } from "./core_worker.ts";
 import { type ErrorData, errorFromData } from "./error_data.ts";
+import { signalOf, type WaitOptions } from "./abort.ts";
+import { handleBufferBytes, type WriterHandleOptions } from "./writer_handle.ts";
 import { PerCoreWalError } from "./errors.ts";
 import type { BackendKind } from "./io/backend.ts";
 import type { FaultPlan } from "./io/faulty.ts";
@@ -236,18 +238,25 @@ export class PerCoreWalManager {
    * A handle through which another Worker of the application appends to core `coreId`: send it
    * with `postMessage` and call `CoreWalWriter.attach(handle)` there. Each handle has its own
    * shared buffer and serves one thread.
+   *
+   * `options.bufferBytes` sizes that buffer (a power of two from 4096 to 2^30; default
+   * `sharedBufferBytes` of the configuration). Its memory is reserved, and committed only as
+   * the producer touches it (about 1 MiB while the core's Worker keeps up, more after bursts).
+   * A smaller buffer also lowers the largest record this handle appends to what two of fit:
+   * `min(maxRecordBytes, bufferBytes / 2 - 8)` (larger ones throw "RecordTooLarge").
    */
-  writerHandle(coreId: number): WriterHandle {
+  writerHandle(coreId: number, options?: WriterHandleOptions): WriterHandle {
     const core = this.#core(coreId);
     this.#checkOpen();
-    const ring = new ProducerRing(this.config.options.sharedBufferBytes);
+    const bytes = handleBufferBytes(options, this.config.options.sharedBufferBytes);
+    const ring = new ProducerRing(bytes);
     core.control.post(core.worker, { type: "addRing", ring: ring.sab });
     return {
       coreId,
       control: core.control.sab,
       ring: ring.sab,
       epoch: this.#epoch.buffer as SharedArrayBuffer,
-      maxRecordBytes: this.config.options.maxRecordBytes,
+      maxRecordBytes: Math.min(this.config.options.maxRecordBytes, ring.size / 2 - 8),
     };
   }
 
@@ -284,10 +293,16 @@ export class PerCoreWalManager {
     return this.#cores.map((c) => c.writer.appendEpochBarrier(epoch));
   }
 
-  /** Resolves when everything appended to every core before the call is durable (in parallel). */
-  async syncAll(): Promise<void> {
+  /**
+   * Resolves when everything appended to every core before the call is durable (in parallel).
+   * `options.signal` stops the wait (it rejects with the signal's reason; the records still
+   * become durable).
+   */
+  async syncAll(options?: WaitOptions): Promise<void> {
+    const signal = signalOf(options);
+    signal?.throwIfAborted();
     this.#checkOpen();
-    await Promise.all(this.#cores.map((c) => c.writer.sync()));
+    await Promise.all(this.#cores.map((c) => c.writer.sync({ signal })));
   }
 
   /** Each core's position after the last record its Worker took in. */

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { checkSignal, throwIfAborted } from "./abort.ts";
 import { type CheckpointMetadata, readAppState } from "./checkpoint_store.ts";
 import { type Committed, foldOperation } from "./commit_fold.ts";
 import { parseSegmentFileName, PerCoreWalConfig } from "./config.ts";
@@ -63,6 +64,7 @@ export class PerCoreRecoveryManager {
         `mode must be tolerateTornTail, strict, pointInTime or salvage, got ${mode}`,
       );
     }
+    checkSignal(options.signal);
     this.config = config;
     this.#o = { ...options, mode };
   }
@@ -117,6 +119,8 @@ export class PerCoreRecoveryManager {
     const o = this.#o;
     const mode = o.mode!;
     const config = this.config;
+    const signal = o.signal;
+    throwIfAborted(signal);
     if (!config.options.allowSymlinks) refuseSymlink(config.baseDir, "WAL directory");
     const lock = o.readOnly ? undefined : lockWalDirectory(config.baseDir, config.options.fileMode);
     let base: StateFile | undefined;
@@ -129,6 +133,7 @@ export class PerCoreRecoveryManager {
           checkpoint: undefined,
           checkpointReport: [],
         };
+      throwIfAborted(signal);
       base = checkpoint === undefined ? undefined : StateFile.open(`${checkpoint.path}/state.kv`);
       const appState = checkpoint?.hasAppState ? readAppState(checkpoint) : undefined;
       this.#extraSegments(report, mode);
@@ -136,6 +141,7 @@ export class PerCoreRecoveryManager {
       // Point in time: find the epoch of the first damage on any core, then replay up to it.
       let cutoff: bigint | undefined;
       if (mode === "pointInTime") cutoff = await this.#damageEpoch(starts, checkpoint?.epoch);
+      throwIfAborted(signal);
       const positions: ReplayPosition[] = starts.map((s, c) => ({
         coreId: c,
         segment: s?.segment ?? 0,
@@ -146,6 +152,8 @@ export class PerCoreRecoveryManager {
       if (checkpoint !== undefined) this.#checkBarriers(cursors, checkpoint, report);
       const replay = await this.#replay(cursors, checkpoint, positions, buildState);
       if (cutoff !== undefined) this.#reportStops(report, cursors, cutoff);
+      // The last point to stop: the repairs below change files.
+      throwIfAborted(signal);
       if (!o.readOnly) this.#repair(report, mode, cursors, cutoff);
       const state = new RecoveredState(base, replay.overlay);
       const result: PerCoreRecoveredState = {
@@ -300,7 +308,10 @@ export class PerCoreRecoveryManager {
       });
     let replayed = 0;
     let finalEpoch = checkpoint?.epoch ?? 0n;
+    const signal = this.#o.signal;
+    // Leaving the loop (an abort) closes the cursors (mergeCursors' finally).
     for await (const p of mergeCursors(cursors)) {
+      if ((replayed & 1023) === 0) throwIfAborted(signal);
       const e = p.entry;
       replayed++;
       if (e.epoch > finalEpoch) finalEpoch = e.epoch;

@@ -66,6 +66,12 @@ export interface RecoveryOptions {
   readOnly?: boolean;
   /** Called with every replayed entry, in merge order (to rebuild the application's own state). */
   onEntry?: (entry: PerCoreWalEntry) => void;
+  /**
+   * Stops recovery (and `repairAllSegments`) before it changes anything: it rejects with
+   * `signal.reason` and returns nothing; no torn tail is cut, no file repaired, the lock is
+   * released. Once repairs have begun (they are short and synchronous) they finish.
+   */
+  signal?: AbortSignal;
 }
 
 /**

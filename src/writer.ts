@@ -6,6 +6,7 @@
  * @module
  */
 
+import { raceSignal, signalOf, throwIfAborted, type WaitOptions } from "./abort.ts";
 import { PerCoreWalError } from "./errors.ts";
 import {
   bodyLength,
@@ -82,6 +83,13 @@ function _copy(dst: Uint8Array, src: Uint8Array, at: number): void {
 }
 const _copier = new SharedCopier();
 
+/** A durability wait of a producer thread. */
+interface Waiter {
+  seq: bigint;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
 /** How long a blocking append waits for space before it throws "Backpressure". */
 const BLOCK_TIMEOUT_MS = 30_000;
 
@@ -100,6 +108,11 @@ export interface AppendWaitOptions {
    * "Backpressure" (nothing is appended then). `0` never waits. Default 30 000.
    */
   timeoutMs?: number;
+  /**
+   * Stops the wait for space: the append rejects with `signal.reason` and appends nothing
+   * (an already aborted signal rejects at once).
+   */
+  signal?: AbortSignal;
 }
 
 function _timeout(options: AppendWaitOptions | undefined): number {
@@ -144,7 +157,7 @@ export class CoreWalWriter {
   readonly #epoch: BigInt64Array;
   readonly #maxRecord: number;
   /** Durability waits of this thread, by sequence (mostly appended in order). */
-  readonly #waiters: { seq: bigint; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  readonly #waiters: Waiter[] = [];
   #watching = false;
   #detached = false;
 
@@ -234,9 +247,11 @@ export class CoreWalWriter {
    * 30 s) instead of throwing "Backpressure" at once; throws it when the time is up.
    */
   async appendPutAsync(key: Bytes, value: Bytes, options?: AppendWaitOptions): Promise<bigint> {
+    const signal = signalOf(options);
     const k = toKey(key);
     const v = toBytes(value, "value");
-    await this.#space(PUT_OVERHEAD_BYTES + k.length + v.length, _timeout(options));
+    await this.#space(PUT_OVERHEAD_BYTES + k.length + v.length, _timeout(options), signal);
+    throwIfAborted(signal); // aborted before the append is made: nothing is appended
     return this.appendPut(k, v);
   }
 
@@ -245,8 +260,10 @@ export class CoreWalWriter {
    * instead of throwing "Backpressure" at once; throws it when the time is up.
    */
   async appendAsync(op: WalOperationInput, options?: AppendWaitOptions): Promise<bigint> {
+    const signal = signalOf(options);
     const n = normalizeOperation(op, Atomics.load(this.#epoch, 0));
-    await this.#space(RECORD_HEADER_BYTES + bodyLength(n), _timeout(options));
+    await this.#space(RECORD_HEADER_BYTES + bodyLength(n), _timeout(options), signal);
+    throwIfAborted(signal);
     return this.#append(n);
   }
 
@@ -318,14 +335,19 @@ export class CoreWalWriter {
     return pos;
   }
 
-  async #space(len: number, timeoutMs: number): Promise<void> {
+  async #space(len: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
+    throwIfAborted(signal);
     this.#checkOpen(len);
     const deadline = performance.now() + timeoutMs;
     while (!this.#ring.fits(len)) {
       const left = deadline - performance.now();
       if (left <= 0) throw this.#backpressure();
       this.#ctl.ring();
-      await this.#ring.waitForSpaceAsync(Math.min(100, Math.max(1, Math.ceil(left))));
+      // An abort ends the wait at once; the wait for space itself ends within 100 ms.
+      await raceSignal(
+        this.#ring.waitForSpaceAsync(Math.min(100, Math.max(1, Math.ceil(left)))),
+        signal,
+      );
       this.#checkOpen(len);
     }
   }
@@ -345,8 +367,17 @@ export class CoreWalWriter {
   /**
    * Resolves when every record appended to this core before the call (by any thread) is durable.
    * Rejects with "Closed" once the WAL is closed (during `close()` it still waits for the drain).
+   * `options.signal` stops the wait (it rejects with the signal's reason; the records still
+   * become durable).
    */
-  sync(): Promise<void> {
+  sync(options?: WaitOptions): Promise<void> {
+    let signal: AbortSignal | undefined;
+    try {
+      signal = signalOf(options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.#detached || this.#ctl.state === CoreState.Closed) {
       return Promise.reject(
         new PerCoreWalError("Closed", `Cannot sync core ${this.coreId}: the WAL is closed`, {
@@ -354,24 +385,35 @@ export class CoreWalWriter {
         }),
       );
     }
-    return this.#waitFor(Atomics.load(this.#ctl.b64, BigSlot.NEXT_SEQUENCE) - 1n);
+    return this.#waitFor(Atomics.load(this.#ctl.b64, BigSlot.NEXT_SEQUENCE) - 1n, signal);
   }
 
-  /** Resolves when record `sequence` of this core (and every one before it) is durable. */
-  waitDurable(sequence: bigint): Promise<void> {
+  /**
+   * Resolves when record `sequence` of this core (and every one before it) is durable.
+   * `options.signal` stops the wait (it rejects with the signal's reason; the record still
+   * becomes durable).
+   */
+  waitDurable(sequence: bigint, options?: WaitOptions): Promise<void> {
+    let signal: AbortSignal | undefined;
+    try {
+      signal = signalOf(options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     if (typeof sequence !== "bigint") {
       return Promise.reject(new TypeError(`sequence must be a bigint, got ${typeof sequence}`));
     }
+    if (signal?.aborted) return Promise.reject(signal.reason);
     const last = Atomics.load(this.#ctl.b64, BigSlot.NEXT_SEQUENCE) - 1n;
     if (sequence > last) {
       return Promise.reject(
         new RangeError(`sequence ${sequence} was not appended yet (last is ${last})`),
       );
     }
-    return this.#waitFor(sequence);
+    return this.#waitFor(sequence, signal);
   }
 
-  #waitFor(target: bigint): Promise<void> {
+  #waitFor(target: bigint, signal?: AbortSignal): Promise<void> {
     const b64 = this.#ctl.b64;
     if (Atomics.load(b64, BigSlot.DURABLE) >= target) return Promise.resolve();
     if (raiseTo(b64, BigSlot.SYNC_REQUEST, target)) {
@@ -379,13 +421,24 @@ export class CoreWalWriter {
       // requests after saying it sleeps).
       this.#ctl.ring();
     }
-    return new Promise<void>((resolve, reject) => {
+    let waiter!: Waiter;
+    const wait = new Promise<void>((resolve, reject) => {
+      waiter = { seq: target, resolve, reject };
       const w = this.#waiters;
       let i = w.length;
       while (i > 0 && w[i - 1].seq > target) i--;
-      w.splice(i, 0, { seq: target, resolve, reject });
+      w.splice(i, 0, waiter);
       if (!this.#watching) this.#watch();
     });
+    return raceSignal(wait, signal, () => this.#forget(waiter));
+  }
+
+  /** Removes an aborted wait; the last one gone wakes the watch, which then ends. */
+  #forget(waiter: Waiter): void {
+    const w = this.#waiters;
+    const i = w.indexOf(waiter);
+    if (i >= 0) w.splice(i, 1);
+    if (w.length === 0 && this.#watching) Atomics.notify(this.#ctl.b64, BigSlot.DURABLE);
   }
 
   /**
