@@ -74,6 +74,7 @@ export {
   type SegmentStatus,
 } from "./src/recovery_types.ts";
 export { configFromDirectory, type WalMeta } from "./src/wal_meta.ts";
+export { type WatchOptions, watchWal, type WatchWalOptions } from "./src/watch.ts";
 export {
   FORMAT_VERSION,
   MAX_KEY_BYTES,

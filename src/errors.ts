@@ -53,6 +53,11 @@ export const PerCoreWalErrorCode = {
    * disk): the message names it. The core that met it is failed, as after an I/O error.
    */
   Internal: "Internal",
+  /**
+   * A reader of a live log (`watch`, `watchWal`) asked for entries that a checkpoint retired
+   * (deleted their segments): the message names the core and the sequence.
+   */
+  Retired: "Retired",
 } as const;
 
 /** One of the {@linkcode PerCoreWalErrorCode} values. */

@@ -24,6 +24,8 @@ import { barrierMismatch, newestOwnCheckpoint } from "./checkpoint_choice.ts";
 import { BigSlot, Control, CoreState, MetricSlot, ProducerRing } from "./shared.ts";
 import type { PerCoreWalEntry, SegmentStats, WalPosition, WriteModeInUse } from "./types.ts";
 import { CoreWalWriter, type WriterHandle } from "./writer.ts";
+import { type DurableSource, watchEntries, type WatchOptions } from "./watch.ts";
+import { liveSource } from "./watch_live.ts";
 
 /**
  * Counters of one core, as its Worker last published them.
@@ -106,7 +108,9 @@ interface Core {
  * manager.writer(0).appendPut("key1", "value1");
  * manager.writer(1).appendPut("key2", "value2");
  * await manager.syncAll();
- * const merged = await manager.mergeSegments(); // by (epoch, timestampNs, coreId, sequence)
+ * for await (const e of manager.mergeSegments()) { // by (epoch, timestampNs, coreId, sequence)
+ *   console.log(e.coreId, e.sequence);
+ * }
  * ```
  */
 export class PerCoreWalManager {
@@ -118,6 +122,7 @@ export class PerCoreWalManager {
   readonly #epoch: BigInt64Array;
   readonly #lock: WalLock;
   #closing: Promise<void> | undefined;
+  #live: DurableSource | undefined;
 
   private constructor(
     config: PerCoreWalConfig,
@@ -386,24 +391,57 @@ export class PerCoreWalManager {
   }
 
   /**
-   * Every durable entry of every core, ordered by `(epoch, timestampNs, coreId, sequence)`.
-   * Syncs first. Holds everything in memory: for large logs iterate {@linkcode merged}.
+   * Streams every entry durable when iteration starts (after syncing every core), merged across
+   * cores by `(epoch, timestampNs, coreId, sequence)`, with memory bounded by the number of
+   * cores, like the free function `mergeSegments(dir)`. Reading never changes the files. For an
+   * array: `await Array.fromAsync(manager.mergeSegments())`.
+   *
+   * @example
+   * ```ts ignore
+   * for await (const entry of manager.mergeSegments()) {
+   *   console.log(entry.coreId, entry.sequence, entry.operation.type);
+   * }
+   * ```
    */
-  async mergeSegments(options: MergeOptions = {}): Promise<PerCoreWalEntry[]> {
-    const out: PerCoreWalEntry[] = [];
-    for await (const e of this.merged(options)) out.push(e);
-    return out;
-  }
-
-  /**
-   * Streams every entry durable when called (after syncing every core), merged across cores by
-   * `(epoch, timestampNs, coreId, sequence)`, with memory bounded by the number of cores.
-   * Reading never changes the files.
-   */
-  async *merged(options: MergeOptions = {}): AsyncGenerator<PerCoreWalEntry> {
+  async *mergeSegments(options: MergeOptions = {}): AsyncGenerator<PerCoreWalEntry> {
     await this.syncAll();
     const ends = this.syncedPositions().map((p) => ({ segment: p.segment, offset: p.offset }));
     yield* mergeSegments(this.config, { ...options, ends });
+  }
+
+  /**
+   * The same as {@linkcode mergeSegments}.
+   *
+   * @deprecated Use {@linkcode mergeSegments}, which streams too.
+   */
+  merged(options: MergeOptions = {}): AsyncGenerator<PerCoreWalEntry> {
+    return this.mergeSegments(options);
+  }
+
+  /**
+   * A live stream of durable entries: every watched core's entries in sequence order, each
+   * exactly once, each only once it is durable (never beyond the core's synced position), across
+   * segment rotations; entries from before the call are included from `options.from` on (by
+   * default from the start of the retained log). Across cores, entries come in the order they
+   * were read (arrival), not merged: order by `coreId` and `sequence`. Pull-based: entries are
+   * read from the segment files as the reader asks, so a slow reader costs the WAL no memory;
+   * one that falls behind a segment a checkpoint retired gets a `PerCoreWalError` with code
+   * `Retired`. The stream ends once the manager is closed and everything durable was read;
+   * it errors with a core's failure, or with the signal's reason when `options.signal` aborts.
+   * Cancelling it (or `break` in `for await`) releases its files and timers.
+   *
+   * @example
+   * ```ts ignore
+   * const controller = new AbortController();
+   * let next = 1; // resume exactly after the last sequence handled
+   * for await (const entry of manager.watch({ coreId: 0, from: { 0: next } })) {
+   *   next = Number(entry.sequence) + 1;
+   *   if (next > 100) break;
+   * }
+   * ```
+   */
+  watch(options: WatchOptions = {}): ReadableStream<PerCoreWalEntry> {
+    return watchEntries(this.config, this.#live ??= liveSource(this.#cores), options);
   }
 
   /** Segment files of every core; the current one limited to its durable end. */

@@ -18,6 +18,7 @@ const READ_SIDE = [
   "src/open_recovery.ts",
   "src/cli/scan.ts",
   "src/cli/tail.ts",
+  "src/watch.ts",
   "src/cli/repair.ts",
   "src/cli/dump.ts",
 ];

@@ -38,7 +38,7 @@ for (const backend of BACKENDS) {
     await m.writer(0).sync();
     assertGreater(m.writer(0).durableSequence, 1n);
     await m.syncAll();
-    const merged = await m.mergeSegments();
+    const merged = await Array.fromAsync(m.mergeSegments());
     assertEquals(merged.length, 3);
     for (let i = 1; i < merged.length; i++) {
       const [a, b] = [merged[i - 1], merged[i]];
@@ -194,7 +194,7 @@ for (const backend of BACKENDS) {
     assertEquals([m.writer(0).sequence, m.writer(1).sequence], [2n, 3n]);
     assertEquals(m.writer(0).appendPut("d", "2"), 3n);
     await m.syncAll();
-    const last = (await m.mergeSegments()).filter((e) => e.coreId === 0).at(-1)!;
+    const last = (await Array.fromAsync(m.mergeSegments())).filter((e) => e.coreId === 0).at(-1)!;
     assertEquals([last.sequence, last.epoch], [3n, 2n]);
     await m.close();
   });
@@ -276,7 +276,9 @@ Deno.test({
     await m.writer(0).sync();
     await assertRejects(() => m.close(), PerCoreWalError);
     const reopened = await PerCoreWalManager.open(cfg);
-    const core1 = (await reopened.mergeSegments()).filter((e: PerCoreWalEntry) => e.coreId === 1);
+    const core1 = (await Array.fromAsync(reopened.mergeSegments())).filter((e: PerCoreWalEntry) =>
+      e.coreId === 1
+    );
     assertEquals(core1.map((e) => e.sequence).slice(0, 2), acked);
     await reopened.close();
   },
