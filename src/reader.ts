@@ -14,9 +14,9 @@ import { PerCoreWalError } from "./errors.ts";
 import {
   batchMarkerClaim,
   checkRecord,
+  decodeBatchRecord,
   type DecodeContext,
   type DecodeCopy,
-  decodeBatchRecord,
   decodeRecord,
   decodeSegmentHeader,
   DEFAULT_MAX_RECORD_BYTES,
