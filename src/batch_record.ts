@@ -46,6 +46,38 @@ const OP_HEADER_BYTES = 5;
  * operation or a non-iterable, `RangeError` for an empty batch (or a bad key, offset...).
  */
 export function normalizeBatch(ops: Iterable<BatchOperationInput>): WalOperation[] {
+  return _validated(ops, (n) => {
+    if (n.type === "put") return { type: "put", key: n.key.slice(), value: n.value.slice() };
+    if (n.type === "delete") return { type: "delete", key: n.key.slice() };
+    return n; // a commit's offsets are already a copy (a new Map)
+  });
+}
+
+/**
+ * Bytes of the record that `appendBatch(ops)` writes (without padding): what must not exceed
+ * `maxRecordBytes`. Checks the operations as `appendBatch` does (and throws as it does), without
+ * copying them: to split work into batches that fit before appending any of them.
+ *
+ * @example
+ * ```ts
+ * import { batchRecordBytes } from "@percore/wal";
+ *
+ * const bytes = batchRecordBytes([
+ *   { type: "put", key: "a", value: "1" },
+ *   { type: "delete", key: "b" },
+ * ]);
+ * console.log(bytes); // 38 + 4 + (5 + 4) + (5 + 1) = 57
+ * ```
+ */
+export function batchRecordBytes(ops: Iterable<BatchOperationInput>): number {
+  return RECORD_HEADER_BYTES + batchBodyLength(_validated(ops, (n) => n));
+}
+
+/** Every operation of `ops` checked (forbidden types refused), mapped by `keep`. */
+function _validated(
+  ops: Iterable<BatchOperationInput>,
+  keep: (op: WalOperation) => WalOperation,
+): WalOperation[] {
   if (
     ops === null || typeof ops !== "object" ||
     typeof (ops as Iterable<unknown>)[Symbol.iterator] !== "function"
@@ -61,10 +93,7 @@ export function normalizeBatch(ops: Iterable<BatchOperationInput>): WalOperation
       );
     }
     // normalizeOperation refuses anything else with a TypeError naming it.
-    const n = normalizeOperation(op, 0n);
-    if (n.type === "put") out.push({ type: "put", key: n.key.slice(), value: n.value.slice() });
-    else if (n.type === "delete") out.push({ type: "delete", key: n.key.slice() });
-    else out.push(n); // a commit's offsets are already a copy (a new Map)
+    out.push(keep(normalizeOperation(op, 0n)));
   }
   if (out.length === 0) throw new RangeError("a batch needs at least one operation");
   return out;

@@ -108,3 +108,14 @@ Deno.test("normalizeBatch copies keys and values: a caller's buffer changed late
   value[0] = 9;
   assertEquals([...(op as PutOperation).value], [1, 2, 3]);
 });
+
+Deno.test("atomic batch record: FORMAT.md's hex dump is what the encoder writes", async () => {
+  const doc = await Deno.readTextFile(new URL("../docs/FORMAT.md", import.meta.url));
+  const at = doc.indexOf("Example (core 0, epoch 1, first sequence 5");
+  const start = doc.indexOf("```\n", at) + 4;
+  const block = doc.slice(start, doc.indexOf("\n```", start));
+  const bytes = block.split("\n").flatMap((line) =>
+    line.slice(6, 6 + 16 * 3).trim().split(/\s+/).map((h) => parseInt(h, 16))
+  );
+  assertEquals(bytes, [...example()]);
+});

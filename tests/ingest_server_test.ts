@@ -175,6 +175,10 @@ Deno.test({
       assertEquals(Object.values(ack.sequences).flat().length, 8);
       for (const [core, seqs] of Object.entries(ack.sequences)) {
         assert(core === "0" || core === "1", `core ${core}`);
+        // A request's share of a core is one atomic batch: consecutive sequences.
+        for (let i = 1; i < seqs.length; i++) {
+          assertEquals(BigInt(seqs[i]), BigInt(seqs[i - 1]) + 1n, `core ${core}: ${seqs}`);
+        }
         perCore.set(core, [...(perCore.get(core) ?? []), ...seqs.map(BigInt)]);
       }
       for (const e of events) expected.set(e.key, e.value);
@@ -514,12 +518,11 @@ Deno.test({
     const expected = new Map<string, unknown>();
     let refusal: { status: number; headers: Headers; text: string } | undefined;
     const value = "v".repeat(1800);
-    for (let round = 0; round < 10 && refusal === undefined; round++) {
-      const results = await Promise.all([0, 1, 2, 3].map(async (c) => {
-        const events = Array.from(
-          { length: 1500 },
-          (_, i) => ({ key: `b${round}.${c}.${i}`, value }),
-        );
+    // A request is one batch (one record) per core: each must fit --max-record-bytes, so the
+    // burst is many concurrent requests of one event.
+    for (let round = 0; round < 50 && refusal === undefined; round++) {
+      const results = await Promise.all(Array.from({ length: 64 }, async (_, c) => {
+        const events = [{ key: `b${round}.${c}`, value }];
         const res = await s.postEvents(events);
         if (res.status === 200) { for (const e of events) expected.set(e.key, e.value); }
         return res;
@@ -749,5 +752,33 @@ Deno.test({
       /# HELP percore_wal_fdatasync_latency_seconds .*counted when durable.*every 20 ms/,
     );
     assertEquals((await s.stop()).code, 0, s.output);
+  },
+});
+
+Deno.test({
+  name: "a request whose share of a core does not fit one record gets 413 and appends nothing",
+  ignore: ignoreWithoutUring,
+  async fn() {
+    await using dir = await tempDir();
+    const s = await Server.start(dir.path, [
+      "--cores",
+      "1",
+      "--workers",
+      "1",
+      "--max-record-bytes",
+      "1024",
+    ]);
+    // Each event fits a record; the three together (all on core 0) do not.
+    const value = "x".repeat(400);
+    const res = await s.postEvents([0, 1, 2].map((i) => ({ key: `k${i}`, value })));
+    assertEquals(res.status, 413, res.text);
+    const body = res.json() as { error: string; message: string };
+    assertEquals(body.error, "RequestTooLarge");
+    assertMatch(body.message, /3 events for core 0 make a batch of \d+ bytes/);
+    const ok = await s.postEvents([{ key: "small", value: 1 }]);
+    assertEquals(ok.status, 200, ok.text);
+    assertEquals((ok.json() as Ack).sequences, { "0": ["1"] });
+    assertEquals((await s.stop()).code, 0, s.output);
+    assertEquals(await assertRecovered(dir.path, new Map([["small", 1]])), 1);
   },
 });
