@@ -12,7 +12,7 @@ import {
   writeBatchBody,
   writeRecordHeader,
 } from "../src/format.ts";
-import { batchBodyLength } from "../src/batch_record.ts";
+import { batchBodyLength, batchRecordBytes } from "../src/batch_record.ts";
 import type { PutOperation } from "../src/types.ts";
 
 const SALT = 0x01020304;
@@ -37,6 +37,10 @@ const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, "0")
 Deno.test("atomic batch record: the bytes of FORMAT.md's example", () => {
   const b = example();
   assertEquals(b.length, 38 + 4 + (5 + 6) + (5 + 2)); // 60
+  assertEquals(
+    batchRecordBytes([{ type: "put", key: "k1", value: "v1" }, { type: "delete", key: "k2" }]),
+    60,
+  );
   assertEquals(hex(b.subarray(32, 38)), "07 00 00 00 00 00"); // type 7, flags, core, padLength
   assertEquals(hex(b.subarray(16, 24)), "05 00 00 00 00 00 00 00"); // the first sequence
   assertEquals(

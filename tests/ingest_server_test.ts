@@ -1,8 +1,8 @@
 // The edge-ingestion server (examples/ingest_server.ts) as a real subprocess on loopback: real
 // fetch requests, real io_uring WAL underneath, read back with recovery after it stops.
 import { assert, assertEquals, assertGreater, assertMatch } from "@std/assert";
-import { recoverPerCore } from "../mod.ts";
-import { encodeBinary } from "../examples/_ingest_protocol.ts";
+import { batchRecordBytes, recoverPerCore } from "../mod.ts";
+import { coreOf, encodeBinary } from "../examples/_ingest_protocol.ts";
 import { ignoreWithoutUring, str, tempDir, utf8 } from "./_helpers.ts";
 
 const SERVER = new URL("../examples/ingest_server.ts", import.meta.url).pathname;
@@ -357,8 +357,12 @@ Deno.test({
       const events = Array.from({ length: 5 }, (_, i) => ({ key: `m${r}.${i}`, value: r + i }));
       const res = await s.postEvents(events);
       assertEquals(res.status, 200, res.text);
-      // A put record: 40 bytes of overhead, the key, the value's JSON text.
-      for (const e of events) bytes += 40 + e.key.length + JSON.stringify(e.value).length;
+      // One atomic batch record per core the request touches, holding its puts.
+      for (const core of [0, 1]) {
+        const ops = events.filter((e) => coreOf(utf8(e.key), 2) === core)
+          .map((e) => ({ type: "put" as const, key: e.key, value: JSON.stringify(e.value) }));
+        if (ops.length > 0) bytes += batchRecordBytes(ops);
+      }
     }
     await s.fetch("/nope");
     const m = await metrics(s);
