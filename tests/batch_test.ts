@@ -3,6 +3,7 @@
 // CLI see all of a batch or none of it.
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { CoreLog } from "../src/core_log.ts";
+import { crc32c } from "../src/crc32c.ts";
 import { PerCoreWalError } from "../src/errors.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
 import { mergeSegments } from "../src/merge_stream.ts";
@@ -267,4 +268,35 @@ test("a batch torn at every byte offset of its record is read all or nothing", a
   }
   await using log = await CoreLog.open(config, 0);
   assertEquals(log.appendPut("c", "3"), 2n);
+});
+
+test("a version 2 segment is read as before, and appending goes on in a version 3 segment", async () => {
+  await using dir = await tempDir();
+  const config = smallConfig(dir.path);
+  {
+    await using log = await CoreLog.open(config, 0);
+    log.appendPut("a", "1");
+    log.appendDelete("x");
+    await log.sync();
+  }
+  // Make it a version 2 segment (it holds no atomic batch), header CRC recomputed.
+  const [seg] = listCoreSegments(config, 0);
+  const bytes = await Deno.readFile(seg.path);
+  const v = new DataView(bytes.buffer);
+  assertEquals(v.getUint16(8, true), 3);
+  v.setUint16(8, 2, true);
+  v.setUint32(60, crc32c(bytes, 0, 60), true);
+  await Deno.writeFile(seg.path, bytes);
+  {
+    await using log = await CoreLog.open(config, 0);
+    assertEquals(log.appendBatch([{ type: "put", key: "b", value: "2" }, BATCH[1]]), 4);
+    await log.sync();
+  }
+  const segs = listCoreSegments(config, 0);
+  assertEquals(segs.length >= 2, true, "a version 2 segment is never continued");
+  using h = await PerCoreWalReader.open(segs[1].path, { isLastSegment: true });
+  assertEquals(h.header?.version, 3);
+  const entries = await readCore(config);
+  assertEquals(entries.map((e) => e.operation.type), ["put", "delete", "put", "delete"]);
+  assertEquals(entries.map((e) => e.sequence), [1n, 2n, 3n, 4n]);
 });
