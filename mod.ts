@@ -96,6 +96,7 @@ export type {
 } from "./src/io/backend.ts";
 export { PerCoreWalReader } from "./src/reader.ts";
 export type { ReaderOptions, ReadResult } from "./src/read_result.ts";
+export { type BatchOperationInput, batchRecordBytes } from "./src/batch_record.ts";
 export { scanSegment } from "./src/segment_probes.ts";
 export type {
   Bytes,

@@ -10,7 +10,13 @@
 
 /// <reference lib="deno.worker" />
 
-import { CoreWalWriter, PerCoreWalError, type WriterHandle } from "../mod.ts";
+import {
+  type BatchOperationInput,
+  batchRecordBytes,
+  CoreWalWriter,
+  PerCoreWalError,
+  type WriterHandle,
+} from "../mod.ts";
 import {
   bodyKind,
   coreOf,
@@ -182,24 +188,45 @@ async function ingest(req: Request): Promise<Response> {
   const events: IngestEvent[] = kind === "binary"
     ? parseBinary(body, cfg.maxRecordBytes)
     : parseNdjson(body, cfg.maxRecordBytes);
+  // One atomic batch per core the request touches (each event stays on its key's core): each
+  // core keeps all of its share of the request or none of it, after a refusal or a crash.
+  const shares = new Map<number, BatchOperationInput[]>();
+  for (const ev of events) {
+    const core = coreOf(ev.key, writers.length);
+    let ops = shares.get(core);
+    if (ops === undefined) shares.set(core, ops = []);
+    ops.push({ type: "put", key: ev.key, value: ev.value });
+  }
+  // Checked before anything is appended, so a 413 leaves nothing in the WAL.
+  for (const [core, ops] of shares) {
+    const bytes = batchRecordBytes(ops);
+    if (bytes > cfg.maxRecordBytes) {
+      throw new IngestError(
+        413,
+        "RequestTooLarge",
+        `The request's ${ops.length} events for core ${core} make a batch of ${bytes} bytes; ` +
+          `a request is appended all or nothing, as one record per core, of at most ` +
+          `${cfg.maxRecordBytes} bytes (--max-record-bytes): split it`,
+      );
+    }
+  }
   const t0 = performance.now();
   const sequences: Record<string, string[]> = {};
-  const last = new Map<number, bigint>();
+  const last = new Map<number, number>();
   let appended = 0;
   try {
-    for (const ev of events) {
-      const core = coreOf(ev.key, writers.length);
-      const seq = await writers[core].appendPutAsync(ev.key, ev.value, {
+    for (const [core, ops] of shares) {
+      const seq = await writers[core].appendBatchAsync(ops, {
         timeoutMs: cfg.backpressureWaitMs,
       });
-      appended++;
+      appended += ops.length;
       last.set(core, seq);
-      (sequences[core] ??= []).push(seq.toString());
+      sequences[core] = ops.map((_, i) => String(seq - ops.length + 1 + i));
     }
-    await Promise.all([...last].map(([core, seq]) => writers[core].waitDurable(seq)));
+    await Promise.all([...last].map(([core, seq]) => writers[core].waitDurable(BigInt(seq))));
   } catch (e) {
-    // Appended events of a refused request may reach the disk and be replayed by recovery,
-    // but they are never acknowledged.
+    // The batches of the cores appended before a refusal may reach the disk (each whole) and
+    // be replayed by recovery, but they are never acknowledged.
     stats.unacknowledged(appended);
     if (e instanceof PerCoreWalError && e.code === "Backpressure") {
       throw new IngestError(

@@ -25,16 +25,21 @@
  *   - 400 `{"error": "MalformedEvent", "message": "line 2: \"key\" is missing"}` for malformed
  *     input (bad JSON, not an object, missing/empty/non-string key, missing value, unknown
  *     field, bad UTF-8, a truncated binary event, no events);
- *   - 413 for a body over `--max-body-bytes` or one event over `--max-record-bytes`;
+ *   - 413 for a body over `--max-body-bytes`, one event over `--max-record-bytes`, or a
+ *     request whose events for one core make a batch over it;
  *   - 415 for another `Content-Type`; 405 (with `Allow`) for another method; 404 elsewhere;
  *   - 503 with `Retry-After: 1` when a core's shared buffer stays full for
  *     `--backpressure-wait-ms` (the WAL's Worker is behind the disk);
  *   - 500 if a core failed (an fdatasync error: that core refuses appends from then on).
  *
  *   Every body is validated whole before anything is appended, so a 400/413/415 leaves nothing
- *   in the WAL. A 503 or 500 may leave a prefix of the request's events in the WAL: they are
- *   not acknowledged, but recovery replays them if they reached the disk. Events are `put`s by
- *   key, so a client retrying the same request writes the same values again.
+ *   in the WAL. A request's events for one core are appended as one atomic batch
+ *   (`appendBatchAsync`: one record), so after a 503, a 500 or a crash each core holds all of
+ *   the request's events for it or none; they are not acknowledged, but recovery replays them if
+ *   they reached the disk. (Cores are independent logs: a request whose keys hash to several
+ *   cores can be kept on some and not on others.) A request's share of a core must fit one
+ *   record (`--max-record-bytes`): 413 `RequestTooLarge` otherwise. Events are `put`s by key, so
+ *   a client retrying the same request writes the same values again.
  * - `GET /metrics`: Prometheus text format: per-core appends, bytes, batches, fdatasyncs,
  *   fdatasync latency histogram (`percore_wal_fdatasync_latency_seconds_bucket{core,le}`,
  *   `_sum`, `_count`, from `manager.metrics()`), queue depth, pending bytes. The

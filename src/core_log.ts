@@ -11,9 +11,12 @@ import { raceSignal, signalOf, type WaitOptions } from "./abort.ts";
 import { PerCoreWalError } from "./errors.ts";
 import {
   BATCH_MARKER_BYTES,
+  batchBodyLength,
+  type BatchOperationInput,
   bodyLength,
   FORMAT_VERSION,
   getU64,
+  normalizeBatch,
   normalizeOperation,
   PUT_OVERHEAD_BYTES,
   R_CRC,
@@ -24,6 +27,7 @@ import {
   RECORD_HEADER_BYTES,
   recordCrc,
   recordSequence,
+  recordSpan,
   RecordType,
   saltState,
   SEGMENT_DATA_OFFSET,
@@ -31,6 +35,7 @@ import {
   setU64,
   toBytes,
   toKey,
+  writeBatchBody,
   writeBody,
   writeRecordHeader,
 } from "./format.ts";
@@ -285,6 +290,38 @@ export class CoreLog {
   }
 
   /**
+   * Appends several operations (puts, deletes, commits) as one atomic batch: one record (format
+   * version 3) that takes one sequence per operation, consecutive. After any crash, readers see
+   * all of them or none. Returns the last sequence (a number). Every operation is checked and
+   * copied before a sequence is taken: an empty batch throws `RangeError`, a checkpoint, epoch
+   * barrier or nested batch `TypeError`, a record above `maxRecordBytes` "RecordTooLarge".
+   */
+  appendBatch(ops: Iterable<BatchOperationInput>): number {
+    const n = normalizeBatch(ops);
+    const len = RECORD_HEADER_BYTES + batchBodyLength(n);
+    const pos = this.#reserve(len);
+    const b = this.#openBatch!;
+    const first = this.#nextSeq;
+    const last = first + n.length - 1;
+    writeRecordHeader(
+      b.view,
+      pos,
+      len,
+      RecordType.atomicBatch,
+      this.coreId,
+      this.#epoch,
+      first,
+      this.#now(),
+      0,
+    );
+    writeBatchBody(n, b.buf, b.view, pos + RECORD_HEADER_BYTES);
+    this.#nextSeq = last + 1;
+    this.#commit(b, pos, len, last);
+    this.#records += n.length - 1; // #commit counted the record as one
+    return last;
+  }
+
+  /**
    * Appends records encoded elsewhere (by producers, in shared memory), packed one after another
    * in `src[start..end)`, while their sequences are the next ones: every field is theirs but the
    * epoch, the timestamp and the CRC, which are stamped here so that they follow this core's
@@ -326,16 +363,18 @@ export class CoreLog {
       const room = Math.min(b.buf.length, o.segmentSizeBytes - b.fileOffset);
       let used = pos + first;
       let q = p + first;
-      let seq = this.#nextSeq + 1;
+      // An atomic batch takes `count` sequences: the next record's is after all of them.
+      let seq = this.#nextSeq + recordSpan(src, srcView, p, src[p + R_TYPE]);
       let pending = this.#pendingBytes + first;
       while (used < o.maxBatchBytes && q + RECORD_HEADER_BYTES <= end) {
         const len = srcView.getUint32(q + R_LENGTH, true);
         if (len < RECORD_HEADER_BYTES || len > end - q || used + len > room) break;
         if (len > o.maxRecordBytes || pending + len > o.maxPendingBytes) break;
         if (recordSequence(srcView, q) !== seq) break;
+        const span = recordSpan(src, srcView, q, src[q + R_TYPE]);
         used += len;
         q += len;
-        seq++;
+        seq += span;
         pending += len;
       }
       this.#copier.copy(src, p, q - p, b.buf, pos);

@@ -1,5 +1,5 @@
 /**
- * The on-disk format, version 2 (version 1 segments are still read): segment headers and
+ * The on-disk format, version 3 (versions 1 and 2 are still read): segment headers and
  * records, encoded and decoded in memory. No I/O here; `docs/FORMAT.md` describes every byte.
  *
  * This module gathers the format's four parts so that callers import one place:
@@ -57,8 +57,16 @@ export {
 } from "./operation_encode.ts";
 export {
   checkRecord,
+  decodeBatchRecord,
   type DecodeContext,
   type DecodeCopy,
   decodeRecord,
   type RecordCheck,
 } from "./record_decode.ts";
+export {
+  batchBodyLength,
+  type BatchOperationInput,
+  normalizeBatch,
+  recordSpan,
+  writeBatchBody,
+} from "./batch_record.ts";

@@ -1,5 +1,5 @@
 /**
- * The byte layout of the on-disk format (version 2; version 1 is still read): sizes, record
+ * The byte layout of the on-disk format (version 3; versions 1 and 2 are still read): sizes, record
  * types, the offsets of a record's header fields, the little-endian integer codecs, the salted
  * record CRC, and the record headers and batch markers the writer lays out. Pure: no I/O.
  * `docs/FORMAT.md` describes every byte.
@@ -10,7 +10,7 @@
 import { crc32cUpdate } from "./crc32c.ts";
 
 /**
- * The format version this module writes (it reads versions 1 and 2).
+ * The format version this module writes (it reads versions 1 to 3).
  *
  * @example
  * ```ts
@@ -19,7 +19,7 @@ import { crc32cUpdate } from "./crc32c.ts";
  * console.log(`this build writes segment format v${FORMAT_VERSION}`);
  * ```
  */
-export const FORMAT_VERSION = 2;
+export const FORMAT_VERSION = 3;
 /** The oldest format version this module reads. */
 export const MIN_FORMAT_VERSION = 1;
 /** `"PCWALSEG"`: the first 8 bytes of every segment file. */
@@ -72,6 +72,12 @@ export const RecordType = {
    * had acknowledged records when the batch was submitted. Readers skip it.
    */
   batch: 6,
+  /**
+   * Version 3: an atomic batch, several operations in one record (`appendBatch`). Its sequence
+   * field is the first of the `count` consecutive sequences it takes; readers expand it into
+   * `count` entries (`src/batch_record.ts`).
+   */
+  atomicBatch: 7,
 } as const;
 
 /** Bytes of a batch marker (version 2): a record header and a u64 body. */

@@ -14,11 +14,14 @@ import { PerCoreWalError } from "./errors.ts";
 import {
   batchMarkerClaim,
   checkRecord,
+  decodeBatchRecord,
   type DecodeContext,
   type DecodeCopy,
   decodeRecord,
   decodeSegmentHeader,
   DEFAULT_MAX_RECORD_BYTES,
+  R_CORE,
+  R_EPOCH,
   R_TIMESTAMP,
   R_TYPE,
   RECORD_HEADER_BYTES,
@@ -98,6 +101,14 @@ export class PerCoreWalReader {
   /** Salvage: the record after skipped damage sets the expected sequence. */
   #resync = false;
   #firstSeq: bigint | undefined;
+  /**
+   * The entries of an atomic batch record (format v3) not handed out yet: `#pos` stays at the
+   * record until its last entry is out, then moves to `#batchEnd` (so the entries before the
+   * last have length 0, and the last one the record's length).
+   */
+  #batch: PerCoreWalEntry[] | undefined;
+  #batchAt = 0;
+  #batchEnd = 0;
 
   private constructor(
     path: string,
@@ -174,6 +185,11 @@ export class PerCoreWalReader {
   async #readOne(): Promise<ReadResult | undefined> {
     if (this.#closed) throw new PerCoreWalError("Closed", `Reader of "${this.path}" is closed`);
     if (this.#done !== undefined) return this.#done;
+    if (this.#batch !== undefined) {
+      const pos = this.#pos;
+      const entry = this.#nextOfBatch();
+      return { kind: "entry", entry, offset: pos, length: this.#pos - pos };
+    }
     if (this.header === undefined) {
       return this.#finish(await this.#afterDamage(0, "segment header is zero", "Corrupted", true));
     }
@@ -298,6 +314,7 @@ export class PerCoreWalReader {
   /** {@linkcode #fast}'s entry, without its read result. */
   #fastEntry(): PerCoreWalEntry | undefined | null {
     if (this.#done !== undefined || this.#closed || this.header === undefined) return undefined;
+    if (this.#batch !== undefined) return this.#nextOfBatch();
     const pos = this.#pos;
     const rel = pos - this.#bufStart;
     if (
@@ -356,6 +373,9 @@ export class PerCoreWalReader {
       this.#pos = pos + length;
       return undefined;
     }
+    if (this.#buf[rel + R_TYPE] === RecordType.atomicBatch) {
+      return this.#expandBatch(pos, rel, length, epoch, ts);
+    }
     // A number is exact up to 2^53: above that (never written, but a file may say so) the
     // decoder reads the bigint itself.
     if (epoch !== this.#epochNumber && epoch <= Number.MAX_SAFE_INTEGER) {
@@ -385,6 +405,55 @@ export class PerCoreWalReader {
     if (entry.epoch < this.#minEpoch || this.#count === 1) this.#minEpoch = entry.epoch;
     if (entry.epoch > this.#maxEpoch) this.#maxEpoch = entry.epoch;
     this.#pos = pos + length;
+    return entry;
+  }
+
+  /**
+   * An atomic batch record (checked, in order) as its consecutive entries: the first is returned,
+   * the others wait in `#batch`. They share the record's epoch and timestamp.
+   */
+  #expandBatch(
+    pos: number,
+    rel: number,
+    length: number,
+    epoch: number,
+    ts: number,
+  ): PerCoreWalEntry {
+    const v = this.#view;
+    const ops = decodeBatchRecord(this.#buf, v, rel);
+    const coreId = v.getUint16(rel + R_CORE, true);
+    const epochBig = v.getBigUint64(rel + R_EPOCH, true);
+    const timestampNs = this.#timestampOf(v, rel);
+    const first = this.#expected;
+    const entries = ops.map((operation, i): PerCoreWalEntry => ({
+      coreId,
+      epoch: epochBig,
+      sequence: BigInt(first + i),
+      timestampNs,
+      operation,
+    }));
+    this.#firstSeq ??= BigInt(first);
+    this.#expected += ops.length;
+    this.#count += ops.length;
+    this.#lastEpoch = epoch;
+    this.#lastTs = ts;
+    this.#lastTimestampNs = timestampNs;
+    if (epochBig < this.#minEpoch || this.#count === ops.length) this.#minEpoch = epochBig;
+    if (epochBig > this.#maxEpoch) this.#maxEpoch = epochBig;
+    this.#batch = entries;
+    this.#batchAt = 0;
+    this.#batchEnd = pos + length;
+    return this.#nextOfBatch();
+  }
+
+  /** The next entry of the batch being handed out; past its last, `#pos` moves past it. */
+  #nextOfBatch(): PerCoreWalEntry {
+    const batch = this.#batch!;
+    const entry = batch[this.#batchAt++];
+    if (this.#batchAt === batch.length) {
+      this.#batch = undefined;
+      this.#pos = this.#batchEnd;
+    }
     return entry;
   }
 

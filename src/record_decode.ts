@@ -22,6 +22,7 @@ import {
   recordSequence,
   RecordType,
 } from "./format_layout.ts";
+import { checkBatchBody, decodeBatchOperations } from "./batch_record.ts";
 import type { CommitOperation, PerCoreWalEntry, WalOperation } from "./types.ts";
 
 const decoder = new TextDecoder();
@@ -108,6 +109,10 @@ function _checkFields(
       return body === 8 ? undefined : `body of ${body} bytes, expected 8`;
     case RecordType.commit:
       return _checkCommit(bytes, view, b, bodyEnd);
+    case RecordType.atomicBatch:
+      // An older reader would take this type for damage: only segments of version 3 hold it.
+      if ((ctx.version ?? 1) < 3) return `atomic batch in a version ${ctx.version ?? 1} segment`;
+      return checkBatchBody(bytes, view, b, bodyEnd, _checkCommit);
     default:
       return `unknown record type ${type}`;
   }
@@ -249,6 +254,14 @@ export function decodeRecord(
     timestampNs: timestampNs ?? view.getBigInt64(pos + R_TIMESTAMP, true),
     operation,
   };
+}
+
+/**
+ * The operations of a checked atomic batch record at `pos` (format version 3), in order: the
+ * reader hands them out as consecutive entries. Keys and values are copies.
+ */
+export function decodeBatchRecord(bytes: Uint8Array, view: DataView, pos: number): WalOperation[] {
+  return decodeBatchOperations(bytes, view, pos, _decodeCommit);
 }
 
 /** Decodes the body of a commit at `bodyStart` (its structure already checked). */

@@ -29,7 +29,7 @@ import {
  * ```
  */
 export interface SegmentHeader {
-  /** Format version: 2, or 1 for a segment written before batch markers. */
+  /** Format version: 3 (2 before atomic batches, 1 before batch markers). */
   version: number;
   /** The owning core. */
   coreId: number;

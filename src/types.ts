@@ -234,7 +234,7 @@ export interface SegmentStats {
   fileSizeBytes: number;
   /** End of the last valid record, its padding included (the data start when there is none). */
   validEndOffset: number;
-  /** How many valid records the segment holds. */
+  /** How many valid entries the segment holds (an atomic batch counts one per operation). */
   entryCount: number;
   /** Sequence of the first record, or the header's first sequence when there is none. */
   firstSequence: bigint;

@@ -244,7 +244,7 @@ const ROWS: Row[] = [
       const path = `${d}/wal/wal-0-000001.log`;
       const bytes = Deno.readFileSync(path);
       const v = new DataView(bytes.buffer);
-      v.setUint16(8, 3, true); // version 3, with a correct header CRC
+      v.setUint16(8, 4, true); // version 4, with a correct header CRC
       v.setUint32(60, ~crc32cUpdate(0xffffffff, bytes, 0, 60) >>> 0, true);
       Deno.writeFileSync(path, bytes);
       await PerCoreWalManager.open(config);
@@ -252,7 +252,7 @@ const ROWS: Row[] = [
     error: PerCoreWalError,
     code: "Unsupported",
     message: (d) =>
-      `Cannot open segment "${d}/wal/wal-0-000001.log": format version 3 (this module reads 1 to 2)`,
+      `Cannot open segment "${d}/wal/wal-0-000001.log": format version 4 (this module reads 1 to 3)`,
   },
 ];
 

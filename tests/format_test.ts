@@ -148,7 +148,7 @@ Deno.test("segment header round-trips and rejects damage, other versions and oth
     salt: SALT,
   };
   const b = encodeSegmentHeader(h);
-  assertEquals(decodeSegmentHeader(b), { ...h, version: 2, dataOffset: 4096 });
+  assertEquals(decodeSegmentHeader(b), { ...h, version: 3, dataOffset: 4096 });
   const flipped = b.slice();
   flipped[20] ^= 4;
   const e = assertThrows(() => decodeSegmentHeader(flipped, "wal-5-000017.log"), PerCoreWalError);
@@ -156,14 +156,17 @@ Deno.test("segment header round-trips and rejects damage, other versions and oth
   assertEquals(e.message, 'Cannot open segment "wal-5-000017.log": header checksum mismatch');
   const v2 = b.slice();
   const dv = new DataView(v2.buffer);
-  dv.setUint16(8, 3, true);
+  dv.setUint16(8, 4, true);
   dv.setUint32(60, crc32c(v2, 0, 60), true);
   const e2 = assertThrows(() => decodeSegmentHeader(v2), PerCoreWalError);
   assertEquals([e2.code, e2.message], [
     "Unsupported",
-    'Cannot open segment "segment": format version 3 (this module reads 1 to 2)',
+    'Cannot open segment "segment": format version 4 (this module reads 1 to 3)',
   ]);
-  // Version 1 segments are still read.
+  // Version 2 and version 1 segments are still read.
+  dv.setUint16(8, 2, true);
+  dv.setUint32(60, crc32c(v2, 0, 60), true);
+  assertEquals(decodeSegmentHeader(v2).version, 2);
   dv.setUint16(8, 1, true);
   dv.setUint32(60, crc32c(v2, 0, 60), true);
   assertEquals(decodeSegmentHeader(v2).version, 1);

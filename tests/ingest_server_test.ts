@@ -1,8 +1,8 @@
 // The edge-ingestion server (examples/ingest_server.ts) as a real subprocess on loopback: real
 // fetch requests, real io_uring WAL underneath, read back with recovery after it stops.
 import { assert, assertEquals, assertGreater, assertMatch } from "@std/assert";
-import { recoverPerCore } from "../mod.ts";
-import { encodeBinary } from "../examples/_ingest_protocol.ts";
+import { batchRecordBytes, recoverPerCore } from "../mod.ts";
+import { coreOf, encodeBinary } from "../examples/_ingest_protocol.ts";
 import { ignoreWithoutUring, str, tempDir, utf8 } from "./_helpers.ts";
 
 const SERVER = new URL("../examples/ingest_server.ts", import.meta.url).pathname;
@@ -175,6 +175,10 @@ Deno.test({
       assertEquals(Object.values(ack.sequences).flat().length, 8);
       for (const [core, seqs] of Object.entries(ack.sequences)) {
         assert(core === "0" || core === "1", `core ${core}`);
+        // A request's share of a core is one atomic batch: consecutive sequences.
+        for (let i = 1; i < seqs.length; i++) {
+          assertEquals(BigInt(seqs[i]), BigInt(seqs[i - 1]) + 1n, `core ${core}: ${seqs}`);
+        }
         perCore.set(core, [...(perCore.get(core) ?? []), ...seqs.map(BigInt)]);
       }
       for (const e of events) expected.set(e.key, e.value);
@@ -353,8 +357,12 @@ Deno.test({
       const events = Array.from({ length: 5 }, (_, i) => ({ key: `m${r}.${i}`, value: r + i }));
       const res = await s.postEvents(events);
       assertEquals(res.status, 200, res.text);
-      // A put record: 40 bytes of overhead, the key, the value's JSON text.
-      for (const e of events) bytes += 40 + e.key.length + JSON.stringify(e.value).length;
+      // One atomic batch record per core the request touches, holding its puts.
+      for (const core of [0, 1]) {
+        const ops = events.filter((e) => coreOf(utf8(e.key), 2) === core)
+          .map((e) => ({ type: "put" as const, key: e.key, value: JSON.stringify(e.value) }));
+        if (ops.length > 0) bytes += batchRecordBytes(ops);
+      }
     }
     await s.fetch("/nope");
     const m = await metrics(s);
@@ -514,12 +522,11 @@ Deno.test({
     const expected = new Map<string, unknown>();
     let refusal: { status: number; headers: Headers; text: string } | undefined;
     const value = "v".repeat(1800);
-    for (let round = 0; round < 10 && refusal === undefined; round++) {
-      const results = await Promise.all([0, 1, 2, 3].map(async (c) => {
-        const events = Array.from(
-          { length: 1500 },
-          (_, i) => ({ key: `b${round}.${c}.${i}`, value }),
-        );
+    // A request is one batch (one record) per core: each must fit --max-record-bytes, so the
+    // burst is many concurrent requests of one event.
+    for (let round = 0; round < 50 && refusal === undefined; round++) {
+      const results = await Promise.all(Array.from({ length: 64 }, async (_, c) => {
+        const events = [{ key: `b${round}.${c}`, value }];
         const res = await s.postEvents(events);
         if (res.status === 200) { for (const e of events) expected.set(e.key, e.value); }
         return res;
@@ -749,5 +756,33 @@ Deno.test({
       /# HELP percore_wal_fdatasync_latency_seconds .*counted when durable.*every 20 ms/,
     );
     assertEquals((await s.stop()).code, 0, s.output);
+  },
+});
+
+Deno.test({
+  name: "a request whose share of a core does not fit one record gets 413 and appends nothing",
+  ignore: ignoreWithoutUring,
+  async fn() {
+    await using dir = await tempDir();
+    const s = await Server.start(dir.path, [
+      "--cores",
+      "1",
+      "--workers",
+      "1",
+      "--max-record-bytes",
+      "1024",
+    ]);
+    // Each event fits a record; the three together (all on core 0) do not.
+    const value = "x".repeat(400);
+    const res = await s.postEvents([0, 1, 2].map((i) => ({ key: `k${i}`, value })));
+    assertEquals(res.status, 413, res.text);
+    const body = res.json() as { error: string; message: string };
+    assertEquals(body.error, "RequestTooLarge");
+    assertMatch(body.message, /3 events for core 0 make a batch of \d+ bytes/);
+    const ok = await s.postEvents([{ key: "small", value: 1 }]);
+    assertEquals(ok.status, 200, ok.text);
+    assertEquals((ok.json() as Ack).sequences, { "0": ["1"] });
+    assertEquals((await s.stop()).code, 0, s.output);
+    assertEquals(await assertRecovered(dir.path, new Map([["small", 1]])), 1);
   },
 });
