@@ -305,8 +305,10 @@ export class CoreWalWriter {
     ops: Iterable<BatchOperationInput>,
     options?: AppendWaitOptions,
   ): Promise<number> {
+    const signal = signalOf(options);
     const n = normalizeBatch(ops);
-    await this.#space(RECORD_HEADER_BYTES + batchBodyLength(n), _timeout(options));
+    await this.#space(RECORD_HEADER_BYTES + batchBodyLength(n), _timeout(options), signal);
+    throwIfAborted(signal);
     return this.#appendBatch(n);
   }
 
