@@ -16,7 +16,7 @@
  * const config = new PerCoreWalConfig("./data/wal", 1);
  * await using log = await CoreLog.open(config, 0);
  * const seq = log.appendPut("user:1", "alice");
- * log.appendCommit({ kafka: 42n });
+ * log.appendCommit({ kafka: 42 });
  * await log.sync(); // both records are durable now
  * console.log(seq, log.backend);
  *

@@ -27,6 +27,7 @@ import {
   STATE_FILE,
 } from "./checkpoint_store.ts";
 import { chooseWalCheckpoint } from "./checkpoint_choice.ts";
+import { withMapsAsJson } from "./numbers.ts";
 import { type Committed, foldOperation } from "./commit_fold.ts";
 import { directoryMode } from "./config.ts";
 import { crc32c } from "./crc32c.ts";
@@ -122,7 +123,7 @@ export interface CheckpointCoordinatorOptions {
  */
 export interface CheckpointRunOptions {
   /** The application's own snapshot: bytes, or a function of the checkpoint's epoch. */
-  state?: Uint8Array | ((epoch: bigint) => Uint8Array | Promise<Uint8Array>);
+  state?: Uint8Array | ((epoch: number) => Uint8Array | Promise<Uint8Array>);
   /** Called after each step (tests inject crashes here). */
   onStep?: (step: CheckpointStep) => void | Promise<void>;
 }
@@ -214,7 +215,7 @@ export class CheckpointCoordinator {
         epoch,
         options.state,
       );
-      const meta: CheckpointMetadata = {
+      const meta: CheckpointMetadata = withMapsAsJson({
         id,
         epoch,
         walPositions,
@@ -229,7 +230,7 @@ export class CheckpointCoordinator {
         hasAppState: options.state !== undefined,
         files: written.files,
         walId: this.#manager.walId,
-      };
+      });
       writeSyncedFile(`${tmp}/${MANIFEST_FILE}`, encodeManifest(meta), config.options.fileMode);
       syncDirectory(tmp);
       await options.onStep?.("stateWritten");
@@ -274,7 +275,7 @@ export class CheckpointCoordinator {
    */
   async #writeBarriers(
     onStep: CheckpointRunOptions["onStep"],
-  ): Promise<{ epoch: bigint; ends: { segment: number; offset: number }[] }> {
+  ): Promise<{ epoch: number; ends: { segment: number; offset: number }[] }> {
     const manager = this.#manager;
     const epoch = manager.epoch;
     manager.advanceEpoch();
@@ -294,7 +295,7 @@ export class CheckpointCoordinator {
   async #openCursors(
     previous: CheckpointMetadata | undefined,
     ends: { segment: number; offset: number }[],
-    epoch: bigint,
+    epoch: number,
   ): Promise<CoreCursor[]> {
     const config = this.#manager.config;
     const cursors: CoreCursor[] = [];
@@ -327,7 +328,7 @@ export class CheckpointCoordinator {
     tmp: string,
     changes: ChangeSet,
     previousState: StateFile | undefined,
-    epoch: bigint,
+    epoch: number,
     appState: CheckpointRunOptions["state"],
   ): Promise<{ stateEntries: number; files: CheckpointMetadata["files"] }> {
     const fileMode = this.#manager.config.options.fileMode;
@@ -441,13 +442,13 @@ async function _mergeEntries(
 }
 
 /** Where each core's barrier of `epoch + 1` lies: the next checkpoint's replay starts there. */
-function _barrierPositions(cursors: CoreCursor[], epoch: bigint): CheckpointPosition[] {
+function _barrierPositions(cursors: CoreCursor[], epoch: number): CheckpointPosition[] {
   return cursors.map((cur, c): CheckpointPosition => {
     const b = cur.stoppedAt;
     if (b === undefined) {
       throw new PerCoreWalError(
         "Corrupted",
-        `Checkpoint: core ${c}'s barrier of epoch ${epoch + 1n} was not found`,
+        `Checkpoint: core ${c}'s barrier of epoch ${epoch + 1} was not found`,
         {
           coreId: c,
         },

@@ -42,7 +42,7 @@ export interface TailOptions {
 interface _Position {
   segment: number;
   offset: number;
-  sequence: bigint | undefined;
+  sequence: number | undefined;
 }
 
 /**
@@ -91,7 +91,7 @@ async function _readFrom(
           }
           got.push(x.entry);
           cur.offset = x.offset + x.length;
-          cur.sequence = x.entry.sequence + 1n;
+          cur.sequence = x.entry.sequence + 1;
         }
         if (got.length > 2 * limit + 4096) got = _last(got, limit);
       }
@@ -107,7 +107,7 @@ async function _readFrom(
     // Rotation: go on in the next segment only once this one is read to where it begins.
     const next = segs.find((s) => s.index > cur.segment);
     if (next === undefined) return cur;
-    let first: bigint | undefined;
+    let first: number | undefined;
     try {
       using n = await PerCoreWalReader.open(next.path, {
         maxRecordBytes: config.options.maxRecordBytes,
