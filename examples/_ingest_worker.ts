@@ -184,7 +184,7 @@ async function ingest(req: Request): Promise<Response> {
     : parseNdjson(body, cfg.maxRecordBytes);
   const t0 = performance.now();
   const sequences: Record<string, string[]> = {};
-  const last = new Map<number, bigint>();
+  const last = new Map<number, number>();
   let appended = 0;
   try {
     for (const ev of events) {

@@ -162,7 +162,7 @@ Deno.test({
     await using dir = await tempDir();
     const s = await Server.start(dir.path, ["--cores", "2", "--workers", "2"]);
     const expected = new Map<string, unknown>();
-    const perCore = new Map<string, bigint[]>();
+    const perCore = new Map<string, number[]>();
     for (let r = 0; r < 10; r++) {
       const events = Array.from({ length: 8 }, (_, i) => ({
         key: `user:${r}:${i}`,
@@ -175,7 +175,7 @@ Deno.test({
       assertEquals(Object.values(ack.sequences).flat().length, 8);
       for (const [core, seqs] of Object.entries(ack.sequences)) {
         assert(core === "0" || core === "1", `core ${core}`);
-        perCore.set(core, [...(perCore.get(core) ?? []), ...seqs.map(BigInt)]);
+        perCore.set(core, [...(perCore.get(core) ?? []), ...seqs.map(Number)]);
       }
       for (const e of events) expected.set(e.key, e.value);
     }
