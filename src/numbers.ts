@@ -75,15 +75,19 @@ export function setSafeI64(view: DataView, pos: number, n: number): void {
 
 /**
  * Gives a result object holding Maps a `toJSON` (not enumerable, so it stays out of spreads
- * and comparisons) that writes each Map as a plain object: `JSON.stringify` then shows its
- * entries instead of `{}`.
+ * and comparisons) that writes each Map as a plain object (`JSON.stringify` then shows its
+ * entries instead of `{}`) and bytes as their length (`{ byteLength }`, not one key per byte).
  */
 export function withMapsAsJson<T extends object>(o: T): T {
   Object.defineProperty(o, "toJSON", {
     value: function (this: Record<string, unknown>) {
       const out: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(this)) {
-        out[k] = v instanceof Map ? Object.fromEntries(v) : v;
+        out[k] = v instanceof Map
+          ? Object.fromEntries(v)
+          : v instanceof Uint8Array
+          ? { byteLength: v.byteLength }
+          : v;
       }
       return out;
     },

@@ -12,6 +12,7 @@
 
 import { type CheckpointMetadata, readAppState } from "./checkpoint_store.ts";
 import { type Committed, foldOperation } from "./commit_fold.ts";
+import { withMapsAsJson } from "./numbers.ts";
 import { parseSegmentFileName, PerCoreWalConfig } from "./config.ts";
 import { asideName, setTailAside } from "./crash_tail.ts";
 import { listCoreSegments, refuseSymlink } from "./segment_files.ts";
@@ -147,7 +148,7 @@ export class PerCoreRecoveryManager {
       if (cutoff !== undefined) this.#reportStops(report, cursors, cutoff);
       if (!o.readOnly) this.#repair(report, mode, cursors, cutoff);
       const state = new RecoveredState(base, replay.overlay);
-      const result: PerCoreRecoveredState = {
+      const result: PerCoreRecoveredState = withMapsAsJson({
         checkpoint,
         state,
         appState,
@@ -162,7 +163,7 @@ export class PerCoreRecoveryManager {
         stoppedBeforeEpoch: cutoff,
         close: () => state.close(),
         [Symbol.dispose]: () => state.close(),
-      };
+      });
       base = undefined;
       return result;
     } finally {

@@ -216,6 +216,11 @@ export class RecoveredState implements Iterable<[Uint8Array, Uint8Array]> {
   close(): void {
     this.#base?.close();
   }
+
+  /** For `JSON.stringify`: the number of keys (the keys and values themselves may be large). */
+  toJSON(): { size: number } {
+    return { size: this.size };
+  }
 }
 
 /**
