@@ -14,6 +14,17 @@ export function describeValue(x: unknown): string {
 }
 
 /**
+ * Checks that `x` is a safe integer (a range is the caller's to check) and returns it. A
+ * `bigint` (or any other non-number) is a `TypeError`; a fraction, NaN or a number beyond
+ * `Number.MAX_SAFE_INTEGER` is a `RangeError`.
+ */
+export function safeIntegerAny(x: unknown, what: string): number {
+  if (typeof x !== "number") throw _notANumber(x, what);
+  if (!Number.isSafeInteger(x)) throw new RangeError(`${what} must be an integer, got ${x}`);
+  return x;
+}
+
+/**
  * Checks that `x` is a non-negative safe integer and returns it. A `bigint` (or any other
  * non-number) is a `TypeError`; a fraction, a negative number, NaN or a number above
  * `Number.MAX_SAFE_INTEGER` is a `RangeError`.
