@@ -115,7 +115,7 @@ test("wal inspect, verify and stats on a clean WAL: exit 0 and the counts that w
     commit: 0,
     epochBarrier: ROUNDS * 2,
   });
-  assertEquals(total.maxEpoch, String(ROUNDS));
+  assertEquals(total.maxEpoch, ROUNDS);
 });
 
 test("wal dump merges a directory across cores in order, filters, and prints binary as hex", async () => {
@@ -127,7 +127,7 @@ test("wal dump merges a directory across cores in order, filters, and prints bin
   assertEquals(es.length, entries);
   const key = (
     e: Record<string, unknown>,
-  ) => [BigInt(e.epoch as string), BigInt(e.timestampNs as string), e.core as number];
+  ) => [e.epoch as number, BigInt(e.timestampNs as string), e.core as number] as const;
   for (let k = 1; k < es.length; k++) {
     const [a, b] = [key(es[k - 1]), key(es[k])];
     assert(a[0] < b[0] || (a[0] === b[0] && (a[1] < b[1] || (a[1] === b[1] && a[2] <= b[2]))));
@@ -137,7 +137,7 @@ test("wal dump merges a directory across cores in order, filters, and prints bin
   assertEquals(es.find((e) => e.key === "key:0:1")!.value, "value 0.1");
 
   const epoch1 = jsonLines((await wal("dump", cfg.baseDir, "--json", "--epoch", "1")).stdout);
-  assert(epoch1.length > 0 && epoch1.every((e) => e.epoch === "1"));
+  assert(epoch1.length > 0 && epoch1.every((e) => e.epoch === 1));
   const late = jsonLines((await wal("dump", cfg.baseDir, "--json", "--from-seq", "400")).stdout);
   assert(late.length > 0 && late.every((e) => (e.sequence as number) >= 400));
   assertEquals(
@@ -232,7 +232,7 @@ test("wal checkpoints lists them and the one recovery uses; a damaged manifest f
   const c = await wal("checkpoints", cfg.baseDir, "--json");
   assertEquals(c.code, 0, c.stderr);
   const [k] = jsonLines(c.stdout);
-  assertEquals([k.status, k.id, k.epoch], ["used", 1, "2"]);
+  assertEquals([k.status, k.id, k.epoch], ["used", 1, 2]);
   assertEquals(k.stateEntries, 2 * PER_ROUND);
   assertEquals((await wal("verify", cfg.baseDir)).code, 0);
 
