@@ -144,7 +144,10 @@ export class CoreWalWriter {
   readonly #ring: ProducerRing;
   readonly #epoch: BigInt64Array;
   readonly #maxRecord: number;
-  /** Durability waits of this thread, by sequence (mostly appended in order). */
+  /**
+   * Durability waits of this thread, by sequence (mostly appended in order). Kept as bigints:
+   * they are compared with the core's 64-bit atomic durable slot.
+   */
   readonly #waiters: { seq: bigint; resolve: () => void; reject: (e: unknown) => void }[] = [];
   #watching = false;
   #detached = false;
