@@ -13,7 +13,7 @@
  * ```
  *
  * Exit codes: 0 ok, 1 damage found or the operation failed, 2 usage error. `--json` prints one
- * JSON object per line (bigints as strings); keys and values print as UTF-8 when they are, else
+ * JSON object per line (timestamps in nanoseconds as strings); keys and values print as UTF-8 when they are, else
  * as `0x` hex. Every command has `--help`. Read-only commands take no lock and work on a
  * directory in use; `repair` is refused while a manager holds the directory.
  *
@@ -53,7 +53,7 @@ interface _Command {
   help: string;
 }
 
-const _JSON = "  --json                 one JSON object per line (bigints as strings)\n";
+const _JSON = "  --json                 one JSON object per line (timestampNs as a string)\n";
 const _CKPT = "  --checkpoint-dir DIR   checkpoints (default: `checkpoints` inside <dir>)\n";
 const _HELP = "  -h, --help             this help\n";
 
@@ -165,12 +165,14 @@ function _help(command?: string): string {
     "Permissions: --allow-read, and --allow-write for repair.\n";
 }
 
-function _integer(name: string, text: string | undefined, min = 0n): bigint | undefined {
+function _integer(name: string, text: string | undefined, min = 0): number | undefined {
   if (text === undefined) return undefined;
-  if (!/^\d+$/.test(text) || BigInt(text) < min) {
-    throw new _UsageError(`--${name} must be an integer >= ${min}, got "${text}"`);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text)) || Number(text) < min) {
+    throw new _UsageError(
+      `--${name} must be an integer >= ${min} and at most 2^53 - 1, got "${text}"`,
+    );
   }
-  return BigInt(text);
+  return Number(text);
 }
 
 /**
@@ -236,9 +238,8 @@ async function _run(name: string, command: _Command, rest: string[]): Promise<nu
   if (name === "repair" && !(REPAIR_MODES as readonly string[]).includes(mode)) {
     throw new _UsageError(`--mode must be ${REPAIR_MODES.join(", ")}; got "${mode}"`);
   }
-  const lines = _integer("lines", v.lines as string | undefined) ?? 10n;
-  const intervalMs = _integer("interval-ms", v["interval-ms"] as string | undefined, 10n) ??
-    200n;
+  const lines = _integer("lines", v.lines as string | undefined) ?? 10;
+  const intervalMs = _integer("interval-ms", v["interval-ms"] as string | undefined, 10) ?? 200;
   const fromSequence = _integer("from-seq", v["from-seq"] as string | undefined);
   const epoch = _integer("epoch", v.epoch as string | undefined);
   const core = _integer("core", v.core as string | undefined);
@@ -249,7 +250,7 @@ async function _run(name: string, command: _Command, rest: string[]): Promise<nu
         json,
         fromSequence,
         epoch,
-        core: core === undefined ? undefined : Number(core),
+        core,
       });
     case "checkpoints":
       // Without --checkpoint-dir, <dir> must be a WAL directory: its checkpoints as recovery
@@ -278,7 +279,7 @@ async function _run(name: string, command: _Command, rest: string[]): Promise<nu
         checkpointDir,
       });
     default:
-      return await _tail(config, json, Number(lines), Number(intervalMs), v.follow === true);
+      return await _tail(config, json, lines, intervalMs, v.follow === true);
   }
 }
 

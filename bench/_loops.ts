@@ -3,8 +3,8 @@
 
 /** What the loops need from a log: the manager's writer and `CoreLog` both have it. */
 export interface LoopLog {
-  appendPut(key: Uint8Array, value: Uint8Array): bigint;
-  waitDurable(sequence: bigint): Promise<void>;
+  appendPut(key: Uint8Array, value: Uint8Array): number;
+  waitDurable(sequence: number): Promise<void>;
 }
 
 /** The 512 keys (16 bytes each) the 128-byte records of the comparison cycle through. */

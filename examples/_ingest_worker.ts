@@ -223,7 +223,7 @@ async function ingest(req: Request): Promise<Response> {
       last.set(core, seq);
       sequences[core] = ops.map((_, i) => String(seq - ops.length + 1 + i));
     }
-    await Promise.all([...last].map(([core, seq]) => writers[core].waitDurable(BigInt(seq))));
+    await Promise.all([...last].map(([core, seq]) => writers[core].waitDurable(seq)));
   } catch (e) {
     // The batches of the cores appended before a refusal may reach the disk (each whole) and
     // be replayed by recovery, but they are never acknowledged.

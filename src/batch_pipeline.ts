@@ -46,7 +46,7 @@ export class BatchPipeline {
   readonly #latency = new LatencyHistogram();
   #inflight = 0;
   #durableSeq = 0;
-  #durablePos: WalPosition = { segment: 0, offset: SEGMENT_DATA_OFFSET, sequence: 0n };
+  #durablePos: WalPosition = { segment: 0, offset: SEGMENT_DATA_OFFSET, sequence: 0 };
   #failed: PerCoreWalError | undefined;
   #idle: (() => void) | undefined;
   #batches = 0;
@@ -188,7 +188,7 @@ export class BatchPipeline {
         this.#durablePos = {
           segment: d.seg.index,
           offset: d.fileOffset + d.used,
-          sequence: BigInt(d.lastSeq),
+          sequence: d.lastSeq,
         };
       }
       this.#hooks.acknowledged(d.recordBytes);

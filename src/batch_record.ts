@@ -24,7 +24,7 @@ import type { Bytes, CommitOffsets, WalOperation } from "./types.ts";
  *
  * const ops: BatchOperationInput[] = [
  *   { type: "put", key: "order:1", value: "{}" },
- *   { type: "commit", offsets: { orders: 1n } },
+ *   { type: "commit", offsets: { orders: 1 } },
  * ];
  * console.log(ops.length);
  * ```
@@ -32,7 +32,7 @@ import type { Bytes, CommitOffsets, WalOperation } from "./types.ts";
 export type BatchOperationInput =
   | { type: "put"; key: Bytes; value: Bytes }
   | { type: "delete"; key: Bytes }
-  | { type: "commit"; offsets: CommitOffsets; watermark?: bigint | number };
+  | { type: "commit"; offsets: CommitOffsets; watermark?: number };
 
 /** Bytes of the body before its operations: the u32 count. */
 const COUNT_BYTES = 4;
@@ -93,7 +93,7 @@ function _validated(
       );
     }
     // normalizeOperation refuses anything else with a TypeError naming it.
-    out.push(keep(normalizeOperation(op, 0n)));
+    out.push(keep(normalizeOperation(op, 0)));
   }
   if (out.length === 0) throw new RangeError("a batch needs at least one operation");
   return out;

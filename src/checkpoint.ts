@@ -28,6 +28,7 @@ import {
 } from "./checkpoint_store.ts";
 import { raceSignal, signalOf, throwIfAborted } from "./abort.ts";
 import { chooseWalCheckpoint } from "./checkpoint_choice.ts";
+import { withMapsAsJson } from "./numbers.ts";
 import { type Committed, foldOperation } from "./commit_fold.ts";
 import { directoryMode } from "./config.ts";
 import { crc32c } from "./crc32c.ts";
@@ -123,7 +124,7 @@ export interface CheckpointCoordinatorOptions {
  */
 export interface CheckpointRunOptions {
   /** The application's own snapshot: bytes, or a function of the checkpoint's epoch. */
-  state?: Uint8Array | ((epoch: bigint) => Uint8Array | Promise<Uint8Array>);
+  state?: Uint8Array | ((epoch: number) => Uint8Array | Promise<Uint8Array>);
   /** Called after each step (tests inject crashes here). */
   onStep?: (step: CheckpointStep) => void | Promise<void>;
   /**
@@ -246,7 +247,7 @@ export class CheckpointCoordinator {
     signal: AbortSignal | undefined,
     at: {
       id: number;
-      epoch: bigint;
+      epoch: number;
       ends: { segment: number; offset: number }[];
       previous: CheckpointMetadata | undefined;
       tmp: string;
@@ -278,7 +279,7 @@ export class CheckpointCoordinator {
         options.state,
         signal,
       );
-      const meta: CheckpointMetadata = {
+      const meta: CheckpointMetadata = withMapsAsJson({
         id,
         epoch,
         walPositions,
@@ -293,7 +294,7 @@ export class CheckpointCoordinator {
         hasAppState: options.state !== undefined,
         files: written.files,
         walId: this.#manager.walId,
-      };
+      });
       throwIfAborted(signal);
       writeSyncedFile(`${tmp}/${MANIFEST_FILE}`, encodeManifest(meta), config.options.fileMode);
       syncDirectory(tmp);
@@ -332,7 +333,7 @@ export class CheckpointCoordinator {
   async #writeBarriers(
     onStep: CheckpointRunOptions["onStep"],
     signal: AbortSignal | undefined,
-  ): Promise<{ epoch: bigint; ends: { segment: number; offset: number }[] }> {
+  ): Promise<{ epoch: number; ends: { segment: number; offset: number }[] }> {
     const manager = this.#manager;
     const epoch = manager.epoch;
     manager.advanceEpoch();
@@ -352,7 +353,7 @@ export class CheckpointCoordinator {
   async #openCursors(
     previous: CheckpointMetadata | undefined,
     ends: { segment: number; offset: number }[],
-    epoch: bigint,
+    epoch: number,
   ): Promise<CoreCursor[]> {
     const config = this.#manager.config;
     const cursors: CoreCursor[] = [];
@@ -385,7 +386,7 @@ export class CheckpointCoordinator {
     tmp: string,
     changes: ChangeSet,
     previousState: StateFile | undefined,
-    epoch: bigint,
+    epoch: number,
     appState: CheckpointRunOptions["state"],
     signal: AbortSignal | undefined,
   ): Promise<{ stateEntries: number; files: CheckpointMetadata["files"] }> {
@@ -505,13 +506,13 @@ async function _mergeEntries(
 }
 
 /** Where each core's barrier of `epoch + 1` lies: the next checkpoint's replay starts there. */
-function _barrierPositions(cursors: CoreCursor[], epoch: bigint): CheckpointPosition[] {
+function _barrierPositions(cursors: CoreCursor[], epoch: number): CheckpointPosition[] {
   return cursors.map((cur, c): CheckpointPosition => {
     const b = cur.stoppedAt;
     if (b === undefined) {
       throw new PerCoreWalError(
         "Corrupted",
-        `Checkpoint: core ${c}'s barrier of epoch ${epoch + 1n} was not found`,
+        `Checkpoint: core ${c}'s barrier of epoch ${epoch + 1} was not found`,
         {
           coreId: c,
         },

@@ -118,7 +118,7 @@ export async function legacyMismatch(
 export async function barrierMismatch(
   config: PerCoreWalConfig,
   at: CheckpointPosition,
-  epoch: bigint,
+  epoch: number,
 ): Promise<string | undefined> {
   let cursor: CoreCursor | undefined;
   try {

@@ -17,6 +17,7 @@ import {
   readSome,
 } from "./fs.ts";
 import { PerCoreWalError } from "./errors.ts";
+import { withMapsAsJson } from "./numbers.ts";
 import { StateFile } from "./state_file.ts";
 
 /**
@@ -40,7 +41,7 @@ export interface CheckpointPosition {
   /** Offset of the barrier in the segment. */
   offset: number;
   /** Sequence of the barrier. */
-  sequence: bigint;
+  sequence: number;
 }
 
 /**
@@ -64,7 +65,7 @@ export interface CheckpointMetadata {
   /** Increasing id. */
   id: number;
   /** Every entry of this epoch or earlier is in the state. */
-  epoch: bigint;
+  epoch: number;
   /** Per core, the barrier that begins epoch + 1 (replay starts there). */
   walPositions: CheckpointPosition[];
   /** Entries merged into this checkpoint since the previous one. */
@@ -72,11 +73,11 @@ export interface CheckpointMetadata {
   /** Keys in the state. */
   stateEntries: number;
   /** Latest committed offset per source. */
-  offsets: Map<string, bigint>;
+  offsets: Map<string, number>;
   /** The latest watermark committed, if any. */
-  watermark?: bigint;
+  watermark?: number;
   /** The latest watermark committed with each source. */
-  watermarks: Map<string, bigint>;
+  watermarks: Map<string, number>;
   /** The checkpoint's directory. */
   path: string;
   /** When it was written. */
@@ -270,7 +271,8 @@ export function latestCheckpoint(dir: string): CheckpointMetadata | undefined {
 }
 
 /**
- * The bytes of a manifest: JSON (bigints as decimal strings), a newline, and the CRC32C of the
+ * The bytes of a manifest: JSON (sequences, epochs, offsets and watermarks as decimal strings,
+ * the manifest's format since version 1), a newline, and the CRC32C of the
  * JSON in hex.
  */
 export function encodeManifest(m: CheckpointMetadata): Uint8Array {
@@ -352,15 +354,15 @@ function _manifestFields(j: unknown, path: string): CheckpointMetadata {
   if (typeof hasAppState !== "boolean") throw new _BadManifest("hasAppState is not a boolean");
   const id = _count(o.id, "id");
   if (id < 1) throw new _BadManifest(`id ${id}`);
-  return {
+  return withMapsAsJson({
     id,
     epoch: _u64(o.epoch, "epoch"),
     walPositions,
     entriesMerged: _count(o.entriesMerged, "entriesMerged"),
     stateEntries: _count(o.stateEntries, "stateEntries"),
     offsets: _u64Map(o.offsets, "offsets"),
-    watermark: o.watermark === null ? undefined : _u64(o.watermark, "watermark"),
-    watermarks: _u64Map(o.watermarks, "watermarks"),
+    watermark: o.watermark === null ? undefined : _i64(o.watermark, "watermark"),
+    watermarks: _u64Map(o.watermarks, "watermarks", _i64),
     path,
     createdAt,
     previousId: o.previousId === null || o.previousId === undefined
@@ -369,7 +371,7 @@ function _manifestFields(j: unknown, path: string): CheckpointMetadata {
     hasAppState,
     files: _files(o.files, hasAppState),
     walId: _walId(o.walId),
-  };
+  });
 }
 
 /**
@@ -431,17 +433,28 @@ function _count(v: unknown, what: string): number {
   return v;
 }
 
-/** A u64 written as a decimal string. */
-function _u64(v: unknown, what: string): bigint {
-  if (typeof v !== "string" || !/^\d{1,20}$/.test(v) || BigInt(v) >= 1n << 64n) {
-    throw new _BadManifest(`${what} is not a decimal u64 string`);
+/**
+ * A u64 written as a decimal string, at most 2^53 - 1 (the one rule for numbers, types.ts: a
+ * larger one is refused, never rounded).
+ */
+function _u64(v: unknown, what: string): number {
+  if (typeof v !== "string" || !/^\d{1,16}$/.test(v) || !Number.isSafeInteger(Number(v))) {
+    throw new _BadManifest(`${what} is not a decimal string of a safe integer`);
   }
-  return BigInt(v);
+  return Number(v);
 }
 
-function _u64Map(v: unknown, what: string): Map<string, bigint> {
+/** An i64 written as a decimal string (a watermark), a safe integer. */
+function _i64(v: unknown, what: string): number {
+  if (typeof v !== "string" || !/^-?\d{1,16}$/.test(v) || !Number.isSafeInteger(Number(v))) {
+    throw new _BadManifest(`${what} is not a decimal string of a safe integer`);
+  }
+  return Number(v);
+}
+
+function _u64Map(v: unknown, what: string, item = _u64): Map<string, number> {
   return new Map(
-    Object.entries(_object(v, what)).map(([k, x]) => [k, _u64(x, `${what}[${JSON.stringify(k)}]`)]),
+    Object.entries(_object(v, what)).map(([k, x]) => [k, item(x, `${what}[${JSON.stringify(k)}]`)]),
   );
 }
 

@@ -15,10 +15,10 @@ import type { CommitOperation, WalOperation } from "./types.ts";
  */
 export function foldCommit(
   commit: CommitOperation,
-  offsets: Map<string, bigint>,
-  watermarks: Map<string, bigint>,
-  latestWatermark: bigint | undefined,
-): bigint | undefined {
+  offsets: Map<string, number>,
+  watermarks: Map<string, number>,
+  latestWatermark: number | undefined,
+): number | undefined {
   for (const [name, offset] of commit.offsets) {
     offsets.set(name, offset);
     if (commit.watermark !== undefined) watermarks.set(name, commit.watermark);
@@ -29,11 +29,11 @@ export function foldCommit(
 /** The offsets and watermarks committed so far, as the commit records fold them. */
 export interface Committed {
   /** Source name to its latest committed offset. */
-  offsets: Map<string, bigint>;
+  offsets: Map<string, number>;
   /** Source name to the latest watermark committed with it. */
-  watermarks: Map<string, bigint>;
+  watermarks: Map<string, number>;
   /** The latest watermark of all. */
-  watermark?: bigint;
+  watermark?: number;
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 
 import { PerCoreWalError } from "./errors.ts";
+import { safeIntegerAny } from "./numbers.ts";
 import { DEFAULT_MAX_RECORD_BYTES, MAX_RECORD_BYTES_LIMIT, SEGMENT_DATA_OFFSET } from "./format.ts";
 
 /**
@@ -177,9 +178,7 @@ export class PerCoreWalConfig {
    */
   constructor(baseDir: string, numCores: number, options: PerCoreWalOptions = {}) {
     checkBaseDir(baseDir);
-    if (typeof numCores !== "number" || !Number.isInteger(numCores)) {
-      throw new TypeError(`numCores must be an integer, got ${String(numCores)}`);
-    }
+    safeIntegerAny(numCores, "numCores");
     if (numCores < 1 || numCores > 1024) {
       throw new RangeError(`numCores must be between 1 and 1024, got ${numCores}`);
     }
@@ -271,13 +270,11 @@ function _splitOnce(s: string, sep: string): [string, string] {
 }
 
 function _int(name: string, v: unknown, min: number, max: number): number {
-  if (typeof v !== "number" || !Number.isInteger(v)) {
-    throw new TypeError(`${name} must be an integer, got ${String(v)}`);
+  const n = safeIntegerAny(v, name);
+  if (n < min || n > max) {
+    throw new RangeError(`${name} must be between ${min} and ${max}, got ${n}`);
   }
-  if (v < min || v > max) {
-    throw new RangeError(`${name} must be between ${min} and ${max}, got ${v}`);
-  }
-  return v;
+  return n;
 }
 
 function _oneOf<T extends string>(name: string, v: unknown, allowed: readonly T[]): T {

@@ -9,6 +9,7 @@
 import { PerCoreWalConfig, type ResolvedWalOptions } from "./config.ts";
 import { raceSignal, signalOf, type WaitOptions } from "./abort.ts";
 import { PerCoreWalError } from "./errors.ts";
+import { safeInteger } from "./numbers.ts";
 import {
   BATCH_MARKER_BYTES,
   batchBodyLength,
@@ -200,7 +201,7 @@ export class CoreLog {
         made.fallbackReason,
         options,
       );
-      log.#epoch = Number(options.minEpoch ?? 0n);
+      log.#epoch = options.minEpoch === undefined ? 0 : safeInteger(options.minEpoch, "minEpoch");
       await log.#recover();
       return log;
     } catch (e) {
@@ -214,7 +215,7 @@ export class CoreLog {
   // Appends
 
   /** Appends a `put`; returns its sequence. */
-  appendPut(key: Bytes, value: Bytes): bigint {
+  appendPut(key: Bytes, value: Bytes): number {
     const k = toKey(key);
     const v = toBytes(value, "value");
     const len = PUT_OVERHEAD_BYTES + k.length + v.length;
@@ -239,17 +240,17 @@ export class CoreLog {
   }
 
   /** Appends a `delete`; returns its sequence. */
-  appendDelete(key: Bytes): bigint {
+  appendDelete(key: Bytes): number {
     return this.#append(deleteOperation(key));
   }
 
   /** Appends a `checkpoint` marker; returns its sequence. */
-  appendCheckpoint(id: bigint | number): bigint {
+  appendCheckpoint(id: number): number {
     return this.#append(checkpointOperation(id));
   }
 
   /** Appends a `commit` of source offsets (and a watermark); returns its sequence. */
-  appendCommit(offsets: CommitOffsets, watermark?: bigint | number): bigint {
+  appendCommit(offsets: CommitOffsets, watermark?: number): number {
     return this.#append(commitOperation(offsets, watermark));
   }
 
@@ -257,21 +258,19 @@ export class CoreLog {
    * Appends an epoch barrier: from it on, this core's records have at least `epoch` (default:
    * the core's current epoch). Returns its sequence.
    */
-  appendEpochBarrier(epoch?: bigint): bigint {
-    return this.#append(epochBarrierOperation(epoch, BigInt(this.#epoch)));
+  appendEpochBarrier(epoch?: number): number {
+    return this.#append(epochBarrierOperation(epoch, this.#epoch));
   }
 
   /** Appends any operation; returns its sequence. */
-  append(op: WalOperationInput): bigint {
-    return this.#append(normalizeOperation(op, BigInt(this.#epoch)));
+  append(op: WalOperationInput): number {
+    return this.#append(normalizeOperation(op, this.#epoch));
   }
 
-  #append(op: WalOperation): bigint {
+  #append(op: WalOperation): number {
     const len = RECORD_HEADER_BYTES + bodyLength(op);
     const pos = this.#reserve(len);
-    if (op.type === "epochBarrier" && op.epoch > BigInt(this.#epoch)) {
-      this.#epoch = Number(op.epoch);
-    }
+    if (op.type === "epochBarrier" && op.epoch > this.#epoch) this.#epoch = op.epoch;
     const b = this.#openBatch!;
     const seq = this.#nextSeq++;
     writeRecordHeader(
@@ -472,7 +471,7 @@ export class CoreLog {
     return b.used;
   }
 
-  #commit(b: Batch, pos: number, len: number, seq: number): bigint {
+  #commit(b: Batch, pos: number, len: number, seq: number): number {
     b.view.setUint32(pos + R_CRC, recordCrc(b.buf, pos, len, this.#salt), true);
     b.used = pos + len;
     b.lastSeq = seq;
@@ -482,7 +481,7 @@ export class CoreLog {
     this.#records++;
     this.#bytes += len;
     if (b.used >= this.#o.maxBatchBytes) this.#seal(b);
-    return BigInt(seq);
+    return seq;
   }
 
   /** Wall-clock microseconds, never going backwards. */
@@ -559,22 +558,20 @@ export class CoreLog {
    * Resolves when record `sequence` (and every one before it) is durable. `options.signal`
    * stops the wait (it rejects with the signal's reason; the record still becomes durable).
    */
-  waitDurable(sequence: bigint, options?: WaitOptions): Promise<void> {
+  waitDurable(sequence: number, options?: WaitOptions): Promise<void> {
     let signal: AbortSignal | undefined;
     try {
       signal = signalOf(options);
+      safeInteger(sequence, "sequence");
     } catch (e) {
       return Promise.reject(e);
     }
-    if (typeof sequence !== "bigint") {
-      return Promise.reject(new TypeError(`sequence must be a bigint, got ${typeof sequence}`));
-    }
-    if (sequence >= BigInt(this.#nextSeq)) {
+    if (sequence >= this.#nextSeq) {
       return Promise.reject(
         new RangeError(`sequence ${sequence} was not appended yet (last is ${this.#nextSeq - 1})`),
       );
     }
-    return this.#waitFor(Number(sequence), signal);
+    return this.#waitFor(sequence, signal);
   }
 
   #waitFor(seq: number, signal?: AbortSignal): Promise<void> {
@@ -690,7 +687,7 @@ export class CoreLog {
     this.#pipeline.startAt(lastSeq, {
       segment: 0,
       offset: SEGMENT_DATA_OFFSET,
-      sequence: BigInt(lastSeq),
+      sequence: lastSeq,
     });
     this.#lastUs = Number(lastTsNs / 1000n);
     if (last !== undefined) {
@@ -710,7 +707,7 @@ export class CoreLog {
       this.#pipeline.startAt(lastSeq, {
         segment: last.index,
         offset: last.validEnd,
-        sequence: BigInt(lastSeq),
+        sequence: lastSeq,
       });
       if (resumable) {
         this.#seg = seg;
@@ -748,20 +745,17 @@ export class CoreLog {
   }
 
   /** The current epoch of this core. */
-  get epoch(): bigint {
-    return BigInt(this.#epoch);
+  get epoch(): number {
+    return this.#epoch;
   }
 
   /** Moves this core to a later epoch (epochs never decrease within a core). */
-  setEpoch(epoch: bigint): void {
-    if (typeof epoch !== "bigint") throw new TypeError("epoch must be a bigint");
-    if (epoch > BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw new RangeError(`epoch ${epoch} is above 2^53 - 1`);
-    }
-    if (epoch < BigInt(this.#epoch)) {
+  setEpoch(epoch: number): void {
+    safeInteger(epoch, "epoch");
+    if (epoch < this.#epoch) {
       throw new RangeError(`epoch ${epoch} is before core ${this.coreId}'s epoch ${this.#epoch}`);
     }
-    this.#epoch = Number(epoch);
+    this.#epoch = epoch;
   }
 
   /**
@@ -804,19 +798,19 @@ export class CoreLog {
     this.#io.setOwnerIdle?.(idle);
   }
 
-  /** Sequence the next record appended will get (a number: `sequence` is its bigint less one). */
+  /** Sequence the next record appended will get (`sequence` plus one). */
   get nextSequence(): number {
     return this.#nextSeq;
   }
 
-  /** Sequence of the last record appended (0n when none). */
-  get sequence(): bigint {
-    return BigInt(this.#nextSeq - 1);
+  /** Sequence of the last record appended (0 when none). */
+  get sequence(): number {
+    return this.#nextSeq - 1;
   }
 
-  /** Sequence of the last durable record (0n when none). */
-  get durableSequence(): bigint {
-    return BigInt(this.#pipeline.durableSequence);
+  /** Sequence of the last durable record (0 when none). */
+  get durableSequence(): number {
+    return this.#pipeline.durableSequence;
   }
 
   /** Where the next record will be appended. */
@@ -825,7 +819,7 @@ export class CoreLog {
     return {
       segment: this.#seg.index,
       offset: b === undefined ? this.#segTail : b.fileOffset + b.used,
-      sequence: BigInt(this.#nextSeq - 1),
+      sequence: this.#nextSeq - 1,
     };
   }
 

@@ -63,7 +63,7 @@ export interface CoreLogOptions {
   /** Write through this backend instead of creating one (the caller closes it). */
   backend?: IoBackend;
   /** Start at least at this epoch. */
-  minEpoch?: bigint;
+  minEpoch?: number;
   /** Called after each acknowledgement with the last durable sequence and position. */
   onDurable?: (sequence: number, position: WalPosition) => void;
   /** Called once if the core fails (a write or fdatasync error). */

@@ -28,7 +28,7 @@ export interface InitMessage {
   control: SharedArrayBuffer;
   epoch: SharedArrayBuffer;
   ring: SharedArrayBuffer;
-  minEpoch: string;
+  minEpoch: number;
   faults?: FaultPlan;
   /** Tests only: the longest blocking wait (default {@linkcode IDLE_WAIT_MS}). */
   idleWaitMs?: number;
@@ -119,7 +119,7 @@ class CoreWorker {
         const b = this.ctl.b64;
         Atomics.store(b, BigSlot.POS_SEGMENT, BigInt(p.segment));
         Atomics.store(b, BigSlot.POS_OFFSET, BigInt(p.offset));
-        Atomics.store(b, BigSlot.POS_SEQUENCE, p.sequence);
+        Atomics.store(b, BigSlot.POS_SEQUENCE, BigInt(p.sequence));
       }
       // Rings whose producer detached and that are empty are dropped.
       if (this.rings.some((r) => r.finished)) {
@@ -132,14 +132,14 @@ class CoreWorker {
   /** Asks the log to flush what a `sync()` waits for. */
   requestSyncs(): void {
     const req = Number(Atomics.load(this.ctl.b64, BigSlot.SYNC_REQUEST));
-    const target = Math.min(req, Number(this.log.sequence));
+    const target = Math.min(req, this.log.sequence);
     if (target > this.#requested) {
       this.#requested = target;
       // To make the log flush: a failure of the log reaches the producers through onFail. A
       // segment whose preparation failed (a full disk) does not fail the log; it rejects the
       // waits it holds up, and a producer's sync() waiting on shared memory would wait for
       // ever: fail the core with it, as an append refused for the same reason does.
-      this.log.waitDurable(BigInt(target)).catch((e) => {
+      this.log.waitDurable(target).catch((e) => {
         if (
           this.log.failure === undefined && e instanceof PerCoreWalError && e.code !== "Closed"
         ) {
@@ -459,7 +459,7 @@ async function init(m: InitMessage): Promise<void> {
   }
   const log = await CoreLog.open(config, m.coreId, {
     backend,
-    minEpoch: BigInt(m.minEpoch),
+    minEpoch: m.minEpoch,
     // Stop polling for a sync's completion as soon as a producer has appended more, and at
     // once when the Worker sleeps in the kernel: the completion wakes it there.
     completionSpinStop: () => worker?.sleepsInKernel === true || worker?.drained() === false,
@@ -477,9 +477,9 @@ async function init(m: InitMessage): Promise<void> {
   const w = worker = new CoreWorker(log, ctl, new ProducerRing(m.ring), inner, m.idleWaitMs);
   w.rings.push(...early.splice(0));
   const b = ctl.b64;
-  const seq = log.sequence;
+  const seq = BigInt(log.sequence);
   Atomics.store(b, BigSlot.NEXT_SEQUENCE, seq + 1n);
-  Atomics.store(b, BigSlot.DURABLE, log.durableSequence);
+  Atomics.store(b, BigSlot.DURABLE, BigInt(log.durableSequence));
   Atomics.store(b, BigSlot.SYNC_REQUEST, seq);
   const p = log.position;
   Atomics.store(b, BigSlot.POS_SEGMENT, BigInt(p.segment));
@@ -499,8 +499,8 @@ async function init(m: InitMessage): Promise<void> {
   });
   scope.postMessage({
     type: "ready",
-    sequence: String(seq),
-    epoch: String(log.epoch),
+    sequence: Number(seq),
+    epoch: log.epoch,
     backend: log.backend,
     writeMode: log.writeMode,
     fallbackReason: log.fallbackReason ?? fallbackReason,

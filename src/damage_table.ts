@@ -90,13 +90,13 @@ export interface DamageFacts {
   /** Whether the core's later segments are known (a reader given `laterSegments`). */
   laterKnown: boolean;
   /** The sequence expected at `at` (the first one missing). */
-  missing: bigint;
+  missing: number;
   /** The sequence this segment must start at, when known (for a zero header). */
-  expectedFirst: bigint | undefined;
+  expectedFirst: number | undefined;
   /** The largest batch-marker claim in this segment, the damaged part included. */
-  claimHere: bigint;
+  claimHere: number;
   /** The largest claim of the later segments: needed when {@linkcode damageNeedsClaim}. */
-  claimLater?: bigint;
+  claimLater?: number;
 }
 
 /** A within-segment verdict in the reader's terms. */
@@ -123,13 +123,13 @@ const _after = (f: DamageFacts) =>
 const _v2 = (f: DamageFacts) => f.hasHeader && f.nonZero && f.crashShaped;
 /** The claims that may prove acknowledged data lost: later segments count if not the last. */
 const _proof = (f: DamageFacts) => {
-  const later = f.isLast || !f.laterKnown ? 0n : f.claimLater ?? 0n;
+  const later = f.isLast || !f.laterKnown ? 0 : f.claimLater ?? 0;
   return f.claimHere > later ? f.claimHere : later;
 };
 const _v1 = (f: DamageFacts) => f.hasHeader && f.nonZero && !f.crashShaped;
 const _zeroHeader = (f: DamageFacts) => !f.hasHeader && f.nonZero;
 const _unclaimedStart = (f: DamageFacts) =>
-  f.expectedFirst !== undefined && f.laterKnown && (f.claimLater ?? 0n) < f.expectedFirst;
+  f.expectedFirst !== undefined && f.laterKnown && (f.claimLater ?? 0) < f.expectedFirst;
 
 /** The rows of section 8's tables for one segment, in the order FORMAT.md gives them. */
 export const DAMAGE_ROWS: readonly Row<DamageFacts, DamageDecision>[] = [
@@ -269,12 +269,12 @@ export interface SegmentStartFacts {
   /** The header's version (2 writes batch markers). */
   version: number;
   /** The header's first sequence. */
-  firstSequence: bigint;
+  firstSequence: number;
   /**
    * The previous started segment's last sequence + 1, when a previous segment was read (the
    * first segment read has none).
    */
-  expected: bigint | undefined;
+  expected: number | undefined;
   /** For the first segment read: the segment replay must start in (a checkpoint's barrier). */
   startSegment: number | undefined;
   /** This segment's index. */
@@ -284,17 +284,17 @@ export interface SegmentStartFacts {
   /** Whether this is the first segment read. */
   isFirst: boolean;
   /** The largest batch-marker claim of this and the later segments: see `startNeedsClaim`. */
-  claimFromHere?: bigint;
+  claimFromHere?: number;
 }
 
 const _gapUnclaimed = (f: SegmentStartFacts) =>
   f.hasHeader && f.expected !== undefined && f.version >= 2 && f.firstSequence > f.expected &&
-  (f.claimFromHere ?? 0n) < f.expected;
+  (f.claimFromHere ?? 0) < f.expected;
 const _startMissing = (f: SegmentStartFacts) =>
   f.isFirst && f.startSegment !== undefined && f.index !== f.startSegment;
 const _noBeginning = (f: SegmentStartFacts) =>
   f.hasHeader && f.isFirst && f.startSegment === undefined && f.requireBeginning &&
-  f.firstSequence !== 1n;
+  f.firstSequence !== 1;
 
 function _gap(row: string, reason: string, foreign = false): Decision {
   return { kind: "corrupt", row, code: "Corrupted", offset: 0, reason, gap: true, foreign };
@@ -339,7 +339,7 @@ export const START_ROWS: readonly Row<SegmentStartFacts, Decision>[] = [
       row: "v2: unclaimed gap at a rotation",
       offset: 0,
       reason: `it starts at sequence ${f.firstSequence} but the previous segment ends at ` +
-        `${f.expected! - 1n}, and no batch marker claims sequence ${f.expected} (the batches ` +
+        `${f.expected! - 1}, and no batch marker claims sequence ${f.expected} (the batches ` +
         `of a rotation were in flight at a crash)`,
     }),
   },
@@ -353,7 +353,7 @@ export const START_ROWS: readonly Row<SegmentStartFacts, Decision>[] = [
       _gap(
         "a segment is missing",
         `it starts at sequence ${f.firstSequence} but the previous segment ends at ` +
-          `${f.expected! - 1n} (a segment is missing)`,
+          `${f.expected! - 1} (a segment is missing)`,
       ),
   },
   {
@@ -394,7 +394,7 @@ export interface SegmentEndFacts {
   /** The reader's code (corrupted). */
   code: "ChecksumMismatch" | "Corrupted";
   /** The sequence this segment must start at, when known. */
-  expected: bigint | undefined;
+  expected: number | undefined;
   /**
    * The file is empty (0 bytes) and a later segment of the core was started (holds data): it was
    * laid out and then truncated. A segment's first batch is submitted only once its preparation
@@ -404,7 +404,7 @@ export interface SegmentEndFacts {
    */
   truncated: boolean;
   /** The largest claim of the later segments: see {@linkcode endNeedsClaim}. */
-  claimLater?: bigint;
+  claimLater?: number;
 }
 
 const _allZero = (f: SegmentEndFacts) => !f.hasHeader && f.end === "end" && !f.truncated;
@@ -428,7 +428,7 @@ export const END_ROWS: readonly Row<SegmentEndFacts, Decision>[] = [
   },
   {
     name: "all-zero segment, no later marker claims it",
-    when: (f) => _allZero(f) && f.expected !== undefined && (f.claimLater ?? 0n) < f.expected,
+    when: (f) => _allZero(f) && f.expected !== undefined && (f.claimLater ?? 0) < f.expected,
     then: (f) => ({
       kind: "tail",
       row: "all-zero segment, no later marker claims it",
@@ -439,7 +439,7 @@ export const END_ROWS: readonly Row<SegmentEndFacts, Decision>[] = [
   },
   {
     name: "all-zero segment, claimed or unknown",
-    when: (f) => _allZero(f) && (f.expected === undefined || (f.claimLater ?? 0n) >= f.expected),
+    when: (f) => _allZero(f) && (f.expected === undefined || (f.claimLater ?? 0) >= f.expected),
     then: () => ({
       kind: "corrupt",
       row: "all-zero segment, claimed or unknown",
@@ -549,7 +549,7 @@ export function startFacts(
   header: SegmentHeader | undefined,
   coreId: number,
   index: number,
-  previousLast: bigint | undefined,
+  previousLast: number | undefined,
   isFirst: boolean,
   first: { startSegment?: number; requireBeginning?: boolean } = {},
 ): SegmentStartFacts {
@@ -560,8 +560,8 @@ export function startFacts(
     headerCoreId: header?.coreId ?? coreId,
     headerSegment: header?.segmentIndex ?? index,
     version: header?.version ?? 0,
-    firstSequence: header?.firstSequence ?? 0n,
-    expected: previousLast === undefined ? undefined : previousLast + 1n,
+    firstSequence: header?.firstSequence ?? 0,
+    expected: previousLast === undefined ? undefined : previousLast + 1,
     startSegment: isFirst ? first.startSegment : undefined,
     index,
     requireBeginning: first.requireBeginning ?? false,

@@ -96,7 +96,7 @@ export const R_PAD = 36;
 
 const TWO32 = 4294967296;
 /** Largest epoch (and sequence): they are kept as JavaScript numbers. */
-export const MAX_EPOCH = BigInt(Number.MAX_SAFE_INTEGER);
+export const MAX_EPOCH = Number.MAX_SAFE_INTEGER;
 
 /** Writes a non-negative safe integer as a little-endian u64. */
 export function setU64(view: DataView, pos: number, n: number): void {

@@ -8,7 +8,7 @@ const SUB = 8;
 const BUCKETS = 40 * SUB;
 
 /**
- * Percentiles of a histogram, in microseconds.
+ * Percentiles of a histogram, in whole microseconds (rounded: no float noise in JSON).
  *
  * @example
  * ```ts
@@ -61,7 +61,7 @@ export const LATENCY_BUCKET_BOUNDS_US: readonly number[] = Object.freeze(
 export interface LatencyBuckets {
   /** Per bound of {@linkcode LATENCY_BUCKET_BOUNDS_US}: samples below it (cumulative). */
   counts: number[];
-  /** Sum of every sample, in microseconds. */
+  /** Sum of every sample, in whole microseconds (rounded). */
   sumUs: number;
 }
 
@@ -93,7 +93,7 @@ export class LatencyHistogram {
       for (; i <= last; i++) seen += this.#counts[i];
       counts.push(seen);
     }
-    return { counts, sumUs: this.#sum };
+    return { counts, sumUs: Math.round(this.#sum) };
   }
 
   /** The value below which a fraction `q` of the samples lie (bucket upper bound). */
@@ -112,9 +112,9 @@ export class LatencyHistogram {
   summary(): LatencySummary {
     return {
       count: this.#count,
-      p50Us: this.quantile(0.5),
-      p99Us: this.quantile(0.99),
-      maxUs: this.#max,
+      p50Us: Math.round(this.quantile(0.5)),
+      p99Us: Math.round(this.quantile(0.99)),
+      maxUs: Math.round(this.#max),
     };
   }
 }

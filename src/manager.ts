@@ -184,10 +184,10 @@ export class PerCoreWalManager {
       const failed = results.find((r) => r.status === "rejected");
       if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
       const epochs = results.map((r) =>
-        BigInt((r as PromiseFulfilledResult<{ epoch: string }>).value.epoch)
+        (r as PromiseFulfilledResult<{ epoch: number }>).value.epoch
       );
       const epoch = new BigInt64Array(epochSab);
-      Atomics.store(epoch, 0, epochs.reduce((a, b) => (a > b ? a : b), 0n));
+      Atomics.store(epoch, 0, BigInt(Math.max(0, ...epochs)));
       const manager = new PerCoreWalManager(config, cores, epoch, lock, walId);
       for (const core of cores) manager.#watch(core);
       return manager;
@@ -277,8 +277,8 @@ export class PerCoreWalManager {
   }
 
   /** The current global epoch. */
-  get epoch(): bigint {
-    return Atomics.load(this.#epoch, 0);
+  get epoch(): number {
+    return Number(Atomics.load(this.#epoch, 0));
   }
 
   /**
@@ -286,13 +286,13 @@ export class PerCoreWalManager {
    * epoch from its next epoch barrier on ({@linkcode writeEpochBarrierAll} writes one on every
    * core), so that a barrier separates the epochs of a core however many producers append.
    */
-  advanceEpoch(): bigint {
+  advanceEpoch(): number {
     this.#checkOpen();
-    return Atomics.add(this.#epoch, 0, 1n) + 1n;
+    return Number(Atomics.add(this.#epoch, 0, 1n)) + 1;
   }
 
   /** Appends a barrier of the current epoch on every core; returns each barrier's sequence. */
-  writeEpochBarrierAll(): bigint[] {
+  writeEpochBarrierAll(): number[] {
     this.#checkOpen();
     const epoch = this.epoch;
     return this.#cores.map((c) => c.writer.appendEpochBarrier(epoch));
@@ -521,7 +521,7 @@ function _start(
     maxRecordBytes: config.options.maxRecordBytes,
   }, false);
   const core: Core = { worker, control, writer, ring, backend: "sync", writeMode: "buffered" };
-  const ready = new Promise<{ epoch: string }>((resolve, reject) => {
+  const ready = new Promise<{ epoch: number }>((resolve, reject) => {
     worker.onmessage = (e: MessageEvent) => {
       const m = e.data;
       if (m.type === "ready") {
@@ -551,7 +551,7 @@ function _start(
     control: control.sab,
     epoch,
     ring: ring.sab,
-    minEpoch: "0",
+    minEpoch: 0,
     faults,
     idleWaitMs,
   };
@@ -631,7 +631,7 @@ async function _segmentsEnd(
     }
     if (r.header === undefined) continue;
     // Without records, the header's first sequence - 1: what the earlier segments held.
-    if (r.stats.lastSequence > 0n) return `its segments end at sequence ${r.stats.lastSequence}`;
+    if (r.stats.lastSequence > 0) return `its segments end at sequence ${r.stats.lastSequence}`;
   }
   return "it has no segment with a record";
 }

@@ -67,13 +67,13 @@ export type DamagePolicy = "throw" | "stop" | "skip";
 /** Options of a {@linkcode CoreCursor}. */
 export interface CursorOptions {
   /** Start here (the first record of segment `start.segment` if `offset` is 0). */
-  start?: SegmentOffset & { sequence?: bigint };
+  start?: SegmentOffset & { sequence?: number };
   /** Read nothing at or after this place (a live WAL: its durable end). */
   end?: SegmentOffset;
   /** Stop before the first entry of a later epoch (epochs never decrease within a core). */
-  toEpoch?: bigint;
+  toEpoch?: number;
   /** Skip entries of earlier epochs. */
-  fromEpoch?: bigint;
+  fromEpoch?: number;
   /** At a torn tail: "stop" (default) or "throw". */
   onTorn?: "stop" | "throw";
   /** At corruption: "throw" (default), "stop", or "skip" to the next valid record (salvage). */
@@ -137,7 +137,7 @@ export class CoreCursor {
   /** Whether the first segment read was checked against the start (a checkpoint's barrier). */
   #startChecked = false;
   /** The sequence the next segment must start at, once a segment with a header was read. */
-  #nextFirst: bigint | undefined;
+  #nextFirst: number | undefined;
 
   private constructor(config: PerCoreWalConfig, coreId: number, options: CursorOptions) {
     this.coreId = coreId;
@@ -315,7 +315,7 @@ export class CoreCursor {
       isLastSegment: isLast || end !== undefined,
       laterSegments: this.#segments.slice(this.#segIdx + 1).map((x) => x.path),
       // Segment 0 of a core starts at sequence 1.
-      expectedFirstSequence: this.#nextFirst ?? (seg.index === 0 ? 1n : undefined),
+      expectedFirstSequence: this.#nextFirst ?? (seg.index === 0 ? 1 : undefined),
       limitOffset: end,
       readAhead: this.#o.readAhead,
       startOffset: start?.offset || undefined,
@@ -366,7 +366,7 @@ export class CoreCursor {
         false,
         r,
         // Segment 0 of a core starts at sequence 1.
-        this.#nextFirst ?? (seg.index === 0 ? 1n : undefined),
+        this.#nextFirst ?? (seg.index === 0 ? 1 : undefined),
         this.#segments.slice(this.#segIdx + 1).map((x) => x.path),
         this.#config.options.maxRecordBytes,
         seg.path,
@@ -410,7 +410,7 @@ export class CoreCursor {
       skipped: this.#skipped,
     });
     // Where the next segment must start, even if this one held no entry.
-    if (reader.header !== undefined) this.#nextFirst = reader.stats.lastSequence + 1n;
+    if (reader.header !== undefined) this.#nextFirst = reader.stats.lastSequence + 1;
     this.#reader = undefined;
     await reader.closeAsync();
     const stop = r.kind === "torn" ||
@@ -420,8 +420,8 @@ export class CoreCursor {
   }
 
   /** The last sequence of the previous segment read, if one was. */
-  #previousLast(): bigint | undefined {
-    return this.#nextFirst === undefined ? undefined : this.#nextFirst - 1n;
+  #previousLast(): number | undefined {
+    return this.#nextFirst === undefined ? undefined : this.#nextFirst - 1;
   }
 
   /**

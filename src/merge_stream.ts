@@ -9,6 +9,7 @@
 import type { PerCoreWalConfig } from "./config.ts";
 import { CoreCursor, type PositionedEntry, type SegmentOffset } from "./merge.ts";
 import type { PerCoreWalEntry } from "./types.ts";
+import { optionalSafeInteger } from "./numbers.ts";
 import { configFromDirectory } from "./wal_meta.ts";
 
 /**
@@ -86,7 +87,7 @@ function _less(a: CoreCursor, b: CoreCursor): boolean {
  * ```ts
  * import { type MergeOptions, mergeSegments } from "@percore/wal";
  *
- * const options: MergeOptions = { fromEpoch: 3n, toEpoch: 5n };
+ * const options: MergeOptions = { fromEpoch: 3, toEpoch: 5 };
  * for await (const entry of mergeSegments("./data/wal", options)) {
  *   console.log(entry.epoch, entry.coreId, entry.sequence);
  * }
@@ -94,9 +95,9 @@ function _less(a: CoreCursor, b: CoreCursor): boolean {
  */
 export interface MergeOptions {
   /** Only entries of this epoch or later. */
-  fromEpoch?: bigint;
+  fromEpoch?: number;
   /** Only entries of this epoch or earlier. */
-  toEpoch?: bigint;
+  toEpoch?: number;
 }
 
 /**
@@ -129,7 +130,7 @@ export async function* mergeCursors(cursors: CoreCursor[]): AsyncGenerator<Posit
  * ```ts ignore
  * import { mergeSegments } from "@percore/wal";
  *
- * for await (const entry of mergeSegments("./data/wal", { fromEpoch: 3n })) {
+ * for await (const entry of mergeSegments("./data/wal", { fromEpoch: 3 })) {
  *   console.log(entry.coreId, entry.sequence, entry.operation.type);
  * }
  * ```
@@ -138,6 +139,8 @@ export function mergeSegments(
   dir: string | PerCoreWalConfig,
   options: MergeOptions & { ends?: (SegmentOffset | undefined)[] } = {},
 ): AsyncGenerator<PerCoreWalEntry> {
+  optionalSafeInteger(options.fromEpoch, "fromEpoch");
+  optionalSafeInteger(options.toEpoch, "toEpoch");
   return new _MergeStream(dir, options);
 }
 

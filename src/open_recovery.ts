@@ -104,7 +104,7 @@ async function _walk(config: PerCoreWalConfig, coreId: number, segs: Segment[]):
     nextIndex: segs.length > 0 ? segs[segs.length - 1].index + 1 : 0,
     putAside: [],
   };
-  let previousLast: bigint | undefined;
+  let previousLast: number | undefined;
   for (let i = 0; i < segs.length; i++) {
     const read = await _readSegment(config, coreId, segs, i, previousLast);
     if (read.kind === "tail") return { kind: "tail", at: i, offset: read.offset };
@@ -147,7 +147,7 @@ async function _readSegment(
   coreId: number,
   segs: Segment[],
   i: number,
-  previousLast: bigint | undefined,
+  previousLast: number | undefined,
 ): Promise<
   { kind: "tail"; offset: number } | { kind: "read"; reader: PerCoreWalReader; clean: boolean }
 > {
@@ -162,7 +162,7 @@ async function _readSegment(
       { coreId, segment: s.path, offset: d.gap ? undefined : d.offset },
     );
   // Segment 0 of a core starts at sequence 1.
-  const expected = previousLast !== undefined ? previousLast + 1n : s.index === 0 ? 1n : undefined;
+  const expected = previousLast !== undefined ? previousLast + 1 : s.index === 0 ? 1 : undefined;
   const reader = await PerCoreWalReader.open(s.path, {
     maxRecordBytes,
     isLastSegment: isLast,

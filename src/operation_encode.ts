@@ -6,7 +6,8 @@
  * @module
  */
 
-import { MAX_EPOCH, MAX_KEY_BYTES } from "./format_layout.ts";
+import { MAX_EPOCH, MAX_KEY_BYTES, setU64 } from "./format_layout.ts";
+import { describeValue, safeInteger, setSafeI64, signedSafeInteger } from "./numbers.ts";
 import type { Bytes, CommitOffsets, WalOperation, WalOperationInput } from "./types.ts";
 
 const encoder = new TextEncoder();
@@ -35,7 +36,7 @@ export function toBytes(x: Bytes, what: string): Uint8Array {
     }
     return encoder.encode(x);
   }
-  throw new TypeError(`${what} must be a Uint8Array or a string, got ${_describe(x)}`);
+  throw new TypeError(`${what} must be a Uint8Array or a string, got ${describeValue(x)}`);
 }
 
 const _typedArray = Object.getPrototypeOf(Uint8Array.prototype);
@@ -62,50 +63,28 @@ export function toKey(key: Bytes): Uint8Array {
   return k;
 }
 
-function _describe(x: unknown): string {
-  if (x === null) return "null";
-  if (typeof x === "object") return (x as object).constructor?.name ?? "object";
-  return typeof x;
-}
-
-function _u64(x: unknown, what: string): bigint {
-  const n = typeof x === "number" && Number.isSafeInteger(x) ? BigInt(x) : x;
-  if (typeof n !== "bigint") throw new TypeError(`${what} must be a bigint, got ${_describe(x)}`);
-  if (n < 0n || n > 0xffffffffffffffffn) throw new RangeError(`${what} ${n} is not a u64`);
-  return n;
-}
-
-function _i64(x: unknown, what: string): bigint {
-  const n = typeof x === "number" && Number.isSafeInteger(x) ? BigInt(x) : x;
-  if (typeof n !== "bigint") throw new TypeError(`${what} must be a bigint, got ${_describe(x)}`);
-  if (n < -0x8000000000000000n || n > 0x7fffffffffffffffn) {
-    throw new RangeError(`${what} ${n} is not an i64`);
-  }
-  return n;
-}
-
 /** Validates commit offsets and returns them as a Map. */
-export function toOffsets(offsets: CommitOffsets): Map<string, bigint> {
+export function toOffsets(offsets: CommitOffsets): Map<string, number> {
   if (offsets === null || typeof offsets !== "object") {
-    throw new TypeError(`offsets must be a Map or an object, got ${_describe(offsets)}`);
+    throw new TypeError(`offsets must be a Map or an object, got ${describeValue(offsets)}`);
   }
   const entries = offsets instanceof Map ? offsets.entries() : Object.entries(offsets);
-  const out = new Map<string, bigint>();
+  const out = new Map<string, number>();
   for (const [name, off] of entries) {
     if (typeof name !== "string") throw new TypeError("offset source names must be strings");
     if (encoder.encode(name).length > MAX_KEY_BYTES) {
       throw new RangeError(`source name "${name.slice(0, 40)}..." is longer than 65535 bytes`);
     }
-    out.set(name, _u64(off, `offset of source "${name}"`));
+    out.set(name, safeInteger(off, `offset of source "${name}"`));
   }
   if (out.size > 0xffff) throw new RangeError("a commit holds at most 65535 sources");
   return out;
 }
 
 /** Validates an operation as `append(op)` accepts it and returns its stored form. */
-export function normalizeOperation(op: WalOperationInput, currentEpoch: bigint): WalOperation {
+export function normalizeOperation(op: WalOperationInput, currentEpoch: number): WalOperation {
   if (op === null || typeof op !== "object") {
-    throw new TypeError(`operation must be an object, got ${_describe(op)}`);
+    throw new TypeError(`operation must be an object, got ${describeValue(op)}`);
   }
   switch (op.type) {
     case "put":
@@ -113,17 +92,16 @@ export function normalizeOperation(op: WalOperationInput, currentEpoch: bigint):
     case "delete":
       return { type: "delete", key: toKey(op.key) };
     case "checkpoint":
-      return { type: "checkpoint", id: _u64(op.id, "checkpoint id") };
+      return { type: "checkpoint", id: safeInteger(op.id, "checkpoint id") };
     case "commit": {
       const c: WalOperation = { type: "commit", offsets: toOffsets(op.offsets) };
-      if (op.watermark !== undefined) c.watermark = _i64(op.watermark, "watermark");
+      if (op.watermark !== undefined) c.watermark = signedSafeInteger(op.watermark, "watermark");
       return c;
     }
     case "epochBarrier": {
-      const epoch = op.epoch === undefined ? currentEpoch : _u64(op.epoch, "barrier epoch");
-      // Epochs are kept as numbers in the engines: they stay below 2^53. A checkpoint begins
-      // the next epoch with a barrier of its own, so an application's barrier leaves room for it.
-      if (epoch > MAX_EPOCH) throw new RangeError(`barrier epoch ${epoch} is above 2^53 - 1`);
+      const epoch = op.epoch === undefined ? currentEpoch : safeInteger(op.epoch, "barrier epoch");
+      // A checkpoint begins the next epoch with a barrier of its own, so an application's
+      // barrier leaves room for it.
       if (epoch > currentEpoch && epoch === MAX_EPOCH) {
         throw new RangeError(
           `barrier epoch ${epoch} is above 2^53 - 2: a checkpoint could not begin the next epoch`,
@@ -168,10 +146,10 @@ export function writeBody(op: WalOperation, bytes: Uint8Array, view: DataView, p
       bytes.set(op.key, pos);
       return;
     case "checkpoint":
-      view.setBigUint64(pos, op.id, true);
+      setU64(view, pos, op.id);
       return;
     case "epochBarrier":
-      view.setBigUint64(pos, op.epoch, true);
+      setU64(view, pos, op.epoch);
       return;
     case "commit": {
       view.setUint16(pos, op.offsets.size, true);
@@ -180,14 +158,14 @@ export function writeBody(op: WalOperation, bytes: Uint8Array, view: DataView, p
         const nb = encoder.encode(name);
         view.setUint16(p, nb.length, true);
         bytes.set(nb, p + 2);
-        view.setBigUint64(p + 2 + nb.length, off, true);
+        setU64(view, p + 2 + nb.length, off);
         p += 2 + nb.length + 8;
       }
       if (op.watermark === undefined) {
         bytes[p] = 0;
       } else {
         bytes[p] = 1;
-        view.setBigInt64(p + 1, op.watermark, true);
+        setSafeI64(view, p + 1, op.watermark);
       }
       return;
     }

@@ -16,19 +16,19 @@ export function deleteOperation(key: Bytes): WalOperation {
 }
 
 /** A `checkpoint` marker. */
-export function checkpointOperation(id: bigint | number): WalOperation {
-  return normalizeOperation({ type: "checkpoint", id }, 0n);
+export function checkpointOperation(id: number): WalOperation {
+  return normalizeOperation({ type: "checkpoint", id }, 0);
 }
 
 /** A `commit` of source offsets, with a watermark when given. */
-export function commitOperation(offsets: CommitOffsets, watermark?: bigint | number): WalOperation {
-  return normalizeOperation({ type: "commit", offsets, watermark }, 0n);
+export function commitOperation(offsets: CommitOffsets, watermark?: number): WalOperation {
+  return normalizeOperation({ type: "commit", offsets, watermark }, 0);
 }
 
 /** An epoch barrier at `epoch`, or at `currentEpoch` when none is given. */
 export function epochBarrierOperation(
-  epoch: bigint | undefined,
-  currentEpoch: bigint,
+  epoch: number | undefined,
+  currentEpoch: number,
 ): WalOperation {
   return normalizeOperation({ type: "epochBarrier", epoch }, currentEpoch);
 }

@@ -68,7 +68,7 @@ export type ReadResult =
  * ```ts
  * import { PerCoreWalReader, type ReaderOptions } from "@percore/wal";
  *
- * const options: ReaderOptions = { startSequence: 1000n, isLastSegment: true };
+ * const options: ReaderOptions = { startSequence: 1000, isLastSegment: true };
  * await using reader = await PerCoreWalReader.open("./data/wal/wal-0-000003.log", options);
  * for await (const entry of reader) console.log(entry.sequence);
  * ```
@@ -89,7 +89,7 @@ export interface ReaderOptions {
   /** Start reading at this offset (a record boundary) instead of the first record. */
   startOffset?: number;
   /** The sequence of the record at `startOffset` (default: the header's first sequence). */
-  startSequence?: bigint;
+  startSequence?: number;
   /**
    * The core's segments after this one (paths, by index). In a version 2 segment that is not the
    * last, damage that no batch marker here or in these segments proves acknowledged is a torn
@@ -102,7 +102,7 @@ export interface ReaderOptions {
    * `laterSegments`, lets a segment whose header block is zero but that holds data be a crash
    * tail although it is not the last (two rotations in flight).
    */
-  expectedFirstSequence?: bigint;
+  expectedFirstSequence?: number;
   /**
    * Read the next 1 MiB while the records before it are decoded (for sequential scans). Close
    * such a reader with `closeAsync()`, which waits for a read in flight. Default false.

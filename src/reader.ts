@@ -10,6 +10,7 @@ import { readFull, ReadWindow } from "./read_window.ts";
 import { classifyDamage } from "./reader_damage.ts";
 import { acknowledgedClaim } from "./segment_probes.ts";
 import { isZero } from "./zero_bytes.ts";
+import { optionalSafeInteger } from "./numbers.ts";
 import { PerCoreWalError } from "./errors.ts";
 import {
   batchMarkerClaim,
@@ -21,7 +22,6 @@ import {
   decodeSegmentHeader,
   DEFAULT_MAX_RECORD_BYTES,
   R_CORE,
-  R_EPOCH,
   R_TIMESTAMP,
   R_TYPE,
   RECORD_HEADER_BYTES,
@@ -68,7 +68,7 @@ export class PerCoreWalReader {
   readonly #ctx: DecodeContext;
   readonly #last: boolean;
   readonly #later: string[] | undefined;
-  readonly #expectedFirst: bigint | undefined;
+  readonly #expectedFirst: number | undefined;
   /** The file's bytes; the six fields after it are its own, copied after each refill. */
   readonly #bytes: ReadWindow;
   #buf: Uint8Array<ArrayBuffer>;
@@ -84,23 +84,20 @@ export class PerCoreWalReader {
   #count = 0;
   #expected = 0;
   #lastEpoch = 0;
-  /** The last record's epoch as a number and as the bigint handed out (one per run). */
-  #epochNumber = -1;
-  #epochBig = 0n;
   #lastTs = -Infinity;
   #lastTimestampNs = 0n;
   /** The last timestamp decoded: its two words, and the bigint handed out for them. */
   #tsLo = -1;
   #tsHi = -1;
   #tsBig = 0n;
-  #minEpoch = 0n;
-  #maxEpoch = 0n;
+  #minEpoch = 0;
+  #maxEpoch = 0;
   #closed = false;
   /** The copy of the buffer that decoded keys and values view (it is never written to). */
   #window: DecodeCopy | undefined;
   /** Salvage: the record after skipped damage sets the expected sequence. */
   #resync = false;
-  #firstSeq: bigint | undefined;
+  #firstSeq: number | undefined;
   /**
    * The entries of an atomic batch record (format v3) not handed out yet: `#pos` stays at the
    * record until its last entry is out, then moves to `#batchEnd` (so the entries before the
@@ -118,6 +115,8 @@ export class PerCoreWalReader {
     options: ReaderOptions,
   ) {
     this.path = path;
+    optionalSafeInteger(options.startSequence, "startSequence");
+    optionalSafeInteger(options.expectedFirstSequence, "expectedFirstSequence");
     this.#bytes = new ReadWindow(file, path, size, options.readAhead ?? false);
     this.#buf = this.#bytes.buf;
     this.#view = this.#bytes.view;
@@ -133,9 +132,9 @@ export class PerCoreWalReader {
       version: header?.version ?? 1,
     };
     if (header !== undefined) {
-      this.#expected = Number(options.startSequence ?? header.firstSequence);
+      this.#expected = options.startSequence ?? header.firstSequence;
       this.#pos = Math.max(SEGMENT_DATA_OFFSET, options.startOffset ?? SEGMENT_DATA_OFFSET);
-      this.#lastEpoch = Number(header.epoch);
+      this.#lastEpoch = header.epoch;
       this.#minEpoch = this.#maxEpoch = header.epoch;
     }
   }
@@ -376,12 +375,6 @@ export class PerCoreWalReader {
     if (this.#buf[rel + R_TYPE] === RecordType.atomicBatch) {
       return this.#expandBatch(pos, rel, length, epoch, ts);
     }
-    // A number is exact up to 2^53: above that (never written, but a file may say so) the
-    // decoder reads the bigint itself.
-    if (epoch !== this.#epochNumber && epoch <= Number.MAX_SAFE_INTEGER) {
-      this.#epochNumber = epoch;
-      this.#epochBig = BigInt(epoch);
-    }
     let win = this.#window;
     if ((win === undefined || rel < win.from || rel + length > win.to) && length <= WINDOW / 16) {
       // One copy for the records that follow (they are checked before anything views them).
@@ -392,7 +385,7 @@ export class PerCoreWalReader {
       this.#buf,
       v,
       rel,
-      epoch === this.#epochNumber ? this.#epochBig : undefined,
+      epoch,
       win,
       this.#timestampOf(v, rel),
     );
@@ -422,24 +415,23 @@ export class PerCoreWalReader {
     const v = this.#view;
     const ops = decodeBatchRecord(this.#buf, v, rel);
     const coreId = v.getUint16(rel + R_CORE, true);
-    const epochBig = v.getBigUint64(rel + R_EPOCH, true);
     const timestampNs = this.#timestampOf(v, rel);
     const first = this.#expected;
     const entries = ops.map((operation, i): PerCoreWalEntry => ({
       coreId,
-      epoch: epochBig,
-      sequence: BigInt(first + i),
+      epoch,
+      sequence: first + i,
       timestampNs,
       operation,
     }));
-    this.#firstSeq ??= BigInt(first);
+    this.#firstSeq ??= first;
     this.#expected += ops.length;
     this.#count += ops.length;
     this.#lastEpoch = epoch;
     this.#lastTs = ts;
     this.#lastTimestampNs = timestampNs;
-    if (epochBig < this.#minEpoch || this.#count === ops.length) this.#minEpoch = epochBig;
-    if (epochBig > this.#maxEpoch) this.#maxEpoch = epochBig;
+    if (epoch < this.#minEpoch || this.#count === ops.length) this.#minEpoch = epoch;
+    if (epoch > this.#maxEpoch) this.#maxEpoch = epoch;
     this.#batch = entries;
     this.#batchAt = 0;
     this.#batchEnd = pos + length;
@@ -554,7 +546,7 @@ export class PerCoreWalReader {
   /** Statistics of what was read so far (complete once `readNext` returned a non-entry). */
   get stats(): SegmentStats {
     const h = this.header;
-    const first = this.#firstSeq ?? BigInt(this.#expected);
+    const first = this.#firstSeq ?? this.#expected;
     return {
       coreId: h?.coreId ?? -1,
       path: this.path,
@@ -563,7 +555,7 @@ export class PerCoreWalReader {
       validEndOffset: h === undefined ? 0 : this.#pos,
       entryCount: this.#count,
       firstSequence: first,
-      lastSequence: BigInt(this.#expected) - 1n,
+      lastSequence: this.#expected - 1,
       minEpoch: this.#minEpoch,
       maxEpoch: this.#maxEpoch,
     };
@@ -571,10 +563,10 @@ export class PerCoreWalReader {
 
   /**
    * The largest sequence that a batch marker read so far says was acknowledged when its batch
-   * was submitted (0n when none; version 1 segments have no markers).
+   * was submitted (0 when none; version 1 segments have no markers).
    */
-  get acknowledgedClaim(): bigint {
-    return BigInt(this.#claim);
+  get acknowledgedClaim(): number {
+    return this.#claim;
   }
 
   /** The timestamp of the last record read (0 when none), for writers that continue the log. */

@@ -43,7 +43,7 @@ export interface DamageContext {
   /** Whether the reader was given the core's later segments. */
   readonly hasLater: boolean;
   /** The sequence the segment's first record must have, if known. */
-  readonly expectedFirst: bigint | undefined;
+  readonly expectedFirst: number | undefined;
   /** The sequence expected at the damage: the first one missing. */
   readonly expected: number;
   /** The largest acknowledged sequence the later segments' batch markers claim. */
@@ -84,11 +84,11 @@ export async function classifyDamage(
     validAt,
     isLast: d.isLast,
     laterKnown: d.hasLater,
-    missing: BigInt(d.expected),
+    missing: d.expected,
     expectedFirst: d.expectedFirst,
-    claimHere: BigInt(claim),
+    claimHere: claim,
   };
-  if (damageNeedsClaim(facts)) facts.claimLater = BigInt(await d.laterClaim());
+  if (damageNeedsClaim(facts)) facts.claimLater = await d.laterClaim();
   const { row: _row, ...result } = decideDamage(facts);
   if (result.kind === "end") {
     return {

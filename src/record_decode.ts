@@ -7,6 +7,7 @@
 
 import {
   batchMarkerClaim,
+  getU64,
   MAX_KEY_BYTES,
   R_CORE,
   R_CRC,
@@ -23,6 +24,7 @@ import {
   RecordType,
 } from "./format_layout.ts";
 import { checkBatchBody, decodeBatchOperations } from "./batch_record.ts";
+import { getSafeI64, i64IsSafe, u64IsSafe } from "./numbers.ts";
 import type { CommitOperation, PerCoreWalEntry, WalOperation } from "./types.ts";
 
 const decoder = new TextDecoder();
@@ -90,6 +92,10 @@ function _checkFields(
   if (bytes[pos + R_FLAGS] !== 0) return `unknown record flags ${bytes[pos + R_FLAGS]}`;
   const core = view.getUint16(pos + R_CORE, true);
   if (core !== ctx.coreId) return `record of core ${core} in a segment of core ${ctx.coreId}`;
+  // The one rule for numbers (types.ts): a u64 above 2^53 - 1, which this module never writes,
+  // is refused here rather than rounded by the decoder.
+  if (!u64IsSafe(view, pos + R_SEQUENCE)) return "sequence above 2^53 - 1";
+  if (!u64IsSafe(view, pos + R_EPOCH)) return "epoch above 2^53 - 1";
   const pad = view.getUint16(pos + R_PAD, true);
   const bodyEnd = pos + length - pad;
   if (bodyEnd < pos + RECORD_HEADER_BYTES) return `padding ${pad} longer than the record`;
@@ -106,7 +112,8 @@ function _checkFields(
     case RecordType.checkpoint:
     case RecordType.epochBarrier:
     case RecordType.batch:
-      return body === 8 ? undefined : `body of ${body} bytes, expected 8`;
+      if (body !== 8) return `body of ${body} bytes, expected 8`;
+      return u64IsSafe(view, b) ? undefined : "body value above 2^53 - 1";
     case RecordType.commit:
       return _checkCommit(bytes, view, b, bodyEnd);
     case RecordType.atomicBatch:
@@ -134,11 +141,13 @@ function _checkCommit(bytes: Uint8Array, view: DataView, p: number, end: number)
     const len = view.getUint16(p, true);
     p += 2 + len + 8;
     if (p > end) return "commit body too short";
+    if (!u64IsSafe(view, p - 8)) return "commit offset above 2^53 - 1";
   }
   if (p >= end) return "commit body too short";
   const flag = bytes[p];
   if (flag > 1) return "bad watermark flag";
-  return p + 1 + flag * 8 === end ? undefined : "commit body length mismatch";
+  if (p + 1 + flag * 8 !== end) return "commit body length mismatch";
+  return flag === 1 && !i64IsSafe(view, p + 1) ? "watermark beyond 2^53 - 1" : undefined;
 }
 
 // Small keys and values are copied into shared 64 KiB arenas: one ArrayBuffer allocation per
@@ -183,14 +192,14 @@ export interface DecodeCopy {
 /**
  * Decodes a record that {@linkcode checkRecord} found `ok`. Copies keys and values (small ones
  * into views of a shared arena; they are never overwritten), or views them in `copy` when the
- * record lies in it. `epoch` and `timestampNs`, when given, are the record's already as bigints
- * (a reader reuses one per run of equal values: a batch's records share their timestamp).
+ * record lies in it. `epoch` and `timestampNs`, when given, are the record's already decoded
+ * (a reader reuses one bigint per run of equal timestamps: a batch's records share theirs).
  */
 export function decodeRecord(
   bytes: Uint8Array,
   view: DataView,
   pos: number,
-  epoch?: bigint,
+  epoch?: number,
   copy?: DecodeCopy,
   timestampNs?: bigint,
 ): PerCoreWalEntry {
@@ -239,18 +248,18 @@ export function decodeRecord(
       };
       break;
     case RecordType.checkpoint:
-      operation = { type: "checkpoint", id: view.getBigUint64(b, true) };
+      operation = { type: "checkpoint", id: getU64(view, b) };
       break;
     case RecordType.epochBarrier:
-      operation = { type: "epochBarrier", epoch: view.getBigUint64(b, true) };
+      operation = { type: "epochBarrier", epoch: getU64(view, b) };
       break;
     default:
       operation = _decodeCommit(bytes, view, b);
   }
   return {
     coreId: view.getUint16(pos + R_CORE, true),
-    epoch: epoch ?? view.getBigUint64(pos + R_EPOCH, true),
-    sequence: view.getBigUint64(pos + R_SEQUENCE, true),
+    epoch: epoch ?? getU64(view, pos + R_EPOCH),
+    sequence: recordSequence(view, pos),
     timestampNs: timestampNs ?? view.getBigInt64(pos + R_TIMESTAMP, true),
     operation,
   };
@@ -266,18 +275,18 @@ export function decodeBatchRecord(bytes: Uint8Array, view: DataView, pos: number
 
 /** Decodes the body of a commit at `bodyStart` (its structure already checked). */
 function _decodeCommit(bytes: Uint8Array, view: DataView, bodyStart: number): CommitOperation {
-  const offsets = new Map<string, bigint>();
+  const offsets = new Map<string, number>();
   const n = view.getUint16(bodyStart, true);
   let p = bodyStart + 2;
   for (let i = 0; i < n; i++) {
     const len = view.getUint16(p, true);
     offsets.set(
       decoder.decode(bytes.subarray(p + 2, p + 2 + len)),
-      view.getBigUint64(p + 2 + len, true),
+      getU64(view, p + 2 + len),
     );
     p += 2 + len + 8;
   }
   const commit: CommitOperation = { type: "commit", offsets };
-  if (bytes[p] === 1) commit.watermark = view.getBigInt64(p + 1, true);
+  if (bytes[p] === 1) commit.watermark = getSafeI64(view, p + 1);
   return commit;
 }

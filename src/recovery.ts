@@ -13,6 +13,7 @@
 import { checkSignal, throwIfAborted } from "./abort.ts";
 import { type CheckpointMetadata, readAppState } from "./checkpoint_store.ts";
 import { type Committed, foldOperation } from "./commit_fold.ts";
+import { withMapsAsJson } from "./numbers.ts";
 import { parseSegmentFileName, PerCoreWalConfig } from "./config.ts";
 import { asideName, setTailAside } from "./crash_tail.ts";
 import { listCoreSegments, refuseSymlink } from "./segment_files.ts";
@@ -139,14 +140,14 @@ export class PerCoreRecoveryManager {
       this.#extraSegments(report, mode);
       const starts = Array.from({ length: config.numCores }, (_, c) => checkpoint?.walPositions[c]);
       // Point in time: find the epoch of the first damage on any core, then replay up to it.
-      let cutoff: bigint | undefined;
+      let cutoff: number | undefined;
       if (mode === "pointInTime") cutoff = await this.#damageEpoch(starts, checkpoint?.epoch);
       throwIfAborted(signal);
       const positions: ReplayPosition[] = starts.map((s, c) => ({
         coreId: c,
         segment: s?.segment ?? 0,
         offset: s?.offset ?? 0,
-        sequence: s === undefined ? 0n : s.sequence - 1n,
+        sequence: s === undefined ? 0 : s.sequence - 1,
       }));
       const cursors = await this.#openCursors(starts, checkpoint === undefined, cutoff, report);
       if (checkpoint !== undefined) this.#checkBarriers(cursors, checkpoint, report);
@@ -156,7 +157,7 @@ export class PerCoreRecoveryManager {
       throwIfAborted(signal);
       if (!o.readOnly) this.#repair(report, mode, cursors, cutoff);
       const state = new RecoveredState(base, replay.overlay);
-      const result: PerCoreRecoveredState = {
+      const result: PerCoreRecoveredState = withMapsAsJson({
         checkpoint,
         state,
         appState,
@@ -171,7 +172,7 @@ export class PerCoreRecoveryManager {
         stoppedBeforeEpoch: cutoff,
         close: () => state.close(),
         [Symbol.dispose]: () => state.close(),
-      };
+      });
       base = undefined;
       return result;
     } finally {
@@ -187,7 +188,7 @@ export class PerCoreRecoveryManager {
   async #openCursors(
     starts: (CheckpointMetadata["walPositions"][number] | undefined)[],
     requireBeginning: boolean,
-    cutoff: bigint | undefined,
+    cutoff: number | undefined,
     report: SegmentReport[],
   ): Promise<CoreCursor[]> {
     const mode = this.#o.mode!;
@@ -198,7 +199,7 @@ export class PerCoreRecoveryManager {
         cursors.push(
           await CoreCursor.open(this.config, c, {
             start: s && { segment: s.segment, offset: s.offset, sequence: s.sequence },
-            toEpoch: cutoff === undefined ? undefined : cutoff - 1n,
+            toEpoch: cutoff === undefined ? undefined : cutoff - 1,
             requireBeginning,
             onTorn: mode === "strict" ? "throw" : "stop",
             onCorrupt: mode === "salvage" ? "skip" : mode === "pointInTime" ? "stop" : "throw",
@@ -307,7 +308,7 @@ export class PerCoreRecoveryManager {
         value: value === undefined ? undefined : kept.copy(value),
       });
     let replayed = 0;
-    let finalEpoch = checkpoint?.epoch ?? 0n;
+    let finalEpoch = checkpoint?.epoch ?? 0;
     const signal = this.#o.signal;
     // Leaving the loop (an abort) closes the cursors (mergeCursors' finally).
     for await (const p of mergeCursors(cursors)) {
@@ -329,7 +330,7 @@ export class PerCoreRecoveryManager {
   }
 
   /** Point in time: a line for each core where replay stopped before the cutoff epoch. */
-  #reportStops(report: SegmentReport[], cursors: CoreCursor[], cutoff: bigint): void {
+  #reportStops(report: SegmentReport[], cursors: CoreCursor[], cutoff: number): void {
     for (const cur of cursors) {
       const at = cur.stoppedAt;
       if (at === undefined) continue;
@@ -376,12 +377,12 @@ export class PerCoreRecoveryManager {
   /** The epoch of the first corruption or missing segment on any core (point in time). */
   async #damageEpoch(
     starts: (CheckpointMetadata["walPositions"][number] | undefined)[],
-    checkpointEpoch: bigint | undefined,
-  ): Promise<bigint | undefined> {
-    let cutoff: bigint | undefined;
+    checkpointEpoch: number | undefined,
+  ): Promise<number | undefined> {
+    let cutoff: number | undefined;
     for (let c = 0; c < this.config.numCores; c++) {
       const s = starts[c];
-      let epoch = s === undefined ? 0n : (checkpointEpoch ?? 0n) + 1n;
+      let epoch = s === undefined ? 0 : (checkpointEpoch ?? 0) + 1;
       let damaged = false;
       const cur = await CoreCursor.open(this.config, c, {
         start: s && { segment: s.segment, offset: s.offset, sequence: s.sequence },
@@ -417,7 +418,7 @@ export class PerCoreRecoveryManager {
     report: SegmentReport[],
     _mode: RecoveryMode,
     cursors: CoreCursor[],
-    cutoff: bigint | undefined,
+    cutoff: number | undefined,
   ): void {
     let dirty = false;
     // One action for a crash tail and for a point-in-time or damage cut: the later segments put

@@ -222,6 +222,11 @@ export class RecoveredState implements Iterable<[Uint8Array, Uint8Array]> {
   close(): void {
     this.#base?.close();
   }
+
+  /** For `JSON.stringify`: the number of keys (the keys and values themselves may be large). */
+  toJSON(): { size: number } {
+    return { size: this.size };
+  }
 }
 
 /**
@@ -243,8 +248,8 @@ export interface ReplayPosition {
   segment: number;
   /** Offset after it. */
   offset: number;
-  /** Its sequence (0n when none). */
-  sequence: bigint;
+  /** Its sequence (0 when none). */
+  sequence: number;
 }
 
 /**
@@ -266,23 +271,23 @@ export interface PerCoreRecoveredState {
   /** The application's own snapshot bytes from the checkpoint, if it had some. */
   appState?: Uint8Array;
   /** Latest committed offset per source. */
-  offsets: Map<string, bigint>;
+  offsets: Map<string, number>;
   /** The latest committed watermark. */
-  watermark?: bigint;
+  watermark?: number;
   /** The latest watermark committed with each source. */
-  watermarks: Map<string, bigint>;
+  watermarks: Map<string, number>;
   /** Where replay ended on each core. */
   walPositions: ReplayPosition[];
   /** Entries replayed after the checkpoint. */
   entriesReplayed: number;
   /** Largest epoch seen. */
-  finalEpoch: bigint;
+  finalEpoch: number;
   /** Per segment: what was found and done. */
   report: SegmentReport[];
   /** Per checkpoint considered: used, invalid (and why), older, or foreign (of another WAL). */
   checkpointReport: CheckpointReport[];
   /** The epoch replay stopped before, in point-in-time mode, if damage was found. */
-  stoppedBeforeEpoch?: bigint;
+  stoppedBeforeEpoch?: number;
   /** Closes the state's file. */
   close(): void;
   /** Closes the state's file. */

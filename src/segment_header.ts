@@ -9,12 +9,14 @@ import { crc32cUpdate } from "./crc32c.ts";
 import { PerCoreWalError, type PerCoreWalErrorCode } from "./errors.ts";
 import {
   FORMAT_VERSION,
+  getU64,
   MIN_FORMAT_VERSION,
   SEGMENT_DATA_OFFSET,
   SEGMENT_HEADER_BYTES,
   SEGMENT_MAGIC,
   setU64,
 } from "./format_layout.ts";
+import { u64IsSafe } from "./numbers.ts";
 
 /**
  * The decoded header of a segment file.
@@ -36,10 +38,13 @@ export interface SegmentHeader {
   /** Index of the segment within its core. */
   segmentIndex: number;
   /** Sequence of the segment's first record. */
-  firstSequence: bigint;
+  firstSequence: number;
   /** The core's epoch when the segment was created. */
-  epoch: bigint;
-  /** Creation time, nanoseconds since the Unix epoch. */
+  epoch: number;
+  /**
+   * Creation time, nanoseconds since the Unix epoch: a `bigint`, the exception to the rule for
+   * numbers (types.ts), since nanoseconds since 1970 exceed 2^53.
+   */
   createdAtNs: bigint;
   /** Random non-zero salt mixed into every record's CRC (stale records of other files fail). */
   salt: number;
@@ -56,8 +61,8 @@ export function encodeSegmentHeader(h: Omit<SegmentHeader, "version" | "dataOffs
   v.setUint16(10, SEGMENT_HEADER_BYTES, true);
   v.setUint32(12, h.coreId, true);
   setU64(v, 16, h.segmentIndex);
-  v.setBigUint64(24, h.firstSequence, true);
-  v.setBigUint64(32, h.epoch, true);
+  setU64(v, 24, h.firstSequence);
+  setU64(v, 32, h.epoch);
   v.setBigInt64(40, h.createdAtNs, true);
   v.setUint32(48, h.salt, true);
   v.setUint32(52, SEGMENT_DATA_OFFSET, true);
@@ -96,16 +101,18 @@ export function decodeSegmentHeader(bytes: Uint8Array, path = "segment"): Segmen
   }
   const flags = v.getUint32(56, true);
   if (flags !== 0) throw fail("Unsupported", `unknown header flags ${flags}`);
-  const segmentIndex = v.getBigUint64(16, true);
-  if (segmentIndex > BigInt(Number.MAX_SAFE_INTEGER)) throw fail("Corrupted", "segment index");
+  // The one rule for numbers (types.ts): a u64 above 2^53 - 1 is refused, never rounded.
+  if (!u64IsSafe(v, 16)) throw fail("Corrupted", "segment index above 2^53 - 1");
+  if (!u64IsSafe(v, 24)) throw fail("Corrupted", "first sequence above 2^53 - 1");
+  if (!u64IsSafe(v, 32)) throw fail("Corrupted", "epoch above 2^53 - 1");
   const salt = v.getUint32(48, true);
   if (salt === 0) throw fail("Corrupted", "zero salt");
   return {
     version,
     coreId: v.getUint32(12, true),
-    segmentIndex: Number(segmentIndex),
-    firstSequence: v.getBigUint64(24, true),
-    epoch: v.getBigUint64(32, true),
+    segmentIndex: getU64(v, 16),
+    firstSequence: getU64(v, 24),
+    epoch: getU64(v, 32),
     createdAtNs: v.getBigInt64(40, true),
     salt,
     dataOffset,

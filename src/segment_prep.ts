@@ -250,8 +250,8 @@ export class SegmentPreparer {
       encodeSegmentHeader({
         coreId: this.#coreId,
         segmentIndex: seg.index,
-        firstSequence: BigInt(firstSequence),
-        epoch: BigInt(epoch),
+        firstSequence,
+        epoch,
         createdAtNs: BigInt(createdAtUs) * 1000n,
         salt,
       }),

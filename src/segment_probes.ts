@@ -84,7 +84,7 @@ export async function decideStartOf(
   maxRecordBytes: number,
 ): Promise<Decision> {
   if (!startNeedsClaim(facts)) return decideSegmentStart(facts);
-  const claim = BigInt(await acknowledgedClaim(fromHere, maxRecordBytes));
+  const claim = await acknowledgedClaim(fromHere, maxRecordBytes);
   return decideSegmentStart({ ...facts, claimFromHere: claim });
 }
 
@@ -95,7 +95,7 @@ export async function decideStartOf(
 export async function decideEndOf(
   hasHeader: boolean,
   r: Exclude<ReadResult, { kind: "entry" }>,
-  expected: bigint | undefined,
+  expected: number | undefined,
   later: string[],
   maxRecordBytes: number,
   path: string,
@@ -112,7 +112,7 @@ export async function decideEndOf(
     truncated: zero && isEmptyFile(path) && anyStarted(later),
   };
   if (endNeedsClaim(facts)) {
-    facts.claimLater = BigInt(await acknowledgedClaim(later, maxRecordBytes));
+    facts.claimLater = await acknowledgedClaim(later, maxRecordBytes);
   }
   return decideSegmentEnd(facts);
 }

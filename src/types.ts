@@ -1,6 +1,15 @@
 /**
  * The public data types: operations, entries, segment statistics.
  *
+ * One rule for numbers: every sequence, epoch, position (segment index, byte offset), checkpoint
+ * id, commit offset, watermark, count and size, in every input and output, is a `number` that is
+ * a safe integer (at most `Number.MAX_SAFE_INTEGER`, 2^53 - 1); a `bigint` or any other
+ * non-number is refused with a `TypeError`, a fraction, a negative value (but a watermark) or a
+ * value above 2^53 - 1 with a `RangeError`. The one exception is a record's `timestampNs` (and a
+ * segment header's `createdAtNs`), a `bigint`, because nanoseconds since 1970 exceed 2^53. On
+ * disk these values stay u64 (FORMAT.md); a decoded u64 above 2^53 - 1 is refused as corrupt,
+ * never rounded.
+ *
  * @module
  */
 
@@ -26,11 +35,11 @@ export type Bytes = Uint8Array | string;
  * import { type CommitOffsets, PerCoreWalConfig, PerCoreWalManager } from "@percore/wal";
  *
  * await using manager = await PerCoreWalManager.open(new PerCoreWalConfig("./data/wal", 2));
- * const offsets: CommitOffsets = { "kafka:events/0": 1200n, "kafka:events/1": 877n };
- * manager.writer(0).appendCommit(offsets, 1_700_000_000_000n);
+ * const offsets: CommitOffsets = { "kafka:events/0": 1200, "kafka:events/1": 877 };
+ * manager.writer(0).appendCommit(offsets, 1_700_000_000_000);
  * ```
  */
-export type CommitOffsets = Record<string, bigint> | Map<string, bigint>;
+export type CommitOffsets = Record<string, number> | Map<string, number>;
 
 /**
  * A `put` of a key to a value.
@@ -80,7 +89,7 @@ export interface DeleteOperation {
  * ```ts
  * import type { CheckpointOperation, PerCoreWalEntry } from "@percore/wal";
  *
- * function checkpointId(entry: PerCoreWalEntry): bigint | undefined {
+ * function checkpointId(entry: PerCoreWalEntry): number | undefined {
  *   const op = entry.operation;
  *   return op.type === "checkpoint" ? (op as CheckpointOperation).id : undefined;
  * }
@@ -89,8 +98,8 @@ export interface DeleteOperation {
 export interface CheckpointOperation {
   /** Discriminant. */
   type: "checkpoint";
-  /** The checkpoint id (u64). */
-  id: bigint;
+  /** The checkpoint id (a safe integer; a u64 on disk). */
+  id: number;
 }
 
 /**
@@ -100,7 +109,7 @@ export interface CheckpointOperation {
  * ```ts
  * import type { CommitOperation, PerCoreWalEntry } from "@percore/wal";
  *
- * function offsetOf(entry: PerCoreWalEntry, source: string): bigint | undefined {
+ * function offsetOf(entry: PerCoreWalEntry, source: string): number | undefined {
  *   const op = entry.operation;
  *   return op.type === "commit" ? (op as CommitOperation).offsets.get(source) : undefined;
  * }
@@ -109,10 +118,10 @@ export interface CheckpointOperation {
 export interface CommitOperation {
   /** Discriminant. */
   type: "commit";
-  /** Source name to offset (u64), in the order they were given. */
-  offsets: Map<string, bigint>;
-  /** An event-time watermark (i64), if one was given. */
-  watermark?: bigint;
+  /** Source name to offset (a safe integer; a u64 on disk), in the order they were given. */
+  offsets: Map<string, number>;
+  /** An event-time watermark (a safe integer, may be negative; an i64 on disk), if given. */
+  watermark?: number;
 }
 
 /**
@@ -122,7 +131,7 @@ export interface CommitOperation {
  * ```ts
  * import type { EpochBarrierOperation, PerCoreWalEntry } from "@percore/wal";
  *
- * function barrierEpoch(entry: PerCoreWalEntry): bigint | undefined {
+ * function barrierEpoch(entry: PerCoreWalEntry): number | undefined {
  *   const op = entry.operation;
  *   return op.type === "epochBarrier" ? (op as EpochBarrierOperation).epoch : undefined;
  * }
@@ -131,8 +140,8 @@ export interface CommitOperation {
 export interface EpochBarrierOperation {
   /** Discriminant. */
   type: "epochBarrier";
-  /** The epoch the barrier closes (u64). */
-  epoch: bigint;
+  /** The epoch the barrier closes. */
+  epoch: number;
 }
 
 /**
@@ -173,7 +182,7 @@ export type WalOperation =
  * const ops: WalOperationInput[] = [
  *   { type: "put", key: "user:1", value: "alice" },
  *   { type: "delete", key: "user:2" },
- *   { type: "commit", offsets: { source: 10n } },
+ *   { type: "commit", offsets: { source: 10 } },
  * ];
  * for (const op of ops) manager.writer(0).append(op);
  * ```
@@ -181,9 +190,9 @@ export type WalOperation =
 export type WalOperationInput =
   | { type: "put"; key: Bytes; value: Bytes }
   | { type: "delete"; key: Bytes }
-  | { type: "checkpoint"; id: bigint | number }
-  | { type: "commit"; offsets: CommitOffsets; watermark?: bigint | number }
-  | { type: "epochBarrier"; epoch?: bigint | number };
+  | { type: "checkpoint"; id: number }
+  | { type: "commit"; offsets: CommitOffsets; watermark?: number }
+  | { type: "epochBarrier"; epoch?: number };
 
 /**
  * One record read back from a core's log.
@@ -202,10 +211,13 @@ export interface PerCoreWalEntry {
   /** The core that wrote it. */
   coreId: number;
   /** The epoch it belongs to. */
-  epoch: bigint;
+  epoch: number;
   /** Its per-core sequence (strictly increasing by 1 within a core). */
-  sequence: bigint;
-  /** Wall-clock time of the append in nanoseconds since the Unix epoch, never decreasing per core. */
+  sequence: number;
+  /**
+   * Wall-clock time of the append in nanoseconds since the Unix epoch, never decreasing per core.
+   * The one `bigint` of the API: nanoseconds since 1970 exceed 2^53.
+   */
   timestampNs: bigint;
   /** What it records. */
   operation: WalOperation;
@@ -237,13 +249,13 @@ export interface SegmentStats {
   /** How many valid entries the segment holds (an atomic batch counts one per operation). */
   entryCount: number;
   /** Sequence of the first record, or the header's first sequence when there is none. */
-  firstSequence: bigint;
+  firstSequence: number;
   /** Sequence of the last record, or `firstSequence - 1` when there is none. */
-  lastSequence: bigint;
+  lastSequence: number;
   /** Smallest epoch of a record (the header's epoch when there is none). */
-  minEpoch: bigint;
+  minEpoch: number;
   /** Largest epoch of a record (the header's epoch when there is none). */
-  maxEpoch: bigint;
+  maxEpoch: number;
 }
 
 /**
@@ -279,6 +291,6 @@ export interface WalPosition {
   segment: number;
   /** Byte offset in that segment where the next record goes. */
   offset: number;
-  /** Sequence of the last record before this position (0n when none). */
-  sequence: bigint;
+  /** Sequence of the last record before this position (0 when none). */
+  sequence: number;
 }

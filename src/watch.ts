@@ -71,7 +71,7 @@ export interface DurableSource {
    * the last durable record; or undefined when unknown: then what validates is made durable by
    * an fdatasync of its segment before it is handed out.
    */
-  end(coreId: number): (SegmentOffset & { sequence: bigint }) | undefined;
+  end(coreId: number): (SegmentOffset & { sequence: number }) | undefined;
   /**
    * Whether core `coreId`'s durable end will never move again: `true` (closed), its failure,
    * or undefined (still going). Asked before `end`, so that an end read after it is final.
@@ -88,7 +88,7 @@ export interface DurableSource {
 interface _Position {
   segment: number;
   offset: number;
-  next: bigint;
+  next: number;
 }
 
 /**
@@ -100,7 +100,7 @@ export class CoreFollower {
   readonly coreId: number;
   readonly #config: PerCoreWalConfig;
   readonly #source: DurableSource;
-  readonly #from: bigint | undefined;
+  readonly #from: number | undefined;
   #pos: _Position | undefined;
 
   /** A follower of core `coreId` from sequence `from` (default: its oldest retained entry). */
@@ -108,14 +108,14 @@ export class CoreFollower {
     this.coreId = coreId;
     this.#config = config;
     this.#source = source;
-    this.#from = from === undefined ? undefined : BigInt(from);
+    this.#from = from;
   }
 
   /** The sequence of the next entry to deliver, once the follower found where to start. */
   get nextSequence(): number | undefined {
     const p = this.#pos;
     if (p === undefined) return undefined;
-    return Number(this.#from !== undefined && this.#from > p.next ? this.#from : p.next);
+    return this.#from !== undefined && this.#from > p.next ? this.#from : p.next;
   }
 
   /**
@@ -168,7 +168,7 @@ export class CoreFollower {
     path: string,
     pos: _Position,
     limit: number | undefined,
-    end: { sequence: bigint } | undefined,
+    end: { sequence: number } | undefined,
     max: number,
   ): Promise<"gone" | { entries: PerCoreWalEntry[]; stop: "wait" | "end" | "more" }> {
     let reader: PerCoreWalReader;
@@ -233,7 +233,7 @@ export class CoreFollower {
         }
         read++;
         pos.offset = x.offset + x.length;
-        pos.next = e.sequence + 1n;
+        pos.next = e.sequence + 1;
         if (this.#from === undefined || e.sequence >= this.#from) entries.push(e);
         if (entries.length >= max) break;
       }
@@ -250,7 +250,7 @@ export class CoreFollower {
   /** The segment where the follower starts (undefined while the core has no started segment). */
   async #locate(): Promise<_Position | undefined> {
     const segs = listCoreSegments(this.#config, this.coreId);
-    let oldest: { index: number; path: string; first: bigint } | undefined;
+    let oldest: { index: number; path: string; first: number } | undefined;
     for (const s of segs) {
       const first = await this.#firstSequence(s.path);
       if (first !== undefined) {
@@ -295,7 +295,7 @@ export class CoreFollower {
     throw this.#retired(pos.next, undefined, undefined);
   }
 
-  #retired(sequence: bigint, path: string | undefined, first: bigint | undefined) {
+  #retired(sequence: number, path: string | undefined, first: number | undefined) {
     const oldest = path === undefined
       ? "no segment is left"
       : `the oldest segment left, "${path}", starts at sequence ${first}`;
@@ -308,7 +308,7 @@ export class CoreFollower {
   }
 
   /** The first sequence of a segment, or undefined when it has no valid header (yet). */
-  async #firstSequence(path: string): Promise<bigint | undefined> {
+  async #firstSequence(path: string): Promise<number | undefined> {
     try {
       using r = await PerCoreWalReader.open(path, {
         maxRecordBytes: this.#config.options.maxRecordBytes,

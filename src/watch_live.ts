@@ -15,7 +15,7 @@ const WAIT_MS = 1_000;
 /** The durable ends of the cores of this process's manager. */
 export function liveSource(cores: { control: Control; writer: CoreWalWriter }[]): DurableSource {
   /** The durable sequence of each core when its end was last asked for (only watched cores). */
-  const seen: (bigint | undefined)[] = cores.map(() => undefined);
+  const seen: (number | undefined)[] = cores.map(() => undefined);
   return {
     end(coreId) {
       const p = cores[coreId].writer.syncedPosition;
@@ -47,7 +47,7 @@ export function liveSource(cores: { control: Control; writer: CoreWalWriter }[])
         for (let c = 0; c < cores.length; c++) {
           const d = seen[c];
           if (d === undefined) continue;
-          const r = Atomics.waitAsync(cores[c].control.b64, BigSlot.DURABLE, d, WAIT_MS);
+          const r = Atomics.waitAsync(cores[c].control.b64, BigSlot.DURABLE, BigInt(d), WAIT_MS);
           if (!r.async) return finish();
           r.value.then((v) => v === "ok" && finish());
         }

@@ -27,6 +27,7 @@ import {
   writeBody,
 } from "./format.ts";
 import { BigSlot, Control, CoreState, keepAlive, ProducerRing, raiseTo } from "./shared.ts";
+import { safeInteger } from "./numbers.ts";
 import { SharedCopier } from "./shared_copy.ts";
 import {
   checkpointOperation,
@@ -160,7 +161,10 @@ export class CoreWalWriter {
   readonly #ring: ProducerRing;
   readonly #epoch: BigInt64Array;
   readonly #maxRecord: number;
-  /** Durability waits of this thread, by sequence (mostly appended in order). */
+  /**
+   * Durability waits of this thread, by sequence (mostly appended in order). Kept as bigints:
+   * they are compared with the core's 64-bit atomic durable slot.
+   */
   readonly #waiters: Waiter[] = [];
   #watching = false;
   #detached = false;
@@ -196,7 +200,7 @@ export class CoreWalWriter {
   // Appends
 
   /** Appends a `put`; returns its sequence. */
-  appendPut(key: Bytes, value: Bytes): bigint {
+  appendPut(key: Bytes, value: Bytes): number {
     const k = toKey(key);
     const v = toBytes(value, "value");
     const len = PUT_OVERHEAD_BYTES + k.length + v.length;
@@ -212,17 +216,17 @@ export class CoreWalWriter {
   }
 
   /** Appends a `delete`; returns its sequence. */
-  appendDelete(key: Bytes): bigint {
+  appendDelete(key: Bytes): number {
     return this.#append(deleteOperation(key));
   }
 
   /** Appends a `checkpoint` marker; returns its sequence. */
-  appendCheckpoint(id: bigint | number): bigint {
+  appendCheckpoint(id: number): number {
     return this.#append(checkpointOperation(id));
   }
 
   /** Appends a `commit` of source offsets (and a watermark); returns its sequence. */
-  appendCommit(offsets: CommitOffsets, watermark?: bigint | number): bigint {
+  appendCommit(offsets: CommitOffsets, watermark?: number): number {
     return this.#append(commitOperation(offsets, watermark));
   }
 
@@ -230,27 +234,27 @@ export class CoreWalWriter {
    * Appends an epoch barrier: from it on, this core's records carry at least `epoch` (default:
    * the manager's current epoch). Returns its sequence.
    */
-  appendEpochBarrier(epoch?: bigint): bigint {
-    const op = epochBarrierOperation(epoch, Atomics.load(this.#epoch, 0));
+  appendEpochBarrier(epoch?: number): number {
+    const op = epochBarrierOperation(epoch, Number(Atomics.load(this.#epoch, 0)));
     const sequence = this.#append(op);
     if (op.type === "epochBarrier") {
       // The global epoch is never behind a core's: raise it to an explicit barrier's epoch, once
       // the barrier is taken (a refused one, "Backpressure" or "Closed", must not move it).
-      raiseTo(this.#epoch, 0, op.epoch);
+      raiseTo(this.#epoch, 0, BigInt(op.epoch));
     }
     return sequence;
   }
 
   /** Appends any operation; returns its sequence. */
-  append(op: WalOperationInput): bigint {
-    return this.#append(normalizeOperation(op, Atomics.load(this.#epoch, 0)));
+  append(op: WalOperationInput): number {
+    return this.#append(normalizeOperation(op, Number(Atomics.load(this.#epoch, 0))));
   }
 
   /**
    * `appendPut`, waiting for space in the shared buffer (up to `options.timeoutMs`, default
    * 30 s) instead of throwing "Backpressure" at once; throws it when the time is up.
    */
-  async appendPutAsync(key: Bytes, value: Bytes, options?: AppendWaitOptions): Promise<bigint> {
+  async appendPutAsync(key: Bytes, value: Bytes, options?: AppendWaitOptions): Promise<number> {
     const signal = signalOf(options);
     const k = toKey(key);
     const v = toBytes(value, "value");
@@ -263,9 +267,9 @@ export class CoreWalWriter {
    * `append`, waiting for space in the shared buffer (up to `options.timeoutMs`, default 30 s)
    * instead of throwing "Backpressure" at once; throws it when the time is up.
    */
-  async appendAsync(op: WalOperationInput, options?: AppendWaitOptions): Promise<bigint> {
+  async appendAsync(op: WalOperationInput, options?: AppendWaitOptions): Promise<number> {
     const signal = signalOf(options);
-    const n = normalizeOperation(op, Atomics.load(this.#epoch, 0));
+    const n = normalizeOperation(op, Number(Atomics.load(this.#epoch, 0)));
     await this.#space(RECORD_HEADER_BYTES + bodyLength(n), _timeout(options), signal);
     throwIfAborted(signal);
     return this.#append(n);
@@ -287,9 +291,9 @@ export class CoreWalWriter {
    * const last = w.appendBatch([
    *   { type: "put", key: "order:1", value: "{}" },
    *   { type: "put", key: "order:2", value: "{}" },
-   *   { type: "commit", offsets: { orders: 2n } },
+   *   { type: "commit", offsets: { orders: 2 } },
    * ]);
-   * await w.waitDurable(BigInt(last));
+   * await w.waitDurable(last);
    * ```
    */
   appendBatch(ops: Iterable<BatchOperationInput>): number {
@@ -327,7 +331,7 @@ export class CoreWalWriter {
     return Number(first) + ops.length - 1;
   }
 
-  #append(op: WalOperation): bigint {
+  #append(op: WalOperation): number {
     const len = RECORD_HEADER_BYTES + bodyLength(op);
     const pos = this.#reserve(len);
     const seq = this.#header(pos, len, RecordType[op.type]);
@@ -337,7 +341,7 @@ export class CoreWalWriter {
   }
 
   /** Writes the producer's part of the header and claims the sequence (space is reserved). */
-  #header(pos: number, len: number, type: number): bigint {
+  #header(pos: number, len: number, type: number): number {
     const v = this.#ring.view;
     const seq = Atomics.add(this.#ctl.b64, BigSlot.NEXT_SEQUENCE, 1n);
     v.setUint32(pos + R_LENGTH, len, true);
@@ -345,7 +349,8 @@ export class CoreWalWriter {
     // Type, flags (0) and core in one store, then the pad (0): the layout of docs/FORMAT.md.
     v.setUint32(pos + R_TYPE, type | (this.coreId << 16), true);
     v.setUint16(pos + R_PAD, 0, true);
-    return seq;
+    // The counter is a 64-bit atomic (a BigInt64Array slot); the API hands out numbers.
+    return Number(seq);
   }
 
   #publish(len: number): void {
@@ -453,24 +458,23 @@ export class CoreWalWriter {
    * `options.signal` stops the wait (it rejects with the signal's reason; the record still
    * becomes durable).
    */
-  waitDurable(sequence: bigint, options?: WaitOptions): Promise<void> {
+  waitDurable(sequence: number, options?: WaitOptions): Promise<void> {
     let signal: AbortSignal | undefined;
     try {
       signal = signalOf(options);
+      safeInteger(sequence, "sequence");
     } catch (e) {
       return Promise.reject(e);
     }
-    if (typeof sequence !== "bigint") {
-      return Promise.reject(new TypeError(`sequence must be a bigint, got ${typeof sequence}`));
-    }
     if (signal?.aborted) return Promise.reject(signal.reason);
+    const target = BigInt(sequence);
     const last = Atomics.load(this.#ctl.b64, BigSlot.NEXT_SEQUENCE) - 1n;
-    if (sequence > last) {
+    if (target > last) {
       return Promise.reject(
         new RangeError(`sequence ${sequence} was not appended yet (last is ${last})`),
       );
     }
-    return this.#waitFor(sequence, signal);
+    return this.#waitFor(target, signal);
   }
 
   #waitFor(target: bigint, signal?: AbortSignal): Promise<void> {
@@ -552,14 +556,14 @@ export class CoreWalWriter {
   // -------------------------------------------------------------------------------------------
   // State
 
-  /** Sequence of the last record appended to this core, by any thread (0n when none). */
-  get sequence(): bigint {
-    return Atomics.load(this.#ctl.b64, BigSlot.NEXT_SEQUENCE) - 1n;
+  /** Sequence of the last record appended to this core, by any thread (0 when none). */
+  get sequence(): number {
+    return Number(Atomics.load(this.#ctl.b64, BigSlot.NEXT_SEQUENCE)) - 1;
   }
 
-  /** Sequence of the last durable record of this core. */
-  get durableSequence(): bigint {
-    return Atomics.load(this.#ctl.b64, BigSlot.DURABLE);
+  /** Sequence of the last durable record of this core (0 when none). */
+  get durableSequence(): number {
+    return Number(Atomics.load(this.#ctl.b64, BigSlot.DURABLE));
   }
 
   /** After the last record the core's Worker has taken in (it takes them in within microseconds). */
@@ -568,7 +572,7 @@ export class CoreWalWriter {
     return {
       segment: Number(Atomics.load(b, BigSlot.POS_SEGMENT)),
       offset: Number(Atomics.load(b, BigSlot.POS_OFFSET)),
-      sequence: Atomics.load(b, BigSlot.POS_SEQUENCE),
+      sequence: Number(Atomics.load(b, BigSlot.POS_SEQUENCE)),
     };
   }
 
@@ -580,7 +584,7 @@ export class CoreWalWriter {
       const p = {
         segment: Number(Atomics.load(b, BigSlot.SYNCED_SEGMENT)),
         offset: Number(Atomics.load(b, BigSlot.SYNCED_OFFSET)),
-        sequence: Atomics.load(b, BigSlot.DURABLE),
+        sequence: Number(Atomics.load(b, BigSlot.DURABLE)),
       };
       if ((v & 1n) === 0n && Atomics.load(b, BigSlot.SYNCED_VERSION) === v) return p;
     }

@@ -17,7 +17,7 @@ export interface RecordPlace {
   /** Its length, padding included. */
   length: number;
   /** Its sequence. */
-  sequence: bigint;
+  sequence: number;
 }
 
 /** Places of every record of a segment (read before damage). */

@@ -189,10 +189,10 @@ export async function produce(
   count: number,
   tag: string,
   syncEvery = 64,
-): Promise<[number, bigint, string][]> {
+): Promise<[number, number, string][]> {
   const w = new Worker(new URL("./_producer_worker.ts", import.meta.url), { type: "module" });
   try {
-    const result = await new Promise<{ acked?: [number, string, string][]; error?: string }>(
+    const result = await new Promise<{ acked?: [number, number, string][]; error?: string }>(
       (resolve, reject) => {
         w.onmessage = (e) => resolve(e.data);
         w.onerror = (e) => {
@@ -203,7 +203,7 @@ export async function produce(
       },
     );
     if (result.error !== undefined) throw new Error(result.error);
-    return result.acked!.map(([c, s, k]) => [c, BigInt(s), k]);
+    return result.acked!;
   } finally {
     w.terminate();
   }

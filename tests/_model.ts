@@ -8,7 +8,7 @@ import { rng } from "./_helpers.ts";
 export type Step =
   | { core: number; type: "put"; key: string; value: string }
   | { core: number; type: "delete"; key: string }
-  | { core: number; type: "commit"; source: string; offset: bigint; watermark: bigint };
+  | { core: number; type: "commit"; source: string; offset: number; watermark: number };
 
 /** `n` steps over `cores` cores, from `seed`. */
 export function workload(seed: number, n: number, cores: number, keys = 200): Step[] {
@@ -24,8 +24,8 @@ export function workload(seed: number, n: number, cores: number, keys = 200): St
         core,
         type: "commit",
         source: `source-${core}`,
-        offset: BigInt(i),
-        watermark: BigInt(i * 10),
+        offset: i,
+        watermark: i * 10,
       });}
   }
   return out;
@@ -44,8 +44,8 @@ export function append(writers: CoreWalWriter[], steps: Step[]): void {
 /** The state the steps produce. */
 export function model(steps: Step[]) {
   const state = new Map<string, string>();
-  const offsets = new Map<string, bigint>();
-  const watermarks = new Map<string, bigint>();
+  const offsets = new Map<string, number>();
+  const watermarks = new Map<string, number>();
   for (const s of steps) {
     if (s.type === "put") state.set(s.key, s.value);
     else if (s.type === "delete") state.delete(s.key);

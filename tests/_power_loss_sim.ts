@@ -112,7 +112,7 @@ export async function simulate(
       for (let i = 0; i < entries.length; i++) {
         const e = entries[i];
         const op = e.operation;
-        if (e.sequence !== BigInt(i + 1) || op.type !== "put") {
+        if (e.sequence !== (i + 1) || op.type !== "put") {
           throw new Error(`core ${c}: entry ${i} has sequence ${e.sequence} (${op.type})`);
         }
         const want = m.values[i];
@@ -158,7 +158,7 @@ export async function simulate(
           for (let j = 0; j < value.length; j += 97) value[j] = 1 + Math.floor(rand() * 255);
           try {
             const got = m.log.appendPut(`c${c}-s${seq}`, value);
-            if (got !== BigInt(seq)) throw new Error(`core ${c}: append got sequence ${got}`);
+            if (got !== seq) throw new Error(`core ${c}: append got sequence ${got}`);
           } catch (e) {
             if (e instanceof PerCoreWalError && e.code === "Backpressure") break;
             throw e;

@@ -12,15 +12,15 @@ self.onmessage = async (e: MessageEvent) => {
   };
   try {
     const writers = handles.map((h) => CoreWalWriter.attach(h));
-    const acked: [number, string, string][] = [];
-    let pending: [number, bigint, string][] = [];
+    const acked: [number, number, string][] = [];
+    let pending: [number, number, string][] = [];
     for (let i = 0; i < count; i++) {
       const w = writers[i % writers.length];
       const key = `${tag}-${i}`;
       pending.push([w.coreId, w.appendPut(key, `value-${i}`), key]);
       if (pending.length >= syncEvery || i === count - 1) {
         await Promise.all(writers.map((x) => x.sync()));
-        for (const [c, s, k] of pending) acked.push([c, String(s), k]);
+        for (const [c, s, k] of pending) acked.push([c, s, k]);
         pending = [];
       }
     }

@@ -63,7 +63,7 @@ test("sync({ signal }) and syncAll({ signal }) reject with the reason; the recor
   ac.abort(r2);
   assertStrictEquals(await all.catch((e) => e), r2);
   assertStrictEquals(await one.catch((e) => e), r2);
-  assertEquals([m.writer(0).durableSequence, m.writer(1).durableSequence], [0n, 0n]);
+  assertEquals([m.writer(0).durableSequence, m.writer(1).durableSequence], [0, 0]);
   const later = m.syncAll();
   await m.close();
   await later;
@@ -85,7 +85,7 @@ test("CoreLog.sync({ signal }) and waitDurable({ signal }) reject with the reaso
   ac.abort(r1);
   assertStrictEquals(await a.catch((e) => e), r1);
   assertStrictEquals(await b.catch((e) => e), r1);
-  assertEquals(log.durableSequence, 0n);
+  assertEquals(log.durableSequence, 0);
   const later = log.sync();
   await log.close();
   await later;
@@ -137,7 +137,7 @@ test("appendPutAsync/appendAsync({ signal }) aborted while waiting for space app
     await w.appendPutAsync("k", value, { signal: AbortSignal.abort(r0) }).catch((e) => e),
     r0,
   );
-  assertEquals(w.sequence, 0n);
+  assertEquals(w.sequence, 0);
   let accepted = 0;
   for (let round = 0; round < 5; round++) {
     try {
@@ -194,7 +194,7 @@ test("checkpoint({ signal }): aborted before, or at any step before the rename, 
   const empty = snapshot(cfg, c.checkpointDir);
   const r0 = reason();
   assertStrictEquals(await c.checkpoint({ signal: AbortSignal.abort(r0) }).catch((e) => e), r0);
-  assertEquals(m.epoch, 0n, "an already aborted checkpoint does nothing");
+  assertEquals(m.epoch, 0, "an already aborted checkpoint does nothing");
   for (const step of ["barriersDurable", "stateWritten"] as const) {
     const ac = new AbortController();
     const r = reason();
@@ -266,7 +266,7 @@ test("checkpoint({ signal }) aborted while its barriers wait to be durable leave
   const steps: string[] = [];
   const run = c.checkpoint({ signal: ac.signal, onStep: (s) => void steps.push(s) });
   // The barrier is appended synchronously once the queue lets the run start.
-  while (m.epoch === 0n) await new Promise((resolve) => setTimeout(resolve, 1));
+  while (m.epoch === 0) await new Promise((resolve) => setTimeout(resolve, 1));
   const r = reason();
   ac.abort(r);
   assertStrictEquals(await run.catch((e) => e), r);

@@ -65,7 +65,7 @@ const ROWS: Row[] = [
   {
     input: "numCores fractional",
     run: (d) => new PerCoreWalConfig(d, 1.5),
-    error: TypeError,
+    error: RangeError,
     message: "numCores must be an integer, got 1.5",
     uring: false,
   },
@@ -158,6 +158,24 @@ const ROWS: Row[] = [
     },
     error: TypeError,
     message: "value must be a Uint8Array or a string, got Object",
+  },
+  {
+    input: "a sequence given as a bigint",
+    run: async (d) => {
+      await using m = await opened(d);
+      await m.writer(0).waitDurable(1n as unknown as number);
+    },
+    error: TypeError,
+    message: "sequence must be a number, got the bigint 1n: pass a number (Number(x))",
+  },
+  {
+    input: "a checkpoint id that is not a safe integer",
+    run: async (d) => {
+      await using m = await opened(d);
+      m.writer(0).appendCheckpoint(2 ** 53);
+    },
+    error: RangeError,
+    message: "checkpoint id must be a non-negative safe integer, got 9007199254740992",
   },
   {
     input: "record above maxRecordBytes",

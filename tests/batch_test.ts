@@ -31,7 +31,7 @@ const test = (name: string, fn: () => Promise<void>) =>
 const BATCH: BatchOperationInput[] = [
   { type: "put", key: "b", value: "2" },
   { type: "delete", key: "a" },
-  { type: "commit", offsets: { src: 7n }, watermark: 3n },
+  { type: "commit", offsets: { src: 7 }, watermark: 3 },
 ];
 
 test("CoreLog.appendBatch: one record, consecutive sequences, read back as entries", async () => {
@@ -39,21 +39,21 @@ test("CoreLog.appendBatch: one record, consecutive sequences, read back as entri
   const config = smallConfig(dir.path);
   {
     await using log = await CoreLog.open(config, 0);
-    assertEquals(log.appendPut("a", "1"), 1n);
+    assertEquals(log.appendPut("a", "1"), 1);
     assertEquals(log.appendBatch(BATCH), 4);
-    assertEquals(log.appendPut("c", "3"), 5n);
+    assertEquals(log.appendPut("c", "3"), 5);
     await log.sync();
   }
   const entries = await readCore(config);
-  assertEquals(entries.map((e) => e.sequence), [1n, 2n, 3n, 4n, 5n]);
+  assertEquals(entries.map((e) => e.sequence), [1, 2, 3, 4, 5]);
   assertEquals(entries.map((e) => e.operation.type), ["put", "put", "delete", "commit", "put"]);
   assertEquals(str(asPut(entries[1].operation).value), "2");
   // The batch's entries share the record's epoch and timestamp.
   assertEquals(entries[2].timestampNs, entries[1].timestampNs);
   assertEquals(entries[3].timestampNs, entries[1].timestampNs);
   const commit = entries[3].operation as CommitOperation;
-  assertEquals(commit.offsets.get("src"), 7n);
-  assertEquals(commit.watermark, 3n);
+  assertEquals(commit.offsets.get("src"), 7);
+  assertEquals(commit.watermark, 3);
   // One record: the segment holds the batch once (stats count entries, not records).
   const segs = listCoreSegments(config, 0);
   using r = await PerCoreWalReader.open(segs[0].path, { isLastSegment: true });
@@ -64,7 +64,7 @@ test("CoreLog.appendBatch: one record, consecutive sequences, read back as entri
   assertEquals(offsets[1], offsets[2]);
   assertEquals(offsets[2], offsets[3]);
   assertEquals(r.stats.entryCount, 5);
-  assertEquals(r.stats.lastSequence, 5n);
+  assertEquals(r.stats.lastSequence, 5);
 });
 
 test("a batch survives reopen and recovery as a unit; merge and the commit fold see its entries", async () => {
@@ -79,30 +79,30 @@ test("a batch survives reopen and recovery as a unit; merge and the commit fold 
   {
     // Reopen: the next sequence follows the batch's last one.
     await using log = await CoreLog.open(config, 0);
-    assertEquals(log.appendPut("d", "4"), 5n);
+    assertEquals(log.appendPut("d", "4"), 5);
     assertEquals(log.appendBatch([{ type: "put", key: "e", value: "5" }]), 6);
     await log.sync();
   }
   using r = await recoverPerCore(config.baseDir, { readOnly: true });
   assertEquals(asStrings(r.state), new Map([["b", "2"], ["d", "4"], ["e", "5"]]));
-  assertEquals(r.offsets.get("src"), 7n);
-  assertEquals(r.watermark, 3n);
+  assertEquals(r.offsets.get("src"), 7);
+  assertEquals(r.watermark, 3);
   assertEquals(r.entriesReplayed, 6);
-  assertEquals(r.walPositions.find((p) => p.coreId === 0)?.sequence, 6n);
-  const seen: bigint[] = [];
+  assertEquals(r.walPositions.find((p) => p.coreId === 0)?.sequence, 6);
+  const seen: number[] = [];
   for await (const e of mergeSegments(config.baseDir)) seen.push(e.sequence);
-  assertEquals(seen, [1n, 2n, 3n, 4n, 5n, 6n]);
+  assertEquals(seen, [1, 2, 3, 4, 5, 6]);
 });
 
 test("appendBatch refuses an empty batch, forbidden operations and a too large batch, claiming nothing", async () => {
   await using dir = await tempDir();
   const config = smallConfig(dir.path, { maxRecordBytes: 8192 });
   await using log = await CoreLog.open(config, 0);
-  assertEquals(log.appendPut("a", "1"), 1n);
+  assertEquals(log.appendPut("a", "1"), 1);
   assertThrows(() => log.appendBatch([]), RangeError, "at least one");
   for (
     const op of [
-      { type: "checkpoint", id: 1n },
+      { type: "checkpoint", id: 1 },
       { type: "epochBarrier" },
       { type: "batch", ops: [] },
     ]
@@ -129,7 +129,7 @@ test("appendBatch refuses an empty batch, forbidden operations and a too large b
   );
   assertEquals(e.code, "RecordTooLarge");
   // Nothing was claimed.
-  assertEquals(log.appendPut("z", "2"), 2n);
+  assertEquals(log.appendPut("z", "2"), 2);
   await log.sync();
   assertEquals((await readCore(config)).length, 2);
 });
@@ -155,7 +155,7 @@ test("CoreWalWriter.appendBatch: the Worker takes batches of two producers in se
       }
     }
     assertEquals(await b.appendBatchAsync([{ type: "put", key: "async", value: "z" }]), last + 1);
-    await a.waitDurable(BigInt(last + 1));
+    await a.waitDurable(last + 1);
     // Refused batches claim nothing.
     assertThrows(() => a.appendBatch([]), RangeError);
     assertThrows(
@@ -163,12 +163,12 @@ test("CoreWalWriter.appendBatch: the Worker takes batches of two producers in se
       TypeError,
     );
     await assertRejects(() => a.appendBatchAsync([]), RangeError);
-    assertEquals(a.appendPut("after", "1"), BigInt(last + 2));
+    assertEquals(a.appendPut("after", "1"), Number(last + 2));
     await a.sync();
     b.close();
   }
   const entries = await readCore(config);
-  assertEquals(entries.map((e) => e.sequence), entries.map((_, i) => BigInt(i + 1)));
+  assertEquals(entries.map((e) => e.sequence), entries.map((_, i) => Number(i + 1)));
   assertEquals(entries.length, 67 + 133 * 3 + 2);
   const keys = entries.filter((e) => e.operation.type === "put").map((e) =>
     str(asPut(e.operation).key)
@@ -196,7 +196,7 @@ test("batches across segment rotations: reopen, wal verify and wal dump follow t
   assert(listCoreSegments(config, 0).length > 3, "the batches span several segments");
   {
     await using log = await CoreLog.open(config, 0);
-    assertEquals(log.appendPut("last", "1"), BigInt(count * 3 + 1));
+    assertEquals(log.appendPut("last", "1"), Number(count * 3 + 1));
     await log.sync();
   }
   const v = await walVerify(config.baseDir);
@@ -220,7 +220,7 @@ test("a batch torn at every byte offset of its record is read all or nothing", a
     log.appendBatch([
       { type: "put", key: "b", value: "22" },
       { type: "delete", key: "a" },
-      { type: "commit", offsets: { src: 9n } },
+      { type: "commit", offsets: { src: 9 } },
     ]);
     await log.sync();
   }
@@ -232,7 +232,7 @@ test("a batch torn at every byte offset of its record is read all or nothing", a
   {
     using r = await PerCoreWalReader.open(path, { isLastSegment: true });
     for (let x = await r.readNext(); x.kind === "entry"; x = await r.readNext()) {
-      if (x.entry.sequence === 4n) [start, end] = [x.offset, x.offset + x.length];
+      if (x.entry.sequence === 4) [start, end] = [x.offset, x.offset + x.length];
     }
   }
   assert(start > 0 && end > start);
@@ -267,7 +267,7 @@ test("a batch torn at every byte offset of its record is read all or nothing", a
     assertEquals(r.offsets.size, 0);
   }
   await using log = await CoreLog.open(config, 0);
-  assertEquals(log.appendPut("c", "3"), 2n);
+  assertEquals(log.appendPut("c", "3"), 2);
 });
 
 test("a version 2 segment is read as before, and appending goes on in a version 3 segment", async () => {
@@ -298,5 +298,5 @@ test("a version 2 segment is read as before, and appending goes on in a version 
   assertEquals(h.header?.version, 3);
   const entries = await readCore(config);
   assertEquals(entries.map((e) => e.operation.type), ["put", "delete", "put", "delete"]);
-  assertEquals(entries.map((e) => e.sequence), [1n, 2n, 3n, 4n]);
+  assertEquals(entries.map((e) => e.sequence), [1, 2, 3, 4]);
 });

@@ -59,7 +59,7 @@ async function build(dir: string, options: { checkpoint?: boolean } = {}) {
 
 /** Every record of a core with its file and offset. */
 async function records(cfg: PerCoreWalConfig, core: number) {
-  const out: { path: string; offset: number; length: number; epoch: bigint }[] = [];
+  const out: { path: string; offset: number; length: number; epoch: number }[] = [];
   for (const s of listCoreSegments(cfg, core)) {
     await using r = await PerCoreWalReader.open(s.path);
     for (let x = await r.readNext(); x.kind === "entry"; x = await r.readNext()) {
@@ -97,7 +97,7 @@ test("wal inspect, verify and stats on a clean WAL: exit 0 and the counts that w
   const segs = lines.filter((l) => l.kind === "segment");
   assertEquals(segs.length, listCoreSegments(cfg, 0).length + listCoreSegments(cfg, 1).length);
   assert(segs.filter((s) => s.core === 0).length >= 2, "several segments per core");
-  for (const c of cores) assertEquals(c.firstSequence, "1", "bigints as strings");
+  for (const c of cores) assertEquals(c.firstSequence, 1, "sequences as numbers");
   assertEquals(lines[0].damage, 0);
 
   const text = await wal("inspect", cfg.baseDir);
@@ -115,7 +115,7 @@ test("wal inspect, verify and stats on a clean WAL: exit 0 and the counts that w
     commit: 0,
     epochBarrier: ROUNDS * 2,
   });
-  assertEquals(total.maxEpoch, String(ROUNDS));
+  assertEquals(total.maxEpoch, ROUNDS);
 });
 
 test("wal dump merges a directory across cores in order, filters, and prints binary as hex", async () => {
@@ -127,7 +127,7 @@ test("wal dump merges a directory across cores in order, filters, and prints bin
   assertEquals(es.length, entries);
   const key = (
     e: Record<string, unknown>,
-  ) => [BigInt(e.epoch as string), BigInt(e.timestampNs as string), e.core as number];
+  ) => [e.epoch as number, BigInt(e.timestampNs as string), e.core as number] as const;
   for (let k = 1; k < es.length; k++) {
     const [a, b] = [key(es[k - 1]), key(es[k])];
     assert(a[0] < b[0] || (a[0] === b[0] && (a[1] < b[1] || (a[1] === b[1] && a[2] <= b[2]))));
@@ -137,12 +137,12 @@ test("wal dump merges a directory across cores in order, filters, and prints bin
   assertEquals(es.find((e) => e.key === "key:0:1")!.value, "value 0.1");
 
   const epoch1 = jsonLines((await wal("dump", cfg.baseDir, "--json", "--epoch", "1")).stdout);
-  assert(epoch1.length > 0 && epoch1.every((e) => e.epoch === "1"));
+  assert(epoch1.length > 0 && epoch1.every((e) => e.epoch === 1));
   const late = jsonLines((await wal("dump", cfg.baseDir, "--json", "--from-seq", "400")).stdout);
-  assert(late.length > 0 && late.every((e) => BigInt(e.sequence as string) >= 400n));
+  assert(late.length > 0 && late.every((e) => (e.sequence as number) >= 400));
   assertEquals(
     late.length,
-    es.filter((e) => BigInt(e.sequence as string) >= 400n).length,
+    es.filter((e) => (e.sequence as number) >= 400).length,
   );
 
   const seg = listCoreSegments(cfg, 1)[0].path;
@@ -186,7 +186,7 @@ test("a corrupted record: verify and dump exit 1 naming segment and offset; repa
   await using dir = await tempDir();
   const { cfg } = await build(dir.path);
   const recs = await records(cfg, 1);
-  const victim = recs.filter((r) => r.epoch === 2n)[10]; // inside epoch 2, not at its start
+  const victim = recs.filter((r) => r.epoch === 2)[10]; // inside epoch 2, not at its start
   flip(victim.path, victim.offset + 40);
 
   const v = await wal("verify", cfg.baseDir);
@@ -223,7 +223,7 @@ test("a corrupted record: verify and dump exit 1 naming segment and offset; repa
   const after = await wal("verify", cfg.baseDir);
   assertEquals(after.code, 0, after.stderr);
   const left = jsonLines((await wal("dump", cfg.baseDir, "--json")).stdout);
-  assert(left.length > 0 && left.every((e) => BigInt(e.epoch as string) < 2n));
+  assert(left.length > 0 && left.every((e) => (e.epoch as number) < 2));
 });
 
 test("wal checkpoints lists them and the one recovery uses; a damaged manifest fails verify", async () => {
@@ -232,7 +232,7 @@ test("wal checkpoints lists them and the one recovery uses; a damaged manifest f
   const c = await wal("checkpoints", cfg.baseDir, "--json");
   assertEquals(c.code, 0, c.stderr);
   const [k] = jsonLines(c.stdout);
-  assertEquals([k.status, k.id, k.epoch], ["used", 1, "2"]);
+  assertEquals([k.status, k.id, k.epoch], ["used", 1, 2]);
   assertEquals(k.stateEntries, 2 * PER_ROUND);
   assertEquals((await wal("verify", cfg.baseDir)).code, 0);
 
@@ -312,8 +312,8 @@ test("wal tail --follow prints new entries as they are written, across segment r
     const fresh = lines().slice(2);
     const core0 = fresh.filter((e) => e.core === 0);
     assertEquals(core0.map((e) => e.key), Array.from({ length: N }, (_, i) => `new:${i}`));
-    const seq0 = BigInt(start.find((e) => e.core === 0).sequence);
-    core0.forEach((e, i) => assertEquals(BigInt(e.sequence), seq0 + 1n + BigInt(i)));
+    const seq0 = start.find((e) => e.core === 0).sequence;
+    core0.forEach((e, i) => assertEquals(e.sequence, seq0 + 1 + i));
     assertEquals(fresh.filter((e) => e.core === 1).map((e) => e.key), ["other"]);
   } finally {
     child.kill("SIGINT");
@@ -517,7 +517,7 @@ Deno.test("crash tail at a rotation (segment 0's last batch lost whole, segment 
   assertStringIncludes(after.stdout, "4 entries");
   // The log goes on where recovery said it ends.
   const log = await CoreLog.open(config, 0);
-  assertEquals(log.appendPut("k-5", "after"), 5n);
+  assertEquals(log.appendPut("k-5", "after"), 5);
   await log.close();
   assertEquals(await dumped(wdir), seq(1, 5));
 });

@@ -102,8 +102,8 @@ export async function runCrashLoop(o: CrashLoopOptions): Promise<CrashLoopResult
   const r = rng(o.seed);
   const child = new URL("./_crash_child.ts", import.meta.url).pathname;
   // key → [core, sequence] of every acknowledged record, over all cycles.
-  const acked = new Map<string, [number, bigint]>();
-  const ackedMax = new Array<bigint>(CRASH_CORES).fill(0n);
+  const acked = new Map<string, [number, number]>();
+  const ackedMax = new Array<number>(CRASH_CORES).fill(0);
   const result: CrashLoopResult = {
     cycles: 0,
     acked: 0,
@@ -155,7 +155,7 @@ export async function runCrashLoop(o: CrashLoopOptions): Promise<CrashLoopResult
         if (l.startsWith("a ")) {
           const [, c, s, key] = l.split(" ");
           const core = Number(c);
-          const seq = BigInt(s);
+          const seq = Number(s);
           acked.set(key, [core, seq]);
           if (seq > ackedMax[core]) ackedMax[core] = seq;
         } else if (l === "ready") {
@@ -197,8 +197,8 @@ export async function runCrashLoop(o: CrashLoopOptions): Promise<CrashLoopResult
 
 async function _verify(
   wal: string,
-  acked: Map<string, [number, bigint]>,
-  ackedMax: bigint[],
+  acked: Map<string, [number, number]>,
+  ackedMax: number[],
   fail: (what: string) => never,
   result: CrashLoopResult,
 ): Promise<void> {
@@ -235,15 +235,15 @@ async function _verify(
   const seqs = Array.from({ length: CRASH_CORES }, (_, c) => m.writer(c).sequence);
   await m.close();
   // 3. The segments still on disk: sequences without gap, each key once, exact bytes.
-  const seen = new Map<string, [number, bigint]>();
+  const seen = new Map<string, [number, number]>();
   for (let c = 0; c < CRASH_CORES; c++) {
     if (seqs[c] < ackedMax[c]) {
       fail(`core ${c} reopened at ${seqs[c]}, acknowledged ${ackedMax[c]}`);
     }
     const entries = await readCore(config, c);
-    const first = entries.length > 0 ? entries[0].sequence : seqs[c] + 1n;
+    const first = entries.length > 0 ? entries[0].sequence : seqs[c] + 1;
     entries.forEach((e, i) => {
-      if (e.sequence !== first + BigInt(i)) fail(`core ${c}: sequence ${e.sequence} at index ${i}`);
+      if (e.sequence !== first + i) fail(`core ${c}: sequence ${e.sequence} at index ${i}`);
       if (e.coreId !== c) fail(`core ${c}: entry of core ${e.coreId}`);
       if (e.operation.type !== "put") return;
       const key = _dec.decode(e.operation.key);
@@ -253,7 +253,7 @@ async function _verify(
       }
       seen.set(key, [c, e.sequence]);
     });
-    const last = entries.length > 0 ? entries[entries.length - 1].sequence : first - 1n;
+    const last = entries.length > 0 ? entries[entries.length - 1].sequence : first - 1;
     if (last !== seqs[c]) {
       fail(`core ${c}: log ends at ${last}, manager continues after ${seqs[c]}`);
     }

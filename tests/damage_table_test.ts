@@ -39,7 +39,7 @@ function* combinations<T extends object>(
   }
 }
 
-const claims = [0n, 4n, 5n, 9n] as const;
+const claims = [0, 4, 5, 9] as const;
 
 function damageCases(): Generator<DamageFacts> {
   return combinations<DamageFacts>({
@@ -52,8 +52,8 @@ function damageCases(): Generator<DamageFacts> {
     validAt: [undefined, 8192],
     isLast: [true, false],
     laterKnown: [true, false],
-    missing: [5n],
-    expectedFirst: [undefined, 5n],
+    missing: [5],
+    expectedFirst: [undefined, 5],
     claimHere: claims,
     claimLater: claims,
   });
@@ -66,8 +66,8 @@ function startCases(): Generator<SegmentStartFacts> {
     headerCoreId: [0],
     headerSegment: [3],
     version: [1, 2],
-    firstSequence: [1n, 5n, 7n],
-    expected: [undefined, 5n],
+    firstSequence: [1, 5, 7],
+    expected: [undefined, 5],
     startSegment: [undefined, 3, 2],
     index: [3],
     requireBeginning: [true, false],
@@ -83,7 +83,7 @@ function endCases(): Generator<SegmentEndFacts> {
     offset: [0, 4096],
     reason: ["r"],
     code: ["Corrupted"],
-    expected: [undefined, 5n],
+    expected: [undefined, 5],
     truncated: [false, true],
     claimLater: claims,
   });
@@ -141,9 +141,9 @@ const damage: DamageFacts = {
   validAt: undefined,
   isLast: true,
   laterKnown: false,
-  missing: 5n,
+  missing: 5,
   expectedFirst: undefined,
-  claimHere: 0n,
+  claimHere: 0,
 };
 
 Deno.test("decideDamage: the rows of FORMAT.md section 8", () => {
@@ -162,21 +162,21 @@ Deno.test("decideDamage: the rows of FORMAT.md section 8", () => {
   // Version 2: a crash-shaped hole is a tail unless a marker claims the missing sequence.
   const v2 = { ...damage, crashShaped: true, validAt: 8192 };
   assertEquals(decideDamage(v2).kind, "torn");
-  assertEquals(decideDamage({ ...v2, claimHere: 5n }).kind, "corrupted");
+  assertEquals(decideDamage({ ...v2, claimHere: 5 }).kind, "corrupted");
   const later = { ...v2, isLast: false, laterKnown: true };
   assert(damageNeedsClaim(later));
-  assertEquals(decideDamage({ ...later, claimLater: 4n }).kind, "torn");
-  const lost = decideDamage({ ...later, claimLater: 9n });
+  assertEquals(decideDamage({ ...later, claimLater: 4 }).kind, "torn");
+  const lost = decideDamage({ ...later, claimLater: 9 });
   assertEquals(lost.kind, "corrupted");
   assert(lost.kind === "corrupted" && lost.reason.includes("in a later segment"), lost.row);
   assertEquals(decideDamage({ ...v2, isLast: false }).kind, "corrupted");
   // A zero header followed by data.
   const zero = { ...damage, hasHeader: false, crashShaped: false };
   assertEquals(decideDamage(zero).kind, "torn");
-  const mid = { ...zero, isLast: false, laterKnown: true, expectedFirst: 5n };
+  const mid = { ...zero, isLast: false, laterKnown: true, expectedFirst: 5 };
   assert(damageNeedsClaim(mid));
-  assertEquals(decideDamage({ ...mid, claimLater: 4n }).kind, "torn");
-  assertEquals(decideDamage({ ...mid, claimLater: 5n }).kind, "corrupted");
+  assertEquals(decideDamage({ ...mid, claimLater: 4 }).kind, "torn");
+  assertEquals(decideDamage({ ...mid, claimLater: 5 }).kind, "corrupted");
   assertEquals(decideDamage({ ...mid, expectedFirst: undefined }).kind, "corrupted");
 });
 
@@ -186,8 +186,8 @@ const start: SegmentStartFacts = {
   headerCoreId: 0,
   headerSegment: 3,
   version: 2,
-  firstSequence: 5n,
-  expected: 5n,
+  firstSequence: 5,
+  expected: 5,
   startSegment: undefined,
   index: 3,
   requireBeginning: false,
@@ -207,20 +207,20 @@ Deno.test("decideSegmentStart: identity, the checkpoint's start, continuity and 
   assertEquals(decideSegmentStart({ ...first, startSegment: 2 }).kind, "corrupt");
   assertEquals(decideSegmentStart({ ...first, requireBeginning: true }).kind, "corrupt");
   assertEquals(
-    decideSegmentStart({ ...first, requireBeginning: true, firstSequence: 1n }).kind,
+    decideSegmentStart({ ...first, requireBeginning: true, firstSequence: 1 }).kind,
     "continue",
   );
-  const gap = { ...start, firstSequence: 7n };
+  const gap = { ...start, firstSequence: 7 };
   assert(startNeedsClaim(gap));
-  assertEquals(decideSegmentStart({ ...gap, claimFromHere: 4n }).kind, "tail");
-  const missing = decideSegmentStart({ ...gap, claimFromHere: 5n });
+  assertEquals(decideSegmentStart({ ...gap, claimFromHere: 4 }).kind, "tail");
+  const missing = decideSegmentStart({ ...gap, claimFromHere: 5 });
   assert(missing.kind === "corrupt" && missing.gap && missing.reason.includes("missing"));
   // Without a header, only the checkpoint's start is checked before reading.
   const none = { ...first, hasHeader: false, identityMatches: false };
   assertEquals(decideSegmentStart(none).kind, "continue");
   assertEquals(decideSegmentStart({ ...none, startSegment: 2 }).kind, "corrupt");
   // Version 1 segments carry no claims: a gap is always a missing segment.
-  assertEquals(decideSegmentStart({ ...gap, version: 1, claimFromHere: 0n }).kind, "corrupt");
+  assertEquals(decideSegmentStart({ ...gap, version: 1, claimFromHere: 0 }).kind, "corrupt");
 });
 
 Deno.test("decideSegmentEnd: all-zero segments, torn and corrupted ends", () => {
@@ -230,12 +230,12 @@ Deno.test("decideSegmentEnd: all-zero segments, torn and corrupted ends", () => 
     offset: 0,
     reason: "",
     code: "Corrupted",
-    expected: 5n,
+    expected: 5,
     truncated: false,
   };
   assert(endNeedsClaim(zero));
-  assertEquals(decideSegmentEnd({ ...zero, claimLater: 4n }).kind, "tail");
-  const claimed = decideSegmentEnd({ ...zero, claimLater: 5n });
+  assertEquals(decideSegmentEnd({ ...zero, claimLater: 4 }).kind, "tail");
+  const claimed = decideSegmentEnd({ ...zero, claimLater: 5 });
   assert(claimed.kind === "corrupt" && claimed.reason === "its header is zero");
   assertEquals(decideSegmentEnd({ ...zero, expected: undefined }).kind, "corrupt");
   const torn = decideSegmentEnd({ ...zero, hasHeader: true, end: "torn", offset: 4096 });

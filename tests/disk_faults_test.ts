@@ -76,7 +76,7 @@ Deno.test("ENOSPC: appends and sync() reject with Io and the errno, nothing ackn
   const entries = await readCore(config);
   assertEquals(entries.length, n + 1);
   for (let i = 0; i < entries.length; i++) {
-    assertEquals(entries[i].sequence, BigInt(i + 1));
+    assertEquals(entries[i].sequence, i + 1);
     assertEquals(asPut(entries[i].operation).value, value(i + 1), `record ${i + 1}`);
   }
 });
@@ -142,7 +142,7 @@ for (const backend of BACKENDS) {
       const third = log.sync();
       for (let i = 16; i <= 20; i++) put(i);
       const fourth = log.sync();
-      const waiters = await Promise.allSettled([third, fourth, log.waitDurable(12n)]);
+      const waiters = await Promise.allSettled([third, fourth, log.waitDurable(12)]);
       for (const w of waiters) {
         if (w.status !== "rejected") {
           throw new Error("a waiter after the failed fdatasync resolved");
@@ -150,7 +150,7 @@ for (const backend of BACKENDS) {
         if (!(w.reason instanceof PerCoreWalError)) throw w.reason;
         assertEquals([w.reason.code, w.reason.errno], ["Io", "EIO"]);
       }
-      assertEquals(log.durableSequence, 10n);
+      assertEquals(log.durableSequence, 10);
       assertEquals(log.failure?.errno, "EIO");
       // Failed hard: no more appends, syncs reject, and no fdatasync is ever submitted again.
       const e = (() => {
@@ -173,7 +173,7 @@ for (const backend of BACKENDS) {
       const entries = await readCore(config);
       assert(entries.length >= 10 && entries.length <= 20, `${entries.length} records`);
       for (let i = 0; i < entries.length; i++) {
-        assertEquals(entries[i].sequence, BigInt(i + 1));
+        assertEquals(entries[i].sequence, i + 1);
         assertEquals(asPut(entries[i].operation).value, value(i + 1));
       }
     },

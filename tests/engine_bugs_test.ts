@@ -66,7 +66,7 @@ Deno.test("appendEpochBarrier refused (Closed) leaves the global epoch where it 
     const writer = manager.writer(0);
     const before = manager.epoch;
     writer.close();
-    assertThrows(() => writer.appendEpochBarrier(before + 5n), PerCoreWalError, "closed");
+    assertThrows(() => writer.appendEpochBarrier(before + 5), PerCoreWalError, "closed");
     assertEquals(manager.epoch, before, "no barrier was written: the epoch did not move");
   } finally {
     await manager.close();

@@ -46,15 +46,15 @@ for (const backend of BACKENDS) {
     const seqs = [
       log.appendPut("k1", "v1"),
       log.appendDelete(utf8("k0")),
-      log.appendCheckpoint(7n),
-      log.appendCommit({ src: 10n }, 99n),
-      log.appendCommit(new Map([["a", 1n], ["b", 2n]])),
+      log.appendCheckpoint(7),
+      log.appendCommit({ src: 10 }, 99),
+      log.appendCommit(new Map([["a", 1], ["b", 2]])),
       log.appendEpochBarrier(),
       log.append({ type: "put", key: "k2", value: new Uint8Array([0, 1, 2]) }),
     ];
-    assertEquals(seqs, [1n, 2n, 3n, 4n, 5n, 6n, 7n]);
+    assertEquals(seqs, [1, 2, 3, 4, 5, 6, 7]);
     await log.sync();
-    assertEquals(log.durableSequence, 7n);
+    assertEquals(log.durableSequence, 7);
     await log.close();
     const entries = await readCore(config);
     assertEquals(entries.map((e) => e.sequence), seqs);
@@ -71,8 +71,8 @@ for (const backend of BACKENDS) {
     assertEquals([str(put.key), str(put.value)], ["k1", "v1"]);
     assertEquals(entries[3].operation, {
       type: "commit",
-      offsets: new Map([["src", 10n]]),
-      watermark: 99n,
+      offsets: new Map([["src", 10]]),
+      watermark: 99,
     });
     for (let i = 1; i < entries.length; i++) {
       assert(entries[i].timestampNs >= entries[i - 1].timestampNs, "timestamps never go backwards");
@@ -95,9 +95,9 @@ for (const backend of BACKENDS) {
     assertGreater(segs.length, 8);
     const entries = await readCore(config);
     assertEquals(entries.length, 2000);
-    entries.forEach((e, i) => assertEquals(e.sequence, BigInt(i + 1)));
+    entries.forEach((e, i) => assertEquals(e.sequence, i + 1));
     // Each segment's header names its first sequence, continuing the previous segment.
-    let next = 1n;
+    let next = 1;
     for (const s of segs) {
       await using r = await PerCoreWalReader.open(s.path);
       if (r.header === undefined) continue; // the preallocated next segment
@@ -110,23 +110,23 @@ for (const backend of BACKENDS) {
     await using dir = await tempDir();
     const config = smallConfig(dir.path, { backend });
     let log = await CoreLog.open(config, 0);
-    log.setEpoch(5n);
+    log.setEpoch(5);
     log.appendPut("a", "1");
     log.appendPut("b", "2");
     await log.close();
     log = await CoreLog.open(config, 0);
-    assertEquals(log.sequence, 2n);
-    assertEquals(log.durableSequence, 2n);
-    assertEquals(log.epoch, 5n);
-    assertEquals(log.appendPut("c", "3"), 3n);
+    assertEquals(log.sequence, 2);
+    assertEquals(log.durableSequence, 2);
+    assertEquals(log.epoch, 5);
+    assertEquals(log.appendPut("c", "3"), 3);
     await log.close();
     log = await CoreLog.open(config, 0);
-    assertEquals(log.appendPut("d", "4"), 4n);
+    assertEquals(log.appendPut("d", "4"), 4);
     await log.close();
     const entries = await readCore(config);
-    assertEquals(entries.map((e) => [e.sequence, e.epoch]), [[1n, 5n], [2n, 5n], [3n, 5n], [
-      4n,
-      5n,
+    assertEquals(entries.map((e) => [e.sequence, e.epoch]), [[1, 5], [2, 5], [3, 5], [
+      4,
+      5,
     ]]);
     assertEquals(listCoreSegments(config, 0).length, 2, "one segment in use, one preallocated");
   });
@@ -137,7 +137,7 @@ for (const backend of BACKENDS) {
     await (await CoreLog.open(config, 0)).close();
     await (await CoreLog.open(config, 0)).close();
     const log = await CoreLog.open(config, 0);
-    assertEquals(log.appendPut("a", "1"), 1n);
+    assertEquals(log.appendPut("a", "1"), 1);
     await log.close();
     assertEquals((await readCore(config)).length, 1);
   });
@@ -187,9 +187,9 @@ for (const backend of BACKENDS) {
     const s1 = log.appendPut("a", "1");
     await log.waitDurable(s1);
     assert(log.durableSequence >= s1);
-    await assertRejects(() => log.waitDurable(s1 + 1n), RangeError);
-    await assertRejects(() => log.waitDurable(1 as unknown as bigint), TypeError);
-    assertEquals(log.syncedPosition.sequence, 1n);
+    await assertRejects(() => log.waitDurable(s1 + 1), RangeError);
+    await assertRejects(() => log.waitDurable(1n as unknown as number), TypeError);
+    assertEquals(log.syncedPosition.sequence, 1);
     await log.close();
   });
 
@@ -202,11 +202,11 @@ for (const backend of BACKENDS) {
     assertEquals(e.code, "RecordTooLarge");
     assertEquals(
       log.appendPut("b", new Uint8Array(4096 - 41)),
-      2n,
+      2,
       "the refused record took no sequence",
     );
     await log.close();
-    assertEquals((await readCore(config)).map((x) => x.sequence), [1n, 2n]);
+    assertEquals((await readCore(config)).map((x) => x.sequence), [1, 2]);
   });
 
   test("records larger than a batch buffer are written whole", async () => {
@@ -262,7 +262,7 @@ for (const backend of BACKENDS) {
     await log.sync(); // nothing pending: resolves
     assertEquals(
       (await assertRejects(
-        () => log.waitDurable(1n).then(() => log.appendDelete("x")),
+        () => log.waitDurable(1).then(() => log.appendDelete("x")),
         PerCoreWalError,
       )).code,
       "Closed",
@@ -288,14 +288,14 @@ for (const backend of BACKENDS) {
     assertEquals(await assertRejects(() => p2, PerCoreWalError), e1);
     assertEquals(assertThrows(() => log.appendPut("e", "5"), PerCoreWalError), e1);
     assertEquals(await assertRejects(() => log.sync(), PerCoreWalError), e1);
-    assertEquals(log.durableSequence, 2n);
+    assertEquals(log.durableSequence, 2);
     assertEquals(faulty.injected, 1);
     await assertRejects(() => log.close(), PerCoreWalError);
     await inner.close();
     // Reopened with a healthy backend: the acknowledged records are there, and it goes on.
     const again = await CoreLog.open(config, 0);
     const seqs = (await readCore(config)).map((x) => x.sequence);
-    assertEquals(seqs.slice(0, 2), [1n, 2n]);
+    assertEquals(seqs.slice(0, 2), [1, 2]);
     again.appendPut("f", "6");
     await again.close();
   });
@@ -315,8 +315,8 @@ for (const backend of BACKENDS) {
     await log.close().catch(() => {});
     await inner.close();
     const again = await CoreLog.open(config, 0);
-    assertEquals(again.sequence, 1n);
-    assertEquals(again.appendPut("c", "3"), 2n);
+    assertEquals(again.sequence, 1);
+    assertEquals(again.appendPut("c", "3"), 2);
     await again.close();
     assertEquals((await readCore(config)).length, 2);
   });
@@ -336,13 +336,13 @@ for (const backend of BACKENDS) {
     await inner.close();
     const again = await CoreLog.open(config, 0);
     const kept = again.sequence;
-    assert(kept >= 1n && kept < 101n, `kept ${kept}`);
+    assert(kept >= 1 && kept < 101, `kept ${kept}`);
     again.appendPut("next", "x");
     await again.close();
     const entries = await readCore(config);
     assertEquals(
       entries.map((x) => x.sequence),
-      Array.from({ length: Number(kept) + 1 }, (_, i) => BigInt(i + 1)),
+      Array.from({ length: Number(kept) + 1 }, (_, i) => (i + 1)),
     );
   });
 }
@@ -364,7 +364,7 @@ Deno.test({
     await inner.close();
     const entries = await readCore(config);
     assertEquals(entries.length, 3000);
-    entries.forEach((e, i) => assertEquals(e.sequence, BigInt(i + 1)));
+    entries.forEach((e, i) => assertEquals(e.sequence, i + 1));
   },
 });
 
@@ -531,7 +531,7 @@ for (const backend of BACKENDS) {
       assertEquals(e3.errno, "EIO");
       await assertRejects(() => p2, PerCoreWalError);
       await new Promise((r) => setTimeout(r, 50));
-      assertEquals(log.durableSequence, 1n, "nothing after the failure is acknowledged");
+      assertEquals(log.durableSequence, 1, "nothing after the failure is acknowledged");
       await log.close().catch(() => {});
       await inner.close();
     },
@@ -569,10 +569,10 @@ Deno.test({
 Deno.test("epochs above 2^53 - 1 are refused with RangeError, not rounded", async () => {
   await using dir = await tempDir();
   const log = await CoreLog.open(smallConfig(dir.path, { backend: "sync" }), 0);
-  assertThrows(() => log.appendEpochBarrier(2n ** 64n - 1n), RangeError);
-  assertThrows(() => log.setEpoch(2n ** 53n), RangeError);
+  assertThrows(() => log.appendEpochBarrier(2 ** 64 - 1), RangeError);
+  assertThrows(() => log.setEpoch(2 ** 53), RangeError);
   // The largest epoch is left for the barrier a checkpoint writes (issue 18, item 6).
-  assertThrows(() => log.appendEpochBarrier(2n ** 53n - 1n), RangeError);
-  assertEquals(log.appendEpochBarrier(2n ** 53n - 2n), 1n);
+  assertThrows(() => log.appendEpochBarrier(2 ** 53 - 1), RangeError);
+  assertEquals(log.appendEpochBarrier(2 ** 53 - 2), 1);
   await log.close();
 });

@@ -162,7 +162,7 @@ Deno.test({
     await using dir = await tempDir();
     const s = await Server.start(dir.path, ["--cores", "2", "--workers", "2"]);
     const expected = new Map<string, unknown>();
-    const perCore = new Map<string, bigint[]>();
+    const perCore = new Map<string, number[]>();
     for (let r = 0; r < 10; r++) {
       const events = Array.from({ length: 8 }, (_, i) => ({
         key: `user:${r}:${i}`,
@@ -177,9 +177,9 @@ Deno.test({
         assert(core === "0" || core === "1", `core ${core}`);
         // A request's share of a core is one atomic batch: consecutive sequences.
         for (let i = 1; i < seqs.length; i++) {
-          assertEquals(BigInt(seqs[i]), BigInt(seqs[i - 1]) + 1n, `core ${core}: ${seqs}`);
+          assertEquals(Number(seqs[i]), Number(seqs[i - 1]) + 1, `core ${core}: ${seqs}`);
         }
-        perCore.set(core, [...(perCore.get(core) ?? []), ...seqs.map(BigInt)]);
+        perCore.set(core, [...(perCore.get(core) ?? []), ...seqs.map(Number)]);
       }
       for (const e of events) expected.set(e.key, e.value);
     }

@@ -31,12 +31,12 @@ for (const backend of BACKENDS) {
     await using dir = await tempDir();
     const cfg = config(dir.path, 2, { backend });
     const m = await PerCoreWalManager.open(cfg);
-    assertEquals([m.numCores, m.backend, m.epoch], [2, backend, 0n]);
-    assertEquals(m.writer(0).appendPut("key1", "value1"), 1n);
-    assertEquals(m.writer(1).appendPut("key2", "value2"), 1n);
-    assertEquals(m.writer(0).appendDelete("key0"), 2n);
+    assertEquals([m.numCores, m.backend, m.epoch], [2, backend, 0]);
+    assertEquals(m.writer(0).appendPut("key1", "value1"), 1);
+    assertEquals(m.writer(1).appendPut("key2", "value2"), 1);
+    assertEquals(m.writer(0).appendDelete("key0"), 2);
     await m.writer(0).sync();
-    assertGreater(m.writer(0).durableSequence, 1n);
+    assertGreater(m.writer(0).durableSequence, 1);
     await m.syncAll();
     const merged = await Array.fromAsync(m.mergeSegments());
     assertEquals(merged.length, 3);
@@ -50,7 +50,7 @@ for (const backend of BACKENDS) {
     assertEquals(str(asPut(merged.find((e) => e.coreId === 1)!.operation).value), "value2");
     const stats = await m.segmentStats();
     assertEquals(stats.map((s) => [s.coreId, s.entryCount]), [[0, 2], [1, 1]]);
-    assertEquals(m.syncedPositions().map((p) => p.sequence), [2n, 1n]);
+    assertEquals(m.syncedPositions().map((p) => p.sequence), [2, 1]);
     const metrics = m.metrics();
     assertEquals(metrics.map((x) => x.recordsAppended), [2, 1]);
     assert(metrics.every((x) => x.fdatasyncs >= 1 && x.backend === backend && !x.failed));
@@ -66,7 +66,7 @@ for (const backend of BACKENDS) {
     const workers = [0, 1].map((w) =>
       produce(cores.map((c) => m.writerHandle(c)), 3000, `w${w}`, 97)
     );
-    const mine: [number, bigint, string][] = [];
+    const mine: [number, number, string][] = [];
     for (let i = 0; i < 3000; i++) {
       const c = i % 3;
       const key = `main-${i}`;
@@ -79,9 +79,7 @@ for (const backend of BACKENDS) {
     await m.close();
     for (const c of cores) {
       const entries = await readCore(cfg, c);
-      entries.forEach((e, i) =>
-        assertEquals(e.sequence, BigInt(i + 1), "per-core sequence has no gap")
-      );
+      entries.forEach((e, i) => assertEquals(e.sequence, i + 1, "per-core sequence has no gap"));
       const byKey = new Map(entries.map((e) => [str(asPut(e.operation).key), e.sequence]));
       assertEquals(byKey.size, entries.length, "no record twice");
       for (const [core, seq, key] of acked.filter((a) => a[0] === c)) {
@@ -118,7 +116,7 @@ for (const backend of BACKENDS) {
     assertEquals(entries.length, want.length);
     let lastNs = 0n;
     entries.forEach((e, i) => {
-      assertEquals(e.sequence, BigInt(i + 1));
+      assertEquals(e.sequence, i + 1);
       assertEquals(str(asPut(e.operation).key), `k${i}`);
       assertEquals(asPut(e.operation).value, want[i], `value of record ${i + 1}`);
       assert(e.timestampNs >= lastNs, `timestamp of record ${i + 1} goes back`);
@@ -154,10 +152,10 @@ for (const backend of BACKENDS) {
     const m = await PerCoreWalManager.open(cfg);
     const handles = [0, 1].map((c) => m.writerHandle(c));
     const background = produce(handles, 4000, "bg", 31);
-    const barriers: bigint[][] = [];
+    const barriers: number[][] = [];
     for (let round = 0; round < 5; round++) {
       for (let i = 0; i < 200; i++) m.writer(i % 2).appendPut(`r${round}-${i}`, "x");
-      assertEquals(m.advanceEpoch(), BigInt(round + 1));
+      assertEquals(m.advanceEpoch(), round + 1);
       barriers.push(m.writeEpochBarrierAll());
       await new Promise((r) => setTimeout(r, 2));
     }
@@ -166,7 +164,7 @@ for (const backend of BACKENDS) {
     await m.close();
     for (const c of [0, 1]) {
       const entries = await readCore(cfg, c);
-      let epoch = 0n;
+      let epoch = 0;
       for (const e of entries) {
         if (e.operation.type === "epochBarrier") {
           epoch = e.operation.epoch;
@@ -174,7 +172,7 @@ for (const backend of BACKENDS) {
         }
         assertEquals(e.epoch, epoch, `core ${c} seq ${e.sequence}: epoch follows the last barrier`);
       }
-      assertEquals(epoch, 5n);
+      assertEquals(epoch, 5);
     }
   });
 
@@ -190,12 +188,12 @@ for (const backend of BACKENDS) {
     m.writeEpochBarrierAll();
     await m.close();
     m = await PerCoreWalManager.open(cfg);
-    assertEquals(m.epoch, 2n);
-    assertEquals([m.writer(0).sequence, m.writer(1).sequence], [2n, 3n]);
-    assertEquals(m.writer(0).appendPut("d", "2"), 3n);
+    assertEquals(m.epoch, 2);
+    assertEquals([m.writer(0).sequence, m.writer(1).sequence], [2, 3]);
+    assertEquals(m.writer(0).appendPut("d", "2"), 3);
     await m.syncAll();
     const last = (await Array.fromAsync(m.mergeSegments())).filter((e) => e.coreId === 0).at(-1)!;
-    assertEquals([last.sequence, last.epoch], [3n, 2n]);
+    assertEquals([last.sequence, last.epoch], [3, 2]);
     await m.close();
   });
 
@@ -252,7 +250,7 @@ Deno.test({
     await using dir = await tempDir();
     const cfg = config(dir.path, 2, { maxInFlightBatches: 1 });
     const m = await PerCoreWalManager.open(cfg, { faults: { 1: { failSyncAt: 3, errno: 5 } } });
-    const acked: bigint[] = [];
+    const acked: number[] = [];
     let failure: PerCoreWalError | undefined;
     for (let i = 0; i < 10 && failure === undefined; i++) {
       const seq = m.writer(1).appendPut(`k${i}`, "v");
@@ -266,7 +264,7 @@ Deno.test({
     }
     if (failure === undefined) throw new Error("the third batch's fdatasync did not fail");
     assertEquals([failure.code, failure.errno, failure.operation], ["Io", "EIO", "fdatasync"]);
-    assertEquals(acked, [1n, 2n]);
+    assertEquals(acked, [1, 2]);
     assertEquals((await assertRejects(() => m.writer(1).sync(), PerCoreWalError)).errno, "EIO");
     assertEquals(assertThrows(() => m.writer(1).appendPut("x", "y"), PerCoreWalError).errno, "EIO");
     assertEquals(m.failures[1]?.errno, "EIO");
@@ -308,7 +306,7 @@ Deno.test({
     assertGreater(accepted, 3);
     for (let i = 0; i < 200; i++) await w.appendPutAsync(`a${i}`, value);
     await w.sync();
-    assertEquals(w.durableSequence, BigInt(accepted + 200));
+    assertEquals(w.durableSequence, accepted + 200);
     await m.close();
     assertEquals((await readCore(cfg)).length, accepted + 200);
   },
@@ -329,7 +327,7 @@ Deno.test({
     assertEquals(assertThrows(() => CoreWalWriter.attach(h), PerCoreWalError).code, "Locked");
     assertThrows(() => CoreWalWriter.attach({} as never), TypeError);
     assertThrows(() => m.writer(0).appendPut(42 as unknown as string, "v"), TypeError);
-    assertEquals(m.writer(0).sequence, 0n, "a refused append claims no sequence");
+    assertEquals(m.writer(0).sequence, 0, "a refused append claims no sequence");
     await assertRejects(() => PerCoreWalManager.open({} as PerCoreWalConfig), TypeError);
     await m.close();
   },
@@ -344,7 +342,7 @@ Deno.test({
     const m = await PerCoreWalManager.open(cfg);
     for (let i = 0; i < 100; i++) m.writer(i % 2).appendPut(`k${i}`, "v");
     await m.syncAll();
-    assertEquals(m.syncedPositions().map((p) => p.sequence), [50n, 50n]);
+    assertEquals(m.syncedPositions().map((p) => p.sequence), [50, 50]);
     // The kernel says so: threads of this process allowed on one CPU only (read through grep:
     // Deno lets /proc/self/task be read only with --allow-all).
     const out = await new Deno.Command("sh", {

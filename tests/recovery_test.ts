@@ -63,7 +63,7 @@ test("a clean WAL recovers in every mode to the same state; replay follows (epoc
     using r = await recoverPerCore(cfg.baseDir, { mode, onEntry: (e) => seen.push(e) });
     assertEquals(asStrings(r.state), want.state, mode);
     assertEquals(r.offsets, want.offsets, mode);
-    assertEquals(r.finalEpoch, BigInt(ROUNDS));
+    assertEquals(r.finalEpoch, ROUNDS);
     assertEquals(r.entriesReplayed, ROUNDS * 600 + ROUNDS * 2);
     for (let i = 1; i < seen.length; i++) {
       assert(compareEntries(seen[i - 1], seen[i]) < 0, "merge order");
@@ -107,7 +107,7 @@ test("a torn tail: tolerateTornTail cuts it (with fsync) and keeps every whole r
   assertEquals(r.report.find((l) => l.status === "tornTail")?.applied, true);
   assertEquals(Deno.statSync(last.path).size, last.offset);
   const m = await PerCoreWalManager.open(cfg);
-  assertEquals(m.writer(0).sequence, last.entry.sequence - 1n);
+  assertEquals(m.writer(0).sequence, last.entry.sequence - 1);
   await m.close();
 });
 
@@ -115,7 +115,7 @@ test("corruption in the middle: tolerateTornTail refuses naming segment and offs
   await using dir = await tempDir();
   const { cfg, rounds } = await build(dir.path);
   const recs = await records(cfg, 1);
-  const victim = recs.find((x) => x.entry.epoch === 2n && x.entry.operation.type === "put")!;
+  const victim = recs.find((x) => x.entry.epoch === 2 && x.entry.operation.type === "put")!;
   flip(victim.path, victim.offset + 45);
   const e = await assertRejects(
     () => recoverPerCore(cfg.baseDir, { readOnly: true }),
@@ -136,9 +136,9 @@ test("corruption in the middle: tolerateTornTail refuses naming segment and offs
   assertEquals([line.path, line.offset, line.action], [victim.path, victim.offset, "skipped"]);
 
   using pit = await recoverPerCore(cfg.baseDir, { mode: "pointInTime", readOnly: true });
-  assertEquals(pit.stoppedBeforeEpoch, 2n);
+  assertEquals(pit.stoppedBeforeEpoch, 2);
   assertEquals(asStrings(pit.state), model([...rounds[0], ...rounds[1]]).state);
-  assertEquals(pit.finalEpoch, 1n, "the barriers that begin epoch 2 are not replayed");
+  assertEquals(pit.finalEpoch, 1, "the barriers that begin epoch 2 are not replayed");
 
   // Repair in point-in-time mode, then the WAL opens and continues from the cut.
   const reports = await new PerCoreRecoveryManager(cfg, { mode: "pointInTime" })
@@ -173,10 +173,10 @@ test("a missing middle segment: tolerateTornTail refuses; salvage goes on past t
   using r = await recoverPerCore(cfg.baseDir, { mode: "salvage", readOnly: true });
   const gap = r.report.find((l) => l.status === "missing")!;
   assertEquals([gap.segmentIndex, gap.action], [segs[2].index, "skipped"]);
-  assertEquals(r.finalEpoch, BigInt(ROUNDS));
+  assertEquals(r.finalEpoch, ROUNDS);
   using pit = await recoverPerCore(cfg.baseDir, { mode: "pointInTime", readOnly: true });
   assert(
-    pit.stoppedBeforeEpoch !== undefined && pit.stoppedBeforeEpoch <= 1n,
+    pit.stoppedBeforeEpoch !== undefined && pit.stoppedBeforeEpoch <= 1,
     String(pit.stoppedBeforeEpoch),
   );
 });
@@ -201,7 +201,7 @@ test("segmentStats() describes every segment; recoverWalOnly() ignores checkpoin
   const stats = await rm.segmentStats();
   assertEquals(stats.reduce((n, s) => n + s.entryCount, 0), ROUNDS * 600 + ROUNDS * 2);
   for (const s of stats) {
-    assert(s.validEndOffset <= s.fileSizeBytes && s.lastSequence >= s.firstSequence - 1n);
+    assert(s.validEndOffset <= s.fileSizeBytes && s.lastSequence >= s.firstSequence - 1);
   }
   using r = await rm.recoverWalOnly();
   assertEquals(asStrings(r.state), model(rounds.flat()).state);
@@ -212,7 +212,7 @@ test("salvage changes no file, and refuses to repair in place", async () => {
   await using dir = await tempDir();
   const { cfg } = await build(dir.path);
   const victim = (await records(cfg, 0)).find((x) =>
-    x.entry.epoch === 1n && x.entry.operation.type === "put"
+    x.entry.epoch === 1 && x.entry.operation.type === "put"
   )!;
   flip(victim.path, victim.offset + 45);
   const before = listCoreSegments(cfg, 0).map((s) => [s.path, Deno.statSync(s.path).size]);

@@ -56,7 +56,7 @@ Deno.test({
       await using r = await PerCoreWalReader.open(s.path);
       let n = 0;
       for (let x = await r.readNext(); x.kind === "entry"; x = await r.readNext()) {
-        if (x.entry.epoch === 1n && ++n === 10) victim = { path: s.path, offset: x.offset };
+        if (x.entry.epoch === 1 && ++n === 10) victim = { path: s.path, offset: x.offset };
       }
       if (victim !== undefined) break;
     }

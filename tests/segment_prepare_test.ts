@@ -155,7 +155,7 @@ for (const backend of BACKENDS) {
       // Three opens, each appending across rotations (256 KiB segments, 3 KiB records).
       for (let round = 0; round < 3; round++) {
         const log = await CoreLog.open(cfg, 0);
-        assertEquals(log.sequence, BigInt(expected));
+        assertEquals(log.sequence, expected);
         for (let i = 0; i < 150; i++) {
           log.appendPut(`k-${expected + 1}`, value(expected + 1, 3000));
           expected++;

@@ -28,7 +28,7 @@ Deno.test({
     const core1 = await readCore(new PerCoreWalConfig(wal, 2), 1);
     assertEquals(
       core1.map((e) => e.sequence),
-      Array.from({ length: 300 }, (_, i) => BigInt(i + 1)),
+      Array.from({ length: 300 }, (_, i) => Number(i + 1)),
     );
   },
 });
@@ -56,7 +56,7 @@ Deno.test({
     const e = assertThrows(() => w.appendPut("k", new Uint8Array(5000)), PerCoreWalError);
     assertEquals(e.code, "RecordTooLarge");
     // Many records through the small buffer: it wraps, and every one arrives.
-    let last = 0n;
+    let last = 0;
     for (let i = 0; i < 2000; i++) last = await w.appendPutAsync(`k${i}`, new Uint8Array(1000));
     await w.waitDurable(last);
     await m.close();

@@ -223,7 +223,7 @@ for (const backend of BACKENDS) {
           w.appendPut(`k${round}`, "v");
           await within(w.sync(), `sync() of round ${round}`);
         }
-        assertEquals(w.durableSequence, 5n);
+        assertEquals(w.durableSequence, 5);
       } finally {
         await within(m.close(), "close()");
       }

@@ -55,7 +55,7 @@ Deno.test({
       accepted++;
     }
     await w.sync();
-    assertEquals(w.durableSequence, BigInt(accepted));
+    assertEquals(w.durableSequence, accepted);
     await m.close();
     const entries = await readCore(cfg);
     assertEquals(entries.length, accepted);

@@ -24,9 +24,9 @@ const now = () => performance.now();
 
 /** What the WAL rows need from a log: the manager's writer and the engine share it. */
 interface Log {
-  appendPut(key: Uint8Array, value: Uint8Array): bigint;
+  appendPut(key: Uint8Array, value: Uint8Array): number;
   sync(): Promise<void>;
-  waitDurable(sequence: bigint): Promise<void>;
+  waitDurable(sequence: number): Promise<void>;
 }
 
 interface Measured {

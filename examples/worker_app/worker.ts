@@ -23,7 +23,7 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
   try {
     // `using` detaches the writer (close()) when the block ends, even on an error.
     using writer = CoreWalWriter.attach(handle);
-    let last = 0n;
+    let last = 0;
     for (let i = 0; i < count; i++) {
       // A Worker may block for space; appendPutAsync waits without blocking instead.
       last = await writer.appendPutAsync(`worker-${i}`, `value ${i}`);

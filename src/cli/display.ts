@@ -1,6 +1,6 @@
 /**
  * How the `wal` tool shows things: bytes as UTF-8 or hex, entries as text lines or JSON lines
- * (bigints as strings), sizes and times.
+ * (sequences as numbers, the bigint timestamps as strings), sizes and times.
  *
  * @module
  */
@@ -50,13 +50,13 @@ function _hex(bytes: Uint8Array): string {
 }
 
 /**
- * One JSON line: bigints as decimal strings, `Uint8Array`s through {@linkcode bytesText}.
+ * One JSON line: bigints (timestamps in nanoseconds) as decimal strings, `Uint8Array`s through {@linkcode bytesText}.
  *
  * @example
  * ```ts
  * import { jsonLine } from "./display.ts";
  *
- * console.log(jsonLine({ sequence: 12n })); // {"sequence":"12"}
+ * console.log(jsonLine({ sequence: 12, timestampNs: 5n })); // {"sequence":12,"timestampNs":"5"}
  * ```
  */
 export function jsonLine(value: unknown): string {
@@ -70,23 +70,23 @@ export function jsonLine(value: unknown): string {
 
 /**
  * An entry as one JSON line: core, sequence, epoch, timestampNs, type and the operation's fields
- * (bigints as strings, bytes through {@linkcode bytesText}).
+ * (numbers as numbers, the bigint `timestampNs` as a string, bytes through {@linkcode bytesText}).
  *
  * @example
  * ```ts
  * import { entryJson } from "./display.ts";
  *
  * console.log(entryJson({
- *   coreId: 0, epoch: 1n, sequence: 7n, timestampNs: 0n,
+ *   coreId: 0, epoch: 1, sequence: 7, timestampNs: 0n,
  *   operation: { type: "delete", key: new TextEncoder().encode("k") },
- * })); // {"core":0,"sequence":"7","epoch":"1","timestampNs":"0","type":"delete","key":"k"}
+ * })); // {"core":0,"sequence":7,"epoch":1,"timestampNs":"0","type":"delete","key":"k"}
  * ```
  */
 export function entryJson(e: PerCoreWalEntry): string {
   const o: Record<string, unknown> = {
     core: e.coreId,
-    sequence: String(e.sequence),
-    epoch: String(e.epoch),
+    sequence: e.sequence,
+    epoch: e.epoch,
     timestampNs: String(e.timestampNs),
     type: e.operation.type,
   };
@@ -100,17 +100,15 @@ export function entryJson(e: PerCoreWalEntry): string {
       o.key = bytesText(op.key);
       break;
     case "checkpoint":
-      o.id = String(op.id);
+      o.id = op.id;
       break;
     case "commit": {
-      const offsets: Record<string, string> = {};
-      for (const [k, v] of op.offsets) offsets[k] = String(v);
-      o.offsets = offsets;
-      if (op.watermark !== undefined) o.watermark = String(op.watermark);
+      o.offsets = Object.fromEntries(op.offsets);
+      if (op.watermark !== undefined) o.watermark = op.watermark;
       break;
     }
     case "epochBarrier":
-      o.closesEpoch = String(op.epoch);
+      o.closesEpoch = op.epoch;
       break;
   }
   return JSON.stringify(o);
@@ -125,8 +123,8 @@ export function entryJson(e: PerCoreWalEntry): string {
  * import { entryText } from "./display.ts";
  *
  * console.log(entryText({
- *   coreId: 1, epoch: 2n, sequence: 3n, timestampNs: 0n,
- *   operation: { type: "checkpoint", id: 9n },
+ *   coreId: 1, epoch: 2, sequence: 3, timestampNs: 0n,
+ *   operation: { type: "checkpoint", id: 9 },
  * })); // core 1 seq 3 epoch 2 1970-01-01T00:00:00.000Z checkpoint id=9
  * ```
  */

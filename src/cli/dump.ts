@@ -22,9 +22,9 @@ export interface DumpOptions {
   /** One JSON object per line. */
   json: boolean;
   /** Only entries with this sequence or a later one (per core). */
-  fromSequence?: bigint;
+  fromSequence?: number;
   /** Only entries of this epoch. */
-  epoch?: bigint;
+  epoch?: number;
   /** Only entries of this core. */
   core?: number;
 }

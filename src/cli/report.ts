@@ -51,7 +51,7 @@ export function damageText(d: Damage): string {
   return `${d.path}: ${d.code} at offset ${d.offset}: ${d.reason}${more}`;
 }
 
-function _range(a: bigint | undefined, b: bigint | undefined): string {
+function _range(a: number | undefined, b: number | undefined): string {
   return a === undefined || b === undefined ? "-" : a === b ? `${a}` : `${a}..${b}`;
 }
 
@@ -271,7 +271,7 @@ export async function stats(config: PerCoreWalConfig, o: ReportOptions): Promise
     sizeBytes: all.reduce((n, s) => n + s.fileSizeBytes, 0),
     validBytes: all.reduce((n, s) => n + s.validEndOffset, 0),
     preallocatedBytes: all.reduce((n, s) => n + s.preallocatedBytes, 0),
-    maxEpoch: cores.reduce<bigint | null>(
+    maxEpoch: cores.reduce<number | null>(
       (m, k) => (k.maxEpoch !== null && (m === null || k.maxEpoch > m) ? k.maxEpoch : m),
       null,
     ),

@@ -81,13 +81,13 @@ export interface SegmentScan {
   /** Valid entries by operation type. */
   types: Record<WalOperation["type"], number>;
   /** First and last valid sequence (none without entries). */
-  firstSequence?: bigint;
+  firstSequence?: number;
   /** Last valid sequence. */
-  lastSequence?: bigint;
+  lastSequence?: number;
   /** Smallest and largest epoch of a valid entry. */
-  minEpoch?: bigint;
+  minEpoch?: number;
   /** Largest epoch of a valid entry. */
-  maxEpoch?: bigint;
+  maxEpoch?: number;
   /** End of the last valid record. */
   validEndOffset: number;
   /** Zero bytes after the records (space prepared ahead). */
@@ -303,7 +303,7 @@ async function _scanCore(
     }
     const previousLast = prev?.header === undefined
       ? undefined
-      : prev.lastSequence ?? prev.header.firstSequence - 1n;
+      : prev.lastSequence ?? prev.header.firstSequence - 1;
     const place = { coreId, segs, i, last, previousLast, requireBeginning };
     const s = await _scanDecided(config, place, progress);
     scannedBytes(s.fileSizeBytes);
@@ -339,7 +339,7 @@ async function _scanDecided(
     segs: { index: number; path: string }[];
     i: number;
     last: number;
-    previousLast: bigint | undefined;
+    previousLast: number | undefined;
     requireBeginning: boolean;
   },
   progress: (bytes: number) => void,
@@ -349,9 +349,9 @@ async function _scanDecided(
   const paths = segs.map((x) => x.path);
   // Segment 0 of a core starts at sequence 1.
   const expected = previousLast !== undefined
-    ? previousLast + 1n
+    ? previousLast + 1
     : segs[i].index === 0
-    ? 1n
+    ? 1
     : undefined;
   const s = await _scanSegment(config, coreId, segs[i], {
     isLast: i === place.last,
@@ -426,7 +426,7 @@ async function _scanSegment(
   config: PerCoreWalConfig,
   coreId: number,
   seg: { index: number; path: string },
-  place: { isLast: boolean; later: string[]; expectedFirst: bigint | undefined },
+  place: { isLast: boolean; later: string[]; expectedFirst: number | undefined },
   progress: (bytes: number) => void,
 ): Promise<SegmentScan> {
   const s: SegmentScan = {
