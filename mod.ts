@@ -38,7 +38,13 @@ export {
 export { CoreLog } from "./src/core_log.ts";
 export type { CoreLogMetrics, CoreLogOptions } from "./src/core_log_options.ts";
 export { PerCoreWalError, PerCoreWalErrorCode, type PerCoreWalErrorDetails } from "./src/errors.ts";
-export { type CoreMetrics, type ManagerOpenOptions, PerCoreWalManager } from "./src/manager.ts";
+export {
+  type CoreMetrics,
+  type ManagerOpenOptions,
+  PerCoreWalManager,
+  type WalOpenOptions,
+} from "./src/manager.ts";
+export type { WalEvent } from "./src/events.ts";
 export { compareEntries, type MergeOptions, mergeSegments } from "./src/merge_stream.ts";
 export type { SegmentOffset } from "./src/merge.ts";
 export { type AppendWaitOptions, CoreWalWriter, type WriterHandle } from "./src/writer.ts";

@@ -10,6 +10,8 @@ import type { PerCoreWalConfig } from "./config.ts";
 import { CoreCursor, type PositionedEntry, type SegmentOffset } from "./merge.ts";
 import type { PerCoreWalEntry } from "./types.ts";
 import { configFromDirectory } from "./wal_meta.ts";
+import { checkOptionKeys } from "./option_keys.ts";
+import { toPath } from "./path_arg.ts";
 
 /**
  * Orders entries by `(epoch, timestampNs, coreId, sequence)`.
@@ -135,10 +137,11 @@ export async function* mergeCursors(cursors: CoreCursor[]): AsyncGenerator<Posit
  * ```
  */
 export function mergeSegments(
-  dir: string | PerCoreWalConfig,
+  dir: string | URL | PerCoreWalConfig,
   options: MergeOptions & { ends?: (SegmentOffset | undefined)[] } = {},
 ): AsyncGenerator<PerCoreWalEntry> {
-  return new _MergeStream(dir, options);
+  checkOptionKeys(options, "MergeOptions");
+  return new _MergeStream(dir instanceof URL ? toPath(dir, "dir") : dir, options);
 }
 
 const _DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });

@@ -33,6 +33,7 @@ import { ByteArena, keyString, StateFile } from "./state_file.ts";
 import type { SegmentStats } from "./types.ts";
 import { configFromDirectory, readWalMeta } from "./wal_meta.ts";
 import { chooseWalCheckpoint } from "./checkpoint_choice.ts";
+import { checkOptionKeys } from "./option_keys.ts";
 
 /**
  * Recovers a WAL directory: checkpoint plus replay. Also verifies and repairs segments.
@@ -56,6 +57,7 @@ export class PerCoreRecoveryManager {
     if (!(config instanceof PerCoreWalConfig)) {
       throw new TypeError("config must be a PerCoreWalConfig");
     }
+    checkOptionKeys(options, "RecoveryOptions");
     const mode = options.mode ?? "tolerateTornTail";
     if (!["tolerateTornTail", "strict", "pointInTime", "salvage"].includes(mode)) {
       throw new RangeError(
@@ -524,10 +526,11 @@ function _segmentLine(coreId: number, s: SegmentEnd, mode: RecoveryMode): Segmen
  * ```
  */
 export function recoverPerCore(
-  walDir: string,
+  walDir: string | URL,
   options: RecoveryOptions = {},
 ): Promise<PerCoreRecoveredState> {
   try {
+    checkOptionKeys(options, "RecoveryOptions");
     return new PerCoreRecoveryManager(configFromDirectory(walDir), options).recover();
   } catch (e) {
     // A promise-returning function reports through its promise (a bad wal.json, say).
