@@ -2,7 +2,8 @@
 // leaves nothing it created behind.
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
 import { PerCoreWalManager, type WalEvent } from "../mod.ts";
-import { places, zero } from "./_crash_tails.ts";
+import { places, tailAcrossRotation, zero } from "./_crash_tails.ts";
+import { CoreLog } from "../src/core_log.ts";
 import { ignoreWithoutUring, runDeno, tempDir } from "./_helpers.ts";
 
 const SMALL = { segmentSizeBytes: 256 * 1024 };
@@ -210,4 +211,34 @@ Deno.test({
     const began = events.find((e) => e.type === "backpressureBegan");
     assert(began?.type === "backpressureBegan" && began.coreId === 0 && began.pendingBytes > 0);
   },
+});
+
+Deno.test("segments of a crash tail put aside at open are reported with their new names (CoreLog)", async () => {
+  await using dir = await tempDir();
+  const { config } = await tailAcrossRotation(dir.path, false, "batch");
+  const events: WalEvent[] = [];
+  const log = await CoreLog.open(config, 0, { onEvent: (e) => events.push(e) });
+  await log.close();
+  const aside = events.filter((e) => e.type === "segmentsPutAside");
+  assertEquals(aside.length, 1);
+  assert(aside[0].type === "segmentsPutAside");
+  assertEquals(aside[0].coreId, 0);
+  assertEquals(aside[0].paths.length, 1);
+  assert(aside[0].paths[0].startsWith(`${config.segmentPath(0, 1)}.damaged-`));
+  assert((await Deno.stat(aside[0].paths[0])).isFile, "put aside, not deleted");
+});
+
+Deno.test("a crash tail from inside an earlier segment: its cut and the later segment put aside are both reported", async () => {
+  await using dir = await tempDir();
+  const { config, holeOffset } = await tailAcrossRotation(dir.path, false, "sector");
+  const seg0 = config.segmentPath(0, 0);
+  const size = (await Deno.stat(seg0)).size;
+  const events: WalEvent[] = [];
+  const log = await CoreLog.open(config, 0, { onEvent: (e) => events.push(e) });
+  await log.close();
+  assertEquals(events.map((e) => e.type), ["segmentsPutAside", "tornTailCut"]);
+  const cut = events[1];
+  if (cut.type !== "tornTailCut") throw new Error(`not a cut: ${cut.type}`);
+  assertEquals([cut.coreId, cut.segment, cut.path, cut.offset], [0, 0, seg0, holeOffset]);
+  assertEquals(cut.bytes, size - holeOffset);
 });
