@@ -20,7 +20,12 @@ import { scanSegment } from "./segment_probes.ts";
 import { ensureDirectory, isUnstartedSegment, listCoreSegments } from "./segment_files.ts";
 import { existingWalLayout, reconcileWalMeta } from "./wal_meta.ts";
 import { checkOptionKeys } from "./option_keys.ts";
-import { footprintBefore, removeCreatedDirectories, undoFailedOpen } from "./open_undo.ts";
+import {
+  footprintBefore,
+  noteLockedNames,
+  removeCreatedDirectories,
+  undoFailedOpen,
+} from "./open_undo.ts";
 import { toPath } from "./path_arg.ts";
 import { barrierMismatch, newestOwnCheckpoint } from "./checkpoint_choice.ts";
 import { BigSlot, Control, CoreState, MetricSlot, ProducerRing } from "./shared.ts";
@@ -213,17 +218,19 @@ export class PerCoreWalManager {
       ensureDirectory(config.baseDir, config.options);
       lock = lockWalDirectory(config.baseDir, config.options.fileMode);
     } catch (e) {
-      undoFailedOpen(footprint, config, false);
+      // Without the lock, the files in the directory may be another writer's: only the
+      // directories this open created go, and only while empty.
       removeCreatedDirectories(footprint);
       throw e;
     }
     const undo = () => {
-      undoFailedOpen(footprint, config, true);
+      undoFailedOpen(footprint, config);
       unlockWalDirectory(lock);
       removeCreatedDirectories(footprint);
     };
     let walId: string;
     try {
+      noteLockedNames(footprint);
       walId = reconcileWalMeta(config).walId;
       // Before any core starts: a core whose history a checkpoint proves is never started over.
       await _refuseLostHistory(config, walId);
@@ -542,6 +549,9 @@ function _workerUrl(): URL {
 function _configOf(dir: string, options: WalOpenOptions): PerCoreWalConfig {
   const { cores, faults: _f, idleWaitMs: _i, onEvent: _e, ...walOptions } = options;
   if (dir.length === 0) throw new TypeError("dir must be a non-empty path");
+  if (cores !== undefined && !(Number.isInteger(cores) && cores >= 1 && cores <= 1024)) {
+    throw new RangeError(`cores must be an integer between 1 and 1024, got ${String(cores)}`);
+  }
   const layout = existingWalLayout(dir, walOptions.segmentPattern);
   const numCores = cores ?? layout?.numCores ??
     Math.min(1024, Math.max(1, navigator.hardwareConcurrency || 1));

@@ -18,11 +18,13 @@ export interface OpenFootprint {
   dir: string;
   /** The directories the open is about to create (the WAL directory and missing parents), deepest first. */
   missingDirs: string[];
-  /** Names in the directory before the open (empty if it did not exist). */
+  /** Names in the directory once locked, before the open wrote anything in it. */
   names: Set<string>;
+  /** Whether `wal.lock` was there before the open locked the directory (it creates it). */
+  lockExisted: boolean;
 }
 
-/** Looks at `dir` before an open creates anything in it. */
+/** Looks at `dir` before an open creates it (or anything in it). */
 export function footprintBefore(dir: string): OpenFootprint {
   const missingDirs: string[] = [];
   let p = dir;
@@ -31,31 +33,31 @@ export function footprintBefore(dir: string): OpenFootprint {
     const i = p.lastIndexOf("/");
     p = i < 0 ? "" : p.slice(0, i);
   }
-  const names = new Set<string>();
-  if (missingDirs[0] !== dir) {
-    try {
-      for (const e of readDirectory(dir)) names.add(e.name);
-    } catch {
-      // Not readable, or not a directory: the open fails on it before creating anything in it.
-    }
-  }
-  return { dir, missingDirs, names };
+  const lockExisted = missingDirs.length === 0 &&
+    lstatIfExists(`${dir}/${LOCK_FILE}`) !== undefined;
+  return { dir, missingDirs, names: new Set(), lockExisted };
+}
+
+/**
+ * Records the names in the directory, once locked (before, another writer could still add
+ * files that the undo would take for this open's).
+ */
+export function noteLockedNames(fp: OpenFootprint): void {
+  for (const e of readDirectory(fp.dir)) fp.names.add(e.name);
+  // The lock made it: this open's (a removal safe under the directory's flock, below).
+  if (!fp.lockExisted) fp.names.delete(LOCK_FILE);
 }
 
 /**
  * Removes what a failed open created: `wal.json` (and its temporary file) and `wal.lock` if they
  * were not there before, segments that were not there before and were never started (all
- * zeros: they hold no record, so no acknowledged data), then the directories it created, if they
- * are empty. Call with the lock still held for `wal.lock` (`holdsLock`): with the directory's
- * own flock held too, removing it cannot give a waiting writer a lock on an unlinked file that a
- * third one does not see. Errors while undoing are swallowed: the open's own error is what the
- * caller reports.
+ * zeros: they hold no record, so no acknowledged data). Call only with the directory locked
+ * (`wal.lock` and the directory's own flock): nothing new in it is then another writer's, and
+ * removing `wal.lock` cannot give a waiting writer a lock that a third one does not see (it
+ * needs the directory's flock too). Errors while undoing are swallowed: the open's own error is
+ * what the caller reports.
  */
-export function undoFailedOpen(
-  fp: OpenFootprint,
-  config: PerCoreWalConfig,
-  holdsLock: boolean,
-): void {
+export function undoFailedOpen(fp: OpenFootprint, config: PerCoreWalConfig): void {
   const dir = fp.dir;
   const isNew = (name: string) => !fp.names.has(name);
   _quietly(() => {
@@ -63,9 +65,8 @@ export function undoFailedOpen(
       if (!isNew(e.name) || !e.isFile) continue;
       const path = `${dir}/${e.name}`;
       if (e.name === META_FILE || e.name === `${META_FILE}.tmp`) removeIfExists(path);
-      else if (e.name === LOCK_FILE) {
-        if (holdsLock) removeIfExists(path);
-      } else if (config.parseSegmentName(e.name) !== undefined && isUnstartedSegment(path)) {
+      else if (e.name === LOCK_FILE) removeIfExists(path);
+      else if (config.parseSegmentName(e.name) !== undefined && isUnstartedSegment(path)) {
         removeIfExists(path);
       }
     }
