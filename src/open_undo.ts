@@ -28,14 +28,34 @@ export interface OpenFootprint {
 export function footprintBefore(dir: string): OpenFootprint {
   const missingDirs: string[] = [];
   let p = dir;
-  while (p !== "" && p !== "/" && p !== "." && lstatIfExists(p) === undefined) {
+  while (p !== "" && p !== "/" && p !== "." && _missing(p)) {
     missingDirs.push(p);
     const i = p.lastIndexOf("/");
     p = i < 0 ? "" : p.slice(0, i);
   }
-  const lockExisted = missingDirs.length === 0 &&
-    lstatIfExists(`${dir}/${LOCK_FILE}`) !== undefined;
-  return { dir, missingDirs, names: new Set(), lockExisted };
+  return { dir, missingDirs, names: new Set(), lockExisted: _lockExisted(dir, missingDirs) };
+}
+
+/** Whether nothing is at `path`; false when that cannot be told (the open reports why). */
+function _missing(path: string): boolean {
+  try {
+    return lstatIfExists(path) === undefined;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether `wal.lock` is there. Unknown (not a directory, not readable) counts as there: it is
+ * then never removed, and the open reports the directory's own error.
+ */
+function _lockExisted(dir: string, missingDirs: string[]): boolean {
+  if (missingDirs.length > 0) return false;
+  try {
+    return lstatIfExists(`${dir}/${LOCK_FILE}`) !== undefined;
+  } catch {
+    return true;
+  }
 }
 
 /**
