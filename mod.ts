@@ -48,7 +48,13 @@ export type { WaitOptions } from "./src/abort.ts";
 export { CoreLog } from "./src/core_log.ts";
 export type { CoreLogMetrics, CoreLogOptions } from "./src/core_log_options.ts";
 export { PerCoreWalError, PerCoreWalErrorCode, type PerCoreWalErrorDetails } from "./src/errors.ts";
-export { type CoreMetrics, type ManagerOpenOptions, PerCoreWalManager } from "./src/manager.ts";
+export {
+  type CoreMetrics,
+  type ManagerOpenOptions,
+  PerCoreWalManager,
+  type WalOpenOptions,
+} from "./src/manager.ts";
+export type { WalEvent } from "./src/events.ts";
 export type { WriterHandleOptions } from "./src/writer_handle.ts";
 export { compareEntries, type MergeOptions, mergeSegments } from "./src/merge_stream.ts";
 export type { SegmentOffset } from "./src/merge.ts";

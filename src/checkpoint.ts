@@ -34,6 +34,8 @@ import { directoryMode } from "./config.ts";
 import { crc32c } from "./crc32c.ts";
 import { ensureDirectory, listCoreSegments } from "./segment_files.ts";
 import { PerCoreWalError } from "./errors.ts";
+import { checkOptionKeys } from "./option_keys.ts";
+import { toPath } from "./path_arg.ts";
 import {
   lstatIfExists,
   makeDirectory,
@@ -94,8 +96,9 @@ export interface CheckpointCoordinatorOptions {
    * Where checkpoints go. Default: a `checkpoints` folder inside the WAL directory (checkpoints
    * of the old default beside it are built on until the first new one: FORMAT.md section 11).
    * The manager's `open()` checks its segments against the default directory only.
+   * A path or a `file:` URL.
    */
-  checkpointDir?: string;
+  checkpointDir?: string | URL;
   /** How many checkpoints to keep (at least 1). Default 3. */
   retain?: number;
   /** Memory for collecting changes before spilling sorted runs to disk. Default 64 MiB. */
@@ -167,8 +170,11 @@ export class CheckpointCoordinator {
 
   /** A coordinator for `manager`'s WAL. */
   constructor(manager: PerCoreWalManager, options: CheckpointCoordinatorOptions = {}) {
+    checkOptionKeys(options, "CheckpointCoordinatorOptions");
     this.#manager = manager;
-    this.checkpointDir = options.checkpointDir ?? defaultCheckpointDir(manager.config.baseDir);
+    this.checkpointDir = options.checkpointDir === undefined
+      ? defaultCheckpointDir(manager.config.baseDir)
+      : toPath(options.checkpointDir, "checkpointDir");
     this.#customDir = options.checkpointDir !== undefined;
     const retain = options.retain ?? 3;
     if (!Number.isInteger(retain) || retain < 1) {
@@ -185,6 +191,7 @@ export class CheckpointCoordinator {
   checkpoint(options: CheckpointRunOptions = {}): Promise<CheckpointMetadata> {
     let signal: AbortSignal | undefined;
     try {
+      checkOptionKeys(options, "CheckpointRunOptions");
       signal = signalOf(options);
     } catch (e) {
       return Promise.reject(e);

@@ -7,6 +7,8 @@
 import { PerCoreWalError } from "./errors.ts";
 import { safeIntegerAny } from "./numbers.ts";
 import { DEFAULT_MAX_RECORD_BYTES, MAX_RECORD_BYTES_LIMIT, SEGMENT_DATA_OFFSET } from "./format.ts";
+import { checkOptionKeys } from "./option_keys.ts";
+import { toPath } from "./path_arg.ts";
 
 /**
  * Which I/O backend writes the segments.
@@ -174,9 +176,11 @@ export class PerCoreWalConfig {
   #pattern: RegExp;
 
   /**
-   * Validates and stores a configuration. Throws `TypeError` or `RangeError` for a bad value.
+   * Validates and stores a configuration. `baseDir` is a path or a `file:` URL. Throws
+   * `TypeError` or `RangeError` for a bad value, and `TypeError` for an unknown option key.
    */
-  constructor(baseDir: string, numCores: number, options: PerCoreWalOptions = {}) {
+  constructor(baseDir: string | URL, numCores: number, options: PerCoreWalOptions = {}) {
+    baseDir = baseDir instanceof URL ? toPath(baseDir, "baseDir") : baseDir;
     checkBaseDir(baseDir);
     safeIntegerAny(numCores, "numCores");
     if (numCores < 1 || numCores > 1024) {
@@ -289,6 +293,7 @@ export function resolveOptions(options: PerCoreWalOptions): ResolvedWalOptions {
   if (options === null || typeof options !== "object") {
     throw new TypeError("options must be an object");
   }
+  checkOptionKeys(options, "PerCoreWalOptions");
   const segmentPattern = _segmentPattern(options.segmentPattern ?? DEFAULT_SEGMENT_PATTERN);
   const { segmentSizeBytes, maxRecordBytes } = _segmentAndRecordSizes(options);
   const ringEntries = _int("ringEntries", options.ringEntries ?? 256, 8, 4096);

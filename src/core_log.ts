@@ -10,6 +10,8 @@ import { PerCoreWalConfig, type ResolvedWalOptions } from "./config.ts";
 import { raceSignal, signalOf, type WaitOptions } from "./abort.ts";
 import { PerCoreWalError } from "./errors.ts";
 import { safeInteger } from "./numbers.ts";
+import { emitEvent, type WalEventHandler } from "./events.ts";
+import { checkOptionKeys } from "./option_keys.ts";
 import {
   BATCH_MARKER_BYTES,
   batchBodyLength,
@@ -174,6 +176,7 @@ export class CoreLog {
     if (!(config instanceof PerCoreWalConfig)) {
       throw new TypeError("config must be a PerCoreWalConfig");
     }
+    checkOptionKeys(options, "CoreLogOptions");
     enableNativeCrc32c();
     if (!Number.isInteger(coreId) || coreId < 0 || coreId >= config.numCores) {
       throw new PerCoreWalError(
@@ -202,7 +205,10 @@ export class CoreLog {
         options,
       );
       log.#epoch = options.minEpoch === undefined ? 0 : safeInteger(options.minEpoch, "minEpoch");
-      await log.#recover();
+      if (made.fallbackReason !== undefined) {
+        emitEvent(options.onEvent, { type: "backendFallback", reason: made.fallbackReason });
+      }
+      await log.#recover(options.onEvent);
       return log;
     } catch (e) {
       if (log !== undefined) await log.#release();
@@ -676,8 +682,8 @@ export class CoreLog {
   }
 
   /** Reads the existing segments of this core and continues after the last valid record. */
-  async #recover(): Promise<void> {
-    const found = await recoverCoreSegments(this.#config, this.coreId);
+  async #recover(onEvent: WalEventHandler | undefined): Promise<void> {
+    const found = await recoverCoreSegments(this.#config, this.coreId, onEvent);
     const last = found.last;
     this.#epoch = Math.max(this.#epoch, found.maxEpoch);
     const lastSeq = found.lastSequence;
@@ -701,6 +707,16 @@ export class CoreLog {
         // A torn tail, or an end O_DIRECT cannot continue at: cut the file after the last
         // valid record, and continue in a new segment.
         this.#io.truncate(file, last.validEnd);
+        if (!last.clean) {
+          emitEvent(onEvent, {
+            type: "tornTailCut",
+            coreId: this.coreId,
+            segment: last.index,
+            path: last.path,
+            offset: last.validEnd,
+            bytes: last.size - last.validEnd,
+          });
+        }
       }
       // What survived a crash may still be only in the page cache: make it durable first.
       await this.#io.writeParts(file, [], true, "prepare");

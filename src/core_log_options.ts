@@ -6,6 +6,7 @@
  */
 
 import type { PerCoreWalError } from "./errors.ts";
+import type { WalEvent } from "./events.ts";
 import type { LatencySummary } from "./histogram.ts";
 import type { BackendKind, IoBackend } from "./io/backend.ts";
 import type { WalPosition, WriteModeInUse } from "./types.ts";
@@ -68,6 +69,11 @@ export interface CoreLogOptions {
   onDurable?: (sequence: number, position: WalPosition) => void;
   /** Called once if the core fails (a write or fdatasync error). */
   onFail?: (error: PerCoreWalError) => void;
+  /**
+   * Called with what the log did at open ({@linkcode WalEvent}): a backend fallback, a torn
+   * tail cut, segments put aside. An exception it throws is caught (`console.error`).
+   */
+  onEvent?: (event: WalEvent) => void;
   /**
    * For the io_uring backend this creates: ends its bounded poll for a sync's completion when
    * this returns true (producer work is waiting).

@@ -13,6 +13,7 @@ import { CoreLog } from "./core_log.ts";
 import { createBackend } from "./io/choose.ts";
 import { type ErrorData, errorToData } from "./error_data.ts";
 import { PerCoreWalError } from "./errors.ts";
+import type { WalEvent } from "./events.ts";
 import { type FaultPlan, FaultyBackend } from "./io/faulty.ts";
 import type { IoBackend } from "./io/backend.ts";
 import { BigSlot, Control, CoreState, IntSlot, MetricSlot, ProducerRing, Sleep } from "./shared.ts";
@@ -144,6 +145,7 @@ class CoreWorker {
           this.log.failure === undefined && e instanceof PerCoreWalError && e.code !== "Closed"
         ) {
           this.ctl.fail(e);
+          scope.postMessage({ type: "failed", error: errorToData(e) });
         }
       });
     }
@@ -343,10 +345,17 @@ class CoreWorker {
         // Records taken before the log refused more are progress (a close waits for them).
         n = this.log.nextSequence - before;
         // The log holds maxPendingBytes not yet durable: let them reach the disk first.
+        const coreId = this.log.coreId;
+        _event({
+          type: "backpressureBegan",
+          coreId,
+          pendingBytes: this.log.metrics(false).pendingBytes,
+        });
         this.log.setOwnerIdle(true);
         // A failure here fails the core (onFail); the loop then stops on its next append.
         await this.log.sync().catch(() => {});
         this.log.setOwnerIdle(false);
+        _event({ type: "backpressureEnded", coreId });
       }
       this.requestSyncs();
       // Batches that completed while the rings were drained: at once, not after the event loop
@@ -426,6 +435,11 @@ const scope = globalThis as unknown as {
   onmessage: ((e: MessageEvent) => void) | null;
 };
 
+/** Reports an event to the manager's thread, where its `onEvent` is called. */
+function _event(event: WalEvent): void {
+  scope.postMessage({ type: "event", event });
+}
+
 let worker: CoreWorker | undefined;
 let running: Promise<void> | undefined;
 /** Rings handed out before the log finished opening. */
@@ -466,6 +480,10 @@ async function init(m: InitMessage): Promise<void> {
     // The run loop polls completions while busy (see CoreWorker.run).
     lazyCompletionWait: true,
     onDurable: (seq, pos) => worker?.publishDurable(seq, pos.segment, pos.offset),
+    // The manager reports the fallback once, for every core.
+    onEvent: (event) => {
+      if (event.type !== "backendFallback") _event(event);
+    },
     onFail: (e) => {
       ctl.fail(e);
       scope.postMessage({ type: "failed", error: errorToData(e) });

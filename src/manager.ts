@@ -5,13 +5,14 @@
  * @module
  */
 
-import { PerCoreWalConfig } from "./config.ts";
+import { PerCoreWalConfig, type PerCoreWalOptions } from "./config.ts";
 import type { CoreLogMetrics } from "./core_log_options.ts";
 import type { InitMessage } from "./core_worker.ts";
 import { type ErrorData, errorFromData } from "./error_data.ts";
 import { signalOf, type WaitOptions } from "./abort.ts";
 import { handleBufferBytes, type WriterHandleOptions } from "./writer_handle.ts";
 import { PerCoreWalError } from "./errors.ts";
+import { checkEventHandler, emitEvent, type WalEvent, type WalEventHandler } from "./events.ts";
 import type { BackendKind } from "./io/backend.ts";
 import type { FaultPlan } from "./io/faulty.ts";
 import { LATENCY_BUCKET_BOUNDS_US, type LatencyBuckets } from "./histogram.ts";
@@ -19,7 +20,15 @@ import { lockWalDirectory, unlockWalDirectory, type WalLock } from "./lock.ts";
 import { type MergeOptions, mergeSegments } from "./merge_stream.ts";
 import { scanSegment } from "./segment_probes.ts";
 import { ensureDirectory, isUnstartedSegment, listCoreSegments } from "./segment_files.ts";
-import { reconcileWalMeta } from "./wal_meta.ts";
+import { existingWalLayout, reconcileWalMeta } from "./wal_meta.ts";
+import { checkOptionKeys } from "./option_keys.ts";
+import {
+  footprintBefore,
+  noteLockedNames,
+  removeCreatedDirectories,
+  undoFailedOpen,
+} from "./open_undo.ts";
+import { toPath } from "./path_arg.ts";
 import { barrierMismatch, newestOwnCheckpoint } from "./checkpoint_choice.ts";
 import { BigSlot, Control, CoreState, MetricSlot, ProducerRing } from "./shared.ts";
 import type { PerCoreWalEntry, SegmentStats, WalPosition, WriteModeInUse } from "./types.ts";
@@ -80,6 +89,34 @@ export interface ManagerOpenOptions {
    * long one makes a lost wake-up show as a hang). Default 50 ms.
    */
   idleWaitMs?: number;
+  /**
+   * Called with what the WAL did or saw ({@linkcode WalEvent}): a backend fallback, a torn tail
+   * cut or segments put aside at open, a core that failed, backpressure begun and ended. Called
+   * on the thread that opened the manager. Nothing is reported, or printed, without it. An
+   * exception it throws is caught (and written to `console.error`): the WAL goes on.
+   */
+  onEvent?: (event: WalEvent) => void;
+}
+
+/**
+ * Options of {@linkcode PerCoreWalManager.open} given a directory: the configuration's options,
+ * the manager's, and `cores`.
+ *
+ * @example
+ * ```ts
+ * import { PerCoreWalManager, type WalOpenOptions } from "@percore/wal";
+ *
+ * const options: WalOpenOptions = { cores: 2, segmentSizeBytes: 16 * 1024 * 1024 };
+ * await using manager = await PerCoreWalManager.open("./data/wal", options);
+ * ```
+ */
+export interface WalOpenOptions extends PerCoreWalOptions, ManagerOpenOptions {
+  /**
+   * How many cores (1 to 1024). Default: the existing WAL's own (its `wal.json`, or else its
+   * segment files); for a new WAL, `navigator.hardwareConcurrency`. Fewer cores than an existing
+   * WAL has are refused ("ConfigMismatch").
+   */
+  cores?: number;
 }
 
 interface Core {
@@ -121,6 +158,7 @@ export class PerCoreWalManager {
   readonly #cores: Core[];
   readonly #epoch: BigInt64Array;
   readonly #lock: WalLock;
+  readonly #onEvent: WalEventHandler | undefined;
   #closing: Promise<void> | undefined;
   #live: DurableSource | undefined;
 
@@ -130,39 +168,81 @@ export class PerCoreWalManager {
     epoch: BigInt64Array,
     lock: WalLock,
     walId: string,
+    onEvent: WalEventHandler | undefined,
   ) {
     this.config = config;
     this.walId = walId;
     this.#cores = cores;
     this.#epoch = epoch;
     this.#lock = lock;
+    this.#onEvent = onEvent;
   }
 
   /**
+   * Opens the WAL in directory `dir` (a path or a `file:` URL), as `Deno.openKv(path)` does:
+   * creates it, or reopens it with its own core count and segment pattern (a torn tail is cut,
+   * sequences and epochs continue). Refused with "Locked" while another manager, in this or
+   * another process, holds the directory. A failed open leaves nothing it created behind.
+   *
+   * @example
+   * ```ts ignore
+   * import { PerCoreWalManager } from "@percore/wal";
+   *
+   * await using manager = await PerCoreWalManager.open("./data/wal", { cores: 2 });
+   * manager.writer(0).appendPut("user:1", "alice");
+   * await manager.syncAll();
+   * ```
+   */
+  static open(dir: string | URL, options?: WalOpenOptions): Promise<PerCoreWalManager>;
+  /**
    * Opens the WAL in `config.baseDir`: creates it, or reopens it (a torn tail is cut,
    * sequences and epochs continue). Refused with "Locked" while another manager, in this or
-   * another process, holds the directory.
+   * another process, holds the directory. A failed open leaves nothing it created behind.
    */
+  static open(config: PerCoreWalConfig, options?: ManagerOpenOptions): Promise<PerCoreWalManager>;
   static async open(
-    config: PerCoreWalConfig,
-    options: ManagerOpenOptions = {},
+    target: string | URL | PerCoreWalConfig,
+    options: WalOpenOptions = {},
   ): Promise<PerCoreWalManager> {
-    if (!(config instanceof PerCoreWalConfig)) {
-      throw new TypeError("config must be a PerCoreWalConfig");
+    let config: PerCoreWalConfig;
+    if (target instanceof PerCoreWalConfig) {
+      checkOptionKeys(options, "ManagerOpenOptions");
+      config = target;
+    } else if (typeof target === "string" || target instanceof URL) {
+      checkOptionKeys(options, "WalOpenOptions");
+      config = _configOf(toPath(target, "dir"), options);
+    } else {
+      throw new TypeError("dir must be a string, a file: URL or a PerCoreWalConfig");
     }
     const idle = options.idleWaitMs;
     if (idle !== undefined && !(typeof idle === "number" && idle >= 1 && idle <= 3_600_000)) {
       throw new RangeError(`idleWaitMs must be between 1 and 3600000, got ${String(idle)}`);
     }
-    ensureDirectory(config.baseDir, config.options);
-    const lock = lockWalDirectory(config.baseDir, config.options.fileMode);
+    const onEvent = checkEventHandler(options.onEvent);
+    const footprint = footprintBefore(config.baseDir);
+    let lock: WalLock;
+    try {
+      ensureDirectory(config.baseDir, config.options);
+      lock = lockWalDirectory(config.baseDir, config.options.fileMode);
+    } catch (e) {
+      // Without the lock, the files in the directory may be another writer's: only the
+      // directories this open created go, and only while empty.
+      removeCreatedDirectories(footprint);
+      throw e;
+    }
+    const undo = () => {
+      undoFailedOpen(footprint, config);
+      unlockWalDirectory(lock);
+      removeCreatedDirectories(footprint);
+    };
     let walId: string;
     try {
+      noteLockedNames(footprint);
       walId = reconcileWalMeta(config).walId;
       // Before any core starts: a core whose history a checkpoint proves is never started over.
       await _refuseLostHistory(config, walId);
     } catch (e) {
-      unlockWalDirectory(lock);
+      undo();
       throw e;
     }
     const epochSab = new SharedArrayBuffer(8);
@@ -176,6 +256,7 @@ export class PerCoreWalManager {
           epochSab,
           options.faults?.[c],
           options.idleWaitMs,
+          onEvent,
         );
         cores.push(core);
         ready.push(r);
@@ -188,12 +269,15 @@ export class PerCoreWalManager {
       );
       const epoch = new BigInt64Array(epochSab);
       Atomics.store(epoch, 0, BigInt(Math.max(0, ...epochs)));
-      const manager = new PerCoreWalManager(config, cores, epoch, lock, walId);
+      const manager = new PerCoreWalManager(config, cores, epoch, lock, walId, onEvent);
       for (const core of cores) manager.#watch(core);
+      // Every core chooses the same way: one event.
+      const reason = cores[0].fallbackReason;
+      if (reason !== undefined) emitEvent(onEvent, { type: "backendFallback", reason });
       return manager;
     } catch (e) {
       await Promise.all(cores.map((c) => _stop(c)));
-      unlockWalDirectory(lock);
+      undo();
       throw e;
     }
   }
@@ -201,7 +285,8 @@ export class PerCoreWalManager {
   #watch(core: Core): void {
     core.worker.onmessage = (e: MessageEvent) => {
       const m = e.data;
-      if (m.type === "failed") core.failure ??= errorFromData(m.error) as PerCoreWalError;
+      if (m.type === "failed") this.#failed(core, errorFromData(m.error) as PerCoreWalError);
+      else if (m.type === "event") emitEvent(this.#onEvent, m.event);
       else if (m.type === "closed") core.closed?.(m.error);
     };
     core.worker.onerror = (e: ErrorEvent) => {
@@ -213,10 +298,17 @@ export class PerCoreWalManager {
           coreId: core.writer.coreId,
         },
       );
-      core.failure ??= err;
+      this.#failed(core, err);
       core.control.fail(err);
       core.closed?.(undefined);
     };
+  }
+
+  /** Records a core's first failure, and reports it. */
+  #failed(core: Core, error: PerCoreWalError): void {
+    if (core.failure !== undefined) return;
+    core.failure = error;
+    emitEvent(this.#onEvent, { type: "coreFailed", coreId: core.writer.coreId, error });
   }
 
   #core(coreId: number): Core {
@@ -441,6 +533,7 @@ export class PerCoreWalManager {
    * ```
    */
   watch(options: WatchOptions = {}): ReadableStream<PerCoreWalEntry> {
+    checkOptionKeys(options, "WatchOptions");
     return watchEntries(this.config, this.#live ??= liveSource(this.#cores), options);
   }
 
@@ -502,12 +595,33 @@ function _workerUrl(): URL {
   return url;
 }
 
+/**
+ * The configuration of `PerCoreWalManager.open(dir, options)`: `options.cores`, else the existing
+ * WAL's core count, else the machine's; the existing WAL's segment pattern unless one is given.
+ * Reads only: creates nothing.
+ */
+function _configOf(dir: string, options: WalOpenOptions): PerCoreWalConfig {
+  const { cores, faults: _f, idleWaitMs: _i, onEvent: _e, ...walOptions } = options;
+  if (dir.length === 0) throw new TypeError("dir must be a non-empty path");
+  if (cores !== undefined && !(Number.isInteger(cores) && cores >= 1 && cores <= 1024)) {
+    throw new RangeError(`cores must be an integer between 1 and 1024, got ${String(cores)}`);
+  }
+  const layout = existingWalLayout(dir, walOptions.segmentPattern);
+  const numCores = cores ?? layout?.numCores ??
+    Math.min(1024, Math.max(1, navigator.hardwareConcurrency || 1));
+  return new PerCoreWalConfig(dir, numCores, {
+    ...walOptions,
+    segmentPattern: walOptions.segmentPattern ?? layout?.segmentPattern,
+  });
+}
+
 function _start(
   config: PerCoreWalConfig,
   coreId: number,
   epoch: SharedArrayBuffer,
   faults?: FaultPlan,
   idleWaitMs?: number,
+  onEvent?: WalEventHandler,
 ) {
   const control = new Control();
   const ring = new ProducerRing(config.options.sharedBufferBytes);
@@ -529,6 +643,8 @@ function _start(
         core.writeMode = m.writeMode;
         core.fallbackReason = m.fallbackReason;
         resolve(m);
+      } else if (m.type === "event") {
+        emitEvent(onEvent, m.event);
       } else if (m.type === "error") {
         reject(errorFromData(m.error));
       }

@@ -11,6 +11,8 @@ import { CoreCursor, type PositionedEntry, type SegmentOffset } from "./merge.ts
 import type { PerCoreWalEntry } from "./types.ts";
 import { optionalSafeInteger } from "./numbers.ts";
 import { configFromDirectory } from "./wal_meta.ts";
+import { checkOptionKeys } from "./option_keys.ts";
+import { toPath } from "./path_arg.ts";
 
 /**
  * Orders entries by `(epoch, timestampNs, coreId, sequence)`.
@@ -136,12 +138,13 @@ export async function* mergeCursors(cursors: CoreCursor[]): AsyncGenerator<Posit
  * ```
  */
 export function mergeSegments(
-  dir: string | PerCoreWalConfig,
+  dir: string | URL | PerCoreWalConfig,
   options: MergeOptions & { ends?: (SegmentOffset | undefined)[] } = {},
 ): AsyncGenerator<PerCoreWalEntry> {
+  checkOptionKeys(options, "MergeOptions");
   optionalSafeInteger(options.fromEpoch, "fromEpoch");
   optionalSafeInteger(options.toEpoch, "toEpoch");
-  return new _MergeStream(dir, options);
+  return new _MergeStream(dir instanceof URL ? toPath(dir, "dir") : dir, options);
 }
 
 const _DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });

@@ -11,7 +11,8 @@ import { setTailAside } from "./crash_tail.ts";
 import { assert } from "./assert.ts";
 import { type Decision, startFacts } from "./damage_table.ts";
 import { PerCoreWalError } from "./errors.ts";
-import { removePath, syncFile } from "./fs.ts";
+import { emitEvent, type WalEventHandler } from "./events.ts";
+import { lstatIfExists, removePath, syncFile } from "./fs.ts";
 import { PerCoreWalReader } from "./reader.ts";
 import { decideEndOf, decideStartOf } from "./segment_probes.ts";
 import { listCoreSegments, unstartedAtEnd } from "./segment_files.ts";
@@ -60,11 +61,13 @@ type Walk =
 
 /**
  * Reads core `coreId`'s segments, cuts a crash tail, and returns where the log goes on. Throws
- * `PerCoreWalError` for damage that is not a crash tail.
+ * `PerCoreWalError` for damage that is not a crash tail. Reports each cut and each segment put
+ * aside to `onEvent`.
  */
 export async function recoverCoreSegments(
   config: PerCoreWalConfig,
   coreId: number,
+  onEvent?: WalEventHandler,
 ): Promise<RecoveredCore> {
   const putAside: string[] = [];
   while (true) {
@@ -74,13 +77,24 @@ export async function recoverCoreSegments(
     // A crash tail that begins before the last segment's valid end: put it aside, then read
     // again (the segment where it began is now the last one).
     const begin = segs[walk.at];
-    putAside.push(
-      ...setTailAside(
-        config.baseDir,
-        { path: begin.path, offset: walk.offset },
-        segs.slice(walk.at + 1),
-      ),
+    const size = walk.offset > 0 ? lstatIfExists(begin.path)?.size : undefined;
+    const aside = setTailAside(
+      config.baseDir,
+      { path: begin.path, offset: walk.offset },
+      segs.slice(walk.at + 1),
     );
+    putAside.push(...aside);
+    if (aside.length > 0) emitEvent(onEvent, { type: "segmentsPutAside", coreId, paths: aside });
+    if (size !== undefined) {
+      emitEvent(onEvent, {
+        type: "tornTailCut",
+        coreId,
+        segment: begin.index,
+        path: begin.path,
+        offset: walk.offset,
+        bytes: Math.max(0, size - walk.offset),
+      });
+    }
   }
 }
 

@@ -12,6 +12,8 @@ import { acknowledgedClaim } from "./segment_probes.ts";
 import { isZero } from "./zero_bytes.ts";
 import { optionalSafeInteger } from "./numbers.ts";
 import { PerCoreWalError } from "./errors.ts";
+import { checkOptionKeys } from "./option_keys.ts";
+import { toPath } from "./path_arg.ts";
 import {
   batchMarkerClaim,
   checkRecord,
@@ -144,7 +146,9 @@ export class PerCoreWalReader {
    * "Unsafe" (a FIFO, socket, device or symbolic link in its place), "Io", or
    * "Corrupted"/"ChecksumMismatch"/"Unsupported" for a bad header.
    */
-  static async open(path: string, options: ReaderOptions = {}): Promise<PerCoreWalReader> {
+  static async open(path: string | URL, options: ReaderOptions = {}): Promise<PerCoreWalReader> {
+    path = toPath(path, "path");
+    checkOptionKeys(options, "ReaderOptions");
     // Every record read is checked: ISA-L's CRC32C, when there, halves the cost of a read.
     enableNativeCrc32c();
     let file: Deno.FsFile;

@@ -36,6 +36,7 @@ import type { SegmentStats } from "./types.ts";
 import { configFromDirectory, readWalMeta } from "./wal_meta.ts";
 import { chooseWalCheckpoint } from "./checkpoint_choice.ts";
 import { damageAt } from "./segment_message.ts";
+import { checkOptionKeys } from "./option_keys.ts";
 
 /**
  * Recovers a WAL directory: checkpoint plus replay. Also verifies and repairs segments.
@@ -59,6 +60,7 @@ export class PerCoreRecoveryManager {
     if (!(config instanceof PerCoreWalConfig)) {
       throw new TypeError("config must be a PerCoreWalConfig");
     }
+    checkOptionKeys(options, "RecoveryOptions");
     const mode = options.mode ?? "tolerateTornTail";
     if (!["tolerateTornTail", "strict", "pointInTime", "salvage"].includes(mode)) {
       throw new RangeError(
@@ -539,10 +541,11 @@ function _segmentLine(coreId: number, s: SegmentEnd, mode: RecoveryMode): Segmen
  * ```
  */
 export function recoverPerCore(
-  walDir: string,
+  walDir: string | URL,
   options: RecoveryOptions = {},
 ): Promise<PerCoreRecoveredState> {
   try {
+    checkOptionKeys(options, "RecoveryOptions");
     return new PerCoreRecoveryManager(configFromDirectory(walDir), options).recover();
   } catch (e) {
     // A promise-returning function reports through its promise (a bad wal.json, say).

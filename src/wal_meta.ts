@@ -15,6 +15,7 @@ import {
 } from "./config.ts";
 import { PerCoreWalError } from "./errors.ts";
 import { FORMAT_VERSION } from "./format.ts";
+import { toPath } from "./path_arg.ts";
 import {
   isMissing,
   readDirectory,
@@ -179,9 +180,10 @@ function _highestCoreWithSegments(config: PerCoreWalConfig): number | undefined 
  * ```
  */
 export function configFromDirectory(
-  dir: string,
+  dir: string | URL,
   options: PerCoreWalOptions = {},
 ): PerCoreWalConfig {
+  dir = toPath(dir, "dir");
   const meta = readWalMeta(dir);
   if (meta !== undefined) {
     // Read with the largest record limit the directory was written with.
@@ -205,19 +207,11 @@ export function configFromDirectory(
   // Refuses what the configuration made below would refuse, before reading the directory.
   checkBaseDir(dir);
   parseSegmentFileName(pattern, "");
-  let cores = 0;
-  try {
-    for (const e of readDirectory(dir)) {
-      const p = parseSegmentFileName(pattern, e.name);
-      if (p !== undefined && p.coreId < 1024) cores = Math.max(cores, p.coreId + 1);
-    }
-  } catch (e) {
-    if (isMissing(e)) {
-      throw new PerCoreWalError("SegmentNotFound", `WAL directory "${dir}" does not exist`, {
-        segment: dir,
-      });
-    }
-    throw e;
+  const cores = _coresOfSegments(dir, pattern);
+  if (cores === undefined) {
+    throw new PerCoreWalError("SegmentNotFound", `WAL directory "${dir}" does not exist`, {
+      segment: dir,
+    });
   }
   if (cores === 0) {
     throw new PerCoreWalError(
@@ -229,4 +223,39 @@ export function configFromDirectory(
     );
   }
   return new PerCoreWalConfig(dir, cores, { ...options, segmentPattern: pattern });
+}
+
+/**
+ * How many cores the segment files of `dir` (named by `pattern`) show: the largest core id found
+ * (below 1024) plus one, 0 without a segment, undefined without the directory.
+ */
+function _coresOfSegments(dir: string, pattern: string): number | undefined {
+  let cores = 0;
+  try {
+    for (const e of readDirectory(dir)) {
+      const p = parseSegmentFileName(pattern, e.name);
+      if (p !== undefined && p.coreId < 1024) cores = Math.max(cores, p.coreId + 1);
+    }
+  } catch (e) {
+    if (isMissing(e)) return undefined;
+    throw e;
+  }
+  return cores;
+}
+
+/**
+ * What an existing WAL directory says of itself, read without creating or changing anything: its
+ * core count (from `wal.json`, and its segment files, the larger) and its segment pattern (from
+ * `wal.json`, else `segmentPattern`). Undefined when the directory does not exist or holds
+ * neither `wal.json` nor a segment.
+ */
+export function existingWalLayout(
+  dir: string,
+  segmentPattern: string = DEFAULT_SEGMENT_PATTERN,
+): { numCores: number; segmentPattern: string } | undefined {
+  const meta = readWalMeta(dir);
+  const pattern = meta?.segmentPattern ?? segmentPattern;
+  const fromFiles = _coresOfSegments(dir, pattern) ?? 0;
+  const numCores = Math.max(meta?.numCores ?? 0, fromFiles);
+  return numCores === 0 ? undefined : { numCores, segmentPattern: pattern };
 }

@@ -20,6 +20,7 @@ import { PerCoreWalReader } from "./reader.ts";
 import { listCoreSegments } from "./segment_files.ts";
 import type { PerCoreWalEntry } from "./types.ts";
 import { configFromDirectory } from "./wal_meta.ts";
+import { checkOptionKeys } from "./option_keys.ts";
 
 /**
  * Options of `PerCoreWalManager.watch()` and {@linkcode watchWal}.
@@ -463,9 +464,10 @@ export function watchEntries(
  * ```
  */
 export function watchWal(
-  dir: string | PerCoreWalConfig,
+  dir: string | URL | PerCoreWalConfig,
   options: WatchWalOptions = {},
 ): ReadableStream<PerCoreWalEntry> {
+  checkOptionKeys(options, "WatchWalOptions");
   const config = dir instanceof PerCoreWalConfig ? dir : configFromDirectory(dir);
   const intervalMs = options.intervalMs ?? 100;
   if (typeof intervalMs !== "number" || !(intervalMs >= 1 && intervalMs <= 3_600_000)) {

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { checkOptionKeys } from "./option_keys.ts";
+
 /**
  * Options of `manager.writerHandle()`.
  *
@@ -29,6 +31,7 @@ export function handleBufferBytes(options: unknown, fallback: number): number {
   if (options === null || typeof options !== "object") {
     throw new TypeError("writerHandle() options must be an object");
   }
+  checkOptionKeys(options, "WriterHandleOptions");
   const b = (options as WriterHandleOptions).bufferBytes;
   if (b === undefined) return fallback;
   if (typeof b !== "number") throw new TypeError(`bufferBytes must be a number, got ${typeof b}`);
