@@ -54,7 +54,7 @@ Deno.test({
     }
     await using m = await PerCoreWalManager.open(path, SMALL);
     assertEquals(m.numCores, 3);
-    assertEquals(m.writer(2).appendPut("k2", "v"), 2n);
+    assertEquals(m.writer(2).appendPut("k2", "v"), 2);
   },
 });
 
@@ -72,7 +72,7 @@ Deno.test({
     await Deno.remove(`${path}/wal.json`);
     await using m = await PerCoreWalManager.open(path, SMALL);
     assertEquals(m.numCores, 3);
-    assertEquals(m.writer(2).appendPut("k2", "v"), 2n);
+    assertEquals(m.writer(2).appendPut("k2", "v"), 2);
   },
 });
 
@@ -89,7 +89,7 @@ Deno.test({
     }
     await using m = await PerCoreWalManager.open(path, SMALL);
     assertEquals(m.config.options.segmentPattern, segmentPattern);
-    assertEquals(m.writer(0).appendPut("k2", "v"), 2n);
+    assertEquals(m.writer(0).appendPut("k2", "v"), 2);
   },
 });
 
@@ -181,7 +181,7 @@ Deno.test("an unknown option key is refused with TypeError naming it and the nea
   );
   assertThrows(
     // deno-lint-ignore no-explicit-any
-    () => mergeSegments(path, { fromEpooch: 1n } as any),
+    () => mergeSegments(path, { fromEpooch: 1 } as any),
     TypeError,
     "did you mean fromEpoch?",
   );
