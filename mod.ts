@@ -11,13 +11,11 @@
  * (`backend: "sync"`).
  *
  * Sequences, epochs and positions are numbers; only a record's `timestampNs` is a bigint. The
- * on-disk format (version 2) is described byte by byte in `docs/FORMAT.md`, the guarantees in
+ * on-disk format (version 3) is described byte by byte in `docs/FORMAT.md`, the guarantees in
  * `docs/GUARANTEES.md`.
  *
  * @example Open, append, sync, checkpoint, recover
- * ```ts ignore
- * // issue16-api: uses the API of issue 16 (open from a path, number offsets); remove `ignore`
- * // after the merge.
+ * ```ts
  * import { CheckpointCoordinator, PerCoreWalManager, recoverPerCore } from "@percore/wal";
  *
  * {

@@ -211,29 +211,37 @@ async function ingest(req: Request): Promise<Response> {
     }
   }
   const t0 = performance.now();
-  const sequences: Record<string, string[]> = {};
+  const sequences: Record<string, number[]> = {};
   const last = new Map<number, number>();
   let appended = 0;
   try {
-    for (const [core, ops] of shares) {
-      const seq = await writers[core].appendBatchAsync(ops, {
-        timeoutMs: cfg.backpressureWaitMs,
-      });
+    // Room on every core first, then every append in one turn of the event loop (no await in
+    // between: only this thread fills its buffers, and no other request runs meanwhile), so a
+    // refusal for backpressure ("503") leaves nothing in the WAL.
+    const sized = [...shares].map(([core, ops]) => ({ core, ops, bytes: batchRecordBytes(ops) }));
+    const deadline = performance.now() + cfg.backpressureWaitMs;
+    while (!sized.every(({ core, bytes }) => writers[core].hasRoom(bytes))) {
+      for (const { core, bytes } of sized) {
+        const timeoutMs = Math.max(0, Math.ceil(deadline - performance.now()));
+        await writers[core].waitForRoom(bytes, { timeoutMs });
+      }
+    }
+    for (const { core, ops } of sized) {
+      const seq = writers[core].appendBatch(ops);
       appended += ops.length;
       last.set(core, seq);
-      sequences[core] = ops.map((_, i) => String(seq - ops.length + 1 + i));
+      sequences[core] = ops.map((_, i) => seq - ops.length + 1 + i);
     }
     await Promise.all([...last].map(([core, seq]) => writers[core].waitDurable(seq)));
   } catch (e) {
-    // The batches of the cores appended before a refusal may reach the disk (each whole) and
-    // be replayed by recovery, but they are never acknowledged.
+    // Once appended, the batches reach the disk (each whole) and are replayed by recovery even
+    // if the request fails afterwards (a core failed): they are never acknowledged.
     stats.unacknowledged(appended);
     if (e instanceof PerCoreWalError && e.code === "Backpressure") {
       throw new IngestError(
         503,
         "Backpressure",
-        `The WAL is behind (${e.message}); ${appended} of ${events.length} events were ` +
-          `appended and none is acknowledged: retry the request later`,
+        `The WAL is behind (${e.message}); nothing of the request was appended: retry it later`,
         { "retry-after": "1" },
       );
     }

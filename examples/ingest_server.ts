@@ -20,8 +20,8 @@
  * - `POST /events`: a batch of events. Each event goes to core `fnv1a32(key) % cores`. The
  *   answer is 200 only once every event of the request is durable on its core (`waitDurable` of
  *   the last sequence per core touched, which follows an fdatasync):
- *   `{"count": 3, "sequences": {"0": ["17", "18"], "1": ["9"]}}` (per core, the sequence of each
- *   event, as decimal strings, in request order).
+ *   `{"count": 3, "sequences": {"0": [17, 18], "1": [9]}}` (per core, the sequence of each
+ *   event, in request order).
  *   - 400 `{"error": "MalformedEvent", "message": "line 2: \"key\" is missing"}` for malformed
  *     input (bad JSON, not an object, missing/empty/non-string key, missing value, unknown
  *     field, bad UTF-8, a truncated binary event, no events);
@@ -33,13 +33,15 @@
  *   - 500 if a core failed (an fdatasync error: that core refuses appends from then on).
  *
  *   Every body is validated whole before anything is appended, so a 400/413/415 leaves nothing
- *   in the WAL. A request's events for one core are appended as one atomic batch
- *   (`appendBatchAsync`: one record), so after a 503, a 500 or a crash each core holds all of
- *   the request's events for it or none; they are not acknowledged, but recovery replays them if
- *   they reached the disk. (Cores are independent logs: a request whose keys hash to several
- *   cores can be kept on some and not on others.) A request's share of a core must fit one
- *   record (`--max-record-bytes`): 413 `RequestTooLarge` otherwise. Events are `put`s by key, so
- *   a client retrying the same request writes the same values again.
+ *   in the WAL. The server waits until every core the request touches has room, then appends
+ *   the request's events for each core as one atomic batch (`appendBatch`: one record), all in
+ *   one turn of the event loop: a 503 leaves nothing in the WAL either. After a 500 (a core
+ *   failed) or a crash, each core holds all of the request's events for it or none; they are
+ *   not acknowledged, but recovery replays them if they reached the disk. (Cores are independent
+ *   logs, each with its own fdatasync: a crash can keep a request's share on one core and not on
+ *   another.) A request's share of a core must fit one record (`--max-record-bytes`): 413
+ *   `RequestTooLarge` otherwise. Events are `put`s by key, so a client retrying the same request
+ *   writes the same values again.
  * - `GET /metrics`: Prometheus text format: per-core appends, bytes, batches, fdatasyncs,
  *   fdatasync latency histogram (`percore_wal_fdatasync_latency_seconds_bucket{core,le}`,
  *   `_sum`, `_count`, from `manager.metrics()`), queue depth, pending bytes. The
@@ -320,10 +322,10 @@ export async function startServer(flags: ServerFlags): Promise<IngestServer> {
           contentType: "application/json",
           body: JSON.stringify({
             id: meta.id,
-            epoch: meta.epoch.toString(),
+            epoch: meta.epoch,
             entriesMerged: meta.entriesMerged,
             stateEntries: meta.stateEntries,
-            walPositions: meta.walPositions.map((p) => ({ ...p, sequence: p.sequence.toString() })),
+            walPositions: meta.walPositions,
           }) + "\n",
         };
       }

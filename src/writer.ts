@@ -316,6 +316,49 @@ export class CoreWalWriter {
     return this.#appendBatch(n);
   }
 
+  /**
+   * Whether a record of `recordBytes` (see `batchRecordBytes`) fits in this thread's shared
+   * buffer for the core now, so that an append of it made in the same turn of the event loop
+   * takes no wait and throws no "Backpressure". Only this thread fills that buffer.
+   */
+  hasRoom(recordBytes: number): boolean {
+    safeInteger(recordBytes, "recordBytes");
+    this.#checkOpen(recordBytes);
+    return this.#ring.fits(recordBytes);
+  }
+
+  /**
+   * Resolves once a record of `recordBytes` fits in this thread's shared buffer for the core (up
+   * to `options.timeoutMs`, default 30 s, then "Backpressure"; `options.signal` stops it).
+   * Appends nothing: with {@linkcode CoreWalWriter.hasRoom}, it lets a caller check several
+   * cores before appending to any, so that a refusal leaves nothing behind.
+   *
+   * @example Appending to two cores only once both have room
+   * ```ts
+   * import { batchRecordBytes, PerCoreWalManager } from "@percore/wal";
+   *
+   * await using wal = await PerCoreWalManager.open("./data/wal", { cores: 2 });
+   * const [a, b] = [wal.writer(0), wal.writer(1)];
+   * const opsA = [{ type: "put" as const, key: "a", value: "1" }];
+   * const opsB = [{ type: "put" as const, key: "b", value: "2" }];
+   * const [na, nb] = [batchRecordBytes(opsA), batchRecordBytes(opsB)];
+   * while (!(a.hasRoom(na) && b.hasRoom(nb))) {
+   *   await a.waitForRoom(na, { timeoutMs: 1_000 });
+   *   await b.waitForRoom(nb, { timeoutMs: 1_000 });
+   * }
+   * a.appendBatch(opsA); // same turn: neither throws "Backpressure"
+   * b.appendBatch(opsB);
+   * ```
+   */
+  waitForRoom(recordBytes: number, options?: AppendWaitOptions): Promise<void> {
+    try {
+      safeInteger(recordBytes, "recordBytes");
+      return this.#space(recordBytes, _timeout(options), signalOf(options));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
   #appendBatch(ops: WalOperation[]): number {
     const len = RECORD_HEADER_BYTES + batchBodyLength(ops);
     const pos = this.#reserve(len);

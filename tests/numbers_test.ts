@@ -103,6 +103,10 @@ test("results survive JSON.stringify: checkpoint metadata, recovery result and r
   assertEquals(synced, m.syncedPositions());
   assertEquals(positions[1].sequence, 27, "25 puts, the barrier and the commit");
 
+  // The latency histogram is published by each core's Worker at most every 20 ms.
+  for (let i = 0; i < 250 && m.metrics().some((c) => c.syncLatency.count === 0); i++) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
   const metrics = JSON.parse(JSON.stringify(m.metrics()));
   assertEquals(metrics.length, 2);
   for (const c of metrics) {

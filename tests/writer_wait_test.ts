@@ -1,6 +1,7 @@
 // The ...Async appends' timeoutMs: a full shared buffer fails fast with Backpressure and claims
 // nothing, so that a server can answer 503 instead of waiting.
-import { assert, assertEquals, assertGreater, assertRejects } from "@std/assert";
+import { assert, assertEquals, assertGreater, assertRejects, assertThrows } from "@std/assert";
+import { batchRecordBytes } from "../src/batch_record.ts";
 import { PerCoreWalConfig } from "../src/config.ts";
 import { PerCoreWalError } from "../src/errors.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
@@ -60,5 +61,41 @@ Deno.test({
     const entries = await readCore(cfg);
     assertEquals(entries.length, accepted);
     assert(entries.every((e) => e.operation.type === "put"));
+  },
+});
+
+Deno.test({
+  name:
+    "hasRoom / waitForRoom: false on a full shared buffer, true once the Worker drained it; a wait that runs out throws Backpressure; nothing is appended",
+  ignore: ignoreWithoutUring,
+  async fn() {
+    await using dir = await tempDir();
+    const cfg = new PerCoreWalConfig(`${dir.path}/wal`, 1, TINY_BUFFER_OPTIONS);
+    await using m = await PerCoreWalManager.open(cfg);
+    const w = m.writer(0);
+    const value = new Uint8Array(1900);
+    const bytes = batchRecordBytes([{ type: "put", key: "k", value }]);
+    assert(w.hasRoom(bytes), "an empty buffer has room");
+    let full = false;
+    for (let round = 0; round < 20 && !full; round++) {
+      try {
+        for (let i = 0; i < 100_000; i++) w.appendPut(`k${round}.${i}`, value);
+      } catch (e) {
+        assert(e instanceof PerCoreWalError && e.code === "Backpressure", String(e));
+      }
+      // Same turn: the Worker had no time to free space.
+      if (!w.hasRoom(bytes)) full = true;
+    }
+    assert(full, "the full buffer was never observed by hasRoom");
+    const before = w.sequence;
+    await assertRejects(() => w.waitForRoom(1 << 30, { timeoutMs: 0 }), PerCoreWalError);
+    await w.waitForRoom(bytes, { timeoutMs: 30_000 });
+    assert(w.hasRoom(bytes), "room once waitForRoom resolved");
+    assertEquals(w.sequence, before, "waiting for room appends nothing");
+    const aborted = AbortSignal.abort(new Error("stop"));
+    await assertRejects(() => w.waitForRoom(bytes, { signal: aborted }), Error, "stop");
+    await assertRejects(() => w.waitForRoom(-1), RangeError);
+    assertThrows(() => w.hasRoom(1.5), RangeError);
+    await w.sync();
   },
 });

@@ -13,8 +13,8 @@
  * configuration's `sharedBufferBytes`: 64 MiB with the defaults (the smallest power of two that
  * holds two records of the default `maxRecordBytes`, 16 MiB, at least 8 MiB). That memory is
  * reserved (address space), not committed: a page costs RAM (RSS) only once the producer writes
- * to it. Measured on Linux with the defaults, eight handles raised the RSS by 0.3 MiB while 512
- * MiB were reserved. A producer the core's Worker keeps up with cycles through the first 1 MiB of
+ * to it. With the defaults, eight handles raised the RSS by 0.3 MiB while 512 MiB were reserved
+ * (`deno run --allow-read --allow-write --allow-ffi --allow-env bench/handle_memory.ts 8`). A producer the core's Worker keeps up with cycles through the first 1 MiB of
  * its buffer (the ring goes back to its start when empty), so a steady producer commits about
  * 1 MiB; a burst that fills the buffer commits all of it, and those pages stay committed until
  * the handle is closed and its buffer collected. So the cost per attached thread is 1 MiB in
