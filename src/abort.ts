@@ -10,6 +10,8 @@
  * @module
  */
 
+import { safeInteger } from "./numbers.ts";
+
 /**
  * `signal` checked: `undefined`, or an `AbortSignal` (anything else is a `TypeError`, thrown).
  * `what` names the option in the message.
@@ -78,6 +80,16 @@ export function signalOf(options: unknown, what = "options"): AbortSignal | unde
     );
   }
   return checkSignal((options as { signal?: unknown }).signal);
+}
+
+/**
+ * The checked arguments of a `waitDurable(sequence, options)`: `sequence` a safe integer, and
+ * the signal of `options`; throws a `TypeError` or `RangeError` otherwise.
+ */
+export function durableWaitSignal(sequence: unknown, options: unknown): AbortSignal | undefined {
+  const signal = signalOf(options);
+  safeInteger(sequence, "sequence");
+  return signal;
 }
 
 /**

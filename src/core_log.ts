@@ -7,7 +7,7 @@
  */
 
 import { PerCoreWalConfig, type ResolvedWalOptions } from "./config.ts";
-import { raceSignal, signalOf, type WaitOptions } from "./abort.ts";
+import { durableWaitSignal, raceSignal, signalOf, type WaitOptions } from "./abort.ts";
 import { PerCoreWalError } from "./errors.ts";
 import { safeInteger } from "./numbers.ts";
 import { emitEvent, type WalEventHandler } from "./events.ts";
@@ -567,8 +567,7 @@ export class CoreLog {
   waitDurable(sequence: number, options?: WaitOptions): Promise<void> {
     let signal: AbortSignal | undefined;
     try {
-      signal = signalOf(options);
-      safeInteger(sequence, "sequence");
+      signal = durableWaitSignal(sequence, options);
     } catch (e) {
       return Promise.reject(e);
     }

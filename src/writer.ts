@@ -6,7 +6,13 @@
  * @module
  */
 
-import { raceSignal, signalOf, throwIfAborted, type WaitOptions } from "./abort.ts";
+import {
+  durableWaitSignal,
+  raceSignal,
+  signalOf,
+  throwIfAborted,
+  type WaitOptions,
+} from "./abort.ts";
 import { PerCoreWalError } from "./errors.ts";
 import {
   batchBodyLength,
@@ -504,8 +510,7 @@ export class CoreWalWriter {
   waitDurable(sequence: number, options?: WaitOptions): Promise<void> {
     let signal: AbortSignal | undefined;
     try {
-      signal = signalOf(options);
-      safeInteger(sequence, "sequence");
+      signal = durableWaitSignal(sequence, options);
     } catch (e) {
       return Promise.reject(e);
     }
