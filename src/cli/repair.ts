@@ -111,7 +111,7 @@ export async function repair(config: PerCoreWalConfig, o: RepairOptions): Promis
           (plan.stoppedBeforeEpoch === undefined
             ? ""
             : `, stopping before epoch ${plan.stoppedBeforeEpoch}`) +
-          `; ${todo.length} segment(s) to act on` +
+          `; ${new Set(todo.map((l) => l.path)).size} segment(s) to act on` +
           (unfixed.length === 0 ? "" : `, ${unfixed.length} damage(s) it cannot fix`),
       );
     }
