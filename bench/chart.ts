@@ -8,7 +8,7 @@ import { workloads } from "./compare/workloads.ts";
 
 /** The workloads of bench:compare with the systems each runs (fio rows included). */
 export function expectedWorkloads(): ExpectedWorkload[] {
-  return workloads(false).map((w) => ({
+  return workloads("full").map((w) => ({
     id: w.id,
     title: w.title,
     systems: w.fio === undefined ? w.systems : [...w.systems, "fio-buffered", "fio-direct"],
@@ -34,7 +34,7 @@ export function svgOfResults(text: string): string {
     runsPerSystem?: number;
     workloads: Record<string, ChartWorkload>;
   };
-  const quick = json.command?.includes("--quick") ?? false;
+  const quick = /--(quick|tiny)\b/.test(json.command ?? "");
   return chartSvg(json.workloads, {
     expected: expectedWorkloads(),
     caption: captionOf(json, quick),

@@ -1,11 +1,15 @@
-// deno task bench:compare [--quick] [--runs N] [--only W1,W2]
+// deno task bench:compare [--quick | --tiny] [--runs N] [--only W1,W2] [--no-fio] [--out DIR]
+//                         [--data DIR]
 //
 // Runs every workload on every system (the WAL through PerCoreWalManager with the io_uring and
 // the sync backend, the CoreLog engine alone, plain Deno, node:sqlite, and fio for the disk's
 // limit), each run in its own process, alternating A B C A B C, and reports medians: a markdown
 // table on stdout and in bench/results/compare.md, the JSON in bench/results/latest.json, and the
 // chart in docs/bench.svg (bench/chart.ts redraws it from a saved results file). `--quick` is a
-// short smoke run for iterating; its outputs go to bench/results/*.tmp (gitignored). Data goes to bench/.data/compare (removed between runs).
+// short smoke run for iterating, `--tiny` a tenth of it (the harness's own test,
+// tests/bench_compare_test.ts); their outputs go to bench/results/*.tmp (gitignored), or to
+// `--out DIR`. Data goes to bench/.data/compare, or `--data DIR` (removed between runs). No row
+// waits between open() and its first record; each reports open()'s time and its bytes on disk.
 import { parseArgs } from "node:util";
 import { fioVersion, runFio } from "./compare/fio.ts";
 import {
@@ -17,21 +21,26 @@ import {
 } from "./compare/report.ts";
 import { chartSvg } from "./compare/chart.ts";
 import { captionOf, expectedWorkloads } from "./chart.ts";
-import { recordBytes, type RunResult, workloads } from "./compare/workloads.ts";
+import { recordBytes, type RunResult, type RunSize, workloads } from "./compare/workloads.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
   options: {
     quick: { type: "boolean", default: false },
+    tiny: { type: "boolean", default: false },
     runs: { type: "string" },
     only: { type: "string" },
+    "no-fio": { type: "boolean", default: false },
+    out: { type: "string" },
+    data: { type: "string" },
   },
 });
-const quick = values.quick!;
+const size: RunSize = values.tiny ? "tiny" : values.quick ? "quick" : "full";
+const quick = size !== "full";
 const runs = Number(values.runs ?? (quick ? 1 : 3));
 const only = values.only?.split(",");
 const here = new URL(".", import.meta.url).pathname;
-const DATA = `${here}.data/compare`;
+const DATA = values.data ?? `${here}.data/compare`;
 const PERMS = ["--allow-read", "--allow-write", "--allow-ffi", "--allow-env", "--allow-run=sh"];
 
 async function sh(cmd: string): Promise<string> {
@@ -51,7 +60,7 @@ function fresh(dir: string): string {
 
 async function child(wid: string, system: string, dir: string): Promise<RunResult> {
   const args = ["run", ...PERMS, `${here}compare/run.ts`, wid, system, dir];
-  if (quick) args.push("--quick");
+  if (quick) args.push(`--${size}`);
   const out = await new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "piped" })
     .output();
   const text = new TextDecoder().decode(out.stdout).trim();
@@ -65,12 +74,12 @@ async function child(wid: string, system: string, dir: string): Promise<RunResul
   return JSON.parse(text.split("\n").at(-1)!);
 }
 
-const fio = await fioVersion();
+const fio = values["no-fio"] ? undefined : await fioVersion();
 const fioCommands: Record<string, string[]> = {};
 const summary: Record<string, WorkloadSummary> = {};
 const started = new Date();
 
-for (const w of workloads(quick)) {
+for (const w of workloads(size)) {
   if (only !== undefined && !only.includes(w.id)) continue;
   const results: Record<string, RunResult[]> = {};
   const systems = [...w.systems];
@@ -127,12 +136,17 @@ const json = {
   finished: new Date().toISOString(),
   runsPerSystem: runs,
   deno: Deno.version.deno,
-  fio: fio ?? "not installed (apt-get install -y fio): disk-limit rows skipped",
+  fio: fio ??
+    (values["no-fio"]
+      ? "not run (--no-fio)"
+      : "not installed (apt-get install -y fio): disk-limit rows skipped"),
   fioCommands,
   machine,
   notes: [
     "Each system runs in its own process; runs alternate between systems; figures are medians.",
     "MB/s is records/s times the framed record size (key + value + 40 bytes) for every system; fio: the bytes it wrote.",
+    "No row waits between open() and its first record (settleMs: the time between them, the disk measurement excluded); openMs is open() alone; W1c's open + records figure counts both.",
+    "Bytes on disk are allocated blocks (st_blocks x 512) of the system's directory, right after open() and after the workload (before close).",
     "The machine is a shared 2 vCPU VM and other jobs ran at the same time: figures are noisy.",
   ],
   workloads: summary,
@@ -146,7 +160,7 @@ const md =
     fio ?? "no fio"
   }; load average at the end ${machine.load}). Medians of ${runs} runs per system, each in its own process, alternating. Shared, noisy machine.\n\n${table}\n`;
 console.log(table);
-const results = `${here}results`;
+const results = values.out ?? `${here}results`;
 Deno.mkdirSync(results, { recursive: true });
 if (quick || only !== undefined) {
   Deno.writeTextFileSync(`${results}/partial.json.tmp`, JSON.stringify(json, null, 2) + "\n");

@@ -8,17 +8,25 @@
 //   deno run -A bench/thread_cpu.ts w3 [records] [io_uring|sync]   (W3: 64 producers, each awaiting its record)
 //   deno run -A bench/thread_cpu.ts w2 [records] [io_uring|sync]   (W2: sync() every 512, awaited)
 //   deno run -A bench/thread_cpu.ts w2s [records] [io_uring|sync]  (W2s: each record awaited, one producer)
+//   deno run -A bench/thread_cpu.ts plain-w3 [records] (W3 through the competent plain-Deno group
+//                                                  commit of bench:compare, for comparison)
 //   deno run -A bench/thread_cpu.ts merge <dir>    (a WAL made by bench/compare/run.ts W7 setup)
-// Each line of the appending modes ends with the process's RSS at the end.
+// Each line of the appending modes ends with the process's RSS at the end. The appending modes
+// start at once after open(), as a user does (the first segment's preparation and V8's compiling
+// are in the figures), and first print open()'s own wall time and CPU by thread; `--settle-ms N`
+// (anywhere in the arguments) waits N ms after open() instead, for the steady state.
 import { mergeSegments, PerCoreWalConfig, PerCoreWalManager } from "../mod.ts";
 import { groupCommit, KEYS } from "./_loops.ts";
 import { threadCpu } from "./_schedstat.ts";
+import { PlainGroupCommit } from "./compare/plain.ts";
+import { recordBytes } from "./compare/workloads.ts";
 
 function report(
   label: string,
   records: number,
   before: Map<string, number>,
   after: Map<string, number>,
+  per = "record",
 ) {
   const rows = [...after]
     .map(([k, v]) => [k, (v - (before.get(k) ?? 0)) / records] as const)
@@ -26,20 +34,32 @@ function report(
     .sort((a, b) => b[1] - a[1]);
   const total = rows.reduce((s, [, v]) => s + v, 0);
   console.log(
-    `${label}; CPU per record: ${rows.map(([k, v]) => `${k} ${v.toFixed(0)} ns`).join(", ")}; ` +
+    `${label}; CPU per ${per}: ${rows.map(([k, v]) => `${k} ${v.toFixed(0)} ns`).join(", ")}; ` +
       `all threads ${total.toFixed(0)} ns`,
   );
 }
 
-const [mode, arg, backend] = Deno.args;
+const settleArg = Deno.args.find((a) => a.startsWith("--settle-ms"));
+const settleMs = settleArg === undefined
+  ? 0
+  : Number(settleArg.split("=")[1] ?? Deno.args[Deno.args.indexOf(settleArg) + 1]);
+const positional = Deno.args.filter((a, i) =>
+  !a.startsWith("--settle-ms") && !(Deno.args[i - 1] === "--settle-ms")
+);
+const [mode, arg, backend] = positional;
 if (["append", "w1", "w2", "w2s", "w3"].includes(mode)) {
   const records = Number(arg ?? 2_000_000);
   const dir = await Deno.makeTempDir({ prefix: "thread-cpu-" });
-  const manager = await PerCoreWalManager.open(
-    new PerCoreWalConfig(dir, 1, { backend: backend === "sync" ? "sync" : "io_uring" }),
-  );
+  const config = new PerCoreWalConfig(dir, 1, {
+    backend: backend === "sync" ? "sync" : "io_uring",
+  });
+  const cpuBeforeOpen = await threadCpu();
+  const tOpen = performance.now();
+  const manager = await PerCoreWalManager.open(config);
+  const openMs = performance.now() - tOpen;
+  report(`open(): ${openMs.toFixed(1)} ms wall`, 1, cpuBeforeOpen, await threadCpu(), "open()");
   try {
-    await new Promise((r) => setTimeout(r, 1500)); // the zero-fill of the next segment
+    if (settleMs > 0) await new Promise((r) => setTimeout(r, settleMs));
     const log = manager.writer(0);
     const value = new Uint8Array(112).fill(0x5a);
     const before = await threadCpu();
@@ -103,6 +123,31 @@ if (["append", "w1", "w2", "w2s", "w3"].includes(mode)) {
     await manager.close();
     await Deno.remove(dir, { recursive: true });
   }
+} else if (mode === "plain-w3") {
+  const records = Number(arg ?? 50_000);
+  const dir = await Deno.makeTempDir({ prefix: "thread-cpu-" });
+  const log = new PlainGroupCommit(`${dir}/plain.log`, 64 * recordBytes(128));
+  try {
+    const value = new Uint8Array(112).fill(0x5a);
+    const before = await threadCpu();
+    const t0 = performance.now();
+    let next = 0;
+    const producer = async () => {
+      while (next < records) await log.append(KEYS[next++ & 511], value);
+    };
+    await Promise.all(Array.from({ length: 64 }, producer));
+    const timedMs = performance.now() - t0;
+    report(
+      `plain-w3 (Deno.FsFile group commit): ${(timedMs * 1e6 / records).toFixed(0)} ns wall ` +
+        `per record (${(records / timedMs / 1000).toFixed(3)}M/s)`,
+      records,
+      before,
+      await threadCpu(),
+    );
+  } finally {
+    log.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 } else if (mode === "merge" && arg !== undefined) {
   // `merge <dir> [runs]`: repeated in one process (the third argument is the count), the later
   // runs show the JIT-warm cost, and the least of several is the steadiest figure on a shared
@@ -125,6 +170,7 @@ if (["append", "w1", "w2", "w2s", "w3"].includes(mode)) {
   }
 } else {
   throw new TypeError(
-    "usage: thread_cpu.ts append|w1|w2s|w3 [records] [io_uring|sync] | merge <dir>",
+    "usage: thread_cpu.ts append|w1|w2|w2s|w3 [records] [io_uring|sync] [--settle-ms N] | " +
+      "plain-w3 [records] | merge <dir>",
   );
 }

@@ -88,6 +88,7 @@ export const COLORS: Record<string, string> = {
   "wal-sync": "#6baed6",
   engine: "#9467bd",
   plain: "#7f7f7f",
+  "plain-naive": "#c7c7c7",
   sqlite: "#ff7f0e",
   "fio-buffered": "#98df8a",
   "fio-direct": "#2ca02c",
@@ -98,6 +99,7 @@ export const COLORS: Record<string, string> = {
 /** Why a system is absent from a workload, where the comparison leaves it out on purpose. */
 export const ABSENCE_REASONS: Record<string, string> = {
   "W3 sqlite": "node:sqlite is synchronous, so 64 producers would commit one by one (that is W2s)",
+  "W1c fio": "fio has no open() and no cold start to compare with",
   "W3 fio": "fio has no equivalent of 64 waiters sharing one fdatasync",
   "W4 engine": "W4 measures bandwidth through the public API only",
   "W5 engine": "the engine alone has no multi-core manager",

@@ -82,6 +82,66 @@ export class PlainFile {
   }
 }
 
+/**
+ * The group commit a competent user writes by hand: appends are framed into a buffer; one
+ * `write` + `syncData` at a time takes everything buffered; every waiter of that flush resolves
+ * after its `syncData`, and the next flush takes what arrived meanwhile.
+ */
+export class PlainGroupCommit {
+  readonly #file: PlainFile;
+  #filling: Framer;
+  #spare: Framer;
+  #waiters: PromiseWithResolvers<void>[] = [];
+  #flushing = false;
+
+  /** `capacityBytes`: room for every record that can wait at once (one per producer). */
+  constructor(path: string, capacityBytes: number) {
+    this.#file = new PlainFile(path);
+    this.#filling = new Framer(capacityBytes);
+    this.#spare = new Framer(capacityBytes);
+  }
+
+  /** Frames one put into the buffer; resolves once a flush has made it durable. */
+  append(key: Uint8Array, value: Uint8Array): Promise<void> {
+    if (!this.#filling.put(key, value)) {
+      throw new RangeError("PlainGroupCommit: more waiting records than its capacity");
+    }
+    const waiter = Promise.withResolvers<void>();
+    this.#waiters.push(waiter);
+    if (!this.#flushing) void this.#flush();
+    return waiter.promise;
+  }
+
+  async #flush(): Promise<void> {
+    this.#flushing = true;
+    try {
+      while (this.#filling.used > 0) {
+        const batch = this.#filling;
+        const waiters = this.#waiters;
+        this.#filling = this.#spare;
+        this.#spare = batch;
+        this.#waiters = [];
+        try {
+          await this.#file.writeAll(batch.buf.subarray(0, batch.used));
+          await this.#file.syncData();
+        } catch (e) {
+          for (const w of waiters) w.reject(e);
+          continue;
+        } finally {
+          batch.reset();
+        }
+        for (const w of waiters) w.resolve();
+      }
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  close(): void {
+    this.#file.close();
+  }
+}
+
 /** `node:sqlite` in WAL mode, `synchronous=FULL`, a rowid table of (key, value) blobs. */
 export class SqliteLog {
   readonly #db: DatabaseSync;

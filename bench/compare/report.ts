@@ -12,7 +12,7 @@ export interface WorkloadSummary {
   systems: Record<string, SystemSummary>;
 }
 
-/** One goal of issue 5 and where it stands. */
+/** One goal (issues 5 and 15) and where it stands. */
 export interface Goal {
   workload: string;
   goal: string;
@@ -54,6 +54,13 @@ export function summarize(runs: RunResult[]): SystemSummary {
     p99Us: mid.p99Us,
     peakRssBytes: num((r) => r.peakRssBytes)!,
     cpuNsPerRecord: num((r) => r.cpuNsPerRecord),
+    openMs: num((r) => r.openMs),
+    // The longest pause of any run: a single run that waited must show.
+    settleMs: runs.some((r) => r.settleMs !== undefined)
+      ? Math.max(...runs.map((r) => r.settleMs ?? 0))
+      : undefined,
+    diskAfterOpenBytes: num((r) => r.diskAfterOpenBytes),
+    diskAfterRunBytes: num((r) => r.diskAfterRunBytes),
     backend: mid.backend,
     note: mid.note,
     runs,
@@ -61,10 +68,19 @@ export function summarize(runs: RunResult[]): SystemSummary {
 }
 
 const rate = (s: SystemSummary | undefined) => s?.recordsPerSec;
+
+/**
+ * Records/s counting `open()` too (W1c's "open + records" figure): what a user who opens and
+ * writes at once sees.
+ */
+export function openPlusRate(s: RunResult | undefined): number | undefined {
+  if (s?.openMs === undefined) return undefined;
+  return s.records / (s.seconds + s.openMs / 1000);
+}
 const div = (a: number | undefined, b: number | undefined) =>
   a === undefined || b === undefined || b === 0 ? undefined : a / b;
 
-/** The goals of issue 5, evaluated on medians measured in the same run. */
+/** The goals of issues 5 and 15, evaluated on medians measured in the same run. */
 export function goals(ws: Record<string, WorkloadSummary>): Goal[] {
   const s = (w: string, sys: string) => ws[w]?.systems[sys];
   const g = (workload: string, goal: string, value: number | undefined, target: number): Goal => ({
@@ -104,8 +120,46 @@ export function goals(ws: Record<string, WorkloadSummary>): Goal[] {
         : s("W6", "wal-uring")!.cpuNsPerRecord! <= 250,
     },
     g("W7", "merge entries/s (millions)", div(rate(s("W7", "merge")), 1e6), 2),
+    // Issue 15: a cold start, the competent group commit, and what a fresh manager costs.
+    g(
+      "W1c",
+      "cold wal-uring / plain",
+      div(rate(s("W1c", "wal-uring")), rate(s("W1c", "plain"))),
+      1.5,
+    ),
+    g(
+      "W1c",
+      "open + records, wal-uring / plain",
+      div(openPlusRate(s("W1c", "wal-uring")), openPlusRate(s("W1c", "plain"))),
+      1.5,
+    ),
+    g(
+      "W3",
+      "wal-uring / competent plain group commit",
+      div(rate(s("W3", "wal-uring")), rate(s("W3", "plain"))),
+      4,
+    ),
+    atMost("W5", "open() of a fresh 2-core manager, ms", s("W5", "wal-uring")?.openMs, 30),
+    atMost(
+      "W5",
+      "disk of a fresh 2-core manager, MiB",
+      mib(s("W5", "wal-uring")?.diskAfterOpenBytes),
+      16,
+    ),
   ];
 }
+
+const mib = (bytes: number | undefined) => bytes === undefined ? undefined : bytes / 2 ** 20;
+
+function atMost(workload: string, goal: string, value: number | undefined, target: number): Goal {
+  const met = value === undefined ? undefined : value <= target;
+  return { workload, goal, value, target, bound: "max", met };
+}
+
+const fmtMiB = (bytes: number | undefined) =>
+  bytes === undefined ? "" : `${(bytes / 2 ** 20).toFixed(bytes < 2 ** 20 ? 2 : 1)} MiB`;
+const fmtMs = (x: number | undefined) =>
+  x === undefined ? "" : x >= 10 ? `${x.toFixed(0)} ms` : `${x.toFixed(2)} ms`;
 
 const fmtRate = (x: number) =>
   x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)}k` : x.toFixed(0);
@@ -127,6 +181,30 @@ export function markdown(ws: Record<string, WorkloadSummary>, gs: Goal[]): strin
         `| ${id} | ${name} | ${s.backend} | ${fmtRate(s.recordsPerSec)} | ${
           s.mbPerSec.toFixed(1)
         } | ${fmtUs(s.p50Us)} | ${fmtUs(s.p99Us)} | ${rss} | ${ratio} |`,
+      );
+    }
+  }
+  lines.push(
+    "",
+    "Open, pause and footprint (`open()` alone; the pause between it and the first record, which",
+    "is no wait, only the time to start the loop; allocated bytes of the directory after `open()`",
+    "and after the workload; W1c: records/s counting `open()` too):",
+    "",
+    "| workload | system | open() | pause | disk after open | disk after run | open + records |",
+    "|---|---|--:|--:|--:|--:|--:|",
+  );
+  for (const [id, w] of Object.entries(ws)) {
+    const plainOpen = openPlusRate(w.systems.plain);
+    for (const [name, s] of Object.entries(w.systems)) {
+      if (s.openMs === undefined && s.diskAfterRunBytes === undefined) continue;
+      const op = id === "W1c" ? openPlusRate(s) : undefined;
+      const opText = op === undefined
+        ? ""
+        : `${fmtRate(op)}${plainOpen === undefined ? "" : ` (${(op / plainOpen).toFixed(2)}×)`}`;
+      lines.push(
+        `| ${id} | ${name} | ${fmtMs(s.openMs)} | ${fmtMs(s.settleMs)} | ${
+          fmtMiB(s.diskAfterOpenBytes)
+        } | ${fmtMiB(s.diskAfterRunBytes)} | ${opText} |`,
       );
     }
   }

@@ -1,18 +1,30 @@
 // One system on one workload, in its own process (so RSS and JIT state are its own). Started by
 // bench/compare.ts; prints one JSON line (a RunResult) on stdout.
-// Usage: deno run ... bench/compare/run.ts <workload> <system> <dir> [--quick]
+// Usage: deno run ... bench/compare/run.ts <workload> <system> <dir> [--quick | --tiny]
+//
+// No row waits between open() and its first record: a user who opens the WAL writes at once, so
+// the cost of a cold start (the first segment's preparation, V8 compiling the hot paths) is part
+// of every figure; W1c measures it on its own. open() is timed apart, and each row reports the
+// bytes its directory holds on disk after open() and after the workload.
 import { PerCoreWalConfig, PerCoreWalManager, recoverPerCore } from "../../mod.ts";
 import { CoreLog } from "../../src/core_log.ts";
 import { mergeSegments } from "../../src/merge_stream.ts";
-import { Framer, PlainFile, SqliteLog } from "./plain.ts";
+import { Framer, PlainFile, PlainGroupCommit, SqliteLog } from "./plain.ts";
 import { recordBytes, type RunResult, type Workload, workloads } from "./workloads.ts";
+import { diskBytes } from "./disk.ts";
 import { processCpu } from "../_schedstat.ts";
 
 const [wid, system, dir] = Deno.args;
-const quick = Deno.args.includes("--quick");
-const w: Workload | undefined = workloads(quick).find((x) => x.id === wid);
+const size = Deno.args.includes("--tiny")
+  ? "tiny"
+  : Deno.args.includes("--quick")
+  ? "quick"
+  : "full";
+const w: Workload | undefined = workloads(size).find((x) => x.id === wid);
 if (w === undefined || system === undefined || dir === undefined) {
-  throw new TypeError(`usage: run.ts <workload> <system> <dir> [--quick], got ${Deno.args}`);
+  throw new TypeError(
+    `usage: run.ts <workload> <system> <dir> [--quick | --tiny], got ${Deno.args}`,
+  );
 }
 const REC = recordBytes(w.payloadBytes);
 const keys = Array.from(
@@ -36,6 +48,31 @@ interface Measured {
   backend: string;
   note?: string;
   cpuNsPerRecord?: number;
+  opened?: Opened;
+  /** performance.now() when the first timed record began. */
+  startedAt?: number;
+  diskAfterRunBytes?: number;
+}
+
+/** What open() cost, and what came between it and the first timed record. */
+interface Opened {
+  openMs: number;
+  diskAfterOpenBytes: number;
+  /**
+   * performance.now() when open() resolved, plus the time the disk was measured (and, in W6, the
+   * CPU counters read): from here to the first timed record is a pause, reported as `settleMs`.
+   */
+  readyAt: number;
+}
+
+/** Times `open`, then measures the directory's footprint (not counted as a pause). */
+async function timedOpen<T>(open: () => T | Promise<T>): Promise<{ it: T; opened: Opened }> {
+  const t0 = now();
+  const it = await open();
+  const t1 = now();
+  const diskAfterOpenBytes = diskBytes(dir!);
+  const statMs = now() - t1;
+  return { it, opened: { openMs: t1 - t0, diskAfterOpenBytes, readyAt: t1 + statMs } };
 }
 
 function pct(sorted: number[], p: number): number {
@@ -51,8 +88,6 @@ async function peakRss(): Promise<number> {
   const m = /(\d+)\s*kB/.exec(new TextDecoder().decode(out.stdout));
   return m === null ? 0 : Number(m[1]) * 1024;
 }
-
-const settle = () => new Promise((r) => setTimeout(r, 1500));
 
 // --- the WAL (manager or engine): one loop per workload shape ---------------------------------
 
@@ -110,40 +145,65 @@ async function walAppendOnly(log: Log, records: number): Promise<number> {
   return timed / 1000;
 }
 
-async function runLogs(logs: Log[]): Promise<{ seconds: number; lat: number[] }> {
+/** Runs the workload on the logs `getLogs` returns (taken inside the timed path). */
+async function runLogs(
+  getLogs: () => Log[],
+): Promise<{ seconds: number; lat: number[]; startedAt: number }> {
   const lat: number[] = [];
   const records = w!.records;
-  if (w!.id === "W6") return { seconds: await walAppendOnly(logs[0], records), lat };
-  const t0 = now();
+  const startedAt = now();
+  const logs = getLogs();
+  if (w!.id === "W6") return { seconds: await walAppendOnly(logs[0], records), lat, startedAt };
   if (w!.producers > 1) await walGroup(logs[0], records, lat);
   else if (w!.batch === 1) await walSingle(logs[0], records, lat);
   else await walBatches(logs, records, lat);
-  return { seconds: (now() - t0) / 1000, lat };
+  return { seconds: (now() - startedAt) / 1000, lat, startedAt };
 }
 
 async function runManager(backend: "io_uring" | "sync"): Promise<Measured> {
   const config = new PerCoreWalConfig(dir, w!.cores, { backend });
-  const manager = await PerCoreWalManager.open(config);
+  const { it: manager, opened } = await timedOpen(() => PerCoreWalManager.open(config));
   try {
-    await settle(); // the background zero-fill of each core's next segment
-    const logs = Array.from({ length: w!.cores }, (_, c) => manager.writer(c));
-    const cpu0 = await processCpu();
-    const { seconds, lat } = await runLogs(logs);
+    // W6 asks for the cost per record wherever it is computed: the core Worker's part too. Its
+    // reading of /proc is the one thing between open() and the first record; W6 is not cold.
+    const cpu0 = w!.id === "W6" ? await processCpu() : 0;
+    if (w!.id === "W6") opened.readyAt = now();
+    const { seconds, lat, startedAt } = await runLogs(() =>
+      Array.from({ length: w!.cores }, (_, c) => manager.writer(c))
+    );
     const records = w!.records * w!.cores;
-    // W6 asks for the cost per record wherever it is computed: the core Worker's part too.
     const cpuNsPerRecord = w!.id === "W6" ? (await processCpu() - cpu0) / records : undefined;
-    return { records, seconds, lat, backend: manager.backend, cpuNsPerRecord };
+    const diskAfterRunBytes = diskBytes(dir!);
+    return {
+      records,
+      seconds,
+      lat,
+      backend: manager.backend,
+      cpuNsPerRecord,
+      opened,
+      startedAt,
+      diskAfterRunBytes,
+    };
   } finally {
     await manager.close();
   }
 }
 
 async function runEngine(): Promise<Measured> {
-  const log = await CoreLog.open(new PerCoreWalConfig(dir, 1, { backend: "io_uring" }), 0);
+  const config = new PerCoreWalConfig(dir, 1, { backend: "io_uring" });
+  const { it: log, opened } = await timedOpen(() => CoreLog.open(config, 0));
   try {
-    await settle();
-    const { seconds, lat } = await runLogs([log]);
-    return { records: w!.records, seconds, lat, backend: `CoreLog ${log.backend}` };
+    const { seconds, lat, startedAt } = await runLogs(() => [log]);
+    const diskAfterRunBytes = diskBytes(dir!);
+    return {
+      records: w!.records,
+      seconds,
+      lat,
+      backend: `CoreLog ${log.backend}`,
+      opened,
+      startedAt,
+      diskAfterRunBytes,
+    };
   } finally {
     await log.close();
   }
@@ -152,16 +212,18 @@ async function runEngine(): Promise<Measured> {
 // --- plain Deno ---------------------------------------------------------------------------------
 
 async function runPlain(): Promise<Measured> {
+  if (w!.producers > 1) return system === "plain-naive" ? runPlainNaive() : runPlainGroup();
   const records = w!.records;
   const batch = w!.id === "W6" ? 512 : w!.batch;
-  const files = Array.from({ length: w!.cores }, (_, c) => new PlainFile(`${dir}/plain-${c}.log`));
+  const { it: files, opened } = await timedOpen(() =>
+    Array.from({ length: w!.cores }, (_, c) => new PlainFile(`${dir}/plain-${c}.log`))
+  );
   const framers = files.map(() => new Framer(batch * REC));
   try {
-    // writeSync + syncDataSync per batch (W6: no sync), one file after the other; W3 (one record
-    // per sync, in turn) is W2s there, so only its async variant runs.
+    // writeSync + syncDataSync per batch (W6: no sync), one file after the other.
     const syncLat: number[] = [];
-    let t0 = now();
-    for (let i = 0; i < records && w!.producers === 1;) {
+    const startedAt = now();
+    for (let i = 0; i < records;) {
       const n = Math.min(batch, records - i);
       for (let c = 0; c < files.length; c++) {
         const t1 = now();
@@ -174,51 +236,39 @@ async function runPlain(): Promise<Measured> {
       }
       i += n;
     }
-    const syncSeconds = (now() - t0) / 1000;
-    if (w!.inFlight === 1 && w!.producers === 1 && w!.cores === 1) {
-      return { records, seconds: syncSeconds, lat: syncLat, backend: "Deno.FsFile writeSync" };
-    }
-    // The async variant: write + syncData; pipelined (up to inFlight syncData per file), or, for
-    // W3, 64 producers each awaiting write + syncData of its own record.
-    const asyncLat: number[] = [];
-    t0 = now();
-    if (w!.producers > 1) {
-      let next = 0;
-      const producer = async () => {
-        const f = new Framer(REC);
-        while (next < records) {
-          next++;
-          const t1 = now();
-          f.reset();
-          f.put(keys[next & 511], value);
-          await files[0].writeAll(f.buf.slice(0, f.used));
-          await files[0].syncData();
-          asyncLat.push((now() - t1) * 1000);
-        }
+    const syncSeconds = (now() - startedAt) / 1000;
+    // What one workload leaves on disk: the async variant below appends as much again.
+    const diskAfterRunBytes = diskBytes(dir!);
+    const base = { opened, startedAt, diskAfterRunBytes };
+    // A cold row counts the first loop only: the second would run on a warm process.
+    if (w!.cold || (w!.inFlight === 1 && w!.cores === 1)) {
+      return {
+        records: records * files.length,
+        seconds: syncSeconds,
+        lat: syncLat,
+        backend: "Deno.FsFile writeSync",
+        ...base,
       };
-      await Promise.all(Array.from({ length: w!.producers }, producer));
-    } else {
-      await Promise.all(files.map(async (file) => {
-        const f = new Framer(batch * REC);
-        const pending: Promise<void>[] = [];
-        for (let i = 0; i < records;) {
-          const n = Math.min(batch, records - i);
-          const t1 = now();
-          f.reset();
-          for (let k = 0; k < n; k++) f.put(keys[(i + k) & 511], value);
-          await file.writeAll(f.buf.subarray(0, f.used));
-          pending.push(file.syncData().then(() => void asyncLat.push((now() - t1) * 1000)));
-          while (pending.length >= w!.inFlight) await pending.shift();
-          i += n;
-        }
-        await Promise.all(pending);
-      }));
     }
+    // The async variant: write + syncData, pipelined (up to inFlight syncData per file).
+    const asyncLat: number[] = [];
+    const t0 = now();
+    await Promise.all(files.map(async (file) => {
+      const f = new Framer(batch * REC);
+      const pending: Promise<void>[] = [];
+      for (let i = 0; i < records;) {
+        const n = Math.min(batch, records - i);
+        const t1 = now();
+        f.reset();
+        for (let k = 0; k < n; k++) f.put(keys[(i + k) & 511], value);
+        await file.writeAll(f.buf.subarray(0, f.used));
+        pending.push(file.syncData().then(() => void asyncLat.push((now() - t1) * 1000)));
+        while (pending.length >= w!.inFlight) await pending.shift();
+        i += n;
+      }
+      await Promise.all(pending);
+    }));
     const asyncSeconds = (now() - t0) / 1000;
-    if (w!.producers > 1) {
-      const backend = "Deno.FsFile async write, 64 producers";
-      return { records, seconds: asyncSeconds, lat: asyncLat, backend };
-    }
     const total = records * files.length;
     const rates = `writeSync ${Math.round(total / syncSeconds)}/s, async ${
       Math.round(total / asyncSeconds)
@@ -230,6 +280,7 @@ async function runPlain(): Promise<Measured> {
         lat: asyncLat,
         backend: "Deno.FsFile async write",
         note: rates,
+        ...base,
       }
       : {
         records: total,
@@ -237,26 +288,104 @@ async function runPlain(): Promise<Measured> {
         lat: syncLat,
         backend: "Deno.FsFile writeSync",
         note: rates,
+        ...base,
       };
   } finally {
     for (const f of files) f.close();
   }
 }
 
+/** W3, as a competent user writes it: 64 producers share a buffer and one flush at a time. */
+async function runPlainGroup(): Promise<Measured> {
+  const records = w!.records;
+  const { it: log, opened } = await timedOpen(() =>
+    new PlainGroupCommit(`${dir}/plain-0.log`, w!.producers * REC)
+  );
+  try {
+    const lat: number[] = [];
+    let next = 0;
+    const startedAt = now();
+    const producer = async () => {
+      while (next < records) {
+        const i = next++;
+        const t1 = now();
+        await log.append(keys[i & 511], value);
+        lat.push((now() - t1) * 1000);
+      }
+    };
+    await Promise.all(Array.from({ length: w!.producers }, producer));
+    return {
+      records,
+      seconds: (now() - startedAt) / 1000,
+      lat,
+      backend: "Deno.FsFile group commit, 64 producers",
+      opened,
+      startedAt,
+      diskAfterRunBytes: diskBytes(dir!),
+    };
+  } finally {
+    log.close();
+  }
+}
+
+/** W3, naively: each of the 64 producers awaits its own write + syncData. */
+async function runPlainNaive(): Promise<Measured> {
+  const records = w!.records;
+  const { it: file, opened } = await timedOpen(() => new PlainFile(`${dir}/plain-0.log`));
+  try {
+    const lat: number[] = [];
+    let next = 0;
+    const startedAt = now();
+    const producer = async () => {
+      const f = new Framer(REC);
+      while (next < records) {
+        const i = next++;
+        const t1 = now();
+        f.reset();
+        f.put(keys[i & 511], value);
+        await file.writeAll(f.buf.slice(0, f.used));
+        await file.syncData();
+        lat.push((now() - t1) * 1000);
+      }
+    };
+    await Promise.all(Array.from({ length: w!.producers }, producer));
+    return {
+      records,
+      seconds: (now() - startedAt) / 1000,
+      lat,
+      backend: "Deno.FsFile write + syncData per producer",
+      opened,
+      startedAt,
+      diskAfterRunBytes: diskBytes(dir!),
+    };
+  } finally {
+    file.close();
+  }
+}
+
 // --- node:sqlite --------------------------------------------------------------------------------
 
-function runSqlite(): Measured {
-  const db = new SqliteLog(`${dir}/sqlite.db`);
+async function runSqlite(): Promise<Measured> {
+  const { it: db, opened } = await timedOpen(() => new SqliteLog(`${dir}/sqlite.db`));
   const records = w!.records;
   const lat: number[] = [];
   try {
     const t0 = now();
+    const base = { opened, startedAt: t0 };
     if (w!.id === "W6") {
       db.begin();
       for (let i = 0; i < records; i++) db.insert(keys[i & 511], value);
       const seconds = (now() - t0) / 1000;
       db.commit();
-      return { records, seconds, backend: "node:sqlite", note: "inserts in one transaction" };
+      const note = "inserts in one transaction";
+      return {
+        records,
+        seconds,
+        backend: "node:sqlite",
+        note,
+        ...base,
+        diskAfterRunBytes: diskBytes(dir!),
+      };
     }
     for (let i = 0; i < records;) {
       const n = Math.min(w!.batch, records - i);
@@ -270,7 +399,15 @@ function runSqlite(): Measured {
       lat.push((now() - t1) * 1000);
       i += n;
     }
-    return { records, seconds: (now() - t0) / 1000, lat, backend: "node:sqlite" };
+    const seconds = (now() - t0) / 1000;
+    return {
+      records,
+      seconds,
+      lat,
+      backend: "node:sqlite",
+      ...base,
+      diskAfterRunBytes: diskBytes(dir!),
+    };
   } finally {
     db.close();
   }
@@ -320,9 +457,10 @@ const measured: Measured = await (() => {
     case "engine":
       return runEngine();
     case "plain":
+    case "plain-naive":
       return runPlain();
     case "sqlite":
-      return Promise.resolve(runSqlite());
+      return runSqlite();
     case "setup":
       return runSetup();
     case "merge":
@@ -344,6 +482,12 @@ const result: RunResult = {
   p99Us: sorted?.length ? pct(sorted, 0.99) : undefined,
   peakRssBytes: await peakRss(),
   cpuNsPerRecord: measured.cpuNsPerRecord,
+  openMs: measured.opened?.openMs,
+  settleMs: measured.opened === undefined || measured.startedAt === undefined
+    ? undefined
+    : measured.startedAt - measured.opened.readyAt,
+  diskAfterOpenBytes: measured.opened?.diskAfterOpenBytes,
+  diskAfterRunBytes: measured.diskAfterRunBytes,
   backend: measured.backend,
   note: measured.note,
 };

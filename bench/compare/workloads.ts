@@ -20,7 +20,15 @@ export interface Workload {
   systems: string[];
   /** fio block size and jobs, when the disk's limit applies. */
   fio?: { bs: number; jobs: number; sizeBytes: number };
+  /**
+   * A cold start: the records are written at once after `open()`, and plain Deno runs only its
+   * first loop (`writeSync` + `syncDataSync`), so that no system is measured warm.
+   */
+  cold?: boolean;
 }
+
+/** How large a run is: the full comparison, a short smoke run, or a tiny one for the tests. */
+export type RunSize = "full" | "quick" | "tiny";
 
 /** The framed size of a put record with `payloadBytes` of key + value. */
 export function recordBytes(payloadBytes: number): number {
@@ -29,9 +37,11 @@ export function recordBytes(payloadBytes: number): number {
 
 const round4k = (n: number) => Math.ceil(n / 4096) * 4096;
 
-/** The workloads, full size or `quick` (a short smoke run for iterating). */
-export function workloads(quick: boolean): Workload[] {
-  const q = (full: number, small: number) => quick ? small : full;
+/** The workloads, at full size, `quick` (a short smoke run) or `tiny` (the harness's test). */
+export function workloads(size: RunSize): Workload[] {
+  // Tiny sizes are a tenth of the quick ones: enough to pass through every code path.
+  const q = (full: number, small: number) =>
+    size === "full" ? full : size === "quick" ? small : Math.ceil(small / 10);
   const wal = ["wal-uring", "wal-sync"];
   const all = [...wal, "plain", "sqlite", "engine"];
   const w1Bytes = 512 * recordBytes(128);
@@ -47,6 +57,18 @@ export function workloads(quick: boolean): Workload[] {
       cores: 1,
       systems: all,
       fio: { bs: round4k(w1Bytes), jobs: 1, sizeBytes: q(256, 32) << 20 },
+    },
+    {
+      id: "W1c",
+      title: "cold ingest (W1's loop, the first 100,000 records right after open(), no pause)",
+      records: q(100_000, 20_480),
+      payloadBytes: 128,
+      batch: 512,
+      inFlight: 8,
+      producers: 1,
+      cores: 1,
+      systems: all,
+      cold: true,
     },
     {
       id: "W2",
@@ -82,8 +104,10 @@ export function workloads(quick: boolean): Workload[] {
       producers: 64,
       cores: 1,
       // node:sqlite's API is synchronous: 64 producers would commit one after the other, which
-      // is W2s. Plain Deno: 64 async producers, each awaiting write + syncData of its record.
-      systems: [...wal, "plain", "engine"],
+      // is W2s. Plain Deno: the group commit a competent user writes (appends go to a buffer; one
+      // write + syncData at a time; every waiter of a flush resolved after it); plain-naive: each
+      // of the 64 producers awaits its own write + syncData.
+      systems: [...wal, "plain", "plain-naive", "engine"],
     },
     {
       id: "W4",
@@ -145,6 +169,17 @@ export interface RunResult {
   peakRssBytes: number;
   /** CPU time of all the process's threads per record (W6: the cost "wherever it is computed"). */
   cpuNsPerRecord?: number;
+  /** Milliseconds `open()` took (the WAL's manager or engine, plain Deno's file, the database). */
+  openMs?: number;
+  /**
+   * Milliseconds deliberately waited between `open()` and the first timed record: 0 for every
+   * row (a run that waited would hide the cost of a cold start; see tests/bench_compare_test.ts).
+   */
+  settleMs?: number;
+  /** Allocated bytes (st_blocks × 512) of the system's directory right after `open()`. */
+  diskAfterOpenBytes?: number;
+  /** Allocated bytes of the system's directory after the workload, before close. */
+  diskAfterRunBytes?: number;
   backend: string;
   note?: string;
 }
