@@ -177,8 +177,14 @@ export class ShipMarks {
     try {
       const found = readShipperMarks(walDir, name, meta.walId);
       if (found !== undefined && found.invalid !== undefined) {
+        const regular = lstatIfExists(marksPath(walDir, name))?.isFile === true;
+        const code = !regular
+          ? "Unsafe"
+          : found.invalid.includes("another WAL")
+          ? "ConfigMismatch"
+          : "Corrupted";
         throw new PerCoreWalError(
-          found.invalid.includes("another WAL") ? "ConfigMismatch" : "Corrupted",
+          code,
           `Shipper marks "${marksPath(walDir, name)}" ${found.invalid}: refused (remove the ` +
             `shipper with ShipMarks.remove to start it again from nothing)`,
           { segment: marksPath(walDir, name) },

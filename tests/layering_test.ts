@@ -21,6 +21,8 @@ const READ_SIDE = [
   "src/watch.ts",
   "src/cli/repair.ts",
   "src/cli/dump.ts",
+  "src/ship_marks.ts",
+  "src/ship_retention.ts",
 ];
 const ENGINE = ["src/core_log.ts", "src/io/uring.ts", "src/io/ring.ts"];
 
