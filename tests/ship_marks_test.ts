@@ -6,7 +6,7 @@ import { PerCoreWalError } from "../src/errors.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
 import { encodeShipperMarks, marksPath, ShipMarks } from "../src/ship_marks.ts";
 import { readWalMeta } from "../src/wal_meta.ts";
-import { ignoreWithoutUring, tempDir } from "./_helpers.ts";
+import { ignoreWithoutUring, runDeno, tempDir } from "./_helpers.ts";
 
 const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name, ignore: ignoreWithoutUring, fn });
@@ -172,4 +172,32 @@ test("a shippers directory that is a symbolic link is refused, and holds every s
   assertEquals(listed.length, 1);
   assert(listed[0].invalid !== undefined);
   assertEquals([...Deno.readDirSync(`${dir.path}/elsewhere`)], []);
+});
+
+test("wal stats and wal checkpoints show what each shipper shipped and holds", async () => {
+  await using dir = await tempDir();
+  const cfg = await wal(dir.path, 1);
+  const m = await PerCoreWalManager.open(cfg);
+  const w = m.writer(0);
+  let last = 0;
+  for (let i = 0; i < 1000; i++) last = w.appendPut(`k${i}`, "v".repeat(200));
+  await w.waitDurable(last);
+  await m.close();
+  await using marks = ShipMarks.open(cfg, "nats");
+  await marks.advance(0, 7);
+  const cli = new URL("../cli.ts", import.meta.url).pathname;
+  const perms = ["--allow-read", "--allow-write", "--allow-env"];
+  const stats = await runDeno(["run", ...perms, cli, "stats", cfg.baseDir, "--json"]);
+  assertEquals(stats.code, 0, stats.stderr);
+  const line = stats.stdout.trim().split("\n").map((l) => JSON.parse(l)).find((j) =>
+    j.kind === "shipper"
+  );
+  assertEquals([line.name, line.shipped, line.invalid], ["nats", [7], null]);
+  assert(line.unshippedSegments[0] >= 3, JSON.stringify(line));
+  const text = await runDeno(["run", ...perms, cli, "checkpoints", cfg.baseDir]);
+  assertEquals(text.code, 0, text.stderr);
+  assert(
+    /shipper nats: core 0 shipped up to 7 \(holds \d+ segments\)/.test(text.stdout),
+    text.stdout,
+  );
 });
