@@ -12,7 +12,7 @@
 import { directoryMode, PerCoreWalConfig } from "./config.ts";
 import { crc32c } from "./crc32c.ts";
 import { PerCoreWalError } from "./errors.ts";
-import { emitEvent, type WalEventHandler } from "./events.ts";
+import { emitEvent, type WalEvent, type WalEventHandler } from "./events.ts";
 import {
   isMissing,
   lstatIfExists,
@@ -60,7 +60,7 @@ const WAL_ID = /^[0-9a-f]{32}$/;
  */
 export interface ShipMarksOptions {
   /** Told of `unshippedDropped` ({@linkcode dropUnshipped}); nothing is printed without it. */
-  onEvent?: WalEventHandler;
+  onEvent?: (event: WalEvent) => void;
 }
 
 /**
