@@ -7,6 +7,7 @@ import { PerCoreWalConfig } from "../src/config.ts";
 import { PerCoreWalError } from "../src/errors.ts";
 import type { WalEvent } from "../src/events.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
+import { recoverPerCore } from "../src/recovery.ts";
 import { listCoreSegments } from "../src/segment_files.ts";
 import { scanSegment } from "../src/segment_probes.ts";
 import { appendsHeld, holdAppends } from "../src/ship_hold.ts";
@@ -54,7 +55,7 @@ async function assertHeldAt(cfg: PerCoreWalConfig, mark: number, coreId = 0) {
 test("a checkpoint keeps the segments a registered shipper has not shipped", async () => {
   await using dir = await tempDir();
   const cfg = config(dir.path);
-  await using m = await PerCoreWalManager.open(cfg);
+  const m = await PerCoreWalManager.open(cfg);
   await using marks = ShipMarks.open(cfg, "nats");
   await fill(m, 2000);
   const before = await segments(cfg);
@@ -69,6 +70,11 @@ test("a checkpoint keeps the segments a registered shipper has not shipped", asy
   await coordinator.checkpoint();
   await assertHeldAt(cfg, mark);
   assertEquals((await segments(cfg))[0].index, 3);
+  // Segments kept before the checkpoint's barriers change nothing for reopen and recovery.
+  await m.close();
+  await (await PerCoreWalManager.open(cfg)).close();
+  using r = await recoverPerCore(cfg.baseDir);
+  assertEquals(r.state.size, 50);
 });
 
 test("the marks files hold segments across a reopen; a removed shipper no longer holds", async () => {
