@@ -41,6 +41,7 @@ import { scanCheckpoints, scanWalCheckpoints } from "./src/cli/scan.ts";
 import { dump } from "./src/cli/dump.ts";
 import { repair, REPAIR_MODES, type RepairMode } from "./src/cli/repair.ts";
 import { checkpoints, inspect, stats, verify } from "./src/cli/report.ts";
+import { printShippers } from "./src/cli/shippers.ts";
 import { tail } from "./src/cli/tail.ts";
 import { UsageError as _UsageError } from "./src/cli/usage.ts";
 
@@ -54,6 +55,9 @@ interface _Command {
 }
 
 const _JSON = "  --json                 one JSON object per line (timestampNs as a string)\n";
+const _SHIPPERS =
+  "Then one line per registered shipper (shippers/<name>.json): per core the last\n" +
+  "shipped sequence and the segments it holds from retirement.\n";
 const _CKPT = "  --checkpoint-dir DIR   checkpoints (default: `checkpoints` inside <dir>)\n";
 const _HELP = "  -h, --help             this help\n";
 
@@ -123,13 +127,13 @@ const COMMANDS: Record<string, _Command> = {
     usage: "wal checkpoints <dir> [--json] [--checkpoint-dir DIR]",
     about: "the checkpoints, valid or not, and the one recovery would use",
     options: { json: { type: "boolean" }, "checkpoint-dir": { type: "string" } },
-    help: _JSON + _CKPT + _HELP + "Exit 1 when a checkpoint is invalid.\n",
+    help: _JSON + _CKPT + _HELP + "Exit 1 when a checkpoint is invalid.\n" + _SHIPPERS,
   },
   stats: {
     usage: "wal stats <dir> [--json] [--checkpoint-dir DIR]",
     about: "totals per core and for the directory: entries by type, bytes, epochs",
     options: { json: { type: "boolean" }, "checkpoint-dir": { type: "string" } },
-    help: _JSON + _CKPT + _HELP,
+    help: _JSON + _CKPT + _HELP + _SHIPPERS,
   },
   tail: {
     usage: "wal tail <dir> [--follow] [-n N] [--interval-ms MS] [--json]",
@@ -252,16 +256,20 @@ async function _run(name: string, command: _Command, rest: string[]): Promise<nu
         epoch,
         core,
       });
-    case "checkpoints":
-      // Without --checkpoint-dir, <dir> must be a WAL directory: its checkpoints as recovery
-      // finds them (FORMAT.md section 11); with it, those of the WAL <dir> (by its wal.json).
-      return checkpoints(
+    case "checkpoints": // Without --checkpoint-dir, <dir> must be a WAL directory: its checkpoints as recovery
+    // finds them (FORMAT.md section 11); with it, those of the WAL <dir> (by its wal.json).
+    {
+      const code = checkpoints(
         checkpointDir === undefined ? await scanWalCheckpoints(configFromDirectory(path)) : {
           checkpointDir,
           checkpoints: scanCheckpoints(checkpointDir, readWalMeta(path)?.walId),
         },
         o,
       );
+      // What the WAL's shippers hold from retirement, when <dir> is a WAL.
+      if (readWalMeta(path) !== undefined) printShippers(configFromDirectory(path), o);
+      return code;
+    }
   }
   const config = configFromDirectory(path);
   switch (name) {
@@ -269,8 +277,11 @@ async function _run(name: string, command: _Command, rest: string[]): Promise<nu
       return await inspect(config, o);
     case "verify":
       return await verify(config, o);
-    case "stats":
-      return await stats(config, o);
+    case "stats": {
+      const code = await stats(config, o);
+      printShippers(config, o);
+      return code;
+    }
     case "repair":
       return await repair(config, {
         mode: mode as RepairMode,

@@ -52,7 +52,14 @@ export {
   PerCoreWalManager,
   type WalOpenOptions,
 } from "./src/manager.ts";
-export type { WalEvent } from "./src/events.ts";
+export type { BackpressureCause, WalEvent } from "./src/events.ts";
+export {
+  dropUnshipped,
+  ShipMarks,
+  type ShipMarksOptions,
+  type ShipperMarks,
+} from "./src/ship_marks.ts";
+export { holdAppends } from "./src/ship_hold.ts";
 export type { WriterHandleOptions } from "./src/writer_handle.ts";
 export { compareEntries, type MergeOptions, mergeSegments } from "./src/merge_stream.ts";
 export type { SegmentOffset } from "./src/merge.ts";

@@ -28,6 +28,7 @@ import {
 } from "./checkpoint_store.ts";
 import { raceSignal, signalOf, throwIfAborted } from "./abort.ts";
 import { chooseWalCheckpoint } from "./checkpoint_choice.ts";
+import { retirableSegments, shippedFloor } from "./ship_retention.ts";
 import { withMapsAsJson } from "./numbers.ts";
 import { type Committed, foldOperation } from "./commit_fold.ts";
 import { directoryMode } from "./config.ts";
@@ -425,13 +426,15 @@ export class CheckpointCoordinator {
     if (kept.length === 0) return;
     const oldest = kept[0];
     const config = this.#manager.config;
+    // Registered shippers hold what they have not shipped (their marks files, read now).
+    const shipped = shippedFloor(config.baseDir, this.#manager.walId);
     let first = true;
     for (let c = 0; c < config.numCores; c++) {
       // A core the oldest checkpoint does not know (added since) keeps every segment.
       const keepFrom = oldest.walPositions[c]?.segment;
       if (keepFrom === undefined) continue;
-      for (const s of listCoreSegments(config, c)) {
-        if (s.index >= keepFrom) break;
+      const segs = listCoreSegments(config, c);
+      for (const s of retirableSegments(segs, keepFrom, shipped?.floor(c))) {
         removePath(s.path);
         if (first) {
           first = false;

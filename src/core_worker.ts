@@ -349,13 +349,14 @@ class CoreWorker {
         _event({
           type: "backpressureBegan",
           coreId,
+          cause: "maxPendingBytes",
           pendingBytes: this.log.metrics(false).pendingBytes,
         });
         this.log.setOwnerIdle(true);
         // A failure here fails the core (onFail); the loop then stops on its next append.
         await this.log.sync().catch(() => {});
         this.log.setOwnerIdle(false);
-        _event({ type: "backpressureEnded", coreId });
+        _event({ type: "backpressureEnded", coreId, cause: "maxPendingBytes" });
       }
       this.requestSyncs();
       // Batches that completed while the rings were drained: at once, not after the event loop

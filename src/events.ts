@@ -25,7 +25,12 @@ import type { PerCoreWalError } from "./errors.ts";
  *   not yet durable and stopped taking records from the producers' shared buffers until the
  *   disk caught up (producers then wait, or throw "Backpressure" on the main thread). Seen from
  *   the core's Worker: a producer thread that finds its own shared buffer full while the Worker
- *   is still taking records in is not reported.
+ *   is still taking records in is not reported. `cause` is `"maxPendingBytes"` then; it is
+ *   `"unshippedLimit"` when an in-process shipper held the core's appends (`holdAppends`: appends
+ *   throw "Backpressure" until it releases them), with the shipper's `reason` if it gave one.
+ * - `"unshippedDropped"`: shipper `shipper` gave up core `coreId`'s entries `fromSequence` to
+ *   `toSequence` unshipped (`dropUnshipped`, the opt-in mode of the unshipped limit): the next
+ *   checkpoint may delete them, and they never reach the central stream.
  *
  * Sequences, segments, offsets and byte counts are `number`s.
  *
@@ -53,8 +58,27 @@ export type WalEvent =
   }
   | { type: "segmentsPutAside"; coreId: number; paths: string[] }
   | { type: "coreFailed"; coreId: number; error: PerCoreWalError }
-  | { type: "backpressureBegan"; coreId: number; pendingBytes: number }
-  | { type: "backpressureEnded"; coreId: number };
+  | {
+    type: "backpressureBegan";
+    coreId: number;
+    cause: BackpressureCause;
+    pendingBytes: number;
+    reason?: string;
+  }
+  | { type: "backpressureEnded"; coreId: number; cause: BackpressureCause }
+  | {
+    type: "unshippedDropped";
+    coreId: number;
+    shipper: string;
+    fromSequence: number;
+    toSequence: number;
+  };
+
+/**
+ * Why appends of a core met backpressure: `"maxPendingBytes"` (the disk is behind) or
+ * `"unshippedLimit"` (a shipper held them: its unshipped limit was reached, `holdAppends`).
+ */
+export type BackpressureCause = "maxPendingBytes" | "unshippedLimit";
 
 /** The type of an `onEvent` option. */
 export type WalEventHandler = (event: WalEvent) => void;

@@ -158,6 +158,55 @@ export function writeSyncedFile(path: string, bytes: Uint8Array, mode: number): 
   });
 }
 
+/**
+ * {@linkcode writeSyncedFile} for a file that must not exist yet (O_EXCL: a symbolic link or
+ * anything else planted at `path` is refused, never followed or truncated).
+ */
+export function writeNewSyncedFile(path: string, bytes: Uint8Array, mode: number): void {
+  _io("write", path, () => {
+    using file = Deno.openSync(path, { write: true, createNew: true, mode });
+    let done = 0;
+    while (done < bytes.length) done += file.writeSync(bytes.subarray(done));
+    file.syncSync();
+  });
+}
+
+/** Runs `fn`, turning what it rejects with into a `PerCoreWalError` naming `operation`, `path`. */
+async function _ioAsync<T>(operation: string, path: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw ioError(e, operation, path);
+  }
+}
+
+/** {@linkcode writeNewSyncedFile} off the event loop. */
+export function writeNewSyncedFileAsync(
+  path: string,
+  bytes: Uint8Array,
+  mode: number,
+): Promise<void> {
+  return _ioAsync("write", path, async () => {
+    using file = await Deno.open(path, { write: true, createNew: true, mode });
+    let done = 0;
+    while (done < bytes.length) done += await file.write(bytes.subarray(done));
+    await file.sync();
+  });
+}
+
+/** {@linkcode renamePath} off the event loop. */
+export function renamePathAsync(from: string, to: string): Promise<void> {
+  return _ioAsync("rename", from, () => Deno.rename(from, to));
+}
+
+/** {@linkcode syncDirectory} off the event loop. */
+export function syncDirectoryAsync(path: string): Promise<void> {
+  return _ioAsync("fsync directory", path, async () => {
+    using dir = await Deno.open(path, { read: true });
+    await dir.sync();
+  });
+}
+
 /** The target of a symbolic link. */
 export function readLink(path: string): string {
   return _io("readlink", path, () => Deno.readLinkSync(path));

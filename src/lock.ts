@@ -111,6 +111,24 @@ function _flock(dir: string, open: () => Deno.FsFile, what: string): Deno.FsFile
   return file;
 }
 
+/**
+ * Opens `path` (created if missing; else only a regular file, as `wal.lock`) and flocks it
+ * exclusively: the open file (close it to release), or "Locked" with `busy` as the message.
+ */
+export function lockFile(path: string, fileMode: number, busy: string): Deno.FsFile {
+  const file = _openLockFile(path, fileMode);
+  let locked = false;
+  try {
+    locked = file.tryLockSync(true);
+  } catch (e) {
+    throw ioError(e, "flock", path);
+  } finally {
+    if (!locked) file.close();
+  }
+  if (!locked) throw new PerCoreWalError("Locked", busy, { segment: path });
+  return file;
+}
+
 /** Releases a lock taken by {@linkcode lockWalDirectory}. */
 export function unlockWalDirectory(lock: WalLock): void {
   try {

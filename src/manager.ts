@@ -119,6 +119,15 @@ export interface WalOpenOptions extends PerCoreWalOptions, ManagerOpenOptions {
   cores?: number;
 }
 
+/**
+ * Core `coreId`'s control block and the manager's `onEvent`, for `holdAppends` (ship_hold.ts)
+ * alone: not a method of the public manager. Throws as `writer(coreId)` does for a bad id.
+ */
+export let _coreAccess: (
+  manager: PerCoreWalManager,
+  coreId: number,
+) => { control: Control; onEvent: WalEventHandler | undefined };
+
 interface Core {
   worker: Worker;
   control: Control;
@@ -161,6 +170,13 @@ export class PerCoreWalManager {
   readonly #onEvent: WalEventHandler | undefined;
   #closing: Promise<void> | undefined;
   #live: DurableSource | undefined;
+
+  static {
+    _coreAccess = (manager, coreId) => ({
+      control: manager.#core(coreId).control,
+      onEvent: manager.#onEvent,
+    });
+  }
 
   private constructor(
     config: PerCoreWalConfig,
@@ -558,6 +574,8 @@ export class PerCoreWalManager {
     this.#closing ??= (async () => {
       for (const c of this.#cores) {
         Atomics.compareExchange(c.control.i32, 0, CoreState.Running, CoreState.Closing);
+        // A core a shipper holds closes too (holdAppends never moves it out of Closing).
+        Atomics.compareExchange(c.control.i32, 0, CoreState.Held, CoreState.Closing);
       }
       const results = await Promise.all(this.#cores.map((c) => _stop(c)));
       unlockWalDirectory(this.#lock);

@@ -15,6 +15,7 @@ import type { ManagerOpenOptions, WalOpenOptions } from "./manager.ts";
 import type { MergeOptions } from "./merge_stream.ts";
 import type { ReaderOptions } from "./read_result.ts";
 import type { RecoveryOptions } from "./recovery_types.ts";
+import type { ShipMarksOptions } from "./ship_marks.ts";
 import type { WatchOptions, WatchWalOptions } from "./watch.ts";
 import type { WriterHandleOptions } from "./writer_handle.ts";
 
@@ -109,6 +110,9 @@ export const OPTION_KEYS = {
   WriterHandleOptions: {
     bufferBytes: true,
   } as const satisfies Keys<WriterHandleOptions>,
+  ShipMarksOptions: {
+    onEvent: true,
+  } as const satisfies Keys<ShipMarksOptions>,
 } as const;
 
 /** The name of an options object of {@linkcode OPTION_KEYS}. */

@@ -95,8 +95,21 @@ export function raiseTo(slots: BigInt64Array, index: number, value: bigint): boo
   return false;
 }
 
-/** Lifecycle of a core, in `IntSlot.STATE`. Closing: appends refused, waits go on until Closed. */
-export const CoreState = { Starting: 0, Running: 1, Failed: 2, Closed: 3, Closing: 4 } as const;
+/**
+ * Lifecycle of a core, in `IntSlot.STATE`. Closing: appends refused, waits go on until Closed.
+ * Held: running, but a shipper's unshipped limit holds the producers' appends (they throw
+ * "Backpressure"; epoch barriers still pass); set and cleared by `holdAppends` (ship_hold.ts)
+ * with compare-and-swap from and to Running only, so that it never hides Failed or Closing. It
+ * lives in the state slot so that an append still pays one load: the one it paid already.
+ */
+export const CoreState = {
+  Starting: 0,
+  Running: 1,
+  Failed: 2,
+  Closed: 3,
+  Closing: 4,
+  Held: 5,
+} as const;
 
 const INT_BYTES = 64;
 const BIG_BYTES = 128;

@@ -382,7 +382,7 @@ export class CoreWalWriter {
 
   #append(op: WalOperation): number {
     const len = RECORD_HEADER_BYTES + bodyLength(op);
-    const pos = this.#reserve(len);
+    const pos = this.#reserve(len, op.type === "epochBarrier");
     const seq = this.#header(pos, len, RecordType[op.type]);
     writeBody(op, this.#ring.data, this.#ring.view, pos + RECORD_HEADER_BYTES);
     this.#publish(len);
@@ -407,22 +407,16 @@ export class CoreWalWriter {
     this.#ctl.ring();
   }
 
-  #checkOpen(len: number): void {
+  #checkOpen(len: number, barrier = false): void {
     if (this.#detached) {
       throw new PerCoreWalError("Closed", `This writer of core ${this.coreId} was closed`, {
         coreId: this.coreId,
       });
     }
+    // One load of the core's state decides: running, held by a shipper, failed or closed.
     const state = this.#ctl.state;
-    if (state === CoreState.Failed) throw this.#ctl.error();
-    if (state !== CoreState.Running) {
-      throw new PerCoreWalError(
-        "Closed",
-        `Cannot append to core ${this.coreId}: the WAL is closed`,
-        {
-          coreId: this.coreId,
-        },
-      );
+    if (state !== CoreState.Running && !(state === CoreState.Held && barrier)) {
+      this.#refuse(state);
     }
     if (len > this.#maxRecord) {
       throw new PerCoreWalError(
@@ -433,15 +427,38 @@ export class CoreWalWriter {
     }
   }
 
-  /** Reserves ring space for a record: waits in a Worker, throws "Backpressure" on the main thread. */
-  #reserve(len: number): number {
-    this.#checkOpen(len);
+  /** Why an append to a core in `state` (not Running) is refused. */
+  #refuse(state: number): never {
+    if (state === CoreState.Failed) throw this.#ctl.error();
+    if (state === CoreState.Held) {
+      throw new PerCoreWalError(
+        "Backpressure",
+        `Core ${this.coreId}'s appends are held: its shipper reached the unshipped limit ` +
+          `(entries not yet shipped off the node); retry once it has caught up`,
+        { coreId: this.coreId },
+      );
+    }
+    throw new PerCoreWalError(
+      "Closed",
+      `Cannot append to core ${this.coreId}: the WAL is closed`,
+      {
+        coreId: this.coreId,
+      },
+    );
+  }
+
+  /**
+   * Reserves ring space for a record: waits in a Worker, throws "Backpressure" on the main
+   * thread. A `barrier` (an epoch barrier: what a checkpoint needs) passes a shipper's hold.
+   */
+  #reserve(len: number, barrier = false): number {
+    this.#checkOpen(len, barrier);
     let pos = this.#ring.reserve(len);
     if (pos >= 0) return pos;
     if (!canBlock()) throw this.#backpressure();
     const deadline = performance.now() + BLOCK_TIMEOUT_MS;
     while ((pos = this.#ring.reserve(len)) < 0) {
-      this.#checkOpen(len);
+      this.#checkOpen(len, barrier);
       if (performance.now() > deadline) throw this.#backpressure();
       this.#ctl.ring();
       this.#ring.waitForSpace(100);
