@@ -624,6 +624,16 @@ export class CoreLog {
   // Segments
 
   #rotate(): void {
+    if (this.#next === undefined && !this.#seg.ready) {
+      // Segment N + 1 is created only once N's preparation is durable: until then, the appends
+      // that would rotate wait as for any other backlog (N's batches wait for it too).
+      throw new PerCoreWalError(
+        "Backpressure",
+        `Core ${this.coreId} is still preparing segment ${this.#seg.index}: await sync() ` +
+          `before appending more`,
+        { coreId: this.coreId },
+      );
+    }
     const next = this.#next ?? this.#prepare(this.#seg.index + 1);
     this.#next = undefined;
     if (next.error !== undefined) {
