@@ -624,17 +624,9 @@ export class CoreLog {
   // Segments
 
   #rotate(): void {
-    if (this.#next === undefined && !this.#seg.ready) {
-      // Segment N + 1 is created only once N's preparation is durable: until then, the appends
-      // that would rotate wait as for any other backlog (N's batches wait for it too).
-      throw new PerCoreWalError(
-        "Backpressure",
-        `Core ${this.coreId} is still preparing segment ${this.#seg.index}: await sync() ` +
-          `before appending more`,
-        { coreId: this.coreId },
-      );
-    }
-    const next = this.#next ?? this.#prepare(this.#seg.index + 1);
+    // Segment N + 1's file is created only once N's preparation is durable (segment_prep.ts):
+    // until then its batches wait, as they wait for its own preparation.
+    const next = this.#next ?? this.#prepare(this.#seg.index + 1, false, this.#seg);
     this.#next = undefined;
     if (next.error !== undefined) {
       this.#segments.discard(next);
@@ -700,8 +692,8 @@ export class CoreLog {
 
   // Segment preparation lives in segment_prep.ts; the engine asks it with its batch counters.
 
-  #prepare(index: number, quiet = false): Segment {
-    return this.#segments.prepare(index, quiet, this.#sealedBatches, this.#bytes);
+  #prepare(index: number, quiet = false, after?: Segment): Segment {
+    return this.#segments.prepare(index, quiet, this.#sealedBatches, this.#bytes, after);
   }
 
   /** Reads the existing segments of this core and continues after the last valid record. */

@@ -52,6 +52,11 @@ export interface Segment {
   /** A close asked for while a layout was in flight: done when it settles. */
   closeWanted?: boolean;
   /**
+   * The previous segment, while its preparation is not durable yet: this one's file is created
+   * only then (an empty segment before a laid-out one is then always damage: FORMAT.md).
+   */
+  after?: Segment;
+  /**
    * Whether this process created the file (an open with `createNew` that succeeded). Only such a
    * file is removed on discard: after `EEXIST` the file is someone else's.
    */
@@ -80,6 +85,8 @@ export class SegmentPreparer {
   #fillBytes = 0;
   /** Set by {@linkcode settle}: no layout starts any more. */
   #settling = false;
+  /** Segments whose file waits for the previous segment's preparation to be durable. */
+  readonly #deferred: Segment[] = [];
 
   /** A preparer for core `coreId`, writing through `io` in `mode`. */
   constructor(
@@ -108,9 +115,17 @@ export class SegmentPreparer {
   /**
    * Creates segment `index` in the background, laid out as `segmentFill` says ({@linkcode
    * fillFor}, from the engine's batch counters). With `quiet`, a failure to create the file is
-   * kept on the segment and surfaces only if the log has to rotate into it.
+   * kept on the segment and surfaces only if the log has to rotate into it. While `after` (the
+   * previous segment) is not ready, the file is created only once it is; a failure then is kept
+   * on the segment whatever `quiet` says.
    */
-  prepare(index: number, quiet: boolean, batches: number, bytes: number): Segment {
+  prepare(
+    index: number,
+    quiet: boolean,
+    batches: number,
+    bytes: number,
+    after?: Segment,
+  ): Segment {
     const path = this.#config.segmentPath(this.#coreId, index);
     const fill = this.fillFor(batches, bytes);
     const seg: Segment = {
@@ -130,6 +145,11 @@ export class SegmentPreparer {
       extending: false,
       created: false,
     };
+    if (after !== undefined && !after.ready) {
+      seg.after = after;
+      this.#deferred.push(seg);
+      return seg;
+    }
     try {
       this.#create(seg);
     } catch (e) {
@@ -178,6 +198,7 @@ export class SegmentPreparer {
     seg.prepared = this.#layOut(seg).then(
       () => {
         seg.ready = true;
+        this.#startDeferred(seg);
         this.#onSettled(seg);
       },
       (e) => {
@@ -185,6 +206,20 @@ export class SegmentPreparer {
         this.#onSettled(seg);
       },
     );
+  }
+
+  /** Creates the segment that waited for `ready`'s preparation to be durable. */
+  #startDeferred(ready: Segment): void {
+    const i = this.#deferred.findIndex((d) => d.after === ready);
+    if (i < 0 || this.#settling) return;
+    const [seg] = this.#deferred.splice(i, 1);
+    seg.after = undefined;
+    try {
+      this.#create(seg);
+    } catch (e) {
+      seg.error = _asWalError(e);
+      this.#onSettled(seg);
+    }
   }
 
   /**
@@ -299,7 +334,7 @@ export class SegmentPreparer {
       ready: true,
       error: undefined,
       prepared: Promise.resolve(),
-      fill: "zeros",
+      fill: this.fillFor(0, 0),
       // What it had laid out is not known: from its valid end on, it is laid out again.
       laidOut: Math.min(this.#options.segmentSizeBytes, Math.ceil(validEnd / 4096) * 4096),
       extending: false,
@@ -333,6 +368,8 @@ export class SegmentPreparer {
 
   /** Removes a prepared segment that was never started, if this process created its file. */
   discard(seg: Segment): void {
+    const i = this.#deferred.indexOf(seg);
+    if (i >= 0) this.#deferred.splice(i, 1);
     this.closeSegment(seg);
     if (seg.created) removeIfExists(seg.path);
   }
