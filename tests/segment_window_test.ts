@@ -7,6 +7,8 @@ import { PerCoreWalConfig } from "../src/config.ts";
 import { PerCoreWalError } from "../src/errors.ts";
 import { FaultyBackend } from "../src/io/faulty.ts";
 import { UringBackend } from "../src/io/uring.ts";
+import { SyncBackend } from "../src/io/sync.ts";
+import type { IoFile, WritePart, WritePurpose } from "../src/io/backend.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
 import { listCoreSegments } from "../src/segment_files.ts";
 import { firstWindowBytes, layoutTarget, MAX_LAYOUT_STEP_BYTES } from "../src/segment_window.ts";
@@ -165,4 +167,54 @@ Deno.test({
       assertEquals(asPut(e.operation).value, value(i + 1, 1000), `record ${i + 1}`);
     }
   },
+});
+
+/** The sync backend, with the preparation fdatasync of one file held until `release()`. */
+class HoldingBackend extends SyncBackend {
+  held: string | undefined;
+  #gate = Promise.withResolvers<void>();
+
+  release(): void {
+    this.#gate.resolve();
+  }
+
+  override async writeParts(
+    file: IoFile,
+    parts: WritePart[],
+    sync: boolean,
+    purpose?: WritePurpose,
+  ): Promise<void> {
+    if (purpose === "prepare" && sync && file.path === this.held) await this.#gate.promise;
+    return super.writeParts(file, parts, sync);
+  }
+}
+
+Deno.test("segment N + 1's file is created only once N's preparation is durable, even when the log rotates into N + 1 before", async () => {
+  await using dir = await tempDir();
+  const config = new PerCoreWalConfig(`${dir.path}/wal`, 1, {
+    segmentSizeBytes: 16 * KiB,
+    backend: "sync",
+  });
+  const io = new HoldingBackend();
+  io.held = config.segmentPath(0, 1);
+  const log = await CoreLog.open(config, 0, { backend: io });
+  // Fill segment 0 and segment 1 (whose preparation is held) and rotate into segment 2.
+  let n = 0;
+  while (log.position.segment < 2) log.appendPut(`k-${++n}`, value(n, 1000));
+  const durable = log.sync();
+  await new Promise((r) => setTimeout(r, 0)); // let what can run, run
+  assert(Deno.statSync(config.segmentPath(0, 1)).size > 0, "segment 1 is being prepared");
+  assertThrows(
+    () => Deno.statSync(config.segmentPath(0, 2)),
+    Deno.errors.NotFound,
+    undefined,
+    "segment 2 waits for segment 1's preparation",
+  );
+  io.release();
+  await durable;
+  assertEquals(log.durableSequence, n);
+  await log.close();
+  const entries = await readCore(config);
+  assertEquals(entries.map((e) => e.sequence), Array.from({ length: n }, (_, i) => i + 1));
+  assert(listCoreSegments(config, 0).length >= 3);
 });
