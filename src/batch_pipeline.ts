@@ -15,7 +15,7 @@ import { PerCoreWalError } from "./errors.ts";
 import { saltState, sealBatchMarker, SEGMENT_DATA_OFFSET } from "./format.ts";
 import { LatencyHistogram } from "./histogram.ts";
 import type { IoBackend } from "./io/backend.ts";
-import type { SegmentPreparer } from "./segment_prep.ts";
+import type { Segment, SegmentPreparer } from "./segment_prep.ts";
 import type { WalPosition, WriteModeInUse } from "./types.ts";
 
 /** What the pipeline tells the engine that owns it. */
@@ -45,6 +45,8 @@ export class BatchPipeline {
   readonly #queue: Batch[] = [];
   readonly #latency = new LatencyHistogram();
   #inflight = 0;
+  /** Sealed batches not submitted yet (waiting for a slot, or for their segment's layout). */
+  #waiting = 0;
   #durableSeq = 0;
   #durablePos: WalPosition = { segment: 0, offset: SEGMENT_DATA_OFFSET, sequence: 0 };
   #failed: PerCoreWalError | undefined;
@@ -96,9 +98,22 @@ export class BatchPipeline {
     return q.length > 0 ? q[q.length - 1].lastSeq : this.#durableSeq;
   }
 
+  /**
+   * The first sequence of `seg`'s batches not yet submitted, or the one after the last sealed
+   * batch when none waits.
+   */
+  firstWaitingSequence(seg: Segment): number {
+    for (const b of this.#queue) {
+      if (b.seg === seg && b.state === BatchState.Queued) return b.firstSeq;
+    }
+    return this.lastSealedSequence + 1;
+  }
+
   /** Whether another batch may be submitted now. */
   get hasFreeSlot(): boolean {
-    return this.#inflight < this.#maxInFlight;
+    // Batches held back by their segment's layout count too: a flush that sealed a batch per
+    // sync() while they wait would split a group commit into one batch per caller.
+    return this.#inflight + this.#waiting < this.#maxInFlight;
   }
 
   /** Batches submitted and not yet durable. */
@@ -124,6 +139,7 @@ export class BatchPipeline {
   /** Queues a sealed batch and submits what can be. */
   enqueue(b: Batch): void {
     b.state = BatchState.Queued;
+    this.#waiting++;
     this.#queue.push(b);
     this.pump();
   }
@@ -137,6 +153,10 @@ export class BatchPipeline {
       const seg = b.seg;
       // A segment whose preparation failed is not ready either: its batches wait for a retry.
       if (!seg.ready) break;
+      // Nothing is written past the laid-out range; more of it is laid out ahead of the writer.
+      const end = b.fileOffset + b.used;
+      this.#segments.keepAhead(seg, end);
+      if (end > seg.laidOut) break;
       // The marker claims what is acknowledged now: after a crash, a hole before this batch
       // that lies at or before that sequence is lost acknowledged data, any other hole is a
       // crash tail (docs/FORMAT.md, section 8).
@@ -149,6 +169,7 @@ export class BatchPipeline {
         parts.unshift({ data: b.header, offset: 0 });
       }
       b.state = BatchState.Submitted;
+      this.#waiting--;
       this.#inflight++;
       this.#batches++;
       if (this.#mode !== "dsync") this.#syncs++;
@@ -248,5 +269,6 @@ export class BatchPipeline {
   /** Frees the buffers of the batches still queued (at close). */
   freeQueued(): void {
     for (const b of this.#queue.splice(0)) this.#buffers.free(b);
+    this.#waiting = 0;
   }
 }

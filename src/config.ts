@@ -44,7 +44,10 @@ export type BackendChoice = "auto" | "io_uring" | "sync";
 export type WriteMode = "auto" | "direct" | "dsync" | "buffered";
 
 /**
- * How a new segment file is laid out before the log writes into it.
+ * How the parts of a segment file are laid out before the log writes into them. A segment gets
+ * its full size at once as a sparse file; a first window (1/64 of it, 16 KiB to 1 MiB) is laid
+ * out before use, and more ahead of the writer as it advances (docs/PERFORMANCE.md, "segment life
+ * cycle"), so a segment holds disk blocks only for what is used and a step ahead.
  *
  * - `"zeros"`: fallocated, then every byte written with zeros and made durable, in the
  *   background. An `fdatasync` then has no metadata to commit (the blocks are written extents),
@@ -53,7 +56,7 @@ export type WriteMode = "auto" | "direct" | "dsync" | "buffered";
  *   conversion of the extents just written (a journal commit): cheaper than writing the segment
  *   twice when batches are large and the disk's bandwidth is the limit. Where there is no
  *   `fallocate` (the sync backend, some file systems) segments are zero-filled all the same, so
- *   that a full disk shows when a segment is prepared, not at a data write.
+ *   that a full disk shows when a window is laid out, not at a data write.
  * - `"auto"`: `"allocate"` while this core's recent batches average at least 256 KiB,
  *   `"zeros"` otherwise (and for the first segments, before any batch was written).
  *
@@ -92,7 +95,10 @@ export interface PerCoreWalOptions {
    * No path separator and no `..`. Default `"wal-{core_id}-{segment}.log"`.
    */
   segmentPattern?: string;
-  /** Size each segment is preallocated to; a multiple of 4096. Default 64 MiB. */
+  /**
+   * Size of each segment file (sparse: laid out a window at a time ahead of the writer); a
+   * multiple of 4096. Default 64 MiB.
+   */
   segmentSizeBytes?: number;
   /** How a new segment is laid out before use ({@linkcode SegmentFill}). Default `"auto"`. */
   segmentFill?: SegmentFill;

@@ -119,6 +119,8 @@ export class CoreLog {
   #batchEpoch = 0;
   #records = 0;
   #bytes = 0;
+  /** Batches sealed since open (submitted or not: some may wait for their segment's layout). */
+  #sealedBatches = 0;
   /** Copies runs out of shared memory at memcpy speed whatever their alignment. */
   readonly #copier = new SharedCopier();
   #stampUs = -1;
@@ -525,6 +527,7 @@ export class CoreLog {
     if (end > b.buf.length) throw this.#violated("a batch never grows past its buffer");
     if (end > b.used) padBatch(b, end);
     if (b.seg === this.#seg) this.#segTail = b.fileOffset + b.used;
+    this.#sealedBatches++;
     this.#pipeline.enqueue(b);
   }
 
@@ -620,7 +623,9 @@ export class CoreLog {
   // Segments
 
   #rotate(): void {
-    const next = this.#next ?? this.#prepare(this.#seg.index + 1);
+    // Segment N + 1's file is created only once N's preparation is durable (segment_prep.ts):
+    // until then its batches wait, as they wait for its own preparation.
+    const next = this.#next ?? this.#prepare(this.#seg.index + 1, false, this.#seg);
     this.#next = undefined;
     if (next.error !== undefined) {
       this.#segments.discard(next);
@@ -636,7 +641,9 @@ export class CoreLog {
     old.sealed = true;
     if (old.batches === 0) this.#segments.closeSegment(old);
     this.#activate(next);
-    this.#next = this.#prepare(next.index + 1, true);
+    // Segment N + 1 is created only once N's preparation is durable (else in #prepared): an
+    // empty segment before a later one then always means damage (FORMAT.md, section 8).
+    if (next.ready) this.#next = this.#prepare(next.index + 1, true);
   }
 
   /** Makes a prepared segment the current one; its header is written with its first batch. */
@@ -658,7 +665,15 @@ export class CoreLog {
   #prepared(seg: Segment): void {
     if (seg.error !== undefined && seg.salt !== 0) {
       this.#stalled.add(seg);
-      this.#pipeline.waiters.rejectFrom(seg.firstSequence, seg.error);
+      // A failed layout of more of a segment in use holds back only the batches not submitted.
+      const from = seg.ready ? this.#pipeline.firstWaitingSequence(seg) : seg.firstSequence;
+      this.#pipeline.waiters.rejectFrom(from, seg.error);
+    }
+    if (
+      seg === this.#seg && seg.ready && this.#next === undefined && !this.#closed &&
+      this.#failed === undefined
+    ) {
+      this.#next = this.#prepare(seg.index + 1, true);
     }
     this.#pipeline.pump();
   }
@@ -676,8 +691,8 @@ export class CoreLog {
 
   // Segment preparation lives in segment_prep.ts; the engine asks it with its batch counters.
 
-  #prepare(index: number, quiet = false): Segment {
-    return this.#segments.prepare(index, quiet, this.#pipeline.batches, this.#bytes);
+  #prepare(index: number, quiet = false, after?: Segment): Segment {
+    return this.#segments.prepare(index, quiet, this.#sealedBatches, this.#bytes, after);
   }
 
   /** Reads the existing segments of this core and continues after the last valid record. */
@@ -696,7 +711,13 @@ export class CoreLog {
     });
     this.#lastUs = Number(lastTsNs / 1000n);
     if (last !== undefined) {
-      const seg = this.#segments.adopt(last.index, last.path, last.firstSequence, last.salt);
+      const seg = this.#segments.adopt(
+        last.index,
+        last.path,
+        last.firstSequence,
+        last.salt,
+        last.validEnd,
+      );
       const file = seg.file;
       // A version 1 segment is never continued: its readers would refuse batch markers.
       const resumable = last.clean && last.version === FORMAT_VERSION &&
@@ -896,7 +917,7 @@ export class CoreLog {
     this.#closed = true;
     clearTimeout(this.#timer);
     if (this.#pipeline.inFlight > 0) await this.#pipeline.drained();
-    for (const seg of this.#segments.openSegments) await seg.prepared;
+    await this.#segments.settle();
     for (const seg of [...this.#segments.openSegments]) this.#segments.closeSegment(seg);
     this.#pipeline.freeQueued();
     if (this.#openBatch !== undefined) this.#buffers.free(this.#openBatch);

@@ -396,11 +396,10 @@ export interface SegmentEndFacts {
   /** The sequence this segment must start at, when known. */
   expected: number | undefined;
   /**
-   * The file is empty (0 bytes) and a later segment of the core was started (holds data): it was
-   * laid out and then truncated. A segment's first batch is submitted only once its preparation
-   * (size included) is durable, and batches are submitted in order, so a started later segment
-   * proves this one had its full size. (A later segment that is only laid out proves nothing: the
-   * next segment is prepared while this one's preparation may still be in flight.)
+   * The file is empty (0 bytes) and a later segment of the core has bytes (was laid out, started
+   * or not): it was laid out and then truncated. The writer creates segment N + 1 only once N's
+   * preparation (its full size included) is durable, so any later segment with bytes proves this
+   * one had its full size.
    */
   truncated: boolean;
   /** The largest claim of the later segments: see {@linkcode endNeedsClaim}. */
@@ -412,16 +411,16 @@ const _allZero = (f: SegmentEndFacts) => !f.hasHeader && f.end === "end" && !f.t
 /** The rows deciding on a segment once its records have been read. */
 export const END_ROWS: readonly Row<SegmentEndFacts, Decision>[] = [
   {
-    name: "empty segment before a started one",
+    name: "empty segment before a laid-out one",
     when: (f) => !f.hasHeader && f.end === "end" && f.truncated,
     then: () => ({
       kind: "corrupt",
-      row: "empty segment before a started one",
+      row: "empty segment before a laid-out one",
       code: "Corrupted",
       offset: 0,
-      reason: "the segment is empty (0 bytes) but a later segment was started after it: it was " +
-        "truncated (a segment is durable at its full size before its first batch), and its " +
-        "records are lost",
+      reason: "the segment is empty (0 bytes) but a later segment was laid out after it: it was " +
+        "truncated (a segment is durable at its full size before the next one is created), and " +
+        "its records are lost",
       gap: false,
       foreign: false,
     }),
@@ -492,15 +491,18 @@ export function decideSegmentEnd(f: SegmentEndFacts): Decision {
 export interface TrailingFacts {
   /** What the file holds: nothing (0 bytes), only zeros, or a non-zero byte. */
   content: "empty" | "zeros" | "data";
+  /** Whether a later segment of the core has bytes (was laid out). */
+  laterLaidOut: boolean;
 }
 
 /** A trailing segment's verdict. */
 export type TrailingDecision = {
   /**
    * `unstarted`: never started, removed or skipped (it is prepared again later). `started`: it
-   * and every segment before it are read.
+   * and every segment before it are read. `truncated`: an emptied segment, which the reading
+   * rows refuse (`"empty segment before a laid-out one"`): nothing after it is dropped.
    */
-  kind: "unstarted" | "started";
+  kind: "unstarted" | "started" | "truncated";
   /** The name of the row that decided. */
   row: string;
 };
@@ -518,11 +520,20 @@ export const TRAILING_ROWS: readonly Row<TrailingFacts, TrailingDecision>[] = [
     then: () => ({ kind: "unstarted", row: "prepared ahead, never started" }),
   },
   {
-    // A crash while creating it, or a power loss before its size was durable (nothing started
-    // after it proves otherwise: see `SegmentEndFacts.truncated`).
-    name: "empty, nothing started after it",
-    when: (f) => f.content === "empty",
-    then: () => ({ kind: "unstarted", row: "empty, nothing started after it" }),
+    // A crash while creating it, or a power loss before its size was durable.
+    name: "empty, nothing laid out after it (a crash while creating it)",
+    when: (f) => f.content === "empty" && !f.laterLaidOut,
+    then: () => ({
+      kind: "unstarted",
+      row: "empty, nothing laid out after it (a crash while creating it)",
+    }),
+  },
+  {
+    // The next segment is created only once this one's preparation is durable (core_log.ts,
+    // #rotate): this one had its full size (see `SegmentEndFacts.truncated`).
+    name: "empty before a laid-out segment (truncated)",
+    when: (f) => f.content === "empty" && f.laterLaidOut,
+    then: () => ({ kind: "truncated", row: "empty before a laid-out segment (truncated)" }),
   },
 ];
 

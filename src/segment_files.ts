@@ -69,24 +69,29 @@ export function listCoreSegments(
 
 /**
  * How many segments at the end of `segs` (a core's list, by index) were never started: prepared
- * ahead (all zeros), or empty (a crash while creating them). The decision table's trailing rows
- * decide (`decideTrailing`).
+ * ahead (all zeros), or empty with nothing laid out after them (a crash while creating them).
+ * The decision table's trailing rows decide (`decideTrailing`). An empty segment before a laid-out
+ * one was truncated: then none is dropped, and reading the list refuses it.
  */
 export function unstartedAtEnd(segs: readonly { path: string }[]): number {
+  let laterLaidOut = false;
   let n = 0;
   for (let i = segs.length - 1; i >= 0; i--) {
     const path = segs[i].path;
     const zeros = isUnstartedSegment(path);
-    const content = !zeros ? "data" : isEmptyFile(path) ? "empty" : "zeros";
-    if (decideTrailing({ content }).kind === "started") break;
+    const empty = zeros && isEmptyFile(path);
+    const d = decideTrailing({ content: empty ? "empty" : zeros ? "zeros" : "data", laterLaidOut });
+    if (d.kind === "started") break;
+    if (d.kind === "truncated") return 0;
     n++;
+    laterLaidOut ||= !empty;
   }
   return n;
 }
 
-/** Whether any of `paths` was started (holds a non-zero byte). */
-export function anyStarted(paths: readonly string[]): boolean {
-  return paths.some((p) => !isUnstartedSegment(p));
+/** Whether any of `paths` has bytes (was laid out); a missing file has none. */
+export function anyLaidOut(paths: readonly string[]): boolean {
+  return paths.some((p) => !isEmptyFile(p));
 }
 
 /**

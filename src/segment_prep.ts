@@ -12,6 +12,7 @@ import { encodeSegmentHeader, SEGMENT_DATA_OFFSET } from "./format.ts";
 import { entryKind, lstatIfExists, lstatPath, refuseNonRegular, removeIfExists } from "./fs.ts";
 import type { IoBackend, IoFile, OpenFileOptions } from "./io/backend.ts";
 import type { WriteModeInUse } from "./types.ts";
+import { firstWindowBytes, layoutTarget } from "./segment_window.ts";
 
 const MiB = 1024 * 1024;
 /**
@@ -42,6 +43,20 @@ export interface Segment {
   /** How it was laid out: zero-filled, or fallocated only (reads as zeros all the same). */
   fill: SegmentLayout;
   /**
+   * How many bytes from its start are laid out, durably: no batch is written past it (the
+   * zero-fill of a range must never land on data). The rest of the file is sparse.
+   */
+  laidOut: number;
+  /** Whether a layout of more of it is in flight (its file is then not closed). */
+  extending: boolean;
+  /** A close asked for while a layout was in flight: done when it settles. */
+  closeWanted?: boolean;
+  /**
+   * The previous segment, while its preparation is not durable yet: this one's file is created
+   * only then (an empty segment before a laid-out one is then always damage: FORMAT.md).
+   */
+  after?: Segment;
+  /**
    * Whether this process created the file (an open with `createNew` that succeeded). Only such a
    * file is removed on discard: after `EEXIST` the file is someone else's.
    */
@@ -68,6 +83,10 @@ export class SegmentPreparer {
   #autoFill: SegmentLayout = "zeros";
   #fillBatches = 0;
   #fillBytes = 0;
+  /** Set by {@linkcode settle}: no layout starts any more. */
+  #settling = false;
+  /** Segments whose file waits for the previous segment's preparation to be durable. */
+  readonly #deferred: Segment[] = [];
 
   /** A preparer for core `coreId`, writing through `io` in `mode`. */
   constructor(
@@ -85,18 +104,28 @@ export class SegmentPreparer {
     this.#onSettled = onSettled;
   }
 
-  /** Whether a segment is being prepared. */
+  /** Whether a segment is being prepared, or more of one laid out. */
   get preparing(): boolean {
-    for (const seg of this.openSegments) if (!seg.ready && seg.error === undefined) return true;
+    for (const seg of this.openSegments) {
+      if ((!seg.ready && seg.error === undefined) || seg.extending) return true;
+    }
     return false;
   }
 
   /**
    * Creates segment `index` in the background, laid out as `segmentFill` says ({@linkcode
    * fillFor}, from the engine's batch counters). With `quiet`, a failure to create the file is
-   * kept on the segment and surfaces only if the log has to rotate into it.
+   * kept on the segment and surfaces only if the log has to rotate into it. While `after` (the
+   * previous segment) is not ready, the file is created only once it is; a failure then is kept
+   * on the segment whatever `quiet` says.
    */
-  prepare(index: number, quiet: boolean, batches: number, bytes: number): Segment {
+  prepare(
+    index: number,
+    quiet: boolean,
+    batches: number,
+    bytes: number,
+    after?: Segment,
+  ): Segment {
     const path = this.#config.segmentPath(this.#coreId, index);
     const fill = this.fillFor(batches, bytes);
     const seg: Segment = {
@@ -112,8 +141,15 @@ export class SegmentPreparer {
       error: undefined,
       prepared: Promise.resolve(),
       fill,
+      laidOut: 0,
+      extending: false,
       created: false,
     };
+    if (after !== undefined && !after.ready) {
+      seg.after = after;
+      this.#deferred.push(seg);
+      return seg;
+    }
     try {
       this.#create(seg);
     } catch (e) {
@@ -129,6 +165,12 @@ export class SegmentPreparer {
    */
   retry(seg: Segment): void {
     if (seg.error === undefined) return;
+    if (seg.ready) {
+      // Its preparation succeeded and data may be on it: only the failed layout is tried again.
+      seg.error = undefined;
+      this.keepAhead(seg, seg.laidOut + 1);
+      return;
+    }
     if (seg.created) {
       this.#io.closeFile(seg.file);
       removeIfExists(seg.path);
@@ -156,6 +198,7 @@ export class SegmentPreparer {
     seg.prepared = this.#layOut(seg).then(
       () => {
         seg.ready = true;
+        this.#startDeferred(seg);
         this.#onSettled(seg);
       },
       (e) => {
@@ -163,6 +206,20 @@ export class SegmentPreparer {
         this.#onSettled(seg);
       },
     );
+  }
+
+  /** Creates the segment that waited for `ready`'s preparation to be durable. */
+  #startDeferred(ready: Segment): void {
+    const i = this.#deferred.findIndex((d) => d.after === ready);
+    if (i < 0 || this.#settling) return;
+    const [seg] = this.#deferred.splice(i, 1);
+    seg.after = undefined;
+    try {
+      this.#create(seg);
+    } catch (e) {
+      seg.error = _asWalError(e);
+      this.#onSettled(seg);
+    }
   }
 
   /**
@@ -184,37 +241,84 @@ export class SegmentPreparer {
   }
 
   /**
-   * Gives a new segment its full size and makes that durable (file and directory entry). With
-   * `"zeros"`, every block is also written, so that an fdatasync into it need not commit extent
-   * metadata. With `"allocate"`, the blocks stay unwritten extents: they read as zeros, like a
-   * zero-filled segment, and each data fdatasync commits their conversion; no byte is written
-   * twice.
+   * Gives a new segment its full size, as a sparse file, lays out its first window
+   * (`segment_window.ts`) and makes that durable (size, window and directory entry). The rest is
+   * laid out ahead of the writer ({@linkcode keepAhead}).
    */
   async #layOut(seg: Segment): Promise<void> {
     await Promise.resolve();
     const size = this.#options.segmentSizeBytes;
+    this.#io.truncate(seg.file, size);
+    const window = firstWindowBytes(size);
+    await this.#layOutRange(seg, 0, window);
+    this.#io.syncDirectory(this.#config.baseDir);
+    seg.laidOut = window;
+  }
+
+  /**
+   * Lays out `[from, to)` of a segment and makes it durable. With `"zeros"`, every block is
+   * written, so that an fdatasync into it need not commit extent metadata. With `"allocate"`,
+   * the blocks stay unwritten extents: they read as zeros, like zero-filled ones, and each data
+   * fdatasync commits their conversion; no byte is written twice.
+   */
+  async #layOutRange(seg: Segment, from: number, to: number): Promise<void> {
     // Where the blocks cannot be reserved (no fallocate: the sync backend, some file systems),
-    // the zeros are written whatever segmentFill says: a sparse segment would meet a full disk
-    // at a data write, which fails the core, instead of here, which only refuses the rotation.
-    if (!this.#io.allocate(seg.file, size) || seg.fill === "zeros") {
+    // the zeros are written whatever segmentFill says: a sparse range would meet a full disk at
+    // a data write, which fails the core, instead of here, which only holds its batches back.
+    if (!this.#io.allocate(seg.file, to) || seg.fill === "zeros") {
       const zeros = this.#zeros ??= this.#io.allocBuffer(MiB);
-      for (let off = 0; off < size; off += 4 * MiB) {
+      for (let off = from; off < to; off += 4 * MiB) {
         const parts = [];
-        for (let o = off; o < Math.min(off + 4 * MiB, size); o += MiB) {
-          parts.push({ data: zeros.subarray(0, Math.min(MiB, size - o)), offset: o });
+        for (let o = off; o < Math.min(off + 4 * MiB, to); o += MiB) {
+          parts.push({ data: zeros.subarray(0, Math.min(MiB, to - o)), offset: o });
         }
         await this.#io.writeParts(seg.file, parts, false, "prepare");
       }
     }
     await this.#io.writeParts(seg.file, [], true, "prepare");
-    this.#io.syncDirectory(this.#config.baseDir);
+  }
+
+  /**
+   * Lays out more of a ready segment in the background when data is to go up to `end` and the
+   * laid-out range is not far enough ahead (`layoutTarget`). Batches past the laid-out end wait
+   * for it: `onSettled` runs when it succeeds or fails (a failure is kept on the segment, whose
+   * waiting batches then stall until {@linkcode retry}).
+   */
+  keepAhead(seg: Segment, end: number): void {
+    if (this.#settling || !seg.ready || seg.extending || seg.error !== undefined) return;
+    const size = this.#options.segmentSizeBytes;
+    const to = layoutTarget(seg.laidOut, end, size, seg.sealed);
+    if (to <= seg.laidOut) return;
+    const from = seg.laidOut;
+    seg.extending = true;
+    seg.prepared = (async () => {
+      await Promise.resolve();
+      await this.#layOutRange(seg, from, to);
+    })().then(
+      () => {
+        seg.laidOut = to;
+      },
+      (e) => {
+        seg.error = _asWalError(e);
+      },
+    ).finally(() => {
+      seg.extending = false;
+      if (seg.closeWanted) this.closeSegment(seg);
+      else this.#onSettled(seg);
+    });
   }
 
   /**
    * Opens the last segment that recovery kept, to continue in it or close it: it is ready, its
    * header already on the disk.
    */
-  adopt(index: number, path: string, firstSequence: number, salt: number): Segment {
+  adopt(
+    index: number,
+    path: string,
+    firstSequence: number,
+    salt: number,
+    validEnd: number,
+  ): Segment {
     // Only a regular file: a FIFO's open would block, a symbolic link is never followed.
     refuseNonRegular(lstatPath(path), path, "Segment");
     const file = this.#io.openFile(path, this.openOptions(false));
@@ -230,7 +334,10 @@ export class SegmentPreparer {
       ready: true,
       error: undefined,
       prepared: Promise.resolve(),
-      fill: "zeros",
+      fill: this.fillFor(0, 0),
+      // What it had laid out is not known: from its valid end on, it is laid out again.
+      laidOut: Math.min(this.#options.segmentSizeBytes, Math.ceil(validEnd / 4096) * 4096),
+      extending: false,
     };
     this.openSegments.add(seg);
     return seg;
@@ -261,12 +368,20 @@ export class SegmentPreparer {
 
   /** Removes a prepared segment that was never started, if this process created its file. */
   discard(seg: Segment): void {
+    const i = this.#deferred.indexOf(seg);
+    if (i >= 0) this.#deferred.splice(i, 1);
     this.closeSegment(seg);
     if (seg.created) removeIfExists(seg.path);
   }
 
-  /** Closes a segment's file and frees its header block. */
+  /** Closes a segment's file and frees its header block (once a layout in flight settled). */
   closeSegment(seg: Segment): void {
+    // A layout in flight still writes to the file: closing it now could let its descriptor be
+    // reused by another file, which the zeros would then overwrite.
+    if (seg.extending) {
+      seg.closeWanted = true;
+      return;
+    }
     if (seg.headerBlock !== undefined) this.#io.freeBuffer(seg.headerBlock);
     seg.headerBlock = undefined;
     this.#io.closeFile(seg.file);
@@ -281,6 +396,18 @@ export class SegmentPreparer {
       dsync: this.#mode === "dsync",
       mode: this.#options.fileMode,
     };
+  }
+
+  /** Waits until no preparation or layout is in flight, and starts no new layout (at close). */
+  async settle(): Promise<void> {
+    this.#settling = true;
+    for (;;) {
+      const busy = [...this.openSegments].filter((s) =>
+        s.extending || (!s.ready && s.error === undefined)
+      );
+      if (busy.length === 0) return;
+      await Promise.all(busy.map((s) => s.prepared));
+    }
   }
 
   /** Frees the zero-fill buffer. */

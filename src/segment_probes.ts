@@ -18,7 +18,7 @@ import {
 import type { SegmentHeader } from "./format.ts";
 import type { ReaderOptions, ReadResult } from "./read_result.ts";
 import { PerCoreWalReader } from "./reader.ts";
-import { anyStarted, isEmptyFile, isUnstartedSegment } from "./segment_files.ts";
+import { anyLaidOut, isEmptyFile, isUnstartedSegment } from "./segment_files.ts";
 import type { SegmentStats } from "./types.ts";
 
 /**
@@ -109,7 +109,7 @@ export async function decideEndOf(
     reason: r.kind === "end" ? "" : r.reason,
     code: r.kind === "corrupted" ? r.code : "Corrupted",
     expected,
-    truncated: zero && isEmptyFile(path) && anyStarted(later),
+    truncated: zero && isEmptyFile(path) && anyLaidOut(later),
   };
   if (endNeedsClaim(facts)) {
     facts.claimLater = await acknowledgedClaim(later, maxRecordBytes);

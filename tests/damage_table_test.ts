@@ -242,20 +242,26 @@ Deno.test("decideSegmentEnd: all-zero segments, torn and corrupted ends", () => 
   assert(torn.kind === "tail" && torn.offset === 4096);
   assertEquals(decideSegmentEnd({ ...zero, hasHeader: true, end: "corrupted" }).kind, "corrupt");
   assertEquals(decideSegmentEnd({ ...zero, hasHeader: true }).kind, "continue");
-  // Emptied before a started segment: damage, whatever the claims, never a crash tail.
+  // Emptied before a laid-out segment: damage, whatever the claims, never a crash tail.
   for (const claimLater of claims) {
     const emptied = decideSegmentEnd({ ...zero, truncated: true, claimLater });
-    assert(emptied.kind === "corrupt" && emptied.row === "empty segment before a started one");
+    assert(emptied.kind === "corrupt" && emptied.row === "empty segment before a laid-out one");
   }
   assert(!endNeedsClaim({ ...zero, truncated: true }));
 });
 
 Deno.test("decideTrailing: every combination of facts matches exactly one row, every row is reachable", () => {
-  const cases = combinations<TrailingFacts>({ content: ["empty", "zeros", "data"] });
+  const cases = combinations<TrailingFacts>({
+    content: ["empty", "zeros", "data"],
+    laterLaidOut: [false, true],
+  });
   const seen = new Set<string>();
   for (const f of cases) seen.add(decideTrailing(f).row);
   assertEquals([...seen].sort(), TRAILING_ROWS.map((r) => r.name).sort());
-  assertEquals(decideTrailing({ content: "empty" }).kind, "unstarted");
-  assertEquals(decideTrailing({ content: "zeros" }).kind, "unstarted");
-  assertEquals(decideTrailing({ content: "data" }).kind, "started");
+  assertEquals(decideTrailing({ content: "empty", laterLaidOut: false }).kind, "unstarted");
+  // The next segment is created only once this one is durably laid out: an empty one before a
+  // laid-out one was truncated.
+  assertEquals(decideTrailing({ content: "empty", laterLaidOut: true }).kind, "truncated");
+  assertEquals(decideTrailing({ content: "zeros", laterLaidOut: true }).kind, "unstarted");
+  assertEquals(decideTrailing({ content: "data", laterLaidOut: false }).kind, "started");
 });

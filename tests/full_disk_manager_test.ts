@@ -34,14 +34,18 @@ Deno.test({
       backend: "io_uring",
     });
     const manager = await PerCoreWalManager.open(config);
-    // Both cores' first segments (and the prepared next ones) hold their blocks; the rest of
-    // the file system is filled, so that core 0's next preparation fails.
-    await fillUp(`${fs.path}/filler`);
     const w0 = manager.writer(0);
-    const { acked, error } = await appendUntilError(w0, value, 2000);
+    // Segments are laid out a window at a time, ahead of the writer: some records first, then
+    // the rest of the file system is filled, so that a later layout on core 0 fails.
+    const before = 20;
+    for (let i = 1; i <= before; i++) w0.appendPut(`k-${i}`, value(i));
+    await w0.sync();
+    await fillUp(`${fs.path}/filler`);
+    const more = await appendUntilError(w0, (i) => value(before + i), 2000);
+    const error = more.error;
     if (!(error instanceof PerCoreWalError)) throw new Error(`no ENOSPC: ${error}`);
     assertEquals([error.code, error.errno], ["Io", "ENOSPC"], error.message);
-    assert(acked > 0, "something was acknowledged before the disk filled");
+    const acked = before + more.acked;
     // Wait for the Worker's failure report to reach the manager.
     for (let i = 0; i < 100 && manager.failures[0] === undefined; i++) {
       await new Promise((r) => setTimeout(r, 10));

@@ -187,11 +187,12 @@ test("a missing wal.lock is created, and a regular one is taken", async () => {
   unlockWalDirectory(lockWalDirectory(wal));
 });
 
-test("a directory in the next segment's place: the rotation is refused naming it (is a directory), the core goes on once it is gone", async () => {
+test("a directory in the next segment's place: the rotation (or, when the previous segment was not durable yet, the sync after it) is refused naming it (is a directory), the core goes on once it is gone", async () => {
   await using dir = await tempDir();
   const cfg = smallConfig(dir.path);
   const log = await CoreLog.open(cfg, 0);
-  // Segment 1 is prepared at open; segment 2 is prepared when the log rotates into segment 1.
+  // Segment 1 is prepared at open; segment 2 is created once segment 1's preparation is durable
+  // and the log rotated into segment 1 (before, the rotation into 2 leaves its batches waiting).
   const inTheWay = cfg.segmentPath(0, 2);
   Deno.mkdirSync(inTheWay);
   const value = new Uint8Array(1000).fill(7);
@@ -205,6 +206,9 @@ test("a directory in the next segment's place: the rotation is refused naming it
       error = e;
     }
   }
+  // A loop that never yields ran ahead of segment 1's preparation: segment 2 was created later,
+  // and the waits for its records are refused.
+  error ??= await log.sync().then(() => undefined, (e) => e);
   if (!(error instanceof PerCoreWalError)) throw new Error(`no error: ${error}`);
   assert(error.code === "Io" || error.code === "Unsafe", error.message);
   assert(error.message.includes(`"${inTheWay}"`), error.message);
@@ -214,6 +218,14 @@ test("a directory in the next segment's place: the rotation is refused naming it
   // Still in the way: the next append is refused the same way.
   assertMatch(assertThrows(() => log.appendPut("x", value), PerCoreWalError).message, /directory/);
   Deno.removeSync(inTheWay);
+  // A segment the log rotated into stalls: the next append tries its preparation again (and is
+  // refused with the error that stalled it); its waiting records then go to the disk.
+  try {
+    log.appendPut("retry", value);
+    n++;
+  } catch (e) {
+    assertMatch((e as Error).message, /directory/);
+  }
   log.appendPut(`k-${++n}`, value);
   await log.sync();
   await log.close();

@@ -67,6 +67,13 @@ function count<T>(xs: T[], x: T): number {
   return xs.filter((y) => y === x).length;
 }
 
+/** How many blocks from the start are laid out (not holes): the rest must be holes only. */
+function laidOutBlocks(states: ("written" | "unwritten" | "hole")[]): number {
+  const n = states.indexOf("hole") < 0 ? states.length : states.indexOf("hole");
+  assertEquals(count(states.slice(n), "hole"), states.length - n, "holes only after the window");
+  return n;
+}
+
 function config(
   dir: string,
   segmentFill: SegmentFill,
@@ -112,9 +119,11 @@ Deno.test({
     const states = await blockStates(seg0.path);
     const dataBlocks = Math.ceil(dataEnd / 4096);
     assertEquals(states.length, MiB / 4096);
-    // The header block and the batches: written. Everything after them: never written by the WAL.
+    // The header block and the batches: written. Everything after them: never written by the WAL
+    // (unwritten extents in the window laid out ahead, holes after it).
     assertEquals(states.slice(0, dataBlocks), new Array(dataBlocks).fill("written"));
-    assertEquals(count(states.slice(dataBlocks), "unwritten"), states.length - dataBlocks);
+    assertEquals(count(states.slice(dataBlocks), "written"), 0);
+    assert(laidOutBlocks(states) > dataBlocks, "a window is laid out ahead of the data");
     // They read as zeros: the reader stops at the end of the data, every record is there.
     const entries = await readCore(cfg);
     assertEquals(
@@ -125,7 +134,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: 'segmentFill "zeros": every block of a prepared segment is written before use',
+  name:
+    'segmentFill "zeros": the first window of a prepared segment is written before use, the rest stays holes',
   ignore: ignoreWithoutUring || !FILEFRAG,
   async fn() {
     await using dir = await tempDir();
@@ -133,12 +143,15 @@ Deno.test({
     const log = await CoreLog.open(cfg, 0);
     log.appendPut("k", "v");
     await log.close();
-    // Segment 0 (started) and segment 1 (prepared ahead, never started).
+    // Segment 0 (started) and segment 1 (prepared ahead, never started): a 16 KiB window each
+    // (1/64 of the segment, at least 16 KiB), zero-filled, then holes; full size all the same.
     const segs = listCoreSegments(cfg, 0);
     assertEquals(segs.map((s) => s.index), [0, 1]);
     for (const s of segs) {
+      assertEquals((await Deno.stat(s.path)).size, MiB);
       const states = await blockStates(s.path);
-      assertEquals(count(states, "written"), MiB / 4096, s.path);
+      assertEquals(laidOutBlocks(states), 4, s.path);
+      assertEquals(count(states, "written"), 4, s.path);
     }
   },
 });
@@ -179,7 +192,9 @@ for (const backend of BACKENDS) {
         // backend has no fallocate, so it zero-fills (a full disk then shows at preparation).
         const states = await blockStates(segs[segs.length - 1].path);
         const expected = backend === "io_uring" ? "unwritten" : "written";
-        assertEquals(count(states, expected), states.length, backend);
+        const window = laidOutBlocks(states);
+        assertEquals(window, 4, backend);
+        assertEquals(count(states, expected), window, backend);
       }
     },
   });
@@ -215,7 +230,9 @@ Deno.test({
       assertEquals(segs.map((s) => s.index), [0, 1, 2], `${perSync} per sync`);
       assertEquals(count(await blockStates(segs[0].path), "unwritten"), 0);
       const states = await blockStates(segs[2].path);
-      assertEquals(count(states, expected), states.length, `${perSync} record(s) per sync`);
+      const window = laidOutBlocks(states);
+      assertEquals(window, 8, `${perSync} record(s) per sync`); // 2 MiB / 64
+      assertEquals(count(states, expected), window, `${perSync} record(s) per sync`);
     }
   },
 });
