@@ -30,3 +30,15 @@ export type {
   PutOperation,
   WalOperation,
 } from "./src/types.ts";
+export {
+  NatsShipper,
+  type ShipCoreStatus,
+  type ShipManager,
+  type ShipSource,
+  type ShipStatus,
+  shipToNats,
+} from "./src/ship/shipper.ts";
+export type { ShipToNatsOptions } from "./src/ship/options.ts";
+export type { CoreShipState } from "./src/ship/core_shipper.ts";
+export type { WalPosition } from "./src/types.ts";
+export type { WatchOptions } from "./src/watch.ts";
