@@ -40,5 +40,13 @@ export {
 } from "./src/ship/shipper.ts";
 export type { ShipToNatsOptions } from "./src/ship/options.ts";
 export type { CoreShipState } from "./src/ship/core_shipper.ts";
-export type { WalPosition } from "./src/types.ts";
+export type { Bytes, WalPosition } from "./src/types.ts";
 export type { WatchOptions } from "./src/watch.ts";
+export {
+  type NatsRecoveredState,
+  readNatsStream,
+  type ReadNatsStreamOptions,
+  recoverFromNats,
+  type ShippedEntry,
+} from "./src/ship/read.ts";
+export type { RecoveredState } from "./src/recovery_types.ts";

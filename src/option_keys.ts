@@ -126,6 +126,16 @@ export const OPTION_KEYS = {
     connection: true,
     signal: true,
   } as const,
+  // Checked against its interface in src/ship/read.ts.
+  ReadNatsStreamOptions: {
+    servers: true,
+    node: true,
+    stream: true,
+    subject: true,
+    allowMissingStart: true,
+    connection: true,
+    signal: true,
+  } as const,
 } as const;
 
 /** The name of an options object of {@linkcode OPTION_KEYS}. */

@@ -169,8 +169,9 @@ export class CoreShipper {
         );
       }
       this.lastStreamSequence = m.seq;
-      if (frame.lastSequence > this.lastShipped) this.#shipped(frame.lastSequence);
+      const advanced = frame.lastSequence > this.lastShipped;
       this.lastShipped = frame.lastSequence;
+      if (advanced) this.#shipped(frame.lastSequence);
     }
     const next = this.lastShipped + 1;
     this.#drop(this.lastShipped);
@@ -304,6 +305,7 @@ export class CoreShipper {
     const r = this.#hooks.onShipped?.(this.coreId, last);
     if (r instanceof Promise) r.catch(() => {});
     this.#checkHold();
+    this.#onProgress();
   }
 
   /** The `holdAppends` call site of the unshipped limit (`ShipperHooks`). */
