@@ -12,7 +12,7 @@ import { PerCoreWalManager } from "../src/manager.ts";
 import { recoverPerCore } from "../src/recovery.ts";
 import { encodeFrame } from "../src/ship/frame.ts";
 import { readNatsStream, recoverFromNats } from "../src/ship/read.ts";
-import { shipToNats } from "../src/ship/shipper.ts";
+import { shipToNats, startShipper } from "../src/ship/shipper.ts";
 import { ignoreWithoutUring, readCore, runDeno, tempDir } from "./_helpers.ts";
 import { checkStream, ignoreWithoutNats, NatsServer } from "./_nats.ts";
 
@@ -302,6 +302,45 @@ Deno.test({
       assertEquals((await jsm.streams.info("WAL")).state.last_seq, ack.seq);
     } finally {
       await nc.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "startShipper hooks: onShipped after each ack, in order; holdAppends past the unshipped " +
+    "limit during an outage, released after the catch-up",
+  ignore,
+  async fn() {
+    await using dir = await tempDir();
+    await using server = await NatsServer.start(`${dir.path}/nats`);
+    await using m = await PerCoreWalManager.open(config(dir.path, 2));
+    const shipped: number[][] = [[], []];
+    const holds: [number, boolean][] = [];
+    await using shipper = await startShipper(m, {
+      servers: server.url,
+      node: "n1",
+      maxRecordsPerMessage: 8,
+      retryMaxMs: 100,
+      publishTimeoutMs: 200,
+    }, {
+      onShipped: (c, last) => void shipped[c].push(last),
+      unshippedLimitRecords: 50,
+      holdAppends: (c, held) => void holds.push([c, held]),
+    });
+    await appendSome(m, 40, "a");
+    await shipper.drained();
+    assertEquals(holds, []);
+    await server.kill();
+    await appendSome(m, 100, "b");
+    while (holds.length < 2) await new Promise((r) => setTimeout(r, 10));
+    assertEquals(holds.map(([, held]) => held), [true, true]);
+    await server.restart();
+    await shipper.drained();
+    assertEquals(holds.filter(([, held]) => !held).map(([c]) => c).sort(), [0, 1]);
+    const durable = m.syncedPositions().map((p) => p.sequence);
+    for (let c = 0; c < 2; c++) {
+      assertEquals(shipped[c].at(-1), durable[c]);
+      assert(shipped[c].every((s, i) => i === 0 || s > shipped[c][i - 1]), `core ${c} in order`);
     }
   },
 });

@@ -91,6 +91,15 @@ export class CoreShipper {
     this.#onProgress = onProgress;
   }
 
+  /** The core's durable sequence when known without I/O (a manager's), else undefined. */
+  durableSequence: (() => number) | undefined;
+
+  /** Entries durable and not acknowledged, as far as known (read, or durable in a manager). */
+  get unshippedRecords(): number {
+    const end = Math.max(this.lastRead, this.durableSequence?.() ?? 0);
+    return Math.max(0, end - this.lastShipped);
+  }
+
   /** Whether the loop ended: its source ended and everything read was shipped, or it failed. */
   get finished(): boolean {
     return this.state === "stopped" || this.state === "failed";
@@ -129,6 +138,7 @@ export class CoreShipper {
         this.state = "retrying";
         this.error = e instanceof Error ? e : new Error(String(e));
         this.#needSync = true;
+        this.#checkHold();
         // A refusal by another shipper's message: resync at once, then back off if it repeats.
         const wait = Math.min(this.#s.retryMaxMs, 100 * 2 ** Math.min(failures++, 16));
         if (!isWrongLastSequence(e) || failures > 1) {
@@ -312,7 +322,7 @@ export class CoreShipper {
   #checkHold(): void {
     const limit = this.#hooks.unshippedLimitRecords;
     if (limit === undefined || this.#hooks.holdAppends === undefined) return;
-    const held = this.lastRead - this.lastShipped > limit;
+    const held = this.unshippedRecords > limit;
     if (held !== this.#held) {
       this.#held = held;
       this.#hooks.holdAppends(this.coreId, held);

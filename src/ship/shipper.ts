@@ -224,7 +224,7 @@ export class NatsShipper implements AsyncDisposable {
           subject: c.subject,
           lastShippedSequence: c.lastShipped,
           lastStreamSequence: c.lastStreamSequence,
-          unshippedRecords: Math.max(0, this.#knownEnd(c) - c.lastShipped),
+          unshippedRecords: c.unshippedRecords,
           unshippedBytes: c.pendingBytes,
           retries: c.retries,
           state: c.state,
@@ -238,13 +238,6 @@ export class NatsShipper implements AsyncDisposable {
       }),
     };
   }
-
-  #knownEnd(c: CoreShipper): number {
-    return Math.max(c.lastRead, this.knownDurable?.(c.coreId) ?? 0);
-  }
-
-  /** Internal: the durable sequence of a core when known without I/O (a manager's). */
-  knownDurable: ((coreId: number) => number) | undefined;
 
   /** Stops shipping (what is in flight is abandoned; the stream keeps what it acknowledged). */
   close(): Promise<void> {
@@ -389,10 +382,12 @@ export async function startShipper(
     const durableNow = manager === undefined
       ? () => _filesEnd(config!)
       : () => Promise.resolve(manager.syncedPositions().map((p) => p.sequence));
-    shipper = new NatsShipper(nc, cores, stop, durableNow, s.signal);
     if (manager !== undefined) {
-      shipper.knownDurable = (c) => manager.syncedPositions()[c].sequence;
+      for (const c of cores) {
+        c.durableSequence = () => manager.syncedPositions()[c.coreId].sequence;
+      }
     }
+    shipper = new NatsShipper(nc, cores, stop, durableNow, s.signal);
     return shipper;
   } catch (e) {
     await nc.close().catch(() => {});
