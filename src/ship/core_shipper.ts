@@ -208,16 +208,11 @@ export class CoreShipper {
     if (n > 0) this.pending.splice(0, n);
   }
 
-  /** One entry read, or undefined after `waitMs` (never with `waitMs` undefined) or at the end. */
-  async #readOne(waitMs: number | undefined): Promise<PerCoreWalEntry | undefined> {
+  /** One entry read, or undefined once `linger` resolved (never without it), or at the end. */
+  async #readOne(linger: Promise<undefined> | undefined): Promise<PerCoreWalEntry | undefined> {
     if (this.#ended) return undefined;
     this.#read ??= this.#reader!.read();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const r = waitMs === undefined ? await this.#read : await Promise.race([
-      this.#read,
-      new Promise<undefined>((res) => timer = setTimeout(() => res(undefined), waitMs)),
-    ]);
-    clearTimeout(timer);
+    const r = linger === undefined ? await this.#read : await Promise.race([this.#read, linger]);
     if (r === undefined) return undefined;
     this.#read = undefined;
     if (r.done) {
@@ -248,17 +243,26 @@ export class CoreShipper {
       this.#checkHold();
       if ((await this.#readOne(undefined)) === undefined) return false;
     }
-    const deadline = Date.now() + s.lingerMs;
-    while (
-      this.#inBatch() ||
-      (this.pending.length < s.maxRecordsPerMessage && this.pendingBytes < s.maxBytesPerMessage)
-    ) {
-      const left = deadline - Date.now();
-      // Entries already queued in the stream come at once; waiting is for the linger only.
-      const e = await this.#readOne(this.#inBatch() ? undefined : Math.max(0, left));
-      if (e === undefined) {
-        if (this.#ended || left <= 0) break;
+    // One timer per message: entries already queued in the stream come at once, a read waits
+    // for more only until the linger ends (and for the rest of an atomic batch, always).
+    let expired = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const linger = new Promise<undefined>((res) =>
+      timer = setTimeout(() => {
+        expired = true;
+        res(undefined);
+      }, s.lingerMs)
+    );
+    try {
+      while (
+        this.#inBatch() ||
+        (this.pending.length < s.maxRecordsPerMessage && this.pendingBytes < s.maxBytesPerMessage)
+      ) {
+        const e = await this.#readOne(this.#inBatch() ? undefined : linger);
+        if (e === undefined && (this.#ended || expired)) break;
       }
+    } finally {
+      clearTimeout(timer);
     }
     if (this.#inBatch()) {
       throw new PerCoreWalError(
