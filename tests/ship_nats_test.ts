@@ -344,3 +344,32 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "NatsShipper.close() while the server is down ends at once; drained() rejects Closed",
+  ignore,
+  async fn() {
+    await using dir = await tempDir();
+    await using server = await NatsServer.start(`${dir.path}/nats`);
+    await using m = await PerCoreWalManager.open(config(dir.path, 1));
+    const shipper = await shipToNats(m, {
+      servers: server.url,
+      node: "n1",
+      publishTimeoutMs: 3_600_000,
+    });
+    await appendSome(m, 20, "a");
+    await shipper.drained();
+    await server.kill();
+    await appendSome(m, 20, "b");
+    const drained = shipper.drained();
+    drained.catch(() => {}); // checked below, after close()
+    while (shipper.status().cores[0].state !== "shipping") {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    // A publish waits for an hour-long timeout: close must not wait for it.
+    await shipper.close();
+    await assertRejects(() => drained, PerCoreWalError, "closed before it drained");
+    assertEquals(shipper.status().connection, "closed");
+    assertEquals(shipper.status().cores[0].state, "stopped");
+  },
+});

@@ -246,8 +246,9 @@ export class NatsShipper implements AsyncDisposable {
       this.#stop.abort();
       await Promise.all(this.#cores.map((c) => c.stop()));
       this.progress();
-      await this.#loops;
+      // Closing the connection first ends a publish waiting on a server that is down.
       await this.#nc.close().catch(() => {});
+      await this.#loops;
       this.progress();
     })();
     return this.#closing;
