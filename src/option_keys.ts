@@ -113,6 +113,33 @@ export const OPTION_KEYS = {
   ShipMarksOptions: {
     onEvent: true,
   } as const satisfies Keys<ShipMarksOptions>,
+  // Checked against its interface in src/ship/options.ts (kept from here: the core module does
+  // not load the NATS client's types).
+  ShipToNatsOptions: {
+    servers: true,
+    node: true,
+    stream: true,
+    subject: true,
+    maxRecordsPerMessage: true,
+    maxBytesPerMessage: true,
+    lingerMs: true,
+    retryMaxMs: true,
+    publishTimeoutMs: true,
+    intervalMs: true,
+    streamConfig: true,
+    connection: true,
+    signal: true,
+  } as const,
+  // Checked against its interface in src/ship/read.ts.
+  ReadNatsStreamOptions: {
+    servers: true,
+    node: true,
+    stream: true,
+    subject: true,
+    allowMissingStart: true,
+    connection: true,
+    signal: true,
+  } as const,
 } as const;
 
 /** The name of an options object of {@linkcode OPTION_KEYS}. */

@@ -421,12 +421,14 @@ export class PerCoreWalReader {
     const coreId = v.getUint16(rel + R_CORE, true);
     const timestampNs = this.#timestampOf(v, rel);
     const first = this.#expected;
+    const batchLast = first + ops.length - 1;
     const entries = ops.map((operation, i): PerCoreWalEntry => ({
       coreId,
       epoch,
       sequence: first + i,
       timestampNs,
       operation,
+      batchLast,
     }));
     this.#firstSeq ??= first;
     this.#expected += ops.length;

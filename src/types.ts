@@ -221,6 +221,12 @@ export interface PerCoreWalEntry {
   timestampNs: bigint;
   /** What it records. */
   operation: WalOperation;
+  /**
+   * Set on the entries of an atomic batch (`appendBatch`): the sequence of the batch's last
+   * entry. Its entries share epoch and timestamp and are consecutive, from the first whose
+   * predecessor is not of the batch to the one whose `sequence` equals `batchLast`.
+   */
+  batchLast?: number;
 }
 
 /**

@@ -24,6 +24,8 @@ const READ_SIDE = [
   "src/ship_marks.ts",
   "src/ship_retention.ts",
   "src/cli/shippers.ts",
+  "src/ship/shipper.ts",
+  "src/ship/read.ts",
 ];
 const ENGINE = ["src/core_log.ts", "src/io/uring.ts", "src/io/ring.ts"];
 
@@ -77,3 +79,17 @@ for (const file of READ_SIDE) {
     assertEquals(engine.map((s) => chain(importedBy, s)), []);
   });
 }
+
+// The core module keeps no runtime dependency: only `ship.ts` brings the NATS client.
+for (const file of ["mod.ts", "cli.ts"]) {
+  Deno.test(`${file} loads no npm package (only ship.ts does)`, async () => {
+    const importedBy = await runtimeImports(file);
+    const npm = [...importedBy.keys()].filter((s) => s.startsWith("npm:"));
+    assertEquals(npm.map((s) => chain(importedBy, s)), []);
+  });
+}
+
+Deno.test("ship.ts loads the NATS client (the check above can fail)", async () => {
+  const importedBy = await runtimeImports("ship.ts");
+  assertEquals([...importedBy.keys()].some((s) => s.startsWith("npm:@nats-io/")), true);
+});

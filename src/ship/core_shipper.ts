@@ -1,0 +1,348 @@
+/**
+ * One core's shipping loop: read its durable entries, pack them into messages, publish one at a
+ * time, each expecting the stream sequence of the previous message on the core's subject, and
+ * resume from what the stream last holds after any refusal, error or reconnect.
+ *
+ * @module
+ */
+
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
+import { PerCoreWalError } from "../errors.ts";
+import type { PerCoreWalEntry } from "../types.ts";
+import { sleep } from "../watch.ts";
+import { decodeFrame, encodeFrame, frameEntryBytes } from "./frame.ts";
+import type { ShipSettings } from "./options.ts";
+
+/** What a core shipper does now. */
+export type CoreShipState = "starting" | "shipping" | "idle" | "retrying" | "stopped" | "failed";
+
+/**
+ * Internal hooks of the shipper for the WAL's retention (helper "retain", `src/ship_marks.ts`):
+ * `onShipped` after each acknowledgement (`marks.advance(coreId, sequence)`), `holdAppends` when
+ * the unshipped entries of a core cross `unshippedLimitRecords` (held) and fall below it again.
+ */
+export interface ShipperHooks {
+  /** Called after the stream acknowledged a core's entries through `lastSequence`. */
+  onShipped?(coreId: number, lastSequence: number): void | Promise<void>;
+  /** The number of unshipped entries of a core above which `holdAppends(core, true)` is called. */
+  unshippedLimitRecords?: number;
+  /** Called when a core's unshipped entries cross the limit (`held`) or fall below it. */
+  holdAppends?(coreId: number, held: boolean): void;
+}
+
+/** Opens the stream of a core's durable entries from sequence `from` (undefined: its oldest). */
+export type OpenEntries = (coreId: number, from: number | undefined) => ReadableStream<
+  PerCoreWalEntry
+>;
+
+/** A refusal of the expected last subject sequence (another shipper, or a stale retry). */
+export function isWrongLastSequence(e: unknown): boolean {
+  return e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamWrongLastSequence;
+}
+
+/** One core's shipping loop and its status. */
+export class CoreShipper {
+  readonly coreId: number;
+  readonly subject: string;
+  /** The last sequence the stream holds for this core (0: none yet). */
+  lastShipped = 0;
+  /** The stream sequence of this core's last message in the stream (0: none). */
+  lastStreamSequence = 0;
+  /** The highest sequence read from the WAL (0: none yet). */
+  lastRead = 0;
+  /** Entries read, not yet acknowledged (one message at most, and a batch). */
+  pending: PerCoreWalEntry[] = [];
+  pendingBytes = 0;
+  lastAckAt: number | undefined;
+  retries = 0;
+  state: CoreShipState = "starting";
+  error: Error | undefined;
+  readonly #s: ShipSettings;
+  readonly #js: JetStreamClient;
+  readonly #jsm: JetStreamManager;
+  readonly #open: OpenEntries;
+  readonly #hooks: ShipperHooks;
+  readonly #stop: AbortSignal;
+  readonly #onProgress: () => void;
+  #needSync = true;
+  #reader: ReadableStreamDefaultReader<PerCoreWalEntry> | undefined;
+  #read: Promise<ReadableStreamReadResult<PerCoreWalEntry>> | undefined;
+  #ended = false;
+  #held = false;
+
+  constructor(
+    coreId: number,
+    settings: ShipSettings,
+    nats: { js: JetStreamClient; jsm: JetStreamManager },
+    open: OpenEntries,
+    hooks: ShipperHooks,
+    stop: AbortSignal,
+    onProgress: () => void,
+  ) {
+    this.coreId = coreId;
+    this.subject = `${settings.subject}.${settings.node}.${coreId}`;
+    this.#s = settings;
+    this.#js = nats.js;
+    this.#jsm = nats.jsm;
+    this.#open = open;
+    this.#hooks = hooks;
+    this.#stop = stop;
+    this.#onProgress = onProgress;
+  }
+
+  /** The core's durable sequence when known without I/O (a manager's), else undefined. */
+  durableSequence: (() => number) | undefined;
+
+  /** Entries durable and not acknowledged, as far as known (read, or durable in a manager). */
+  get unshippedRecords(): number {
+    const end = Math.max(this.lastRead, this.durableSequence?.() ?? 0);
+    return Math.max(0, end - this.lastShipped);
+  }
+
+  /** Whether the loop ended: its source ended and everything read was shipped, or it failed. */
+  get finished(): boolean {
+    return this.state === "stopped" || this.state === "failed";
+  }
+
+  /** Resume from the stream's last message before the next publish (after a reconnect). */
+  resync(): void {
+    this.#needSync = true;
+  }
+
+  /** Runs until stopped, the source ends, or a failure that retrying cannot mend. */
+  async run(): Promise<void> {
+    let failures = 0;
+    while (!this.#stop.aborted) {
+      try {
+        if (this.#needSync) {
+          await this.#syncFromStream();
+          this.#needSync = false;
+        }
+        if (!(await this.#fill())) {
+          this.state = "stopped";
+          break;
+        }
+        await this.#publishOne();
+        failures = 0;
+      } catch (e) {
+        if (this.#stop.aborted) break;
+        if (e instanceof PerCoreWalError) {
+          // The WAL (Retired, damage) or a corrupted message in the stream: retrying will not
+          // mend it. The shipper reports it; nothing is published past it.
+          this.state = "failed";
+          this.error = e;
+          break;
+        }
+        this.retries++;
+        this.state = "retrying";
+        this.error = e instanceof Error ? e : new Error(String(e));
+        this.#needSync = true;
+        this.#checkHold();
+        // A refusal by another shipper's message: resync at once, then back off if it repeats.
+        const wait = Math.min(this.#s.retryMaxMs, 100 * 2 ** Math.min(failures++, 16));
+        if (!isWrongLastSequence(e) || failures > 1) {
+          await sleep(wait, this.#stop).catch(() => {});
+        }
+      } finally {
+        this.#onProgress();
+      }
+    }
+    await this.#closeReader();
+    if (this.state !== "failed") this.state = "stopped";
+    this.#onProgress();
+  }
+
+  /** Reads this core's last message in the stream and repositions the reading after it. */
+  async #syncFromStream(): Promise<void> {
+    const m = await this.#jsm.streams.getMessage(this.#s.stream, { last_by_subj: this.subject });
+    if (m === null) {
+      this.lastStreamSequence = 0;
+    } else {
+      let frame;
+      try {
+        frame = decodeFrame(m.data);
+      } catch (e) {
+        throw new PerCoreWalError(
+          "Corrupted",
+          `Stream "${this.#s.stream}" message ${m.seq} on subject "${this.subject}": ` +
+            (e as Error).message,
+          { coreId: this.coreId, cause: e },
+        );
+      }
+      if (frame.coreId !== this.coreId) {
+        throw new PerCoreWalError(
+          "Corrupted",
+          `Stream "${this.#s.stream}" message ${m.seq} on subject "${this.subject}" holds core ` +
+            `${frame.coreId}'s entries`,
+          { coreId: this.coreId },
+        );
+      }
+      this.lastStreamSequence = m.seq;
+      const advanced = frame.lastSequence > this.lastShipped;
+      this.lastShipped = frame.lastSequence;
+      if (advanced) this.#shipped(frame.lastSequence);
+    }
+    const next = this.lastShipped + 1;
+    this.#drop(this.lastShipped);
+    const readNext = this.pending.length > 0 ? this.pending[0].sequence : this.lastRead + 1;
+    // Read on where the stream ends: keep what was read if it continues it, else read again.
+    if (this.#reader === undefined || (this.lastShipped > 0 && readNext !== next)) {
+      await this.#closeReader();
+      this.pending = [];
+      this.pendingBytes = 0;
+      this.lastRead = this.lastShipped;
+      const stream = this.#open(this.coreId, this.lastShipped > 0 ? next : undefined);
+      this.#reader = stream.getReader();
+      this.#ended = false;
+    }
+  }
+
+  /** Drops the pending entries through `sequence`. */
+  #drop(sequence: number): void {
+    let n = 0;
+    while (n < this.pending.length && this.pending[n].sequence <= sequence) {
+      this.pendingBytes -= frameEntryBytes(this.pending[n]);
+      n++;
+    }
+    if (n > 0) this.pending.splice(0, n);
+  }
+
+  /** One entry read, or undefined once `linger` resolved (never without it), or at the end. */
+  async #readOne(linger: Promise<undefined> | undefined): Promise<PerCoreWalEntry | undefined> {
+    if (this.#ended) return undefined;
+    this.#read ??= this.#reader!.read();
+    const r = linger === undefined ? await this.#read : await Promise.race([this.#read, linger]);
+    if (r === undefined) return undefined;
+    this.#read = undefined;
+    if (r.done) {
+      this.#ended = true;
+      return undefined;
+    }
+    const e = r.value;
+    this.lastRead = e.sequence;
+    this.pending.push(e);
+    this.pendingBytes += frameEntryBytes(e);
+    return e;
+  }
+
+  /** Whether the last pending entry leaves an atomic batch incomplete. */
+  #inBatch(): boolean {
+    const last = this.pending[this.pending.length - 1];
+    return last !== undefined && last.batchLast !== undefined && last.batchLast > last.sequence;
+  }
+
+  /**
+   * Fills `pending` up to one message: waits for a first entry, then `lingerMs` for more (and
+   * for the rest of an atomic batch). False when the source ended with nothing left to ship.
+   */
+  async #fill(): Promise<boolean> {
+    const s = this.#s;
+    if (this.pending.length === 0) {
+      this.state = "idle";
+      this.#checkHold();
+      if ((await this.#readOne(undefined)) === undefined) return false;
+    }
+    // One timer per message: entries already queued in the stream come at once, a read waits
+    // for more only until the linger ends (and for the rest of an atomic batch, always).
+    let expired = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const linger = new Promise<undefined>((res) =>
+      timer = setTimeout(() => {
+        expired = true;
+        res(undefined);
+      }, s.lingerMs)
+    );
+    try {
+      while (
+        this.#inBatch() ||
+        (this.pending.length < s.maxRecordsPerMessage && this.pendingBytes < s.maxBytesPerMessage)
+      ) {
+        const e = await this.#readOne(this.#inBatch() ? undefined : linger);
+        if (e === undefined && (this.#ended || expired)) break;
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+    if (this.#inBatch()) {
+      throw new PerCoreWalError(
+        "Corrupted",
+        `Core ${this.coreId}: the WAL ended inside the atomic batch of sequence ${this.lastRead}`,
+        { coreId: this.coreId },
+      );
+    }
+    return true;
+  }
+
+  /** How many pending entries the next message takes: within the limits, batches whole. */
+  #take(): number {
+    const s = this.#s;
+    let n = 0;
+    let bytes = 0;
+    while (n < this.pending.length) {
+      const e = this.pending[n];
+      const size = frameEntryBytes(e);
+      const continues = n > 0 && e.batchLast !== undefined &&
+        this.pending[n - 1].batchLast === e.batchLast;
+      if (
+        n > 0 && !continues &&
+        (n >= s.maxRecordsPerMessage || bytes + size > s.maxBytesPerMessage)
+      ) break;
+      n++;
+      bytes += size;
+    }
+    return n;
+  }
+
+  /** Publishes the next message, expecting this core's previous one, and waits for its ack. */
+  async #publishOne(): Promise<void> {
+    const n = this.#take();
+    const run = this.pending.slice(0, n);
+    const first = run[0].sequence;
+    const last = run[n - 1].sequence;
+    this.state = "shipping";
+    const ack = await this.#js.publish(this.subject, encodeFrame(run), {
+      msgID: `${this.#s.node}.${this.coreId}.${first}-${last}`,
+      expect: { lastSubjectSequence: this.lastStreamSequence },
+      timeout: this.#s.publishTimeoutMs,
+    });
+    // A duplicate is this very message (its id names its sequences) stored by an earlier try.
+    this.lastStreamSequence = ack.seq;
+    this.lastShipped = last;
+    this.lastAckAt = Date.now();
+    this.error = undefined;
+    this.#drop(last);
+    this.#shipped(last);
+  }
+
+  #shipped(last: number): void {
+    const r = this.#hooks.onShipped?.(this.coreId, last);
+    if (r instanceof Promise) r.catch(() => {});
+    this.#checkHold();
+    this.#onProgress();
+  }
+
+  /** The `holdAppends` call site of the unshipped limit (`ShipperHooks`). */
+  #checkHold(): void {
+    const limit = this.#hooks.unshippedLimitRecords;
+    if (limit === undefined || this.#hooks.holdAppends === undefined) return;
+    const held = this.unshippedRecords > limit;
+    if (held !== this.#held) {
+      this.#held = held;
+      this.#hooks.holdAppends(this.coreId, held);
+    }
+  }
+
+  async #closeReader(): Promise<void> {
+    const r = this.#reader;
+    this.#reader = undefined;
+    this.#read = undefined;
+    if (r === undefined) return;
+    await r.cancel().catch(() => {});
+  }
+
+  /** Stops reading (the loop then ends at its next step). */
+  async stop(): Promise<void> {
+    await this.#closeReader();
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * The options of `shipToNats`, their defaults and their checks.
+ *
+ * @module
+ */
+
+import { checkOptionKeys, OPTION_KEYS } from "../option_keys.ts";
+
+/**
+ * Options of {@linkcode shipToNats}.
+ *
+ * @example
+ * ```ts
+ * import type { ShipToNatsOptions } from "@percore/wal/ship";
+ *
+ * const options: ShipToNatsOptions = {
+ *   servers: "nats://127.0.0.1:4222",
+ *   node: "edge-7",
+ *   maxRecordsPerMessage: 256,
+ *   lingerMs: 2,
+ * };
+ * ```
+ */
+export interface ShipToNatsOptions {
+  /** The NATS server URL(s), as the NATS client takes them. */
+  servers: string | string[];
+  /**
+   * A stable id of this node: letters, digits, `_` and `-`. Subjects are
+   * `<subject>.<node>.<core>`; two shippers of one node share a chain of messages per core.
+   */
+  node: string;
+  /** The JetStream stream: created if absent (docs/SHIPPING.md, "The stream"). Default `"WAL"`. */
+  stream?: string;
+  /** The subject prefix: letters, digits, `_` and `-`, dots between tokens. Default `"wal"`. */
+  subject?: string;
+  /** Most entries in one message (an atomic batch is never split). Default 256. */
+  maxRecordsPerMessage?: number;
+  /** Most bytes in one message (an atomic batch is never split). Default 512 KiB. */
+  maxBytesPerMessage?: number;
+  /** How long a message waits for more entries once it has one. Default 2 ms. */
+  lingerMs?: number;
+  /** The longest wait between two retries (they back off from 100 ms). Default 5000. */
+  retryMaxMs?: number;
+  /** How long one publish waits for its acknowledgement. Default 5000. */
+  publishTimeoutMs?: number;
+  /** A WAL directory source: milliseconds between looks at its files. Default 20. */
+  intervalMs?: number;
+  /**
+   * More stream configuration (JetStream `StreamConfig` fields: `duplicate_window` in
+   * nanoseconds, `max_bytes`, `num_replicas`, ...), used when the shipper creates the stream. An existing stream is not changed, but for
+   * adding this node's subjects.
+   */
+  streamConfig?: Record<string, unknown>;
+  /**
+   * Passed to the NATS client's `connect` (`@nats-io/transport-node` `NodeConnectionOptions`:
+   * `user` and `pass`, `token`, `authenticator`, `tls`, `name`, ...).
+   */
+  connection?: Record<string, unknown>;
+  /** Ends the shipper, as `close()` does. */
+  signal?: AbortSignal;
+}
+
+/** The options with their defaults, checked. */
+export type ShipSettings =
+  & Required<Omit<ShipToNatsOptions, "signal" | "streamConfig" | "connection">>
+  & {
+    servers: string[];
+    streamConfig: Record<string, unknown>;
+    connection: Record<string, unknown>;
+    signal?: AbortSignal;
+  };
+
+// Every option has its key in the table of src/option_keys.ts (this fails type checking if not).
+const _KEYS: { readonly [K in keyof Required<ShipToNatsOptions>]: true } =
+  OPTION_KEYS.ShipToNatsOptions;
+
+const TOKEN = /^[A-Za-z0-9_-]+$/;
+
+function _int(value: unknown, name: string, min: number, max: number, def: number): number {
+  if (value === undefined) return def;
+  if (typeof value !== "number") throw new TypeError(`${name} must be a number`);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(`${name} must be an integer from ${min} to ${max}, got ${value}`);
+  }
+  return value;
+}
+
+/** Checks `options` and fills in the defaults. */
+export function shipSettings(options: ShipToNatsOptions): ShipSettings {
+  if (options === null || typeof options !== "object") {
+    throw new TypeError("shipToNats options must be an object");
+  }
+  checkOptionKeys(options, "ShipToNatsOptions");
+  const servers = typeof options.servers === "string" ? [options.servers] : options.servers;
+  if (
+    !Array.isArray(servers) || servers.length === 0 || servers.some((s) => typeof s !== "string")
+  ) {
+    throw new TypeError("servers must be a URL string or a non-empty array of them");
+  }
+  if (typeof options.node !== "string" || !TOKEN.test(options.node)) {
+    throw new TypeError(`node must be a non-empty string of letters, digits, "_" and "-"`);
+  }
+  const subject = options.subject ?? "wal";
+  if (typeof subject !== "string" || !subject.split(".").every((t) => TOKEN.test(t))) {
+    throw new TypeError(`subject must be tokens of letters, digits, "_" and "-" between dots`);
+  }
+  const stream = options.stream ?? "WAL";
+  if (typeof stream !== "string" || !TOKEN.test(stream)) {
+    throw new TypeError(`stream must be a non-empty string of letters, digits, "_" and "-"`);
+  }
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    throw new TypeError("signal must be an AbortSignal");
+  }
+  return {
+    servers,
+    node: options.node,
+    stream,
+    subject,
+    maxRecordsPerMessage: _int(
+      options.maxRecordsPerMessage,
+      "maxRecordsPerMessage",
+      1,
+      1 << 20,
+      256,
+    ),
+    maxBytesPerMessage: _int(
+      options.maxBytesPerMessage,
+      "maxBytesPerMessage",
+      64,
+      64 << 20,
+      512 * 1024,
+    ),
+    lingerMs: _int(options.lingerMs, "lingerMs", 0, 60_000, 2),
+    retryMaxMs: _int(options.retryMaxMs, "retryMaxMs", 1, 3_600_000, 5_000),
+    publishTimeoutMs: _int(options.publishTimeoutMs, "publishTimeoutMs", 1, 3_600_000, 5_000),
+    intervalMs: _int(options.intervalMs, "intervalMs", 1, 3_600_000, 20),
+    streamConfig: options.streamConfig ?? {},
+    connection: options.connection ?? {},
+    signal: options.signal,
+  };
+}

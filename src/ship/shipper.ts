@@ -1,0 +1,397 @@
+/**
+ * `shipToNats`: a WAL's durable entries into a NATS JetStream stream, exactly once and in order
+ * per core (docs/SHIPPING.md). One loop per core (`core_shipper.ts`) on one connection.
+ *
+ * @module
+ */
+
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import {
+  jetstream,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamManager,
+  jetstreamManager,
+} from "@nats-io/jetstream";
+import { PerCoreWalError } from "../errors.ts";
+import { listCoreSegments } from "../segment_files.ts";
+import { scanSegment } from "../segment_probes.ts";
+import type { PerCoreWalConfig } from "../config.ts";
+import type { PerCoreWalEntry, WalPosition } from "../types.ts";
+import { configFromDirectory } from "../wal_meta.ts";
+import { type WatchOptions, watchWal } from "../watch.ts";
+import {
+  CoreShipper,
+  type CoreShipState,
+  type OpenEntries,
+  type ShipperHooks,
+} from "./core_shipper.ts";
+import { type ShipSettings, shipSettings, type ShipToNatsOptions } from "./options.ts";
+
+/**
+ * What `shipToNats` ships: an open manager of this process (the `PerCoreWalManager` of
+ * `@percore/wal`: its `watch()` stream), or the path of a WAL directory another process writes.
+ *
+ * @example
+ * ```ts
+ * import type { ShipSource } from "@percore/wal/ship";
+ *
+ * const source: ShipSource = "./data/wal";
+ * ```
+ */
+export type ShipSource = string | URL | ShipManager;
+
+/**
+ * The part of a `PerCoreWalManager` the shipper uses.
+ *
+ * @example
+ * ```ts
+ * import type { ShipManager } from "@percore/wal/ship";
+ * import { PerCoreWalManager } from "@percore/wal";
+ *
+ * await using manager = await PerCoreWalManager.open("./data/wal", { cores: 2 });
+ * const source: ShipManager = manager;
+ * ```
+ */
+export interface ShipManager {
+  /** The WAL's configuration (its number of cores). */
+  readonly config: { readonly numCores: number };
+  /** Each core's durable position. */
+  syncedPositions(): WalPosition[];
+  /** The live stream of durable entries. */
+  watch(options?: WatchOptions): ReadableStream<PerCoreWalEntry>;
+}
+
+/**
+ * The state of the shipping of one core.
+ *
+ * @example
+ * ```ts
+ * import type { ShipCoreStatus } from "@percore/wal/ship";
+ *
+ * function lagOf(s: ShipCoreStatus): string {
+ *   return `core ${s.coreId}: ${s.unshippedRecords} records behind`;
+ * }
+ * ```
+ */
+export interface ShipCoreStatus {
+  /** The core. */
+  coreId: number;
+  /** The subject its messages go to. */
+  subject: string;
+  /** The last sequence the stream holds for this core (0: none yet). */
+  lastShippedSequence: number;
+  /** The stream sequence of this core's last message (0: none). */
+  lastStreamSequence: number;
+  /**
+   * Entries durable but not acknowledged, as far as known: for a manager, its durable sequence
+   * less the last shipped; for a directory, what the shipper has read and not shipped.
+   */
+  unshippedRecords: number;
+  /** Bytes (as framed, an upper bound) of the entries read and not yet acknowledged. */
+  unshippedBytes: number;
+  /** Milliseconds since the append of the oldest entry read and not acknowledged. */
+  oldestUnshippedAgeMs?: number;
+  /** When the last acknowledgement came (`Date.now()` milliseconds). */
+  lastAckAt?: number;
+  /** How many publishes or look-ups failed and were retried. */
+  retries: number;
+  /** What the core's loop does now. */
+  state: CoreShipState;
+  /** The last error met (cleared by the next acknowledgement). */
+  error?: string;
+}
+
+/**
+ * The state of a shipper.
+ *
+ * @example
+ * ```ts
+ * import type { ShipStatus } from "@percore/wal/ship";
+ *
+ * function behind(s: ShipStatus): number {
+ *   return s.cores.reduce((n, c) => n + c.unshippedRecords, 0);
+ * }
+ * ```
+ */
+export interface ShipStatus {
+  /** The connection to the server. */
+  connection: "connected" | "disconnected" | "reconnecting" | "closed";
+  /** Per shipped core. */
+  cores: ShipCoreStatus[];
+}
+
+/**
+ * A running shipper: see {@linkcode shipToNats}.
+ *
+ * @example
+ * ```ts ignore
+ * import { shipToNats } from "@percore/wal/ship";
+ *
+ * await using shipper = await shipToNats("./data/wal", { servers: "nats://127.0.0.1:4222", node: "n1" });
+ * await shipper.drained();
+ * console.log(shipper.status().cores.map((c) => c.lastShippedSequence));
+ * ```
+ */
+export class NatsShipper implements AsyncDisposable {
+  readonly #nc: NatsConnection;
+  readonly #cores: CoreShipper[];
+  readonly #stop: AbortController;
+  readonly #loops: Promise<void>;
+  readonly #durableNow: () => Promise<number[]>;
+  readonly #waiters = new Set<() => void>();
+  #connection: ShipStatus["connection"] = "connected";
+  #closing: Promise<void> | undefined;
+  #unlisten: (() => void) | undefined;
+
+  /** Internal: made by {@linkcode shipToNats}. */
+  constructor(
+    nc: NatsConnection,
+    cores: CoreShipper[],
+    stop: AbortController,
+    durableNow: () => Promise<number[]>,
+    signal: AbortSignal | undefined,
+  ) {
+    this.#nc = nc;
+    this.#cores = cores;
+    this.#stop = stop;
+    this.#durableNow = durableNow;
+    this.#loops = Promise.all(cores.map((c) => c.run())).then(() => {});
+    this.#watchConnection();
+    if (signal !== undefined) {
+      const abort = () => void this.close();
+      signal.addEventListener("abort", abort, { once: true });
+      this.#unlisten = () => signal.removeEventListener("abort", abort);
+    }
+  }
+
+  /** Wakes the waiters of `drained()` (after an ack, a failure or the end). */
+  progress(): void {
+    for (const w of [...this.#waiters]) w();
+  }
+
+  async #watchConnection(): Promise<void> {
+    for await (const s of this.#nc.status()) {
+      if (s.type === "disconnect") this.#connection = "disconnected";
+      else if (s.type === "reconnecting") this.#connection = "reconnecting";
+      else if (s.type === "reconnect") {
+        this.#connection = "connected";
+        // What was in flight may or may not be in the stream: ask it.
+        for (const c of this.#cores) c.resync();
+      }
+    }
+  }
+
+  /**
+   * Resolves when every entry durable at the time of the call is acknowledged by the stream.
+   * Rejects with a core's failure, when the shipper closes first, or with the signal's reason.
+   */
+  async drained(options: { signal?: AbortSignal } = {}): Promise<void> {
+    const targets = await this.#durableNow();
+    const signal = options.signal;
+    await new Promise<void>((resolve, reject) => {
+      const check = () => {
+        const failed = this.#cores.find((c) => c.state === "failed");
+        if (failed !== undefined) return done(failed.error);
+        if (this.#cores.every((c, i) => c.lastShipped >= targets[i])) return done();
+        if (signal?.aborted) return done(signal.reason);
+        if (this.#closing !== undefined || this.#cores.every((c) => c.finished)) {
+          return done(new PerCoreWalError("Closed", "The shipper closed before it drained"));
+        }
+      };
+      const done = (error?: unknown) => {
+        this.#waiters.delete(check);
+        signal?.removeEventListener("abort", check);
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      this.#waiters.add(check);
+      signal?.addEventListener("abort", check, { once: true });
+      check();
+    });
+  }
+
+  /** Per core: last shipped sequence, lag, last ack, retries, state; and the connection. */
+  status(): ShipStatus {
+    const now = Date.now();
+    const nowNs = BigInt(now) * 1_000_000n;
+    return {
+      connection: this.#closing !== undefined ? "closed" : this.#connection,
+      cores: this.#cores.map((c) => {
+        const oldest = c.pending[0];
+        const s: ShipCoreStatus = {
+          coreId: c.coreId,
+          subject: c.subject,
+          lastShippedSequence: c.lastShipped,
+          lastStreamSequence: c.lastStreamSequence,
+          unshippedRecords: c.unshippedRecords,
+          unshippedBytes: c.pendingBytes,
+          retries: c.retries,
+          state: c.state,
+        };
+        if (oldest !== undefined) {
+          s.oldestUnshippedAgeMs = Math.max(0, Number((nowNs - oldest.timestampNs) / 1_000_000n));
+        }
+        if (c.lastAckAt !== undefined) s.lastAckAt = c.lastAckAt;
+        if (c.error !== undefined) s.error = c.error.message;
+        return s;
+      }),
+    };
+  }
+
+  /** Stops shipping (what is in flight is abandoned; the stream keeps what it acknowledged). */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#unlisten?.();
+      this.#stop.abort();
+      await Promise.all(this.#cores.map((c) => c.stop()));
+      this.progress();
+      // Closing the connection first ends a publish waiting on a server that is down.
+      await this.#nc.close().catch(() => {});
+      await this.#loops;
+      this.progress();
+    })();
+    return this.#closing;
+  }
+
+  /** Closes the shipper (`close()`). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/** Creates the stream if absent, or adds this node's subjects to it. */
+async function _ensureStream(jsm: JetStreamManager, s: ShipSettings): Promise<void> {
+  const filter = `${s.subject}.${s.node}.>`;
+  try {
+    const info = await jsm.streams.info(s.stream);
+    const subjects = info.config.subjects ?? [];
+    const covered = subjects.some((x) => x === filter || x === `${s.subject}.>` || x === ">");
+    if (!covered) {
+      await jsm.streams.update(s.stream, { ...info.config, subjects: [...subjects, filter] });
+    }
+  } catch (e) {
+    if (!(e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamNotFound)) throw e;
+    await jsm.streams.add(
+      {
+        name: s.stream,
+        subjects: [filter],
+        storage: "file",
+        retention: "limits",
+        discard: "old",
+        duplicate_window: 120_000_000_000,
+        ...s.streamConfig,
+      } as Parameters<JetStreamManager["streams"]["add"]>[0],
+    );
+  }
+}
+
+/** Each core's last sequence in the files now (the newest segment with a header). */
+async function _filesEnd(config: PerCoreWalConfig): Promise<number[]> {
+  const out: number[] = [];
+  for (let c = 0; c < config.numCores; c++) {
+    let end = 0;
+    const segs = listCoreSegments(config, c);
+    for (let i = segs.length - 1; i >= 0; i--) {
+      try {
+        const { stats, header } = await scanSegment(segs[i].path, {
+          maxRecordBytes: config.options.maxRecordBytes,
+        });
+        if (header === undefined) continue;
+        end = stats.lastSequence;
+        break;
+      } catch (e) {
+        if (!(e instanceof PerCoreWalError)) throw e;
+      }
+    }
+    out.push(end);
+  }
+  return out;
+}
+
+/**
+ * Ships the durable entries of a WAL into a NATS JetStream stream, exactly once and in order per
+ * core, and goes on as entries become durable until closed (docs/SHIPPING.md).
+ *
+ * `source` is an open `PerCoreWalManager` of this process, or the path of a WAL directory that
+ * another process writes (only what an fdatasync made durable leaves the node, as with
+ * `watchWal`). Each core's entries go to the subject `<subject>.<node>.<core>` in messages of
+ * consecutive entries (an atomic batch whole), one publish in flight per core, each with a
+ * deterministic `Nats-Msg-Id` (`<node>.<core>.<first>-<last>`) and expecting the stream sequence
+ * of the core's previous message. On start, and after any refusal, error or reconnect, the
+ * shipper reads each core's last message in the stream and resumes after it. Outages are retried
+ * with a capped backoff, reported by `status()`.
+ *
+ * The stream is created if absent: file storage, limits retention, subjects
+ * `<subject>.<node>.>`, duplicate window 2 minutes, and `streamConfig` on top.
+ *
+ * @example
+ * ```ts ignore
+ * import { PerCoreWalManager } from "@percore/wal";
+ * import { shipToNats } from "@percore/wal/ship";
+ *
+ * await using manager = await PerCoreWalManager.open("./data/wal", { cores: 2 });
+ * await using shipper = await shipToNats(manager, { servers: "nats://127.0.0.1:4222", node: "edge-1" });
+ * manager.writer(0).append({ type: "put", key: "k", value: "v" });
+ * await manager.syncAll();
+ * await shipper.drained();
+ * ```
+ */
+export function shipToNats(source: ShipSource, options: ShipToNatsOptions): Promise<NatsShipper> {
+  return startShipper(source, options, {});
+}
+
+/** {@linkcode shipToNats} with the internal hooks of the WAL's retention. */
+export async function startShipper(
+  source: ShipSource,
+  options: ShipToNatsOptions,
+  hooks: ShipperHooks,
+): Promise<NatsShipper> {
+  const s = shipSettings(options);
+  const dir = typeof source === "string" || source instanceof URL;
+  if (!dir && (source === null || typeof source !== "object" || !("watch" in source))) {
+    throw new TypeError("source must be a PerCoreWalManager or a WAL directory path");
+  }
+  const config = dir ? configFromDirectory(source) : undefined;
+  const numCores = config?.numCores ?? (source as ShipManager).config.numCores;
+  const open: OpenEntries = (coreId, from) => {
+    const w: WatchOptions = { coreId };
+    if (from !== undefined) w.from = { [coreId]: from };
+    return config !== undefined
+      ? watchWal(config, { ...w, intervalMs: s.intervalMs })
+      : (source as ShipManager).watch(w);
+  };
+  s.signal?.throwIfAborted();
+  const nc = await connect({
+    ...s.connection,
+    servers: s.servers,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+  });
+  let shipper: NatsShipper | undefined;
+  try {
+    const jsm = await jetstreamManager(nc);
+    await _ensureStream(jsm, s);
+    const js = jetstream(nc);
+    const stop = new AbortController();
+    const cores = Array.from(
+      { length: numCores },
+      (_, c) =>
+        new CoreShipper(c, s, { js, jsm }, open, hooks, stop.signal, () => shipper?.progress()),
+    );
+    const manager = config === undefined ? source as ShipManager : undefined;
+    const durableNow = manager === undefined
+      ? () => _filesEnd(config!)
+      : () => Promise.resolve(manager.syncedPositions().map((p) => p.sequence));
+    if (manager !== undefined) {
+      for (const c of cores) {
+        c.durableSequence = () => manager.syncedPositions()[c.coreId].sequence;
+      }
+    }
+    shipper = new NatsShipper(nc, cores, stop, durableNow, s.signal);
+    return shipper;
+  } catch (e) {
+    await nc.close().catch(() => {});
+    throw e;
+  }
+}
