@@ -36,8 +36,8 @@ export {
   type ShipManager,
   type ShipSource,
   type ShipStatus,
-  shipToNats,
 } from "./src/ship/shipper.ts";
+export { shipToNats } from "./src/ship/ship_to_nats.ts";
 export type { ShipToNatsOptions } from "./src/ship/options.ts";
 export type { CoreShipState } from "./src/ship/core_shipper.ts";
 export type { Bytes, WalPosition } from "./src/types.ts";

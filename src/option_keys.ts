@@ -128,6 +128,8 @@ export const OPTION_KEYS = {
     intervalMs: true,
     streamConfig: true,
     connection: true,
+    retain: true,
+    maxUnshippedRecords: true,
     signal: true,
   } as const,
   // Checked against its interface in src/ship/read.ts.

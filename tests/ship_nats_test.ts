@@ -9,10 +9,13 @@ import { connect } from "@nats-io/transport-node";
 import { PerCoreWalConfig } from "../src/config.ts";
 import { PerCoreWalError } from "../src/errors.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
+import { CheckpointCoordinator } from "../src/checkpoint.ts";
+import { ShipMarks } from "../src/ship_marks.ts";
 import { recoverPerCore } from "../src/recovery.ts";
 import { encodeFrame } from "../src/ship/frame.ts";
 import { readNatsStream, recoverFromNats } from "../src/ship/read.ts";
-import { shipToNats, startShipper } from "../src/ship/shipper.ts";
+import { startShipper } from "../src/ship/shipper.ts";
+import { shipToNats } from "../src/ship/ship_to_nats.ts";
 import { ignoreWithoutUring, readCore, runDeno, tempDir } from "./_helpers.ts";
 import { checkStream, ignoreWithoutNats, NatsServer } from "./_nats.ts";
 
@@ -174,7 +177,11 @@ Deno.test({
       await using m = await PerCoreWalManager.open(config(dir.path, 2));
       const options = { servers: server.url, node: "n1", retryMaxMs: 50 };
       await using a = await shipToNats(m, { ...options, maxRecordsPerMessage: 5 });
-      await using b = await shipToNats(m, { ...options, maxRecordsPerMessage: 7 });
+      // On one WAL the second registration is refused; a shipper that holds nothing (as one on
+      // another copy of the node would) meets the stream's expected-sequence chain instead.
+      const refused = await assertRejects(() => shipToNats(m, options), PerCoreWalError);
+      assertEquals(refused.code, "Locked");
+      await using b = await shipToNats(m, { ...options, retain: false, maxRecordsPerMessage: 7 });
       await appendSome(m, 400, "a");
       await Promise.all([a.drained(), b.drained()]);
     }
@@ -371,5 +378,128 @@ Deno.test({
     await assertRejects(() => drained, PerCoreWalError, "closed before it drained");
     assertEquals(shipper.status().connection, "closed");
     assertEquals(shipper.status().cores[0].state, "stopped");
+  },
+});
+
+Deno.test({
+  name:
+    "shipToNats: checkpoints keep the segments the stream has not acknowledged (server down), " +
+    "and retire them once shipped; the registration survives a restart",
+  ignore,
+  async fn() {
+    await using dir = await tempDir();
+    const server = await NatsServer.start(`${dir.path}/nats`);
+    try {
+      const segments = () =>
+        [...Deno.readDirSync(`${dir.path}/wal`)].filter((e) => e.name.startsWith("wal-0-")).length;
+      {
+        await using m = await PerCoreWalManager.open(config(dir.path, 1));
+        const coordinator = new CheckpointCoordinator(m, { retain: 1 });
+        await using shipper = await shipToNats(m, { servers: server.url, node: "n1" });
+        await appendSome(m, 100, "a");
+        await shipper.drained();
+        await server.kill(); // nothing more is acknowledged
+        await appendSome(m, 3000, "b"); // many 64 KiB segments
+        const before = segments();
+        assert(before > 3, `${before} segments`);
+        await coordinator.checkpoint();
+        await coordinator.checkpoint();
+        assertEquals(segments(), before, "nothing unshipped was retired");
+      }
+      const marks = ShipMarks.list(`${dir.path}/wal`);
+      assertEquals(marks.map((x) => x.name), ["WAL-n1"], "the registration is kept across close");
+      await server.restart();
+      {
+        await using m = await PerCoreWalManager.open(config(dir.path, 1));
+        {
+          await using shipper = await shipToNats(m, { servers: server.url, node: "n1" });
+          await shipper.drained();
+        }
+        const before = segments();
+        const coordinator = new CheckpointCoordinator(m, { retain: 1 });
+        await coordinator.checkpoint();
+        await coordinator.checkpoint();
+        assert(segments() < before, `shipped segments retired: ${segments()} of ${before}`);
+      }
+      await checkStream(server.url, "WAL");
+    } finally {
+      await server[Symbol.asyncDispose]();
+    }
+  },
+});
+
+Deno.test({
+  name: "shipToNats({ maxUnshippedRecords }): with the server down, appends meet Backpressure " +
+    "past the limit, and go through again once the stream caught up",
+  ignore,
+  async fn() {
+    await using dir = await tempDir();
+    await using server = await NatsServer.start(`${dir.path}/nats`);
+    await using m = await PerCoreWalManager.open(config(dir.path, 1));
+    const w = m.writer(0);
+    {
+      await using shipper = await shipToNats(m, {
+        servers: server.url,
+        node: "n1",
+        maxUnshippedRecords: 500,
+        retryMaxMs: 50,
+      });
+      await appendSome(m, 100, "a");
+      await shipper.drained();
+      await server.kill();
+      let refused: PerCoreWalError | undefined;
+      for (let i = 0; i < 20_000 && refused === undefined; i++) {
+        try {
+          w.appendPut(`k${i}`, "v");
+          if (i % 100 === 99) await w.sync();
+        } catch (e) {
+          if (!(e instanceof PerCoreWalError) || e.code !== "Backpressure") throw e;
+          refused = e;
+        }
+      }
+      const held = refused as PerCoreWalError | undefined;
+      if (held === undefined) throw new Error("the appends were never held");
+      assert(/unshipped/.test(held.message), held.message);
+      // Held only past the limit (it is checked after each acknowledgement and every 50 ms, so
+      // a fast producer may go beyond it by what it appends meanwhile).
+      const unshipped = w.durableSequence - shipper.status().cores[0].lastShippedSequence;
+      assert(unshipped > 500, `held at ${unshipped} unshipped entries`);
+      await server.restart();
+      await shipper.drained();
+      // Released once under the limit (checked after each acknowledgement).
+      w.appendPut("after", "v");
+      await w.sync();
+    }
+    // Closing the shipper releases a hold too.
+    assertEquals(typeof w.appendPut("closed", "v"), "number");
+    await w.sync();
+  },
+});
+
+Deno.test({
+  name: "shipToNats: a shipper that cannot start leaves no registration behind; " +
+    "maxUnshippedRecords with a directory source is refused",
+  ignore,
+  async fn() {
+    await using dir = await tempDir();
+    {
+      await using m = await PerCoreWalManager.open(config(dir.path, 1));
+      m.writer(0).appendPut("k", "v");
+    }
+    const walDir = `${dir.path}/wal`;
+    await assertRejects(
+      () =>
+        shipToNats(walDir, { servers: "nats://127.0.0.1:1", node: "n1", maxUnshippedRecords: 5 }),
+      TypeError,
+      "maxUnshippedRecords",
+    );
+    await assertRejects(() =>
+      shipToNats(walDir, {
+        servers: "nats://127.0.0.1:1",
+        node: "n1",
+        connection: { reconnect: false, timeout: 200 },
+      })
+    );
+    assertEquals(ShipMarks.list(walDir), [], "no registration left by a failed start");
   },
 });

@@ -1,7 +1,7 @@
 // shipToNats's options: defaults, and wrong arguments refused before anything connects.
 import { assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { shipSettings } from "../src/ship/options.ts";
-import { shipToNats } from "../src/ship/shipper.ts";
+import { shipToNats } from "../src/ship/ship_to_nats.ts";
 import { readNatsStream } from "../src/ship/read.ts";
 
 Deno.test("shipToNats options: defaults", () => {

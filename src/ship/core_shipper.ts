@@ -29,6 +29,8 @@ export interface ShipperHooks {
   unshippedLimitRecords?: number;
   /** Called when a core's unshipped entries cross the limit (`held`) or fall below it. */
   holdAppends?(coreId: number, held: boolean): void;
+  /** Called once the shipper closed (its holds released): the marks' last write and close. */
+  closed?(): void | Promise<void>;
 }
 
 /** Opens the stream of a core's durable entries from sequence `from` (undefined: its oldest). */
@@ -138,7 +140,7 @@ export class CoreShipper {
         this.state = "retrying";
         this.error = e instanceof Error ? e : new Error(String(e));
         this.#needSync = true;
-        this.#checkHold();
+        this.checkHold();
         // A refusal by another shipper's message: resync at once, then back off if it repeats.
         const wait = Math.min(this.#s.retryMaxMs, 100 * 2 ** Math.min(failures++, 16));
         if (!isWrongLastSequence(e) || failures > 1) {
@@ -240,7 +242,7 @@ export class CoreShipper {
     const s = this.#s;
     if (this.pending.length === 0) {
       this.state = "idle";
-      this.#checkHold();
+      this.checkHold();
       if ((await this.#readOne(undefined)) === undefined) return false;
     }
     // One timer per message: entries already queued in the stream come at once, a read waits
@@ -318,12 +320,15 @@ export class CoreShipper {
   #shipped(last: number): void {
     const r = this.#hooks.onShipped?.(this.coreId, last);
     if (r instanceof Promise) r.catch(() => {});
-    this.#checkHold();
+    this.checkHold();
     this.#onProgress();
   }
 
-  /** The `holdAppends` call site of the unshipped limit (`ShipperHooks`). */
-  #checkHold(): void {
+  /**
+   * The `holdAppends` call site of the unshipped limit (`ShipperHooks`): after each
+   * acknowledgement, and on the shipper's timer (a server that is down acknowledges nothing).
+   */
+  checkHold(): void {
     const limit = this.#hooks.unshippedLimitRecords;
     if (limit === undefined || this.#hooks.holdAppends === undefined) return;
     const held = this.unshippedRecords > limit;
@@ -331,6 +336,13 @@ export class CoreShipper {
       this.#held = held;
       this.#hooks.holdAppends(this.coreId, held);
     }
+  }
+
+  /** Releases this core's appends if the limit holds them (the shipper closes). */
+  releaseHold(): void {
+    if (!this.#held) return;
+    this.#held = false;
+    this.#hooks.holdAppends?.(this.coreId, false);
   }
 
   async #closeReader(): Promise<void> {

@@ -56,14 +56,31 @@ export interface ShipToNatsOptions {
    * `user` and `pass`, `token`, `authenticator`, `tls`, `name`, ...).
    */
   connection?: Record<string, unknown>;
+  /**
+   * Whether checkpoints of the WAL keep what this shipper has not shipped (default `true`): the
+   * shipper registers itself in the WAL directory (`shippers/<stream>-<node>.json`, FORMAT.md
+   * section 12) and moves its mark after each acknowledgement; a second shipper of the same
+   * stream and node on this WAL is refused ("Locked"). `false` ships without holding anything.
+   */
+  retain?: boolean;
+  /**
+   * The unshipped limit, in entries per core (durable, not yet acknowledged by the stream):
+   * above it, the core's appends throw "Backpressure" until the shipper caught up (default: no
+   * limit). Only with a manager of this process as the source (another process's appends cannot
+   * be held from here).
+   */
+  maxUnshippedRecords?: number;
   /** Ends the shipper, as `close()` does. */
   signal?: AbortSignal;
 }
 
 /** The options with their defaults, checked. */
 export type ShipSettings =
-  & Required<Omit<ShipToNatsOptions, "signal" | "streamConfig" | "connection">>
+  & Required<
+    Omit<ShipToNatsOptions, "signal" | "streamConfig" | "connection" | "maxUnshippedRecords">
+  >
   & {
+    maxUnshippedRecords?: number;
     servers: string[];
     streamConfig: Record<string, unknown>;
     connection: Record<string, unknown>;
@@ -82,6 +99,12 @@ function _int(value: unknown, name: string, min: number, max: number, def: numbe
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new RangeError(`${name} must be an integer from ${min} to ${max}, got ${value}`);
   }
+  return value;
+}
+
+function _bool(value: unknown, name: string, def: boolean): boolean {
+  if (value === undefined) return def;
+  if (typeof value !== "boolean") throw new TypeError(`${name} must be a boolean`);
   return value;
 }
 
@@ -136,6 +159,10 @@ export function shipSettings(options: ShipToNatsOptions): ShipSettings {
     intervalMs: _int(options.intervalMs, "intervalMs", 1, 3_600_000, 20),
     streamConfig: options.streamConfig ?? {},
     connection: options.connection ?? {},
+    retain: _bool(options.retain, "retain", true),
+    maxUnshippedRecords: options.maxUnshippedRecords === undefined
+      ? undefined
+      : _int(options.maxUnshippedRecords, "maxUnshippedRecords", 1, Number.MAX_SAFE_INTEGER, 0),
     signal: options.signal,
   };
 }

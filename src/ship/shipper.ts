@@ -54,8 +54,8 @@ export type ShipSource = string | URL | ShipManager;
  * ```
  */
 export interface ShipManager {
-  /** The WAL's configuration (its number of cores). */
-  readonly config: { readonly numCores: number };
+  /** The WAL's configuration (its directory and number of cores). */
+  readonly config: PerCoreWalConfig;
   /** Each core's durable position. */
   syncedPositions(): WalPosition[];
   /** The live stream of durable entries. */
@@ -141,8 +141,10 @@ export class NatsShipper implements AsyncDisposable {
   readonly #durableNow: () => Promise<number[]>;
   readonly #waiters = new Set<() => void>();
   #connection: ShipStatus["connection"] = "connected";
+  readonly #hooks: ShipperHooks;
   #closing: Promise<void> | undefined;
   #unlisten: (() => void) | undefined;
+  #holdTimer: ReturnType<typeof setInterval> | undefined;
 
   /** Internal: made by {@linkcode shipToNats}. */
   constructor(
@@ -151,12 +153,20 @@ export class NatsShipper implements AsyncDisposable {
     stop: AbortController,
     durableNow: () => Promise<number[]>,
     signal: AbortSignal | undefined,
+    hooks: ShipperHooks = {},
   ) {
     this.#nc = nc;
     this.#cores = cores;
     this.#stop = stop;
     this.#durableNow = durableNow;
+    this.#hooks = hooks;
     this.#loops = Promise.all(cores.map((c) => c.run())).then(() => {});
+    if (hooks.unshippedLimitRecords !== undefined && hooks.holdAppends !== undefined) {
+      // Acknowledgements check the limit too; this catches a core that grows while none comes.
+      this.#holdTimer = setInterval(() => {
+        for (const c of cores) c.checkHold();
+      }, HOLD_CHECK_MS);
+    }
     this.#watchConnection();
     if (signal !== undefined) {
       const abort = () => void this.close();
@@ -243,12 +253,16 @@ export class NatsShipper implements AsyncDisposable {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#unlisten?.();
+      clearInterval(this.#holdTimer);
       this.#stop.abort();
       await Promise.all(this.#cores.map((c) => c.stop()));
       this.progress();
       // Closing the connection first ends a publish waiting on a server that is down.
       await this.#nc.close().catch(() => {});
       await this.#loops;
+      // Nobody ships any more: the limit no longer holds appends (the marks still hold segments).
+      for (const c of this.#cores) c.releaseHold();
+      await this.#hooks.closed?.();
       this.progress();
     })();
     return this.#closing;
@@ -259,6 +273,21 @@ export class NatsShipper implements AsyncDisposable {
     await this.close();
   }
 }
+
+/**
+ * Whether `source` is a WAL directory (a path or a file URL) rather than a manager; anything
+ * else is a `TypeError`.
+ */
+export function isDirectorySource(source: ShipSource): source is string | URL {
+  if (typeof source === "string" || source instanceof URL) return true;
+  if (source === null || typeof source !== "object" || !("watch" in source)) {
+    throw new TypeError("source must be a PerCoreWalManager or a WAL directory path");
+  }
+  return false;
+}
+
+/** How often the unshipped limit is checked besides each acknowledgement. */
+const HOLD_CHECK_MS = 50;
 
 /** Creates the stream if absent, or adds this node's subjects to it. */
 async function _ensureStream(jsm: JetStreamManager, s: ShipSettings): Promise<void> {
@@ -310,48 +339,16 @@ async function _filesEnd(config: PerCoreWalConfig): Promise<number[]> {
 }
 
 /**
- * Ships the durable entries of a WAL into a NATS JetStream stream, exactly once and in order per
- * core, and goes on as entries become durable until closed (docs/SHIPPING.md).
- *
- * `source` is an open `PerCoreWalManager` of this process, or the path of a WAL directory that
- * another process writes (only what an fdatasync made durable leaves the node, as with
- * `watchWal`). Each core's entries go to the subject `<subject>.<node>.<core>` in messages of
- * consecutive entries (an atomic batch whole), one publish in flight per core, each with a
- * deterministic `Nats-Msg-Id` (`<node>.<core>.<first>-<last>`) and expecting the stream sequence
- * of the core's previous message. On start, and after any refusal, error or reconnect, the
- * shipper reads each core's last message in the stream and resumes after it. Outages are retried
- * with a capped backoff, reported by `status()`.
- *
- * The stream is created if absent: file storage, limits retention, subjects
- * `<subject>.<node>.>`, duplicate window 2 minutes, and `streamConfig` on top.
- *
- * @example
- * ```ts ignore
- * import { PerCoreWalManager } from "@percore/wal";
- * import { shipToNats } from "@percore/wal/ship";
- *
- * await using manager = await PerCoreWalManager.open("./data/wal", { cores: 2 });
- * await using shipper = await shipToNats(manager, { servers: "nats://127.0.0.1:4222", node: "edge-1" });
- * manager.writer(0).append({ type: "put", key: "k", value: "v" });
- * await manager.syncAll();
- * await shipper.drained();
- * ```
+ * The shipper itself, with the hooks that tie it to the WAL it ships (`ship_to_nats.ts`: the
+ * marks, the unshipped limit): `shipToNats` is the public way in.
  */
-export function shipToNats(source: ShipSource, options: ShipToNatsOptions): Promise<NatsShipper> {
-  return startShipper(source, options, {});
-}
-
-/** {@linkcode shipToNats} with the internal hooks of the WAL's retention. */
 export async function startShipper(
   source: ShipSource,
   options: ShipToNatsOptions,
   hooks: ShipperHooks,
 ): Promise<NatsShipper> {
   const s = shipSettings(options);
-  const dir = typeof source === "string" || source instanceof URL;
-  if (!dir && (source === null || typeof source !== "object" || !("watch" in source))) {
-    throw new TypeError("source must be a PerCoreWalManager or a WAL directory path");
-  }
+  const dir = isDirectorySource(source);
   const config = dir ? configFromDirectory(source) : undefined;
   const numCores = config?.numCores ?? (source as ShipManager).config.numCores;
   const open: OpenEntries = (coreId, from) => {
@@ -388,7 +385,7 @@ export async function startShipper(
         c.durableSequence = () => manager.syncedPositions()[c.coreId].sequence;
       }
     }
-    shipper = new NatsShipper(nc, cores, stop, durableNow, s.signal);
+    shipper = new NatsShipper(nc, cores, stop, durableNow, s.signal, hooks);
     return shipper;
   } catch (e) {
     await nc.close().catch(() => {});
