@@ -93,31 +93,26 @@ export async function shipDirectory(path: string, o: ShipRunOptions): Promise<nu
     return 0;
   }
   if (!o.json) console.error(`wal ship: shipping ${path} to ${o.server} (stream ${o.stream})`);
-  // drained() rejects as soon as a core fails; with a target beyond reach it waits until then,
-  // or until the signal ends the run.
-  const stop = new AbortController();
-  const onAbort = () => stop.abort();
-  o.signal?.addEventListener("abort", onAbort, { once: true });
-  if (o.signal?.aborted) stop.abort();
+  // Runs until the signal; a failed core (its loop has stopped for good) ends the run with 1.
+  // status() is cheap (drained() would rescan the newest segments each time).
+  const signal = o.signal ?? new AbortController().signal;
   let code = 0;
-  try {
-    while (!stop.signal.aborted) {
-      try {
-        await shipper.drained({ signal: stop.signal });
-        await new Promise<void>((r) => {
-          const t = setTimeout(r, 200);
-          stop.signal.addEventListener("abort", () => (clearTimeout(t), r()), { once: true });
-        });
-      } catch (e) {
-        if (stop.signal.aborted) break;
-        throw e;
-      }
+  while (!signal.aborted) {
+    const failed = shipper.status().cores.find((c) => c.state === "failed");
+    if (failed !== undefined) {
+      console.error(`wal ship: core ${failed.coreId} failed: ${failed.error ?? "unknown error"}`);
+      code = 1;
+      break;
     }
-  } catch (e) {
-    console.error(`wal ship: ${e instanceof Error ? e.message : String(e)}`);
-    code = 1;
-  } finally {
-    o.signal?.removeEventListener("abort", onAbort);
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, 250);
+      signal.addEventListener("abort", done, { once: true });
+    });
   }
   await shipper.close();
   _printStatus(shipper.status(), o.json);
