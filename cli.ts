@@ -60,6 +60,17 @@ const _SHIPPERS =
   "shipped sequence and the segments it holds from retirement.\n";
 const _CKPT = "  --checkpoint-dir DIR   checkpoints (default: `checkpoints` inside <dir>)\n";
 const _HELP = "  -h, --help             this help\n";
+const _SHIP_OPTIONS: Record<string, _Option> = {
+  server: { type: "string" },
+  stream: { type: "string" },
+  node: { type: "string" },
+  subject: { type: "string" },
+  json: { type: "boolean" },
+};
+const _SHIP_HELP = "  --server URL           the NATS server (several: comma-separated)\n" +
+  "  --stream NAME          the JetStream stream (created if absent by `ship`)\n" +
+  "  --node ID              this node's stable id (letters, digits, _ and -)\n" +
+  "  --subject S            the subject prefix (default wal): subjects are S.<node>.<core>\n";
 
 const COMMANDS: Record<string, _Command> = {
   inspect: {
@@ -155,6 +166,33 @@ const COMMANDS: Record<string, _Command> = {
       "found records). It never prints a torn or damaged record; it waits at anything that does\n" +
       "not validate yet (a batch being written) instead of skipping it.\n",
   },
+  ship: {
+    usage: "wal ship <dir> --server URL --stream NAME --node ID [--subject S] [--once] [--json]",
+    about: "ship the WAL's durable entries to NATS JetStream, exactly once, in order per core",
+    options: {
+      ..._SHIP_OPTIONS,
+      once: { type: "boolean" },
+      "max-unshipped-records": { type: "string" },
+      "on-unshipped-limit": { type: "string" },
+    },
+    help: _SHIP_HELP +
+      "  --once                 ship what is durable now, wait for the acknowledgements, exit 0\n" +
+      "  --max-unshipped-records N   the shipper's unshipped limit (maxUnshippedRecords)\n" +
+      "  --on-unshipped-limit A      backpressure or dropOldest (onUnshippedLimit)\n" +
+      _JSON + _HELP +
+      "Resumes after what the stream last holds for each core (docs/SHIPPING.md). Without\n" +
+      "--once, ships new durable entries until SIGINT/SIGTERM, then closes cleanly; exit 1 when a\n" +
+      "core fails (such as a corrupted last message in the stream). Prints each core's status at\n" +
+      "the end. Takes no lock: the WAL may be written by another process meanwhile.\n",
+  },
+  "ship-status": {
+    usage: "wal ship-status <dir> --server URL --stream NAME --node ID [--subject S] [--json]",
+    about: "per core: what the stream holds last, what the WAL holds, the lag in records",
+    options: _SHIP_OPTIONS,
+    help: _SHIP_HELP + _JSON + _HELP +
+      "Reads the last message of each core's subject and the newest segment of each core;\n" +
+      "changes nothing. The lag is the WAL's last sequence less the stream's.\n",
+  },
 };
 
 /** The help of the tool, or of one command. */
@@ -166,7 +204,8 @@ function _help(command?: string): string {
     Object.entries(COMMANDS).map(([k, v]) => `  ${k.padEnd(width)}  ${v.about}`).join("\n") +
     "\n\nRun `wal <command> --help` for a command's options.\n" +
     "Exit codes: 0 ok, 1 damage found or operation failed, 2 usage error.\n" +
-    "Permissions: --allow-read, and --allow-write for repair.\n";
+    "Permissions: --allow-read, and --allow-write for repair; --allow-net and --allow-env\n" +
+    "for ship and ship-status.\n";
 }
 
 function _integer(name: string, text: string | undefined, min = 0): number | undefined {
@@ -248,6 +287,7 @@ async function _run(name: string, command: _Command, rest: string[]): Promise<nu
   const epoch = _integer("epoch", v.epoch as string | undefined);
   const core = _integer("core", v.core as string | undefined);
   const o = { json, checkpointDir, strict: v.strict === true };
+  if (name === "ship" || name === "ship-status") return await _ship(name, path, v);
   switch (name) {
     case "dump":
       return await dump(path, {
@@ -291,6 +331,59 @@ async function _run(name: string, command: _Command, rest: string[]): Promise<nu
       });
     default:
       return await _tail(config, json, lines, intervalMs, v.follow === true);
+  }
+}
+
+/** `wal ship` and `wal ship-status`: loads the NATS client only now (a dynamic import). */
+async function _ship(
+  name: "ship" | "ship-status",
+  path: string,
+  v: Record<string, string | boolean | undefined>,
+): Promise<number> {
+  for (const k of ["server", "stream", "node"]) {
+    if (typeof v[k] !== "string" || v[k] === "") throw new _UsageError(`missing --${k}`);
+  }
+  const limit = v["on-unshipped-limit"] as string | undefined;
+  if (limit !== undefined && !["backpressure", "dropOldest"].includes(limit)) {
+    throw new _UsageError(
+      `--on-unshipped-limit must be backpressure or dropOldest; got "${limit}"`,
+    );
+  }
+  const maxUnshippedRecords = _integer(
+    "max-unshipped-records",
+    v["max-unshipped-records"] as string | undefined,
+    1,
+  );
+  const o = {
+    server: v.server as string,
+    stream: v.stream as string,
+    node: v.node as string,
+    subject: v.subject as string | undefined,
+    json: v.json === true,
+  };
+  const ship = await import("./src/cli/ship.ts");
+  try {
+    if (name === "ship-status") return await ship.shipStatus(path, o);
+    const stop = new AbortController();
+    const abort = () => stop.abort();
+    const signals = v.once === true ? [] : (["SIGINT", "SIGTERM"] as const);
+    for (const s of signals) Deno.addSignalListener(s, abort);
+    try {
+      return await ship.shipDirectory(path, {
+        ...o,
+        once: v.once === true,
+        maxUnshippedRecords,
+        onUnshippedLimit: limit as "backpressure" | "dropOldest" | undefined,
+        signal: stop.signal,
+      });
+    } finally {
+      for (const s of signals) Deno.removeSignalListener(s, abort);
+    }
+  } catch (e) {
+    // A bad node or stream name (TypeError), an unreachable server, a refusal of the server.
+    if (e instanceof PerCoreWalError || !(e instanceof Error)) throw e;
+    console.error(`wal ${name}: ${e.message}`);
+    return 1;
   }
 }
 

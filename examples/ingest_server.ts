@@ -75,7 +75,10 @@
  * `--cores` (default: the existing WAL's, else the CPU count), `--workers` (HTTP Workers,
  * default `--cores`), `--backend` (`auto`, `io_uring`, `sync`), `--max-body-bytes` (default
  * 1 MiB), `--max-record-bytes`, `--shared-buffer-bytes`, `--max-pending-bytes` (WAL options),
- * `--backpressure-wait-ms` (default 100).
+ * `--backpressure-wait-ms` (default 100). `--ship-to URL` ships the WAL to NATS JetStream as it
+ * becomes durable (`@percore/wal/ship`, docs/SHIPPING.md), with `--ship-stream` (default `WAL`),
+ * `--ship-node` (default `ingest`), `--ship-subject` (default `wal`) and
+ * `--ship-max-unshipped-records`; `/metrics` then gains the `percore_wal_ship_*` lines per core.
  *
  * With `reusePort`, a second server of the same user started on the same port shares it (the
  * kernel spreads connections over both) instead of failing with "address in use": give each
@@ -108,6 +111,8 @@ import {
   SHUTDOWN_GRACE_MS,
 } from "./_ingest_protocol.ts";
 import type { FromWorker, ToWorker } from "./_ingest_worker.ts";
+import { renderShipMetrics, SHIP_DEFAULTS, type ShipFlags, shipOptions } from "./_ingest_ship.ts";
+import type { ShipStatus, ShipToNatsOptions } from "../ship.ts";
 
 /**
  * The server's settings, from the command line.
@@ -136,12 +141,16 @@ export interface ServerFlags {
   backpressureWaitMs: number;
   /** WAL options passed through. */
   wal: PerCoreWalOptions;
+  /** `--ship-to` and the other `--ship-*` flags: ship the WAL to NATS JetStream. */
+  ship?: ShipFlags;
 }
 
 const USAGE =
   `Usage: ingest_server.ts [--dir DIR] [--hostname H] [--port N] [--cores N] [--workers N]
   [--backend auto|io_uring|sync] [--max-body-bytes N] [--backpressure-wait-ms N]
-  [--max-record-bytes N] [--shared-buffer-bytes N] [--max-pending-bytes N]`;
+  [--max-record-bytes N] [--shared-buffer-bytes N] [--max-pending-bytes N]
+  [--ship-to URL [--ship-stream NAME] [--ship-node ID] [--ship-subject S]
+   [--ship-max-unshipped-records N]]`;
 
 /**
  * Parses the command line; throws `RangeError`/`TypeError` saying which flag is wrong.
@@ -168,6 +177,7 @@ export function parseFlags(args: string[]): ServerFlags {
     }
     return n;
   };
+  const ship: Partial<ShipFlags> = {};
   for (let i = 0; i < args.length; i++) {
     let name = args[i];
     let value: string | undefined;
@@ -220,9 +230,28 @@ export function parseFlags(args: string[]): ServerFlags {
       case "max-pending-bytes":
         f.wal.maxPendingBytes = int(name, value, 1, 2 ** 40);
         break;
+      case "ship-to":
+        ship.to = value;
+        break;
+      case "ship-stream":
+        ship.stream = value;
+        break;
+      case "ship-node":
+        ship.node = value;
+        break;
+      case "ship-subject":
+        ship.subject = value;
+        break;
+      case "ship-max-unshipped-records":
+        ship.maxUnshippedRecords = int(name, value, 1, 2 ** 53 - 1);
+        break;
       default:
         throw new TypeError(`Unknown flag --${name}\n${USAGE}`);
     }
+  }
+  if (ship.to !== undefined) f.ship = { ...SHIP_DEFAULTS, ...ship, to: ship.to };
+  else if (Object.keys(ship).length > 0) {
+    throw new TypeError(`--ship-* flags need --ship-to URL\n${USAGE}`);
   }
   return f;
 }
@@ -288,6 +317,17 @@ export async function startServer(flags: ServerFlags): Promise<IngestServer> {
   }
 
   const manager = await PerCoreWalManager.open(config);
+  // Only with --ship-to: the shipper's module (and the NATS client) is loaded now.
+  let shipper: { status(): ShipStatus; close(): Promise<void> } | undefined;
+  if (flags.ship !== undefined) {
+    try {
+      const { shipToNats } = await import("../ship.ts");
+      shipper = await shipToNats(manager, shipOptions(flags.ship) as ShipToNatsOptions);
+    } catch (e) {
+      await manager.close();
+      throw e;
+    }
+  }
   const coordinator = new CheckpointCoordinator(manager);
   const stats = new IngestStats();
   const nWorkers = flags.workers ?? cores;
@@ -304,7 +344,7 @@ export async function startServer(flags: ServerFlags): Promise<IngestServer> {
           backend: manager.backend,
           stats: stats.snapshot(),
           checkpoints,
-        });
+        }) + (shipper === undefined ? "" : renderShipMetrics(shipper.status()));
         msg = {
           type: "rpcResult",
           id,
@@ -394,6 +434,8 @@ export async function startServer(flags: ServerFlags): Promise<IngestServer> {
       ]);
       clearTimeout(timer);
       for (const w of workers) w.terminate();
+      // The shipper stops (the stream keeps what it acknowledged; the rest waits in the WAL).
+      await shipper?.close();
       await manager.close();
     })();
 

@@ -33,11 +33,17 @@ const ROOT = new URL("../", import.meta.url);
 
 interface ModuleInfo {
   specifier: string;
-  dependencies?: { code?: { specifier?: string } }[];
+  dependencies?: { code?: { specifier?: string }; isDynamic?: boolean }[];
 }
 
-/** Every module that loading `file` runs, each with the module that imported it first. */
-async function runtimeImports(file: string): Promise<Map<string, string | undefined>> {
+/**
+ * Every module that loading `file` runs, each with the module that imported it first. A dynamic
+ * `import()` runs only when its code does: it is followed only with `dynamic`.
+ */
+async function runtimeImports(
+  file: string,
+  dynamic = false,
+): Promise<Map<string, string | undefined>> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["info", "--json", new URL(file, ROOT).pathname],
     stdout: "piped",
@@ -55,7 +61,7 @@ async function runtimeImports(file: string): Promise<Map<string, string | undefi
     const from = todo.pop()!;
     for (const d of modules.get(from)?.dependencies ?? []) {
       const to = d.code?.specifier;
-      if (to === undefined || importedBy.has(to)) continue;
+      if (to === undefined || importedBy.has(to) || (d.isDynamic && !dynamic)) continue;
       importedBy.set(to, from);
       todo.push(to);
     }
@@ -88,6 +94,12 @@ for (const file of ["mod.ts", "cli.ts"]) {
     assertEquals(npm.map((s) => chain(importedBy, s)), []);
   });
 }
+
+Deno.test("cli.ts reaches the NATS client only by the dynamic import of `wal ship`", async () => {
+  const importedBy = await runtimeImports("cli.ts", true);
+  const nats = [...importedBy.keys()].find((s) => s.startsWith("npm:@nats-io/"));
+  assertEquals(nats !== undefined && chain(importedBy, nats).includes("src/cli/ship.ts"), true);
+});
 
 Deno.test("ship.ts loads the NATS client (the check above can fail)", async () => {
   const importedBy = await runtimeImports("ship.ts");
