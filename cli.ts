@@ -172,13 +172,9 @@ const COMMANDS: Record<string, _Command> = {
     options: {
       ..._SHIP_OPTIONS,
       once: { type: "boolean" },
-      "max-unshipped-records": { type: "string" },
-      "on-unshipped-limit": { type: "string" },
     },
     help: _SHIP_HELP +
       "  --once                 ship what is durable now, wait for the acknowledgements, exit 0\n" +
-      "  --max-unshipped-records N   the shipper's unshipped limit (maxUnshippedRecords)\n" +
-      "  --on-unshipped-limit A      backpressure or dropOldest (onUnshippedLimit)\n" +
       _JSON + _HELP +
       "Resumes after what the stream last holds for each core (docs/SHIPPING.md). Without\n" +
       "--once, ships new durable entries until SIGINT/SIGTERM, then closes cleanly; exit 1 when a\n" +
@@ -343,17 +339,6 @@ async function _ship(
   for (const k of ["server", "stream", "node"]) {
     if (typeof v[k] !== "string" || v[k] === "") throw new _UsageError(`missing --${k}`);
   }
-  const limit = v["on-unshipped-limit"] as string | undefined;
-  if (limit !== undefined && !["backpressure", "dropOldest"].includes(limit)) {
-    throw new _UsageError(
-      `--on-unshipped-limit must be backpressure or dropOldest; got "${limit}"`,
-    );
-  }
-  const maxUnshippedRecords = _integer(
-    "max-unshipped-records",
-    v["max-unshipped-records"] as string | undefined,
-    1,
-  );
   const o = {
     server: v.server as string,
     stream: v.stream as string,
@@ -372,8 +357,6 @@ async function _ship(
       return await ship.shipDirectory(path, {
         ...o,
         once: v.once === true,
-        maxUnshippedRecords,
-        onUnshippedLimit: limit as "backpressure" | "dropOldest" | undefined,
         signal: stop.signal,
       });
     } finally {

@@ -36,7 +36,6 @@ export function shipOptions(f: ShipFlags): Record<string, unknown> & {
     node: f.node,
     subject: f.subject,
   };
-  // Passed only when given: a shipper without the unshipped limit refuses the key (at start).
   if (f.maxUnshippedRecords !== undefined) o.maxUnshippedRecords = f.maxUnshippedRecords;
   return o;
 }

@@ -200,36 +200,6 @@ Deno.test({
         [["ship-status", walDir, "--server", "u", "--stream", "S"], "missing --node"],
         [["ship", "--server", "u", "--stream", "S", "--node", "n"], "missing <dir>"],
         [["ship", walDir, "--server", "u", "--stream", "S", "--node", "n", "--bogus"], "bogus"],
-        [
-          [
-            "ship",
-            walDir,
-            "--server",
-            "u",
-            "--stream",
-            "S",
-            "--node",
-            "n",
-            "--on-unshipped-limit",
-            "x",
-          ],
-          "--on-unshipped-limit must be backpressure or dropOldest",
-        ],
-        [
-          [
-            "ship",
-            walDir,
-            "--server",
-            "u",
-            "--stream",
-            "S",
-            "--node",
-            "n",
-            "--max-unshipped-records",
-            "0",
-          ],
-          "--max-unshipped-records must be an integer >= 1",
-        ],
       ] as const
     ) {
       const r = await wal([...args]);

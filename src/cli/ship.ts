@@ -12,8 +12,7 @@ import { connect } from "@nats-io/transport-node";
 import { decodeFrame, type ShipStatus, shipToNats, type ShipToNatsOptions } from "../../ship.ts";
 import type { PerCoreWalConfig } from "../config.ts";
 import { PerCoreWalError } from "../errors.ts";
-import { listCoreSegments } from "../segment_files.ts";
-import { scanSegment } from "../segment_probes.ts";
+import { walFilesEnd } from "../ship/shipper.ts";
 import { configFromDirectory } from "../wal_meta.ts";
 import { jsonLine } from "./display.ts";
 
@@ -31,17 +30,10 @@ export interface ShipCommandOptions {
   json: boolean;
 }
 
-/** The values of `--on-unshipped-limit`. */
-export const UNSHIPPED_LIMIT_ACTIONS = ["backpressure", "dropOldest"] as const;
-
 /** What `wal ship` was given besides the common options. */
 export interface ShipRunOptions extends ShipCommandOptions {
   /** Ship what is durable now, wait for the acknowledgements, and return. */
   once: boolean;
-  /** The shipper's unshipped limit (passed through as the option `maxUnshippedRecords`). */
-  maxUnshippedRecords?: number;
-  /** What the limit does (passed through as the option `onUnshippedLimit`). */
-  onUnshippedLimit?: (typeof UNSHIPPED_LIMIT_ACTIONS)[number];
   /** Stops a run without `once` (SIGINT / SIGTERM in the tool). */
   signal?: AbortSignal;
 }
@@ -52,16 +44,12 @@ function _servers(server: string): string[] {
 
 /** The shipper's options for these command options. */
 function _shipOptions(o: ShipRunOptions): ShipToNatsOptions {
-  // The unshipped-limit keys are passed only when given: a shipper without them refuses them as
-  // unknown keys, which the tool reports (exit 1).
-  const options: ShipToNatsOptions & Record<string, unknown> = {
+  const options: ShipToNatsOptions = {
     servers: _servers(o.server),
     stream: o.stream,
     node: o.node,
   };
   if (o.subject !== undefined) options.subject = o.subject;
-  if (o.maxUnshippedRecords !== undefined) options.maxUnshippedRecords = o.maxUnshippedRecords;
-  if (o.onUnshippedLimit !== undefined) options.onUnshippedLimit = o.onUnshippedLimit;
   return options;
 }
 
@@ -119,26 +107,6 @@ export async function shipDirectory(path: string, o: ShipRunOptions): Promise<nu
   return code;
 }
 
-/** Each core's last sequence in the files (the newest segment with a header; 0 for none). */
-async function _walEnds(config: PerCoreWalConfig): Promise<number[]> {
-  const out: number[] = [];
-  for (let c = 0; c < config.numCores; c++) {
-    let end = 0;
-    const segs = listCoreSegments(config, c);
-    for (let i = segs.length - 1; i >= 0; i--) {
-      const { stats, header } = await scanSegment(segs[i].path, {
-        maxRecordBytes: config.options.maxRecordBytes,
-        isLastSegment: i === segs.length - 1,
-      });
-      if (header === undefined) continue;
-      end = stats.lastSequence;
-      break;
-    }
-    out.push(end);
-  }
-  return out;
-}
-
 /** One core's line of `wal ship-status`. */
 export interface ShipLag {
   /** The core. */
@@ -162,7 +130,7 @@ export interface ShipLag {
  */
 export async function shipStatus(path: string, o: ShipCommandOptions): Promise<number> {
   const config = configFromDirectory(path);
-  const walEnds = await _walEnds(config);
+  const walEnds = await walFilesEnd(config);
   const prefix = o.subject ?? "wal";
   const nc = await connect({ servers: _servers(o.server) });
   const lags: ShipLag[] = [];

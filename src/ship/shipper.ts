@@ -315,8 +315,11 @@ async function _ensureStream(jsm: JetStreamManager, s: ShipSettings): Promise<vo
   }
 }
 
-/** Each core's last sequence in the files now (the newest segment with a header). */
-async function _filesEnd(config: PerCoreWalConfig): Promise<number[]> {
+/**
+ * Each core's last sequence in the files now (the newest segment with a header that reads; a
+ * record may still wait for its fdatasync): what a directory source has to ship.
+ */
+export async function walFilesEnd(config: PerCoreWalConfig): Promise<number[]> {
   const out: number[] = [];
   for (let c = 0; c < config.numCores; c++) {
     let end = 0;
@@ -325,6 +328,7 @@ async function _filesEnd(config: PerCoreWalConfig): Promise<number[]> {
       try {
         const { stats, header } = await scanSegment(segs[i].path, {
           maxRecordBytes: config.options.maxRecordBytes,
+          isLastSegment: i === segs.length - 1,
         });
         if (header === undefined) continue;
         end = stats.lastSequence;
@@ -378,7 +382,7 @@ export async function startShipper(
     );
     const manager = config === undefined ? source as ShipManager : undefined;
     const durableNow = manager === undefined
-      ? () => _filesEnd(config!)
+      ? () => walFilesEnd(config!)
       : () => Promise.resolve(manager.syncedPositions().map((p) => p.sequence));
     if (manager !== undefined) {
       for (const c of cores) {
