@@ -11,6 +11,7 @@
  */
 
 import { safeInteger } from "./numbers.ts";
+import { checkOptionKeys } from "./option_keys.ts";
 
 /**
  * `signal` checked: `undefined`, or an `AbortSignal` (anything else is a `TypeError`, thrown).
@@ -82,12 +83,18 @@ export function signalOf(options: unknown, what = "options"): AbortSignal | unde
   return checkSignal((options as { signal?: unknown }).signal);
 }
 
+/** The signal of the options of a wait that takes only a signal (`sync`), keys checked. */
+export function waitSignal(options: unknown): AbortSignal | undefined {
+  checkOptionKeys(options, "WaitOptions");
+  return signalOf(options);
+}
+
 /**
  * The checked arguments of a `waitDurable(sequence, options)`: `sequence` a safe integer, and
  * the signal of `options`; throws a `TypeError` or `RangeError` otherwise.
  */
 export function durableWaitSignal(sequence: unknown, options: unknown): AbortSignal | undefined {
-  const signal = signalOf(options);
+  const signal = waitSignal(options);
   safeInteger(sequence, "sequence");
   return signal;
 }

@@ -7,7 +7,7 @@
  */
 
 import { PerCoreWalConfig, type ResolvedWalOptions } from "./config.ts";
-import { durableWaitSignal, raceSignal, signalOf, type WaitOptions } from "./abort.ts";
+import { durableWaitSignal, raceSignal, type WaitOptions, waitSignal } from "./abort.ts";
 import { PerCoreWalError } from "./errors.ts";
 import { safeInteger } from "./numbers.ts";
 import { emitEvent, type WalEventHandler } from "./events.ts";
@@ -556,7 +556,7 @@ export class CoreLog {
   sync(options?: WaitOptions): Promise<void> {
     let signal: AbortSignal | undefined;
     try {
-      signal = signalOf(options);
+      signal = waitSignal(options);
     } catch (e) {
       return Promise.reject(e);
     }

@@ -9,7 +9,7 @@ import { PerCoreWalConfig, type PerCoreWalOptions } from "./config.ts";
 import type { CoreLogMetrics } from "./core_log_options.ts";
 import type { InitMessage } from "./core_worker.ts";
 import { type ErrorData, errorFromData } from "./error_data.ts";
-import { signalOf, type WaitOptions } from "./abort.ts";
+import { type WaitOptions, waitSignal } from "./abort.ts";
 import { handleBufferBytes, type WriterHandleOptions } from "./writer_handle.ts";
 import { PerCoreWalError } from "./errors.ts";
 import { checkEventHandler, emitEvent, type WalEvent, type WalEventHandler } from "./events.ts";
@@ -412,7 +412,7 @@ export class PerCoreWalManager {
    * become durable).
    */
   async syncAll(options?: WaitOptions): Promise<void> {
-    const signal = signalOf(options);
+    const signal = waitSignal(options);
     signal?.throwIfAborted();
     this.#checkOpen();
     await Promise.all(this.#cores.map((c) => c.writer.sync({ signal })));

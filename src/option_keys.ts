@@ -18,6 +18,8 @@ import type { RecoveryOptions } from "./recovery_types.ts";
 import type { ShipMarksOptions } from "./ship_marks.ts";
 import type { WatchOptions, WatchWalOptions } from "./watch.ts";
 import type { WriterHandleOptions } from "./writer_handle.ts";
+import type { WaitOptions } from "./abort.ts";
+import type { AppendWaitOptions } from "./writer.ts";
 
 type Keys<T> = { readonly [K in keyof Required<T>]: true };
 
@@ -110,6 +112,13 @@ export const OPTION_KEYS = {
   WriterHandleOptions: {
     bufferBytes: true,
   } as const satisfies Keys<WriterHandleOptions>,
+  WaitOptions: {
+    signal: true,
+  } as const satisfies Keys<WaitOptions>,
+  AppendWaitOptions: {
+    timeoutMs: true,
+    signal: true,
+  } as const satisfies Keys<AppendWaitOptions>,
   ShipMarksOptions: {
     onEvent: true,
   } as const satisfies Keys<ShipMarksOptions>,

@@ -12,7 +12,9 @@ import {
   signalOf,
   throwIfAborted,
   type WaitOptions,
+  waitSignal,
 } from "./abort.ts";
+import { checkOptionKeys } from "./option_keys.ts";
 import { PerCoreWalError } from "./errors.ts";
 import {
   batchBodyLength,
@@ -127,6 +129,7 @@ export interface AppendWaitOptions {
 }
 
 function _timeout(options: AppendWaitOptions | undefined): number {
+  checkOptionKeys(options, "AppendWaitOptions");
   const t = options?.timeoutMs ?? BLOCK_TIMEOUT_MS;
   if (typeof t !== "number" || !(t >= 0)) {
     throw new RangeError(`timeoutMs must be a number ≥ 0, got ${String(t)}`);
@@ -504,7 +507,7 @@ export class CoreWalWriter {
   sync(options?: WaitOptions): Promise<void> {
     let signal: AbortSignal | undefined;
     try {
-      signal = signalOf(options);
+      signal = waitSignal(options);
     } catch (e) {
       return Promise.reject(e);
     }

@@ -11,7 +11,13 @@ import { CheckpointCoordinator } from "../src/checkpoint.ts";
 import { PerCoreRecoveryManager, recoverPerCore } from "../src/recovery.ts";
 import { PerCoreWalReader } from "../src/reader.ts";
 import { listCoreSegments } from "../src/segment_files.ts";
-import { ignoreWithoutUring, readCore, tempDir, TINY_BUFFER_OPTIONS } from "./_helpers.ts";
+import {
+  ignoreWithoutUring,
+  readCore,
+  smallConfig,
+  tempDir,
+  TINY_BUFFER_OPTIONS,
+} from "./_helpers.ts";
 
 const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name, ignore: ignoreWithoutUring, fn });
@@ -325,4 +331,26 @@ test("recoverPerCore({ signal }) aborted before or during replay returns nothing
   using r = await recoverPerCore(cfg.baseDir, { signal: new AbortController().signal });
   assertEquals(r.entriesReplayed, n - 1);
   assertEquals(Deno.statSync(path).size, last);
+});
+
+Deno.test({
+  name: "a mistyped wait option (sigal, timeout) is refused with the nearest name, not ignored",
+  ignore: ignoreWithoutUring,
+  async fn() {
+    await using dir = await tempDir();
+    await using m = await PerCoreWalManager.open(smallConfig(dir.path, { backend: "sync" }));
+    const w = m.writer(0);
+    const seq = w.appendPut("k", "v");
+    const typo = { sigal: AbortSignal.timeout(10) } as never;
+    await assertRejects(() => w.sync(typo), TypeError, "did you mean signal?");
+    await assertRejects(() => w.waitDurable(seq, typo), TypeError, "did you mean signal?");
+    await assertRejects(() => m.syncAll(typo), TypeError, "did you mean signal?");
+    await assertRejects(
+      () => w.appendPutAsync("x", "y", { timeout: 5 } as never),
+      TypeError,
+      "did you mean timeoutMs?",
+    );
+    assertEquals(w.sequence, seq, "the refused append took no sequence");
+    await w.sync();
+  },
 });

@@ -10,7 +10,6 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { decodeFrame, type ShipStatus, shipToNats, type ShipToNatsOptions } from "../../ship.ts";
-import type { PerCoreWalConfig } from "../config.ts";
 import { PerCoreWalError } from "../errors.ts";
 import { walFilesEnd } from "../ship/shipper.ts";
 import { configFromDirectory } from "../wal_meta.ts";
