@@ -14,10 +14,14 @@
 // Each line of the appending modes ends with the process's RSS at the end. The appending modes
 // start at once after open(), as a user does (the first segment's preparation and V8's compiling
 // are in the figures), and first print open()'s own wall time and CPU by thread; `--settle-ms N`
-// (anywhere in the arguments) waits N ms after open() instead, for the steady state.
+// (anywhere in the arguments) waits N ms after open() instead, for the steady state, and
+// `--write-mode auto|direct|dsync|buffered` sets the option of that name. Their last
+// line gives the rounds (batches, each written with its fdatasync), the records per round, and how
+// often the Worker and the producer were switched in per round (schedstat's count of the times a
+// thread ran: its wake-ups): what an awaited record's CPU is made of.
 import { mergeSegments, PerCoreWalConfig, PerCoreWalManager } from "../mod.ts";
 import { groupCommit, KEYS } from "./_loops.ts";
-import { threadCpu } from "./_schedstat.ts";
+import { threadCpu, threadSwitches } from "./_schedstat.ts";
 import { PlainGroupCommit } from "./compare/plain.ts";
 import { recordBytes } from "./compare/workloads.ts";
 
@@ -39,12 +43,17 @@ function report(
   );
 }
 
-const settleArg = Deno.args.find((a) => a.startsWith("--settle-ms"));
-const settleMs = settleArg === undefined
-  ? 0
-  : Number(settleArg.split("=")[1] ?? Deno.args[Deno.args.indexOf(settleArg) + 1]);
+/** The value of `--name N` or `--name=N`, if given. */
+function flag(name: string): string | undefined {
+  const arg = Deno.args.find((a) => a === name || a.startsWith(`${name}=`));
+  if (arg === undefined) return undefined;
+  return arg.includes("=") ? arg.split("=")[1] : Deno.args[Deno.args.indexOf(arg) + 1];
+}
+const settleMs = Number(flag("--settle-ms") ?? 0);
+const writeMode = flag("--write-mode") as "auto" | "direct" | "dsync" | "buffered" | undefined;
+const flags = ["--settle-ms", "--write-mode"];
 const positional = Deno.args.filter((a, i) =>
-  !a.startsWith("--settle-ms") && !(Deno.args[i - 1] === "--settle-ms")
+  !flags.some((f) => a === f || a.startsWith(`${f}=`)) && !flags.includes(Deno.args[i - 1])
 );
 const [mode, arg, backend] = positional;
 if (["append", "w1", "w2", "w2s", "w3"].includes(mode)) {
@@ -52,6 +61,7 @@ if (["append", "w1", "w2", "w2s", "w3"].includes(mode)) {
   const dir = await Deno.makeTempDir({ prefix: "thread-cpu-" });
   const config = new PerCoreWalConfig(dir, 1, {
     backend: backend === "sync" ? "sync" : "io_uring",
+    ...(writeMode === undefined ? {} : { writeMode }),
   });
   const cpuBeforeOpen = await threadCpu();
   const tOpen = performance.now();
@@ -63,6 +73,8 @@ if (["append", "w1", "w2", "w2s", "w3"].includes(mode)) {
     const log = manager.writer(0);
     const value = new Uint8Array(112).fill(0x5a);
     const before = await threadCpu();
+    const switchesBefore = await threadSwitches();
+    const batchesBefore = manager.metrics()[0].batches;
     let timedMs = 0;
     if (mode === "w1") {
       const t0 = performance.now();
@@ -112,12 +124,28 @@ if (["append", "w1", "w2", "w2s", "w3"].includes(mode)) {
     }
     const after = await threadCpu();
     report(
-      `${mode} (${manager.backend}): ${(timedMs * 1e6 / records).toFixed(0)} ns wall per record ` +
+      `${mode} (${manager.backend}, ${manager.metrics()[0].writeMode}): ${
+        (timedMs * 1e6 / records).toFixed(0)
+      } ns wall per record ` +
         `(${(records / timedMs / 1000).toFixed(2)}M/s), process RSS ` +
         `${(Deno.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`,
       records,
       before,
       after,
+    );
+    // Rounds and wake-ups: what the CPU per record is made of in the awaiting modes. A round is
+    // a batch written with its fdatasync (or, with writeMode "dsync", an O_DSYNC write).
+    const rounds = Math.max(1, manager.metrics()[0].batches - batchesBefore);
+    const switches = await threadSwitches();
+    const woke = (prefix: string) => {
+      const e = [...switches].find(([k]) => k.startsWith(prefix));
+      return e === undefined ? 0 : (e[1] - (switchesBefore.get(e[0]) ?? 0)) / rounds;
+    };
+    console.log(
+      `  ${rounds} rounds (${(records / rounds).toFixed(1)} records each); switched in per ` +
+        `round: Worker ${woke("worker-").toFixed(2)}, producer ${
+          woke(`deno/${Deno.pid}`).toFixed(2)
+        }`,
     );
   } finally {
     await manager.close();
@@ -170,7 +198,8 @@ if (["append", "w1", "w2", "w2s", "w3"].includes(mode)) {
   }
 } else {
   throw new TypeError(
-    "usage: thread_cpu.ts append|w1|w2|w2s|w3 [records] [io_uring|sync] [--settle-ms N] | " +
+    "usage: thread_cpu.ts append|w1|w2|w2s|w3 [records] [io_uring|sync] [--settle-ms N] " +
+      "[--write-mode M] | " +
       "plain-w3 [records] | merge <dir>",
   );
 }
