@@ -89,7 +89,7 @@ function _validated(
     const type = op !== null && typeof op === "object" ? (op as { type: unknown }).type : op;
     if (type === "checkpoint" || type === "epochBarrier" || type === "batch") {
       throw new TypeError(
-        `operation ${out.length} of the batch is a ${type}: a batch holds puts, deletes and commits`,
+        `operation ${out.length} of the batch is a ${type} operation: a batch holds puts, deletes and commits`,
       );
     }
     // normalizeOperation refuses anything else with a TypeError naming it.

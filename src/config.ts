@@ -186,7 +186,7 @@ export class PerCoreWalConfig {
    * `TypeError` or `RangeError` for a bad value, and `TypeError` for an unknown option key.
    */
   constructor(baseDir: string | URL, numCores: number, options: PerCoreWalOptions = {}) {
-    baseDir = baseDir instanceof URL ? toPath(baseDir, "baseDir") : baseDir;
+    baseDir = toPath(baseDir, "baseDir");
     checkBaseDir(baseDir);
     safeIntegerAny(numCores, "numCores");
     if (numCores < 1 || numCores > 1024) {

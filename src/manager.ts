@@ -549,6 +549,7 @@ export class PerCoreWalManager {
    * ```
    */
   watch(options: WatchOptions = {}): ReadableStream<PerCoreWalEntry> {
+    this.#checkOpen();
     checkOptionKeys(options, "WatchOptions");
     return watchEntries(this.config, this.#live ??= liveSource(this.#cores), options);
   }

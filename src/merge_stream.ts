@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { PerCoreWalConfig } from "./config.ts";
+import { PerCoreWalConfig } from "./config.ts";
 import { CoreCursor, type PositionedEntry, type SegmentOffset } from "./merge.ts";
 import type { PerCoreWalEntry } from "./types.ts";
 import { optionalSafeInteger } from "./numbers.ts";
@@ -144,7 +144,7 @@ export function mergeSegments(
   checkOptionKeys(options, "MergeOptions");
   optionalSafeInteger(options.fromEpoch, "fromEpoch");
   optionalSafeInteger(options.toEpoch, "toEpoch");
-  return new _MergeStream(dir instanceof URL ? toPath(dir, "dir") : dir, options);
+  return new _MergeStream(dir instanceof PerCoreWalConfig ? dir : toPath(dir, "dir"), options);
 }
 
 const _DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });

@@ -10,7 +10,10 @@
  * `TypeError` for another URL scheme, a URL with a host, or a value that is neither.
  */
 export function toPath(path: string | URL, name = "path"): string {
-  if (typeof path === "string") return path;
+  if (typeof path === "string") {
+    // A URL written as a string is a URL, not a relative directory named "file:".
+    return /^file:/i.test(path) ? toPath(_parse(path, name), name) : path;
+  }
   if (!(path instanceof URL)) {
     throw new TypeError(`${name} must be a string or a file: URL, got ${_kind(path)}`);
   }
@@ -27,6 +30,14 @@ export function toPath(path: string | URL, name = "path"): string {
   const decoded = decodeURIComponent(path.pathname.replace(/%(?![0-9A-Fa-f]{2})/g, "%25"));
   if (decoded.includes("\0")) throw new TypeError(`${name} must not contain a NUL byte`);
   return decoded;
+}
+
+function _parse(text: string, name: string): URL {
+  try {
+    return new URL(text);
+  } catch {
+    throw new TypeError(`${name} "${text}" starts like a file: URL but is not one`);
+  }
 }
 
 function _kind(v: unknown): string {

@@ -202,3 +202,21 @@ Deno.test("nearestKey suggests only a near name", () => {
   assertEquals(nearestKey("zzzzzzzz", keys), undefined);
   assert(nearestKey("x", keys) === undefined);
 });
+
+Deno.test({
+  name:
+    'a "file://" string is read as a URL (no directory named "file:" is made); watch() after close() throws Closed',
+  ignore: ignoreWithoutUring,
+  async fn() {
+    await using dir = await tempDir();
+    const url = new URL(`file://${dir.path}/wal`).href;
+    const m = await PerCoreWalManager.open(url, { ...SMALL, cores: 1 });
+    assertEquals(m.config.baseDir, `${dir.path}/wal`);
+    m.writer(0).appendPut("k", "v");
+    await m.close();
+    const closed = assertThrows(() => m.watch(), PerCoreWalError);
+    assertEquals(closed.code, "Closed");
+    assertEquals(Deno.statSync(`${dir.path}/wal`).isDirectory, true);
+    assertThrows(() => new PerCoreWalConfig("file://[bad", 1), TypeError, "not one");
+  },
+});

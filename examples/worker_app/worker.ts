@@ -16,7 +16,7 @@ export interface ToWorker {
 }
 
 /** What the Worker answers. */
-export type FromWorker = { lastSequence: string } | { error: string };
+export type FromWorker = { lastSequence: number } | { error: string };
 
 self.onmessage = async (e: MessageEvent<ToWorker>) => {
   const { handle, count } = e.data;
@@ -29,7 +29,7 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
       last = await writer.appendPutAsync(`worker-${i}`, `value ${i}`);
     }
     await writer.waitDurable(last, { signal: AbortSignal.timeout(30_000) });
-    self.postMessage({ lastSequence: String(last) } satisfies FromWorker);
+    self.postMessage({ lastSequence: last } satisfies FromWorker);
   } catch (err) {
     self.postMessage({ error: String(err) } satisfies FromWorker);
   }
