@@ -4,12 +4,16 @@
 // (`PerCoreRecoveryManager`, read only) and the real reopen (`CoreLog.open`, which cuts crash
 // tails) must agree, and every acknowledged record must be there exactly once with its bytes,
 // each core's sequences contiguous from 1, nothing returned that was not appended. Then the run
-// goes on appending to the reopened logs. One seed replays exactly.
+// goes on appending to the reopened logs. The reopen itself may lose power again at any of its
+// file-system operations (its crash-tail cuts and put-asides, segment removals, fsyncs, which go
+// through the model by `replaceDurabilityOps`): after each such loss recovery must still return
+// every acknowledged record, and the next reopen finishes the repair. One seed replays exactly.
 import { PerCoreWalConfig, type SegmentFill } from "../src/config.ts";
 import { CoreLog } from "../src/core_log.ts";
 import { PerCoreWalError } from "../src/errors.ts";
 import { PerCoreRecoveryManager } from "../src/recovery.ts";
-import { PowerLossBackend } from "./_power_loss_backend.ts";
+import { replaceDurabilityOps } from "../src/fs.ts";
+import { isSimulatedCrash, PowerLossBackend } from "./_power_loss_backend.ts";
 import { readCore, rng } from "./_helpers.ts";
 
 const NUM_CORES = 2;
@@ -29,6 +33,16 @@ export interface SimResult {
   tornWrites: number;
   /** Unsynced directory entries that vanished. */
   vanishedFiles: number;
+  /** Directory changes (creates, renames, unlinks) never fsynced that a power loss undid. */
+  dirOpsUndone: number;
+  /** Power losses in the middle of a reopen (of its repairs, removals, fsyncs). */
+  reopenCrashes: number;
+  /** Crash tails a reopen put aside or cut (`segmentsPutAside`, `tornTailCut` events). */
+  repairs: number;
+  /** Chains laying out a segment's window (zero-fill or fallocate) submitted. */
+  layoutChains: number;
+  /** Layout writes (of a window extension or a fresh segment) a power loss tore or dropped. */
+  layoutLost: number;
 }
 
 interface CoreModel {
@@ -68,6 +82,11 @@ export async function simulate(
     unacknowledgedSurvivors: 0,
     tornWrites: 0,
     vanishedFiles: 0,
+    dirOpsUndone: 0,
+    reopenCrashes: 0,
+    repairs: 0,
+    layoutChains: 0,
+    layoutLost: 0,
   };
   const failures: unknown[] = [];
   const cores: CoreModel[] = [];
@@ -77,35 +96,77 @@ export async function simulate(
   const openAll = async () => {
     io.auto = true;
     for (let c = 0; c < NUM_CORES; c++) {
-      const log = await CoreLog.open(config, c, { backend: io });
+      const log = await CoreLog.open(config, c, {
+        backend: io,
+        onEvent: (e) => {
+          if (e.type === "segmentsPutAside" || e.type === "tornTailCut") result.repairs++;
+        },
+      });
       if (cores[c] === undefined) cores[c] = { log, values: [], acked: 0 };
       else cores[c].log = log;
     }
     io.auto = false;
   };
 
-  const powerLoss = async () => {
-    result.powerLosses++;
+  const lose = () => {
     const r = io.powerLoss(config.baseDir);
     result.tornWrites += r.torn;
     result.vanishedFiles += r.vanished;
+    result.dirOpsUndone += r.dirOpsUndone;
+    result.layoutLost += r.layoutLost;
     trace?.(`power loss ${result.powerLosses}: ${JSON.stringify(r)}`);
-    if (failures.length > 0) throw failures[0];
-    // 1. The real recovery, read only.
+  };
+  /** The real recovery, read only: every acknowledged record, each sequence once. */
+  const recoverAll = async () => {
     const seen = cores.map(() => new Map<number, Uint8Array>());
-    {
-      using rec = await new PerCoreRecoveryManager(config, { readOnly: true }).recoverWalOnly();
-      for (const [k, v] of rec.state) {
-        const m = /^c(\d+)-s(\d+)$/.exec(decoder.decode(k));
-        if (m === null) throw new Error(`recovery returned a key never appended`);
-        const c = Number(m[1]);
-        const seq = Number(m[2]);
-        if (seen[c].has(seq)) throw new Error(`core ${c} sequence ${seq} twice`);
-        seen[c].set(seq, v);
+    using rec = await new PerCoreRecoveryManager(config, { readOnly: true }).recoverWalOnly();
+    for (const [k, v] of rec.state) {
+      const m = /^c(\d+)-s(\d+)$/.exec(decoder.decode(k));
+      if (m === null) throw new Error(`recovery returned a key never appended`);
+      const c = Number(m[1]);
+      const seq = Number(m[2]);
+      if (seen[c].has(seq)) throw new Error(`core ${c} sequence ${seq} twice`);
+      seen[c].set(seq, v);
+    }
+    for (let c = 0; c < NUM_CORES; c++) {
+      for (let seq = 1; seq <= cores[c].acked; seq++) {
+        const v = seen[c].get(seq);
+        if (v === undefined || !_equal(v, cores[c].values[seq - 1])) {
+          throw new Error(`core ${c}: acknowledged sequence ${seq} lost or changed by recovery`);
+        }
       }
     }
-    // 2. The real reopen (cuts the crash tail), 3. the validating reader on what it left.
-    await openAll();
+    return seen;
+  };
+
+  const powerLoss = async () => {
+    result.powerLosses++;
+    lose();
+    if (failures.length > 0) throw failures[0];
+    // 1. The real recovery, read only.
+    let seen = await recoverAll();
+    // 2. The real reopen (cuts the crash tail), which may itself lose power at any of its
+    // operations (then recovery again, and reopen again), 3. the validating reader on what it
+    // left.
+    for (let again = 0;; again++) {
+      const crashAt = again < 3 && rand() < 0.5 ? Math.floor(rand() * 12) : undefined;
+      io.crashAfter(crashAt);
+      try {
+        await openAll();
+      } catch (e) {
+        if (!io.crashed || !isSimulatedCrash(e)) throw e;
+      }
+      // The process may also die in work an open left running (a segment's layout ahead).
+      if (!io.crashed) {
+        io.crashAfter(undefined);
+        break;
+      }
+      result.reopenCrashes++;
+      result.powerLosses++;
+      trace?.(`reopen lost power at operation ${crashAt}`);
+      lose();
+      seen = await recoverAll();
+    }
     for (let c = 0; c < NUM_CORES; c++) {
       const m = cores[c];
       const entries = await readCore(config, c);
@@ -144,6 +205,7 @@ export async function simulate(
     }
   };
 
+  const previousOps = replaceDurabilityOps(io.ops);
   try {
     await openAll();
     for (let step = 0; step < result.steps; step++) {
@@ -206,6 +268,8 @@ export async function simulate(
       { cause: e },
     );
   } finally {
+    result.layoutChains = io.layoutChains;
+    replaceDurabilityOps(previousOps);
     await io.close();
   }
   return result;

@@ -25,7 +25,19 @@ if (seeds.some((s) => !Number.isSafeInteger(s))) {
 }
 
 const t0 = performance.now();
-const totals = { powerLosses: 0, appended: 0, acknowledged: 0, survivors: 0, torn: 0, vanished: 0 };
+const totals = {
+  powerLosses: 0,
+  appended: 0,
+  acknowledged: 0,
+  survivors: 0,
+  torn: 0,
+  vanished: 0,
+  dirOpsUndone: 0,
+  reopenCrashes: 0,
+  repairs: 0,
+  layoutChains: 0,
+  layoutLost: 0,
+};
 const modes = { direct: 0, buffered: 0 };
 for (const seed of seeds) {
   const dir = await Deno.makeTempDir({ prefix: "percore-wal-powerloss-" });
@@ -38,6 +50,11 @@ for (const seed of seeds) {
     totals.survivors += r.unacknowledgedSurvivors;
     totals.torn += r.tornWrites;
     totals.vanished += r.vanishedFiles;
+    totals.dirOpsUndone += r.dirOpsUndone;
+    totals.reopenCrashes += r.reopenCrashes;
+    totals.repairs += r.repairs;
+    totals.layoutChains += r.layoutChains;
+    totals.layoutLost += r.layoutLost;
     modes[r.writeMode]++;
   } catch (e) {
     console.error(e instanceof Error ? e.message : e);
@@ -55,5 +72,7 @@ console.log(
     `${((performance.now() - t0) / 1000).toFixed(1)} s: ${totals.powerLosses} power losses, ` +
     `${totals.appended} records appended, ${totals.acknowledged} acknowledged, ` +
     `${totals.survivors} unacknowledged survivors, ${totals.torn} torn writes, ` +
-    `${totals.vanished} unsynced files vanished`,
+    `${totals.vanished} unsynced files vanished, ${totals.dirOpsUndone} directory changes undone, ` +
+    `${totals.reopenCrashes} power losses inside a reopen, ${totals.repairs} crash tails repaired, ` +
+    `${totals.layoutChains} segment layout chains (${totals.layoutLost} layout writes lost)`,
 );
