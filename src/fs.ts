@@ -59,6 +59,8 @@ export interface DurabilityOps {
   syncDirectory(path: string): void;
   /** Writes a whole file with `options` (create, truncate or createNew, mode) and fsyncs it. */
   writeSynced(path: string, bytes: Uint8Array, options: Deno.OpenOptions): void;
+  /** `mkdir(2)` (with `recursive`, the missing parents too). */
+  makeDirectory(path: string, options?: Deno.MkdirOptions): void;
 }
 
 const _realOps: DurabilityOps = {
@@ -84,6 +86,7 @@ const _realOps: DurabilityOps = {
     while (done < bytes.length) done += file.writeSync(bytes.subarray(done));
     file.syncSync();
   },
+  makeDirectory: (path, options) => Deno.mkdirSync(path, options),
 };
 
 let _ops: DurabilityOps = _realOps;
@@ -165,7 +168,7 @@ export function renamePath(from: string, to: string): void {
 
 /** Creates a directory. */
 export function makeDirectory(path: string, options?: Deno.MkdirOptions): void {
-  _io("mkdir", path, () => Deno.mkdirSync(path, options));
+  _io("mkdir", path, () => _ops.makeDirectory(path, options));
 }
 
 /** Reads into `into` from `offset` until it is full or the file ends; returns the bytes read. */

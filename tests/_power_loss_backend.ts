@@ -30,12 +30,23 @@ type Op = { kind: "write"; offset: number; data: Uint8Array; layout?: boolean } 
   layout?: boolean;
 };
 
-interface Inode {
+interface FileNode {
+  kind: "file";
   /** What a power loss keeps for sure. */
   durable: Uint8Array;
   /** Completed changes not yet covered by an fsync. */
   pending: Op[];
 }
+
+interface DirNode {
+  kind: "dir";
+  /** Its entries as of its last fsync. */
+  durable: Map<string, number>;
+  /** Its entry changes since, in order: a power loss keeps a random prefix. */
+  log: DirOp[];
+}
+
+type Node = FileNode | DirNode;
 
 type DirOp =
   | { kind: "link"; name: string; ino: number }
@@ -44,6 +55,7 @@ type DirOp =
 
 interface SimFile extends IoFile {
   file: Deno.FsFile;
+  /** Its inode (-1: outside the modelled tree, not modelled). */
   ino: number;
   closed: boolean;
   /** The power-loss epoch it was opened in: after a power loss its process is gone. */
@@ -54,7 +66,6 @@ interface Chain {
   file: SimFile;
   writes: Op[];
   sync: boolean;
-  purpose: WritePurpose;
   resolve: () => void;
   reject: (e: unknown) => void;
 }
@@ -92,7 +103,10 @@ function _split(path: string): [string, string] {
   return [path.slice(0, i), path.slice(i + 1)];
 }
 
-/** The volatile-cache disk model. */
+/**
+ * The volatile-cache disk model of the tree under `root` (files and directories as inodes; what
+ * lies outside it is not modelled: its operations just happen).
+ */
 export class PowerLossBackend implements IoBackend {
   /** Claims io_uring so that the engine may use the O_DIRECT write mode's layout. */
   readonly kind = "io_uring" as const;
@@ -100,27 +114,18 @@ export class PowerLossBackend implements IoBackend {
   auto = true;
   /** fdatasyncs completed, for assertions. */
   fdatasyncs = 0;
-  /** Operations made through the `DurabilityOps` table (renames, removes, cuts, fsyncs). */
-  readonly fsOps = { rename: 0, remove: 0, truncate: 0, syncFile: 0, syncDirectory: 0, write: 0 };
+  /** Operations made through the `DurabilityOps` table (renames, removes, cuts, fsyncs...). */
+  readonly fsOps = {
+    rename: 0,
+    remove: 0,
+    truncate: 0,
+    syncFile: 0,
+    syncDirectory: 0,
+    write: 0,
+    mkdir: 0,
+  };
   /** Chains of a segment's layout (zero-fill or fallocate, "prepare") submitted. */
   layoutChains = 0;
-  readonly #direct: boolean;
-  readonly #rand: () => number;
-  readonly #inodes = new Map<number, Inode>();
-  /** Path of each file the model knows, now (mirrors the real files). */
-  readonly #names = new Map<string, number>();
-  /** Each directory's entries as of its last fsync. */
-  #durableDirs = new Map<string, Map<string, number>>();
-  /** Each directory's entry changes since its last fsync, in order. */
-  readonly #dirLogs = new Map<string, DirOp[]>();
-  readonly #files = new Set<SimFile>();
-  #inflight: Chain[] = [];
-  #epoch = 0;
-  #nextIno = 1;
-  /** Operations left before the process dies (undefined: it does not). */
-  #crashIn: number | undefined;
-  #dead = false;
-
   /** The module's `DurabilityOps` (src/fs.ts) through this model: `replaceDurabilityOps(io.ops)`. */
   readonly ops: DurabilityOps = {
     rename: (from, to) => this.#rename(from, to),
@@ -129,12 +134,30 @@ export class PowerLossBackend implements IoBackend {
     syncFile: (path, _dataOnly, readOnly) => this.#syncFile(path, readOnly),
     syncDirectory: (path) => this.syncDirectory(path),
     writeSynced: (path, bytes, options) => this.#writeSynced(path, bytes, options),
+    makeDirectory: (path, options) => this.#makeDirectory(path, options),
   };
+  readonly #root: string;
+  readonly #direct: boolean;
+  readonly #rand: () => number;
+  #nodes = new Map<number, Node>();
+  /** Every modelled path now (mirrors the real tree), to its inode. */
+  #paths = new Map<string, number>();
+  readonly #files = new Set<SimFile>();
+  #inflight: Chain[] = [];
+  #epoch = 0;
+  #nextIno = 1;
+  /** Operations left before the process dies (undefined: it does not). */
+  #crashIn: number | undefined;
+  #dead = false;
 
-  /** `direct`: report O_DIRECT support (the engine then pads batches to 4096 bytes). */
-  constructor(rand: () => number, direct: boolean) {
+  /**
+   * `direct`: report O_DIRECT support (the engine then pads batches to 4096 bytes). `root`: the
+   * directory whose tree is modelled (it must exist; a power loss rewrites what is under it).
+   */
+  constructor(rand: () => number, direct: boolean, root: string) {
     this.#rand = rand;
     this.#direct = direct;
+    this.#root = root.replace(/\/+$/, "");
   }
 
   /** Chains submitted and not completed. */
@@ -149,8 +172,9 @@ export class PowerLossBackend implements IoBackend {
 
   /**
    * Kills the process right before its `n`-th next operation (of the file system model: opens,
-   * allocations, truncations, renames, removes, fsyncs, synced writes): that one and every later
-   * one throws {@linkcode SimulatedCrash} until {@linkcode powerLoss}. Undefined: never.
+   * allocations, truncations, renames, removes, mkdirs, fsyncs, synced writes): that one and
+   * every later one throws {@linkcode SimulatedCrash} until {@linkcode powerLoss}. Undefined:
+   * never.
    */
   crashAfter(n: number | undefined): void {
     this.#crashIn = n;
@@ -162,48 +186,68 @@ export class PowerLossBackend implements IoBackend {
     if (this.#dead) throw new SimulatedCrash();
   }
 
-  #dirLog(dir: string): DirOp[] {
-    let log = this.#dirLogs.get(dir);
-    if (log === undefined) this.#dirLogs.set(dir, log = []);
-    if (!this.#durableDirs.has(dir)) this.#durableDirs.set(dir, new Map());
-    return log;
+  #inside(path: string): boolean {
+    return path === this.#root || path.startsWith(`${this.#root}/`);
   }
 
-  #newInode(durable: Uint8Array): number {
+  #newNode(node: Node): number {
     const ino = this.#nextIno++;
-    this.#inodes.set(ino, { durable, pending: [] });
+    this.#nodes.set(ino, node);
     return ino;
   }
 
-  /** The inode at `path`, learning a file that was there before the model saw it (durable). */
+  #dir(path: string): DirNode | undefined {
+    const ino = this.#know(path);
+    const node = ino === undefined ? undefined : this.#nodes.get(ino);
+    return node?.kind === "dir" ? node : undefined;
+  }
+
+  /**
+   * The inode at `path`, learning an entry the model has not seen (written around it: durable
+   * as it is, its entry durable in its directory). Undefined outside the tree or when missing.
+   */
   #know(path: string): number | undefined {
-    const known = this.#names.get(path);
+    const known = this.#paths.get(path);
     if (known !== undefined) return known;
-    let bytes: Uint8Array;
+    if (!this.#inside(path)) return undefined;
+    let info: Deno.FileInfo;
     try {
-      if (!Deno.lstatSync(path).isFile) return undefined;
-      bytes = Deno.readFileSync(path);
+      info = Deno.lstatSync(path);
     } catch {
       return undefined;
     }
-    const ino = this.#newInode(bytes);
-    this.#names.set(path, ino);
-    const [dir, name] = _split(path);
-    this.#dirLog(dir);
-    this.#durableDirs.get(dir)!.set(name, ino);
+    let node: Node;
+    if (info.isDirectory) node = { kind: "dir", durable: new Map(), log: [] };
+    else if (info.isFile) node = { kind: "file", durable: Deno.readFileSync(path), pending: [] };
+    else return undefined;
+    const ino = this.#newNode(node);
+    this.#paths.set(path, ino);
+    if (path !== this.#root) {
+      const [dir, name] = _split(path);
+      this.#dir(dir)?.durable.set(name, ino);
+    }
     return ino;
   }
 
+  /** A new entry `path` for inode `ino` (logged in its directory, not durable yet). */
   #link(path: string, ino: number): void {
     const [dir, name] = _split(path);
-    this.#names.set(path, ino);
-    this.#dirLog(dir).push({ kind: "link", name, ino });
+    const d = this.#dir(dir);
+    if (d === undefined) return;
+    this.#paths.set(path, ino);
+    d.log.push({ kind: "link", name, ino });
   }
 
-  #unlink(path: string): void {
-    if (!this.#names.delete(path)) return;
-    const [dir, name] = _split(path);
-    this.#dirLog(dir).push({ kind: "unlink", name });
+  /** Forgets `path` and everything under it (gone from the real tree). */
+  #forget(path: string): void {
+    for (const p of [...this.#paths.keys()]) {
+      if (p === path || p.startsWith(`${path}/`)) this.#paths.delete(p);
+    }
+  }
+
+  #file(ino: number): FileNode | undefined {
+    const node = this.#nodes.get(ino);
+    return node?.kind === "file" ? node : undefined;
   }
 
   openFile(path: string, o: OpenFileOptions): IoFile {
@@ -217,9 +261,12 @@ export class PowerLossBackend implements IoBackend {
         path,
       });
     }
-    let ino = this.#names.get(path);
-    if (o.createNew || ino === undefined) this.#link(path, ino = this.#newInode(new Uint8Array(0)));
-    const f: SimFile = { path, file, ino, closed: false, epoch: this.#epoch };
+    let ino = o.createNew ? undefined : this.#paths.get(path);
+    if (ino === undefined && this.#inside(path)) {
+      ino = this.#newNode({ kind: "file", durable: new Uint8Array(0), pending: [] });
+      this.#link(path, ino);
+    }
+    const f: SimFile = { path, file, ino: ino ?? -1, closed: false, epoch: this.#epoch };
     this.#files.add(f);
     return f;
   }
@@ -256,9 +303,10 @@ export class PowerLossBackend implements IoBackend {
       kind: "write",
       offset: p.offset,
       data: p.data.slice(),
+      layout: purpose === "prepare",
     }));
     return new Promise<void>((resolve, reject) => {
-      const c: Chain = { file: file as SimFile, writes, sync, purpose, resolve, reject };
+      const c: Chain = { file: file as SimFile, writes, sync, resolve, reject };
       this.#inflight.push(c);
       if (this.auto) {
         const epoch = this.#epoch;
@@ -284,25 +332,21 @@ export class PowerLossBackend implements IoBackend {
       c.reject(new SimulatedCrash());
       return;
     }
-    for (const w of c.writes) this.#change(c.file, w, c.purpose);
+    for (const w of c.writes) this.#change(c.file, w);
     if (c.sync) {
       // fdatasync: everything completed on this file is now durable.
       this.fdatasyncs++;
-      this.#settle(c.file.ino);
+      const node = this.#file(c.file.ino);
+      if (node !== undefined) {
+        node.durable = this.#image(node, node.pending, true);
+        node.pending = [];
+      }
     }
     c.resolve();
   }
 
-  /** Everything completed on inode `ino` is durable (an fsync). */
-  #settle(ino: number): void {
-    const node = this.#inodes.get(ino);
-    if (node === undefined) return;
-    node.durable = this.#image(node, node.pending, true);
-    node.pending = [];
-  }
-
   /** Applies a change to the real file (the page cache) and keeps it pending. */
-  #change(f: SimFile, op: Op, purpose: WritePurpose = "data"): void {
+  #change(f: SimFile, op: Op): void {
     if (op.kind === "write") {
       f.file.seekSync(op.offset, Deno.SeekMode.Start);
       let n = 0;
@@ -310,7 +354,7 @@ export class PowerLossBackend implements IoBackend {
     } else {
       f.file.truncateSync(op.length);
     }
-    this.#inodes.get(f.ino)?.pending.push(purpose === "prepare" ? { ...op, layout: true } : op);
+    this.#file(f.ino)?.pending.push(op);
   }
 
   /**
@@ -318,36 +362,33 @@ export class PowerLossBackend implements IoBackend {
    * dropped, applied whole, or torn (each sector it touches applied or not); a size change kept
    * or not.
    */
-  #image(node: Inode, ops: Op[], all: boolean, report?: PowerLossReport): Uint8Array {
-    let img = node.durable;
+  #image(node: FileNode, ops: Op[], all: boolean, report?: PowerLossReport): Uint8Array {
+    let img = node.durable.slice();
     const resize = (n: number) => {
       const b = new Uint8Array(n);
       b.set(img.subarray(0, Math.min(n, img.length)));
       img = b;
     };
-    if (!all) resize(img.length);
     for (const op of ops) {
       const r = all ? 0.5 : this.#rand();
       if (op.kind === "size") {
         if (all || r < 0.5) resize(op.length);
         continue;
       }
-      const layout = (op as { layout?: boolean }).layout === true;
       if (r < 1 / 3) {
         if (report) report.dropped++;
-        if (report && layout) report.layoutLost++;
+        if (report && op.layout) report.layoutLost++;
         continue;
       }
       const end = op.offset + op.data.length;
       if (end > img.length) resize(end);
-      else if (img === node.durable) resize(img.length);
       if (r < 2 / 3) {
         img.set(op.data, op.offset);
         if (report) report.whole++;
         continue;
       }
       if (report) report.torn++;
-      if (report && layout) report.layoutLost++;
+      if (report && op.layout) report.layoutLost++;
       for (let s = op.offset - (op.offset % SECTOR); s < end; s += SECTOR) {
         if (this.#rand() < 0.5) continue;
         const lo = Math.max(s, op.offset);
@@ -377,14 +418,19 @@ export class PowerLossBackend implements IoBackend {
     this.#files.delete(f);
   }
 
+  /**
+   * fsyncs directory `path`: its entries are durable. Entries the model has not seen (written
+   * around it, as a checkpoint's state file) are learned now, as they are.
+   */
   syncDirectory(path: string): void {
     this.#step();
     this.fsOps.syncDirectory++;
     Deno.openSync(path, { read: true }).close();
-    const durable = this.#durableDirs.get(path) ?? new Map<string, number>();
-    for (const op of this.#dirLogs.get(path) ?? []) _apply(durable, op);
-    this.#durableDirs.set(path, durable);
-    this.#dirLogs.set(path, []);
+    const d = this.#dir(path);
+    if (d === undefined) return;
+    for (const e of Deno.readDirSync(path)) this.#know(`${path}/${e.name}`);
+    for (const op of d.log) _apply(d.durable, op);
+    d.log = [];
   }
 
   // The DurabilityOps table (src/fs.ts): each does the real operation, then models it.
@@ -397,29 +443,34 @@ export class PowerLossBackend implements IoBackend {
     Deno.renameSync(from, to);
     const [fromDir, fromName] = _split(from);
     const [toDir, toName] = _split(to);
+    const moved = [...this.#paths].filter(([p]) => p.startsWith(`${from}/`));
+    this.#forget(from);
+    const replaced = this.#paths.has(to);
+    this.#forget(to);
     if (ino === undefined) {
-      this.#unlink(to);
+      if (replaced) this.#dir(toDir)?.log.push({ kind: "unlink", name: toName });
       return;
     }
-    this.#names.delete(from);
-    this.#names.set(to, ino);
+    this.#paths.set(to, ino);
+    for (const [p, i] of moved) this.#paths.set(`${to}${p.slice(from.length)}`, i);
     if (fromDir === toDir) {
-      this.#dirLog(fromDir).push({ kind: "rename", from: fromName, to: toName, ino });
+      this.#dir(fromDir)?.log.push({ kind: "rename", from: fromName, to: toName, ino });
     } else {
-      this.#dirLog(fromDir).push({ kind: "unlink", name: fromName });
-      this.#dirLog(toDir).push({ kind: "link", name: toName, ino });
+      this.#dir(fromDir)?.log.push({ kind: "unlink", name: fromName });
+      this.#dir(toDir)?.log.push({ kind: "link", name: toName, ino });
     }
   }
 
   #remove(path: string, options?: Deno.RemoveOptions): void {
     this.#step();
     this.fsOps.remove++;
-    this.#know(path);
+    const ino = this.#know(path);
     Deno.removeSync(path, options);
-    // A directory removed whole: the files under it are gone with it (modelled as unlinks).
-    for (const p of [...this.#names.keys()]) {
-      if (p === path || p.startsWith(`${path}/`)) this.#unlink(p);
-    }
+    if (ino === undefined) return;
+    // A directory removed whole: what is under it goes with its entry.
+    this.#forget(path);
+    const [dir, name] = _split(path);
+    this.#dir(dir)?.log.push({ kind: "unlink", name });
   }
 
   #truncatePath(path: string, length: number): void {
@@ -452,12 +503,29 @@ export class PowerLossBackend implements IoBackend {
       while (done < bytes.length) done += file.writeSync(bytes.subarray(done));
     }
     if (existing !== undefined) this.#settleFromDisk(existing, path);
-    else this.#link(path, this.#newInode(bytes.slice()));
+    else if (this.#inside(path)) {
+      this.#link(path, this.#newNode({ kind: "file", durable: bytes.slice(), pending: [] }));
+    }
+  }
+
+  #makeDirectory(path: string, options?: Deno.MkdirOptions): void {
+    this.#step();
+    this.fsOps.mkdir++;
+    // The directories that are missing, outermost first: each is a new entry of its parent.
+    const missing: string[] = [];
+    for (let p = path; this.#inside(p) && p !== this.#root; p = _split(p)[0]) {
+      if (this.#paths.has(p) || _exists(p)) break;
+      missing.unshift(p);
+    }
+    Deno.mkdirSync(path, options);
+    for (const p of missing) {
+      this.#link(p, this.#newNode({ kind: "dir", durable: new Map(), log: [] }));
+    }
   }
 
   /** An fsync by path: the file as the page cache has it is durable. */
   #settleFromDisk(ino: number, path: string): void {
-    const node = this.#inodes.get(ino);
+    const node = this.#file(ino);
     if (node === undefined) return;
     node.durable = Deno.readFileSync(path);
     node.pending = [];
@@ -476,11 +544,10 @@ export class PowerLossBackend implements IoBackend {
   /**
    * Power loss: chains in flight never complete (their writes are pending too); each directory
    * keeps its durable entries plus a random prefix of its entry changes since its last fsync;
-   * each file left gets its durable image plus a random subset of its pending changes. Every
-   * file the model knows is rewritten so. The `_dir` argument is kept for callers; every
-   * directory the model saw is affected.
+   * each file left gets its durable image plus a random subset of its pending changes. The tree
+   * under the root is rewritten so (entries the model never saw are learned first, as they are).
    */
-  powerLoss(_dir?: string): PowerLossReport {
+  powerLoss(): PowerLossReport {
     const report: PowerLossReport = {
       whole: 0,
       torn: 0,
@@ -493,73 +560,81 @@ export class PowerLossBackend implements IoBackend {
     this.#epoch++;
     this.#dead = false;
     this.#crashIn = undefined;
-    for (const c of this.#inflight) {
-      const node = this.#inodes.get(c.file.ino);
-      for (const w of c.writes) {
-        node?.pending.push(c.purpose === "prepare" ? { ...w, layout: true } : w);
-      }
-    }
+    for (const c of this.#inflight) this.#file(c.file.ino)?.pending.push(...c.writes);
     this.#inflight = [];
     for (const f of [...this.#files]) this.closeFile(f);
-    const dirs = new Map<string, Map<string, number>>();
-    for (const [dir, durable] of this.#durableDirs) {
-      const ops = this.#dirLogs.get(dir) ?? [];
-      const keep = ops.length === 0 ? 0 : Math.floor(this.#rand() * (ops.length + 1));
-      report.dirOpsUndone += ops.length - keep;
-      const d = new Map(durable);
-      for (const op of ops.slice(0, keep)) _apply(d, op);
-      dirs.set(dir, d);
+    this.#learnTree(this.#root);
+    const filesBefore = new Set(
+      [...this.#paths].filter(([, i]) => this.#file(i) !== undefined).map(([p]) => p),
+    );
+    // Directories (in inode order: deterministic): a random prefix of each log survives.
+    for (const node of this.#nodes.values()) {
+      if (node.kind !== "dir") continue;
+      const keep = node.log.length === 0 ? 0 : Math.floor(this.#rand() * (node.log.length + 1));
+      report.dirOpsUndone += node.log.length - keep;
+      for (const op of node.log.slice(0, keep)) _apply(node.durable, op);
+      node.log = [];
     }
-    const images = new Map<number, Uint8Array>();
-    const imageOf = (ino: number) => {
-      let img = images.get(ino);
-      if (img === undefined) {
-        const node = this.#inodes.get(ino)!;
-        img = this.#image(node, _shuffle(node.pending, this.#rand), false, report);
-        images.set(ino, img);
-      }
-      return img;
+    // What is reachable from the root now, and each file's image (one per inode).
+    const rootIno = this.#know(this.#root)!;
+    const tree = new Map<string, number>();
+    const walk = (path: string, ino: number) => {
+      tree.set(path, ino);
+      const node = this.#nodes.get(ino)!;
+      if (node.kind === "dir") { for (const [n, i] of node.durable) walk(`${path}/${n}`, i); }
     };
-    for (const [dir, d] of dirs) {
-      const before = new Map<string, number>();
-      for (const [path, ino] of this.#names) {
-        const [pd, name] = _split(path);
-        if (pd === dir) before.set(name, ino);
-      }
-      for (const name of before.keys()) {
-        try {
-          Deno.removeSync(`${dir}/${name}`);
-        } catch (e) {
-          if (!(e instanceof Deno.errors.NotFound)) throw e;
-        }
-        if (d.get(name) !== before.get(name)) report.vanished++;
-      }
-      for (const [name, ino] of d) {
-        if (before.get(name) !== ino) report.reappeared++;
-        // A directory removed whole (a checkpoint's) comes back with the entries it still has.
-        Deno.mkdirSync(dir, { recursive: true });
-        Deno.writeFileSync(`${dir}/${name}`, imageOf(ino));
+    walk(this.#root, rootIno);
+    const images = new Map<number, Uint8Array>();
+    for (const ino of new Set(tree.values())) {
+      const node = this.#file(ino);
+      if (node === undefined) continue;
+      images.set(ino, this.#image(node, _shuffle(node.pending, this.#rand), false, report));
+    }
+    for (const e of Deno.readDirSync(this.#root)) {
+      Deno.removeSync(`${this.#root}/${e.name}`, { recursive: true });
+    }
+    const nodes = new Map<number, Node>();
+    this.#paths = new Map();
+    for (const [path, ino] of tree) {
+      this.#paths.set(path, ino);
+      const node = this.#nodes.get(ino)!;
+      if (node.kind === "dir") {
+        if (path !== this.#root) Deno.mkdirSync(path);
+        nodes.set(ino, node);
+      } else {
+        const img = images.get(ino)!;
+        Deno.writeFileSync(path, img);
+        nodes.set(ino, { kind: "file", durable: img, pending: [] });
+        if (!filesBefore.has(path)) report.reappeared++;
       }
     }
-    // After the power loss, what is on disk is durable.
-    this.#names.clear();
-    this.#dirLogs.clear();
-    const inodes = new Map<number, Inode>();
-    for (const [dir, d] of dirs) {
-      for (const [name, ino] of d) {
-        this.#names.set(`${dir}/${name}`, ino);
-        inodes.set(ino, { durable: imageOf(ino), pending: [] });
-      }
-    }
-    this.#inodes.clear();
-    for (const [ino, node] of inodes) this.#inodes.set(ino, node);
-    this.#durableDirs = dirs;
+    for (const p of filesBefore) if (!tree.has(p)) report.vanished++;
+    this.#nodes = nodes;
     return report;
+  }
+
+  /** Learns every entry under `dir` that the model has not seen. */
+  #learnTree(dir: string): void {
+    this.#know(dir);
+    for (const e of Deno.readDirSync(dir)) {
+      const path = `${dir}/${e.name}`;
+      this.#know(path);
+      if (e.isDirectory && !e.isSymlink) this.#learnTree(path);
+    }
   }
 
   close(): Promise<void> {
     for (const f of [...this.#files]) this.closeFile(f);
     return Promise.resolve();
+  }
+}
+
+function _exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -71,7 +71,7 @@ export async function simulate(
     writeMode: direct ? "direct" : "buffered",
     segmentFill,
   });
-  const io = new PowerLossBackend(rand, direct);
+  const io = new PowerLossBackend(rand, direct, dir);
   const result: SimResult = {
     seed,
     writeMode: direct ? "direct" : "buffered",
@@ -109,7 +109,7 @@ export async function simulate(
   };
 
   const lose = () => {
-    const r = io.powerLoss(config.baseDir);
+    const r = io.powerLoss();
     result.tornWrites += r.torn;
     result.vanishedFiles += r.vanished;
     result.dirOpsUndone += r.dirOpsUndone;

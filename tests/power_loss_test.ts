@@ -155,7 +155,7 @@ Deno.test("power-loss model: a rename or an unlink not followed by a directory f
   for (const fsync of [false, true]) {
     await using dir = await tempDir();
     // rand 0: the power loss keeps nothing that was not durable.
-    const io = new PowerLossBackend(() => 0, false);
+    const io = new PowerLossBackend(() => 0, false, dir.path);
     const before = replaceDurabilityOps(io.ops);
     try {
       writeSyncedFile(`${dir.path}/a`, new Uint8Array([1]), 0o644);
@@ -164,7 +164,7 @@ Deno.test("power-loss model: a rename or an unlink not followed by a directory f
       renamePath(`${dir.path}/a`, `${dir.path}/a.aside`);
       removePath(`${dir.path}/b`);
       if (fsync) syncDirectory(dir.path);
-      const r = io.powerLoss(dir.path);
+      const r = io.powerLoss();
       assertEquals(r.dirOpsUndone, fsync ? 0 : 2);
     } finally {
       replaceDurabilityOps(before);
@@ -182,7 +182,7 @@ Deno.test("a power loss at each operation of reopen's crash-tail repair loses no
       await using dir = await tempDir();
       const { config } = await tailAcrossRotation(dir.path, false);
       // keep 0: the power loss undoes every unsynced change; 0.99: it keeps nearly all.
-      const io = new PowerLossBackend(() => keep, false);
+      const io = new PowerLossBackend(() => keep, false, dir.path);
       const before = replaceDurabilityOps(io.ops);
       let finished = false;
       try {
@@ -195,7 +195,7 @@ Deno.test("a power loss at each operation of reopen's crash-tail repair loses no
         }
         if (!finished) {
           crashes++;
-          io.powerLoss(config.baseDir);
+          io.powerLoss();
           assertEquals(await recovered(config), range(1, 5), `power loss at operation ${n}`);
           const log = await CoreLog.open(config, 0, { backend: io });
           assertEquals(log.sequence, 5);
