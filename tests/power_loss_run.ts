@@ -37,7 +37,12 @@ const totals = {
   repairs: 0,
   layoutChains: 0,
   layoutLost: 0,
+  checkpoints: 0,
+  checkpointsDone: 0,
+  checkpointCrashes: 0,
+  checkpointsRetiring: 0,
 };
+const crashSteps: Record<string, number> = {};
 const modes = { direct: 0, buffered: 0 };
 for (const seed of seeds) {
   const dir = await Deno.makeTempDir({ prefix: "percore-wal-powerloss-" });
@@ -55,6 +60,13 @@ for (const seed of seeds) {
     totals.repairs += r.repairs;
     totals.layoutChains += r.layoutChains;
     totals.layoutLost += r.layoutLost;
+    totals.checkpoints += r.checkpoints;
+    totals.checkpointsDone += r.checkpointsDone;
+    totals.checkpointCrashes += r.checkpointCrashes;
+    totals.checkpointsRetiring += r.checkpointsRetiring;
+    for (const [k, v] of Object.entries(r.checkpointCrashSteps)) {
+      crashSteps[k] = (crashSteps[k] ?? 0) + v;
+    }
     modes[r.writeMode]++;
   } catch (e) {
     console.error(e instanceof Error ? e.message : e);
@@ -74,5 +86,8 @@ console.log(
     `${totals.survivors} unacknowledged survivors, ${totals.torn} torn writes, ` +
     `${totals.vanished} unsynced files vanished, ${totals.dirOpsUndone} directory changes undone, ` +
     `${totals.reopenCrashes} power losses inside a reopen, ${totals.repairs} crash tails repaired, ` +
-    `${totals.layoutChains} segment layout chains (${totals.layoutLost} layout writes lost)`,
+    `${totals.layoutChains} segment layout chains (${totals.layoutLost} layout writes lost), ` +
+    `${totals.checkpoints} checkpoints (${totals.checkpointsDone} finished, ` +
+    `${totals.checkpointsRetiring} retiring segments, ${totals.checkpointCrashes} cut by a power ` +
+    `loss, by last step reached: ${JSON.stringify(crashSteps)})`,
 );

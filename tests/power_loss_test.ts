@@ -106,8 +106,17 @@ Deno.test("a crash tail across a rotation: the hole in the old segment is cut an
   }
 });
 
-Deno.test("power-loss simulator: fixed seeds (every acknowledged record survives, nothing corrupt is returned, the log keeps working)", async () => {
-  const total = { losses: 0, reopenCrashes: 0, repairs: 0, layoutChains: 0, undone: 0 };
+Deno.test("power-loss simulator: fixed seeds (every acknowledged record survives reopens and checkpoints cut by power losses, nothing corrupt is returned, the log keeps working)", async () => {
+  const total = {
+    losses: 0,
+    reopenCrashes: 0,
+    repairs: 0,
+    layoutChains: 0,
+    undone: 0,
+    checkpointsDone: 0,
+    retiring: 0,
+    checkpointCrashes: 0,
+  };
   for (let seed = 1; seed <= 60; seed++) {
     await using dir = await tempDir();
     const r = await simulate(seed, dir.path);
@@ -116,13 +125,19 @@ Deno.test("power-loss simulator: fixed seeds (every acknowledged record survives
     total.repairs += r.repairs;
     total.layoutChains += r.layoutChains;
     total.undone += r.dirOpsUndone;
+    total.checkpointsDone += r.checkpointsDone;
+    total.retiring += r.checkpointsRetiring;
+    total.checkpointCrashes += r.checkpointCrashes;
     assert(r.powerLosses >= 1);
   }
   // The seeds reach what they are meant to: power losses inside reopens, crash tails repaired,
-  // segments laid out, unsynced directory changes undone.
+  // segments laid out, unsynced directory changes undone, checkpoints finished (some retiring
+  // segments) and cut by power losses.
   assert(total.losses >= 60, JSON.stringify(total));
   assert(total.reopenCrashes > 0 && total.repairs > 0, JSON.stringify(total));
   assert(total.layoutChains > 0 && total.undone > 0, JSON.stringify(total));
+  assert(total.checkpointsDone > 0 && total.retiring > 0, JSON.stringify(total));
+  assert(total.checkpointCrashes > 0, JSON.stringify(total));
 });
 
 Deno.test("a crash tail at a rotation (a segment starting past a hole no marker claims) is in the recovery report: repair puts the segment aside, strict refuses it", async () => {
