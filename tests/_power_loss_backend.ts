@@ -78,6 +78,8 @@ export interface PowerLossReport {
   dropped: number;
   /** Of those, writes of a segment's layout (zero-fill, "prepare") torn or dropped. */
   layoutLost: number;
+  /** Of those, writes extending a segment's laid-out window (past its start) torn or dropped. */
+  extensionLost: number;
   /** Files whose unsynced directory entry vanished, or whose unsynced unlink was undone. */
   vanished: number;
   reappeared: number;
@@ -126,6 +128,8 @@ export class PowerLossBackend implements IoBackend {
   };
   /** Chains of a segment's layout (zero-fill or fallocate, "prepare") submitted. */
   layoutChains = 0;
+  /** Of those, chains extending a window (writing past the segment's start). */
+  extensionChains = 0;
   /** The module's `DurabilityOps` (src/fs.ts) through this model: `replaceDurabilityOps(io.ops)`. */
   readonly ops: DurabilityOps = {
     rename: (from, to) => this.#rename(from, to),
@@ -299,6 +303,7 @@ export class PowerLossBackend implements IoBackend {
     if (this.#stale(file)) return new Promise<void>(() => {});
     if (this.#dead) return Promise.reject(new SimulatedCrash());
     if (purpose === "prepare") this.layoutChains++;
+    if (purpose === "prepare" && parts.some((p) => p.offset > 0)) this.extensionChains++;
     const writes: Op[] = parts.map((p) => ({
       kind: "write",
       offset: p.offset,
@@ -378,6 +383,7 @@ export class PowerLossBackend implements IoBackend {
       if (r < 1 / 3) {
         if (report) report.dropped++;
         if (report && op.layout) report.layoutLost++;
+        if (report && op.layout && op.offset > 0) report.extensionLost++;
         continue;
       }
       const end = op.offset + op.data.length;
@@ -389,6 +395,7 @@ export class PowerLossBackend implements IoBackend {
       }
       if (report) report.torn++;
       if (report && op.layout) report.layoutLost++;
+      if (report && op.layout && op.offset > 0) report.extensionLost++;
       for (let s = op.offset - (op.offset % SECTOR); s < end; s += SECTOR) {
         if (this.#rand() < 0.5) continue;
         const lo = Math.max(s, op.offset);
@@ -553,6 +560,7 @@ export class PowerLossBackend implements IoBackend {
       torn: 0,
       dropped: 0,
       layoutLost: 0,
+      extensionLost: 0,
       vanished: 0,
       reappeared: 0,
       dirOpsUndone: 0,

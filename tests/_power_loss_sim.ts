@@ -51,10 +51,17 @@ export interface SimResult {
   layoutChains: number;
   /** Layout writes (of a window extension or a fresh segment) a power loss tore or dropped. */
   layoutLost: number;
+  /** Chains extending a segment's laid-out window, and their writes a power loss tore or dropped. */
+  extensionChains: number;
+  extensionLost: number;
   /** Checkpoints started, finished, and cut by a power loss at one of their operations. */
   checkpoints: number;
   checkpointsDone: number;
   checkpointCrashes: number;
+  /** Repairing recoveries run (before a reopen), repairs they applied, and power losses in them. */
+  recoveryRuns: number;
+  recoveryRepairs: number;
+  recoveryCrashes: number;
   /** Checkpoints that retired segments. */
   checkpointsRetiring: number;
   /** Checkpoints cut by a power loss, by the last step they had reached. */
@@ -103,11 +110,16 @@ export async function simulate(
     repairs: 0,
     layoutChains: 0,
     layoutLost: 0,
+    extensionChains: 0,
+    extensionLost: 0,
     checkpoints: 0,
     checkpointsDone: 0,
     checkpointCrashes: 0,
     checkpointsRetiring: 0,
     checkpointCrashSteps: {},
+    recoveryRuns: 0,
+    recoveryRepairs: 0,
+    recoveryCrashes: 0,
   };
   const failures: unknown[] = [];
   const cores: CoreModel[] = [];
@@ -169,12 +181,17 @@ export async function simulate(
     result.vanishedFiles += r.vanished;
     result.dirOpsUndone += r.dirOpsUndone;
     result.layoutLost += r.layoutLost;
+    result.extensionLost += r.extensionLost;
     trace?.(`power loss ${result.powerLosses}: ${JSON.stringify(r)}`);
   };
-  /** The real recovery, read only: every acknowledged record, each sequence once. */
-  const recoverAll = async () => {
+  /**
+   * The real recovery, read only (or repairing the files: cuts, segments put aside): every
+   * acknowledged record, each sequence once.
+   */
+  const recoverAll = async (repair = false) => {
     const seen = cores.map(() => new Map<number, Uint8Array>());
-    using rec = await new PerCoreRecoveryManager(config, { readOnly: true }).recover();
+    using rec = await new PerCoreRecoveryManager(config, { readOnly: !repair }).recover();
+    if (repair) result.recoveryRepairs += rec.report.filter((l) => l.applied).length;
     for (const [k, v] of rec.state) {
       const m = /^c(\d+)-s(\d+)$/.exec(decoder.decode(k));
       if (m === null) throw new Error(`recovery returned a key never appended`);
@@ -202,6 +219,27 @@ export async function simulate(
     if (failures.length > 0) throw failures[0];
     // 1. The real recovery, read only.
     let seen = await recoverAll();
+    // Now and then a repairing recovery first (as `wal repair` would), which may itself lose
+    // power at any of its operations.
+    for (let again = 0; rand() < 0.3; again++) {
+      const crashAt = again < 3 && rand() < 0.5 ? Math.floor(rand() * 8) : undefined;
+      io.crashAfter(crashAt);
+      result.recoveryRuns++;
+      try {
+        seen = await recoverAll(true);
+      } catch (e) {
+        if (!io.crashed || !isSimulatedCrash(e)) throw e;
+      }
+      if (!io.crashed) {
+        io.crashAfter(undefined);
+        break;
+      }
+      result.recoveryCrashes++;
+      result.powerLosses++;
+      trace?.(`repairing recovery lost power at operation ${crashAt}`);
+      lose();
+      seen = await recoverAll();
+    }
     // 2. The real reopen (cuts the crash tail), which may itself lose power at any of its
     // operations (then recovery again, and reopen again), 3. the validating reader on what it
     // left.
@@ -390,6 +428,7 @@ export async function simulate(
     );
   } finally {
     result.layoutChains = io.layoutChains;
+    result.extensionChains = io.extensionChains;
     replaceDurabilityOps(previousOps);
     await io.close();
   }

@@ -37,10 +37,15 @@ const totals = {
   repairs: 0,
   layoutChains: 0,
   layoutLost: 0,
+  extensionChains: 0,
+  extensionLost: 0,
   checkpoints: 0,
   checkpointsDone: 0,
   checkpointCrashes: 0,
   checkpointsRetiring: 0,
+  recoveryRuns: 0,
+  recoveryRepairs: 0,
+  recoveryCrashes: 0,
 };
 const crashSteps: Record<string, number> = {};
 const modes = { direct: 0, buffered: 0 };
@@ -60,10 +65,15 @@ for (const seed of seeds) {
     totals.repairs += r.repairs;
     totals.layoutChains += r.layoutChains;
     totals.layoutLost += r.layoutLost;
+    totals.extensionChains += r.extensionChains;
+    totals.extensionLost += r.extensionLost;
     totals.checkpoints += r.checkpoints;
     totals.checkpointsDone += r.checkpointsDone;
     totals.checkpointCrashes += r.checkpointCrashes;
     totals.checkpointsRetiring += r.checkpointsRetiring;
+    totals.recoveryRuns += r.recoveryRuns;
+    totals.recoveryRepairs += r.recoveryRepairs;
+    totals.recoveryCrashes += r.recoveryCrashes;
     for (const [k, v] of Object.entries(r.checkpointCrashSteps)) {
       crashSteps[k] = (crashSteps[k] ?? 0) + v;
     }
@@ -86,8 +96,11 @@ console.log(
     `${totals.survivors} unacknowledged survivors, ${totals.torn} torn writes, ` +
     `${totals.vanished} unsynced files vanished, ${totals.dirOpsUndone} directory changes undone, ` +
     `${totals.reopenCrashes} power losses inside a reopen, ${totals.repairs} crash tails repaired, ` +
-    `${totals.layoutChains} segment layout chains (${totals.layoutLost} layout writes lost), ` +
+    `${totals.layoutChains} segment layout chains (${totals.layoutLost} layout writes lost; ` +
+    `${totals.extensionChains} window extensions, ${totals.extensionLost} of their writes lost), ` +
     `${totals.checkpoints} checkpoints (${totals.checkpointsDone} finished, ` +
     `${totals.checkpointsRetiring} retiring segments, ${totals.checkpointCrashes} cut by a power ` +
-    `loss, by last step reached: ${JSON.stringify(crashSteps)})`,
+    `loss, by last step reached: ${JSON.stringify(crashSteps)}), ${totals.recoveryRuns} ` +
+    `repairing recoveries (${totals.recoveryRepairs} repairs applied, ${totals.recoveryCrashes} ` +
+    `cut by a power loss)`,
 );

@@ -116,6 +116,8 @@ Deno.test("power-loss simulator: fixed seeds (every acknowledged record survives
     checkpointsDone: 0,
     retiring: 0,
     checkpointCrashes: 0,
+    extensions: 0,
+    recoveryRuns: 0,
   };
   for (let seed = 1; seed <= 60; seed++) {
     await using dir = await tempDir();
@@ -128,6 +130,8 @@ Deno.test("power-loss simulator: fixed seeds (every acknowledged record survives
     total.checkpointsDone += r.checkpointsDone;
     total.retiring += r.checkpointsRetiring;
     total.checkpointCrashes += r.checkpointCrashes;
+    total.extensions += r.extensionChains;
+    total.recoveryRuns += r.recoveryRuns;
     assert(r.powerLosses >= 1);
   }
   // The seeds reach what they are meant to: power losses inside reopens, crash tails repaired,
@@ -137,7 +141,8 @@ Deno.test("power-loss simulator: fixed seeds (every acknowledged record survives
   assert(total.reopenCrashes > 0 && total.repairs > 0, JSON.stringify(total));
   assert(total.layoutChains > 0 && total.undone > 0, JSON.stringify(total));
   assert(total.checkpointsDone > 0 && total.retiring > 0, JSON.stringify(total));
-  assert(total.checkpointCrashes > 0, JSON.stringify(total));
+  assert(total.checkpointCrashes > 0 && total.extensions > 0, JSON.stringify(total));
+  assert(total.recoveryRuns > 0, JSON.stringify(total));
 });
 
 Deno.test("a crash tail at a rotation (a segment starting past a hole no marker claims) is in the recovery report: repair puts the segment aside, strict refuses it", async () => {
