@@ -38,6 +38,69 @@ export function isMissing(e: unknown): boolean {
     (e instanceof PerCoreWalError && e.code === "Io" && e.errno === "ENOENT");
 }
 
+/**
+ * The file-system operations that decide what survives a power loss (renames, removes, cuts,
+ * fsyncs, synced whole-file writes), as one replaceable table. Production always uses the real
+ * one; the power-loss simulator (tests/_power_loss_backend.ts) replaces it for a test so that it
+ * sees every directory change and every fsync made outside the I/O backend (reopen's repairs,
+ * checkpoints, `wal.json`) and can undo what was never durable. Each throws raw Deno errors; the
+ * wrappers below turn them into `PerCoreWalError`.
+ */
+export interface DurabilityOps {
+  /** `rename(2)`, replacing `to`. */
+  rename(from: string, to: string): void;
+  /** `unlink(2)`, or a recursive remove. */
+  remove(path: string, options?: Deno.RemoveOptions): void;
+  /** Cuts a file at `length` bytes, then fsyncs it. */
+  truncate(path: string, length: number): void;
+  /** fsyncs (or fdatasyncs, `dataOnly`) a file by path; opens it read-only when `readOnly`. */
+  syncFile(path: string, dataOnly: boolean, readOnly: boolean): void;
+  /** fsyncs a directory. */
+  syncDirectory(path: string): void;
+  /** Writes a whole file with `options` (create, truncate or createNew, mode) and fsyncs it. */
+  writeSynced(path: string, bytes: Uint8Array, options: Deno.OpenOptions): void;
+  /** `mkdir(2)` (with `recursive`, the missing parents too). */
+  makeDirectory(path: string, options?: Deno.MkdirOptions): void;
+}
+
+const _realOps: DurabilityOps = {
+  rename: (from, to) => Deno.renameSync(from, to),
+  remove: (path, options) => Deno.removeSync(path, options),
+  truncate: (path, length) => {
+    using f = Deno.openSync(path, { read: true, write: true });
+    f.truncateSync(length);
+    f.syncSync();
+  },
+  syncFile: (path, dataOnly, readOnly) => {
+    using f = Deno.openSync(path, { read: true, write: !readOnly });
+    if (dataOnly) f.syncDataSync();
+    else f.syncSync();
+  },
+  syncDirectory: (path) => {
+    using dir = Deno.openSync(path, { read: true });
+    dir.syncSync();
+  },
+  writeSynced: (path, bytes, options) => {
+    using file = Deno.openSync(path, options);
+    let done = 0;
+    while (done < bytes.length) done += file.writeSync(bytes.subarray(done));
+    file.syncSync();
+  },
+  makeDirectory: (path, options) => Deno.mkdirSync(path, options),
+};
+
+let _ops: DurabilityOps = _realOps;
+
+/**
+ * For tests only: routes the {@linkcode DurabilityOps} of this module (in this thread) through
+ * `ops` (undefined: the real ones again). Returns the table in use before.
+ */
+export function replaceDurabilityOps(ops: DurabilityOps | undefined): DurabilityOps {
+  const before = _ops;
+  _ops = ops ?? _realOps;
+  return before;
+}
+
 /** Runs `fn`, turning what it throws into a `PerCoreWalError` naming `operation` and `path`. */
 function _io<T>(operation: string, path: string, fn: () => T): T {
   try {
@@ -84,13 +147,13 @@ export function readWholeFile(path: string): Uint8Array<ArrayBuffer> {
 
 /** Removes a file (or a directory, with `recursive`). */
 export function removePath(path: string, options?: Deno.RemoveOptions): void {
-  _io("remove", path, () => Deno.removeSync(path, options));
+  _io("remove", path, () => _ops.remove(path, options));
 }
 
 /** Removes a file; false if it was not there. */
 export function removeIfExists(path: string, options?: Deno.RemoveOptions): boolean {
   try {
-    Deno.removeSync(path, options);
+    _ops.remove(path, options);
     return true;
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return false;
@@ -100,12 +163,12 @@ export function removeIfExists(path: string, options?: Deno.RemoveOptions): bool
 
 /** Renames `from` to `to` (replacing `to` if it exists). */
 export function renamePath(from: string, to: string): void {
-  _io("rename", from, () => Deno.renameSync(from, to));
+  _io("rename", from, () => _ops.rename(from, to));
 }
 
 /** Creates a directory. */
 export function makeDirectory(path: string, options?: Deno.MkdirOptions): void {
-  _io("mkdir", path, () => Deno.mkdirSync(path, options));
+  _io("mkdir", path, () => _ops.makeDirectory(path, options));
 }
 
 /** Reads into `into` from `offset` until it is full or the file ends; returns the bytes read. */
@@ -122,27 +185,17 @@ export function readFullyAt(file: Deno.FsFile, into: Uint8Array, offset: number)
 
 /** fsyncs a directory, so that the entries created, renamed or removed in it are durable. */
 export function syncDirectory(path: string): void {
-  _io("fsync directory", path, () => {
-    using dir = Deno.openSync(path, { read: true });
-    dir.syncSync();
-  });
+  _io("fsync directory", path, () => _ops.syncDirectory(path));
 }
 
 /** fsyncs a file by path. */
 export function syncFile(path: string): void {
-  _io("fsync", path, () => {
-    using f = Deno.openSync(path, { read: true, write: true });
-    f.syncSync();
-  });
+  _io("fsync", path, () => _ops.syncFile(path, false, false));
 }
 
 /** Cuts a file at `length` bytes and fsyncs it. */
 export function truncateFile(path: string, length: number): void {
-  _io("ftruncate", path, () => {
-    using f = Deno.openSync(path, { read: true, write: true });
-    f.truncateSync(length);
-    f.syncSync();
-  });
+  _io("ftruncate", path, () => _ops.truncate(path, length));
 }
 
 /**
@@ -151,10 +204,7 @@ export function truncateFile(path: string, length: number): void {
  */
 export function writeSyncedFile(path: string, bytes: Uint8Array, mode: number): void {
   _io("write", path, () => {
-    using file = Deno.openSync(path, { write: true, create: true, truncate: true, mode });
-    let done = 0;
-    while (done < bytes.length) done += file.writeSync(bytes.subarray(done));
-    file.syncSync();
+    _ops.writeSynced(path, bytes, { write: true, create: true, truncate: true, mode });
   });
 }
 
@@ -163,12 +213,7 @@ export function writeSyncedFile(path: string, bytes: Uint8Array, mode: number): 
  * anything else planted at `path` is refused, never followed or truncated).
  */
 export function writeNewSyncedFile(path: string, bytes: Uint8Array, mode: number): void {
-  _io("write", path, () => {
-    using file = Deno.openSync(path, { write: true, createNew: true, mode });
-    let done = 0;
-    while (done < bytes.length) done += file.writeSync(bytes.subarray(done));
-    file.syncSync();
-  });
+  _io("write", path, () => _ops.writeSynced(path, bytes, { write: true, createNew: true, mode }));
 }
 
 /** Runs `fn`, turning what it rejects with into a `PerCoreWalError` naming `operation`, `path`. */
@@ -180,12 +225,21 @@ async function _ioAsync<T>(operation: string, path: string, fn: () => Promise<T>
   }
 }
 
+/** Runs `fn` on a microtask: a replaced table's operation as one synchronous step. */
+function _later(fn: () => void): Promise<void> {
+  return Promise.resolve().then(fn);
+}
+
 /** {@linkcode writeNewSyncedFile} off the event loop. */
 export function writeNewSyncedFileAsync(
   path: string,
   bytes: Uint8Array,
   mode: number,
 ): Promise<void> {
+  // A replaced table (a test's) sees the write as one synchronous step.
+  if (_ops !== _realOps) {
+    return _ioAsync("write", path, () => _later(() => writeNewSyncedFile(path, bytes, mode)));
+  }
   return _ioAsync("write", path, async () => {
     using file = await Deno.open(path, { write: true, createNew: true, mode });
     let done = 0;
@@ -196,11 +250,15 @@ export function writeNewSyncedFileAsync(
 
 /** {@linkcode renamePath} off the event loop. */
 export function renamePathAsync(from: string, to: string): Promise<void> {
+  if (_ops !== _realOps) return _ioAsync("rename", from, () => _later(() => _ops.rename(from, to)));
   return _ioAsync("rename", from, () => Deno.rename(from, to));
 }
 
 /** {@linkcode syncDirectory} off the event loop. */
 export function syncDirectoryAsync(path: string): Promise<void> {
+  if (_ops !== _realOps) {
+    return _ioAsync("fsync directory", path, () => _later(() => _ops.syncDirectory(path)));
+  }
   return _ioAsync("fsync directory", path, async () => {
     using dir = await Deno.open(path, { read: true });
     await dir.sync();
@@ -214,10 +272,7 @@ export function readLink(path: string): string {
 
 /** fdatasyncs a file by path, opened read-only (a reader may lack write permission). */
 export function syncFileData(path: string): void {
-  _io("fdatasync", path, () => {
-    using f = Deno.openSync(path, { read: true });
-    f.syncDataSync();
-  });
+  _io("fdatasync", path, () => _ops.syncFile(path, true, true));
 }
 
 /** One `read` from the file's position into `buf`: the bytes read, or null at the end. */

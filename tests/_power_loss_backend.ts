@@ -3,9 +3,14 @@
 // beside them the backend keeps, per file, the durable image (what a completed fdatasync covered)
 // and the writes and size changes not yet covered. `powerLoss()` replaces each file with its
 // durable image plus a seeded random subset of those pending changes (each whole, dropped, or
-// torn at 512-byte sectors, in any order) and makes unsynced directory changes vanish or
-// survive at random. Chains complete in an order the simulator chooses (seeded), or, with
-// `auto`, in submission order on microtasks.
+// torn at 512-byte sectors, in any order). Files are inodes under names: each directory keeps
+// its durable entries (as of its last fsync) and the log of entry changes since (creates,
+// renames, unlinks); a power loss keeps a seeded random prefix of that log, so a rename or an
+// unlink not followed by a directory fsync may be undone. It also stands in for the module's
+// `DurabilityOps` (src/fs.ts), so reopen's repairs, checkpoints and `wal.json` go through the
+// same model, and it can kill the process at its n-th operation (`crashAfter`) to cut a reopen
+// repair or a checkpoint in the middle. Chains complete in an order the simulator chooses
+// (seeded), or, with `auto`, in submission order on microtasks.
 import { errnoError } from "../ffi/errno.ts";
 import type {
   IoBackend,
@@ -14,17 +19,44 @@ import type {
   WritePart,
   WritePurpose,
 } from "../src/io/backend.ts";
-import { readFullyAt } from "../src/fs.ts";
+import { type DurabilityOps, readFullyAt } from "../src/fs.ts";
 
 const SECTOR = 512;
 
-type Op = { kind: "write"; offset: number; data: Uint8Array } | {
+/** A change to a file; `layout`: a write of a segment's layout (zero-fill, "prepare"). */
+type Op = { kind: "write"; offset: number; data: Uint8Array; layout?: boolean } | {
   kind: "size";
   length: number;
+  layout?: boolean;
 };
+
+interface FileNode {
+  kind: "file";
+  /** What a power loss keeps for sure. */
+  durable: Uint8Array;
+  /** Completed changes not yet covered by an fsync. */
+  pending: Op[];
+}
+
+interface DirNode {
+  kind: "dir";
+  /** Its entries as of its last fsync. */
+  durable: Map<string, number>;
+  /** Its entry changes since, in order: a power loss keeps a random prefix. */
+  log: DirOp[];
+}
+
+type Node = FileNode | DirNode;
+
+type DirOp =
+  | { kind: "link"; name: string; ino: number }
+  | { kind: "unlink"; name: string }
+  | { kind: "rename"; from: string; to: string; ino: number };
 
 interface SimFile extends IoFile {
   file: Deno.FsFile;
+  /** Its inode (-1: outside the modelled tree, not modelled). */
+  ino: number;
   closed: boolean;
   /** The power-loss epoch it was opened in: after a power loss its process is gone. */
   epoch: number;
@@ -44,12 +76,39 @@ export interface PowerLossReport {
   whole: number;
   torn: number;
   dropped: number;
+  /** Of those, writes of a segment's layout (zero-fill, "prepare") torn or dropped. */
+  layoutLost: number;
+  /** Of those, writes extending a segment's laid-out window (past its start) torn or dropped. */
+  extensionLost: number;
   /** Files whose unsynced directory entry vanished, or whose unsynced unlink was undone. */
   vanished: number;
   reappeared: number;
+  /** Directory changes (creates, renames, unlinks) never fsynced that the power loss undid. */
+  dirOpsUndone: number;
 }
 
-/** The volatile-cache disk model. */
+/** Thrown by every operation of a process that the simulator killed (`crashAfter`). */
+export class SimulatedCrash extends Error {
+  constructor() {
+    super("simulated power loss in the middle of an operation");
+  }
+}
+
+/** Whether `e` (or an error it wraps) is the simulator's crash. */
+export function isSimulatedCrash(e: unknown): boolean {
+  for (let x = e; x instanceof Error; x = x.cause) if (x instanceof SimulatedCrash) return true;
+  return false;
+}
+
+function _split(path: string): [string, string] {
+  const i = path.lastIndexOf("/");
+  return [path.slice(0, i), path.slice(i + 1)];
+}
+
+/**
+ * The volatile-cache disk model of the tree under `root` (files and directories as inodes; what
+ * lies outside it is not modelled: its operations just happen).
+ */
 export class PowerLossBackend implements IoBackend {
   /** Claims io_uring so that the engine may use the O_DIRECT write mode's layout. */
   readonly kind = "io_uring" as const;
@@ -57,19 +116,52 @@ export class PowerLossBackend implements IoBackend {
   auto = true;
   /** fdatasyncs completed, for assertions. */
   fdatasyncs = 0;
+  /** Operations made through the `DurabilityOps` table (renames, removes, cuts, fsyncs...). */
+  readonly fsOps = {
+    rename: 0,
+    remove: 0,
+    truncate: 0,
+    syncFile: 0,
+    syncDirectory: 0,
+    write: 0,
+    mkdir: 0,
+  };
+  /** Chains of a segment's layout (zero-fill or fallocate, "prepare") submitted. */
+  layoutChains = 0;
+  /** Of those, chains extending a window (writing past the segment's start). */
+  extensionChains = 0;
+  /** The module's `DurabilityOps` (src/fs.ts) through this model: `replaceDurabilityOps(io.ops)`. */
+  readonly ops: DurabilityOps = {
+    rename: (from, to) => this.#rename(from, to),
+    remove: (path, options) => this.#remove(path, options),
+    truncate: (path, length) => this.#truncatePath(path, length),
+    syncFile: (path, _dataOnly, readOnly) => this.#syncFile(path, readOnly),
+    syncDirectory: (path) => this.syncDirectory(path),
+    writeSynced: (path, bytes, options) => this.#writeSynced(path, bytes, options),
+    makeDirectory: (path, options) => this.#makeDirectory(path, options),
+  };
+  readonly #root: string;
   readonly #direct: boolean;
   readonly #rand: () => number;
-  readonly #durable = new Map<string, Uint8Array>();
-  readonly #pending = new Map<string, Op[]>();
-  readonly #dirs = new Map<string, Set<string>>();
+  #nodes = new Map<number, Node>();
+  /** Every modelled path now (mirrors the real tree), to its inode. */
+  #paths = new Map<string, number>();
   readonly #files = new Set<SimFile>();
   #inflight: Chain[] = [];
   #epoch = 0;
+  #nextIno = 1;
+  /** Operations left before the process dies (undefined: it does not). */
+  #crashIn: number | undefined;
+  #dead = false;
 
-  /** `direct`: report O_DIRECT support (the engine then pads batches to 4096 bytes). */
-  constructor(rand: () => number, direct: boolean) {
+  /**
+   * `direct`: report O_DIRECT support (the engine then pads batches to 4096 bytes). `root`: the
+   * directory whose tree is modelled (it must exist; a power loss rewrites what is under it).
+   */
+  constructor(rand: () => number, direct: boolean, root: string) {
     this.#rand = rand;
     this.#direct = direct;
+    this.#root = root.replace(/\/+$/, "");
   }
 
   /** Chains submitted and not completed. */
@@ -77,7 +169,94 @@ export class PowerLossBackend implements IoBackend {
     return this.#inflight.length;
   }
 
+  /** Whether the process died at a `crashAfter` point (until the next power loss). */
+  get crashed(): boolean {
+    return this.#dead;
+  }
+
+  /**
+   * Kills the process right before its `n`-th next operation (of the file system model: opens,
+   * allocations, truncations, renames, removes, mkdirs, fsyncs, synced writes): that one and
+   * every later one throws {@linkcode SimulatedCrash} until {@linkcode powerLoss}. Undefined:
+   * never.
+   */
+  crashAfter(n: number | undefined): void {
+    this.#crashIn = n;
+  }
+
+  /** Counts an operation toward `crashAfter`; throws once the process is dead. */
+  #step(): void {
+    if (!this.#dead && this.#crashIn !== undefined && this.#crashIn-- <= 0) this.#dead = true;
+    if (this.#dead) throw new SimulatedCrash();
+  }
+
+  #inside(path: string): boolean {
+    return path === this.#root || path.startsWith(`${this.#root}/`);
+  }
+
+  #newNode(node: Node): number {
+    const ino = this.#nextIno++;
+    this.#nodes.set(ino, node);
+    return ino;
+  }
+
+  #dir(path: string): DirNode | undefined {
+    const ino = this.#know(path);
+    const node = ino === undefined ? undefined : this.#nodes.get(ino);
+    return node?.kind === "dir" ? node : undefined;
+  }
+
+  /**
+   * The inode at `path`, learning an entry the model has not seen (written around it: durable
+   * as it is, its entry durable in its directory). Undefined outside the tree or when missing.
+   */
+  #know(path: string): number | undefined {
+    const known = this.#paths.get(path);
+    if (known !== undefined) return known;
+    if (!this.#inside(path)) return undefined;
+    let info: Deno.FileInfo;
+    try {
+      info = Deno.lstatSync(path);
+    } catch {
+      return undefined;
+    }
+    let node: Node;
+    if (info.isDirectory) node = { kind: "dir", durable: new Map(), log: [] };
+    else if (info.isFile) node = { kind: "file", durable: Deno.readFileSync(path), pending: [] };
+    else return undefined;
+    const ino = this.#newNode(node);
+    this.#paths.set(path, ino);
+    if (path !== this.#root) {
+      const [dir, name] = _split(path);
+      this.#dir(dir)?.durable.set(name, ino);
+    }
+    return ino;
+  }
+
+  /** A new entry `path` for inode `ino` (logged in its directory, not durable yet). */
+  #link(path: string, ino: number): void {
+    const [dir, name] = _split(path);
+    const d = this.#dir(dir);
+    if (d === undefined) return;
+    this.#paths.set(path, ino);
+    d.log.push({ kind: "link", name, ino });
+  }
+
+  /** Forgets `path` and everything under it (gone from the real tree). */
+  #forget(path: string): void {
+    for (const p of [...this.#paths.keys()]) {
+      if (p === path || p.startsWith(`${path}/`)) this.#paths.delete(p);
+    }
+  }
+
+  #file(ino: number): FileNode | undefined {
+    const node = this.#nodes.get(ino);
+    return node?.kind === "file" ? node : undefined;
+  }
+
   openFile(path: string, o: OpenFileOptions): IoFile {
+    this.#step();
+    if (!o.createNew) this.#know(path);
     let file: Deno.FsFile;
     try {
       file = Deno.openSync(path, { read: true, write: true, createNew: o.createNew });
@@ -86,14 +265,12 @@ export class PowerLossBackend implements IoBackend {
         path,
       });
     }
-    if (o.createNew) {
-      this.#durable.set(path, new Uint8Array(0));
-      this.#pending.set(path, []);
-    } else if (!this.#durable.has(path)) {
-      this.#durable.set(path, Deno.readFileSync(path));
-      this.#pending.set(path, []);
+    let ino = o.createNew ? undefined : this.#paths.get(path);
+    if (ino === undefined && this.#inside(path)) {
+      ino = this.#newNode({ kind: "file", durable: new Uint8Array(0), pending: [] });
+      this.#link(path, ino);
     }
-    const f: SimFile = { path, file, closed: false, epoch: this.#epoch };
+    const f: SimFile = { path, file, ino: ino ?? -1, closed: false, epoch: this.#epoch };
     this.#files.add(f);
     return f;
   }
@@ -109,6 +286,7 @@ export class PowerLossBackend implements IoBackend {
 
   allocate(file: IoFile, length: number): boolean {
     if (this.#stale(file)) throw this.#gone(file);
+    this.#step();
     const f = file as SimFile;
     // Modelled as fallocate: the size changes and the new range reads as zeros.
     if (f.file.statSync().size < length) this.#change(f, { kind: "size", length });
@@ -119,14 +297,18 @@ export class PowerLossBackend implements IoBackend {
     file: IoFile,
     parts: WritePart[],
     sync: boolean,
-    _purpose?: WritePurpose,
+    purpose: WritePurpose = "data",
   ): Promise<void> {
     // An engine from before the power loss: its writes never happen, nor complete.
     if (this.#stale(file)) return new Promise<void>(() => {});
+    if (this.#dead) return Promise.reject(new SimulatedCrash());
+    if (purpose === "prepare") this.layoutChains++;
+    if (purpose === "prepare" && parts.some((p) => p.offset > 0)) this.extensionChains++;
     const writes: Op[] = parts.map((p) => ({
       kind: "write",
       offset: p.offset,
       data: p.data.slice(),
+      layout: purpose === "prepare",
     }));
     return new Promise<void>((resolve, reject) => {
       const c: Chain = { file: file as SimFile, writes, sync, resolve, reject };
@@ -151,13 +333,19 @@ export class PowerLossBackend implements IoBackend {
   }
 
   #complete(c: Chain): void {
+    if (this.#dead) {
+      c.reject(new SimulatedCrash());
+      return;
+    }
     for (const w of c.writes) this.#change(c.file, w);
     if (c.sync) {
       // fdatasync: everything completed on this file is now durable.
       this.fdatasyncs++;
-      const img = this.#image(c.file.path, this.#pending.get(c.file.path) ?? [], true);
-      this.#durable.set(c.file.path, img);
-      this.#pending.set(c.file.path, []);
+      const node = this.#file(c.file.ino);
+      if (node !== undefined) {
+        node.durable = this.#image(node, node.pending, true);
+        node.pending = [];
+      }
     }
     c.resolve();
   }
@@ -171,16 +359,16 @@ export class PowerLossBackend implements IoBackend {
     } else {
       f.file.truncateSync(op.length);
     }
-    this.#pending.get(f.path)?.push(op);
+    this.#file(f.ino)?.pending.push(op);
   }
 
   /**
-   * The durable image of `path` with `ops` applied: all of them (`all`), or at random: a write
+   * The durable image of `node` with `ops` applied: all of them (`all`), or at random: a write
    * dropped, applied whole, or torn (each sector it touches applied or not); a size change kept
    * or not.
    */
-  #image(path: string, ops: Op[], all: boolean, report?: PowerLossReport): Uint8Array {
-    let img = this.#durable.get(path) ?? new Uint8Array(0);
+  #image(node: FileNode, ops: Op[], all: boolean, report?: PowerLossReport): Uint8Array {
+    let img = node.durable.slice();
     const resize = (n: number) => {
       const b = new Uint8Array(n);
       b.set(img.subarray(0, Math.min(n, img.length)));
@@ -194,6 +382,8 @@ export class PowerLossBackend implements IoBackend {
       }
       if (r < 1 / 3) {
         if (report) report.dropped++;
+        if (report && op.layout) report.layoutLost++;
+        if (report && op.layout && op.offset > 0) report.extensionLost++;
         continue;
       }
       const end = op.offset + op.data.length;
@@ -204,6 +394,8 @@ export class PowerLossBackend implements IoBackend {
         continue;
       }
       if (report) report.torn++;
+      if (report && op.layout) report.layoutLost++;
+      if (report && op.layout && op.offset > 0) report.extensionLost++;
       for (let s = op.offset - (op.offset % SECTOR); s < end; s += SECTOR) {
         if (this.#rand() < 0.5) continue;
         const lo = Math.max(s, op.offset);
@@ -221,6 +413,7 @@ export class PowerLossBackend implements IoBackend {
 
   truncate(file: IoFile, length: number): void {
     if (this.#stale(file)) throw this.#gone(file);
+    this.#step();
     this.#change(file as SimFile, { kind: "size", length });
   }
 
@@ -232,8 +425,117 @@ export class PowerLossBackend implements IoBackend {
     this.#files.delete(f);
   }
 
+  /**
+   * fsyncs directory `path`: its entries are durable. Entries the model has not seen (written
+   * around it, as a checkpoint's state file) are learned now, as they are.
+   */
   syncDirectory(path: string): void {
-    this.#dirs.set(path, _list(path));
+    this.#step();
+    this.fsOps.syncDirectory++;
+    Deno.openSync(path, { read: true }).close();
+    const d = this.#dir(path);
+    if (d === undefined) return;
+    for (const e of Deno.readDirSync(path)) this.#know(`${path}/${e.name}`);
+    for (const op of d.log) _apply(d.durable, op);
+    d.log = [];
+  }
+
+  // The DurabilityOps table (src/fs.ts): each does the real operation, then models it.
+
+  #rename(from: string, to: string): void {
+    this.#step();
+    this.fsOps.rename++;
+    const ino = this.#know(from);
+    this.#know(to);
+    Deno.renameSync(from, to);
+    const [fromDir, fromName] = _split(from);
+    const [toDir, toName] = _split(to);
+    const moved = [...this.#paths].filter(([p]) => p.startsWith(`${from}/`));
+    this.#forget(from);
+    const replaced = this.#paths.has(to);
+    this.#forget(to);
+    if (ino === undefined) {
+      if (replaced) this.#dir(toDir)?.log.push({ kind: "unlink", name: toName });
+      return;
+    }
+    this.#paths.set(to, ino);
+    for (const [p, i] of moved) this.#paths.set(`${to}${p.slice(from.length)}`, i);
+    if (fromDir === toDir) {
+      this.#dir(fromDir)?.log.push({ kind: "rename", from: fromName, to: toName, ino });
+    } else {
+      this.#dir(fromDir)?.log.push({ kind: "unlink", name: fromName });
+      this.#dir(toDir)?.log.push({ kind: "link", name: toName, ino });
+    }
+  }
+
+  #remove(path: string, options?: Deno.RemoveOptions): void {
+    this.#step();
+    this.fsOps.remove++;
+    const ino = this.#know(path);
+    Deno.removeSync(path, options);
+    if (ino === undefined) return;
+    // A directory removed whole: what is under it goes with its entry.
+    this.#forget(path);
+    const [dir, name] = _split(path);
+    this.#dir(dir)?.log.push({ kind: "unlink", name });
+  }
+
+  #truncatePath(path: string, length: number): void {
+    this.#step();
+    this.fsOps.truncate++;
+    const ino = this.#know(path);
+    {
+      using f = Deno.openSync(path, { read: true, write: true });
+      f.truncateSync(length);
+      f.syncSync();
+    }
+    if (ino !== undefined) this.#settleFromDisk(ino, path);
+  }
+
+  #syncFile(path: string, readOnly: boolean): void {
+    this.#step();
+    this.fsOps.syncFile++;
+    const ino = this.#know(path);
+    Deno.openSync(path, { read: true, write: !readOnly }).close();
+    if (ino !== undefined) this.#settleFromDisk(ino, path);
+  }
+
+  #writeSynced(path: string, bytes: Uint8Array, options: Deno.OpenOptions): void {
+    this.#step();
+    this.fsOps.write++;
+    const existing = options.createNew ? undefined : this.#know(path);
+    {
+      using file = Deno.openSync(path, options);
+      let done = 0;
+      while (done < bytes.length) done += file.writeSync(bytes.subarray(done));
+    }
+    if (existing !== undefined) this.#settleFromDisk(existing, path);
+    else if (this.#inside(path)) {
+      this.#link(path, this.#newNode({ kind: "file", durable: bytes.slice(), pending: [] }));
+    }
+  }
+
+  #makeDirectory(path: string, options?: Deno.MkdirOptions): void {
+    this.#step();
+    this.fsOps.mkdir++;
+    // The directories that are missing, outermost first: each is a new entry of its parent.
+    const missing: string[] = [];
+    for (let p = path; this.#inside(p) && p !== this.#root; p = _split(p)[0]) {
+      if (this.#paths.has(p) || _exists(p)) break;
+      missing.unshift(p);
+    }
+    Deno.mkdirSync(path, options);
+    for (const p of missing) {
+      this.#link(p, this.#newNode({ kind: "dir", durable: new Map(), log: [] }));
+    }
+  }
+
+  /** An fsync by path: the file as the page cache has it is durable. */
+  #settleFromDisk(ino: number, path: string): void {
+    const node = this.#file(ino);
+    if (node === undefined) return;
+    node.durable = Deno.readFileSync(path);
+    node.pending = [];
   }
 
   allocBuffer(size: number): Uint8Array {
@@ -247,43 +549,86 @@ export class PowerLossBackend implements IoBackend {
   }
 
   /**
-   * Power loss in directory `dir`: chains in flight never complete (their writes are pending
-   * too), each file gets its durable image plus a random subset of its pending changes, and
-   * directory entries created or removed since the last fsync of `dir` may be undone.
+   * Power loss: chains in flight never complete (their writes are pending too); each directory
+   * keeps its durable entries plus a random prefix of its entry changes since its last fsync;
+   * each file left gets its durable image plus a random subset of its pending changes. The tree
+   * under the root is rewritten so (entries the model never saw are learned first, as they are).
    */
-  powerLoss(dir: string): PowerLossReport {
-    const report: PowerLossReport = { whole: 0, torn: 0, dropped: 0, vanished: 0, reappeared: 0 };
+  powerLoss(): PowerLossReport {
+    const report: PowerLossReport = {
+      whole: 0,
+      torn: 0,
+      dropped: 0,
+      layoutLost: 0,
+      extensionLost: 0,
+      vanished: 0,
+      reappeared: 0,
+      dirOpsUndone: 0,
+    };
     this.#epoch++;
-    for (const c of this.#inflight) this.#pending.get(c.file.path)?.push(...c.writes);
+    this.#dead = false;
+    this.#crashIn = undefined;
+    for (const c of this.#inflight) this.#file(c.file.ino)?.pending.push(...c.writes);
     this.#inflight = [];
     for (const f of [...this.#files]) this.closeFile(f);
-    const durableNames = this.#dirs.get(dir) ?? new Set<string>();
-    const present = _list(dir);
-    for (const name of present) {
-      const path = `${dir}/${name}`;
-      if (!this.#durable.has(path)) continue;
-      if (!durableNames.has(name) && this.#rand() < 0.5) {
-        Deno.removeSync(path);
-        report.vanished++;
-        continue;
-      }
-      const ops = _shuffle(this.#pending.get(path) ?? [], this.#rand);
-      Deno.writeFileSync(path, this.#image(path, ops, false, report));
+    this.#learnTree(this.#root);
+    const filesBefore = new Set(
+      [...this.#paths].filter(([, i]) => this.#file(i) !== undefined).map(([p]) => p),
+    );
+    // Directories (in inode order: deterministic): a random prefix of each log survives.
+    for (const node of this.#nodes.values()) {
+      if (node.kind !== "dir") continue;
+      const keep = node.log.length === 0 ? 0 : Math.floor(this.#rand() * (node.log.length + 1));
+      report.dirOpsUndone += node.log.length - keep;
+      for (const op of node.log.slice(0, keep)) _apply(node.durable, op);
+      node.log = [];
     }
-    for (const name of durableNames) {
-      const path = `${dir}/${name}`;
-      if (present.has(name) || !this.#durable.has(path)) continue;
-      if (this.#rand() < 0.5) {
-        // An unlink whose directory fsync never came: the file is back, as it was durably.
-        Deno.writeFileSync(path, this.#durable.get(path)!);
-        report.reappeared++;
+    // What is reachable from the root now, and each file's image (one per inode).
+    const rootIno = this.#know(this.#root)!;
+    const tree = new Map<string, number>();
+    const walk = (path: string, ino: number) => {
+      tree.set(path, ino);
+      const node = this.#nodes.get(ino)!;
+      if (node.kind === "dir") { for (const [n, i] of node.durable) walk(`${path}/${n}`, i); }
+    };
+    walk(this.#root, rootIno);
+    const images = new Map<number, Uint8Array>();
+    for (const ino of new Set(tree.values())) {
+      const node = this.#file(ino);
+      if (node === undefined) continue;
+      images.set(ino, this.#image(node, _shuffle(node.pending, this.#rand), false, report));
+    }
+    for (const e of Deno.readDirSync(this.#root)) {
+      Deno.removeSync(`${this.#root}/${e.name}`, { recursive: true });
+    }
+    const nodes = new Map<number, Node>();
+    this.#paths = new Map();
+    for (const [path, ino] of tree) {
+      this.#paths.set(path, ino);
+      const node = this.#nodes.get(ino)!;
+      if (node.kind === "dir") {
+        if (path !== this.#root) Deno.mkdirSync(path);
+        nodes.set(ino, node);
+      } else {
+        const img = images.get(ino)!;
+        Deno.writeFileSync(path, img);
+        nodes.set(ino, { kind: "file", durable: img, pending: [] });
+        if (!filesBefore.has(path)) report.reappeared++;
       }
     }
-    // After the power loss, what is on disk is durable.
-    this.#durable.clear();
-    this.#pending.clear();
-    this.#dirs.set(dir, _list(dir));
+    for (const p of filesBefore) if (!tree.has(p)) report.vanished++;
+    this.#nodes = nodes;
     return report;
+  }
+
+  /** Learns every entry under `dir` that the model has not seen. */
+  #learnTree(dir: string): void {
+    this.#know(dir);
+    for (const e of Deno.readDirSync(dir)) {
+      const path = `${dir}/${e.name}`;
+      this.#know(path);
+      if (e.isDirectory && !e.isSymlink) this.#learnTree(path);
+    }
   }
 
   close(): Promise<void> {
@@ -292,10 +637,22 @@ export class PowerLossBackend implements IoBackend {
   }
 }
 
-function _list(dir: string): Set<string> {
-  const out = new Set<string>();
-  for (const e of Deno.readDirSync(dir)) if (e.isFile) out.add(e.name);
-  return out;
+function _exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function _apply(d: Map<string, number>, op: DirOp): void {
+  if (op.kind === "link") d.set(op.name, op.ino);
+  else if (op.kind === "unlink") d.delete(op.name);
+  else {
+    d.delete(op.from);
+    d.set(op.to, op.ino);
+  }
 }
 
 function _shuffle<T>(xs: T[], rand: () => number): T[] {

@@ -25,7 +25,29 @@ if (seeds.some((s) => !Number.isSafeInteger(s))) {
 }
 
 const t0 = performance.now();
-const totals = { powerLosses: 0, appended: 0, acknowledged: 0, survivors: 0, torn: 0, vanished: 0 };
+const totals = {
+  powerLosses: 0,
+  appended: 0,
+  acknowledged: 0,
+  survivors: 0,
+  torn: 0,
+  vanished: 0,
+  dirOpsUndone: 0,
+  reopenCrashes: 0,
+  repairs: 0,
+  layoutChains: 0,
+  layoutLost: 0,
+  extensionChains: 0,
+  extensionLost: 0,
+  checkpoints: 0,
+  checkpointsDone: 0,
+  checkpointCrashes: 0,
+  checkpointsRetiring: 0,
+  recoveryRuns: 0,
+  recoveryRepairs: 0,
+  recoveryCrashes: 0,
+};
+const crashSteps: Record<string, number> = {};
 const modes = { direct: 0, buffered: 0 };
 for (const seed of seeds) {
   const dir = await Deno.makeTempDir({ prefix: "percore-wal-powerloss-" });
@@ -38,6 +60,23 @@ for (const seed of seeds) {
     totals.survivors += r.unacknowledgedSurvivors;
     totals.torn += r.tornWrites;
     totals.vanished += r.vanishedFiles;
+    totals.dirOpsUndone += r.dirOpsUndone;
+    totals.reopenCrashes += r.reopenCrashes;
+    totals.repairs += r.repairs;
+    totals.layoutChains += r.layoutChains;
+    totals.layoutLost += r.layoutLost;
+    totals.extensionChains += r.extensionChains;
+    totals.extensionLost += r.extensionLost;
+    totals.checkpoints += r.checkpoints;
+    totals.checkpointsDone += r.checkpointsDone;
+    totals.checkpointCrashes += r.checkpointCrashes;
+    totals.checkpointsRetiring += r.checkpointsRetiring;
+    totals.recoveryRuns += r.recoveryRuns;
+    totals.recoveryRepairs += r.recoveryRepairs;
+    totals.recoveryCrashes += r.recoveryCrashes;
+    for (const [k, v] of Object.entries(r.checkpointCrashSteps)) {
+      crashSteps[k] = (crashSteps[k] ?? 0) + v;
+    }
     modes[r.writeMode]++;
   } catch (e) {
     console.error(e instanceof Error ? e.message : e);
@@ -55,5 +94,13 @@ console.log(
     `${((performance.now() - t0) / 1000).toFixed(1)} s: ${totals.powerLosses} power losses, ` +
     `${totals.appended} records appended, ${totals.acknowledged} acknowledged, ` +
     `${totals.survivors} unacknowledged survivors, ${totals.torn} torn writes, ` +
-    `${totals.vanished} unsynced files vanished`,
+    `${totals.vanished} unsynced files vanished, ${totals.dirOpsUndone} directory changes undone, ` +
+    `${totals.reopenCrashes} power losses inside a reopen, ${totals.repairs} crash tails repaired, ` +
+    `${totals.layoutChains} segment layout chains (${totals.layoutLost} layout writes lost; ` +
+    `${totals.extensionChains} window extensions, ${totals.extensionLost} of their writes lost), ` +
+    `${totals.checkpoints} checkpoints (${totals.checkpointsDone} finished, ` +
+    `${totals.checkpointsRetiring} retiring segments, ${totals.checkpointCrashes} cut by a power ` +
+    `loss, by last step reached: ${JSON.stringify(crashSteps)}), ${totals.recoveryRuns} ` +
+    `repairing recoveries (${totals.recoveryRepairs} repairs applied, ${totals.recoveryCrashes} ` +
+    `cut by a power loss)`,
 );

@@ -14,6 +14,14 @@ import type { PerCoreWalConfig } from "../src/config.ts";
 import { asPut, readCore, str, tempDir } from "./_helpers.ts";
 import { holeBeforeBatchC, tailAcrossRotation, threeBatches, zero } from "./_crash_tails.ts";
 import { simulate } from "./_power_loss_sim.ts";
+import { isSimulatedCrash, PowerLossBackend } from "./_power_loss_backend.ts";
+import {
+  removePath,
+  renamePath,
+  replaceDurabilityOps,
+  syncDirectory,
+  writeSyncedFile,
+} from "../src/fs.ts";
 
 /** Sequences that the real recovery (read only, default mode) returns for core 0. */
 async function recovered(config: PerCoreWalConfig): Promise<number[]> {
@@ -98,15 +106,43 @@ Deno.test("a crash tail across a rotation: the hole in the old segment is cut an
   }
 });
 
-Deno.test("power-loss simulator: fixed seeds (every acknowledged record survives, nothing corrupt is returned, the log keeps working)", async () => {
-  let losses = 0;
+Deno.test("power-loss simulator: fixed seeds (every acknowledged record survives reopens and checkpoints cut by power losses, nothing corrupt is returned, the log keeps working)", async () => {
+  const total = {
+    losses: 0,
+    reopenCrashes: 0,
+    repairs: 0,
+    layoutChains: 0,
+    undone: 0,
+    checkpointsDone: 0,
+    retiring: 0,
+    checkpointCrashes: 0,
+    extensions: 0,
+    recoveryRuns: 0,
+  };
   for (let seed = 1; seed <= 60; seed++) {
     await using dir = await tempDir();
     const r = await simulate(seed, dir.path);
-    losses += r.powerLosses;
+    total.losses += r.powerLosses;
+    total.reopenCrashes += r.reopenCrashes;
+    total.repairs += r.repairs;
+    total.layoutChains += r.layoutChains;
+    total.undone += r.dirOpsUndone;
+    total.checkpointsDone += r.checkpointsDone;
+    total.retiring += r.checkpointsRetiring;
+    total.checkpointCrashes += r.checkpointCrashes;
+    total.extensions += r.extensionChains;
+    total.recoveryRuns += r.recoveryRuns;
     assert(r.powerLosses >= 1);
   }
-  assert(losses >= 60, `only ${losses} power losses`);
+  // The seeds reach what they are meant to: power losses inside reopens, crash tails repaired,
+  // segments laid out, unsynced directory changes undone, checkpoints finished (some retiring
+  // segments) and cut by power losses.
+  assert(total.losses >= 60, JSON.stringify(total));
+  assert(total.reopenCrashes > 0 && total.repairs > 0, JSON.stringify(total));
+  assert(total.layoutChains > 0 && total.undone > 0, JSON.stringify(total));
+  assert(total.checkpointsDone > 0 && total.retiring > 0, JSON.stringify(total));
+  assert(total.checkpointCrashes > 0 && total.extensions > 0, JSON.stringify(total));
+  assert(total.recoveryRuns > 0, JSON.stringify(total));
 });
 
 Deno.test("a crash tail at a rotation (a segment starting past a hole no marker claims) is in the recovery report: repair puts the segment aside, strict refuses it", async () => {
@@ -133,4 +169,71 @@ Deno.test("a crash tail at a rotation (a segment starting past a hole no marker 
   assertEquals(log.appendPut("k-5", "after"), 5);
   await log.close();
   assertEquals((await readCore(config)).map((x) => Number(x.sequence)), range(1, 5));
+});
+
+Deno.test("power-loss model: a rename or an unlink not followed by a directory fsync may be undone; one followed by it is kept", async () => {
+  for (const fsync of [false, true]) {
+    await using dir = await tempDir();
+    // rand 0: the power loss keeps nothing that was not durable.
+    const io = new PowerLossBackend(() => 0, false, dir.path);
+    const before = replaceDurabilityOps(io.ops);
+    try {
+      writeSyncedFile(`${dir.path}/a`, new Uint8Array([1]), 0o644);
+      writeSyncedFile(`${dir.path}/b`, new Uint8Array([2]), 0o644);
+      syncDirectory(dir.path);
+      renamePath(`${dir.path}/a`, `${dir.path}/a.aside`);
+      removePath(`${dir.path}/b`);
+      if (fsync) syncDirectory(dir.path);
+      const r = io.powerLoss();
+      assertEquals(r.dirOpsUndone, fsync ? 0 : 2);
+    } finally {
+      replaceDurabilityOps(before);
+    }
+    const names = [...Deno.readDirSync(dir.path)].map((e) => e.name).sort();
+    assertEquals(names, fsync ? ["a.aside"] : ["a", "b"]);
+    assertEquals(Deno.readFileSync(`${dir.path}/${fsync ? "a.aside" : "a"}`), new Uint8Array([1]));
+  }
+});
+
+Deno.test("a power loss at each operation of reopen's crash-tail repair loses nothing recovered, and the next reopen finishes the repair", async () => {
+  let crashes = 0;
+  for (const keep of [0, 0.99]) {
+    for (let n = 0;; n++) {
+      await using dir = await tempDir();
+      const { config } = await tailAcrossRotation(dir.path, false);
+      // keep 0: the power loss undoes every unsynced change; 0.99: it keeps nearly all.
+      const io = new PowerLossBackend(() => keep, false, dir.path);
+      const before = replaceDurabilityOps(io.ops);
+      let finished = false;
+      try {
+        io.crashAfter(n);
+        try {
+          await (await CoreLog.open(config, 0, { backend: io })).close();
+          finished = !io.crashed;
+        } catch (e) {
+          if (!isSimulatedCrash(e)) throw e;
+        }
+        if (!finished) {
+          crashes++;
+          io.powerLoss();
+          assertEquals(await recovered(config), range(1, 5), `power loss at operation ${n}`);
+          const log = await CoreLog.open(config, 0, { backend: io });
+          assertEquals(log.sequence, 5);
+          await log.close();
+        }
+        // The repair went through the model (renames aside, the cut, fsyncs).
+        assert(io.fsOps.rename + io.fsOps.truncate + io.fsOps.syncDirectory > 0);
+      } finally {
+        replaceDurabilityOps(before);
+        await io.close();
+      }
+      assertEquals(await recovered(config), range(1, 5));
+      const again = await CoreLog.open(config, 0);
+      assertEquals(again.appendPut("k-6", "after"), 6);
+      await again.close();
+      assertEquals((await readCore(config)).map((x) => Number(x.sequence)), range(1, 6));
+      if (finished) break;
+    }
+  }
+  assert(crashes >= 4, `only ${crashes} power losses inside the repair`);
 });
