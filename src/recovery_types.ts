@@ -218,6 +218,21 @@ export class RecoveredState implements Iterable<[Uint8Array, Uint8Array]> {
     }
   }
 
+  /** Every key and value, in key byte order: the iterator, named as on a `Map`. */
+  entries(): IterableIterator<[Uint8Array, Uint8Array]> {
+    return this[Symbol.iterator]();
+  }
+
+  /** Every key, in byte order. */
+  *keys(): IterableIterator<Uint8Array> {
+    for (const [k] of this) yield k;
+  }
+
+  /** Every value, in the byte order of its key. */
+  *values(): IterableIterator<Uint8Array> {
+    for (const [, v] of this) yield v;
+  }
+
   /** Closes the checkpoint's state file. */
   close(): void {
     this.#base?.close();

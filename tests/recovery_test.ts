@@ -293,3 +293,25 @@ test("records above the default limit written with a larger maxRecordBytes are r
   assertEquals(r.state.get("big")?.length, 17 * 1024 * 1024 - 100);
   assertEquals(r.report.filter((l) => l.status === "tornTail").length, 0);
 });
+
+test("RecoveredState reads like a Map: entries(), keys() and values() in key byte order, over the checkpoint and the replay", async () => {
+  await using dir = await tempDir();
+  const cfg = new PerCoreWalConfig(`${dir.path}/wal`, 1, { segmentSizeBytes: 64 * 1024 });
+  {
+    await using m = await PerCoreWalManager.open(cfg);
+    const w = m.writer(0);
+    w.appendPut("b", "2");
+    w.appendPut("d", "4");
+    await w.sync();
+    await new CheckpointCoordinator(m).checkpoint();
+    w.appendPut("a", "1");
+    w.appendDelete("d");
+    w.appendPut("c", "3");
+    await w.sync();
+  }
+  using r = await recoverPerCore(cfg.baseDir);
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  assertEquals([...r.state.keys()].map(text), ["a", "b", "c"]);
+  assertEquals([...r.state.values()].map(text), ["1", "2", "3"]);
+  assertEquals([...r.state.entries()].map(([k, v]) => text(k) + v.length), ["a1", "b1", "c1"]);
+});
