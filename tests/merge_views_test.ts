@@ -87,7 +87,9 @@ Deno.test("mergeSegments() stopped early while reading ahead closes its files on
   let n = 0;
   for await (const _ of stream) {
     if (++n < 10) continue;
-    assertEquals(await openSegmentFiles(dir.path), 2, "one segment open per core");
+    // One segment per core, and at times the next one, opened to tell whether it was started.
+    const open = await openSegmentFiles(dir.path);
+    assert(open >= 2 && open <= 4, `${open} segment files open while reading two cores`);
     break;
   }
   assertEquals(n, 10);
