@@ -302,21 +302,13 @@ async function runPlainGroup(): Promise<Measured> {
     new PlainGroupCommit(`${dir}/plain-0.log`, w!.producers * REC)
   );
   try {
-    const lat: number[] = [];
-    let next = 0;
-    const startedAt = now();
-    const producer = async () => {
-      while (next < records) {
-        const i = next++;
-        const t1 = now();
-        await log.append(keys[i & 511], value);
-        lat.push((now() - t1) * 1000);
-      }
-    };
-    await Promise.all(Array.from({ length: w!.producers }, producer));
+    const { lat, startedAt, seconds } = await _producers(
+      records,
+      () => (i) => log.append(keys[i & 511], value),
+    );
     return {
       records,
-      seconds: (now() - startedAt) / 1000,
+      seconds,
       lat,
       backend: "Deno.FsFile group commit, 64 producers",
       opened,
@@ -328,30 +320,47 @@ async function runPlainGroup(): Promise<Measured> {
   }
 }
 
+/**
+ * W3's producers (`w.producers` of them, each made by `make`) taking the records in turn, each
+ * awaiting its own: every latency in µs, when they started, and the seconds they took.
+ */
+async function _producers(
+  records: number,
+  make: () => (i: number) => Promise<unknown>,
+): Promise<{ lat: number[]; startedAt: number; seconds: number }> {
+  const lat: number[] = [];
+  let next = 0;
+  const startedAt = now();
+  const producer = async () => {
+    const one = make();
+    while (next < records) {
+      const i = next++;
+      const t1 = now();
+      await one(i);
+      lat.push((now() - t1) * 1000);
+    }
+  };
+  await Promise.all(Array.from({ length: w!.producers }, producer));
+  return { lat, startedAt, seconds: (now() - startedAt) / 1000 };
+}
+
 /** W3, naively: each of the 64 producers awaits its own write + syncData. */
 async function runPlainNaive(): Promise<Measured> {
   const records = w!.records;
   const { it: file, opened } = await timedOpen(() => new PlainFile(`${dir}/plain-0.log`));
   try {
-    const lat: number[] = [];
-    let next = 0;
-    const startedAt = now();
-    const producer = async () => {
+    const { lat, startedAt, seconds } = await _producers(records, () => {
       const f = new Framer(REC);
-      while (next < records) {
-        const i = next++;
-        const t1 = now();
+      return async (i) => {
         f.reset();
         f.put(keys[i & 511], value);
         await file.writeAll(f.buf.slice(0, f.used));
         await file.syncData();
-        lat.push((now() - t1) * 1000);
-      }
-    };
-    await Promise.all(Array.from({ length: w!.producers }, producer));
+      };
+    });
     return {
       records,
-      seconds: (now() - startedAt) / 1000,
+      seconds,
       lat,
       backend: "Deno.FsFile write + syncData per producer",
       opened,
