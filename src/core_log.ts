@@ -526,9 +526,26 @@ export class CoreLog {
     // The padding too: a write of less than the batch would leave a hole before the next one.
     if (end > b.buf.length) throw this.#violated("a batch never grows past its buffer");
     if (end > b.used) padBatch(b, end);
-    if (b.seg === this.#seg) this.#segTail = b.fileOffset + b.used;
+    if (b.seg === this.#seg) {
+      this.#segTail = b.fileOffset + b.used;
+      this.#layOutNext();
+    }
     this.#sealedBatches++;
     this.#pipeline.enqueue(b);
+  }
+
+  /**
+   * Once the current segment is half written, the next one (prepared with its first window only)
+   * is laid out whole, in the background: its layout then changes another file's metadata than
+   * the one the data's fdatasyncs commit, and the writer finds it laid out when it rotates.
+   * The first segment of a log (or the one recovery continues in) is laid out ahead of its writer
+   * in place ({@linkcode SegmentPreparer.keepAhead}).
+   */
+  #layOutNext(): void {
+    const next = this.#next;
+    const size = this.#o.segmentSizeBytes;
+    if (next === undefined || next.laidOut >= size || this.#segTail * 2 < size) return;
+    this.#segments.keepAhead(next, size);
   }
 
   /** After a submission: seals the open batch if a flush waits for a free slot. */
