@@ -235,12 +235,28 @@ export class PerCoreWalManager {
       throw new RangeError(`idleWaitMs must be between 1 and 3600000, got ${String(idle)}`);
     }
     const onEvent = checkEventHandler(options.onEvent);
+    // The Workers start first: a Worker's own start (its V8 isolate, the module's files) is
+    // most of open()'s time, and goes on on its own thread while this one locks and checks.
+    // Each waits for its "init", posted only once the directory is locked and checked.
+    const epochSab = new SharedArrayBuffer(8);
+    const started: ReturnType<typeof _start>[] = [];
+    try {
+      for (let c = 0; c < config.numCores; c++) started.push(_start(config, c, epochSab, onEvent));
+    } catch (e) {
+      for (const s of started) s.core.worker.terminate();
+      throw e;
+    }
+    const cores = started.map((s) => s.core);
+    const ready = started.map((s) => s.ready);
+    // A Worker that never gets its "init" is terminated: its start failing then is no news.
+    for (const r of ready) r.catch(() => {});
     const footprint = footprintBefore(config.baseDir);
     let lock: WalLock;
     try {
       ensureDirectory(config.baseDir, config.options);
       lock = lockWalDirectory(config.baseDir, config.options.fileMode);
     } catch (e) {
+      for (const core of cores) core.worker.terminate();
       // Without the lock, the files in the directory may be another writer's: only the
       // directories this open created go, and only while empty.
       removeCreatedDirectories(footprint);
@@ -258,25 +274,12 @@ export class PerCoreWalManager {
       // Before any core starts: a core whose history a checkpoint proves is never started over.
       await _refuseLostHistory(config, walId);
     } catch (e) {
+      for (const core of cores) core.worker.terminate();
       undo();
       throw e;
     }
-    const epochSab = new SharedArrayBuffer(8);
-    const cores: Core[] = [];
     try {
-      const ready = [];
-      for (let c = 0; c < config.numCores; c++) {
-        const { core, ready: r } = _start(
-          config,
-          c,
-          epochSab,
-          options.faults?.[c],
-          options.idleWaitMs,
-          onEvent,
-        );
-        cores.push(core);
-        ready.push(r);
-      }
+      for (const s of started) s.init(options.faults?.[s.core.writer.coreId], options.idleWaitMs);
       const results = await Promise.allSettled(ready);
       const failed = results.find((r) => r.status === "rejected");
       if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
@@ -594,13 +597,17 @@ export class PerCoreWalManager {
 }
 
 /**
- * The core Worker's module. Deno ends the whole process (no `error` event) when a Worker's module
- * cannot be read for lack of permission, so a local module's read permission is checked first.
+ * The core Worker's module: `src/core_worker.ts` and its imports bundled into one file
+ * (`deno task bundle`; `tests/worker_bundle_test.ts` fails when the file is not what the sources
+ * give). One file instead of some fifty modules shortens each Worker's start, which is most of
+ * `open()`'s time (`bench/worker_start.ts`). Deno ends the whole process (no `error` event) when
+ * a Worker's module cannot be read for lack of permission, so a local module's read permission
+ * is checked first.
  */
 function _workerUrl(): URL {
-  const url = new URL("./core_worker.ts", import.meta.url);
+  const url = new URL("./core_worker.bundle.js", import.meta.url);
   if (url.protocol === "file:") {
-    // The Worker imports src/ and ffi/: the module's whole directory must be readable.
+    // The module's whole directory must be readable (the Worker's bundle lies in it).
     const root = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
     if (Deno.permissions.querySync({ name: "read", path: root }).state !== "granted") {
       throw new PerCoreWalError(
@@ -634,12 +641,14 @@ function _configOf(dir: string, options: WalOpenOptions): PerCoreWalConfig {
   });
 }
 
+/**
+ * Starts core `coreId`'s Worker and its shared memory; `init` later hands it the WAL to open,
+ * and `ready` settles when it has (or could not).
+ */
 function _start(
   config: PerCoreWalConfig,
   coreId: number,
   epoch: SharedArrayBuffer,
-  faults?: FaultPlan,
-  idleWaitMs?: number,
   onEvent?: WalEventHandler,
 ) {
   const control = new Control();
@@ -677,21 +686,23 @@ function _start(
       );
     };
   });
-  const init: InitMessage = {
-    type: "init",
-    baseDir: config.baseDir,
-    numCores: config.numCores,
-    options: { ...config.options },
-    coreId,
-    control: control.sab,
-    epoch,
-    ring: ring.sab,
-    minEpoch: 0,
-    faults,
-    idleWaitMs,
+  const init = (faults?: FaultPlan, idleWaitMs?: number) => {
+    const m: InitMessage = {
+      type: "init",
+      baseDir: config.baseDir,
+      numCores: config.numCores,
+      options: { ...config.options },
+      coreId,
+      control: control.sab,
+      epoch,
+      ring: ring.sab,
+      minEpoch: 0,
+      faults,
+      idleWaitMs,
+    };
+    control.post(worker, m);
   };
-  control.post(worker, init);
-  return { core, ready };
+  return { core, ready, init };
 }
 
 /** Asks a core's Worker to drain and close, then terminates it; resolves with its close error. */
