@@ -139,6 +139,7 @@ export const OPTION_KEYS = {
     connection: true,
     retain: true,
     maxUnshippedRecords: true,
+    maxUnshippedBytes: true,
     signal: true,
   } as const,
   // Checked against its interface in src/ship/read.ts.

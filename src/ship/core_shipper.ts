@@ -13,6 +13,7 @@ import type { PerCoreWalEntry } from "../types.ts";
 import { sleep } from "../watch.ts";
 import { decodeFrame, encodeFrame, frameEntryBytes } from "./frame.ts";
 import type { ShipSettings } from "./options.ts";
+import type { LogEnd, UnshippedMeasure, UnshippedMeter } from "./unshipped.ts";
 
 /** What a core shipper does now. */
 export type CoreShipState = "starting" | "shipping" | "idle" | "retrying" | "stopped" | "failed";
@@ -27,7 +28,9 @@ export interface ShipperHooks {
   onShipped?(coreId: number, lastSequence: number): void | Promise<void>;
   /** The number of unshipped entries of a core above which `holdAppends(core, true)` is called. */
   unshippedLimitRecords?: number;
-  /** Called when a core's unshipped entries cross the limit (`held`) or fall below it. */
+  /** The unshipped bytes of a core (`unshipped.ts`) above which its appends are held. */
+  unshippedLimitBytes?: number;
+  /** Called when a core's unshipped entries or bytes cross a limit (`held`) or fall below. */
   holdAppends?(coreId: number, held: boolean): void;
   /** Called once the shipper closed (its holds released): the marks' last write and close. */
   closed?(): void | Promise<void>;
@@ -56,6 +59,8 @@ export class CoreShipper {
   /** Entries read, not yet acknowledged (one message at most, and a batch). */
   pending: PerCoreWalEntry[] = [];
   pendingBytes = 0;
+  /** The unshipped bytes of the WAL as last measured (`unshipped.ts`). */
+  unshippedBytes = 0;
   lastAckAt: number | undefined;
   retries = 0;
   state: CoreShipState = "starting";
@@ -72,6 +77,9 @@ export class CoreShipper {
   #read: Promise<ReadableStreamReadResult<PerCoreWalEntry>> | undefined;
   #ended = false;
   #held = false;
+  #meter: { meter: UnshippedMeter; end: () => LogEnd | undefined } | undefined;
+  #measuring: Promise<void> | undefined;
+  #measureAgain = false;
 
   constructor(
     coreId: number,
@@ -91,6 +99,46 @@ export class CoreShipper {
     this.#hooks = hooks;
     this.#stop = stop;
     this.#onProgress = onProgress;
+  }
+
+  /**
+   * Measures the unshipped bytes with `meter` up to `end()` (the durable end; undefined: the
+   * end of the files), after each acknowledgement and on {@linkcode remeasure}.
+   */
+  useMeter(meter: UnshippedMeter, end: () => LogEnd | undefined): void {
+    this.#meter = { meter, end };
+  }
+
+  /**
+   * Measures the unshipped bytes again (one measure at a time: a call during one runs another
+   * after it), then checks the limits. Resolves when that measure is done.
+   */
+  remeasure(): Promise<void> {
+    if (this.#meter === undefined) return Promise.resolve();
+    if (this.#measuring !== undefined) {
+      this.#measureAgain = true;
+      return this.#measuring;
+    }
+    const m = this.#meter;
+    this.#measuring = (async () => {
+      do {
+        this.#measureAgain = false;
+        // The end first: the mark read after it is never behind what the end counts.
+        const end = m.end();
+        let r: UnshippedMeasure;
+        try {
+          r = await m.meter.measure(this.lastShipped, end);
+        } catch (e) {
+          // A segment retired while it was read, or damage the loop reports itself: the last
+          // measure stands until the next one.
+          if (e instanceof PerCoreWalError) return;
+          throw e;
+        }
+        this.unshippedBytes = r.bytes;
+        this.checkHold();
+      } while (this.#measureAgain && !this.#stop.aborted);
+    })().finally(() => this.#measuring = undefined);
+    return this.#measuring;
   }
 
   /** The core's durable sequence when known without I/O (a manager's), else undefined. */
@@ -321,6 +369,7 @@ export class CoreShipper {
     const r = this.#hooks.onShipped?.(this.coreId, last);
     if (r instanceof Promise) r.catch(() => {});
     this.checkHold();
+    void this.remeasure();
     this.#onProgress();
   }
 
@@ -329,9 +378,13 @@ export class CoreShipper {
    * acknowledgement, and on the shipper's timer (a server that is down acknowledges nothing).
    */
   checkHold(): void {
-    const limit = this.#hooks.unshippedLimitRecords;
-    if (limit === undefined || this.#hooks.holdAppends === undefined) return;
-    const held = this.unshippedRecords > limit;
+    const records = this.#hooks.unshippedLimitRecords;
+    const bytes = this.#hooks.unshippedLimitBytes;
+    if ((records === undefined && bytes === undefined) || this.#hooks.holdAppends === undefined) {
+      return;
+    }
+    const held = (records !== undefined && this.unshippedRecords > records) ||
+      (bytes !== undefined && this.unshippedBytes > bytes);
     if (held !== this.#held) {
       this.#held = held;
       this.#hooks.holdAppends(this.coreId, held);
@@ -353,8 +406,9 @@ export class CoreShipper {
     await r.cancel().catch(() => {});
   }
 
-  /** Stops reading (the loop then ends at its next step). */
+  /** Stops reading (the loop then ends at its next step), and waits for a measure in flight. */
   async stop(): Promise<void> {
     await this.#closeReader();
+    await this.#measuring?.catch(() => {});
   }
 }

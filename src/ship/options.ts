@@ -70,6 +70,15 @@ export interface ShipToNatsOptions {
    * be held from here).
    */
   maxUnshippedRecords?: number;
+  /**
+   * The unshipped limit, in bytes of the WAL per core: the records (headers, bodies, padding)
+   * after the shipped mark's record up to the durable end, across segments (docs/SHIPPING.md,
+   * "The unshipped limit"; `status()` reports the same measure). Above it, as with
+   * `maxUnshippedRecords`, the core's appends throw "Backpressure" (a manager source only), or,
+   * with `onUnshippedLimit: "dropOldest"`, the oldest sealed unshipped segments are given up.
+   * Default: no limit. Either limit, or both.
+   */
+  maxUnshippedBytes?: number;
   /** Ends the shipper, as `close()` does. */
   signal?: AbortSignal;
 }
@@ -77,10 +86,18 @@ export interface ShipToNatsOptions {
 /** The options with their defaults, checked. */
 export type ShipSettings =
   & Required<
-    Omit<ShipToNatsOptions, "signal" | "streamConfig" | "connection" | "maxUnshippedRecords">
+    Omit<
+      ShipToNatsOptions,
+      | "signal"
+      | "streamConfig"
+      | "connection"
+      | "maxUnshippedRecords"
+      | "maxUnshippedBytes"
+    >
   >
   & {
     maxUnshippedRecords?: number;
+    maxUnshippedBytes?: number;
     servers: string[];
     streamConfig: Record<string, unknown>;
     connection: Record<string, unknown>;
@@ -163,6 +180,9 @@ export function shipSettings(options: ShipToNatsOptions): ShipSettings {
     maxUnshippedRecords: options.maxUnshippedRecords === undefined
       ? undefined
       : _int(options.maxUnshippedRecords, "maxUnshippedRecords", 1, Number.MAX_SAFE_INTEGER, 0),
+    maxUnshippedBytes: options.maxUnshippedBytes === undefined
+      ? undefined
+      : _int(options.maxUnshippedBytes, "maxUnshippedBytes", 1, Number.MAX_SAFE_INTEGER, 0),
     signal: options.signal,
   };
 }

@@ -35,8 +35,9 @@ import {
  * Unless `retain: false`, the shipper registers in the WAL directory (`shippers/<stream>-<node>
  * .json`) and moves its mark after each acknowledgement: checkpoints never delete a segment
  * holding an entry it has not shipped, also across restarts, until the registration is removed
- * (`ShipMarks.remove`). With `maxUnshippedRecords`, a core's appends
- * throw "Backpressure" while more entries than that are unshipped (a manager source only).
+ * (`ShipMarks.remove`). With `maxUnshippedRecords` or `maxUnshippedBytes`, a core's appends
+ * throw "Backpressure" while more entries or bytes than that are unshipped (a manager source
+ * only).
  *
  * The stream is created if absent: file storage, limits retention, subjects
  * `<subject>.<node>.>`, duplicate window 2 minutes, and `streamConfig` on top.
@@ -60,9 +61,11 @@ export async function shipToNats(
   const s = shipSettings(options);
   const fromDir = isDirectorySource(source);
   const limit = s.maxUnshippedRecords;
-  if (limit !== undefined && fromDir) {
+  const limitBytes = s.maxUnshippedBytes;
+  if ((limit !== undefined || limitBytes !== undefined) && fromDir) {
+    const name = limit !== undefined ? "maxUnshippedRecords" : "maxUnshippedBytes";
     throw new TypeError(
-      "maxUnshippedRecords needs the PerCoreWalManager of this process as the source: another " +
+      `${name} needs the PerCoreWalManager of this process as the source: another ` +
         "process's appends cannot be held from here",
     );
   }
@@ -78,18 +81,18 @@ export async function shipToNats(
     hooks.onShipped = (coreId, last) => m.advance(coreId, last);
     hooks.closed = () => m.close();
   }
-  if (limit !== undefined) {
+  if (limit !== undefined || limitBytes !== undefined) {
     // Loaded only here: a shipper of another process's directory never loads the engine.
     const { holdAppends } = await import("../ship_hold.ts");
     const manager = source as PerCoreWalManager;
     hooks.unshippedLimitRecords = limit;
+    hooks.unshippedLimitBytes = limitBytes;
+    const what = [
+      ...(limit === undefined ? [] : [`${limit} entries`]),
+      ...(limitBytes === undefined ? [] : [`${limitBytes} bytes`]),
+    ].join(" or ");
     hooks.holdAppends = (coreId, held) => {
-      holdAppends(
-        manager,
-        coreId,
-        held,
-        `more than ${limit} entries not shipped to stream "${s.stream}"`,
-      );
+      holdAppends(manager, coreId, held, `more than ${what} not shipped to stream "${s.stream}"`);
     };
   }
   try {
