@@ -140,6 +140,8 @@ export const OPTION_KEYS = {
     retain: true,
     maxUnshippedRecords: true,
     maxUnshippedBytes: true,
+    onUnshippedLimit: true,
+    onEvent: true,
     signal: true,
   } as const,
   // Checked against its interface in src/ship/read.ts.
@@ -149,6 +151,7 @@ export const OPTION_KEYS = {
     stream: true,
     subject: true,
     allowMissingStart: true,
+    onGap: true,
     connection: true,
     signal: true,
   } as const,

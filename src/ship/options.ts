@@ -4,6 +4,7 @@
  * @module
  */
 
+import { checkEventHandler, type WalEvent } from "../events.ts";
 import { checkOptionKeys, OPTION_KEYS } from "../option_keys.ts";
 
 /**
@@ -79,6 +80,19 @@ export interface ShipToNatsOptions {
    * Default: no limit. Either limit, or both.
    */
   maxUnshippedBytes?: number;
+  /**
+   * What the unshipped limits do when reached: `"backpressure"` (default: the core's appends
+   * throw "Backpressure" until the shipper caught up; nothing is ever dropped) or `"dropOldest"`
+   * (opt-in: the oldest sealed, durable, unshipped segments of the core are given up until it is
+   * under the limits, with an `unshippedDropped` event each time and a gap marker in the stream;
+   * appends are never refused for it). `"dropOldest"` needs `retain` (the default).
+   */
+  onUnshippedLimit?: "backpressure" | "dropOldest";
+  /**
+   * Told of the shipper's `unshippedDropped` events. Default: the manager's `onEvent` (a manager
+   * source); without either, one line on stderr per drop.
+   */
+  onEvent?: (event: WalEvent) => void;
   /** Ends the shipper, as `close()` does. */
   signal?: AbortSignal;
 }
@@ -93,11 +107,13 @@ export type ShipSettings =
       | "connection"
       | "maxUnshippedRecords"
       | "maxUnshippedBytes"
+      | "onEvent"
     >
   >
   & {
     maxUnshippedRecords?: number;
     maxUnshippedBytes?: number;
+    onEvent?: (event: WalEvent) => void;
     servers: string[];
     streamConfig: Record<string, unknown>;
     connection: Record<string, unknown>;
@@ -183,6 +199,18 @@ export function shipSettings(options: ShipToNatsOptions): ShipSettings {
     maxUnshippedBytes: options.maxUnshippedBytes === undefined
       ? undefined
       : _int(options.maxUnshippedBytes, "maxUnshippedBytes", 1, Number.MAX_SAFE_INTEGER, 0),
+    onUnshippedLimit: _limitMode(options.onUnshippedLimit),
+    onEvent: checkEventHandler(options.onEvent),
     signal: options.signal,
   };
+}
+
+function _limitMode(value: unknown): "backpressure" | "dropOldest" {
+  if (value === undefined) return "backpressure";
+  if (value !== "backpressure" && value !== "dropOldest") {
+    throw new TypeError(
+      `onUnshippedLimit must be "backpressure" or "dropOldest", got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
 }
