@@ -167,14 +167,21 @@ const COMMANDS: Record<string, _Command> = {
       "not validate yet (a batch being written) instead of skipping it.\n",
   },
   ship: {
-    usage: "wal ship <dir> --server URL --stream NAME --node ID [--subject S] [--once] [--json]",
+    usage: "wal ship <dir> --server URL --stream NAME --node ID [--subject S] [--once] " +
+      "[--max-unshipped-bytes N --drop-oldest] [--json]",
     about: "ship the WAL's durable entries to NATS JetStream, exactly once, in order per core",
     options: {
       ..._SHIP_OPTIONS,
       once: { type: "boolean" },
+      "max-unshipped-bytes": { type: "string" },
+      "drop-oldest": { type: "boolean" },
     },
     help: _SHIP_HELP +
       "  --once                 ship what is durable now, wait for the acknowledgements, exit 0\n" +
+      "  --max-unshipped-bytes N  per core, bytes of the WAL not yet acknowledged above which,\n" +
+      "                         with --drop-oldest (required: another process's appends cannot\n" +
+      "                         be held from here), the oldest sealed unshipped segments are\n" +
+      "                         given up, each drop on stderr and declared in the stream\n" +
       _JSON + _HELP +
       "Resumes after what the stream last holds for each core (docs/SHIPPING.md). Without\n" +
       "--once, ships new durable entries until SIGINT/SIGTERM, then closes cleanly; exit 1 when a\n" +
@@ -346,6 +353,17 @@ async function _ship(
     subject: v.subject as string | undefined,
     json: v.json === true,
   };
+  const maxUnshippedBytes = _integer(
+    "max-unshipped-bytes",
+    v["max-unshipped-bytes"] as string | undefined,
+    1,
+  );
+  if ((maxUnshippedBytes !== undefined) !== (v["drop-oldest"] === true)) {
+    throw new _UsageError(
+      "--max-unshipped-bytes and --drop-oldest go together: `wal ship` cannot hold another " +
+        "process's appends, so past the limit it can only give up the oldest unshipped segments",
+    );
+  }
   const ship = await import("./src/cli/ship.ts");
   try {
     if (name === "ship-status") return await ship.shipStatus(path, o);
@@ -356,6 +374,7 @@ async function _ship(
     try {
       return await ship.shipDirectory(path, {
         ...o,
+        maxUnshippedBytes,
         once: v.once === true,
         signal: stop.signal,
       });

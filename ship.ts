@@ -20,7 +20,16 @@
  * @module
  */
 
-export { type DecodedFrame, decodeFrame, encodeFrame, FRAME_VERSION } from "./src/ship/frame.ts";
+export {
+  type DecodedFrame,
+  decodeFrame,
+  encodeFrame,
+  encodeGapFrame,
+  FRAME_FLAG_GAP,
+  FRAME_VERSION,
+} from "./src/ship/frame.ts";
+export type { BackpressureCause, WalEvent } from "./src/events.ts";
+export type { PerCoreWalError, PerCoreWalErrorCode } from "./src/errors.ts";
 export type {
   CheckpointOperation,
   CommitOperation,
@@ -48,5 +57,6 @@ export {
   type ReadNatsStreamOptions,
   recoverFromNats,
   type ShippedEntry,
+  type ShippedGap,
 } from "./src/ship/read.ts";
 export type { RecoveredState } from "./src/recovery_types.ts";

@@ -20,6 +20,8 @@ export interface ShipFlags {
   subject: string;
   /** `--ship-max-unshipped-records`: passed through as `maxUnshippedRecords`. */
   maxUnshippedRecords?: number;
+  /** `--ship-max-unshipped-bytes`: passed through as `maxUnshippedBytes`. */
+  maxUnshippedBytes?: number;
 }
 
 /** The defaults of the `--ship-*` flags besides `--ship-to`. */
@@ -37,6 +39,7 @@ export function shipOptions(f: ShipFlags): Record<string, unknown> & {
     subject: f.subject,
   };
   if (f.maxUnshippedRecords !== undefined) o.maxUnshippedRecords = f.maxUnshippedRecords;
+  if (f.maxUnshippedBytes !== undefined) o.maxUnshippedBytes = f.maxUnshippedBytes;
   return o;
 }
 

@@ -78,7 +78,7 @@
  * `--backpressure-wait-ms` (default 100). `--ship-to URL` ships the WAL to NATS JetStream as it
  * becomes durable (`@percore/wal/ship`, docs/SHIPPING.md), with `--ship-stream` (default `WAL`),
  * `--ship-node` (default `ingest`), `--ship-subject` (default `wal`) and
- * `--ship-max-unshipped-records`; `/metrics` then gains the `percore_wal_ship_*` lines per core.
+ * `--ship-max-unshipped-records`, `--ship-max-unshipped-bytes`; `/metrics` then gains the `percore_wal_ship_*` lines per core.
  *
  * With `reusePort`, a second server of the same user started on the same port shares it (the
  * kernel spreads connections over both) instead of failing with "address in use": give each
@@ -150,7 +150,7 @@ const USAGE =
   [--backend auto|io_uring|sync] [--max-body-bytes N] [--backpressure-wait-ms N]
   [--max-record-bytes N] [--shared-buffer-bytes N] [--max-pending-bytes N]
   [--ship-to URL [--ship-stream NAME] [--ship-node ID] [--ship-subject S]
-   [--ship-max-unshipped-records N]]`;
+   [--ship-max-unshipped-records N] [--ship-max-unshipped-bytes N]]`;
 
 /**
  * Parses the command line; throws `RangeError`/`TypeError` saying which flag is wrong.
@@ -244,6 +244,9 @@ export function parseFlags(args: string[]): ServerFlags {
         break;
       case "ship-max-unshipped-records":
         ship.maxUnshippedRecords = int(name, value, 1, 2 ** 53 - 1);
+        break;
+      case "ship-max-unshipped-bytes":
+        ship.maxUnshippedBytes = int(name, value, 1, 2 ** 53 - 1);
         break;
       default:
         throw new TypeError(`Unknown flag --${name}\n${USAGE}`);

@@ -29,8 +29,10 @@ import type { PerCoreWalError } from "./errors.ts";
  *   `"unshippedLimit"` when an in-process shipper held the core's appends (`holdAppends`: appends
  *   throw "Backpressure" until it releases them), with the shipper's `reason` if it gave one.
  * - `"unshippedDropped"`: shipper `shipper` gave up core `coreId`'s entries `fromSequence` to
- *   `toSequence` unshipped (`dropUnshipped`, the opt-in mode of the unshipped limit): the next
- *   checkpoint may delete them, and they never reach the central stream.
+ *   `toSequence` unshipped (`dropUnshipped`, or `shipToNats`'s `onUnshippedLimit: "dropOldest"`,
+ *   the opt-in mode of the unshipped limit): the next checkpoint may delete them, and they never
+ *   reach the central stream (the shipper declares the gap there). `bytes`, when given, is what
+ *   that range takes in the WAL (the unshipped measure of docs/SHIPPING.md).
  *
  * Sequences, segments, offsets and byte counts are `number`s.
  *
@@ -72,6 +74,7 @@ export type WalEvent =
     shipper: string;
     fromSequence: number;
     toSequence: number;
+    bytes?: number;
   };
 
 /**

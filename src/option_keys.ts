@@ -139,6 +139,9 @@ export const OPTION_KEYS = {
     connection: true,
     retain: true,
     maxUnshippedRecords: true,
+    maxUnshippedBytes: true,
+    onUnshippedLimit: true,
+    onEvent: true,
     signal: true,
   } as const,
   // Checked against its interface in src/ship/read.ts.
@@ -148,6 +151,7 @@ export const OPTION_KEYS = {
     stream: true,
     subject: true,
     allowMissingStart: true,
+    onGap: true,
     connection: true,
     signal: true,
   } as const,

@@ -33,6 +33,8 @@ export interface ShipCommandOptions {
 export interface ShipRunOptions extends ShipCommandOptions {
   /** Ship what is durable now, wait for the acknowledgements, and return. */
   once: boolean;
+  /** `--max-unshipped-bytes N --drop-oldest`: the limit, past which the oldest go. */
+  maxUnshippedBytes?: number;
   /** Stops a run without `once` (SIGINT / SIGTERM in the tool). */
   signal?: AbortSignal;
 }
@@ -49,6 +51,10 @@ function _shipOptions(o: ShipRunOptions): ShipToNatsOptions {
     node: o.node,
   };
   if (o.subject !== undefined) options.subject = o.subject;
+  if (o.maxUnshippedBytes !== undefined) {
+    options.maxUnshippedBytes = o.maxUnshippedBytes;
+    options.onUnshippedLimit = "dropOldest";
+  }
   return options;
 }
 

@@ -11,8 +11,9 @@ import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { PerCoreWalError } from "../errors.ts";
 import type { PerCoreWalEntry } from "../types.ts";
 import { sleep } from "../watch.ts";
-import { decodeFrame, encodeFrame, frameEntryBytes } from "./frame.ts";
+import { decodeFrame, encodeFrame, encodeGapFrame, frameEntryBytes } from "./frame.ts";
 import type { ShipSettings } from "./options.ts";
+import type { LogEnd, UnshippedMeasure, UnshippedMeter } from "./unshipped.ts";
 
 /** What a core shipper does now. */
 export type CoreShipState = "starting" | "shipping" | "idle" | "retrying" | "stopped" | "failed";
@@ -27,8 +28,16 @@ export interface ShipperHooks {
   onShipped?(coreId: number, lastSequence: number): void | Promise<void>;
   /** The number of unshipped entries of a core above which `holdAppends(core, true)` is called. */
   unshippedLimitRecords?: number;
-  /** Called when a core's unshipped entries cross the limit (`held`) or fall below it. */
+  /** The unshipped bytes of a core (`unshipped.ts`) above which its appends are held. */
+  unshippedLimitBytes?: number;
+  /** Called when a core's unshipped entries or bytes cross a limit (`held`) or fall below. */
   holdAppends?(coreId: number, held: boolean): void;
+  /**
+   * The opt-in `dropOldest` mode of the limits (holds nothing then): gives up core `coreId`'s
+   * entries `from` to `to` (`bytes` of the WAL) unshipped: moves the durable mark past them and
+   * says so loudly. Resolves once the mark is durable.
+   */
+  dropUnshipped?(coreId: number, from: number, to: number, bytes: number): Promise<void>;
   /** Called once the shipper closed (its holds released): the marks' last write and close. */
   closed?(): void | Promise<void>;
 }
@@ -56,6 +65,8 @@ export class CoreShipper {
   /** Entries read, not yet acknowledged (one message at most, and a batch). */
   pending: PerCoreWalEntry[] = [];
   pendingBytes = 0;
+  /** The unshipped bytes of the WAL as last measured (`unshipped.ts`). */
+  unshippedBytes = 0;
   lastAckAt: number | undefined;
   retries = 0;
   state: CoreShipState = "starting";
@@ -72,6 +83,13 @@ export class CoreShipper {
   #read: Promise<ReadableStreamReadResult<PerCoreWalEntry>> | undefined;
   #ended = false;
   #held = false;
+  #meter: { meter: UnshippedMeter; end: () => LogEnd | undefined } | undefined;
+  #measuring: Promise<void> | undefined;
+  #measureAgain = false;
+  /** Given up unshipped, to be declared in the stream (a gap marker) before the next entries. */
+  #gap: { from: number; to: number } | undefined;
+  /** What the last measure decided to give up (`dropOldest`), applied by the loop. */
+  #dropTo: { to: number; bytes: number } | undefined;
 
   constructor(
     coreId: number,
@@ -93,13 +111,129 @@ export class CoreShipper {
     this.#onProgress = onProgress;
   }
 
+  /**
+   * Measures the unshipped bytes with `meter` up to `end()` (the durable end; undefined: the
+   * end of the files), after each acknowledgement and on {@linkcode remeasure}.
+   */
+  useMeter(meter: UnshippedMeter, end: () => LogEnd | undefined): void {
+    this.#meter = { meter, end };
+  }
+
+  /**
+   * Measures the unshipped bytes again (one measure at a time: a call during one runs another
+   * after it), then checks the limits. Resolves when that measure is done.
+   */
+  remeasure(): Promise<void> {
+    if (this.#meter === undefined) return Promise.resolve();
+    if (this.#measuring !== undefined) {
+      this.#measureAgain = true;
+      return this.#measuring;
+    }
+    const m = this.#meter;
+    this.#measuring = (async () => {
+      do {
+        this.#measureAgain = false;
+        // The end first: the mark read after it is never behind what the end counts.
+        const end = m.end();
+        let r: UnshippedMeasure;
+        try {
+          r = await m.meter.measure(this.shippedOrDropped, end);
+        } catch (e) {
+          // A segment retired while it was read, or damage the loop reports itself: the last
+          // measure stands until the next one.
+          if (e instanceof PerCoreWalError) return;
+          throw e;
+        }
+        this.unshippedBytes = r.bytes;
+        if (this.#hooks.dropUnshipped !== undefined) this.#decideDrop(r);
+        else this.checkHold();
+      } while (this.#measureAgain && !this.#stop.aborted);
+    })().finally(() => this.#measuring = undefined);
+    return this.#measuring;
+  }
+
+  /**
+   * `dropOldest`: the oldest sealed (wholly durable, not the segment of the durable end) spans
+   * to give up until the core is under its limits; the loop applies it between two publishes.
+   */
+  #decideDrop(r: UnshippedMeasure): void {
+    const maxBytes = this.#hooks.unshippedLimitBytes;
+    const maxRecords = this.#hooks.unshippedLimitRecords;
+    let bytes = r.bytes;
+    let records = this.unshippedRecords;
+    const over = () =>
+      (maxBytes !== undefined && bytes > maxBytes) ||
+      (maxRecords !== undefined && records > maxRecords);
+    let to: number | undefined;
+    let dropped = 0;
+    for (const s of r.spans) {
+      if (!over() || !s.sealed) break;
+      to = s.lastSequence;
+      dropped += s.bytes;
+      bytes -= s.bytes;
+      records -= s.lastSequence - s.firstSequence + 1;
+    }
+    // A later decision from the same mark covers an earlier one not applied yet.
+    if (to !== undefined && to > (this.#dropTo?.to ?? 0)) this.#dropTo = { to, bytes: dropped };
+  }
+
+  /**
+   * Gives up what {@linkcode #decideDrop} chose (the mark moves durably, an event says so), and
+   * reads on after it; the gap marker goes out before the next entries.
+   */
+  async #applyDrop(): Promise<void> {
+    const d = this.#dropTo;
+    this.#dropTo = undefined;
+    const from = this.shippedOrDropped + 1;
+    if (d === undefined || d.to < from) return;
+    await this.#hooks.dropUnshipped!(this.coreId, from, d.to, d.bytes);
+    this.#gap = { from: this.#gap?.from ?? from, to: d.to };
+    this.#drop(d.to);
+    if (this.#reader !== undefined && this.lastRead < d.to) {
+      // Nothing read past the range: read on after it (its segments are still there: only a
+      // checkpoint retires them, and only after the mark moved).
+      await this.#closeReader();
+      this.pending = [];
+      this.pendingBytes = 0;
+      this.lastRead = d.to;
+      this.#reader = this.#open(this.coreId, d.to + 1).getReader();
+      this.#ended = false;
+    }
+  }
+
+  /** Publishes the gap marker of the entries given up, expecting this core's previous message. */
+  async #publishGap(): Promise<void> {
+    const g = this.#gap!;
+    this.state = "shipping";
+    const ack = await this.#js.publish(
+      this.subject,
+      encodeGapFrame(this.coreId, g.from, g.to),
+      {
+        msgID: `${this.#s.node}.${this.coreId}.gap.${g.from}-${g.to}`,
+        expect: { lastSubjectSequence: this.lastStreamSequence },
+        timeout: this.#s.publishTimeoutMs,
+      },
+    );
+    this.lastStreamSequence = ack.seq;
+    this.lastShipped = g.to;
+    this.lastAckAt = Date.now();
+    this.error = undefined;
+    this.#gap = undefined;
+    this.#shipped(g.to);
+  }
+
   /** The core's durable sequence when known without I/O (a manager's), else undefined. */
   durableSequence: (() => number) | undefined;
 
   /** Entries durable and not acknowledged, as far as known (read, or durable in a manager). */
   get unshippedRecords(): number {
     const end = Math.max(this.lastRead, this.durableSequence?.() ?? 0);
-    return Math.max(0, end - this.lastShipped);
+    return Math.max(0, end - this.shippedOrDropped);
+  }
+
+  /** The last sequence shipped, or given up unshipped (`dropOldest`): the mark. */
+  get shippedOrDropped(): number {
+    return Math.max(this.lastShipped, this.#gap?.to ?? 0);
   }
 
   /** Whether the loop ended: its source ended and everything read was shipped, or it failed. */
@@ -117,9 +251,15 @@ export class CoreShipper {
     let failures = 0;
     while (!this.#stop.aborted) {
       try {
+        await this.#applyDrop();
         if (this.#needSync) {
           await this.#syncFromStream();
           this.#needSync = false;
+        }
+        if (this.#gap !== undefined) {
+          await this.#publishGap();
+          failures = 0;
+          continue;
         }
         if (!(await this.#fill())) {
           this.state = "stopped";
@@ -185,16 +325,30 @@ export class CoreShipper {
       this.lastShipped = frame.lastSequence;
       if (advanced) this.#shipped(frame.lastSequence);
     }
-    const next = this.lastShipped + 1;
-    this.#drop(this.lastShipped);
+    const g = this.#gap;
+    if (g !== undefined) {
+      // The stream holds the gap marker (its acknowledgement was lost), or the first entries
+      // of the range (a message whose acknowledgement was lost): declare only what it lacks.
+      if (this.lastShipped >= g.to) this.#gap = undefined;
+      else if (this.lastShipped >= g.from) g.from = this.lastShipped + 1;
+      else if (this.lastShipped < g.from - 1) {
+        // The stream lost acknowledged messages before the range (a server without fsync, a
+        // power loss): the mark is past them, so they go into the declared gap too, loudly.
+        await this.#hooks.dropUnshipped!(this.coreId, this.lastShipped + 1, g.from - 1, 0);
+        g.from = this.lastShipped + 1;
+      }
+    }
+    const mark = this.shippedOrDropped;
+    const next = mark + 1;
+    this.#drop(mark);
     const readNext = this.pending.length > 0 ? this.pending[0].sequence : this.lastRead + 1;
     // Read on where the stream ends: keep what was read if it continues it, else read again.
-    if (this.#reader === undefined || (this.lastShipped > 0 && readNext !== next)) {
+    if (this.#reader === undefined || (mark > 0 && readNext !== next)) {
       await this.#closeReader();
       this.pending = [];
       this.pendingBytes = 0;
-      this.lastRead = this.lastShipped;
-      const stream = this.#open(this.coreId, this.lastShipped > 0 ? next : undefined);
+      this.lastRead = mark;
+      const stream = this.#open(this.coreId, mark > 0 ? next : undefined);
       this.#reader = stream.getReader();
       this.#ended = false;
     }
@@ -321,6 +475,7 @@ export class CoreShipper {
     const r = this.#hooks.onShipped?.(this.coreId, last);
     if (r instanceof Promise) r.catch(() => {});
     this.checkHold();
+    void this.remeasure();
     this.#onProgress();
   }
 
@@ -329,9 +484,13 @@ export class CoreShipper {
    * acknowledgement, and on the shipper's timer (a server that is down acknowledges nothing).
    */
   checkHold(): void {
-    const limit = this.#hooks.unshippedLimitRecords;
-    if (limit === undefined || this.#hooks.holdAppends === undefined) return;
-    const held = this.unshippedRecords > limit;
+    const records = this.#hooks.unshippedLimitRecords;
+    const bytes = this.#hooks.unshippedLimitBytes;
+    if ((records === undefined && bytes === undefined) || this.#hooks.holdAppends === undefined) {
+      return;
+    }
+    const held = (records !== undefined && this.unshippedRecords > records) ||
+      (bytes !== undefined && this.unshippedBytes > bytes);
     if (held !== this.#held) {
       this.#held = held;
       this.#hooks.holdAppends(this.coreId, held);
@@ -353,8 +512,9 @@ export class CoreShipper {
     await r.cancel().catch(() => {});
   }
 
-  /** Stops reading (the loop then ends at its next step). */
+  /** Stops reading (the loop then ends at its next step), and waits for a measure in flight. */
   async stop(): Promise<void> {
     await this.#closeReader();
+    await this.#measuring?.catch(() => {});
   }
 }

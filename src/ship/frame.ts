@@ -38,6 +38,12 @@ export const FRAME_MAGIC = 0x53574350;
 export const FRAME_HEADER_BYTES = 32;
 /** Bytes of the trailing CRC32C. */
 export const FRAME_CRC_BYTES = 4;
+/**
+ * Flag bit 0 of byte 5: a gap marker. It carries no record: its first and last sequences name a
+ * range of the core's entries given up unshipped (`onUnshippedLimit: "dropOldest"`), declared so
+ * that readers accept the gap (and report it) instead of refusing it.
+ */
+export const FRAME_FLAG_GAP = 0x01;
 /** The salt of the records' own CRCs inside a message (`"SHIP"` as a little-endian u32). */
 export const FRAME_RECORD_SALT = 0x50494853;
 
@@ -53,6 +59,11 @@ export interface DecodedFrame {
   lastSequence: number;
   /** Its entries, in sequence order (an atomic batch's entries carry `batchLast`). */
   entries: PerCoreWalEntry[];
+  /**
+   * True for a gap marker: no entries; `firstSequence` to `lastSequence` were given up
+   * unshipped, on purpose.
+   */
+  gap?: boolean;
 }
 
 /**
@@ -141,6 +152,29 @@ export function encodeFrame(entries: readonly PerCoreWalEntry[]): Uint8Array {
   return bytes;
 }
 
+/**
+ * Encodes a gap marker (flag {@linkcode FRAME_FLAG_GAP}): core `coreId`'s sequences `first` to
+ * `last` were given up unshipped. A header, no record, and the checksum: 36 bytes.
+ */
+export function encodeGapFrame(coreId: number, first: number, last: number): Uint8Array {
+  if (!Number.isInteger(coreId) || coreId < 0 || coreId > 0xffff) {
+    throw new RangeError(`coreId must be an integer from 0 to 65535, got ${coreId}`);
+  }
+  if (!Number.isSafeInteger(first) || first < 1 || !Number.isSafeInteger(last) || last < first) {
+    throw new RangeError(`a gap runs from a sequence of at least 1 on, got ${first} to ${last}`);
+  }
+  const bytes = new Uint8Array(FRAME_HEADER_BYTES + FRAME_CRC_BYTES);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(0, FRAME_MAGIC, true);
+  bytes[4] = FRAME_VERSION;
+  bytes[5] = FRAME_FLAG_GAP;
+  view.setUint16(6, coreId, true);
+  setU64(view, 8, first);
+  setU64(view, 16, last);
+  view.setUint32(FRAME_HEADER_BYTES, crc32c(bytes, 0, FRAME_HEADER_BYTES), true);
+  return bytes;
+}
+
 /** The core, first and last sequence a message's header claims (not verified: see decode). */
 export function frameHeader(
   bytes: Uint8Array,
@@ -176,7 +210,9 @@ export function decodeFrame(input: Uint8Array): DecodedFrame {
   if (crc32c(bytes, 0, end) !== view.getUint32(end, true)) {
     throw _bad("ChecksumMismatch", "checksum mismatch");
   }
-  if (bytes[5] !== 0) throw _bad("Corrupted", `unknown flags ${bytes[5]}`);
+  if (bytes[5] !== 0 && bytes[5] !== FRAME_FLAG_GAP) {
+    throw _bad("Corrupted", `unknown flags ${bytes[5]}`);
+  }
   const coreId = view.getUint16(6, true);
   // The one rule for numbers (types.ts): a u64 above 2^53 - 1 is refused, never rounded.
   if (!u64IsSafe(view, 8) || !u64IsSafe(view, 16)) {
@@ -186,6 +222,12 @@ export function decodeFrame(input: Uint8Array): DecodedFrame {
   const last = getU64(view, 16);
   const count = view.getUint32(24, true);
   if (first < 1 || last < first) throw _bad("Corrupted", `sequences ${first} to ${last}`);
+  if (bytes[5] === FRAME_FLAG_GAP) {
+    if (count !== 0 || end !== FRAME_HEADER_BYTES || view.getUint32(28, true) !== 0) {
+      throw _bad("Corrupted", "a gap marker with records or reserved bytes set");
+    }
+    return { coreId, firstSequence: first, lastSequence: last, entries: [], gap: true };
+  }
   const ctx = { salt: SALT_STATE, coreId, maxRecordBytes: MAX_RECORD_BYTES_LIMIT, version: 3 };
   const entries: PerCoreWalEntry[] = [];
   let pos = FRAME_HEADER_BYTES;

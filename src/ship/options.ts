@@ -4,6 +4,7 @@
  * @module
  */
 
+import { checkEventHandler, type WalEvent } from "../events.ts";
 import { checkOptionKeys, OPTION_KEYS } from "../option_keys.ts";
 
 /**
@@ -70,6 +71,28 @@ export interface ShipToNatsOptions {
    * be held from here).
    */
   maxUnshippedRecords?: number;
+  /**
+   * The unshipped limit, in bytes of the WAL per core: the records (headers, bodies, padding)
+   * after the shipped mark's record up to the durable end, across segments (docs/SHIPPING.md,
+   * "The unshipped limit"; `status()` reports the same measure). Above it, as with
+   * `maxUnshippedRecords`, the core's appends throw "Backpressure" (a manager source only), or,
+   * with `onUnshippedLimit: "dropOldest"`, the oldest sealed unshipped segments are given up.
+   * Default: no limit. Either limit, or both.
+   */
+  maxUnshippedBytes?: number;
+  /**
+   * What the unshipped limits do when reached: `"backpressure"` (default: the core's appends
+   * throw "Backpressure" until the shipper caught up; nothing is ever dropped) or `"dropOldest"`
+   * (opt-in: the oldest sealed, durable, unshipped segments of the core are given up until it is
+   * under the limits, with an `unshippedDropped` event each time and a gap marker in the stream;
+   * appends are never refused for it). `"dropOldest"` needs `retain` (the default).
+   */
+  onUnshippedLimit?: "backpressure" | "dropOldest";
+  /**
+   * Told of the shipper's `unshippedDropped` events. Default: the manager's `onEvent` (a manager
+   * source); without either, one line on stderr per drop.
+   */
+  onEvent?: (event: WalEvent) => void;
   /** Ends the shipper, as `close()` does. */
   signal?: AbortSignal;
 }
@@ -77,10 +100,20 @@ export interface ShipToNatsOptions {
 /** The options with their defaults, checked. */
 export type ShipSettings =
   & Required<
-    Omit<ShipToNatsOptions, "signal" | "streamConfig" | "connection" | "maxUnshippedRecords">
+    Omit<
+      ShipToNatsOptions,
+      | "signal"
+      | "streamConfig"
+      | "connection"
+      | "maxUnshippedRecords"
+      | "maxUnshippedBytes"
+      | "onEvent"
+    >
   >
   & {
     maxUnshippedRecords?: number;
+    maxUnshippedBytes?: number;
+    onEvent?: (event: WalEvent) => void;
     servers: string[];
     streamConfig: Record<string, unknown>;
     connection: Record<string, unknown>;
@@ -163,6 +196,21 @@ export function shipSettings(options: ShipToNatsOptions): ShipSettings {
     maxUnshippedRecords: options.maxUnshippedRecords === undefined
       ? undefined
       : _int(options.maxUnshippedRecords, "maxUnshippedRecords", 1, Number.MAX_SAFE_INTEGER, 0),
+    maxUnshippedBytes: options.maxUnshippedBytes === undefined
+      ? undefined
+      : _int(options.maxUnshippedBytes, "maxUnshippedBytes", 1, Number.MAX_SAFE_INTEGER, 0),
+    onUnshippedLimit: _limitMode(options.onUnshippedLimit),
+    onEvent: checkEventHandler(options.onEvent),
     signal: options.signal,
   };
+}
+
+function _limitMode(value: unknown): "backpressure" | "dropOldest" {
+  if (value === undefined) return "backpressure";
+  if (value !== "backpressure" && value !== "dropOldest") {
+    throw new TypeError(
+      `onUnshippedLimit must be "backpressure" or "dropOldest", got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
 }

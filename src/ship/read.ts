@@ -42,6 +42,12 @@ export interface ReadNatsStreamOptions {
    * Default false: such a core is refused, naming its first sequence.
    */
   allowMissingStart?: boolean;
+  /**
+   * Told of each declared gap (a gap marker: entries the shipper gave up unshipped with
+   * `onUnshippedLimit: "dropOldest"`), in stream order, before the entries after it are handed
+   * out. A gap that is not declared is refused whatever this says.
+   */
+  onGap?: (gap: ShippedGap) => void;
   /** Passed to the NATS client's `connect` (auth, TLS). */
   connection?: Record<string, unknown>;
   /** Stops the reading: the iteration rejects with the signal's reason. */
@@ -71,12 +77,38 @@ export interface ShippedEntry extends PerCoreWalEntry {
   streamSequence: number;
 }
 
+/**
+ * A declared gap in a shipped stream: core `coreId` of `node` gave up sequences `fromSequence`
+ * to `toSequence` unshipped (docs/SHIPPING.md, "Dropping the oldest").
+ *
+ * @example
+ * ```ts
+ * import type { ShippedGap } from "@percore/wal/ship";
+ *
+ * const say = (g: ShippedGap) =>
+ *   console.warn(`${g.node}/${g.coreId}: ${g.fromSequence}..${g.toSequence} were dropped`);
+ * ```
+ */
+export interface ShippedGap {
+  /** The node id of the subject. */
+  node: string;
+  /** The core. */
+  coreId: number;
+  /** The first sequence given up. */
+  fromSequence: number;
+  /** The last sequence given up. */
+  toSequence: number;
+  /** The stream sequence of the gap marker. */
+  streamSequence: number;
+}
+
 interface _Ctx {
   nc: NatsConnection;
   jsm: JetStreamManager;
   stream: string;
   subject: string;
   allowMissingStart: boolean;
+  onGap?: (gap: ShippedGap) => void;
   signal?: AbortSignal;
 }
 
@@ -91,6 +123,9 @@ async function _open(options: ReadNatsStreamOptions): Promise<_Ctx & { filter: s
   }
   const stream = options.stream ?? "WAL";
   const subject = options.subject ?? "wal";
+  if (options.onGap !== undefined && typeof options.onGap !== "function") {
+    throw new TypeError(`onGap must be a function, got ${typeof options.onGap}`);
+  }
   options.signal?.throwIfAborted();
   const nc = await connect({ ...options.connection, servers });
   try {
@@ -101,6 +136,7 @@ async function _open(options: ReadNatsStreamOptions): Promise<_Ctx & { filter: s
       stream,
       subject,
       allowMissingStart: options.allowMissingStart === true,
+      onGap: options.onGap,
       signal: options.signal,
       filter: `${subject}.${options.node ?? "*"}.*`,
     };
@@ -165,6 +201,16 @@ async function* _messages(
       );
     }
     last.set(m.subject, f.lastSequence);
+    if (f.gap === true) {
+      ctx.onGap?.({
+        node,
+        coreId: core,
+        fromSequence: f.firstSequence,
+        toSequence: f.lastSequence,
+        streamSequence: m.seq,
+      });
+      continue;
+    }
     yield f.entries.map((e) => ({ ...e, node, streamSequence: m.seq }));
   }
 }
@@ -172,7 +218,8 @@ async function* _messages(
 /**
  * The entries of a shipped stream (one node or all), decoded and verified: each message's
  * checksum and records, and per subject (node and core) sequences from 1 (see
- * `allowMissingStart`) without gap or duplicate. Each core's entries come in order; across
+ * `allowMissingStart`) without gap or duplicate, but for the gaps the shipper declared (gap
+ * markers, `onUnshippedLimit: "dropOldest"`), which are accepted and told to `onGap`. Each core's entries come in order; across
  * subjects, in stream order. Reads what the stream holds when the iteration starts. Throws
  * `PerCoreWalError` naming the stream sequence and subject of a corrupted message, a gap or a
  * duplicate.
@@ -224,6 +271,11 @@ export interface NatsRecoveredState {
   entriesReplayed: number;
   /** Largest epoch seen. */
   finalEpoch: number;
+  /**
+   * The declared gaps met (entries a shipper gave up unshipped), by subject then sequence: the
+   * state lacks what they held. Empty when the stream has none.
+   */
+  gaps: ShippedGap[];
 }
 
 /** One subject read message by message: its current entry. */
@@ -269,6 +321,12 @@ class _SubjectCursor {
  */
 export async function recoverFromNats(options: ReadNatsStreamOptions): Promise<NatsRecoveredState> {
   const ctx = await _open(options);
+  const gaps: ShippedGap[] = [];
+  const told = ctx.onGap;
+  ctx.onGap = (g) => {
+    gaps.push(g);
+    told?.(g);
+  };
   try {
     const info = await ctx.jsm.streams.info(ctx.stream, { subjects_filter: ctx.filter });
     const subjects = Object.keys(info.state.subjects ?? {}).sort();
@@ -304,6 +362,13 @@ export async function recoverFromNats(options: ReadNatsStreamOptions): Promise<N
       lastSequences,
       entriesReplayed: replayed,
       finalEpoch,
+      gaps: gaps.sort((a, b) =>
+        a.node < b.node
+          ? -1
+          : a.node > b.node
+          ? 1
+          : a.coreId - b.coreId || a.fromSequence - b.fromSequence
+      ),
     };
     if (committed.watermark !== undefined) out.watermark = committed.watermark;
     return out;

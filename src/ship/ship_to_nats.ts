@@ -8,6 +8,7 @@
 
 import type { PerCoreWalConfig } from "../config.ts";
 import type { PerCoreWalManager } from "../manager.ts";
+import { emitEvent, type WalEvent, type WalEventHandler } from "../events.ts";
 import { ShipMarks } from "../ship_marks.ts";
 import type { ShipperHooks } from "./core_shipper.ts";
 import { shipSettings, type ShipToNatsOptions } from "./options.ts";
@@ -35,8 +36,9 @@ import {
  * Unless `retain: false`, the shipper registers in the WAL directory (`shippers/<stream>-<node>
  * .json`) and moves its mark after each acknowledgement: checkpoints never delete a segment
  * holding an entry it has not shipped, also across restarts, until the registration is removed
- * (`ShipMarks.remove`). With `maxUnshippedRecords`, a core's appends
- * throw "Backpressure" while more entries than that are unshipped (a manager source only).
+ * (`ShipMarks.remove`). With `maxUnshippedRecords` or `maxUnshippedBytes`, a core's appends
+ * throw "Backpressure" while more entries or bytes than that are unshipped (a manager source
+ * only).
  *
  * The stream is created if absent: file storage, limits retention, subjects
  * `<subject>.<node>.>`, duplicate window 2 minutes, and `streamConfig` on top.
@@ -60,9 +62,19 @@ export async function shipToNats(
   const s = shipSettings(options);
   const fromDir = isDirectorySource(source);
   const limit = s.maxUnshippedRecords;
-  if (limit !== undefined && fromDir) {
+  const limitBytes = s.maxUnshippedBytes;
+  const limited = limit !== undefined || limitBytes !== undefined;
+  const dropOldest = s.onUnshippedLimit === "dropOldest";
+  if (dropOldest && (!limited || !s.retain)) {
     throw new TypeError(
-      "maxUnshippedRecords needs the PerCoreWalManager of this process as the source: another " +
+      'onUnshippedLimit: "dropOldest" needs maxUnshippedBytes or maxUnshippedRecords, and ' +
+        "retain (the mark it moves past what it gives up)",
+    );
+  }
+  if (limited && fromDir && !dropOldest) {
+    const name = limit !== undefined ? "maxUnshippedRecords" : "maxUnshippedBytes";
+    throw new TypeError(
+      `${name} needs the PerCoreWalManager of this process as the source: another ` +
         "process's appends cannot be held from here",
     );
   }
@@ -78,18 +90,22 @@ export async function shipToNats(
     hooks.onShipped = (coreId, last) => m.advance(coreId, last);
     hooks.closed = () => m.close();
   }
-  if (limit !== undefined) {
+  if (dropOldest) {
+    hooks.unshippedLimitRecords = limit;
+    hooks.unshippedLimitBytes = limitBytes;
+    hooks.dropUnshipped = await _dropper(source, s.onEvent, marks!);
+  } else if (limited) {
     // Loaded only here: a shipper of another process's directory never loads the engine.
     const { holdAppends } = await import("../ship_hold.ts");
     const manager = source as PerCoreWalManager;
     hooks.unshippedLimitRecords = limit;
+    hooks.unshippedLimitBytes = limitBytes;
+    const what = [
+      ...(limit === undefined ? [] : [`${limit} entries`]),
+      ...(limitBytes === undefined ? [] : [`${limitBytes} bytes`]),
+    ].join(" or ");
     hooks.holdAppends = (coreId, held) => {
-      holdAppends(
-        manager,
-        coreId,
-        held,
-        `more than ${limit} entries not shipped to stream "${s.stream}"`,
-      );
+      holdAppends(manager, coreId, held, `more than ${what} not shipped to stream "${s.stream}"`);
     };
   }
   try {
@@ -101,4 +117,41 @@ export async function shipToNats(
     if (marks !== undefined && !registered) ShipMarks.remove(where, marks.name);
     throw e;
   }
+}
+
+/**
+ * The `dropOldest` hook: the mark moves durably past the range given up, then an
+ * `unshippedDropped` event goes to `onEvent` (the option, else the manager's), or, without
+ * either, a line to stderr: a drop is never silent.
+ */
+async function _dropper(
+  source: ShipSource,
+  onEvent: WalEventHandler | undefined,
+  marks: ShipMarks,
+): Promise<NonNullable<ShipperHooks["dropUnshipped"]>> {
+  let handler = onEvent;
+  if (handler === undefined && !isDirectorySource(source)) {
+    // Loaded only here: a shipper of another process's directory never loads the engine.
+    const { _coreAccess } = await import("../manager.ts");
+    handler = _coreAccess(source as PerCoreWalManager, 0).onEvent;
+  }
+  return async (coreId, from, to, bytes) => {
+    await marks.advance(coreId, to);
+    const event: WalEvent = {
+      type: "unshippedDropped",
+      coreId,
+      shipper: marks.name,
+      fromSequence: from,
+      toSequence: to,
+      bytes,
+    };
+    if (handler !== undefined) emitEvent(handler, event);
+    else {
+      console.error(
+        `@percore/wal/ship: core ${coreId}: entries ${from} to ${to} (${bytes} bytes) dropped ` +
+          `unshipped by shipper "${marks.name}" (onUnshippedLimit: "dropOldest"); the stream ` +
+          `declares the gap`,
+      );
+    }
+  };
 }

@@ -27,6 +27,7 @@ import {
   type ShipperHooks,
 } from "./core_shipper.ts";
 import { type ShipSettings, shipSettings, type ShipToNatsOptions } from "./options.ts";
+import { UnshippedMeter } from "./unshipped.ts";
 
 /**
  * What `shipToNats` ships: an open manager of this process (the `PerCoreWalManager` of
@@ -88,7 +89,12 @@ export interface ShipCoreStatus {
    * less the last shipped; for a directory, what the shipper has read and not shipped.
    */
   unshippedRecords: number;
-  /** Bytes (as framed, an upper bound) of the entries read and not yet acknowledged. */
+  /**
+   * Bytes of the WAL not yet acknowledged: the records (headers, bodies, padding) after the
+   * shipped mark's record up to the durable end (a directory: the end of the valid records in
+   * the files), across segments; as last measured (after each acknowledgement and every 50 ms).
+   * What `maxUnshippedBytes` compares with.
+   */
   unshippedBytes: number;
   /** Milliseconds since the append of the oldest entry read and not acknowledged. */
   oldestUnshippedAgeMs?: number;
@@ -161,12 +167,14 @@ export class NatsShipper implements AsyncDisposable {
     this.#durableNow = durableNow;
     this.#hooks = hooks;
     this.#loops = Promise.all(cores.map((c) => c.run())).then(() => {});
-    if (hooks.unshippedLimitRecords !== undefined && hooks.holdAppends !== undefined) {
-      // Acknowledgements check the limit too; this catches a core that grows while none comes.
-      this.#holdTimer = setInterval(() => {
-        for (const c of cores) c.checkHold();
-      }, HOLD_CHECK_MS);
-    }
+    // The unshipped measure (and the limits) after each acknowledgement, and on this timer:
+    // a core grows while no acknowledgement comes (the server is down).
+    this.#holdTimer = setInterval(() => {
+      for (const c of cores) {
+        c.checkHold();
+        void c.remeasure();
+      }
+    }, HOLD_CHECK_MS);
     this.#watchConnection();
     if (signal !== undefined) {
       const abort = () => void this.close();
@@ -235,7 +243,7 @@ export class NatsShipper implements AsyncDisposable {
           lastShippedSequence: c.lastShipped,
           lastStreamSequence: c.lastStreamSequence,
           unshippedRecords: c.unshippedRecords,
-          unshippedBytes: c.pendingBytes,
+          unshippedBytes: c.unshippedBytes,
           retries: c.retries,
           state: c.state,
         };
@@ -286,7 +294,7 @@ export function isDirectorySource(source: ShipSource): source is string | URL {
   return false;
 }
 
-/** How often the unshipped limit is checked besides each acknowledgement. */
+/** How often the unshipped measure and limits are checked besides each acknowledgement. */
 const HOLD_CHECK_MS = 50;
 
 /** Creates the stream if absent, or adds this node's subjects to it. */
@@ -384,9 +392,13 @@ export async function startShipper(
     const durableNow = manager === undefined
       ? () => walFilesEnd(config!)
       : () => Promise.resolve(manager.syncedPositions().map((p) => p.sequence));
-    if (manager !== undefined) {
-      for (const c of cores) {
+    for (const c of cores) {
+      const meter = new UnshippedMeter(config ?? manager!.config, c.coreId);
+      if (manager !== undefined) {
         c.durableSequence = () => manager.syncedPositions()[c.coreId].sequence;
+        c.useMeter(meter, () => manager.syncedPositions()[c.coreId]);
+      } else {
+        c.useMeter(meter, () => undefined);
       }
     }
     shipper = new NatsShipper(nc, cores, stop, durableNow, s.signal, hooks);
