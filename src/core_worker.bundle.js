@@ -1105,6 +1105,9 @@ var OPTION_KEYS = {
     connection: true,
     retain: true,
     maxUnshippedRecords: true,
+    maxUnshippedBytes: true,
+    onUnshippedLimit: true,
+    onEvent: true,
     signal: true
   },
   // Checked against its interface in src/ship/read.ts.
@@ -1114,6 +1117,7 @@ var OPTION_KEYS = {
     stream: true,
     subject: true,
     allowMissingStart: true,
+    onGap: true,
     connection: true,
     signal: true
   }
