@@ -4644,7 +4644,7 @@ var PerCoreWalReader = class _PerCoreWalReader {
       kind: "entry",
       entry: e,
       offset: pos,
-      length
+      length: this.#pos - pos
     };
   }
   /**

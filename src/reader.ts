@@ -341,7 +341,11 @@ export class PerCoreWalReader {
   #entry(pos: number, length: number): ReadResult | undefined {
     const e = this.#decodeAt(pos, length);
     if (e === false) return this.#done;
-    return e === undefined ? undefined : { kind: "entry", entry: e, offset: pos, length };
+    // The bytes it moved past: 0 for an atomic batch's entries before its last, which carries
+    // the whole record (as the fast path counts them).
+    return e === undefined
+      ? undefined
+      : { kind: "entry", entry: e, offset: pos, length: this.#pos - pos };
   }
 
   /**

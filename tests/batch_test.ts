@@ -58,13 +58,28 @@ test("CoreLog.appendBatch: one record, consecutive sequences, read back as entri
   const segs = listCoreSegments(config, 0);
   using r = await PerCoreWalReader.open(segs[0].path, { isLastSegment: true });
   const offsets: number[] = [];
+  const lengths: number[] = [];
   for (let x = await r.readNext(); x.kind === "entry"; x = await r.readNext()) {
     offsets.push(x.offset);
+    lengths.push(x.length);
   }
   assertEquals(offsets[1], offsets[2]);
   assertEquals(offsets[2], offsets[3]);
   assertEquals(r.stats.entryCount, 5);
   assertEquals(r.stats.lastSequence, 5);
+  // The record's bytes are counted once, on the batch's last entry: the entry-by-entry read
+  // and the buffered one (readEntries) agree.
+  assertEquals(lengths[1], 0);
+  assertEquals(lengths[2], 0);
+  assertEquals(offsets[4], offsets[3] + lengths[3]);
+  using fast = await PerCoreWalReader.open(segs[0].path, { isLastSegment: true });
+  const e: PerCoreWalEntry[] = [];
+  const fo: number[] = [];
+  const fl: number[] = [];
+  const { count } = await fast.readEntries(e, fo, fl);
+  assertEquals(count, 5);
+  assertEquals(fl.slice(0, count), lengths);
+  assertEquals(fo.slice(0, count), offsets);
 });
 
 test("a batch survives reopen and recovery as a unit; merge and the commit fold see its entries", async () => {
