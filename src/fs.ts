@@ -63,11 +63,31 @@ export interface DurabilityOps {
   /** `mkdir(2)` (with `recursive`, the missing parents too). */
   makeDirectory(path: string, options?: Deno.MkdirOptions): void;
   /**
+   * Creates (or truncates) a file written in pieces (a checkpoint's state file, a spill run):
+   * its writes are durable once its `sync` returned, its entry once its directory is fsynced.
+   */
+  createWritable(path: string, mode: number): WritableFile;
+  /**
+   * Creates a file that must not exist (`O_EXCL`: never follows a link) and opens it read-write
+   * (`wal.lock`): its entry is durable once its directory is fsynced.
+   */
+  createNew(path: string, mode: number): Deno.FsFile;
+  /**
    * For tests only (the real table has none): called by {@linkcode openRegularFile} and
    * {@linkcode openRegularFileAsync} between their `lstat` check and the open, where a test swaps
    * the entry (a FIFO in place of the regular file) to show that the open cannot be raced.
    */
   beforeOpenForRead?(path: string): void;
+}
+
+/** A file being written in pieces, from {@linkcode DurabilityOps.createWritable}. */
+export interface WritableFile {
+  /** Writes all of `bytes` after what was written. */
+  write(bytes: Uint8Array): void;
+  /** fsyncs the file. */
+  sync(): void;
+  /** Closes it (idempotent). */
+  close(): void;
 }
 
 const _realOps: DurabilityOps = {
@@ -94,6 +114,24 @@ const _realOps: DurabilityOps = {
     file.syncSync();
   },
   makeDirectory: (path, options) => Deno.mkdirSync(path, options),
+  createWritable: (path, mode) => {
+    const file = Deno.openSync(path, { write: true, create: true, truncate: true, mode });
+    let closed = false;
+    return {
+      write: (bytes) => {
+        let done = 0;
+        while (done < bytes.length) done += file.writeSync(bytes.subarray(done));
+      },
+      sync: () => file.syncSync(),
+      close: () => {
+        if (closed) return;
+        closed = true;
+        file.close();
+      },
+    };
+  },
+  createNew: (path, mode) =>
+    Deno.openSync(path, { read: true, write: true, createNew: true, mode }),
 };
 
 let _ops: DurabilityOps = _realOps;
@@ -120,6 +158,32 @@ function _io<T>(operation: string, path: string, fn: () => T): T {
 /** Opens a file. */
 export function openFile(path: string, options: Deno.OpenOptions): Deno.FsFile {
   return _io("open", path, () => Deno.openSync(path, options));
+}
+
+/**
+ * Creates (or truncates) a file to be written in pieces through the {@linkcode DurabilityOps}
+ * seam; each of its calls throws `PerCoreWalError` "Io" naming `path` (and the offset written).
+ */
+export function createWritableFile(path: string, mode: number): WritableFile {
+  const file = _io("open", path, () => _ops.createWritable(path, mode));
+  let offset = 0;
+  return {
+    write: (bytes) => {
+      try {
+        file.write(bytes);
+      } catch (e) {
+        throw ioError(e, "write", path, offset);
+      }
+      offset += bytes.length;
+    },
+    sync: () => _io("fsync", path, () => file.sync()),
+    close: () => _io("close", path, () => file.close()),
+  };
+}
+
+/** Creates and opens read-write a file that must not exist (`O_EXCL`), through the seam. */
+export function createNewFile(path: string, mode: number): Deno.FsFile {
+  return _io("open", path, () => _ops.createNew(path, mode));
 }
 
 /** `lstat`: the entry itself, never what a symbolic link points to. */
