@@ -94,10 +94,11 @@ export type CheckpointStep = "barriersDurable" | "stateWritten" | "renamed" | "r
  */
 export interface CheckpointCoordinatorOptions {
   /**
-   * Where checkpoints go. Default: a `checkpoints` folder inside the WAL directory (checkpoints
-   * of the old default beside it are built on until the first new one: FORMAT.md section 11).
-   * The manager's `open()` checks its segments against the default directory only.
-   * A path or a `file:` URL.
+   * Where checkpoints go. Default: the manager's own `checkpointDir` (given to its `open()`), else
+   * a `checkpoints` folder inside the WAL directory (checkpoints of the old default beside it are
+   * built on until the first new one: FORMAT.md section 11). The manager's `open()` checks its
+   * segments against the newest checkpoint in its `checkpointDir`, or the default directory:
+   * give a directory other than the default to `open()` too. A path or a `file:` URL.
    */
   checkpointDir?: string | URL;
   /** How many checkpoints to keep (at least 1). Default 3. */
@@ -173,10 +174,11 @@ export class CheckpointCoordinator {
   constructor(manager: PerCoreWalManager, options: CheckpointCoordinatorOptions = {}) {
     checkOptionKeys(options, "CheckpointCoordinatorOptions");
     this.#manager = manager;
-    this.checkpointDir = options.checkpointDir === undefined
-      ? defaultCheckpointDir(manager.config.baseDir)
+    const custom = options.checkpointDir === undefined
+      ? manager.checkpointDir
       : toPath(options.checkpointDir, "checkpointDir");
-    this.#customDir = options.checkpointDir !== undefined;
+    this.checkpointDir = custom ?? defaultCheckpointDir(manager.config.baseDir);
+    this.#customDir = custom !== undefined;
     const retain = options.retain ?? 3;
     if (!Number.isInteger(retain) || retain < 1) {
       throw new RangeError(`retain must be an integer ≥ 1, got ${retain}`);

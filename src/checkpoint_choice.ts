@@ -76,16 +76,21 @@ async function _chooseLegacyDefault(
 }
 
 /**
- * The newest checkpoint of the WAL `walId` in the default directory (or, when it holds none of
- * this WAL, in the old default beside it) whose manifest and file sizes are valid: what `open()`
- * checks the segments against. Legacy checkpoints (no walId) are not counted: nothing proves
- * they are this WAL's. A custom checkpoint directory is unknown to the manager.
+ * The newest checkpoint of the WAL `walId` whose manifest and file sizes are valid: what `open()`
+ * checks the segments against. In `checkpointDir` when it is given (as
+ * {@linkcode chooseWalCheckpoint} looks there alone), else in the default directory (or, when it
+ * holds none of this WAL, in the old default beside it). Legacy checkpoints (no walId) are not
+ * counted: nothing proves they are this WAL's.
  */
 export function newestOwnCheckpoint(
   walDir: string,
   walId: string,
+  checkpointDir?: string,
 ): CheckpointMetadata | undefined {
-  for (const dir of [defaultCheckpointDir(walDir), legacyCheckpointDir(walDir)]) {
+  const dirs = checkpointDir !== undefined
+    ? [checkpointDir]
+    : [defaultCheckpointDir(walDir), legacyCheckpointDir(walDir)];
+  for (const dir of dirs) {
     const own = listValidCheckpoints(dir).filter((m) => m.walId === walId);
     if (own.length > 0) return own.at(-1);
   }

@@ -1010,6 +1010,7 @@ var WAL_OPTIONS = {
   pinWorkers: true
 };
 var MANAGER_OPEN_OPTIONS = {
+  checkpointDir: true,
   faults: true,
   idleWaitMs: true,
   onEvent: true
@@ -1949,6 +1950,191 @@ init_errors();
 
 // src/fs.ts
 init_errors();
+
+// ffi/errno.ts
+init_errors();
+var NAMES = {
+  1: "EPERM",
+  2: "ENOENT",
+  4: "EINTR",
+  5: "EIO",
+  9: "EBADF",
+  11: "EAGAIN",
+  12: "ENOMEM",
+  13: "EACCES",
+  14: "EFAULT",
+  16: "EBUSY",
+  17: "EEXIST",
+  20: "ENOTDIR",
+  21: "EISDIR",
+  22: "EINVAL",
+  23: "ENFILE",
+  24: "EMFILE",
+  27: "EFBIG",
+  28: "ENOSPC",
+  30: "EROFS",
+  38: "ENOSYS",
+  40: "ELOOP",
+  62: "ETIME",
+  95: "EOPNOTSUPP",
+  122: "EDQUOT",
+  125: "ECANCELED"
+};
+function errnoName(errno) {
+  return NAMES[Math.abs(errno)] ?? `E${Math.abs(errno)}`;
+}
+var Errno = {
+  EPERM: 1,
+  ENOENT: 2,
+  EINTR: 4,
+  EIO: 5,
+  EAGAIN: 11,
+  ENOMEM: 12,
+  EEXIST: 17,
+  EINVAL: 22,
+  ENOSPC: 28,
+  ENOSYS: 38,
+  ETIME: 62,
+  ECANCELED: 125
+};
+function check(res, operation, where = {}) {
+  if (res >= 0) return res;
+  throw errnoError(-res, operation, where);
+}
+function errnoError(errno, operation, where = {}) {
+  const name = errnoName(errno);
+  const at = where.path === void 0 ? "" : ` on "${where.path}"`;
+  const off = where.offset === void 0 ? "" : ` at offset ${where.offset}`;
+  return new PerCoreWalError("Io", `${operation} failed${at}${off}: ${name}`, {
+    errno: name,
+    operation,
+    segment: where.path,
+    coreId: where.coreId,
+    offset: where.offset
+  });
+}
+
+// src/io/open_read.ts
+init_libc();
+
+// ffi/layout.ts
+var IoUring = {
+  size: 216,
+  sq: {
+    khead: 0,
+    ktail: 8,
+    kringMask: 16,
+    kringEntries: 24,
+    kflags: 32,
+    kdropped: 40,
+    array: 48,
+    sqes: 56,
+    sqeHead: 64,
+    sqeTail: 68,
+    ringSz: 72,
+    ringPtr: 80,
+    ringMask: 88,
+    ringEntries: 92
+  },
+  cq: {
+    khead: 104,
+    ktail: 112,
+    kringMask: 120,
+    kringEntries: 128,
+    kflags: 136,
+    koverflow: 144,
+    cqes: 152,
+    ringSz: 160,
+    ringPtr: 168,
+    ringMask: 176,
+    ringEntries: 180
+  },
+  flags: 192,
+  ringFd: 196,
+  features: 200
+};
+var IoUringParams = {
+  size: 120,
+  sqEntries: 0,
+  cqEntries: 4,
+  flags: 8,
+  features: 20
+};
+var Sqe = {
+  size: 64,
+  opcode: 0,
+  flags: 1,
+  ioprio: 2,
+  fd: 4,
+  off: 8,
+  addr: 16,
+  len: 24,
+  rwFlags: 28,
+  userData: 32,
+  bufIndex: 40
+};
+var Op = {
+  NOP: 0,
+  WRITEV: 2,
+  FSYNC: 3,
+  FALLOCATE: 17,
+  READ: 22,
+  WRITE: 23
+};
+var IOSQE_IO_LINK = 1 << 2;
+var IORING_FEAT_EXT_ARG = 1 << 8;
+var IORING_FSYNC_DATASYNC = 1;
+var IORING_SETUP_SINGLE_ISSUER = 1 << 12;
+var O = {
+  RDONLY: 0,
+  WRONLY: 1,
+  RDWR: 2,
+  CREAT: 64,
+  EXCL: 128,
+  TRUNC: 512,
+  DSYNC: 4096,
+  DIRECT: 16384,
+  DIRECTORY: 65536,
+  NOFOLLOW: 131072,
+  CLOEXEC: 524288
+};
+var EFD_CLOEXEC = 524288;
+
+// src/io/open_read.ts
+var _O_NONBLOCK = 2048;
+var _O_NOCTTY = 256;
+var _usable;
+function canOpenWithoutBlocking() {
+  if (_usable !== void 0) return _usable;
+  _usable = false;
+  try {
+    if (Deno.permissions.querySync({
+      name: "ffi"
+    }).state !== "granted") return false;
+    const proc = Deno.permissions.querySync({
+      name: "read",
+      path: "/proc/self/fd"
+    });
+    if (proc.state !== "granted" || !Deno.statSync("/proc/self/fd").isDirectory) return false;
+    libc();
+    _usable = true;
+  } catch {
+  }
+  return _usable;
+}
+function openReadNonBlocking(path) {
+  const flags = O.RDONLY | _O_NONBLOCK | O.NOFOLLOW | _O_NOCTTY | O.CLOEXEC;
+  const fd = libc().open(cString(path), flags, 0);
+  if (fd < 0) throw errnoError(-lastErrno(), "open", {
+    path
+  });
+  return fd;
+}
+function closeDescriptor(fd) {
+  libc().close(fd);
+}
+
+// src/fs.ts
 function ioError(e, operation, path, offset) {
   if (e instanceof PerCoreWalError) return e;
   const errno = e?.code;
@@ -1997,7 +2183,34 @@ var _realOps = {
     while (done < bytes.length) done += file.writeSync(bytes.subarray(done));
     file.syncSync();
   },
-  makeDirectory: (path, options) => Deno.mkdirSync(path, options)
+  makeDirectory: (path, options) => Deno.mkdirSync(path, options),
+  createWritable: (path, mode) => {
+    const file = Deno.openSync(path, {
+      write: true,
+      create: true,
+      truncate: true,
+      mode
+    });
+    let closed = false;
+    return {
+      write: (bytes) => {
+        let done = 0;
+        while (done < bytes.length) done += file.writeSync(bytes.subarray(done));
+      },
+      sync: () => file.syncSync(),
+      close: () => {
+        if (closed) return;
+        closed = true;
+        file.close();
+      }
+    };
+  },
+  createNew: (path, mode) => Deno.openSync(path, {
+    read: true,
+    write: true,
+    createNew: true,
+    mode
+  })
 };
 var _ops = _realOps;
 function _io(operation, path, fn) {
@@ -2064,6 +2277,13 @@ function syncFile(path) {
 function truncateFile(path, length) {
   _io("ftruncate", path, () => _ops.truncate(path, length));
 }
+async function _ioAsync(operation, path, fn) {
+  try {
+    return await fn();
+  } catch (e) {
+    throw ioError(e, operation, path);
+  }
+}
 function readLink(path) {
   return _io("readlink", path, () => Deno.readLinkSync(path));
 }
@@ -2085,24 +2305,45 @@ function _notRegular(path, what, why) {
 }
 function openRegularFile(path, what) {
   const before = lstatPath(path);
-  if (before.isDirectory) {
-    throw new PerCoreWalError("Io", `read failed on "${path}": EISDIR (${what} is a directory)`, {
-      errno: "EISDIR",
-      operation: "read",
-      segment: path
+  refuseNonRegular(before, path, what);
+  _ops.beforeOpenForRead?.(path);
+  const fd = _openNoBlock(path, what);
+  if (fd === void 0) {
+    const file = openFile(path, {
+      read: true
     });
+    try {
+      _sameRegularFile(before, file.statSync(), path, what);
+    } catch (e) {
+      file.close();
+      throw ioError(e, "fstat", path);
+    }
+    return file;
   }
-  if (!before.isFile) throw _notRegular(path, what, _kind2(before));
-  const file = openFile(path, {
-    read: true
-  });
   try {
-    _sameRegularFile(before, file.statSync(), path, what);
-  } catch (e) {
-    file.close();
-    throw ioError(e, "fstat", path);
+    const proc = _verifiedDescriptor(fd, before, path, what);
+    return _io("open", path, () => Deno.openSync(proc, {
+      read: true
+    }));
+  } finally {
+    closeDescriptor(fd);
   }
-  return file;
+}
+function _openNoBlock(path, what) {
+  if (!canOpenWithoutBlocking()) return void 0;
+  try {
+    return openReadNonBlocking(path);
+  } catch (e) {
+    if (e instanceof PerCoreWalError && e.errno === "ELOOP") {
+      throw _notRegular(path, what, "a symbolic link, swapped in while being opened");
+    }
+    throw e;
+  }
+}
+function _verifiedDescriptor(fd, before, path, what) {
+  const proc = `/proc/self/fd/${fd}`;
+  _sameRegularFile(before, _io("fstat", path, () => Deno.statSync(proc)), path, what);
+  return proc;
 }
 function entryKind(info) {
   if (info.isFile) return "a regular file";
@@ -2128,6 +2369,18 @@ async function openRegularFileAsync(path, what) {
     throw ioError(e, "lstat", path);
   }
   refuseNonRegular(before, path, what);
+  _ops.beforeOpenForRead?.(path);
+  const fd = _openNoBlock(path, what);
+  if (fd !== void 0) {
+    try {
+      const proc = _verifiedDescriptor(fd, before, path, what);
+      return await _ioAsync("open", path, () => Deno.open(proc, {
+        read: true
+      }));
+    } finally {
+      closeDescriptor(fd);
+    }
+  }
   let file;
   try {
     file = await Deno.open(path, {
@@ -2145,7 +2398,10 @@ async function openRegularFileAsync(path, what) {
   return file;
 }
 function _sameRegularFile(before, after, path, what) {
-  if (!after.isFile || after.ino !== before.ino || after.dev !== before.dev) {
+  if (!after.isFile) {
+    throw _notRegular(path, what, `${entryKind(after)}, swapped in while being opened`);
+  }
+  if (after.ino !== before.ino || after.dev !== before.dev) {
     throw _notRegular(path, what, "replaced while being opened");
   }
 }
@@ -2645,152 +2901,6 @@ function _open(file) {
   if (f === void 0) throw new PerCoreWalError("Closed", `"${file.path}" is closed`);
   return f;
 }
-
-// ffi/errno.ts
-init_errors();
-var NAMES = {
-  1: "EPERM",
-  2: "ENOENT",
-  4: "EINTR",
-  5: "EIO",
-  9: "EBADF",
-  11: "EAGAIN",
-  12: "ENOMEM",
-  13: "EACCES",
-  14: "EFAULT",
-  16: "EBUSY",
-  17: "EEXIST",
-  20: "ENOTDIR",
-  21: "EISDIR",
-  22: "EINVAL",
-  23: "ENFILE",
-  24: "EMFILE",
-  27: "EFBIG",
-  28: "ENOSPC",
-  30: "EROFS",
-  38: "ENOSYS",
-  40: "ELOOP",
-  62: "ETIME",
-  95: "EOPNOTSUPP",
-  122: "EDQUOT",
-  125: "ECANCELED"
-};
-function errnoName(errno) {
-  return NAMES[Math.abs(errno)] ?? `E${Math.abs(errno)}`;
-}
-var Errno = {
-  EPERM: 1,
-  ENOENT: 2,
-  EINTR: 4,
-  EIO: 5,
-  EAGAIN: 11,
-  ENOMEM: 12,
-  EEXIST: 17,
-  EINVAL: 22,
-  ENOSPC: 28,
-  ENOSYS: 38,
-  ETIME: 62,
-  ECANCELED: 125
-};
-function check(res, operation, where = {}) {
-  if (res >= 0) return res;
-  throw errnoError(-res, operation, where);
-}
-function errnoError(errno, operation, where = {}) {
-  const name = errnoName(errno);
-  const at = where.path === void 0 ? "" : ` on "${where.path}"`;
-  const off = where.offset === void 0 ? "" : ` at offset ${where.offset}`;
-  return new PerCoreWalError("Io", `${operation} failed${at}${off}: ${name}`, {
-    errno: name,
-    operation,
-    segment: where.path,
-    coreId: where.coreId,
-    offset: where.offset
-  });
-}
-
-// ffi/layout.ts
-var IoUring = {
-  size: 216,
-  sq: {
-    khead: 0,
-    ktail: 8,
-    kringMask: 16,
-    kringEntries: 24,
-    kflags: 32,
-    kdropped: 40,
-    array: 48,
-    sqes: 56,
-    sqeHead: 64,
-    sqeTail: 68,
-    ringSz: 72,
-    ringPtr: 80,
-    ringMask: 88,
-    ringEntries: 92
-  },
-  cq: {
-    khead: 104,
-    ktail: 112,
-    kringMask: 120,
-    kringEntries: 128,
-    kflags: 136,
-    koverflow: 144,
-    cqes: 152,
-    ringSz: 160,
-    ringPtr: 168,
-    ringMask: 176,
-    ringEntries: 180
-  },
-  flags: 192,
-  ringFd: 196,
-  features: 200
-};
-var IoUringParams = {
-  size: 120,
-  sqEntries: 0,
-  cqEntries: 4,
-  flags: 8,
-  features: 20
-};
-var Sqe = {
-  size: 64,
-  opcode: 0,
-  flags: 1,
-  ioprio: 2,
-  fd: 4,
-  off: 8,
-  addr: 16,
-  len: 24,
-  rwFlags: 28,
-  userData: 32,
-  bufIndex: 40
-};
-var Op = {
-  NOP: 0,
-  WRITEV: 2,
-  FSYNC: 3,
-  FALLOCATE: 17,
-  READ: 22,
-  WRITE: 23
-};
-var IOSQE_IO_LINK = 1 << 2;
-var IORING_FEAT_EXT_ARG = 1 << 8;
-var IORING_FSYNC_DATASYNC = 1;
-var IORING_SETUP_SINGLE_ISSUER = 1 << 12;
-var O = {
-  RDONLY: 0,
-  WRONLY: 1,
-  RDWR: 2,
-  CREAT: 64,
-  EXCL: 128,
-  TRUNC: 512,
-  DSYNC: 4096,
-  DIRECT: 16384,
-  DIRECTORY: 65536,
-  NOFOLLOW: 131072,
-  CLOEXEC: 524288
-};
-var EFD_CLOEXEC = 524288;
 
 // src/io/uring.ts
 init_libc();

@@ -10,6 +10,7 @@
  */
 
 import { PerCoreWalError } from "./errors.ts";
+import { canOpenWithoutBlocking, closeDescriptor, openReadNonBlocking } from "./io/open_read.ts";
 
 /** Turns a Deno I/O error into a `PerCoreWalError` "Io" with the errno name when known. */
 export function ioError(
@@ -61,6 +62,32 @@ export interface DurabilityOps {
   writeSynced(path: string, bytes: Uint8Array, options: Deno.OpenOptions): void;
   /** `mkdir(2)` (with `recursive`, the missing parents too). */
   makeDirectory(path: string, options?: Deno.MkdirOptions): void;
+  /**
+   * Creates (or truncates) a file written in pieces (a checkpoint's state file, a spill run):
+   * its writes are durable once its `sync` returned, its entry once its directory is fsynced.
+   */
+  createWritable(path: string, mode: number): WritableFile;
+  /**
+   * Creates a file that must not exist (`O_EXCL`: never follows a link) and opens it read-write
+   * (`wal.lock`): its entry is durable once its directory is fsynced.
+   */
+  createNew(path: string, mode: number): Deno.FsFile;
+  /**
+   * For tests only (the real table has none): called by {@linkcode openRegularFile} and
+   * {@linkcode openRegularFileAsync} between their `lstat` check and the open, where a test swaps
+   * the entry (a FIFO in place of the regular file) to show that the open cannot be raced.
+   */
+  beforeOpenForRead?(path: string): void;
+}
+
+/** A file being written in pieces, from {@linkcode DurabilityOps.createWritable}. */
+export interface WritableFile {
+  /** Writes all of `bytes` after what was written. */
+  write(bytes: Uint8Array): void;
+  /** fsyncs the file. */
+  sync(): void;
+  /** Closes it (idempotent). */
+  close(): void;
 }
 
 const _realOps: DurabilityOps = {
@@ -87,6 +114,24 @@ const _realOps: DurabilityOps = {
     file.syncSync();
   },
   makeDirectory: (path, options) => Deno.mkdirSync(path, options),
+  createWritable: (path, mode) => {
+    const file = Deno.openSync(path, { write: true, create: true, truncate: true, mode });
+    let closed = false;
+    return {
+      write: (bytes) => {
+        let done = 0;
+        while (done < bytes.length) done += file.writeSync(bytes.subarray(done));
+      },
+      sync: () => file.syncSync(),
+      close: () => {
+        if (closed) return;
+        closed = true;
+        file.close();
+      },
+    };
+  },
+  createNew: (path, mode) =>
+    Deno.openSync(path, { read: true, write: true, createNew: true, mode }),
 };
 
 let _ops: DurabilityOps = _realOps;
@@ -113,6 +158,32 @@ function _io<T>(operation: string, path: string, fn: () => T): T {
 /** Opens a file. */
 export function openFile(path: string, options: Deno.OpenOptions): Deno.FsFile {
   return _io("open", path, () => Deno.openSync(path, options));
+}
+
+/**
+ * Creates (or truncates) a file to be written in pieces through the {@linkcode DurabilityOps}
+ * seam; each of its calls throws `PerCoreWalError` "Io" naming `path` (and the offset written).
+ */
+export function createWritableFile(path: string, mode: number): WritableFile {
+  const file = _io("open", path, () => _ops.createWritable(path, mode));
+  let offset = 0;
+  return {
+    write: (bytes) => {
+      try {
+        file.write(bytes);
+      } catch (e) {
+        throw ioError(e, "write", path, offset);
+      }
+      offset += bytes.length;
+    },
+    sync: () => _io("fsync", path, () => file.sync()),
+    close: () => _io("close", path, () => file.close()),
+  };
+}
+
+/** Creates and opens read-write a file that must not exist (`O_EXCL`), through the seam. */
+export function createNewFile(path: string, mode: number): Deno.FsFile {
+  return _io("open", path, () => _ops.createNew(path, mode));
 }
 
 /** `lstat`: the entry itself, never what a symbolic link points to. */
@@ -298,32 +369,71 @@ function _notRegular(path: string, what: string, why: string): PerCoreWalError {
 }
 
 /**
- * Opens for reading a file the module itself wrote (`wal.json`, a checkpoint's manifest, state
- * file or snapshot), refusing anything else: lstat first, so that a FIFO (whose open would block
- * forever), a device, a directory or a symbolic link is never opened; then fstat of the opened
- * file, which must be the same regular file (closing the race with a swap between the two).
- * Throws `PerCoreWalError` "Unsafe" naming `what` and the path, or "Io" (ENOENT when missing,
- * see {@linkcode isMissing}).
+ * Opens for reading a file the module did not just create (`wal.json`, a checkpoint's manifest,
+ * state file or snapshot, a segment, a shipper's marks), refusing anything else, without ever
+ * blocking or following a link: lstat first, so that a FIFO (whose open would block forever), a
+ * device, a directory or a symbolic link is normally never opened; then the open itself, which
+ * cannot block or follow a link either when FFI is granted ({@linkcode _openNoBlock}), so that
+ * an entry swapped in between the two is refused too; then the opened file must be the regular
+ * file that lstat saw. Throws `PerCoreWalError` "Unsafe" naming `what` and the path, or "Io"
+ * (ENOENT when missing, see {@linkcode isMissing}).
  */
 export function openRegularFile(path: string, what: string): Deno.FsFile {
   const before = lstatPath(path);
-  if (before.isDirectory) {
-    // What reading it would say (a directory cannot block an open): Io EISDIR, as always.
-    throw new PerCoreWalError("Io", `read failed on "${path}": EISDIR (${what} is a directory)`, {
-      errno: "EISDIR",
-      operation: "read",
-      segment: path,
-    });
+  refuseNonRegular(before, path, what);
+  _ops.beforeOpenForRead?.(path);
+  const fd = _openNoBlock(path, what);
+  if (fd === undefined) {
+    // Without FFI: the lstat check above stands alone (docs/SECURITY.md says so).
+    const file = openFile(path, { read: true });
+    try {
+      _sameRegularFile(before, file.statSync(), path, what);
+    } catch (e) {
+      file.close();
+      throw ioError(e, "fstat", path);
+    }
+    return file;
   }
-  if (!before.isFile) throw _notRegular(path, what, _kind(before));
-  const file = openFile(path, { read: true });
   try {
-    _sameRegularFile(before, file.statSync(), path, what);
-  } catch (e) {
-    file.close();
-    throw ioError(e, "fstat", path);
+    const proc = _verifiedDescriptor(fd, before, path, what);
+    return _io("open", path, () => Deno.openSync(proc, { read: true }));
+  } finally {
+    closeDescriptor(fd);
   }
-  return file;
+}
+
+/**
+ * Opens `path` with {@linkcode openReadNonBlocking} where FFI is usable: the descriptor (the
+ * caller closes it), or undefined without FFI. A symbolic link swapped in is "Unsafe"; other
+ * failures are "Io" with the errno name (ENOENT: {@linkcode isMissing}).
+ */
+function _openNoBlock(path: string, what: string): number | undefined {
+  if (!canOpenWithoutBlocking()) return undefined;
+  try {
+    return openReadNonBlocking(path);
+  } catch (e) {
+    // ELOOP: O_NOFOLLOW met a symbolic link.
+    if (e instanceof PerCoreWalError && e.errno === "ELOOP") {
+      throw _notRegular(path, what, "a symbolic link, swapped in while being opened");
+    }
+    throw e;
+  }
+}
+
+/**
+ * Checks that descriptor `fd` names the regular file that lstat saw as `before` (stat of
+ * `/proc/self/fd/<fd>` follows the magic link to the opened inode, never to whatever the path
+ * names now) and returns that link, which Deno can open without blocking: it is a regular file.
+ */
+function _verifiedDescriptor(
+  fd: number,
+  before: Deno.FileInfo,
+  path: string,
+  what: string,
+): string {
+  const proc = `/proc/self/fd/${fd}`;
+  _sameRegularFile(before, _io("fstat", path, () => Deno.statSync(proc)), path, what);
+  return proc;
 }
 
 /**
@@ -374,10 +484,9 @@ export function refuseNonRegular(info: Deno.FileInfo, path: string, what: string
 }
 
 /**
- * {@linkcode openRegularFile} for the async reader: lstat, refuse anything but a regular file
- * (a FIFO's open would block, a link is never followed), open, then fstat, which must be the
- * same regular file (a swap between the two is refused). Missing: "Io" ENOENT
- * ({@linkcode isMissing}).
+ * {@linkcode openRegularFile} for the async reader: lstat, refuse anything but a regular file,
+ * open without blocking or following a link (with FFI), and refuse an opened file that is not the
+ * regular file lstat saw (a swap between the two). Missing: "Io" ENOENT ({@linkcode isMissing}).
  */
 export async function openRegularFileAsync(path: string, what: string): Promise<Deno.FsFile> {
   let before: Deno.FileInfo;
@@ -387,6 +496,16 @@ export async function openRegularFileAsync(path: string, what: string): Promise<
     throw ioError(e, "lstat", path);
   }
   refuseNonRegular(before, path, what);
+  _ops.beforeOpenForRead?.(path);
+  const fd = _openNoBlock(path, what);
+  if (fd !== undefined) {
+    try {
+      const proc = _verifiedDescriptor(fd, before, path, what);
+      return await _ioAsync("open", path, () => Deno.open(proc, { read: true }));
+    } finally {
+      closeDescriptor(fd);
+    }
+  }
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path, { read: true });
@@ -409,7 +528,10 @@ function _sameRegularFile(
   path: string,
   what: string,
 ): void {
-  if (!after.isFile || after.ino !== before.ino || after.dev !== before.dev) {
+  if (!after.isFile) {
+    throw _notRegular(path, what, `${entryKind(after)}, swapped in while being opened`);
+  }
+  if (after.ino !== before.ino || after.dev !== before.dev) {
     throw _notRegular(path, what, "replaced while being opened");
   }
 }

@@ -12,7 +12,7 @@
  */
 
 import { PerCoreWalError } from "./errors.ts";
-import { entryKind, ioError, lstatPath, openFile } from "./fs.ts";
+import { createNewFile, entryKind, ioError, lstatPath, openFile } from "./fs.ts";
 
 /** The lock file's name. */
 export const LOCK_FILE = "wal.lock";
@@ -46,7 +46,8 @@ export function lockWalDirectory(dir: string, fileMode = 0o600): WalLock {
  */
 function _openLockFile(path: string, mode: number): Deno.FsFile {
   try {
-    return openFile(path, { read: true, write: true, createNew: true, mode });
+    // Through the DurabilityOps seam: a new entry, durable once the directory is fsynced.
+    return createNewFile(path, mode);
   } catch (e) {
     // EEXIST (also for a FIFO or a link, dangling or not): checked below. Anything else (EACCES)
     // is the open's own error.

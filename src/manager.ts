@@ -78,6 +78,14 @@ export interface CoreMetrics extends CoreLogMetrics {
  */
 export interface ManagerOpenOptions {
   /**
+   * Where this WAL's checkpoints are, when not in the default directory (`checkpoints` inside the
+   * WAL directory): `open()` checks every core's segments against the newest checkpoint there, as
+   * recovery does (a core whose history a checkpoint proves is never started over), and a
+   * {@linkcode CheckpointCoordinator} of this manager writes there unless given its own. Give the
+   * same directory to recovery (`checkpointDir`). A path or a `file:` URL.
+   */
+  checkpointDir?: string | URL;
+  /**
    * Fault injection (the module's own tests): core id → faults its backend injects. Not part of
    * the public API: hidden from the documentation, its type not exported from `mod.ts`.
    *
@@ -164,6 +172,8 @@ export class PerCoreWalManager {
   readonly config: PerCoreWalConfig;
   /** The WAL's id (`walId` of its `wal.json`), which its checkpoints record. */
   readonly walId: string;
+  /** The checkpoint directory given to `open()` (`checkpointDir`), if any. */
+  readonly checkpointDir: string | undefined;
   readonly #cores: Core[];
   readonly #epoch: BigInt64Array;
   readonly #lock: WalLock;
@@ -184,10 +194,12 @@ export class PerCoreWalManager {
     epoch: BigInt64Array,
     lock: WalLock,
     walId: string,
+    checkpointDir: string | undefined,
     onEvent: WalEventHandler | undefined,
   ) {
     this.config = config;
     this.walId = walId;
+    this.checkpointDir = checkpointDir;
     this.#cores = cores;
     this.#epoch = epoch;
     this.#lock = lock;
@@ -235,6 +247,9 @@ export class PerCoreWalManager {
       throw new RangeError(`idleWaitMs must be between 1 and 3600000, got ${String(idle)}`);
     }
     const onEvent = checkEventHandler(options.onEvent);
+    const checkpointDir = options.checkpointDir === undefined
+      ? undefined
+      : toPath(options.checkpointDir, "checkpointDir");
     // The Workers start first: a Worker's own start (its V8 isolate, the module's files) is
     // most of open()'s time, and goes on on its own thread while this one locks and checks.
     // Each waits for its "init", posted only once the directory is locked and checked.
@@ -272,7 +287,7 @@ export class PerCoreWalManager {
       noteLockedNames(footprint);
       walId = reconcileWalMeta(config).walId;
       // Before any core starts: a core whose history a checkpoint proves is never started over.
-      await _refuseLostHistory(config, walId);
+      await _refuseLostHistory(config, walId, checkpointDir);
     } catch (e) {
       for (const core of cores) core.worker.terminate();
       undo();
@@ -288,7 +303,15 @@ export class PerCoreWalManager {
       );
       const epoch = new BigInt64Array(epochSab);
       Atomics.store(epoch, 0, BigInt(Math.max(0, ...epochs)));
-      const manager = new PerCoreWalManager(config, cores, epoch, lock, walId, onEvent);
+      const manager = new PerCoreWalManager(
+        config,
+        cores,
+        epoch,
+        lock,
+        walId,
+        checkpointDir,
+        onEvent,
+      );
       for (const core of cores) manager.#watch(core);
       // Every core chooses the same way: one event.
       const reason = cores[0].fallbackReason;
@@ -627,7 +650,8 @@ function _workerUrl(): URL {
  * Reads only: creates nothing.
  */
 function _configOf(dir: string, options: WalOpenOptions): PerCoreWalConfig {
-  const { cores, faults: _f, idleWaitMs: _i, onEvent: _e, ...walOptions } = options;
+  const { cores, faults: _f, idleWaitMs: _i, onEvent: _e, checkpointDir: _d, ...walOptions } =
+    options;
   if (dir.length === 0) throw new TypeError("dir must be a non-empty path");
   if (cores !== undefined && !(Number.isInteger(cores) && cores >= 1 && cores <= 1024)) {
     throw new RangeError(`cores must be an integer between 1 and 1024, got ${String(cores)}`);
@@ -732,15 +756,19 @@ function _stop(core: Core): Promise<PerCoreWalError | undefined> {
 }
 
 /**
- * Refuses ("Corrupted") to open a WAL whose newest checkpoint (of this WAL, in the default
- * checkpoint directory or the old default) names, for some core, a barrier its segments do not
+ * Refuses ("Corrupted") to open a WAL whose newest checkpoint (of this WAL, in `checkpointDir`
+ * when given, else in the default checkpoint directory or the old default) names, for some core, a barrier its segments do not
  * hold: no segments, or no barrier of that sequence at that position (the segments end below it,
  * or are another log), as recovery's own barrier check would find. Opening would start the core
  * over at sequence 1 (or go on beside the checkpoint), and recovery would then serve the
  * checkpoint's stale state or refuse the new records for good. Reads only; changes nothing.
  */
-async function _refuseLostHistory(config: PerCoreWalConfig, walId: string): Promise<void> {
-  const ckpt = newestOwnCheckpoint(config.baseDir, walId);
+async function _refuseLostHistory(
+  config: PerCoreWalConfig,
+  walId: string,
+  checkpointDir: string | undefined,
+): Promise<void> {
+  const ckpt = newestOwnCheckpoint(config.baseDir, walId, checkpointDir);
   if (ckpt === undefined) return;
   for (const at of ckpt.walPositions) {
     // A core beyond numCores has no segments (reconcileWalMeta refused it otherwise).

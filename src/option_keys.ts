@@ -42,6 +42,7 @@ const WAL_OPTIONS = {
 } as const satisfies Keys<PerCoreWalOptions>;
 
 const MANAGER_OPEN_OPTIONS = {
+  checkpointDir: true,
   faults: true,
   idleWaitMs: true,
   onEvent: true,

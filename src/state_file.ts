@@ -15,7 +15,15 @@
 
 import { crc32c, crc32cUpdate } from "./crc32c.ts";
 import { PerCoreWalError } from "./errors.ts";
-import { ioError, isMissing, openFile, openRegularFile, readFullyAt, removePath } from "./fs.ts";
+import {
+  createWritableFile,
+  ioError,
+  isMissing,
+  openRegularFile,
+  readFullyAt,
+  removePath,
+  type WritableFile,
+} from "./fs.ts";
 
 const MAGIC = new TextEncoder().encode("PCWALKV1");
 const END_MAGIC = new TextEncoder().encode("PCKVEND1");
@@ -77,7 +85,7 @@ export interface StateFileSummary {
 /** Writes a state file from entries given in increasing key order. */
 export class StateFileWriter {
   readonly path: string;
-  readonly #file: Deno.FsFile;
+  readonly #file: WritableFile;
   #block = new Uint8Array(BLOCK_TARGET + BLOCK_HEADER);
   #blockView = new DataView(this.#block.buffer);
   #blockLen = BLOCK_HEADER;
@@ -89,14 +97,15 @@ export class StateFileWriter {
   #crc = 0xffffffff;
   #last: Uint8Array | undefined;
 
-  private constructor(path: string, file: Deno.FsFile) {
+  private constructor(path: string, file: WritableFile) {
     this.path = path;
     this.#file = file;
   }
 
   /** Creates (or replaces) the file. */
   static create(path: string, mode = 0o600): StateFileWriter {
-    const file = openFile(path, { write: true, create: true, truncate: true, mode });
+    // Through the DurabilityOps seam: the power-loss simulator loses what was not fsynced.
+    const file = createWritableFile(path, mode);
     const w = new StateFileWriter(path, file);
     const h = new Uint8Array(HEADER);
     h.set(MAGIC);
@@ -149,12 +158,7 @@ export class StateFileWriter {
 
   #write(bytes: Uint8Array): void {
     this.#crc = crc32cUpdate(this.#crc, bytes);
-    try {
-      let done = 0;
-      while (done < bytes.length) done += this.#file.writeSync(bytes.subarray(done));
-    } catch (e) {
-      throw ioError(e, "write", this.path, this.#offset);
-    }
+    this.#file.write(bytes);
     this.#offset += bytes.length;
   }
 
@@ -186,9 +190,7 @@ export class StateFileWriter {
     f.set(END_MAGIC, 32);
     this.#write(f);
     try {
-      this.#file.syncSync();
-    } catch (e) {
-      throw ioError(e, "fsync", this.path);
+      this.#file.sync();
     } finally {
       this.#file.close();
     }
@@ -197,12 +199,8 @@ export class StateFileWriter {
 
   /** Abandons the file (closes it; the caller removes it). */
   abort(): void {
-    try {
-      this.#file.close();
-    } catch (e) {
-      // Already closed.
-      if (!(e instanceof Deno.errors.BadResource)) throw e;
-    }
+    // close() is idempotent: a file finish() closed stays closed.
+    this.#file.close();
   }
 }
 

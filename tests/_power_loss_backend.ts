@@ -7,8 +7,8 @@
 // its durable entries (as of its last fsync) and the log of entry changes since (creates,
 // renames, unlinks); a power loss keeps a seeded random prefix of that log, so a rename or an
 // unlink not followed by a directory fsync may be undone. It also stands in for the module's
-// `DurabilityOps` (src/fs.ts), so reopen's repairs, checkpoints and `wal.json` go through the
-// same model, and it can kill the process at its n-th operation (`crashAfter`) to cut a reopen
+// `DurabilityOps` (src/fs.ts), so reopen's repairs, checkpoints (their state files and spill
+// runs written in pieces too), `wal.json` and `wal.lock` go through the same model, and it can kill the process at its n-th operation (`crashAfter`) to cut a reopen
 // repair or a checkpoint in the middle. Chains complete in an order the simulator chooses
 // (seeded), or, with `auto`, in submission order on microtasks.
 import { errnoError } from "../ffi/errno.ts";
@@ -19,7 +19,7 @@ import type {
   WritePart,
   WritePurpose,
 } from "../src/io/backend.ts";
-import { type DurabilityOps, readFullyAt } from "../src/fs.ts";
+import { type DurabilityOps, readFullyAt, type WritableFile } from "../src/fs.ts";
 
 const SECTOR = 512;
 
@@ -125,6 +125,11 @@ export class PowerLossBackend implements IoBackend {
     syncDirectory: 0,
     write: 0,
     mkdir: 0,
+    /** Files written in pieces (state files, spill runs) and their fsyncs. */
+    writable: 0,
+    writableSync: 0,
+    /** Files created with O_EXCL (`wal.lock`). */
+    createNew: 0,
   };
   /** Chains of a segment's layout (zero-fill or fallocate, "prepare") submitted. */
   layoutChains = 0;
@@ -139,6 +144,8 @@ export class PowerLossBackend implements IoBackend {
     syncDirectory: (path) => this.syncDirectory(path),
     writeSynced: (path, bytes, options) => this.#writeSynced(path, bytes, options),
     makeDirectory: (path, options) => this.#makeDirectory(path, options),
+    createWritable: (path, mode) => this.#createWritable(path, mode),
+    createNew: (path, mode) => this.#createNew(path, mode),
   };
   readonly #root: string;
   readonly #direct: boolean;
@@ -528,6 +535,63 @@ export class PowerLossBackend implements IoBackend {
     for (const p of missing) {
       this.#link(p, this.#newNode({ kind: "dir", durable: new Map(), log: [] }));
     }
+  }
+
+  /**
+   * A file written in pieces (a checkpoint's state file, a spill run): each write is a pending
+   * change of its inode (lost, kept or torn by a power loss) until its `sync`; its entry is new
+   * in its directory until the directory is fsynced.
+   */
+  #createWritable(path: string, mode: number): WritableFile {
+    this.#step();
+    this.fsOps.writable++;
+    const existing = this.#know(path);
+    const file = Deno.openSync(path, {
+      read: true,
+      write: true,
+      create: true,
+      truncate: true,
+      mode,
+    });
+    let ino = existing;
+    if (ino === undefined && this.#inside(path)) {
+      ino = this.#newNode({ kind: "file", durable: new Uint8Array(0), pending: [] });
+      this.#link(path, ino);
+    } else if (ino !== undefined) {
+      this.#file(ino)?.pending.push({ kind: "size", length: 0 });
+    }
+    const f: SimFile = { path, file, ino: ino ?? -1, closed: false, epoch: this.#epoch };
+    this.#files.add(f);
+    let offset = 0;
+    return {
+      write: (bytes) => {
+        if (this.#stale(f)) throw this.#gone(f);
+        if (this.#dead) throw new SimulatedCrash();
+        this.#change(f, { kind: "write", offset, data: bytes.slice() });
+        offset += bytes.length;
+      },
+      sync: () => {
+        if (this.#stale(f)) throw this.#gone(f);
+        this.#step();
+        this.fsOps.writableSync++;
+        const node = this.#file(f.ino);
+        if (node === undefined) return;
+        node.durable = this.#image(node, node.pending, true);
+        node.pending = [];
+      },
+      close: () => this.closeFile(f),
+    };
+  }
+
+  /** `O_EXCL` create (`wal.lock`): a new, empty entry, not durable until its directory's fsync. */
+  #createNew(path: string, mode: number): Deno.FsFile {
+    this.#step();
+    this.fsOps.createNew++;
+    const file = Deno.openSync(path, { read: true, write: true, createNew: true, mode });
+    if (this.#inside(path)) {
+      this.#link(path, this.#newNode({ kind: "file", durable: new Uint8Array(0), pending: [] }));
+    }
+    return file;
   }
 
   /** An fsync by path: the file as the page cache has it is durable. */

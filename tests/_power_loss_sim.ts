@@ -64,6 +64,9 @@ export interface SimResult {
   recoveryCrashes: number;
   /** Checkpoints that retired segments. */
   checkpointsRetiring: number;
+  /** Files written in pieces through the model (state files, spill runs), and `wal.lock`s made. */
+  piecewiseFiles: number;
+  lockFiles: number;
   /** Checkpoints cut by a power loss, by the last step they had reached. */
   checkpointCrashSteps: Record<string, number>;
 }
@@ -116,6 +119,8 @@ export async function simulate(
     checkpointsDone: 0,
     checkpointCrashes: 0,
     checkpointsRetiring: 0,
+    piecewiseFiles: 0,
+    lockFiles: 0,
     checkpointCrashSteps: {},
     recoveryRuns: 0,
     recoveryRepairs: 0,
@@ -153,6 +158,9 @@ export async function simulate(
   } as unknown as PerCoreWalManager;
   let coordinator: CheckpointCoordinator | undefined;
   const retain = 1 + Math.floor(rand() * 2);
+  // Every other seed spills its changes in runs of a few KiB (from the seed, not from rand():
+  // the draws of every seed stay as they were).
+  const maxMemoryBytes = seed % 2 === 0 ? 4096 : undefined;
 
   const openAll = async () => {
     io.auto = true;
@@ -171,7 +179,7 @@ export async function simulate(
     }
     epoch = Math.max(...cores.map((m) => m.log.epoch));
     // A new process: the coordinator trusts nothing of the one before.
-    coordinator = new CheckpointCoordinator(manager, { retain });
+    coordinator = new CheckpointCoordinator(manager, { retain, maxMemoryBytes });
     io.auto = false;
   };
 
@@ -429,6 +437,8 @@ export async function simulate(
   } finally {
     result.layoutChains = io.layoutChains;
     result.extensionChains = io.extensionChains;
+    result.piecewiseFiles = io.fsOps.writable;
+    result.lockFiles = io.fsOps.createNew;
     replaceDurabilityOps(previousOps);
     await io.close();
   }

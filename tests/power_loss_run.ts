@@ -43,6 +43,8 @@ const totals = {
   checkpointsDone: 0,
   checkpointCrashes: 0,
   checkpointsRetiring: 0,
+  piecewiseFiles: 0,
+  lockFiles: 0,
   recoveryRuns: 0,
   recoveryRepairs: 0,
   recoveryCrashes: 0,
@@ -71,6 +73,8 @@ for (const seed of seeds) {
     totals.checkpointsDone += r.checkpointsDone;
     totals.checkpointCrashes += r.checkpointCrashes;
     totals.checkpointsRetiring += r.checkpointsRetiring;
+    totals.piecewiseFiles += r.piecewiseFiles;
+    totals.lockFiles += r.lockFiles;
     totals.recoveryRuns += r.recoveryRuns;
     totals.recoveryRepairs += r.recoveryRepairs;
     totals.recoveryCrashes += r.recoveryCrashes;
@@ -102,5 +106,6 @@ console.log(
     `${totals.checkpointsRetiring} retiring segments, ${totals.checkpointCrashes} cut by a power ` +
     `loss, by last step reached: ${JSON.stringify(crashSteps)}), ${totals.recoveryRuns} ` +
     `repairing recoveries (${totals.recoveryRepairs} repairs applied, ${totals.recoveryCrashes} ` +
-    `cut by a power loss)`,
+    `cut by a power loss); ${totals.piecewiseFiles} state files and spill runs written and ` +
+    `${totals.lockFiles} wal.lock files created through the model`,
 );

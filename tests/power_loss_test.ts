@@ -14,6 +14,8 @@ import type { PerCoreWalConfig } from "../src/config.ts";
 import { asPut, readCore, str, tempDir } from "./_helpers.ts";
 import { holeBeforeBatchC, tailAcrossRotation, threeBatches, zero } from "./_crash_tails.ts";
 import { simulate } from "./_power_loss_sim.ts";
+import { ChangeSet, StateFile, StateFileWriter } from "../src/state_file.ts";
+import { lockWalDirectory, unlockWalDirectory } from "../src/lock.ts";
 import { isSimulatedCrash, PowerLossBackend } from "./_power_loss_backend.ts";
 import {
   removePath,
@@ -192,6 +194,54 @@ Deno.test("power-loss model: a rename or an unlink not followed by a directory f
     const names = [...Deno.readDirSync(dir.path)].map((e) => e.name).sort();
     assertEquals(names, fsync ? ["a.aside"] : ["a", "b"]);
     assertEquals(Deno.readFileSync(`${dir.path}/${fsync ? "a.aside" : "a"}`), new Uint8Array([1]));
+  }
+});
+
+Deno.test("power-loss model: a state file, a spill run and wal.lock go through the model: unsynced writes and entries are lost, fsynced ones kept", async () => {
+  await using dir = await tempDir();
+  const key = (i: number) => new TextEncoder().encode(`k-${String(i).padStart(4, "0")}`);
+  // rand 0: the power loss keeps nothing that was not durable.
+  const io = new PowerLossBackend(() => 0, false, dir.path);
+  const before = replaceDurabilityOps(io.ops);
+  let lock;
+  try {
+    // Durable: written, fsynced (finish), its entry fsynced.
+    const kept = StateFileWriter.create(`${dir.path}/kept.kv`);
+    for (let i = 0; i < 100; i++) kept.add(key(i), new Uint8Array(64).fill(i));
+    kept.finish();
+    // Its entry durable, its bytes never fsynced.
+    const torn = StateFileWriter.create(`${dir.path}/unsynced.kv`);
+    for (let i = 0; i < 100; i++) torn.add(key(i), new Uint8Array(64).fill(i));
+    syncDirectory(dir.path);
+    // Written and fsynced, its entry never fsynced: a spill run, and a state file.
+    Deno.mkdirSync(`${dir.path}/ckpt`);
+    syncDirectory(dir.path);
+    const changes = new ChangeSet(`${dir.path}/ckpt`, 1);
+    changes.set(key(1), new Uint8Array([1]));
+    assertEquals(changes.runs, 1);
+    StateFileWriter.create(`${dir.path}/ckpt/state.kv`).finish();
+    lock = lockWalDirectory(dir.path);
+    assertEquals([io.fsOps.writable, io.fsOps.writableSync, io.fsOps.createNew], [4, 3, 1]);
+    const r = io.powerLoss();
+    assert(r.dropped > 0, JSON.stringify(r));
+    torn.abort();
+  } finally {
+    replaceDurabilityOps(before);
+    if (lock !== undefined) unlockWalDirectory(lock);
+  }
+  // wal.lock's entry was never fsynced: gone, as the spill run and the other state file.
+  assertEquals([...Deno.readDirSync(dir.path)].map((e) => e.name).sort(), [
+    "ckpt",
+    "kept.kv",
+    "unsynced.kv",
+  ]);
+  assertEquals([...Deno.readDirSync(`${dir.path}/ckpt`)], []);
+  assertEquals(Deno.statSync(`${dir.path}/unsynced.kv`).size, 0);
+  const f = StateFile.open(`${dir.path}/kept.kv`);
+  try {
+    assertEquals([...f].length, 100);
+  } finally {
+    f.close();
   }
 });
 

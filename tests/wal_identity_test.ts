@@ -312,3 +312,60 @@ Deno.test("PerCoreWalManager.open() and recovery agree: a core started over past
   );
   assertEquals(r.code, "Corrupted");
 });
+
+Deno.test("PerCoreWalManager.open({ checkpointDir }) checks the checkpoints of a directory other than the default as it checks the default's: a started-over core is refused, as recovery refuses it", async () => {
+  await using dir = await tempDir();
+  const config = new PerCoreWalConfig(`${dir.path}/wal`, 1, OPTIONS);
+  const checkpointDir = `${dir.path}/elsewhere`;
+  {
+    await using m = await PerCoreWalManager.open(config, { checkpointDir });
+    await write(m, "old", 300);
+    // The coordinator writes where the manager's checkpoints are.
+    const c = new CheckpointCoordinator(m);
+    assertEquals(c.checkpointDir, checkpointDir);
+    const meta = await c.checkpoint();
+    assertStringIncludes(meta.path, checkpointDir);
+    await write(m, "after", 10);
+  }
+  for (const e of Deno.readDirSync(config.baseDir)) {
+    if (e.name.endsWith(".log")) Deno.removeSync(`${config.baseDir}/${e.name}`);
+  }
+  // The segments gone: refused, naming the checkpoint.
+  const gone = await assertRejects(
+    () => PerCoreWalManager.open(config, { checkpointDir }),
+    PerCoreWalError,
+  );
+  assertEquals(gone.code, "Corrupted");
+  assertStringIncludes(gone.message, checkpointDir);
+  assertStringIncludes(gone.message, "no segment");
+  // A new life of the core while the checkpoints were away: refused by open() and recovery.
+  Deno.renameSync(checkpointDir, `${dir.path}/aside`);
+  {
+    await using m = await PerCoreWalManager.open(config, { checkpointDir });
+    await write(m, "new", 1000);
+  }
+  Deno.renameSync(`${dir.path}/aside`, checkpointDir);
+  const e = await assertRejects(
+    () =>
+      PerCoreWalManager.open(`${dir.path}/wal`, {
+        checkpointDir: new URL(`file://${checkpointDir}`),
+      }),
+    PerCoreWalError,
+  );
+  assertEquals(e.code, "Corrupted");
+  assertStringIncludes(e.message, "holds no barrier of sequence 301");
+  const r = await assertRejects(
+    () => recoverPerCore(config.baseDir, { readOnly: true, checkpointDir }),
+    PerCoreWalError,
+  );
+  assertEquals(r.code, "Corrupted");
+});
+
+Deno.test("PerCoreWalManager.open() refuses a checkpointDir of the wrong type, and an unknown option still", async () => {
+  await using dir = await tempDir();
+  await assertRejects(
+    // deno-lint-ignore no-explicit-any
+    () => PerCoreWalManager.open(`${dir.path}/wal`, { cores: 1, checkpointDir: 5 as any }),
+    TypeError,
+  );
+});
