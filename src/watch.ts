@@ -70,7 +70,8 @@ export interface DurableSource {
   /**
    * The durable end of core `coreId` (nothing at or beyond it is read), with the sequence of
    * the last durable record; or undefined when unknown: then what validates is made durable by
-   * an fdatasync of its segment before it is handed out.
+   * an fdatasync of its segment before it is handed out. Asked on every read of a core, also
+   * before the core has a segment.
    */
   end(coreId: number): (SegmentOffset & { sequence: number }) | undefined;
   /**
@@ -127,10 +128,14 @@ export class CoreFollower {
   async read(max: number): Promise<PerCoreWalEntry[]> {
     const out: PerCoreWalEntry[] = [];
     while (out.length < max) {
+      // The end is asked first, also while the core has no segment yet: the source's `wait`
+      // then knows this core's durable sequence and wakes when it moves (the manager's waits
+      // only on the cores asked), not after its timer. An end older than the position found
+      // below only makes this call read less.
+      const end = this.#source.end(this.coreId);
       this.#pos ??= await this.#locate();
       const pos = this.#pos;
       if (pos === undefined) return out;
-      const end = this.#source.end(this.coreId);
       if (end !== undefined && pos.segment > end.segment) return out;
       const segs = listCoreSegments(this.#config, this.coreId);
       const seg = segs.find((s) => s.index === pos.segment);
