@@ -19,7 +19,7 @@ export type CoreShipState = "starting" | "shipping" | "idle" | "retrying" | "sto
 
 /**
  * Internal hooks of the shipper for the WAL's retention (helper "retain", `src/ship_marks.ts`):
- * `onShipped` after each acknowledgement (`marks.advance(coreId, sequence)`), `holdAppends` when
+ * `onShipped` after each acknowledgement (the marks, paced: `ship_to_nats.ts`), `holdAppends` when
  * the unshipped entries of a core cross `unshippedLimitRecords` (held) and fall below it again.
  */
 export interface ShipperHooks {
@@ -56,6 +56,8 @@ export class CoreShipper {
   /** Entries read, not yet acknowledged (one message at most, and a batch). */
   pending: PerCoreWalEntry[] = [];
   pendingBytes = 0;
+  /** The framed size bound of each pending entry (`frameEntryBytes`), computed once. */
+  #sizes: number[] = [];
   lastAckAt: number | undefined;
   retries = 0;
   state: CoreShipState = "starting";
@@ -191,7 +193,11 @@ export class CoreShipper {
     // Read on where the stream ends: keep what was read if it continues it, else read again.
     if (this.#reader === undefined || (this.lastShipped > 0 && readNext !== next)) {
       await this.#closeReader();
+      // Stopped during the look-up: `stop()` closed the reader it found; a new one would never
+      // be closed, and the loop would wait on it for ever.
+      this.#stop.throwIfAborted();
       this.pending = [];
+      this.#sizes = [];
       this.pendingBytes = 0;
       this.lastRead = this.lastShipped;
       const stream = this.#open(this.coreId, this.lastShipped > 0 ? next : undefined);
@@ -204,10 +210,13 @@ export class CoreShipper {
   #drop(sequence: number): void {
     let n = 0;
     while (n < this.pending.length && this.pending[n].sequence <= sequence) {
-      this.pendingBytes -= frameEntryBytes(this.pending[n]);
+      this.pendingBytes -= this.#sizes[n];
       n++;
     }
-    if (n > 0) this.pending.splice(0, n);
+    if (n > 0) {
+      this.pending.splice(0, n);
+      this.#sizes.splice(0, n);
+    }
   }
 
   /** One entry read, or undefined once `linger` resolved (never without it), or at the end. */
@@ -223,8 +232,10 @@ export class CoreShipper {
     }
     const e = r.value;
     this.lastRead = e.sequence;
+    const size = frameEntryBytes(e);
     this.pending.push(e);
-    this.pendingBytes += frameEntryBytes(e);
+    this.#sizes.push(size);
+    this.pendingBytes += size;
     return e;
   }
 
@@ -283,7 +294,7 @@ export class CoreShipper {
     let bytes = 0;
     while (n < this.pending.length) {
       const e = this.pending[n];
-      const size = frameEntryBytes(e);
+      const size = this.#sizes[n];
       const continues = n > 0 && e.batchLast !== undefined &&
         this.pending[n - 1].batchLast === e.batchLast;
       if (

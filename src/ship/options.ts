@@ -59,7 +59,8 @@ export interface ShipToNatsOptions {
   /**
    * Whether checkpoints of the WAL keep what this shipper has not shipped (default `true`): the
    * shipper registers itself in the WAL directory (`shippers/<stream>-<node>.json`, FORMAT.md
-   * section 12) and moves its mark after each acknowledgement; a second shipper of the same
+   * section 12) and moves its mark to the latest acknowledgement (at most every 100 ms, and at
+   * close); a second shipper of the same
    * stream and node on this WAL is refused ("Locked"). `false` ships without holding anything.
    */
   retain?: boolean;
@@ -144,7 +145,7 @@ export function shipSettings(options: ShipToNatsOptions): ShipSettings {
       "maxRecordsPerMessage",
       1,
       1 << 20,
-      256,
+      1024,
     ),
     maxBytesPerMessage: _int(
       options.maxBytesPerMessage,
