@@ -16,7 +16,7 @@ import { checkOptionKeys, OPTION_KEYS } from "../option_keys.ts";
  * const options: ShipToNatsOptions = {
  *   servers: "nats://127.0.0.1:4222",
  *   node: "edge-7",
- *   maxRecordsPerMessage: 256,
+ *   maxRecordsPerMessage: 1024,
  *   lingerMs: 2,
  * };
  * ```
@@ -33,7 +33,7 @@ export interface ShipToNatsOptions {
   stream?: string;
   /** The subject prefix: letters, digits, `_` and `-`, dots between tokens. Default `"wal"`. */
   subject?: string;
-  /** Most entries in one message (an atomic batch is never split). Default 256. */
+  /** Most entries in one message (an atomic batch is never split). Default 1024. */
   maxRecordsPerMessage?: number;
   /** Most bytes in one message (an atomic batch is never split). Default 512 KiB. */
   maxBytesPerMessage?: number;
