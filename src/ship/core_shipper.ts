@@ -31,6 +31,8 @@ export interface ShipperHooks {
   holdAppends?(coreId: number, held: boolean): void;
   /** Called once the shipper closed (its holds released): the marks' last write and close. */
   closed?(): void | Promise<void>;
+  /** Resolves once the marks hold every acknowledgement so far (`drained()` waits for it). */
+  marked?(): Promise<void>;
 }
 
 /** Opens the stream of a core's durable entries from sequence `from` (undefined: its oldest). */

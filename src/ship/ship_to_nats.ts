@@ -79,6 +79,7 @@ export async function shipToNats(
     const pacer = new MarksPacer(marks);
     hooks.onShipped = (coreId, last) => pacer.advance(coreId, last);
     hooks.closed = () => pacer.close();
+    hooks.marked = () => pacer.written();
   }
   if (limit !== undefined) {
     // Loaded only here: a shipper of another process's directory never loads the engine.
@@ -117,6 +118,8 @@ const MARKS_INTERVAL_MS = 100;
 class MarksPacer {
   readonly #marks: ShipMarks;
   readonly #latest = new Map<number, number>();
+  /** The highest sequence asked per core, written or not. */
+  readonly #asked = new Map<number, number>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #lastWrite = -Infinity;
 
@@ -127,6 +130,7 @@ class MarksPacer {
   /** Core `coreId` is acknowledged through `sequence`: its mark moves by the next write. */
   advance(coreId: number, sequence: number): void {
     this.#latest.set(coreId, Math.max(sequence, this.#latest.get(coreId) ?? 0));
+    this.#asked.set(coreId, Math.max(sequence, this.#asked.get(coreId) ?? 0));
     if (this.#timer !== undefined) return;
     const wait = Math.max(0, this.#lastWrite + MARKS_INTERVAL_MS - performance.now());
     this.#timer = setTimeout(() => this.#flush(), wait);
@@ -139,6 +143,15 @@ class MarksPacer {
     // A failed write is retried by the next one (ShipMarks); a mark behind holds more, never less.
     for (const [c, seq] of this.#latest) this.#marks.advance(c, seq).catch(() => {});
     this.#latest.clear();
+  }
+
+  /** Writes what is pending now; resolves once the file holds every sequence asked so far. */
+  async written(): Promise<void> {
+    if (this.#timer !== undefined) this.#flush();
+    // A failed write leaves the mark behind: it holds more, never less.
+    await Promise.all(
+      [...this.#asked].map(([c, seq]) => this.#marks.advance(c, seq).catch(() => {})),
+    );
   }
 
   /** Writes the latest marks and closes the file. */
