@@ -70,7 +70,8 @@ export interface DurableSource {
   /**
    * The durable end of core `coreId` (nothing at or beyond it is read), with the sequence of
    * the last durable record; or undefined when unknown: then what validates is made durable by
-   * an fdatasync of its segment before it is handed out.
+   * an fdatasync of its segment before it is handed out. Asked on every read of a core, also
+   * before the core has a segment.
    */
   end(coreId: number): (SegmentOffset & { sequence: number }) | undefined;
   /**
@@ -120,17 +121,23 @@ export class CoreFollower {
   }
 
   /**
-   * Up to `max` entries made durable since the last call, or none. Throws `PerCoreWalError`
+   * Up to `max` entries made durable since the last call (and records of about `maxBytes` at
+   * most, but at least one entry), or none. Throws `PerCoreWalError`
    * with code `Retired` when a checkpoint retired the segment it was to read next, and at
    * damage within the durable part of the log (a source with known ends).
    */
-  async read(max: number): Promise<PerCoreWalEntry[]> {
+  async read(max: number, maxBytes = Infinity): Promise<PerCoreWalEntry[]> {
     const out: PerCoreWalEntry[] = [];
-    while (out.length < max) {
+    const budget = { bytes: maxBytes };
+    while (out.length < max && budget.bytes > 0) {
+      // The end is asked first, also while the core has no segment yet: the source's `wait`
+      // then knows this core's durable sequence and wakes when it moves (the manager's waits
+      // only on the cores asked), not after its timer. An end older than the position found
+      // below only makes this call read less.
+      const end = this.#source.end(this.coreId);
       this.#pos ??= await this.#locate();
       const pos = this.#pos;
       if (pos === undefined) return out;
-      const end = this.#source.end(this.coreId);
       if (end !== undefined && pos.segment > end.segment) return out;
       const segs = listCoreSegments(this.#config, this.coreId);
       const seg = segs.find((s) => s.index === pos.segment);
@@ -139,10 +146,11 @@ export class CoreFollower {
         continue;
       }
       const atEnd = end !== undefined && pos.segment === end.segment;
-      const r = await this.#readSegment(seg.path, pos, atEnd ? end.offset : undefined, end, max);
+      const limit = atEnd ? end.offset : undefined;
+      const r = await this.#readSegment(seg.path, pos, limit, end, max - out.length, budget);
       if (r === "gone") continue;
       out.push(...r.entries);
-      if (out.length >= max || r.stop === "wait" || atEnd) return out;
+      if (out.length >= max || budget.bytes <= 0 || r.stop === "wait" || atEnd) return out;
       // The segment is read to its end: go on in the next one once it continues this one.
       const next = segs.find((s) => s.index > pos.segment);
       const first = next === undefined ? undefined : await this.#firstSequence(next.path);
@@ -171,6 +179,7 @@ export class CoreFollower {
     limit: number | undefined,
     end: { sequence: number } | undefined,
     max: number,
+    budget: { bytes: number },
   ): Promise<"gone" | { entries: PerCoreWalEntry[]; stop: "wait" | "end" | "more" }> {
     let reader: PerCoreWalReader;
     try {
@@ -205,7 +214,7 @@ export class CoreFollower {
     const entries: PerCoreWalEntry[] = [];
     let read = 0;
     let stop: "wait" | "end" | "more" = "more";
-    while (stop === "more" && entries.length < max) {
+    while (stop === "more" && entries.length < max && budget.bytes > 0) {
       for (const x of await r.readBatch(Math.min(1024, max - entries.length + 1))) {
         if (x.kind !== "entry") {
           if (end !== undefined && x.kind !== "end") {
@@ -235,8 +244,11 @@ export class CoreFollower {
         read++;
         pos.offset = x.offset + x.length;
         pos.next = e.sequence + 1;
-        if (this.#from === undefined || e.sequence >= this.#from) entries.push(e);
-        if (entries.length >= max) break;
+        if (this.#from === undefined || e.sequence >= this.#from) {
+          entries.push(e);
+          budget.bytes -= x.length;
+        }
+        if (entries.length >= max || budget.bytes <= 0) break;
       }
     }
     // Another process's records: durable once this fdatasync (after reading them) returned. A
@@ -322,8 +334,16 @@ export class CoreFollower {
   }
 }
 
-/** Entries a stream reads from a core per pull (what one pull adds to the stream's queue). */
-const PULL_ENTRIES = 256;
+/**
+ * Entries a stream reads per pull, shared by its cores (what one pull adds to the stream's
+ * queue), the least one core reads, and the most bytes of records read from one core per pull
+ * (at least one entry). Each read of a core reopens its segment (and, for another process's
+ * files, fdatasyncs it): a stream of one core reads up to 4096 small entries at a time, a
+ * stream of many cores at least 256 from each, never more than 1 MiB of records from one core.
+ */
+const PULL_ENTRIES = 4096;
+const PULL_ENTRIES_MIN = 256;
+const PULL_BYTES = 1024 * 1024;
 
 /** Checks watch options against a WAL of `numCores` cores; returns the cores to follow. */
 export function watchedCores(numCores: number, options: WatchOptions): number[] {
@@ -377,6 +397,7 @@ export function watchEntries(
 ): ReadableStream<PerCoreWalEntry> {
   const cores = watchedCores(config.numCores, options);
   const followers = cores.map((c) => new CoreFollower(config, c, source, options.from?.[c]));
+  const perPull = Math.max(PULL_ENTRIES_MIN, Math.floor(PULL_ENTRIES / followers.length));
   const done = followers.map(() => false);
   const stop = new AbortController();
   const signal = options.signal;
@@ -395,7 +416,7 @@ export function watchEntries(
       for (let i = 0; i < followers.length; i++) {
         if (done[i]) continue;
         const stopped = source.stopped(followers[i].coreId);
-        const entries = await followers[i].read(PULL_ENTRIES);
+        const entries = await followers[i].read(perPull, PULL_BYTES);
         stop.signal.throwIfAborted();
         for (const e of entries) controller.enqueue(e);
         got += entries.length;

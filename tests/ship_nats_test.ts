@@ -404,7 +404,8 @@ Deno.test({
         assert(before > 3, `${before} segments`);
         await coordinator.checkpoint();
         await coordinator.checkpoint();
-        assertEquals(segments(), before, "nothing unshipped was retired");
+        // The checkpoints' own records may open a segment: fewer files would mean a retirement.
+        assert(segments() >= before, `nothing unshipped was retired: ${segments()} of ${before}`);
       }
       const marks = ShipMarks.list(`${dir.path}/wal`);
       assertEquals(marks.map((x) => x.name), ["WAL-n1"], "the registration is kept across close");

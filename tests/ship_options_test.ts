@@ -10,7 +10,7 @@ Deno.test("shipToNats options: defaults", () => {
   assertEquals([s.stream, s.subject, s.maxRecordsPerMessage, s.maxBytesPerMessage], [
     "WAL",
     "wal",
-    256,
+    1024,
     512 * 1024,
   ]);
   assertEquals([s.lingerMs, s.retryMaxMs, s.publishTimeoutMs, s.intervalMs], [2, 5000, 5000, 20]);

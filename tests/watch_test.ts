@@ -109,7 +109,7 @@ test("manager.watch() with an already aborted signal errors at once with its rea
 test("manager.watch() from a sequence a checkpoint retired: Retired, naming the core and sequence", async () => {
   await using dir = await tempDir();
   await using m = await PerCoreWalManager.open(config(dir.path, 1));
-  await fill(m, 0, 600);
+  await fill(m, 0, 3000); // 1.3 MB of records: more than one pull of the stream reads (1 MiB)
   // A follower that read the first entries, then falls behind.
   const behind = m.watch().getReader();
   assertEquals((await behind.read()).value?.sequence, 1);
@@ -125,7 +125,7 @@ test("manager.watch() from a sequence a checkpoint retired: Retired, naming the 
   assertEquals([e.code, e.coreId], ["Retired", 0]);
   const late = await assertRejects(async () => {
     // Entries on from sequence 2 until the retired segment is reached: never a gap.
-    await take(behind, m, { 0: 610 }, { 0: 2 });
+    await take(behind, m, { 0: 3010 }, { 0: 2 });
   }, PerCoreWalError);
   assert(/cannot read from sequence \d+/.test(late.message), late.message);
 });

@@ -20,7 +20,7 @@ export type CoreShipState = "starting" | "shipping" | "idle" | "retrying" | "sto
 
 /**
  * Internal hooks of the shipper for the WAL's retention (helper "retain", `src/ship_marks.ts`):
- * `onShipped` after each acknowledgement (`marks.advance(coreId, sequence)`), `holdAppends` when
+ * `onShipped` after each acknowledgement (the marks, paced: `ship_to_nats.ts`), `holdAppends` when
  * the unshipped entries of a core cross `unshippedLimitRecords` (held) and fall below it again.
  */
 export interface ShipperHooks {
@@ -40,6 +40,8 @@ export interface ShipperHooks {
   dropUnshipped?(coreId: number, from: number, to: number, bytes: number): Promise<void>;
   /** Called once the shipper closed (its holds released): the marks' last write and close. */
   closed?(): void | Promise<void>;
+  /** Resolves once the marks hold every acknowledgement so far (`drained()` waits for it). */
+  marked?(): Promise<void>;
 }
 
 /** Opens the stream of a core's durable entries from sequence `from` (undefined: its oldest). */
@@ -67,6 +69,8 @@ export class CoreShipper {
   pendingBytes = 0;
   /** The unshipped bytes of the WAL as last measured (`unshipped.ts`). */
   unshippedBytes = 0;
+  /** The framed size bound of each pending entry (`frameEntryBytes`), computed once. */
+  #sizes: number[] = [];
   lastAckAt: number | undefined;
   retries = 0;
   state: CoreShipState = "starting";
@@ -345,7 +349,11 @@ export class CoreShipper {
     // Read on where the stream ends: keep what was read if it continues it, else read again.
     if (this.#reader === undefined || (mark > 0 && readNext !== next)) {
       await this.#closeReader();
+      // Stopped during the look-up: `stop()` closed the reader it found; a new one would never
+      // be closed, and the loop would wait on it for ever.
+      this.#stop.throwIfAborted();
       this.pending = [];
+      this.#sizes = [];
       this.pendingBytes = 0;
       this.lastRead = mark;
       const stream = this.#open(this.coreId, mark > 0 ? next : undefined);
@@ -358,10 +366,13 @@ export class CoreShipper {
   #drop(sequence: number): void {
     let n = 0;
     while (n < this.pending.length && this.pending[n].sequence <= sequence) {
-      this.pendingBytes -= frameEntryBytes(this.pending[n]);
+      this.pendingBytes -= this.#sizes[n];
       n++;
     }
-    if (n > 0) this.pending.splice(0, n);
+    if (n > 0) {
+      this.pending.splice(0, n);
+      this.#sizes.splice(0, n);
+    }
   }
 
   /** One entry read, or undefined once `linger` resolved (never without it), or at the end. */
@@ -377,8 +388,10 @@ export class CoreShipper {
     }
     const e = r.value;
     this.lastRead = e.sequence;
+    const size = frameEntryBytes(e);
     this.pending.push(e);
-    this.pendingBytes += frameEntryBytes(e);
+    this.#sizes.push(size);
+    this.pendingBytes += size;
     return e;
   }
 
@@ -437,7 +450,7 @@ export class CoreShipper {
     let bytes = 0;
     while (n < this.pending.length) {
       const e = this.pending[n];
-      const size = frameEntryBytes(e);
+      const size = this.#sizes[n];
       const continues = n > 0 && e.batchLast !== undefined &&
         this.pending[n - 1].batchLast === e.batchLast;
       if (

@@ -17,7 +17,7 @@ import { checkOptionKeys, OPTION_KEYS } from "../option_keys.ts";
  * const options: ShipToNatsOptions = {
  *   servers: "nats://127.0.0.1:4222",
  *   node: "edge-7",
- *   maxRecordsPerMessage: 256,
+ *   maxRecordsPerMessage: 1024,
  *   lingerMs: 2,
  * };
  * ```
@@ -34,7 +34,7 @@ export interface ShipToNatsOptions {
   stream?: string;
   /** The subject prefix: letters, digits, `_` and `-`, dots between tokens. Default `"wal"`. */
   subject?: string;
-  /** Most entries in one message (an atomic batch is never split). Default 256. */
+  /** Most entries in one message (an atomic batch is never split). Default 1024. */
   maxRecordsPerMessage?: number;
   /** Most bytes in one message (an atomic batch is never split). Default 512 KiB. */
   maxBytesPerMessage?: number;
@@ -60,7 +60,8 @@ export interface ShipToNatsOptions {
   /**
    * Whether checkpoints of the WAL keep what this shipper has not shipped (default `true`): the
    * shipper registers itself in the WAL directory (`shippers/<stream>-<node>.json`, FORMAT.md
-   * section 12) and moves its mark after each acknowledgement; a second shipper of the same
+   * section 12) and moves its mark to the latest acknowledgement (at most every 100 ms, and at
+   * close); a second shipper of the same
    * stream and node on this WAL is refused ("Locked"). `false` ships without holding anything.
    */
   retain?: boolean;
@@ -177,7 +178,7 @@ export function shipSettings(options: ShipToNatsOptions): ShipSettings {
       "maxRecordsPerMessage",
       1,
       1 << 20,
-      256,
+      1024,
     ),
     maxBytesPerMessage: _int(
       options.maxBytesPerMessage,

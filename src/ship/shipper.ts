@@ -201,8 +201,9 @@ export class NatsShipper implements AsyncDisposable {
   }
 
   /**
-   * Resolves when every entry durable at the time of the call is acknowledged by the stream.
-   * Rejects with a core's failure, when the shipper closes first, or with the signal's reason.
+   * Resolves when every entry durable at the time of the call is acknowledged by the stream (and
+   * the marks in the WAL directory say so: a checkpoint then retires what it covers). Rejects
+   * with a core's failure, when the shipper closes first, or with the signal's reason.
    */
   async drained(options: { signal?: AbortSignal } = {}): Promise<void> {
     const targets = await this.#durableNow();
@@ -227,6 +228,7 @@ export class NatsShipper implements AsyncDisposable {
       signal?.addEventListener("abort", check, { once: true });
       check();
     });
+    await this.#hooks.marked?.();
   }
 
   /** Per core: last shipped sequence, lag, last ack, retries, state; and the connection. */
