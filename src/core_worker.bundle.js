@@ -4327,6 +4327,9 @@ function _recordCouldStart(d, rel, q) {
   return len >= RECORD_HEADER_BYTES && len <= d.decode.maxRecordBytes + 65535 && q + len <= d.fileSizeBytes;
 }
 
+// src/segment_probes.ts
+init_errors();
+
 // src/segment_files.ts
 init_errors();
 var ZERO_CHECK_BYTES = 256 << 10;

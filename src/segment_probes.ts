@@ -15,11 +15,29 @@ import {
   type SegmentStartFacts,
   startNeedsClaim,
 } from "./damage_table.ts";
+import { PerCoreWalError } from "./errors.ts";
 import type { SegmentHeader } from "./format.ts";
 import type { ReaderOptions, ReadResult } from "./read_result.ts";
 import { PerCoreWalReader } from "./reader.ts";
 import { anyLaidOut, isEmptyFile, isUnstartedSegment } from "./segment_files.ts";
 import type { SegmentStats } from "./types.ts";
+
+/**
+ * The first sequence a segment's header names, or undefined when it has no valid header (yet: a
+ * segment being started), or cannot be read as a segment.
+ */
+export async function headerFirstSequence(
+  path: string,
+  maxRecordBytes: number,
+): Promise<number | undefined> {
+  try {
+    using r = await PerCoreWalReader.open(path, { maxRecordBytes });
+    return r.header?.firstSequence;
+  } catch (e) {
+    if (e instanceof PerCoreWalError) return undefined;
+    throw e;
+  }
+}
 
 /**
  * Scans a whole segment: its statistics and how its records end.

@@ -17,6 +17,7 @@ import { SEGMENT_DATA_OFFSET } from "./format.ts";
 import { syncFileData } from "./fs.ts";
 import type { SegmentOffset } from "./merge.ts";
 import { PerCoreWalReader } from "./reader.ts";
+import { headerFirstSequence } from "./segment_probes.ts";
 import { listCoreSegments } from "./segment_files.ts";
 import type { PerCoreWalEntry } from "./types.ts";
 import { configFromDirectory } from "./wal_meta.ts";
@@ -153,7 +154,9 @@ export class CoreFollower {
       if (out.length >= max || budget.bytes <= 0 || r.stop === "wait" || atEnd) return out;
       // The segment is read to its end: go on in the next one once it continues this one.
       const next = segs.find((s) => s.index > pos.segment);
-      const first = next === undefined ? undefined : await this.#firstSequence(next.path);
+      const first = next === undefined
+        ? undefined
+        : await headerFirstSequence(next.path, this.#config.options.maxRecordBytes);
       if (next === undefined || first === undefined) return out;
       if (first !== pos.next) {
         if (end === undefined) return out; // a header being rewritten: look again later
@@ -265,7 +268,7 @@ export class CoreFollower {
     const segs = listCoreSegments(this.#config, this.coreId);
     let oldest: { index: number; path: string; first: number } | undefined;
     for (const s of segs) {
-      const first = await this.#firstSequence(s.path);
+      const first = await headerFirstSequence(s.path, this.#config.options.maxRecordBytes);
       if (first !== undefined) {
         oldest = { ...s, first };
         break;
@@ -278,7 +281,7 @@ export class CoreFollower {
     }
     if (oldest.first > from) throw this.#retired(from, oldest.path, oldest.first);
     for (let i = segs.length - 1; i >= 0; i--) {
-      const first = await this.#firstSequence(segs[i].path);
+      const first = await headerFirstSequence(segs[i].path, this.#config.options.maxRecordBytes);
       if (first !== undefined && first <= from) {
         return { segment: segs[i].index, offset: SEGMENT_DATA_OFFSET, next: first };
       }
@@ -290,7 +293,7 @@ export class CoreFollower {
   async #passRetired(segs: { index: number; path: string }[], pos: _Position): Promise<void> {
     for (const s of segs) {
       if (s.index < pos.segment) continue;
-      const first = await this.#firstSequence(s.path);
+      const first = await headerFirstSequence(s.path, this.#config.options.maxRecordBytes);
       if (first === undefined) break;
       const want = this.#from !== undefined && this.#from > pos.next ? this.#from : pos.next;
       if (first > want) throw this.#retired(want, s.path, first);
@@ -318,19 +321,6 @@ export class CoreFollower {
         `segments holding it (${oldest}); start again from a checkpoint's state`,
       { coreId: this.coreId, segment: path },
     );
-  }
-
-  /** The first sequence of a segment, or undefined when it has no valid header (yet). */
-  async #firstSequence(path: string): Promise<number | undefined> {
-    try {
-      using r = await PerCoreWalReader.open(path, {
-        maxRecordBytes: this.#config.options.maxRecordBytes,
-      });
-      return r.header?.firstSequence;
-    } catch (e) {
-      if (e instanceof PerCoreWalError) return undefined;
-      throw e;
-    }
   }
 }
 

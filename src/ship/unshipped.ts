@@ -8,11 +8,10 @@
  */
 
 import type { PerCoreWalConfig } from "../config.ts";
-import { PerCoreWalError } from "../errors.ts";
 import { SEGMENT_DATA_OFFSET } from "../format.ts";
 import { PerCoreWalReader } from "../reader.ts";
 import { listCoreSegments } from "../segment_files.ts";
-import { scanSegment } from "../segment_probes.ts";
+import { headerFirstSequence, scanSegment } from "../segment_probes.ts";
 
 /** A position in a core's log: segment, the offset after a record, and that record's sequence. */
 export interface LogEnd {
@@ -118,7 +117,7 @@ export class UnshippedMeter {
       seen.add(s.index);
       let first = this.#firsts.get(s.index);
       if (first === undefined) {
-        first = await this.#headerFirst(s.path);
+        first = await headerFirstSequence(s.path, this.#config.options.maxRecordBytes);
         if (first === undefined) continue; // prepared ahead, or its header not written yet
         this.#firsts.set(s.index, first);
       }
@@ -128,18 +127,6 @@ export class UnshippedMeter {
     for (const k of this.#firsts.keys()) if (!seen.has(k)) this.#firsts.delete(k);
     for (const k of this.#sealed.keys()) if (!seen.has(k)) this.#sealed.delete(k);
     return out;
-  }
-
-  async #headerFirst(path: string): Promise<number | undefined> {
-    try {
-      using r = await PerCoreWalReader.open(path, {
-        maxRecordBytes: this.#config.options.maxRecordBytes,
-      });
-      return r.header?.firstSequence;
-    } catch (e) {
-      if (e instanceof PerCoreWalError) return undefined;
-      throw e;
-    }
   }
 
   /** Where the record after sequence `next - 1` starts, reading on from the last measure. */
