@@ -55,6 +55,7 @@ export {
 export type { BackpressureCause, WalEvent } from "./src/events.ts";
 export {
   dropUnshipped,
+  type PendingGap,
   ShipMarks,
   type ShipMarksOptions,
   type ShipperMarks,

@@ -32,7 +32,9 @@ import type { PerCoreWalError } from "./errors.ts";
  *   `toSequence` unshipped (`dropUnshipped`, or `shipToNats`'s `onUnshippedLimit: "dropOldest"`,
  *   the opt-in mode of the unshipped limit): the next checkpoint may delete them, and they never
  *   reach the central stream (the shipper declares the gap there). `bytes`, when given, is what
- *   that range takes in the WAL (the unshipped measure of docs/SHIPPING.md).
+ *   that range takes in the WAL (the unshipped measure of docs/SHIPPING.md). `reason`, when
+ *   given, says why a range was given up that no limit dropped (a checkpoint retired it while
+ *   the stream lacks it: docs/SHIPPING.md, "Across restarts").
  *
  * Sequences, segments, offsets and byte counts are `number`s.
  *
@@ -75,6 +77,7 @@ export type WalEvent =
     fromSequence: number;
     toSequence: number;
     bytes?: number;
+    reason?: string;
   };
 
 /**

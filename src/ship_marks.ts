@@ -9,6 +9,7 @@
  * @module
  */
 
+import { assert } from "./assert.ts";
 import { directoryMode, PerCoreWalConfig } from "./config.ts";
 import { crc32c } from "./crc32c.ts";
 import { PerCoreWalError } from "./errors.ts";
@@ -37,8 +38,8 @@ const _handlers = new WeakMap<ShipMarks, WalEventHandler | undefined>();
 
 /** The directory of the marks files, inside the WAL directory. */
 export const SHIPPERS_DIR = "shippers";
-/** Version of the marks file's JSON. */
-const MARKS_VERSION = 1;
+/** Version of the marks file's JSON written (2: `gaps`); version 1 files are read too. */
+const MARKS_VERSION = 2;
 /** The largest marks file read: a few bytes per core are written. */
 const MAX_MARKS_BYTES = 1024 * 1024;
 /** A shipper's name: a plain file name, no dot first, no separator. */
@@ -79,6 +80,11 @@ export interface ShipperMarks {
   name: string;
   /** Per core, the last shipped sequence (0: nothing; a core beyond the array: 0). */
   shipped: number[];
+  /**
+   * Ranges given up unshipped whose gap marker the stream may lack yet (FORMAT.md section 12),
+   * by core; empty when none (or in a version 1 file, or an invalid one).
+   */
+  gaps: PendingGap[];
   /** When the file was last written (ISO 8601), if it is valid. */
   updatedAt?: string;
   /**
@@ -86,6 +92,29 @@ export interface ShipperMarks {
    * every segment of every core until it is removed ({@linkcode ShipMarks.remove}).
    */
   invalid?: string;
+}
+
+/**
+ * A range of a core's entries given up unshipped ({@linkcode dropUnshipped}) whose gap marker the
+ * central stream may not hold yet: the mark is past it, and a shipper declares it before that
+ * core's next entries, also after a restart ({@linkcode ShipMarks.clearGap} once it did).
+ *
+ * @example
+ * ```ts
+ * import { ShipMarks, type PendingGap } from "@percore/wal";
+ *
+ * await using marks = ShipMarks.open("./data/wal", "nats");
+ * const gap: PendingGap | undefined = marks.pendingGap(0);
+ * if (gap) console.warn(`core 0: ${gap.fromSequence}..${gap.toSequence} to declare`);
+ * ```
+ */
+export interface PendingGap {
+  /** The core. */
+  coreId: number;
+  /** The first sequence given up. */
+  fromSequence: number;
+  /** The last sequence given up (at most the core's mark). */
+  toSequence: number;
 }
 
 /**
@@ -122,9 +151,17 @@ export class ShipMarks {
   #target: number[];
   /** What the file holds (durable), per core. */
   #written: number[];
+  /** The pending gaps asked (by core), and those the file holds. */
+  #gapTarget: Map<number, PendingGap>;
+  #gapWritten: Map<number, PendingGap>;
+  /** Counts the changes of `#gapTarget`: a wait for one is settled by a write taken after it. */
+  #gapChanges = 0;
+  #gapChangesWritten = 0;
   #waiters: {
     coreId: number;
     sequence: number;
+    /** The `#gapChanges` the write must include (0: any). */
+    gapChange: number;
     resolve: () => void;
     reject: (e: unknown) => void;
   }[] = [];
@@ -135,6 +172,7 @@ export class ShipMarks {
     at: { walDir: string; name: string; walId: string; fileMode: number; numCores: number },
     lock: Deno.FsFile,
     shipped: number[],
+    gaps: PendingGap[],
     onEvent: WalEventHandler | undefined,
   ) {
     this.name = at.name;
@@ -146,6 +184,8 @@ export class ShipMarks {
     this.#lock = lock;
     this.#target = shipped.slice();
     this.#written = shipped.slice();
+    this.#gapTarget = new Map(gaps.map((g) => [g.coreId, g]));
+    this.#gapWritten = new Map(this.#gapTarget);
     _handlers.set(this, onEvent);
   }
 
@@ -192,9 +232,10 @@ export class ShipMarks {
       }
       const shipped = _padded(found?.shipped ?? [], meta.numCores);
       const at = { walDir, name, walId: meta.walId, fileMode, numCores: meta.numCores };
-      const marks = new ShipMarks(at, lock, shipped, options.onEvent);
+      const gaps = found?.gaps ?? [];
+      const marks = new ShipMarks(at, lock, shipped, gaps, options.onEvent);
       // Registered once the file exists, durably: from then on checkpoints hold for it.
-      if (found === undefined) _writeMarksSync(walDir, name, meta.walId, shipped, fileMode);
+      if (found === undefined) _writeMarksSync(walDir, name, meta.walId, shipped, [], fileMode);
       return marks;
     } catch (e) {
       lock.close();
@@ -260,8 +301,78 @@ export class ShipMarks {
     }
     if (sequence > this.#target[coreId]) this.#target[coreId] = sequence;
     if (this.#written[coreId] >= sequence) return Promise.resolve();
+    return this.#wait(coreId, sequence, 0);
+  }
+
+  /**
+   * The range of core `coreId` given up unshipped whose gap marker the stream may lack, as the
+   * file holds it (undefined: none).
+   */
+  pendingGap(coreId: number): PendingGap | undefined {
+    this.#checkCore(coreId);
+    const g = this.#gapWritten.get(coreId);
+    return g === undefined ? undefined : { ...g };
+  }
+
+  /**
+   * Gives up core `coreId`'s entries `fromSequence` to `toSequence` unshipped: raises its mark to
+   * `toSequence` and records the range as a pending gap (merged with one pending: from the lower
+   * start to the higher end), in the same durable write; resolves once the file holds both. A
+   * shipper declares the gap in the stream before the core's next entries, also after a restart,
+   * then calls {@linkcode clearGap}. Emits no event (see {@linkcode dropUnshipped}).
+   */
+  declareGap(coreId: number, fromSequence: number, toSequence: number): Promise<void> {
+    try {
+      this.#checkCore(coreId);
+      for (const [what, v] of [["fromSequence", fromSequence], ["toSequence", toSequence]]) {
+        if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1) {
+          throw new RangeError(`${what} must be an integer from 1 to 2^53 - 1, got ${v}`);
+        }
+      }
+      if (toSequence < fromSequence) {
+        throw new RangeError(`toSequence ${toSequence} is below fromSequence ${fromSequence}`);
+      }
+      this.#checkOpen();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const was = this.#gapTarget.get(coreId);
+    this.#gapTarget.set(coreId, {
+      coreId,
+      fromSequence: Math.min(was?.fromSequence ?? fromSequence, fromSequence),
+      toSequence: Math.max(was?.toSequence ?? toSequence, toSequence),
+    });
+    if (toSequence > this.#target[coreId]) this.#target[coreId] = toSequence;
+    return this.#wait(coreId, toSequence, ++this.#gapChanges);
+  }
+
+  /**
+   * The stream holds core `coreId`'s gap marker (or entries) through `throughSequence`: the
+   * pending gap loses what that covers (all of it, or its start). Resolves once the file says so.
+   */
+  clearGap(coreId: number, throughSequence: number): Promise<void> {
+    try {
+      this.#checkCore(coreId);
+      this.#checkOpen();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const g = this.#gapTarget.get(coreId);
+    if (g === undefined || throughSequence < g.fromSequence) return Promise.resolve();
+    if (throughSequence >= g.toSequence) this.#gapTarget.delete(coreId);
+    else this.#gapTarget.set(coreId, { ...g, fromSequence: throughSequence + 1 });
+    return this.#wait(coreId, 0, ++this.#gapChanges);
+  }
+
+  #checkOpen(): void {
+    if (this.#lock === undefined || this.#closing !== undefined) {
+      throw new PerCoreWalError("Closed", `Shipper marks "${this.name}" are closed`);
+    }
+  }
+
+  #wait(coreId: number, sequence: number, gapChange: number): Promise<void> {
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    this.#waiters.push({ coreId, sequence, resolve, reject });
+    this.#waiters.push({ coreId, sequence, gapChange, resolve, reject });
     this.#kick();
     return promise;
   }
@@ -272,10 +383,16 @@ export class ShipMarks {
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      if (this.#writing || this.#target.some((v, c) => v !== this.#written[c])) {
+      if (this.#writing || !this.#allWritten()) {
         const { promise, resolve } = Promise.withResolvers<void>();
         // Settled only when nothing is left to write, or by a failed write.
-        this.#waiters.push({ coreId: 0, sequence: Infinity, resolve, reject: () => resolve() });
+        this.#waiters.push({
+          coreId: 0,
+          sequence: Infinity,
+          gapChange: 0,
+          resolve,
+          reject: () => resolve(),
+        });
         this.#kick();
         await promise;
       }
@@ -310,6 +427,11 @@ export class ShipMarks {
     }
   }
 
+  #allWritten(): boolean {
+    return this.#gapChangesWritten === this.#gapChanges &&
+      this.#target.every((v, c) => v === this.#written[c]);
+  }
+
   #kick(): void {
     if (this.#writing) return;
     this.#writing = true;
@@ -323,17 +445,28 @@ export class ShipMarks {
   async #flush(): Promise<void> {
     try {
       while (true) {
-        const snapshot = this.#target.slice();
-        if (snapshot.every((v, c) => v === this.#written[c])) {
+        if (this.#allWritten()) {
           // Nothing left to write: the waits left are covered (close()'s own among them).
           for (const w of this.#waiters.splice(0)) w.resolve();
           return;
         }
-        await _writeMarks(this.walDir, this.name, this.#walId, snapshot, this.#fileMode);
+        const snapshot = this.#target.slice();
+        const gaps = new Map(this.#gapTarget);
+        const changes = this.#gapChanges;
+        await _writeMarks(
+          this.walDir,
+          this.name,
+          this.#walId,
+          snapshot,
+          [...gaps.values()],
+          this.#fileMode,
+        );
         this.#written = snapshot;
+        this.#gapWritten = gaps;
+        this.#gapChangesWritten = changes;
         const left = [];
         for (const w of this.#waiters) {
-          if (snapshot[w.coreId] >= w.sequence) w.resolve();
+          if (snapshot[w.coreId] >= w.sequence && changes >= w.gapChange) w.resolve();
           else left.push(w);
         }
         this.#waiters = left;
@@ -349,7 +482,9 @@ export class ShipMarks {
 /**
  * Raises core `coreId`'s mark of `marks` to `uptoSequence` although those entries were not
  * shipped (the opt-in mode of the unshipped limit): the next checkpoint may retire their
- * segments, and they never reach the central stream. Emits a loud `unshippedDropped` event
+ * segments, and they never reach the central stream. The range is recorded as a pending gap in
+ * the same durable write ({@linkcode ShipMarks.declareGap}): `shipToNats` with this shipper's
+ * name declares it in the stream, also after a restart. Emits a loud `unshippedDropped` event
  * (`ShipMarksOptions.onEvent`) once the mark is durable. Returns the range given up, or
  * undefined when `uptoSequence` was shipped already (no event).
  *
@@ -369,8 +504,11 @@ export async function dropUnshipped(
 ): Promise<{ fromSequence: number; toSequence: number } | undefined> {
   if (!(marks instanceof ShipMarks)) throw new TypeError("dropUnshipped() takes a ShipMarks");
   const from = marks.shipped(coreId) + 1;
-  await marks.advance(coreId, uptoSequence);
-  if (uptoSequence < from) return undefined;
+  if (uptoSequence < from) {
+    await marks.advance(coreId, uptoSequence);
+    return undefined;
+  }
+  await marks.declareGap(coreId, from, uptoSequence);
   const dropped = { fromSequence: from, toSequence: uptoSequence };
   emitEvent(_handlers.get(marks), {
     type: "unshippedDropped",
@@ -413,12 +551,17 @@ export function readShipperMarks(
   } catch (e) {
     if (isMissing(e)) return undefined;
     if (e instanceof PerCoreWalError && (e.code === "Unsafe" || e.code === "Corrupted")) {
-      return { name, shipped: [], invalid: e.message.replace(/^Shipper marks file "[^"]*" /, "") };
+      return {
+        name,
+        shipped: [],
+        gaps: [],
+        invalid: e.message.replace(/^Shipper marks file "[^"]*" /, ""),
+      };
     }
     throw e;
   }
   const decoded = decodeShipperMarks(bytes, name, walId);
-  return "invalid" in decoded ? { name, shipped: [], invalid: decoded.invalid } : decoded;
+  return "invalid" in decoded ? { name, shipped: [], gaps: [], invalid: decoded.invalid } : decoded;
 }
 
 /** Every marks file in `<walDir>/shippers`, by name; a missing directory: none. */
@@ -428,7 +571,8 @@ export function listShipperMarks(walDir: string, walId: string | null): ShipperM
   if (kind === undefined) return [];
   if (!kind.isDirectory || kind.isSymlink) {
     // Who is registered cannot be known: one invalid entry holds every segment.
-    return [{ name: SHIPPERS_DIR, shipped: [], invalid: _unsafeShippersDir(shippers).message }];
+    const invalid = _unsafeShippersDir(shippers).message;
+    return [{ name: SHIPPERS_DIR, shipped: [], gaps: [], invalid }];
   }
   const out: ShipperMarks[] = [];
   for (const e of readDirectory(shippers)) {
@@ -440,18 +584,30 @@ export function listShipperMarks(walDir: string, walId: string | null): ShipperM
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
-/** The bytes of a marks file: JSON, a newline, the CRC32C of the JSON in hex, a newline. */
+/**
+ * The bytes of a marks file: JSON, a newline, the CRC32C of the JSON in hex, a newline. Version 2
+ * (with `gaps`, by core), or version 1 when `version` says so (no gaps then: tests of old files).
+ */
 export function encodeShipperMarks(
   name: string,
   walId: string,
   shipped: readonly number[],
   updatedAt = new Date(),
+  gaps: readonly PendingGap[] = [],
+  version: 1 | 2 = MARKS_VERSION,
 ): Uint8Array {
+  assert(version === 2 || gaps.length === 0, "a version 1 marks file holds no gaps");
+  const sorted = [...gaps].sort((a, b) => a.coreId - b.coreId).map((g) => ({
+    coreId: g.coreId,
+    fromSequence: g.fromSequence,
+    toSequence: g.toSequence,
+  }));
   const body = JSON.stringify({
-    version: MARKS_VERSION,
+    version,
     walId,
     name,
     shipped,
+    ...(version === 2 ? { gaps: sorted } : {}),
     updatedAt: updatedAt.toISOString(),
   });
   const crc = crc32c(new TextEncoder().encode(body)).toString(16).padStart(8, "0");
@@ -477,7 +633,7 @@ export function decodeShipperMarks(
     if (!(e instanceof SyntaxError)) throw e;
     return { invalid: "does not parse" };
   }
-  if (j === null || typeof j !== "object" || j.version !== MARKS_VERSION) {
+  if (j === null || typeof j !== "object" || (j.version !== 1 && j.version !== 2)) {
     return { invalid: `has an unknown version (${JSON.stringify(j?.version)})` };
   }
   if (j.name !== name) return { invalid: `names shipper ${JSON.stringify(j.name)}` };
@@ -492,8 +648,31 @@ export function decodeShipperMarks(
   ) {
     return { invalid: "has shipped positions that are not sequences" };
   }
+  const gaps = j.version === 1 ? [] : _decodeGaps(j.gaps, shipped as number[]);
+  if (gaps === undefined) return { invalid: "has gaps that are not ranges below their marks" };
   const updatedAt = typeof j.updatedAt === "string" ? j.updatedAt : undefined;
-  return { name, shipped: shipped as number[], updatedAt };
+  return { name, shipped: shipped as number[], gaps, updatedAt };
+}
+
+/**
+ * A version 2 file's `gaps`: at most one per core, in core order, each a range of sequences
+ * from 1 that ends at or below the core's mark; undefined if not.
+ */
+function _decodeGaps(gaps: unknown, shipped: number[]): PendingGap[] | undefined {
+  if (!Array.isArray(gaps) || gaps.length > 1024) return undefined;
+  const out: PendingGap[] = [];
+  const seq = (v: unknown): v is number =>
+    typeof v === "number" && Number.isSafeInteger(v) && v >= 1;
+  for (const g of gaps) {
+    if (g === null || typeof g !== "object" || Object.keys(g).length !== 3) return undefined;
+    const { coreId, fromSequence, toSequence } = g as Record<string, unknown>;
+    if (typeof coreId !== "number" || !Number.isInteger(coreId) || coreId < 0) return undefined;
+    if (coreId <= (out[out.length - 1]?.coreId ?? -1)) return undefined;
+    if (!seq(fromSequence) || !seq(toSequence) || fromSequence > toSequence) return undefined;
+    if (toSequence > (shipped[coreId] ?? 0)) return undefined;
+    out.push({ coreId, fromSequence, toSequence });
+  }
+  return out;
 }
 
 /** Where a `dir` argument points, and the file mode to write with. */
@@ -552,12 +731,14 @@ async function _writeMarks(
   name: string,
   walId: string,
   shipped: readonly number[],
+  gaps: readonly PendingGap[],
   fileMode: number,
 ): Promise<void> {
   const path = marksPath(walDir, name);
   // A leftover (or a planted link) goes first: the new file is created, never opened through it.
   removeIfExists(`${path}.tmp`);
-  await writeNewSyncedFileAsync(`${path}.tmp`, encodeShipperMarks(name, walId, shipped), fileMode);
+  const bytes = encodeShipperMarks(name, walId, shipped, new Date(), gaps);
+  await writeNewSyncedFileAsync(`${path}.tmp`, bytes, fileMode);
   await renamePathAsync(`${path}.tmp`, path);
   await syncDirectoryAsync(`${walDir}/${SHIPPERS_DIR}`);
 }
@@ -568,11 +749,16 @@ function _writeMarksSync(
   name: string,
   walId: string,
   shipped: readonly number[],
+  gaps: readonly PendingGap[],
   fileMode: number,
 ): void {
   const path = marksPath(walDir, name);
   removeIfExists(`${path}.tmp`);
-  writeNewSyncedFile(`${path}.tmp`, encodeShipperMarks(name, walId, shipped), fileMode);
+  writeNewSyncedFile(
+    `${path}.tmp`,
+    encodeShipperMarks(name, walId, shipped, new Date(), gaps),
+    fileMode,
+  );
   renamePath(`${path}.tmp`, path);
   syncDirectory(`${walDir}/${SHIPPERS_DIR}`);
 }

@@ -141,6 +141,18 @@ test("hostile marks files are refused, never followed or overwritten", async () 
       "Corrupted",
       "not sequences",
     ],
+    [
+      "a gap past its mark",
+      () =>
+        Deno.writeFileSync(
+          path,
+          encodeShipperMarks("nats", walId, [5, 5], new Date(), [
+            { coreId: 0, fromSequence: 3, toSequence: 6 },
+          ]),
+        ),
+      "Corrupted",
+      "gaps",
+    ],
     ["a symbolic link", () => Deno.symlinkSync(outside, path), "Unsafe", "symbolic link"],
     ["a FIFO", () => new Deno.Command("mkfifo", { args: [path] }).outputSync(), "Unsafe", "FIFO"],
   ];
@@ -200,4 +212,39 @@ test("wal stats and wal checkpoints show what each shipper shipped and holds", a
     /shipper nats: core 0 shipped up to 7 \(holds \d+ segments\)/.test(text.stdout),
     text.stdout,
   );
+});
+
+test("declareGap raises the mark and records the gap in one durable write; clearGap trims it; a version 1 file reads as no gap", async () => {
+  await using dir = await tempDir();
+  const cfg = await wal(dir.path);
+  const path = marksPath(cfg.baseDir, "nats");
+  const walId = readWalMeta(cfg.baseDir)!.walId!;
+  // A file from before the gaps were kept.
+  await ShipMarks.open(cfg, "nats").close();
+  Deno.writeFileSync(path, encodeShipperMarks("nats", walId, [10, 4], new Date(), [], 1));
+  {
+    await using marks = ShipMarks.open(cfg, "nats");
+    assertEquals([marks.shipped(0), marks.pendingGap(0)], [10, undefined]);
+    await marks.declareGap(0, 11, 30);
+    assertEquals(marksOf(path).version, 2);
+    assertEquals(marksOf(path).shipped, [30, 4], "the mark past the gap");
+    assertEquals(marksOf(path).gaps, [{ coreId: 0, fromSequence: 11, toSequence: 30 }]);
+    // A later drop merges with the one pending.
+    await marks.declareGap(0, 31, 40);
+    await marks.declareGap(1, 5, 5);
+    assertEquals(marks.pendingGap(0), { coreId: 0, fromSequence: 11, toSequence: 40 });
+    await assertRejects(() => marks.declareGap(0, 9, 8), RangeError);
+    // The stream holds the marker's first part (a lost acknowledgement): the rest stays.
+    await marks.clearGap(0, 20);
+  }
+  {
+    await using marks = ShipMarks.open(cfg, "nats");
+    assertEquals(marks.pendingGap(0), { coreId: 0, fromSequence: 21, toSequence: 40 });
+    assertEquals(ShipMarks.list(cfg)[0].gaps.length, 2);
+    await marks.clearGap(0, 40);
+    await marks.clearGap(1, 5);
+    assertEquals([marks.pendingGap(0), marks.pendingGap(1)], [undefined, undefined]);
+    assertEquals(marksOf(path).gaps, []);
+    assertEquals(marksOf(path).shipped, [40, 5]);
+  }
 });

@@ -32,12 +32,25 @@ export interface ShipperHooks {
   unshippedLimitBytes?: number;
   /** Called when a core's unshipped entries or bytes cross a limit (`held`) or fall below. */
   holdAppends?(coreId: number, held: boolean): void;
+  /** The opt-in `dropOldest` mode of the limits: gives up the oldest segments, holds nothing. */
+  dropOldest?: boolean;
   /**
-   * The opt-in `dropOldest` mode of the limits (holds nothing then): gives up core `coreId`'s
-   * entries `from` to `to` (`bytes` of the WAL) unshipped: moves the durable mark past them and
-   * says so loudly. Resolves once the mark is durable.
+   * Gives up core `coreId`'s entries `from` to `to` (`bytes` of the WAL, when known) unshipped:
+   * moves the durable mark past them and records the gap to declare in the same write, then
+   * says so loudly (`reason`: why, when not a `dropOldest` drop). Resolves once both are durable.
+   * Set with the marks (`retain`): `dropOldest`, and the ranges the WAL or the stream lost.
    */
-  dropUnshipped?(coreId: number, from: number, to: number, bytes: number): Promise<void>;
+  dropUnshipped?(
+    coreId: number,
+    from: number,
+    to: number,
+    bytes: number | undefined,
+    reason?: string,
+  ): Promise<void>;
+  /** The stream holds core `coreId`'s gap marker or entries through `sequence`. */
+  gapShipped?(coreId: number, sequence: number): void;
+  /** The durable marks at start: core `coreId`'s mark, and the gap recorded to declare. */
+  initialMark?(coreId: number): { shipped: number; gap?: { from: number; to: number } };
   /** Called once the shipper closed (its holds released): the marks' last write and close. */
   closed?(): void | Promise<void>;
   /** Resolves once the marks hold every acknowledgement so far (`drained()` waits for it). */
@@ -94,6 +107,11 @@ export class CoreShipper {
   #gap: { from: number; to: number } | undefined;
   /** What the last measure decided to give up (`dropOldest`), applied by the loop. */
   #dropTo: { to: number; bytes: number } | undefined;
+  /**
+   * The highest sequence the marks may hold for this core (from the file at start, then every
+   * acknowledgement and drop): a checkpoint may have retired entries up to it, never past it.
+   */
+  #marked = 0;
 
   constructor(
     coreId: number,
@@ -113,6 +131,12 @@ export class CoreShipper {
     this.#hooks = hooks;
     this.#stop = stop;
     this.#onProgress = onProgress;
+    const initial = hooks.initialMark?.(coreId);
+    if (initial !== undefined) {
+      this.#marked = initial.shipped;
+      // Recorded by a shipper that stopped before the stream held its marker: declared first.
+      if (initial.gap !== undefined) this.#gap = { ...initial.gap };
+    }
   }
 
   /**
@@ -149,7 +173,7 @@ export class CoreShipper {
           throw e;
         }
         this.unshippedBytes = r.bytes;
-        if (this.#hooks.dropUnshipped !== undefined) this.#decideDrop(r);
+        if (this.#hooks.dropOldest === true) this.#decideDrop(r);
         else this.checkHold();
       } while (this.#measureAgain && !this.#stop.aborted);
     })().finally(() => this.#measuring = undefined);
@@ -191,6 +215,7 @@ export class CoreShipper {
     const from = this.shippedOrDropped + 1;
     if (d === undefined || d.to < from) return;
     await this.#hooks.dropUnshipped!(this.coreId, from, d.to, d.bytes);
+    this.#marked = Math.max(this.#marked, d.to);
     this.#gap = { from: this.#gap?.from ?? from, to: d.to };
     this.#drop(d.to);
     if (this.#reader !== undefined && this.lastRead < d.to) {
@@ -228,6 +253,8 @@ export class CoreShipper {
 
   /** The core's durable sequence when known without I/O (a manager's), else undefined. */
   durableSequence: (() => number) | undefined;
+  /** The first sequence the WAL's files hold for a core (undefined: no segment with a header). */
+  firstHeld: ((coreId: number) => Promise<number | undefined>) | undefined;
 
   /** Entries durable and not acknowledged, as far as known (read, or durable in a manager). */
   get unshippedRecords(): number {
@@ -273,6 +300,9 @@ export class CoreShipper {
         failures = 0;
       } catch (e) {
         if (this.#stop.aborted) break;
+        if (e instanceof PerCoreWalError && e.code === "Retired" && await this.#declareRetired()) {
+          continue;
+        }
         if (e instanceof PerCoreWalError) {
           // The WAL (Retired, damage) or a corrupted message in the stream: retrying will not
           // mend it. The shipper reports it; nothing is published past it.
@@ -297,6 +327,40 @@ export class CoreShipper {
     await this.#closeReader();
     if (this.state !== "failed") this.state = "stopped";
     this.#onProgress();
+  }
+
+  /**
+   * The WAL no longer holds the entries after what the stream holds, and the marks allowed their
+   * retirement (the stream lost acknowledged messages, or marks from before the gaps were kept):
+   * the range the WAL lacks is declared, loudly and in the stream, and the shipping goes on after
+   * it. False (the core fails) if the marks did not allow it, or the declaration failed.
+   */
+  async #declareRetired(): Promise<boolean> {
+    const next = this.shippedOrDropped + 1;
+    if (next > this.#marked || this.#hooks.dropUnshipped === undefined) return false;
+    try {
+      await this.#closeReader();
+      this.pending = [];
+      this.#sizes = [];
+      this.pendingBytes = 0;
+      const first = await this.firstHeld?.(this.coreId);
+      const to = first !== undefined && first > next
+        ? Math.min(first - 1, this.#marked)
+        : this.#marked;
+      await this.#hooks.dropUnshipped(
+        this.coreId,
+        next,
+        to,
+        undefined,
+        "a checkpoint retired them (the shipped mark allowed it) and the stream lacks them",
+      );
+      this.#gap = { from: this.#gap?.from ?? next, to };
+      this.lastRead = to;
+      this.#needSync = true;
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Reads this core's last message in the stream and repositions the reading after it. */
@@ -338,7 +402,13 @@ export class CoreShipper {
       else if (this.lastShipped < g.from - 1) {
         // The stream lost acknowledged messages before the range (a server without fsync, a
         // power loss): the mark is past them, so they go into the declared gap too, loudly.
-        await this.#hooks.dropUnshipped!(this.coreId, this.lastShipped + 1, g.from - 1, 0);
+        await this.#hooks.dropUnshipped!(
+          this.coreId,
+          this.lastShipped + 1,
+          g.from - 1,
+          undefined,
+          "the stream lacks them although it acknowledged them (a server without fsync)",
+        );
         g.from = this.lastShipped + 1;
       }
     }
@@ -485,8 +555,10 @@ export class CoreShipper {
   }
 
   #shipped(last: number): void {
+    this.#marked = Math.max(this.#marked, last);
     const r = this.#hooks.onShipped?.(this.coreId, last);
     if (r instanceof Promise) r.catch(() => {});
+    this.#hooks.gapShipped?.(this.coreId, last);
     this.checkHold();
     void this.remeasure();
     this.#onProgress();

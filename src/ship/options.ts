@@ -90,8 +90,9 @@ export interface ShipToNatsOptions {
    */
   onUnshippedLimit?: "backpressure" | "dropOldest";
   /**
-   * Told of the shipper's `unshippedDropped` events. Default: the manager's `onEvent` (a manager
-   * source); without either, one line on stderr per drop.
+   * Told of the shipper's `unshippedDropped` events (the `dropOldest` drops, and a range a
+   * checkpoint retired while the stream lacked it, with a `reason`: docs/SHIPPING.md). Default:
+   * the manager's `onEvent` (a manager source); without either, one line on stderr per drop.
    */
   onEvent?: (event: WalEvent) => void;
   /** Ends the shipper, as `close()` does. */

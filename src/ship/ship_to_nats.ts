@@ -92,11 +92,23 @@ export async function shipToNats(
     hooks.onShipped = (coreId, last) => pacer.advance(coreId, last);
     hooks.closed = () => pacer.close();
     hooks.marked = () => pacer.written();
+    const m = marks;
+    // The gaps given up and not yet declared in the stream are kept with the marks: a shipper
+    // that starts again declares them first (docs/SHIPPING.md, "Across restarts").
+    hooks.initialMark = (c) => {
+      const g = m.pendingGap(c);
+      return {
+        shipped: m.shipped(c),
+        gap: g === undefined ? undefined : { from: g.fromSequence, to: g.toSequence },
+      };
+    };
+    hooks.gapShipped = (c, sequence) => void m.clearGap(c, sequence).catch(() => {});
+    hooks.dropUnshipped = await _dropper(source, s.onEvent, marks);
   }
   if (dropOldest) {
     hooks.unshippedLimitRecords = limit;
     hooks.unshippedLimitBytes = limitBytes;
-    hooks.dropUnshipped = await _dropper(source, s.onEvent, marks!);
+    hooks.dropOldest = true;
   } else if (limited) {
     // Loaded only here: a shipper of another process's directory never loads the engine.
     const { holdAppends } = await import("../ship_hold.ts");
@@ -123,9 +135,10 @@ export async function shipToNats(
 }
 
 /**
- * The `dropOldest` hook: the mark moves durably past the range given up, then an
- * `unshippedDropped` event goes to `onEvent` (the option, else the manager's), or, without
- * either, a line to stderr: a drop is never silent.
+ * The `dropUnshipped` hook (`dropOldest`, and ranges lost by the WAL or the stream): the mark
+ * moves durably past the range given up, the range recorded as a gap to declare in the same
+ * write, then an `unshippedDropped` event goes to `onEvent` (the option, else the manager's),
+ * or, without either, a line to stderr: a drop is never silent.
  */
 async function _dropper(
   source: ShipSource,
@@ -138,22 +151,24 @@ async function _dropper(
     const { _coreAccess } = await import("../manager.ts");
     handler = _coreAccess(source as PerCoreWalManager, 0).onEvent;
   }
-  return async (coreId, from, to, bytes) => {
-    await marks.advance(coreId, to);
+  return async (coreId, from, to, bytes, reason) => {
+    await marks.declareGap(coreId, from, to);
     const event: WalEvent = {
       type: "unshippedDropped",
       coreId,
       shipper: marks.name,
       fromSequence: from,
       toSequence: to,
-      bytes,
     };
+    if (bytes !== undefined) event.bytes = bytes;
+    if (reason !== undefined) event.reason = reason;
     if (handler !== undefined) emitEvent(handler, event);
     else {
+      const size = bytes === undefined ? "" : ` (${bytes} bytes)`;
+      const why = reason ?? 'onUnshippedLimit: "dropOldest"';
       console.error(
-        `@percore/wal/ship: core ${coreId}: entries ${from} to ${to} (${bytes} bytes) dropped ` +
-          `unshipped by shipper "${marks.name}" (onUnshippedLimit: "dropOldest"); the stream ` +
-          `declares the gap`,
+        `@percore/wal/ship: core ${coreId}: entries ${from} to ${to}${size} dropped ` +
+          `unshipped by shipper "${marks.name}" (${why}); the stream declares the gap`,
       );
     }
   };

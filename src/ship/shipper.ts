@@ -14,6 +14,7 @@ import {
   jetstreamManager,
 } from "@nats-io/jetstream";
 import { PerCoreWalError } from "../errors.ts";
+import { PerCoreWalReader } from "../reader.ts";
 import { listCoreSegments } from "../segment_files.ts";
 import { scanSegment } from "../segment_probes.ts";
 import type { PerCoreWalConfig } from "../config.ts";
@@ -352,6 +353,22 @@ export async function walFilesEnd(config: PerCoreWalConfig): Promise<number[]> {
   return out;
 }
 
+/** The first sequence core `coreId`'s files hold: its oldest segment with a valid header. */
+async function _firstHeld(config: PerCoreWalConfig, coreId: number): Promise<number | undefined> {
+  for (const s of listCoreSegments(config, coreId)) {
+    try {
+      using r = await PerCoreWalReader.open(s.path, {
+        maxRecordBytes: config.options.maxRecordBytes,
+      });
+      if (r.header !== undefined) return r.header.firstSequence;
+    } catch (e) {
+      // Retired meanwhile, or a header being written: the next one.
+      if (!(e instanceof PerCoreWalError) && !(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  }
+  return undefined;
+}
+
 /**
  * The shipper itself, with the hooks that tie it to the WAL it ships (`ship_to_nats.ts`: the
  * marks, the unshipped limit): `shipToNats` is the public way in.
@@ -396,6 +413,7 @@ export async function startShipper(
       : () => Promise.resolve(manager.syncedPositions().map((p) => p.sequence));
     for (const c of cores) {
       const meter = new UnshippedMeter(config ?? manager!.config, c.coreId);
+      c.firstHeld = (coreId) => _firstHeld(config ?? manager!.config, coreId);
       if (manager !== undefined) {
         c.durableSequence = () => manager.syncedPositions()[c.coreId].sequence;
         c.useMeter(meter, () => manager.syncedPositions()[c.coreId]);
