@@ -1012,6 +1012,7 @@ var WAL_OPTIONS = {
 var MANAGER_OPEN_OPTIONS = {
   checkpointDir: true,
   faults: true,
+  backendModule: true,
   idleWaitMs: true,
   onEvent: true
 };
@@ -2213,6 +2214,11 @@ var _realOps = {
   })
 };
 var _ops = _realOps;
+function replaceDurabilityOps(ops) {
+  const before = _ops;
+  _ops = ops ?? _realOps;
+  return before;
+}
 function _io(operation, path, fn) {
   try {
     return fn();
@@ -6740,7 +6746,15 @@ async function init(m) {
   let inner;
   let backend;
   let fallbackReason;
-  if (m.faults !== void 0) {
+  if (m.backendModule !== void 0) {
+    const mod = await import(m.backendModule.url);
+    inner = backend = await mod.createBackend({
+      coreId: m.coreId,
+      data: m.backendModule.data,
+      replaceDurabilityOps,
+      errorFromData
+    });
+  } else if (m.faults !== void 0) {
     const made = createBackend(config.options);
     inner = made.backend;
     backend = new FaultyBackend(inner, m.faults);

@@ -11,13 +11,14 @@
 import { PerCoreWalConfig, type PerCoreWalOptions } from "./config.ts";
 import { CoreLog } from "./core_log.ts";
 import { createBackend } from "./io/choose.ts";
-import { type ErrorData, errorToData } from "./error_data.ts";
+import { type ErrorData, errorFromData, errorToData } from "./error_data.ts";
 import { PerCoreWalError } from "./errors.ts";
 import type { WalEvent } from "./events.ts";
 import { type FaultPlan, FaultyBackend } from "./io/faulty.ts";
 import type { IoBackend } from "./io/backend.ts";
 import { BigSlot, Control, CoreState, IntSlot, MetricSlot, ProducerRing, Sleep } from "./shared.ts";
 import { closeBell, createBell } from "./io/bell.ts";
+import { type DurabilityOps, replaceDurabilityOps } from "./fs.ts";
 
 /** The first message a core Worker gets. */
 export interface InitMessage {
@@ -31,8 +32,34 @@ export interface InitMessage {
   ring: SharedArrayBuffer;
   minEpoch: number;
   faults?: FaultPlan;
+  /** Tests only: the backend comes from this module (see {@linkcode BackendModule}). */
+  backendModule?: { url: string; data: unknown };
   /** Tests only: the longest blocking wait (default {@linkcode IDLE_WAIT_MS}). */
   idleWaitMs?: number;
+}
+
+/**
+ * What a test-only backend module gives a core Worker (`backendModule` of `ManagerOpenOptions`):
+ * the Worker imports `url` and calls its `createBackend` export with a {@linkcode BackendModuleInit}
+ * before the core's log opens. Not part of the public API (the power-loss simulator's proxy,
+ * `tests/_power_loss_proxy.ts`, is the one user).
+ */
+export interface BackendModule {
+  createBackend(init: BackendModuleInit): IoBackend | Promise<IoBackend>;
+}
+
+/**
+ * What {@linkcode BackendModule.createBackend} gets: this Worker's own instances of the module's
+ * seams (the bundle holds its own copy of every module, so the test module's imports of `src/`
+ * are other instances): its `replaceDurabilityOps` (the Worker's renames, removes, cuts and fsyncs
+ * outside the backend) and `errorFromData` (errors of this Worker's `PerCoreWalError` class).
+ */
+export interface BackendModuleInit {
+  coreId: number;
+  /** What the manager's option gave for this core (structured-cloned). */
+  data: unknown;
+  replaceDurabilityOps(ops: DurabilityOps | undefined): DurabilityOps;
+  errorFromData(data: ErrorData): Error;
 }
 
 /** The latency percentiles in shared memory are at most this old (their computing costs µs). */
@@ -466,7 +493,15 @@ async function init(m: InitMessage): Promise<void> {
   let inner: IoBackend | undefined;
   let backend: IoBackend | undefined;
   let fallbackReason: string | undefined;
-  if (m.faults !== undefined) {
+  if (m.backendModule !== undefined) {
+    const mod = await import(m.backendModule.url) as BackendModule;
+    inner = backend = await mod.createBackend({
+      coreId: m.coreId,
+      data: m.backendModule.data,
+      replaceDurabilityOps,
+      errorFromData,
+    });
+  } else if (m.faults !== undefined) {
     const made = createBackend(config.options);
     inner = made.backend;
     backend = new FaultyBackend(inner, m.faults);

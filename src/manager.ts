@@ -93,6 +93,15 @@ export interface ManagerOpenOptions {
    */
   faults?: Record<number, FaultPlan>;
   /**
+   * A backend module for the core Workers (the module's own tests: the power-loss simulator's
+   * proxy to its disk model): each core's Worker imports `url` and calls its `createBackend` with
+   * `perCore[coreId]` (structured-cloned). Not part of the public API: hidden from the
+   * documentation; without it the Workers choose their backend as always.
+   *
+   * @ignore
+   */
+  backendModule?: { url: string; perCore: unknown[] };
+  /**
    * The longest a core Worker blocks in one wait before its event loop runs (tests only: a
    * long one makes a lost wake-up show as a hang). Default 50 ms.
    */
@@ -294,7 +303,15 @@ export class PerCoreWalManager {
       throw e;
     }
     try {
-      for (const s of started) s.init(options.faults?.[s.core.writer.coreId], options.idleWaitMs);
+      for (const s of started) {
+        const c = s.core.writer.coreId;
+        const mod = options.backendModule;
+        s.init(
+          options.faults?.[c],
+          options.idleWaitMs,
+          mod && { url: mod.url, data: mod.perCore[c] },
+        );
+      }
       const results = await Promise.allSettled(ready);
       const failed = results.find((r) => r.status === "rejected");
       if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
@@ -650,8 +667,15 @@ function _workerUrl(): URL {
  * Reads only: creates nothing.
  */
 function _configOf(dir: string, options: WalOpenOptions): PerCoreWalConfig {
-  const { cores, faults: _f, idleWaitMs: _i, onEvent: _e, checkpointDir: _d, ...walOptions } =
-    options;
+  const {
+    cores,
+    faults: _f,
+    backendModule: _b,
+    idleWaitMs: _i,
+    onEvent: _e,
+    checkpointDir: _d,
+    ...walOptions
+  } = options;
   if (dir.length === 0) throw new TypeError("dir must be a non-empty path");
   if (cores !== undefined && !(Number.isInteger(cores) && cores >= 1 && cores <= 1024)) {
     throw new RangeError(`cores must be an integer between 1 and 1024, got ${String(cores)}`);
@@ -710,7 +734,11 @@ function _start(
       );
     };
   });
-  const init = (faults?: FaultPlan, idleWaitMs?: number) => {
+  const init = (
+    faults?: FaultPlan,
+    idleWaitMs?: number,
+    backendModule?: InitMessage["backendModule"],
+  ) => {
     const m: InitMessage = {
       type: "init",
       baseDir: config.baseDir,
@@ -722,6 +750,7 @@ function _start(
       ring: ring.sab,
       minEpoch: 0,
       faults,
+      backendModule,
       idleWaitMs,
     };
     control.post(worker, m);

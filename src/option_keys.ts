@@ -44,6 +44,7 @@ const WAL_OPTIONS = {
 const MANAGER_OPEN_OPTIONS = {
   checkpointDir: true,
   faults: true,
+  backendModule: true,
   idleWaitMs: true,
   onEvent: true,
 } as const satisfies Keys<ManagerOpenOptions>;
