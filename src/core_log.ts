@@ -50,6 +50,7 @@ import { BatchPipeline } from "./batch_pipeline.ts";
 import { chooseWriteMode } from "./write_mode.ts";
 import { enableNativeCrc32c } from "./io/checksum.ts";
 import { type Segment, SegmentPreparer } from "./segment_prep.ts";
+import { nextSegmentWindow } from "./segment_window.ts";
 import { SharedCopier } from "./shared_copy.ts";
 import {
   checkpointOperation,
@@ -536,16 +537,16 @@ export class CoreLog {
 
   /**
    * Once the current segment is half written, the next one (prepared with its first window only)
-   * is laid out whole, in the background: its layout then changes another file's metadata than
-   * the one the data's fdatasyncs commit, and the writer finds it laid out when it rotates.
-   * The first segment of a log (or the one recovery continues in) is laid out ahead of its writer
-   * in place ({@linkcode SegmentPreparer.keepAhead}).
+   * is laid out further in the background, one step ({@linkcode nextSegmentWindow}): its layout
+   * then changes another file's metadata than the one the data's fdatasyncs commit, and the
+   * writer finds it laid out well ahead when it rotates. The rest of a segment is laid out ahead
+   * of its writer in place ({@linkcode SegmentPreparer.keepAhead}).
    */
   #layOutNext(): void {
     const next = this.#next;
     const size = this.#o.segmentSizeBytes;
-    if (next === undefined || next.laidOut >= size || this.#segTail * 2 < size) return;
-    this.#segments.keepAhead(next, size);
+    if (next === undefined || this.#segTail * 2 < size) return;
+    this.#segments.layOutTo(next, nextSegmentWindow(size));
   }
 
   /** After a submission: seals the open batch if a flush waits for a free slot. */

@@ -2433,6 +2433,9 @@ function layoutTarget(laidOut, end, sizeBytes, sealed) {
   if (end + step / 2 <= laidOut) return laidOut;
   return Math.min(sizeBytes, _roundUp(Math.max(end, laidOut) + step));
 }
+function nextSegmentWindow(sizeBytes) {
+  return Math.min(sizeBytes, MAX_LAYOUT_STEP_BYTES);
+}
 
 // src/segment_prep.ts
 var MiB3 = 1024 * 1024;
@@ -2632,9 +2635,15 @@ var SegmentPreparer = class {
    * waiting batches then stall until {@linkcode retry}).
    */
   keepAhead(seg, end) {
-    if (this.#settling || !seg.ready || seg.extending || seg.error !== void 0) return;
     const size = this.#options.segmentSizeBytes;
-    const to = layoutTarget(seg.laidOut, end, size, seg.sealed);
+    this.layOutTo(seg, layoutTarget(seg.laidOut, end, size, seg.sealed));
+  }
+  /**
+   * Lays out a ready segment up to `to` in the background (nothing if it is laid out that far,
+   * or a layout is in flight); see {@linkcode keepAhead}.
+   */
+  layOutTo(seg, to) {
+    if (this.#settling || !seg.ready || seg.extending || seg.error !== void 0) return;
     if (to <= seg.laidOut) return;
     const from = seg.laidOut;
     seg.extending = true;
@@ -5494,16 +5503,16 @@ var CoreLog = class _CoreLog {
   }
   /**
    * Once the current segment is half written, the next one (prepared with its first window only)
-   * is laid out whole, in the background: its layout then changes another file's metadata than
-   * the one the data's fdatasyncs commit, and the writer finds it laid out when it rotates.
-   * The first segment of a log (or the one recovery continues in) is laid out ahead of its writer
-   * in place ({@linkcode SegmentPreparer.keepAhead}).
+   * is laid out further in the background, one step ({@linkcode nextSegmentWindow}): its layout
+   * then changes another file's metadata than the one the data's fdatasyncs commit, and the
+   * writer finds it laid out well ahead when it rotates. The rest of a segment is laid out ahead
+   * of its writer in place ({@linkcode SegmentPreparer.keepAhead}).
    */
   #layOutNext() {
     const next = this.#next;
     const size = this.#o.segmentSizeBytes;
-    if (next === void 0 || next.laidOut >= size || this.#segTail * 2 < size) return;
-    this.#segments.keepAhead(next, size);
+    if (next === void 0 || this.#segTail * 2 < size) return;
+    this.#segments.layOutTo(next, nextSegmentWindow(size));
   }
   /** After a submission: seals the open batch if a flush waits for a free slot. */
   #flushIfWanted() {

@@ -285,9 +285,16 @@ export class SegmentPreparer {
    * waiting batches then stall until {@linkcode retry}).
    */
   keepAhead(seg: Segment, end: number): void {
-    if (this.#settling || !seg.ready || seg.extending || seg.error !== undefined) return;
     const size = this.#options.segmentSizeBytes;
-    const to = layoutTarget(seg.laidOut, end, size, seg.sealed);
+    this.layOutTo(seg, layoutTarget(seg.laidOut, end, size, seg.sealed));
+  }
+
+  /**
+   * Lays out a ready segment up to `to` in the background (nothing if it is laid out that far,
+   * or a layout is in flight); see {@linkcode keepAhead}.
+   */
+  layOutTo(seg: Segment, to: number): void {
+    if (this.#settling || !seg.ready || seg.extending || seg.error !== undefined) return;
     if (to <= seg.laidOut) return;
     const from = seg.laidOut;
     seg.extending = true;

@@ -55,3 +55,12 @@ export function layoutTarget(
   if (end + step / 2 <= laidOut) return laidOut;
   return Math.min(sizeBytes, _roundUp(Math.max(end, laidOut) + step));
 }
+
+/**
+ * How far the next segment is laid out once the current one is half written: one step
+ * ({@linkcode MAX_LAYOUT_STEP_BYTES}) at most, so that it starts without small in-place
+ * extensions and a log holds at most a step more than it uses.
+ */
+export function nextSegmentWindow(sizeBytes: number): number {
+  return Math.min(sizeBytes, MAX_LAYOUT_STEP_BYTES);
+}
