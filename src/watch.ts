@@ -143,7 +143,7 @@ export class CoreFollower {
       const segs = listCoreSegments(this.#config, this.coreId);
       const seg = segs.find((s) => s.index === pos.segment);
       if (seg === undefined) {
-        await this.#passRetired(segs, pos);
+        if (!await this.#passRetired(segs, pos)) return out;
         continue;
       }
       const atEnd = end !== undefined && pos.segment === end.segment;
@@ -263,18 +263,24 @@ export class CoreFollower {
     return { entries, stop: end === undefined && stop === "wait" ? "end" : stop };
   }
 
-  /** The segment where the follower starts (undefined while the core has no started segment). */
+  /**
+   * The segment where the follower starts: undefined while the core's oldest segment has no
+   * header. Only the oldest is looked at for the start of the log: a later segment with a header
+   * never means that an older one without is skipped. Prepared segments wait, headerless, after
+   * the current one; the oldest has none yet while the core's first batch is being written, and
+   * then the next (prepared ahead) may get its header before this looks at it (a follower that
+   * started there lost the first segment's entries). Recovery refuses a headerless segment
+   * before a started one, so this waits only for a header being written.
+   */
   async #locate(): Promise<_Position | undefined> {
     const segs = listCoreSegments(this.#config, this.coreId);
-    let oldest: { index: number; path: string; first: number } | undefined;
-    for (const s of segs) {
-      const first = await headerFirstSequence(s.path, this.#config.options.maxRecordBytes);
-      if (first !== undefined) {
-        oldest = { ...s, first };
-        break;
-      }
-    }
-    if (oldest === undefined) return undefined;
+    if (segs.length === 0) return undefined;
+    const firstOfOldest = await headerFirstSequence(
+      segs[0].path,
+      this.#config.options.maxRecordBytes,
+    );
+    if (firstOfOldest === undefined) return undefined;
+    const oldest = { ...segs[0], first: firstOfOldest };
     const from = this.#from;
     if (from === undefined) {
       return { segment: oldest.index, offset: SEGMENT_DATA_OFFSET, next: oldest.first };
@@ -289,12 +295,15 @@ export class CoreFollower {
     return { segment: oldest.index, offset: SEGMENT_DATA_OFFSET, next: oldest.first };
   }
 
-  /** The segment at `pos` is gone: go on in the next one if it continues, else `Retired`. */
-  async #passRetired(segs: { index: number; path: string }[], pos: _Position): Promise<void> {
+  /**
+   * The segment at `pos` is gone: go on in the next one if it continues (true), else `Retired`;
+   * false while the next one has no header yet (it is being started: look again later).
+   */
+  async #passRetired(segs: { index: number; path: string }[], pos: _Position): Promise<boolean> {
     for (const s of segs) {
       if (s.index < pos.segment) continue;
       const first = await headerFirstSequence(s.path, this.#config.options.maxRecordBytes);
-      if (first === undefined) break;
+      if (first === undefined) return false;
       const want = this.#from !== undefined && this.#from > pos.next ? this.#from : pos.next;
       if (first > want) throw this.#retired(want, s.path, first);
       if (first < pos.next) {
@@ -306,7 +315,7 @@ export class CoreFollower {
         );
       }
       this.#pos = { segment: s.index, offset: SEGMENT_DATA_OFFSET, next: first };
-      return;
+      return true;
     }
     throw this.#retired(pos.next, undefined, undefined);
   }
