@@ -1054,7 +1054,8 @@ var OPTION_KEYS = {
     startSequence: true,
     laterSegments: true,
     expectedFirstSequence: true,
-    readAhead: true
+    readAhead: true,
+    liveEnd: true
   },
   CheckpointCoordinatorOptions: {
     checkpointDir: true,
@@ -4512,6 +4513,8 @@ var PerCoreWalReader = class _PerCoreWalReader {
   fileSizeBytes;
   #ctx;
   #last;
+  /** `liveEnd`: the records end where the bytes stop validating, nothing is classified. */
+  #liveEnd;
   #later;
   #expectedFirst;
   /** The file's bytes; the six fields after it are its own, copied after each refill. */
@@ -4553,14 +4556,13 @@ var PerCoreWalReader = class _PerCoreWalReader {
   #batchEnd = 0;
   constructor(path, file, size, header, options) {
     this.path = path;
-    optionalSafeInteger(options.startSequence, "startSequence");
-    optionalSafeInteger(options.expectedFirstSequence, "expectedFirstSequence");
     this.#bytes = new ReadWindow(file, path, size, options.readAhead ?? false);
     this.#buf = this.#bytes.buf;
     this.#view = this.#bytes.view;
     this.fileSizeBytes = size;
     this.header = header;
     this.#last = options.isLastSegment ?? true;
+    this.#liveEnd = options.liveEnd ?? false;
     this.#later = options.laterSegments;
     this.#expectedFirst = options.expectedFirstSequence;
     this.#ctx = {
@@ -4584,6 +4586,11 @@ var PerCoreWalReader = class _PerCoreWalReader {
   static async open(path, options = {}) {
     path = toPath(path, "path");
     checkOptionKeys(options, "ReaderOptions");
+    optionalSafeInteger(options.startSequence, "startSequence");
+    optionalSafeInteger(options.expectedFirstSequence, "expectedFirstSequence");
+    if (options.liveEnd !== void 0 && typeof options.liveEnd !== "boolean") {
+      throw new TypeError(`liveEnd must be a boolean, got ${typeof options.liveEnd}`);
+    }
     enableNativeCrc32c();
     let file;
     try {
@@ -4629,6 +4636,11 @@ var PerCoreWalReader = class _PerCoreWalReader {
       };
     }
     if (this.header === void 0) {
+      if (this.#liveEnd) return this.#finish({
+        kind: "end",
+        offset: 0,
+        preallocatedBytes: 0
+      });
       return this.#finish(await this.#afterDamage(0, "segment header is zero", "Corrupted", true));
     }
     if (this.fileSizeBytes < SEGMENT_DATA_OFFSET) {
@@ -4644,6 +4656,13 @@ var PerCoreWalReader = class _PerCoreWalReader {
     if (check2.status === "incomplete" && pos + check2.length <= this.fileSizeBytes) {
       await this.#ensure(pos, check2.length);
       check2 = this.#check(pos);
+    }
+    if (check2.status !== "ok" && this.#liveEnd) {
+      return this.#finish({
+        kind: "end",
+        offset: pos,
+        preallocatedBytes: 0
+      });
     }
     switch (check2.status) {
       case "ok":

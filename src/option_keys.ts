@@ -89,6 +89,7 @@ export const OPTION_KEYS = {
     laterSegments: true,
     expectedFirstSequence: true,
     readAhead: true,
+    liveEnd: true,
   } as const satisfies Keys<ReaderOptions>,
   CheckpointCoordinatorOptions: {
     checkpointDir: true,

@@ -104,6 +104,14 @@ export interface ReaderOptions {
    */
   expectedFirstSequence?: number;
   /**
+   * The segment is being written (by this or another process) and is read to where its records
+   * end so far: the first bytes that do not validate end the records, reported as `end` (with
+   * `preallocatedBytes` 0), without classifying what follows, which a write in flight cannot be
+   * told from damage by (nor should every look at a live segment scan its preallocated space).
+   * For followers that look again later (`watchWal`); never for recovery. Default false.
+   */
+  liveEnd?: boolean;
+  /**
    * Read the next 1 MiB while the records before it are decoded (for sequential scans). Close
    * such a reader with `closeAsync()`, which waits for a read in flight. Default false.
    */

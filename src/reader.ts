@@ -69,6 +69,8 @@ export class PerCoreWalReader {
   readonly fileSizeBytes: number;
   readonly #ctx: DecodeContext;
   readonly #last: boolean;
+  /** `liveEnd`: the records end where the bytes stop validating, nothing is classified. */
+  readonly #liveEnd: boolean;
   readonly #later: string[] | undefined;
   readonly #expectedFirst: number | undefined;
   /** The file's bytes; the six fields after it are its own, copied after each refill. */
@@ -117,14 +119,13 @@ export class PerCoreWalReader {
     options: ReaderOptions,
   ) {
     this.path = path;
-    optionalSafeInteger(options.startSequence, "startSequence");
-    optionalSafeInteger(options.expectedFirstSequence, "expectedFirstSequence");
     this.#bytes = new ReadWindow(file, path, size, options.readAhead ?? false);
     this.#buf = this.#bytes.buf;
     this.#view = this.#bytes.view;
     this.fileSizeBytes = size;
     this.header = header;
     this.#last = options.isLastSegment ?? true;
+    this.#liveEnd = options.liveEnd ?? false;
     this.#later = options.laterSegments;
     this.#expectedFirst = options.expectedFirstSequence;
     this.#ctx = {
@@ -149,6 +150,12 @@ export class PerCoreWalReader {
   static async open(path: string | URL, options: ReaderOptions = {}): Promise<PerCoreWalReader> {
     path = toPath(path, "path");
     checkOptionKeys(options, "ReaderOptions");
+    // Before the file is opened: a wrong argument is a TypeError or RangeError, never an I/O error.
+    optionalSafeInteger(options.startSequence, "startSequence");
+    optionalSafeInteger(options.expectedFirstSequence, "expectedFirstSequence");
+    if (options.liveEnd !== undefined && typeof options.liveEnd !== "boolean") {
+      throw new TypeError(`liveEnd must be a boolean, got ${typeof options.liveEnd}`);
+    }
     // Every record read is checked: ISA-L's CRC32C, when there, halves the cost of a read.
     enableNativeCrc32c();
     let file: Deno.FsFile;
@@ -194,6 +201,7 @@ export class PerCoreWalReader {
       return { kind: "entry", entry, offset: pos, length: this.#pos - pos };
     }
     if (this.header === undefined) {
+      if (this.#liveEnd) return this.#finish({ kind: "end", offset: 0, preallocatedBytes: 0 });
       return this.#finish(await this.#afterDamage(0, "segment header is zero", "Corrupted", true));
     }
     if (this.fileSizeBytes < SEGMENT_DATA_OFFSET) {
@@ -210,6 +218,9 @@ export class PerCoreWalReader {
     if (check.status === "incomplete" && pos + check.length <= this.fileSizeBytes) {
       await this.#ensure(pos, check.length);
       check = this.#check(pos);
+    }
+    if (check.status !== "ok" && this.#liveEnd) {
+      return this.#finish({ kind: "end", offset: pos, preallocatedBytes: 0 });
     }
     switch (check.status) {
       case "ok":

@@ -279,3 +279,41 @@ async function withZeroCrcRecord(dir: string) {
   }
   throw new Error("no record with a CRC starting with 0x00 in 20 x 400 records");
 }
+
+Deno.test("liveEnd: the records end where the bytes stop validating, reported as end, unclassified", async () => {
+  await using dir = await tempDir();
+  const { path, records, bytes } = await writeSegment(dir.path, 20);
+  const victim = records[12];
+  const damaged = bytes.slice();
+  damaged[victim.offset + 20] ^= 0x10; // a record being written, or damage: not told apart
+  await Deno.writeFile(path, damaged);
+  assertEquals((await verdict(path)).end.kind, "corrupted", "without liveEnd: classified");
+  for (const [what, file] of [["a flipped bit", damaged], ["zeros", bytes]] as const) {
+    await Deno.writeFile(path, file);
+    using r = await PerCoreWalReader.open(path, { liveEnd: true });
+    let count = 0;
+    let x = await r.readNext();
+    for (; x.kind === "entry"; x = await r.readNext()) count++;
+    // Where the valid bytes end: the damaged record, or where the classifying reader ends.
+    const at = what === "zeros" ? (await verdict(path)).end.offset : victim.offset;
+    assertEquals(count, what === "zeros" ? 20 : 12, what);
+    assertEquals(x, { kind: "end", offset: at, preallocatedBytes: 0 }, what);
+  }
+  await assertRejects(
+    // deno-lint-ignore no-explicit-any
+    () => PerCoreWalReader.open(path, { liveEnd: "yes" as any }),
+    TypeError,
+    "liveEnd must be a boolean",
+  );
+});
+
+Deno.test("a wrong reader option is a RangeError or TypeError, not an I/O error", async () => {
+  await using dir = await tempDir();
+  const { path } = await writeSegment(dir.path, 2);
+  await assertRejects(() => PerCoreWalReader.open(path, { startSequence: 1.5 }), RangeError);
+  await assertRejects(
+    // deno-lint-ignore no-explicit-any
+    () => PerCoreWalReader.open(path, { expectedFirstSequence: "1" as any }),
+    TypeError,
+  );
+});
