@@ -33,7 +33,13 @@ import { barrierMismatch, newestOwnCheckpoint } from "./checkpoint_choice.ts";
 import { BigSlot, Control, CoreState, MetricSlot, ProducerRing } from "./shared.ts";
 import type { PerCoreWalEntry, SegmentStats, WalPosition, WriteModeInUse } from "./types.ts";
 import { CoreWalWriter, type WriterHandle } from "./writer.ts";
-import { type DurableSource, watchEntries, type WatchOptions } from "./watch.ts";
+import {
+  type DurableSource,
+  registerBatchWatch,
+  watchEntries,
+  watchEntryBatches,
+  type WatchOptions,
+} from "./watch.ts";
 import { liveSource } from "./watch_live.ts";
 
 /**
@@ -210,6 +216,11 @@ export class PerCoreWalManager {
     this.walId = walId;
     this.checkpointDir = checkpointDir;
     this.#cores = cores;
+    // The shipper's reads of this manager's entries, in arrays (`batchWatchOf`).
+    registerBatchWatch(this, (options) => {
+      this.#checkOpen();
+      return watchEntryBatches(this.config, this.#live ??= liveSource(this.#cores), options);
+    });
     this.#epoch = epoch;
     this.#lock = lock;
     this.#onEvent = onEvent;

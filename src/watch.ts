@@ -87,6 +87,16 @@ export interface DurableSource {
   wait(signal: AbortSignal): Promise<void>;
 }
 
+/**
+ * Where each entry a follower read ends in the log, in step with its entries: the segment index
+ * and the offset after its record (for an atomic batch's entries but its last, the offset where
+ * the record starts: a batch is one record).
+ */
+export interface EntryEnds {
+  segment: number[];
+  offset: number[];
+}
+
 /** Where a follower is: the next record to read and its sequence. */
 interface _Position {
   segment: number;
@@ -127,7 +137,7 @@ export class CoreFollower {
    * with code `Retired` when a checkpoint retired the segment it was to read next, and at
    * damage within the durable part of the log (a source with known ends).
    */
-  async read(max: number, maxBytes = Infinity): Promise<PerCoreWalEntry[]> {
+  async read(max: number, maxBytes = Infinity, ends?: EntryEnds): Promise<PerCoreWalEntry[]> {
     const out: PerCoreWalEntry[] = [];
     const budget = { bytes: maxBytes };
     while (out.length < max && budget.bytes > 0) {
@@ -148,7 +158,7 @@ export class CoreFollower {
       }
       const atEnd = end !== undefined && pos.segment === end.segment;
       const limit = atEnd ? end.offset : undefined;
-      const r = await this.#readSegment(seg.path, pos, limit, end, max - out.length, budget);
+      const r = await this.#readSegment(seg.path, pos, limit, end, max - out.length, budget, ends);
       if (r === "gone") continue;
       out.push(...r.entries);
       if (out.length >= max || budget.bytes <= 0 || r.stop === "wait" || atEnd) return out;
@@ -183,6 +193,7 @@ export class CoreFollower {
     end: { sequence: number } | undefined,
     max: number,
     budget: { bytes: number },
+    ends: EntryEnds | undefined,
   ): Promise<"gone" | { entries: PerCoreWalEntry[]; stop: "wait" | "end" | "more" }> {
     let reader: PerCoreWalReader;
     try {
@@ -191,6 +202,8 @@ export class CoreFollower {
         startOffset: pos.offset,
         startSequence: pos.next,
         limitOffset: limit,
+        // Another process's segment, being written: read to where its records end so far.
+        liveEnd: end === undefined,
       });
     } catch (e) {
       if (!(e instanceof PerCoreWalError)) throw e;
@@ -250,6 +263,10 @@ export class CoreFollower {
         if (this.#from === undefined || e.sequence >= this.#from) {
           entries.push(e);
           budget.bytes -= x.length;
+          if (ends !== undefined) {
+            ends.segment.push(pos.segment);
+            ends.offset.push(pos.offset);
+          }
         }
         if (entries.length >= max || budget.bytes <= 0) break;
       }
@@ -394,6 +411,45 @@ export function watchEntries(
   source: DurableSource,
   options: WatchOptions = {},
 ): ReadableStream<PerCoreWalEntry> {
+  return _watchStream(config, source, options, false, (controller, entries) => {
+    for (const e of entries) controller.enqueue(e);
+  });
+}
+
+/** A chunk of {@linkcode watchEntryBatches}: entries of one core, with where each ends. */
+export interface EntryBatch {
+  entries: PerCoreWalEntry[];
+  /** Where each entry ends in the log; undefined when not known (a source of single entries). */
+  ends?: EntryEnds;
+}
+
+/**
+ * {@linkcode watchEntries} in arrays: each chunk is the entries of one core read at once (at
+ * least one), with where each ends in the log. One read of the stream per array instead of per
+ * entry: for followers of high rates (the shipper), where a read per entry costs more than the
+ * entry.
+ */
+export function watchEntryBatches(
+  config: PerCoreWalConfig,
+  source: DurableSource,
+  options: WatchOptions = {},
+): ReadableStream<EntryBatch> {
+  return _watchStream(config, source, options, true, (controller, entries, ends) => {
+    if (entries.length > 0) controller.enqueue({ entries, ends });
+  });
+}
+
+function _watchStream<T>(
+  config: PerCoreWalConfig,
+  source: DurableSource,
+  options: WatchOptions,
+  withEnds: boolean,
+  deliver: (
+    controller: ReadableStreamDefaultController<T>,
+    entries: PerCoreWalEntry[],
+    ends: EntryEnds | undefined,
+  ) => void,
+): ReadableStream<T> {
   const cores = watchedCores(config.numCores, options);
   const followers = cores.map((c) => new CoreFollower(config, c, source, options.from?.[c]));
   const perPull = Math.max(PULL_ENTRIES_MIN, Math.floor(PULL_ENTRIES / followers.length));
@@ -408,16 +464,17 @@ export function watchEntries(
     if (!stop.signal.aborted) stop.abort();
   };
 
-  async function fill(controller: ReadableStreamDefaultController<PerCoreWalEntry>) {
+  async function fill(controller: ReadableStreamDefaultController<T>) {
     while (true) {
       stop.signal.throwIfAborted();
       let got = 0;
       for (let i = 0; i < followers.length; i++) {
         if (done[i]) continue;
         const stopped = source.stopped(followers[i].coreId);
-        const entries = await followers[i].read(perPull, PULL_BYTES);
+        const ends = withEnds ? { segment: [], offset: [] } : undefined;
+        const entries = await followers[i].read(perPull, PULL_BYTES, ends);
         stop.signal.throwIfAborted();
-        for (const e of entries) controller.enqueue(e);
+        deliver(controller, entries, ends);
         got += entries.length;
         if (entries.length === 0 && stopped !== undefined) {
           if (stopped !== true) throw stopped;
@@ -434,7 +491,7 @@ export function watchEntries(
     }
   }
 
-  return new ReadableStream<PerCoreWalEntry>({
+  return new ReadableStream<T>({
     start(controller) {
       if (signal === undefined) return;
       onAbort = () => {
@@ -458,6 +515,24 @@ export function watchEntries(
       await inflight;
     },
   }, { highWaterMark: 1 });
+}
+
+/** A batched watch of one WAL: {@linkcode watchEntryBatches} with the owner's durable source. */
+export type BatchWatch = (options: WatchOptions) => ReadableStream<EntryBatch>;
+
+const _batchWatches = new WeakMap<object, BatchWatch>();
+
+/**
+ * Registers the batched watch of `owner` (a manager registers its own at open): internal, so that
+ * the shipper reads a manager's entries in arrays without a public method for it.
+ */
+export function registerBatchWatch(owner: object, watch: BatchWatch): void {
+  _batchWatches.set(owner, watch);
+}
+
+/** The batched watch `owner` registered, if any. */
+export function batchWatchOf(owner: object): BatchWatch | undefined {
+  return _batchWatches.get(owner);
 }
 
 /**
@@ -487,13 +562,30 @@ export function watchWal(
   dir: string | URL | PerCoreWalConfig,
   options: WatchWalOptions = {},
 ): ReadableStream<PerCoreWalEntry> {
+  const { config, source } = _polled(dir, options);
+  return watchEntries(config, source, options);
+}
+
+/** {@linkcode watchWal} in arrays ({@linkcode watchEntryBatches}): the shipper's reads. */
+export function watchWalBatches(
+  dir: string | URL | PerCoreWalConfig,
+  options: WatchWalOptions = {},
+): ReadableStream<EntryBatch> {
+  const { config, source } = _polled(dir, options);
+  return watchEntryBatches(config, source, options);
+}
+
+function _polled(
+  dir: string | URL | PerCoreWalConfig,
+  options: WatchWalOptions,
+): { config: PerCoreWalConfig; source: DurableSource } {
   checkOptionKeys(options, "WatchWalOptions");
   const config = dir instanceof PerCoreWalConfig ? dir : configFromDirectory(dir);
   const intervalMs = options.intervalMs ?? 100;
   if (typeof intervalMs !== "number" || !(intervalMs >= 1 && intervalMs <= 3_600_000)) {
     throw new RangeError(`intervalMs must be between 1 and 3600000, got ${String(intervalMs)}`);
   }
-  return watchEntries(config, pollingSource(intervalMs), options);
+  return { config, source: pollingSource(intervalMs) };
 }
 
 /** The source of another process's WAL: ends unknown (fdatasync decides), polled. */

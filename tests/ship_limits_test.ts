@@ -22,6 +22,7 @@ import { shipToNats } from "../src/ship/ship_to_nats.ts";
 import { recoverPerCore } from "../src/recovery.ts";
 import { UnshippedMeter } from "../src/ship/unshipped.ts";
 import type { PerCoreWalEntry } from "../src/types.ts";
+import { CoreFollower, type EntryEnds, pollingSource } from "../src/watch.ts";
 import { ignoreWithoutUring, readCore, runDeno, tempDir } from "./_helpers.ts";
 import { checkStream, ignoreWithoutNats, NatsServer } from "./_nats.ts";
 
@@ -105,6 +106,21 @@ Deno.test({
       (await new UnshippedMeter(cfg, 0).measure(0)).bytes,
       (await meter.measure(0, end)).bytes,
     );
+    // Where a follower says each entry ends (the shipper's hint): the same bytes, nothing read
+    // up to the mark.
+    const ends: EntryEnds = { segment: [], offset: [] };
+    const follower = new CoreFollower(cfg, 0, pollingSource(10));
+    const read: PerCoreWalEntry[] = [];
+    while (read.length < end.sequence) read.push(...await follower.read(4096, Infinity, ends));
+    assertEquals(ends.offset.length, read.length);
+    for (const mark of marks.slice(1)) {
+      const i = read.findIndex((e) => e.sequence === mark);
+      const at = { segment: ends.segment[i], offset: ends.offset[i], next: mark + 1 };
+      const expected = records.filter((r) => r.last > mark && r.last <= end.sequence)
+        .reduce((n, r) => n + r.length, 0);
+      const got = await new UnshippedMeter(cfg, 0).measure(mark, end, at);
+      assertEquals(got.bytes, expected, `bytes after sequence ${mark}, from the follower's end`);
+    }
   },
 });
 

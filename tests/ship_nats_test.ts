@@ -14,7 +14,7 @@ import { ShipMarks } from "../src/ship_marks.ts";
 import { recoverPerCore } from "../src/recovery.ts";
 import { encodeFrame } from "../src/ship/frame.ts";
 import { readNatsStream, recoverFromNats } from "../src/ship/read.ts";
-import { startShipper } from "../src/ship/shipper.ts";
+import { type ShipManager, startShipper } from "../src/ship/shipper.ts";
 import { shipToNats } from "../src/ship/ship_to_nats.ts";
 import { ignoreWithoutUring, readCore, runDeno, tempDir } from "./_helpers.ts";
 import { checkStream, ignoreWithoutNats, NatsServer } from "./_nats.ts";
@@ -72,31 +72,40 @@ async function checkAll(url: string, walDir: string, node: string, cores: number
   assertEquals(fromNats.entriesReplayed, wal.reduce((n, w) => n + w.length, 0));
 }
 
-Deno.test({
-  name: "shipToNats(manager): a 2-core WAL shipped while appending, each sequence once, in order",
-  ignore,
-  async fn() {
-    await using dir = await tempDir();
-    await using server = await NatsServer.start(`${dir.path}/nats`);
-    {
-      await using m = await PerCoreWalManager.open(config(dir.path, 2));
-      await using shipper = await shipToNats(m, {
-        servers: server.url,
-        node: "n1",
-        maxRecordsPerMessage: 16,
-      });
-      await appendSome(m, 300, "a");
-      await shipper.drained();
-      const durable = m.syncedPositions().map((p) => p.sequence);
-      const st = shipper.status();
-      assertEquals(st.connection, "connected");
-      assertEquals(st.cores.map((c) => c.lastShippedSequence), durable);
-      assertEquals(st.cores.map((c) => c.unshippedRecords), [0, 0]);
-      assert(st.cores.every((c) => c.lastAckAt !== undefined));
-    }
-    await checkAll(server.url, `${dir.path}/wal`, "n1", 2);
-  },
-});
+// A manager's entries come to the shipper in arrays (its registered batched watch); any other
+// ShipManager's through its public watch(), one by one: both ship the same.
+for (const kind of ["manager", "another ShipManager"] as const) {
+  Deno.test({
+    name: `shipToNats(${kind}): a 2-core WAL shipped while appending, each sequence once, in order`,
+    ignore,
+    async fn() {
+      await using dir = await tempDir();
+      await using server = await NatsServer.start(`${dir.path}/nats`);
+      {
+        await using m = await PerCoreWalManager.open(config(dir.path, 2));
+        const source: ShipManager = kind === "manager" ? m : {
+          config: m.config,
+          syncedPositions: () => m.syncedPositions(),
+          watch: (options) => m.watch(options),
+        };
+        await using shipper = await shipToNats(source, {
+          servers: server.url,
+          node: "n1",
+          maxRecordsPerMessage: 16,
+        });
+        await appendSome(m, 300, "a");
+        await shipper.drained();
+        const durable = m.syncedPositions().map((p) => p.sequence);
+        const st = shipper.status();
+        assertEquals(st.connection, "connected");
+        assertEquals(st.cores.map((c) => c.lastShippedSequence), durable);
+        assertEquals(st.cores.map((c) => c.unshippedRecords), [0, 0]);
+        assert(st.cores.every((c) => c.lastAckAt !== undefined));
+      }
+      await checkAll(server.url, `${dir.path}/wal`, "n1", 2);
+    },
+  });
+}
 
 Deno.test({
   name: "shipToNats: the server killed (-9) mid-run and restarted on its store: nothing lost, " +

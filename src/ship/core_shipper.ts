@@ -1,7 +1,9 @@
 /**
  * One core's shipping loop: read its durable entries, pack them into messages, publish one at a
  * time, each expecting the stream sequence of the previous message on the core's subject, and
- * resume from what the stream last holds after any refusal, error or reconnect.
+ * resume from what the stream last holds after any refusal, error or reconnect. While a message
+ * waits for its acknowledgement, the entries of the next one are read (never published: one
+ * message of a core is in flight at a time).
  *
  * @module
  */
@@ -10,10 +12,17 @@ import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { PerCoreWalError } from "../errors.ts";
 import type { PerCoreWalEntry } from "../types.ts";
-import { sleep } from "../watch.ts";
+import { type EntryBatch, sleep } from "../watch.ts";
 import { decodeFrame, encodeFrame, encodeGapFrame, frameEntryBytes } from "./frame.ts";
 import type { ShipSettings } from "./options.ts";
 import type { LogEnd, UnshippedMeasure, UnshippedMeter } from "./unshipped.ts";
+
+/**
+ * The least time between the starts of two measures of the unshipped bytes: acknowledgements
+ * come hundreds of times a second, and each measure reopens a segment and reads what was shipped
+ * since the last one (with no pause they ran back to back, a fifth of the shipping thread's CPU).
+ */
+export const MEASURE_GAP_MS = 10;
 
 /** What a core shipper does now. */
 export type CoreShipState = "starting" | "shipping" | "idle" | "retrying" | "stopped" | "failed";
@@ -57,10 +66,14 @@ export interface ShipperHooks {
   marked?(): Promise<void>;
 }
 
-/** Opens the stream of a core's durable entries from sequence `from` (undefined: its oldest). */
-export type OpenEntries = (coreId: number, from: number | undefined) => ReadableStream<
-  PerCoreWalEntry
->;
+/**
+ * Opens the stream of a core's durable entries from sequence `from` (undefined: its oldest), in
+ * arrays as they are read (one read of the stream per array, not per entry).
+ */
+export type OpenEntries = (
+  coreId: number,
+  from: number | undefined,
+) => ReadableStream<EntryBatch>;
 
 /** A refusal of the expected last subject sequence (another shipper, or a stale retry). */
 export function isWrongLastSequence(e: unknown): boolean {
@@ -75,15 +88,23 @@ export class CoreShipper {
   lastShipped = 0;
   /** The stream sequence of this core's last message in the stream (0: none). */
   lastStreamSequence = 0;
-  /** The highest sequence read from the WAL (0: none yet). */
+  /** The highest sequence read from the WAL (0: none yet), the read-ahead included. */
   lastRead = 0;
-  /** Entries read, not yet acknowledged (one message at most, and a batch). */
+  /**
+   * Entries read, not yet acknowledged: the message in flight (its first {@linkcode #inflight}),
+   * then those read for the next one (at most a message, and a batch).
+   */
   pending: PerCoreWalEntry[] = [];
   pendingBytes = 0;
   /** The unshipped bytes of the WAL as last measured (`unshipped.ts`). */
   unshippedBytes = 0;
   /** The framed size bound of each pending entry (`frameEntryBytes`), computed once. */
   #sizes: number[] = [];
+  /** How many pending entries (and their bytes) the message in flight holds. */
+  #inflight = 0;
+  #inflightBytes = 0;
+  /** When the first entry for the next message was read: its linger runs from then. */
+  #queuedSince = 0;
   lastAckAt: number | undefined;
   retries = 0;
   state: CoreShipState = "starting";
@@ -96,8 +117,16 @@ export class CoreShipper {
   readonly #stop: AbortSignal;
   readonly #onProgress: () => void;
   #needSync = true;
-  #reader: ReadableStreamDefaultReader<PerCoreWalEntry> | undefined;
-  #read: Promise<ReadableStreamReadResult<PerCoreWalEntry>> | undefined;
+  #reader: ReadableStreamDefaultReader<EntryBatch> | undefined;
+  #read: Promise<ReadableStreamReadResult<EntryBatch>> | undefined;
+  /** Read ahead: the rest of the last array read (from `#carryAt`), not pending yet. */
+  #carry: EntryBatch = { entries: [] };
+  #carryAt = 0;
+  /** Where each pending entry ends in the log (segment, offset), when the source says. */
+  #endSegment: number[] = [];
+  #endOffset: number[] = [];
+  /** Where the record of the last acknowledged entry ends, when known: the meter starts there. */
+  #shippedAt: { segment: number; offset: number; next: number } | undefined;
   #ended = false;
   #held = false;
   #meter: { meter: UnshippedMeter; end: () => LogEnd | undefined } | undefined;
@@ -149,7 +178,8 @@ export class CoreShipper {
 
   /**
    * Measures the unshipped bytes again (one measure at a time: a call during one runs another
-   * after it), then checks the limits. Resolves when that measure is done.
+   * after it, {@linkcode MEASURE_GAP_MS} after the start of the one before at the earliest), then
+   * checks the limits. Resolves when that measure is done.
    */
   remeasure(): Promise<void> {
     if (this.#meter === undefined) return Promise.resolve();
@@ -159,13 +189,17 @@ export class CoreShipper {
     }
     const m = this.#meter;
     this.#measuring = (async () => {
+      let started = 0;
       do {
+        const wait = started + MEASURE_GAP_MS - performance.now();
+        if (wait > 0) await sleep(wait, this.#stop).catch(() => {});
+        started = performance.now();
         this.#measureAgain = false;
         // The end first: the mark read after it is never behind what the end counts.
         const end = m.end();
         let r: UnshippedMeasure;
         try {
-          r = await m.meter.measure(this.shippedOrDropped, end);
+          r = await m.meter.measure(this.shippedOrDropped, end, this.#shippedAt);
         } catch (e) {
           // A segment retired while it was read, or damage the loop reports itself: the last
           // measure stands until the next one.
@@ -296,7 +330,15 @@ export class CoreShipper {
           this.state = "stopped";
           break;
         }
-        await this.#publishOne();
+        const acked = this.#publishOne();
+        // The next message's entries are read while this one waits for its acknowledgement; the
+        // read stops once the acknowledgement (or failure) came, before anything else is done.
+        const next = this.#fill(acked);
+        try {
+          await acked;
+        } finally {
+          await next.catch(() => {}); // a read failure comes again from the reader's next read
+        }
         failures = 0;
       } catch (e) {
         if (this.#stop.aborted) break;
@@ -415,7 +457,8 @@ export class CoreShipper {
     const mark = this.shippedOrDropped;
     const next = mark + 1;
     this.#drop(mark);
-    const readNext = this.pending.length > 0 ? this.pending[0].sequence : this.lastRead + 1;
+    const readNext = this.pending[0]?.sequence ??
+      this.#carry.entries[this.#carryAt]?.sequence ?? this.lastRead + 1;
     // Read on where the stream ends: keep what was read if it continues it, else read again.
     if (this.#reader === undefined || (mark > 0 && readNext !== next)) {
       await this.#closeReader();
@@ -432,7 +475,12 @@ export class CoreShipper {
     }
   }
 
-  /** Drops the pending entries through `sequence`. */
+  /** The pending entries read for the next message (after the one in flight). */
+  #queued(): number {
+    return this.pending.length - this.#inflight;
+  }
+
+  /** Drops the pending (and read-ahead) entries through `sequence`. */
   #drop(sequence: number): void {
     let n = 0;
     while (n < this.pending.length && this.pending[n].sequence <= sequence) {
@@ -442,11 +490,37 @@ export class CoreShipper {
     if (n > 0) {
       this.pending.splice(0, n);
       this.#sizes.splice(0, n);
+      this.#endSegment.splice(0, n);
+      this.#endOffset.splice(0, n);
     }
+    if (this.pending.length > 0) return;
+    const carry = this.#carry.entries;
+    while (this.#carryAt < carry.length && carry[this.#carryAt].sequence <= sequence) {
+      this.#carryAt++;
+    }
+  }
+
+  /** Makes the next read-ahead entry pending; undefined when none is read ahead. */
+  #takeCarried(): PerCoreWalEntry | undefined {
+    const { entries, ends } = this.#carry;
+    const i = this.#carryAt;
+    if (i >= entries.length) return undefined;
+    this.#carryAt++;
+    const e = entries[i];
+    if (this.#queued() === 0) this.#queuedSince = performance.now();
+    const size = frameEntryBytes(e);
+    this.pending.push(e);
+    this.#sizes.push(size);
+    this.#endSegment.push(ends === undefined ? -1 : ends.segment[i]);
+    this.#endOffset.push(ends === undefined ? -1 : ends.offset[i]);
+    this.pendingBytes += size;
+    return e;
   }
 
   /** One entry read, or undefined once `linger` resolved (never without it), or at the end. */
   async #readOne(linger: Promise<undefined> | undefined): Promise<PerCoreWalEntry | undefined> {
+    const carried = this.#takeCarried();
+    if (carried !== undefined) return carried;
     if (this.#ended) return undefined;
     this.#read ??= this.#reader!.read();
     const r = linger === undefined ? await this.#read : await Promise.race([this.#read, linger]);
@@ -456,13 +530,10 @@ export class CoreShipper {
       this.#ended = true;
       return undefined;
     }
-    const e = r.value;
-    this.lastRead = e.sequence;
-    const size = frameEntryBytes(e);
-    this.pending.push(e);
-    this.#sizes.push(size);
-    this.pendingBytes += size;
-    return e;
+    this.#carry = r.value;
+    this.#carryAt = 0;
+    this.lastRead = r.value.entries[r.value.entries.length - 1].sequence;
+    return this.#takeCarried();
   }
 
   /** Whether the last pending entry leaves an atomic batch incomplete. */
@@ -472,38 +543,49 @@ export class CoreShipper {
   }
 
   /**
-   * Fills `pending` up to one message: waits for a first entry, then `lingerMs` for more (and
-   * for the rest of an atomic batch). False when the source ended with nothing left to ship.
+   * Fills `pending` up to one message after the one in flight: waits for a first entry, then
+   * until `lingerMs` after it for more (and for the rest of an atomic batch, always). With
+   * `until` (the acknowledgement of the message in flight), it stops once that settled, wherever
+   * it is: the next call goes on. False when the source ended with nothing left to ship.
    */
-  async #fill(): Promise<boolean> {
+  async #fill(until?: Promise<unknown>): Promise<boolean> {
     const s = this.#s;
-    if (this.pending.length === 0) {
-      this.state = "idle";
-      this.checkHold();
-      if ((await this.#readOne(undefined)) === undefined) return false;
+    let cut = false;
+    const stop = until?.then(() => cut = true, () => cut = true).then(() => undefined);
+    if (this.#queued() === 0) {
+      if (until === undefined) {
+        this.state = "idle";
+        this.checkHold();
+      }
+      if ((await this.#readOne(stop)) === undefined) return !this.#ended;
     }
     // One timer per message: entries already queued in the stream come at once, a read waits
     // for more only until the linger ends (and for the rest of an atomic batch, always).
     let expired = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
+    const wait = Math.max(0, this.#queuedSince + s.lingerMs - performance.now());
     const linger = new Promise<undefined>((res) =>
       timer = setTimeout(() => {
         expired = true;
         res(undefined);
-      }, s.lingerMs)
+      }, wait)
     );
+    const lingerOrStop = stop === undefined ? linger : Promise.race([linger, stop]);
     try {
       while (
         this.#inBatch() ||
-        (this.pending.length < s.maxRecordsPerMessage && this.pendingBytes < s.maxBytesPerMessage)
+        (this.#queued() < s.maxRecordsPerMessage &&
+          this.pendingBytes - this.#inflightBytes < s.maxBytesPerMessage)
       ) {
-        const e = await this.#readOne(this.#inBatch() ? undefined : linger);
-        if (e === undefined && (this.#ended || expired)) break;
+        // Entries read ahead are taken without waiting; a read of the stream waits.
+        if (this.#takeCarried() !== undefined) continue;
+        const e = await this.#readOne(!this.#inBatch() ? lingerOrStop : stop);
+        if (e === undefined && (this.#ended || expired || cut)) break;
       }
     } finally {
       clearTimeout(timer);
     }
-    if (this.#inBatch()) {
+    if (this.#inBatch() && this.#ended) {
       throw new PerCoreWalError(
         "Corrupted",
         `Core ${this.coreId}: the WAL ended inside the atomic batch of sequence ${this.lastRead}`,
@@ -540,14 +622,28 @@ export class CoreShipper {
     const first = run[0].sequence;
     const last = run[n - 1].sequence;
     this.state = "shipping";
-    const ack = await this.#js.publish(this.subject, encodeFrame(run), {
-      msgID: `${this.#s.node}.${this.coreId}.${first}-${last}`,
-      expect: { lastSubjectSequence: this.lastStreamSequence },
-      timeout: this.#s.publishTimeoutMs,
-    });
+    this.#inflight = n;
+    this.#inflightBytes = this.#sizes.slice(0, n).reduce((a, b) => a + b, 0);
+    // What is left was read for the next message: its linger starts now.
+    if (this.pending.length > n) this.#queuedSince = performance.now();
+    let ack;
+    try {
+      ack = await this.#js.publish(this.subject, encodeFrame(run), {
+        msgID: `${this.#s.node}.${this.coreId}.${first}-${last}`,
+        expect: { lastSubjectSequence: this.lastStreamSequence },
+        timeout: this.#s.publishTimeoutMs,
+      });
+    } finally {
+      this.#inflight = 0;
+      this.#inflightBytes = 0;
+    }
     // A duplicate is this very message (its id names its sequences) stored by an earlier try.
     this.lastStreamSequence = ack.seq;
     this.lastShipped = last;
+    const segment = this.#endSegment[n - 1];
+    this.#shippedAt = segment < 0
+      ? undefined
+      : { segment, offset: this.#endOffset[n - 1], next: last + 1 };
     this.lastAckAt = Date.now();
     this.error = undefined;
     this.#drop(last);
@@ -593,6 +689,8 @@ export class CoreShipper {
     const r = this.#reader;
     this.#reader = undefined;
     this.#read = undefined;
+    this.#carry = { entries: [] };
+    this.#carryAt = 0;
     if (r === undefined) return;
     await r.cancel().catch(() => {});
   }

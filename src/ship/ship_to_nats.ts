@@ -8,7 +8,6 @@
  */
 
 import type { PerCoreWalConfig } from "../config.ts";
-import type { PerCoreWalManager } from "../manager.ts";
 import { emitEvent, type WalEvent, type WalEventHandler } from "../events.ts";
 import { ShipMarks } from "../ship_marks.ts";
 import type { ShipperHooks } from "./core_shipper.ts";
@@ -112,7 +111,14 @@ export async function shipToNats(
   } else if (limited) {
     // Loaded only here: a shipper of another process's directory never loads the engine.
     const { holdAppends } = await import("../ship_hold.ts");
-    const manager = source as PerCoreWalManager;
+    const { PerCoreWalManager } = await import("../manager.ts");
+    if (!(source instanceof PerCoreWalManager)) {
+      throw new TypeError(
+        "maxUnshippedRecords and maxUnshippedBytes hold appends: they need a PerCoreWalManager " +
+          "as the source, not another ShipManager",
+      );
+    }
+    const manager = source;
     hooks.unshippedLimitRecords = limit;
     hooks.unshippedLimitBytes = limitBytes;
     const what = [
@@ -148,8 +154,9 @@ async function _dropper(
   let handler = onEvent;
   if (handler === undefined && !isDirectorySource(source)) {
     // Loaded only here: a shipper of another process's directory never loads the engine.
-    const { _coreAccess } = await import("../manager.ts");
-    handler = _coreAccess(source as PerCoreWalManager, 0).onEvent;
+    const { _coreAccess, PerCoreWalManager } = await import("../manager.ts");
+    // The manager's own handler; another ShipManager has none to give (stderr then).
+    if (source instanceof PerCoreWalManager) handler = _coreAccess(source, 0).onEvent;
   }
   return async (coreId, from, to, bytes, reason) => {
     await marks.declareGap(coreId, from, to);

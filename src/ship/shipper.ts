@@ -20,7 +20,7 @@ import { scanSegment } from "../segment_probes.ts";
 import type { PerCoreWalConfig } from "../config.ts";
 import type { PerCoreWalEntry, WalPosition } from "../types.ts";
 import { configFromDirectory } from "../wal_meta.ts";
-import { type WatchOptions, watchWal } from "../watch.ts";
+import { batchWatchOf, type EntryBatch, type WatchOptions, watchWalBatches } from "../watch.ts";
 import {
   CoreShipper,
   type CoreShipState,
@@ -340,6 +340,8 @@ export async function walFilesEnd(config: PerCoreWalConfig): Promise<number[]> {
         const { stats, header } = await scanSegment(segs[i].path, {
           maxRecordBytes: config.options.maxRecordBytes,
           isLastSegment: i === segs.length - 1,
+          // Where the records end now: the newest segment may be being written.
+          liveEnd: true,
         });
         if (header === undefined) continue;
         end = stats.lastSequence;
@@ -351,6 +353,15 @@ export async function walFilesEnd(config: PerCoreWalConfig): Promise<number[]> {
     out.push(end);
   }
   return out;
+}
+
+/** A stream of entries as a stream of arrays of one entry (cancelling it cancels `entries`). */
+function _inArrays(entries: ReadableStream<PerCoreWalEntry>): ReadableStream<EntryBatch> {
+  return entries.pipeThrough(
+    new TransformStream<PerCoreWalEntry, EntryBatch>({
+      transform: (e, controller) => controller.enqueue({ entries: [e] }),
+    }),
+  );
 }
 
 /** The first sequence core `coreId`'s files hold: its oldest segment with a valid header. */
@@ -385,9 +396,10 @@ export async function startShipper(
   const open: OpenEntries = (coreId, from) => {
     const w: WatchOptions = { coreId };
     if (from !== undefined) w.from = { [coreId]: from };
-    return config !== undefined
-      ? watchWal(config, { ...w, intervalMs: s.intervalMs })
-      : (source as ShipManager).watch(w);
+    if (config !== undefined) return watchWalBatches(config, { ...w, intervalMs: s.intervalMs });
+    // A manager's entries in arrays; another `ShipManager`'s one by one.
+    const batches = batchWatchOf(source as ShipManager);
+    return batches !== undefined ? batches(w) : _inArrays((source as ShipManager).watch(w));
   };
   s.signal?.throwIfAborted();
   const nc = await connect({

@@ -81,9 +81,16 @@ export class UnshippedMeter {
    * The bytes of core's records after sequence `shipped` up to `end` (the durable end: a
    * manager's `syncedPositions()`), or, with `end` undefined, up to the end of the valid records
    * in the files (another process's WAL). Segment headers and preallocated space are not
-   * counted; records of an atomic batch are counted whole.
+   * counted; records of an atomic batch are counted whole. `shippedAt`, where the record of
+   * sequence `shipped` ends (the shipper's reader knows), spares reading up to it.
    */
-  async measure(shipped: number, end?: LogEnd): Promise<UnshippedMeasure> {
+  async measure(
+    shipped: number,
+    end?: LogEnd,
+    shippedAt?: { segment: number; offset: number; next: number },
+  ): Promise<UnshippedMeasure> {
+    // Where the shipped mark's record ends, when the caller knows it: nothing to read for it.
+    if (shippedAt !== undefined && shippedAt.next === shipped + 1) this.#mark = { ...shippedAt };
     const segs = await this.#started();
     if (segs.length === 0) return { bytes: 0, spans: [] };
     const stop = end ?? await this.#endOfFiles(segs[segs.length - 1]);
@@ -159,6 +166,8 @@ export class UnshippedMeter {
       startOffset: cursor.offset,
       startSequence: cursor.next,
       limitOffset: limit?.offset,
+      // A measure: where the records end so far (the newest segment is being written).
+      liveEnd: true,
     });
     while (cursor.next < next) {
       const batch = await r.readBatch(1024);
