@@ -4,6 +4,7 @@
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { PerCoreWalConfig } from "../src/config.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
+import { ShipMarks } from "../src/ship_marks.ts";
 import { ignoreWithoutUring, readCore, runDeno, tempDir } from "./_helpers.ts";
 import { checkStream, ignoreWithoutNats, NatsServer } from "./_nats.ts";
 
@@ -94,6 +95,24 @@ Deno.test({
     const text = await wal(["ship-status", walDir, ...common]);
     assertEquals(text.code, 0, text.stderr);
     assertStringIncludes(text.stdout, "core 0 (x.y.edge-2.0): stream holds up to 20, WAL up to 27");
+    // The shipper's durable mark, and a gap given up that the stream does not declare yet.
+    assertEquals(lines.map((l) => [l.markSequence, l.pendingGap]), [[20, undefined], [
+      22,
+      undefined,
+    ]]);
+    {
+      const marks = ShipMarks.open(walDir, "S1-edge-2");
+      await marks.declareGap(0, 21, 25);
+      await marks.close();
+    }
+    const gapped = await wal(["ship-status", walDir, ...common, "--json"]);
+    const core0 = JSON.parse(gapped.stdout.trim().split("\n")[0]);
+    assertEquals([core0.markSequence, core0.pendingGap], [25, {
+      fromSequence: 21,
+      toSequence: 25,
+    }]);
+    const gappedText = await wal(["ship-status", walDir, ...common]);
+    assertStringIncludes(gappedText.stdout, "mark 25, entries 21 to 25 given up");
     // A node never shipped: the stream holds nothing of it, the whole WAL is the lag.
     const other = await wal([
       "ship-status",

@@ -11,6 +11,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { decodeFrame, type ShipStatus, shipToNats, type ShipToNatsOptions } from "../../ship.ts";
 import { PerCoreWalError } from "../errors.ts";
+import { ShipMarks } from "../ship_marks.ts";
 import { walFilesEnd } from "../ship/shipper.ts";
 import { configFromDirectory } from "../wal_meta.ts";
 import { jsonLine } from "./display.ts";
@@ -126,6 +127,17 @@ export interface ShipLag {
   walLastSequence: number;
   /** `walLastSequence - streamLastSequence`: the records not shipped yet. */
   lagRecords: number;
+  /**
+   * The durable mark of this shipper (`<stream>-<node>`) in the WAL's `shippers/` directory: the
+   * last sequence checkpoints may retire past. Absent when the shipper is not registered
+   * (`--no-retain`) or its file is invalid (`wal shippers` says why).
+   */
+  markSequence?: number;
+  /**
+   * Entries given up unshipped (`dropOldest`, or ranges the WAL or the stream lost) whose gap
+   * marker the stream may not hold yet: the next shipper of this node declares it first.
+   */
+  pendingGap?: { fromSequence: number; toSequence: number };
 }
 
 /**
@@ -136,6 +148,8 @@ export interface ShipLag {
 export async function shipStatus(path: string, o: ShipCommandOptions): Promise<number> {
   const config = configFromDirectory(path);
   const walEnds = await walFilesEnd(config);
+  const marks = ShipMarks.list(config).find((m) => m.name === `${o.stream}-${o.node}`);
+  const trusted = marks === undefined || marks.invalid !== undefined ? undefined : marks;
   const prefix = o.subject ?? "wal";
   const nc = await connect({ servers: _servers(o.server) });
   const lags: ShipLag[] = [];
@@ -157,14 +171,22 @@ export async function shipStatus(path: string, o: ShipCommandOptions): Promise<n
           );
         }
       }
-      lags.push({
+      const lag: ShipLag = {
         coreId: c,
         subject,
         streamLastSequence: last,
         streamSequence: m?.seq ?? 0,
         walLastSequence: walEnds[c],
         lagRecords: walEnds[c] - last,
-      });
+      };
+      if (trusted !== undefined) {
+        lag.markSequence = trusted.shipped[c] ?? 0;
+        const g = trusted.gaps.find((g) => g.coreId === c);
+        if (g !== undefined) {
+          lag.pendingGap = { fromSequence: g.fromSequence, toSequence: g.toSequence };
+        }
+      }
+      lags.push(lag);
     }
   } finally {
     await nc.close().catch(() => {});
@@ -172,9 +194,14 @@ export async function shipStatus(path: string, o: ShipCommandOptions): Promise<n
   for (const l of lags) {
     if (o.json) console.log(jsonLine({ kind: "core", ...l }));
     else {
+      const mark = l.markSequence === undefined ? "" : `, mark ${l.markSequence}`;
+      const gap = l.pendingGap === undefined
+        ? ""
+        : `, entries ${l.pendingGap.fromSequence} to ${l.pendingGap.toSequence} given up ` +
+          "(gap not yet declared in the stream)";
       console.log(
         `core ${l.coreId} (${l.subject}): stream holds up to ${l.streamLastSequence}, ` +
-          `WAL up to ${l.walLastSequence}, lag ${l.lagRecords} records`,
+          `WAL up to ${l.walLastSequence}, lag ${l.lagRecords} records${mark}${gap}`,
       );
     }
   }
