@@ -256,8 +256,7 @@ export class CoreShipper {
       // Nothing read past the range: read on after it (its segments are still there: only a
       // checkpoint retires them, and only after the mark moved).
       await this.#closeReader();
-      this.pending = [];
-      this.pendingBytes = 0;
+      this.#clearPending();
       this.lastRead = d.to;
       this.#reader = this.#open(this.coreId, d.to + 1).getReader();
       this.#ended = false;
@@ -382,9 +381,7 @@ export class CoreShipper {
     if (next > this.#marked || this.#hooks.dropUnshipped === undefined) return false;
     try {
       await this.#closeReader();
-      this.pending = [];
-      this.#sizes = [];
-      this.pendingBytes = 0;
+      this.#clearPending();
       const first = await this.firstHeld?.(this.coreId);
       const to = first !== undefined && first > next
         ? Math.min(first - 1, this.#marked)
@@ -465,9 +462,7 @@ export class CoreShipper {
       // Stopped during the look-up: `stop()` closed the reader it found; a new one would never
       // be closed, and the loop would wait on it for ever.
       this.#stop.throwIfAborted();
-      this.pending = [];
-      this.#sizes = [];
-      this.pendingBytes = 0;
+      this.#clearPending();
       this.lastRead = mark;
       const stream = this.#open(this.coreId, mark > 0 ? next : undefined);
       this.#reader = stream.getReader();
@@ -478,6 +473,19 @@ export class CoreShipper {
   /** The pending entries read for the next message (after the one in flight). */
   #queued(): number {
     return this.pending.length - this.#inflight;
+  }
+
+  /**
+   * Forgets every pending entry (read again after a resync or a gap): the arrays kept in step
+   * with `pending` (sizes, ends) go with it, or the ends of later messages would be taken from
+   * entries thrown away (the meter then starts at a wrong offset).
+   */
+  #clearPending(): void {
+    this.pending = [];
+    this.#sizes = [];
+    this.#endSegment = [];
+    this.#endOffset = [];
+    this.pendingBytes = 0;
   }
 
   /** Drops the pending (and read-ahead) entries through `sequence`. */
