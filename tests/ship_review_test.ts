@@ -1,13 +1,15 @@
 // Hostile cases of the shipper's read-ahead (review of the prefill, the carry and the meter's
 // hints): a resync that throws away what was read keeps each pending entry's end in step with it
 // (the unshipped measure stays exact). With a real nats-server, stopped by its process id.
-import { assert, assertEquals } from "@std/assert";
+import { assert, assertEquals, assertRejects } from "@std/assert";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { PerCoreWalConfig } from "../src/config.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
 import { decodeFrame } from "../src/ship/frame.ts";
+import type { ShipManager } from "../src/ship/shipper.ts";
 import { shipToNats } from "../src/ship/ship_to_nats.ts";
+import { ShipMarks } from "../src/ship_marks.ts";
 import { UnshippedMeter } from "../src/ship/unshipped.ts";
 import { ignoreWithoutUring, tempDir } from "./_helpers.ts";
 import { ignoreWithoutNats, NatsServer } from "./_nats.ts";
@@ -98,5 +100,28 @@ Deno.test({
     assert(expected > 30 * 200, `the 30 records take ${expected} bytes`);
     await until(() => shipper.status().cores[0].unshippedBytes === expected);
     assertEquals(shipper.status().cores[0].unshippedBytes, expected);
+  },
+});
+
+Deno.test({
+  name: "shipToNats(another ShipManager, { maxUnshippedRecords }) is refused and leaves no " +
+    "shipper registered in the WAL directory (its marks would hold every segment)",
+  ignore: ignoreWithoutUring,
+  async fn() {
+    await using dir = await tempDir();
+    await using m = await PerCoreWalManager.open(config(dir.path));
+    const source: ShipManager = {
+      config: m.config,
+      syncedPositions: () => m.syncedPositions(),
+      watch: (options) => m.watch(options),
+    };
+    for (const limit of [{ maxUnshippedRecords: 10 }, { maxUnshippedBytes: 10_000 }]) {
+      await assertRejects(
+        () => shipToNats(source, { servers: "nats://127.0.0.1:1", node: "n1", ...limit }),
+        TypeError,
+        "PerCoreWalManager",
+      );
+      assertEquals(ShipMarks.list(m.config), [], "no marks registered for a refused shipper");
+    }
   },
 });

@@ -8,6 +8,7 @@
  */
 
 import type { PerCoreWalConfig } from "../config.ts";
+import type { PerCoreWalManager } from "../manager.ts";
 import { emitEvent, type WalEvent, type WalEventHandler } from "../events.ts";
 import { ShipMarks } from "../ship_marks.ts";
 import type { ShipperHooks } from "./core_shipper.ts";
@@ -79,6 +80,20 @@ export async function shipToNats(
         "process's appends cannot be held from here",
     );
   }
+  // Checked before the marks are opened: a refused call registers no shipper (its marks would
+  // hold the WAL's segments for nobody).
+  let holdsAppendsOf: PerCoreWalManager | undefined;
+  if (limited && !fromDir && !dropOldest) {
+    // Loaded only here: a shipper of another process's directory never loads the engine.
+    const { PerCoreWalManager } = await import("../manager.ts");
+    if (!(source instanceof PerCoreWalManager)) {
+      throw new TypeError(
+        "maxUnshippedRecords and maxUnshippedBytes hold appends: they need a PerCoreWalManager " +
+          "as the source, not another ShipManager",
+      );
+    }
+    holdsAppendsOf = source;
+  }
   const hooks: ShipperHooks = {};
   let marks: ShipMarks | undefined;
   let registered = false;
@@ -111,14 +126,7 @@ export async function shipToNats(
   } else if (limited) {
     // Loaded only here: a shipper of another process's directory never loads the engine.
     const { holdAppends } = await import("../ship_hold.ts");
-    const { PerCoreWalManager } = await import("../manager.ts");
-    if (!(source instanceof PerCoreWalManager)) {
-      throw new TypeError(
-        "maxUnshippedRecords and maxUnshippedBytes hold appends: they need a PerCoreWalManager " +
-          "as the source, not another ShipManager",
-      );
-    }
-    const manager = source;
+    const manager = holdsAppendsOf!;
     hooks.unshippedLimitRecords = limit;
     hooks.unshippedLimitBytes = limitBytes;
     const what = [
