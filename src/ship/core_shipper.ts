@@ -405,7 +405,20 @@ export class CoreShipper {
   /** Reads this core's last message in the stream and repositions the reading after it. */
   async #syncFromStream(): Promise<void> {
     const m = await this.#jsm.streams.getMessage(this.#s.stream, { last_by_subj: this.subject });
+    let lost = false;
     if (m === null) {
+      // The subject holds nothing, though this shipper had messages acknowledged on it. If the
+      // stream's sequences went back below the last one acknowledged, the server lost them (it
+      // acknowledges before its fsync): ship again from the start, from the WAL while it holds
+      // the entries, else as a declared gap. Otherwise they were purged (limits, or by hand):
+      // what they held counts as shipped.
+      if (this.lastStreamSequence > 0) {
+        const info = await this.#jsm.streams.info(this.#s.stream);
+        if (info.state.last_seq < this.lastStreamSequence) {
+          this.lastShipped = 0;
+          lost = true;
+        }
+      }
       this.lastStreamSequence = 0;
     } else {
       let frame;
@@ -457,14 +470,16 @@ export class CoreShipper {
     const readNext = this.pending[0]?.sequence ??
       this.#carry.entries[this.#carryAt]?.sequence ?? this.lastRead + 1;
     // Read on where the stream ends: keep what was read if it continues it, else read again.
-    if (this.#reader === undefined || (mark > 0 && readNext !== next)) {
+    // After a loss of everything the stream held of this core, again from sequence 1: what the
+    // WAL retired since is then declared (`Retired`, `#declareRetired`), never skipped.
+    if (this.#reader === undefined || lost || (mark > 0 && readNext !== next)) {
       await this.#closeReader();
       // Stopped during the look-up: `stop()` closed the reader it found; a new one would never
       // be closed, and the loop would wait on it for ever.
       this.#stop.throwIfAborted();
       this.#clearPending();
       this.lastRead = mark;
-      const stream = this.#open(this.coreId, mark > 0 ? next : undefined);
+      const stream = this.#open(this.coreId, mark > 0 || lost ? next : undefined);
       this.#reader = stream.getReader();
       this.#ended = false;
     }
