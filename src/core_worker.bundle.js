@@ -4504,6 +4504,16 @@ function segmentDamageMessage(verb, path, reason, offset) {
 
 // src/reader.ts
 var WINDOW = 64 * 1024;
+var _SKIMMED = Object.freeze({
+  coreId: -1,
+  epoch: 0,
+  sequence: 0,
+  timestampNs: 0n,
+  operation: Object.freeze({
+    type: "delete",
+    key: new Uint8Array(0)
+  })
+});
 var PerCoreWalReader = class _PerCoreWalReader {
   /** The file read. */
   path;
@@ -4515,6 +4525,8 @@ var PerCoreWalReader = class _PerCoreWalReader {
   #last;
   /** `liveEnd`: the records end where the bytes stop validating, nothing is classified. */
   #liveEnd;
+  /** In {@linkcode skimToEnd}: records are checked and counted, no entry is built. */
+  #skim = false;
   #later;
   #expectedFirst;
   /** The file's bytes; the six fields after it are its own, copied after each refill. */
@@ -4832,6 +4844,7 @@ var PerCoreWalReader = class _PerCoreWalReader {
     if (this.#buf[rel + R_TYPE] === RecordType.atomicBatch) {
       return this.#expandBatch(pos, rel, length, epoch, ts);
     }
+    if (this.#skim) return this.#skimmed(pos, rel, length, 1, epoch, ts);
     let win = this.#window;
     if ((win === void 0 || rel < win.from || rel + length > win.to) && length <= WINDOW / 16) {
       const to = Math.min(rel + WINDOW, this.#bufLen);
@@ -4859,6 +4872,10 @@ var PerCoreWalReader = class _PerCoreWalReader {
    */
   #expandBatch(pos, rel, length, epoch, ts) {
     const v = this.#view;
+    if (this.#skim) {
+      const span = recordSpan(this.#buf, v, rel, RecordType.atomicBatch);
+      return this.#skimmed(pos, rel, length, span, epoch, ts);
+    }
     const ops = decodeBatchRecord(this.#buf, v, rel);
     const coreId = v.getUint16(rel + R_CORE, true);
     const timestampNs = this.#timestampOf(v, rel);
@@ -4884,6 +4901,42 @@ var PerCoreWalReader = class _PerCoreWalReader {
     this.#batchAt = 0;
     this.#batchEnd = pos + length;
     return this.#nextOfBatch();
+  }
+  /**
+   * {@linkcode skimToEnd}'s step: the record at `pos` (checked, in order) taking `span`
+   * sequences, counted as reading its entries would count them; returns a placeholder entry.
+   */
+  #skimmed(pos, rel, length, span, epoch, ts) {
+    this.#firstSeq ??= this.#expected;
+    this.#expected += span;
+    this.#count += span;
+    this.#lastEpoch = epoch;
+    this.#lastTs = ts;
+    this.#lastTimestampNs = this.#timestampOf(this.#view, rel);
+    if (epoch < this.#minEpoch || this.#count === span) this.#minEpoch = epoch;
+    if (epoch > this.#maxEpoch) this.#maxEpoch = epoch;
+    this.#pos = pos + length;
+    return _SKIMMED;
+  }
+  /**
+   * Reads on to the end of the records, as {@linkcode readNext} would with every check (CRC,
+   * fields, sequence, epoch and timestamp order), without building their entries: returns the
+   * result that ends them; {@linkcode stats} is then as after reading them all. Several times
+   * faster than reading them, for what only needs where the records end and their last sequence.
+   */
+  async skimToEnd() {
+    while (this.#batch !== void 0) this.#nextOfBatch();
+    this.#skim = true;
+    try {
+      while (true) {
+        let e = this.#fastEntry();
+        while (e !== void 0) e = this.#fastEntry();
+        const r = await this.readNext();
+        if (r.kind !== "entry") return r;
+      }
+    } finally {
+      this.#skim = false;
+    }
   }
   /** The next entry of the batch being handed out; past its last, `#pos` moves past it. */
   #nextOfBatch() {

@@ -3,7 +3,7 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { CoreLog } from "../src/core_log.ts";
 import { PerCoreWalError } from "../src/errors.ts";
-import type { ReadResult } from "../src/read_result.ts";
+import type { ReaderOptions, ReadResult } from "../src/read_result.ts";
 import { PerCoreWalReader } from "../src/reader.ts";
 import { scanSegment } from "../src/segment_probes.ts";
 import { readCore, rng, smallConfig, tempDir } from "./_helpers.ts";
@@ -317,3 +317,58 @@ Deno.test("a wrong reader option is a RangeError or TypeError, not an I/O error"
     TypeError,
   );
 });
+
+Deno.test("skimToEnd ends where reading every entry ends, with the same stats, damaged or not", async () => {
+  await using dir = await tempDir();
+  const config = smallConfig(dir.path, { backend: "sync" });
+  const log = await CoreLog.open(config, 0);
+  for (let i = 0; i < 60; i++) {
+    if (i % 7 === 3) {
+      log.appendBatch([
+        { type: "put", key: `b${i}`, value: "x".repeat(i) },
+        { type: "delete", key: `b${i - 7}` },
+      ]);
+    } else log.appendPut(`key-${i}`, new Uint8Array(10 + i).fill(i));
+    if (i % 3 === 2) await log.sync();
+  }
+  await log.close();
+  const path = config.segmentPath(0, 0);
+  const clean = await Deno.readFile(path);
+  const { records } = await (async () => {
+    const out: { offset: number; length: number }[] = [];
+    using r = await PerCoreWalReader.open(path);
+    for (let x = await r.readNext(); x.kind === "entry"; x = await r.readNext()) {
+      if (x.length > 0) out.push({ offset: x.offset, length: x.length });
+    }
+    return { records: out };
+  })();
+  const r = rng(7);
+  const variants: [string, Uint8Array][] = [["clean", clean]];
+  for (let t = 0; t < 20; t++) {
+    const victim = records[Math.floor(r() * records.length)];
+    const damaged = clean.slice();
+    const bit = Math.floor(r() * victim.length * 8);
+    damaged[victim.offset + (bit >> 3)] ^= 1 << (bit & 7);
+    variants.push([`bit ${bit} of the record at ${victim.offset}`, damaged]);
+  }
+  const last = records[records.length - 1];
+  variants.push(["torn last record", clean.slice(0, last.offset + (last.length >> 1))]);
+  for (const [what, bytes] of variants) {
+    await Deno.writeFile(path, bytes);
+    for (const options of [{}, { liveEnd: true }, { isLastSegment: false }]) {
+      const read = await verdictAndStats(path, options);
+      using skim = await PerCoreWalReader.open(path, options);
+      const end = await skim.skimToEnd();
+      assertEquals(end, read.end, `${what} ${JSON.stringify(options)}: the same end`);
+      assertEquals(skim.stats, read.stats, `${what} ${JSON.stringify(options)}: the same stats`);
+    }
+  }
+});
+
+/** Reads every entry of `path`; the result that ends them and the reader's stats. */
+async function verdictAndStats(path: string, options: ReaderOptions) {
+  using r = await PerCoreWalReader.open(path, options);
+  let x = await r.readNext();
+  while (x.kind === "entry") x = await r.readNext();
+  return { end: x, stats: r.stats };
+}

@@ -16,7 +16,6 @@ import {
 import { PerCoreWalError } from "../errors.ts";
 import { PerCoreWalReader } from "../reader.ts";
 import { listCoreSegments } from "../segment_files.ts";
-import { scanSegment } from "../segment_probes.ts";
 import type { PerCoreWalConfig } from "../config.ts";
 import type { PerCoreWalEntry, WalPosition } from "../types.ts";
 import { configFromDirectory } from "../wal_meta.ts";
@@ -337,14 +336,16 @@ export async function walFilesEnd(config: PerCoreWalConfig): Promise<number[]> {
     const segs = listCoreSegments(config, c);
     for (let i = segs.length - 1; i >= 0; i--) {
       try {
-        const { stats, header } = await scanSegment(segs[i].path, {
+        using r = await PerCoreWalReader.open(segs[i].path, {
           maxRecordBytes: config.options.maxRecordBytes,
           isLastSegment: i === segs.length - 1,
           // Where the records end now: the newest segment may be being written.
           liveEnd: true,
         });
-        if (header === undefined) continue;
-        end = stats.lastSequence;
+        if (r.header === undefined) continue;
+        // Checked as the shipper's reads check them, without building entries.
+        await r.skimToEnd();
+        end = r.stats.lastSequence;
         break;
       } catch (e) {
         if (!(e instanceof PerCoreWalError)) throw e;
