@@ -6,11 +6,13 @@
 //    shipped from scratch with `wal ship --once` semantics (a directory source, `drained()`):
 //    records/s from the shipper's start to the last acknowledgement.
 // 2. Lag: a W1-like load (128-byte puts, syncAll() after each millisecond's appends) paced at
-//    R records/s in all
-//    (default: half the rate of 1) appended through a manager that a shipper follows; per record
-//    the time from its append() call to the moment status() shows it acknowledged (status is
-//    looked at every millisecond, so each figure may be up to about 1 ms high): p50, p99, max.
-// The goal on this machine (issue 17): >= 250k records/s shipped, lag p99 < 50 ms at half rate.
+//    two rates in all, each on a new WAL: 125,000 records/s (half the goal's 250k: the issue's
+//    "half that rate") and half the rate of 1 (or R alone, with --rate), appended through a
+//    manager that a shipper follows; per record the time from its append() call to the moment
+//    status() shows it acknowledged (status is looked at every millisecond, so each figure may
+//    be up to about 1 ms high): p50, p99, max.
+// The goal on this machine (issue 17): >= 250k records/s shipped, lag p99 < 50 ms at half that
+// rate (125k records/s).
 import { PerCoreWalConfig, PerCoreWalManager } from "../mod.ts";
 import { shipToNats } from "../ship.ts";
 import { NatsServer } from "../tests/_nats.ts";
@@ -63,14 +65,29 @@ const t0 = performance.now();
 const shipSeconds = (performance.now() - t0) / 1000;
 const shippedPerSecond = Math.floor(RECORDS / shipSeconds);
 
-// 2. Lag at a paced rate.
-const RATE = Math.floor(flag("rate", shippedPerSecond / 2));
-const lags: number[] = [];
-{
+// 2. Lag at paced rates: half the goal's rate (the issue's "half that rate") and half the rate
+// just measured (or R alone).
+const GOAL_RATE = 250_000;
+const asked = args.includes("--rate") ? [Math.floor(flag("rate", 1))] : [
+  GOAL_RATE / 2,
+  Math.floor(shippedPerSecond / 2),
+];
+const lagRuns: {
+  lagRateRecordsPerSecond: number;
+  lagRecords: number;
+  lagP50Ms: number;
+  lagP99Ms: number;
+  lagMaxMs: number;
+}[] = [];
+for (const [i, rate] of asked.entries()) lagRuns.push(await lagAt(rate, `lag${i}`));
+
+async function lagAt(RATE: number, node: string) {
+  const lags: number[] = [];
+
   await using m = await PerCoreWalManager.open(
-    new PerCoreWalConfig(`${tmp}/wal2`, 2, { segmentSizeBytes: 64 * 1024 * 1024 }),
+    new PerCoreWalConfig(`${tmp}/${node}`, 2, { segmentSizeBytes: 64 * 1024 * 1024 }),
   );
-  await using shipper = await shipToNats(m, { servers: server.url, node: "lag" });
+  await using shipper = await shipToNats(m, { servers: server.url, node });
   const appendedAt: number[][] = [[], []]; // per core, index sequence - 1
   const acked = [0, 0];
   let done = false;
@@ -105,18 +122,23 @@ const lags: number[] = [];
   await shipper.drained();
   done = true;
   await watcher;
+
+  lags.sort((a, b) => a - b);
+  const pct = (p: number) => lags[Math.min(lags.length - 1, Math.floor((p / 100) * lags.length))];
+  return {
+    lagRateRecordsPerSecond: RATE,
+    lagRecords: lags.length,
+    lagP50Ms: Number(pct(50).toFixed(2)),
+    lagP99Ms: Number(pct(99).toFixed(2)),
+    lagMaxMs: Number((lags.at(-1) ?? 0).toFixed(2)),
+  };
 }
-lags.sort((a, b) => a - b);
-const pct = (p: number) => lags[Math.min(lags.length - 1, Math.floor((p / 100) * lags.length))];
+
 const result = {
   records: RECORDS,
   shipSeconds: Number(shipSeconds.toFixed(3)),
   shippedRecordsPerSecond: shippedPerSecond,
-  lagRateRecordsPerSecond: RATE,
-  lagRecords: lags.length,
-  lagP50Ms: Number(pct(50).toFixed(2)),
-  lagP99Ms: Number(pct(99).toFixed(2)),
-  lagMaxMs: Number((lags.at(-1) ?? 0).toFixed(2)),
+  lag: lagRuns,
 };
 await server.kill();
 await Deno.remove(tmp, { recursive: true });
@@ -126,8 +148,10 @@ else {
     `shipped ${RECORDS} records (2 cores, from scratch) in ${result.shipSeconds} s: ` +
       `${shippedPerSecond} records/s`,
   );
-  console.log(
-    `lag at ${RATE} records/s (${result.lagRecords} records): p50 ${result.lagP50Ms} ms, ` +
-      `p99 ${result.lagP99Ms} ms, max ${result.lagMaxMs} ms`,
-  );
+  for (const l of lagRuns) {
+    console.log(
+      `lag at ${l.lagRateRecordsPerSecond} records/s (${l.lagRecords} records): ` +
+        `p50 ${l.lagP50Ms} ms, p99 ${l.lagP99Ms} ms, max ${l.lagMaxMs} ms`,
+    );
+  }
 }
