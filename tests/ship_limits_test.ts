@@ -408,6 +408,7 @@ Deno.test({
     await using m = await PerCoreWalManager.open(cfg);
     const w = m.writer(0);
     const meter = new UnshippedMeter(cfg, 0);
+    const filesMeter = new UnshippedMeter(cfg, 0);
     let mark = 0;
     let sealedSeen = 0;
     for (let round = 0; round < 40; round++) {
@@ -421,6 +422,8 @@ Deno.test({
       const got = await meter.measure(mark, end);
       const fresh = await new UnshippedMeter(cfg, 0).measure(mark, end);
       assertEquals(got, fresh, `round ${round}: durable end ${end.sequence} in ${end.segment}`);
+      // Without a durable end (another process's files), read on from the last measure.
+      assertEquals(await filesMeter.measure(mark), fresh, `round ${round}: to the files' end`);
       sealedSeen = Math.max(sealedSeen, got.spans.filter((s) => s.sealed).length);
     }
     assert(sealedSeen > 0, "some measures counted a sealed segment");

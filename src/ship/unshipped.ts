@@ -226,8 +226,17 @@ export class UnshippedMeter {
     const cursor = f !== undefined && f.segment === seg.index
       ? f
       : { segment: seg.index, offset: SEGMENT_DATA_OFFSET, next: seg.first };
-    await this.#readOn(seg.path, cursor, Number.MAX_SAFE_INTEGER);
-    this.#filesEnd = cursor;
-    return { segment: cursor.segment, offset: cursor.offset, sequence: cursor.next - 1 };
+    // Checked as reading them would, without building entries: the first measure of a WAL
+    // written beforehand goes through all of it.
+    using r = await PerCoreWalReader.open(seg.path, {
+      maxRecordBytes: this.#config.options.maxRecordBytes,
+      startOffset: cursor.offset,
+      startSequence: cursor.next,
+      liveEnd: true,
+    });
+    await r.skimToEnd();
+    const { validEndOffset, lastSequence } = r.stats;
+    this.#filesEnd = { segment: seg.index, offset: validEndOffset, next: lastSequence + 1 };
+    return { segment: seg.index, offset: validEndOffset, sequence: lastSequence };
   }
 }
