@@ -365,17 +365,23 @@ function _inArrays(entries: ReadableStream<PerCoreWalEntry>): ReadableStream<Ent
   );
 }
 
-/** The first sequence core `coreId`'s files hold: its oldest segment with a valid header. */
+/**
+ * The first sequence core `coreId`'s files hold: its oldest segment's header's, or undefined
+ * while that segment has none (being started: a later segment's header never stands for it, as
+ * in the watch's `#locate`).
+ */
 async function _firstHeld(config: PerCoreWalConfig, coreId: number): Promise<number | undefined> {
   for (const s of listCoreSegments(config, coreId)) {
     try {
       using r = await PerCoreWalReader.open(s.path, {
         maxRecordBytes: config.options.maxRecordBytes,
       });
-      if (r.header !== undefined) return r.header.firstSequence;
+      return r.header?.firstSequence;
     } catch (e) {
-      // Retired meanwhile, or a header being written: the next one.
-      if (!(e instanceof PerCoreWalError) && !(e instanceof Deno.errors.NotFound)) throw e;
+      // Retired meanwhile: the next one is the oldest.
+      if (e instanceof PerCoreWalError && e.code === "SegmentNotFound") continue;
+      if (e instanceof Deno.errors.NotFound) continue;
+      throw e;
     }
   }
   return undefined;
