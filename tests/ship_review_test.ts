@@ -7,7 +7,7 @@ import { connect } from "@nats-io/transport-node";
 import { PerCoreWalConfig } from "../src/config.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
 import { decodeFrame } from "../src/ship/frame.ts";
-import type { ShipManager } from "../src/ship/shipper.ts";
+import type { NatsShipper, ShipManager } from "../src/ship/shipper.ts";
 import { shipToNats } from "../src/ship/ship_to_nats.ts";
 import { ShipMarks } from "../src/ship_marks.ts";
 import { UnshippedMeter } from "../src/ship/unshipped.ts";
@@ -45,6 +45,25 @@ async function shippedSequences(url: string, from = 1): Promise<number[]> {
   }
 }
 
+/**
+ * A shipper of core 0 of `m` to `url` (messages of 10 entries, quick retries) that has shipped 15
+ * entries: 1-10 and 11-15.
+ */
+async function shipFifteen(m: PerCoreWalManager, url: string): Promise<NatsShipper> {
+  const shipper = await shipToNats(m, {
+    servers: url,
+    node: "n1",
+    maxRecordsPerMessage: 10,
+    retryMaxMs: 50,
+    publishTimeoutMs: 500,
+  });
+  const w = m.writer(0);
+  for (let i = 0; i < 15; i++) w.appendPut(`a${i}`, "v".repeat(100));
+  await w.sync();
+  await shipper.drained();
+  return shipper;
+}
+
 Deno.test({
   name: "shipToNats: after a resync that rereads entries it had read (the stream lost its last " +
     "message), the unshipped bytes still match the WAL's records after the mark",
@@ -55,16 +74,7 @@ Deno.test({
     const cfg = config(dir.path);
     await using m = await PerCoreWalManager.open(cfg);
     const w = m.writer(0);
-    await using shipper = await shipToNats(m, {
-      servers: server.url,
-      node: "n1",
-      maxRecordsPerMessage: 10,
-      retryMaxMs: 50,
-      publishTimeoutMs: 500,
-    });
-    for (let i = 0; i < 15; i++) w.appendPut(`a${i}`, "v".repeat(100));
-    await w.sync();
-    await shipper.drained();
+    await using shipper = await shipFifteen(m, server.url);
     // The stream goes back to an older message of the core (as if it lost its last one: a
     // server without fsync; here a copy of the first message published again): the next
     // publish is refused, the shipper resyncs to what the stream ends with and reads again from
@@ -224,16 +234,7 @@ Deno.test({
     await server.kill();
     await copyDir(store, `${dir.path}/nats-before`);
     await server.restart();
-    await using shipper = await shipToNats(m, {
-      servers: server.url,
-      node: "n1",
-      maxRecordsPerMessage: 10,
-      retryMaxMs: 50,
-      publishTimeoutMs: 500,
-    });
-    for (let i = 0; i < 15; i++) w.appendPut(`a${i}`, "v".repeat(100));
-    await w.sync();
-    await shipper.drained();
+    await using shipper = await shipFifteen(m, server.url);
     assertEquals(await shippedSequences(server.url), Array.from({ length: 15 }, (_, i) => i + 1));
     // The server comes back without them.
     await server.kill();
