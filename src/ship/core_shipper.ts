@@ -408,16 +408,21 @@ export class CoreShipper {
     let lost = false;
     if (m === null) {
       // The subject holds nothing, though this shipper had messages acknowledged on it. If the
-      // stream's sequences went back below the last one acknowledged, the server lost them (it
-      // acknowledges before its fsync): ship again from the start, from the WAL while it holds
-      // the entries, else as a declared gap. Otherwise they were purged (limits, or by hand):
-      // what they held counts as shipped.
+      // stream's sequences went back below the last one acknowledged, or that sequence now holds
+      // another subject's message (other cores published after the loss before this one looked),
+      // the server lost them (it acknowledges before its fsync): ship again from the start, from
+      // the WAL while it holds the entries, else as a declared gap. Otherwise they were purged
+      // (limits, or by hand): what they held counts as shipped.
       if (this.lastStreamSequence > 0) {
         const info = await this.#jsm.streams.info(this.#s.stream);
-        if (info.state.last_seq < this.lastStreamSequence) {
-          this.lastShipped = 0;
-          lost = true;
+        lost = info.state.last_seq < this.lastStreamSequence;
+        if (!lost) {
+          const at = await this.#jsm.streams.getMessage(this.#s.stream, {
+            seq: this.lastStreamSequence,
+          });
+          lost = at !== null && at.subject !== this.subject;
         }
+        if (lost) this.lastShipped = 0;
       }
       this.lastStreamSequence = 0;
     } else {

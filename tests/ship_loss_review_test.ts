@@ -1,0 +1,94 @@
+// Hostile cases of the shipper's handling of a server that lost acknowledged messages (JetStream
+// 2.9 acknowledges before its fsync), with a real nats-server whose store is put back to an older
+// copy, stopped by its process id.
+import { assertEquals } from "@std/assert";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import { PerCoreWalConfig } from "../src/config.ts";
+import { PerCoreWalManager } from "../src/manager.ts";
+import { decodeFrame } from "../src/ship/frame.ts";
+import { shipToNats } from "../src/ship/ship_to_nats.ts";
+import { ignoreWithoutUring, tempDir } from "./_helpers.ts";
+import { ignoreWithoutNats, NatsServer } from "./_nats.ts";
+
+const ignore = ignoreWithoutNats || ignoreWithoutUring;
+
+/** Core `coreId`'s sequences in stream "WAL", in stream order (gap markers: their ranges). */
+async function coreSequences(url: string, coreId: number): Promise<number[]> {
+  const nc = await connect({ servers: url });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info("WAL");
+    const out: number[] = [];
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+      const m = await jsm.streams.getMessage("WAL", { seq });
+      if (m === null) continue;
+      const f = decodeFrame(m.data);
+      if (f.coreId !== coreId) continue;
+      for (let s = f.firstSequence; s <= f.lastSequence; s++) out.push(s);
+    }
+    return out;
+  } finally {
+    await nc.close();
+  }
+}
+
+/** Copies directory `from` to `to` (`cp -a`), replacing `to`. */
+async function copyDir(from: string, to: string): Promise<void> {
+  await Deno.remove(to, { recursive: true }).catch(() => {});
+  const r = await new Deno.Command("cp", { args: ["-a", from, to] }).output();
+  if (!r.success) throw new Error(`cp -a ${from} ${to} failed`);
+}
+
+const range = (from: number, to: number) =>
+  Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+Deno.test({
+  name: "shipToNats: a core whose lost messages' stream sequences another core's messages took " +
+    "again ships them again, no hole",
+  ignore,
+  async fn() {
+    await using dir = await tempDir();
+    const store = `${dir.path}/nats`;
+    await using server = await NatsServer.start(store);
+    const cfg = new PerCoreWalConfig(`${dir.path}/wal`, 2, { segmentSizeBytes: 64 * 1024 });
+    await using m = await PerCoreWalManager.open(cfg);
+    const opts = {
+      servers: server.url,
+      node: "n1",
+      maxRecordsPerMessage: 10,
+      retryMaxMs: 50,
+      publishTimeoutMs: 500,
+    };
+    {
+      await using first = await shipToNats(m, opts);
+      await first.drained();
+    }
+    await server.kill();
+    await copyDir(store, `${dir.path}/nats-before`);
+    await server.restart();
+    await using shipper = await shipToNats(m, opts);
+    for (const c of [0, 1]) {
+      const w = m.writer(c);
+      for (let i = 0; i < 15; i++) w.appendPut(`a${i}`, "v".repeat(100));
+      await w.sync();
+    }
+    await shipper.drained();
+    assertEquals(await coreSequences(server.url, 0), range(1, 15));
+    // The server comes back without any of them.
+    await server.kill();
+    await copyDir(`${dir.path}/nats-before`, store);
+    await server.restart();
+    // Core 1 ships first (core 0 is idle): the stream's sequences climb past core 0's last one.
+    const w1 = m.writer(1);
+    for (let i = 0; i < 30; i++) w1.appendPut(`b${i}`, "v".repeat(100));
+    await w1.sync();
+    await shipper.drained();
+    assertEquals(await coreSequences(server.url, 1), range(1, 45));
+    const w0 = m.writer(0);
+    for (let i = 0; i < 5; i++) w0.appendPut(`c${i}`, "v".repeat(100));
+    await w0.sync();
+    await shipper.drained();
+    assertEquals(await coreSequences(server.url, 0), range(1, 20));
+  },
+});
