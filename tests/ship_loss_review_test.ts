@@ -1,7 +1,10 @@
 // Hostile cases of the shipper's handling of a server that lost acknowledged messages (JetStream
 // 2.9 acknowledges before its fsync), with a real nats-server whose store is put back to an older
 // copy, stopped by its process id.
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
+import { CheckpointCoordinator } from "../src/checkpoint.ts";
+import { listCoreSegments } from "../src/segment_files.ts";
+import { scanSegment } from "../src/segment_probes.ts";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { PerCoreWalConfig } from "../src/config.ts";
@@ -92,3 +95,64 @@ Deno.test({
     assertEquals(await coreSequences(server.url, 0), range(1, 20));
   },
 });
+
+Deno.test({
+  name: "shipToNats: a server that lost every message of a core after a checkpoint retired " +
+    "their entries: the retired range is declared as a gap, the rest shipped again",
+  ignore,
+  async fn() {
+    await using dir = await tempDir();
+    const store = `${dir.path}/nats`;
+    await using server = await NatsServer.start(store);
+    const cfg = new PerCoreWalConfig(`${dir.path}/wal`, 1, { segmentSizeBytes: 64 * 1024 });
+    await using m = await PerCoreWalManager.open(cfg);
+    const opts = { servers: server.url, node: "n1", retryMaxMs: 50, publishTimeoutMs: 500 };
+    {
+      await using first = await shipToNats(m, opts);
+      await first.drained();
+    }
+    await server.kill();
+    await copyDir(store, `${dir.path}/nats-before`);
+    await server.restart();
+    await using shipper = await shipToNats(m, opts);
+    const w = m.writer(0);
+    for (let i = 0; i < 2000; i++) w.appendPut(`a${i}`, "v".repeat(100));
+    await w.sync();
+    await shipper.drained();
+    await new CheckpointCoordinator(m, { retain: 1 }).checkpoint();
+    const oldest = listCoreSegments(cfg, 0)[0];
+    const held = (await scanSegment(oldest.path, { maxRecordBytes: 1 << 20 })).header!;
+    assert(held.firstSequence > 1, "the checkpoint retired the oldest entries");
+    await server.kill();
+    await copyDir(`${dir.path}/nats-before`, store);
+    await server.restart();
+    for (let i = 0; i < 5; i++) w.appendPut(`b${i}`, "v".repeat(100));
+    await w.sync();
+    await shipper.drained();
+    const s = shipper.status().cores[0];
+    // The checkpoint took a sequence of its own.
+    const end = w.durableSequence;
+    assertEquals([s.state, s.error, s.lastShippedSequence], ["idle", undefined, end]);
+    assertEquals(await coreSequences(server.url, 0), range(1, end));
+    assertEquals((await coreGaps(server.url, 0))[0], [1, held.firstSequence - 1]);
+  },
+});
+
+/** Core `coreId`'s gap markers in stream "WAL": their ranges. */
+async function coreGaps(url: string, coreId: number): Promise<[number, number][]> {
+  const nc = await connect({ servers: url });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info("WAL");
+    const out: [number, number][] = [];
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+      const m = await jsm.streams.getMessage("WAL", { seq });
+      if (m === null) continue;
+      const f = decodeFrame(m.data);
+      if (f.coreId === coreId && f.gap === true) out.push([f.firstSequence, f.lastSequence]);
+    }
+    return out;
+  } finally {
+    await nc.close();
+  }
+}
