@@ -475,16 +475,19 @@ export class CoreShipper {
     const readNext = this.pending[0]?.sequence ??
       this.#carry.entries[this.#carryAt]?.sequence ?? this.lastRead + 1;
     // Read on where the stream ends: keep what was read if it continues it, else read again.
-    // After a loss of everything the stream held of this core, again from sequence 1: what the
-    // WAL retired since is then declared (`Retired`, `#declareRetired`), never skipped.
-    if (this.#reader === undefined || lost || (mark > 0 && readNext !== next)) {
+    // From an explicit sequence (1 when the stream holds nothing of this core) whenever anything
+    // of it was shipped, as far as this shipper or the marks know: after a loss of everything
+    // the stream held of this core, what the WAL retired since is then declared (`Retired`,
+    // `#declareRetired`), never skipped. Only a core never shipped starts at the oldest entry.
+    const known = mark > 0 || lost || this.#marked > 0;
+    if (this.#reader === undefined || lost || (known && readNext !== next)) {
       await this.#closeReader();
       // Stopped during the look-up: `stop()` closed the reader it found; a new one would never
       // be closed, and the loop would wait on it for ever.
       this.#stop.throwIfAborted();
       this.#clearPending();
       this.lastRead = mark;
-      const stream = this.#open(this.coreId, mark > 0 || lost ? next : undefined);
+      const stream = this.#open(this.coreId, known ? next : undefined);
       this.#reader = stream.getReader();
       this.#ended = false;
     }
