@@ -10,6 +10,7 @@ import { connect } from "@nats-io/transport-node";
 import { PerCoreWalConfig } from "../src/config.ts";
 import { PerCoreWalManager } from "../src/manager.ts";
 import { decodeFrame } from "../src/ship/frame.ts";
+import type { NatsShipper } from "../src/ship/shipper.ts";
 import { shipToNats } from "../src/ship/ship_to_nats.ts";
 import { ignoreWithoutUring, tempDir } from "./_helpers.ts";
 import { ignoreWithoutNats, NatsServer } from "./_nats.ts";
@@ -96,47 +97,64 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "shipToNats: a server that lost every message of a core after a checkpoint retired " +
-    "their entries: the retired range is declared as a gap, the rest shipped again",
-  ignore,
-  async fn() {
-    await using dir = await tempDir();
-    const store = `${dir.path}/nats`;
-    await using server = await NatsServer.start(store);
-    const cfg = new PerCoreWalConfig(`${dir.path}/wal`, 1, { segmentSizeBytes: 64 * 1024 });
-    await using m = await PerCoreWalManager.open(cfg);
-    const opts = { servers: server.url, node: "n1", retryMaxMs: 50, publishTimeoutMs: 500 };
-    {
-      await using first = await shipToNats(m, opts);
-      await first.drained();
-    }
-    await server.kill();
-    await copyDir(store, `${dir.path}/nats-before`);
-    await server.restart();
-    await using shipper = await shipToNats(m, opts);
-    const w = m.writer(0);
-    for (let i = 0; i < 2000; i++) w.appendPut(`a${i}`, "v".repeat(100));
-    await w.sync();
-    await shipper.drained();
-    await new CheckpointCoordinator(m, { retain: 1 }).checkpoint();
-    const oldest = listCoreSegments(cfg, 0)[0];
-    const held = (await scanSegment(oldest.path, { maxRecordBytes: 1 << 20 })).header!;
-    assert(held.firstSequence > 1, "the checkpoint retired the oldest entries");
-    await server.kill();
-    await copyDir(`${dir.path}/nats-before`, store);
-    await server.restart();
-    for (let i = 0; i < 5; i++) w.appendPut(`b${i}`, "v".repeat(100));
-    await w.sync();
-    await shipper.drained();
-    const s = shipper.status().cores[0];
-    // The checkpoint took a sequence of its own.
-    const end = w.durableSequence;
-    assertEquals([s.state, s.error, s.lastShippedSequence], ["idle", undefined, end]);
-    assertEquals(await coreSequences(server.url, 0), range(1, end));
-    assertEquals((await coreGaps(server.url, 0))[0], [1, held.firstSequence - 1]);
-  },
-});
+// The loss after a checkpoint retired the oldest entries, seen by the shipper that shipped them
+// and by one started after it: that one has no acknowledgement of its own to compare with, but
+// the marks say what was shipped: the stream's empty subject is read from sequence 1, so the
+// retired range is declared, never skipped.
+for (const restarted of [false, true]) {
+  Deno.test({
+    name:
+      `shipToNats${restarted ? " started after" : ": the shipper of"} a server that lost every ` +
+      "message of a core after a checkpoint retired their entries: the retired range is declared " +
+      "as a gap, the rest shipped again",
+    ignore,
+    async fn() {
+      await using dir = await tempDir();
+      const store = `${dir.path}/nats`;
+      await using server = await NatsServer.start(store);
+      const cfg = new PerCoreWalConfig(`${dir.path}/wal`, 1, { segmentSizeBytes: 64 * 1024 });
+      await using m = await PerCoreWalManager.open(cfg);
+      const opts = { servers: server.url, node: "n1", retryMaxMs: 50, publishTimeoutMs: 500 };
+      {
+        await using first = await shipToNats(m, opts);
+        await first.drained();
+      }
+      await server.kill();
+      await copyDir(store, `${dir.path}/nats-before`);
+      await server.restart();
+      let shipper: NatsShipper | undefined = await shipToNats(m, opts);
+      try {
+        const w = m.writer(0);
+        for (let i = 0; i < 2000; i++) w.appendPut(`a${i}`, "v".repeat(100));
+        await w.sync();
+        await shipper.drained();
+        if (restarted) {
+          await shipper.close();
+          shipper = undefined;
+        }
+        await new CheckpointCoordinator(m, { retain: 1 }).checkpoint();
+        const oldest = listCoreSegments(cfg, 0)[0];
+        const held = (await scanSegment(oldest.path, { maxRecordBytes: 1 << 20 })).header!;
+        assert(held.firstSequence > 1, "the checkpoint retired the oldest entries");
+        await server.kill();
+        await copyDir(`${dir.path}/nats-before`, store);
+        await server.restart();
+        shipper ??= await shipToNats(m, opts);
+        for (let i = 0; i < 5; i++) w.appendPut(`b${i}`, "v".repeat(100));
+        await w.sync();
+        await shipper.drained();
+        const s = shipper.status().cores[0];
+        // The checkpoint took a sequence of its own.
+        const end = w.durableSequence;
+        assertEquals([s.state, s.error, s.lastShippedSequence], ["idle", undefined, end]);
+        assertEquals(await coreSequences(server.url, 0), range(1, end));
+        assertEquals((await coreGaps(server.url, 0))[0], [1, held.firstSequence - 1]);
+      } finally {
+        await shipper?.close();
+      }
+    },
+  });
+}
 
 /** Core `coreId`'s gap markers in stream "WAL": their ranges. */
 async function coreGaps(url: string, coreId: number): Promise<[number, number][]> {
@@ -156,50 +174,3 @@ async function coreGaps(url: string, coreId: number): Promise<[number, number][]
     await nc.close();
   }
 }
-
-// The same loss, seen by a shipper started after it: it has no acknowledgement of its own to
-// compare with, but the marks say what was shipped: the stream's empty subject is read from
-// sequence 1, so the retired range is declared, never skipped.
-Deno.test({
-  name: "shipToNats started after a server lost every message of a core: the marks' range the " +
-    "WAL retired is declared as a gap, the rest shipped again",
-  ignore,
-  async fn() {
-    await using dir = await tempDir();
-    const store = `${dir.path}/nats`;
-    await using server = await NatsServer.start(store);
-    const cfg = new PerCoreWalConfig(`${dir.path}/wal`, 1, { segmentSizeBytes: 64 * 1024 });
-    await using m = await PerCoreWalManager.open(cfg);
-    const opts = { servers: server.url, node: "n1", retryMaxMs: 50, publishTimeoutMs: 500 };
-    {
-      await using first = await shipToNats(m, opts);
-      await first.drained();
-    }
-    await server.kill();
-    await copyDir(store, `${dir.path}/nats-before`);
-    await server.restart();
-    const w = m.writer(0);
-    {
-      await using shipper = await shipToNats(m, opts);
-      for (let i = 0; i < 2000; i++) w.appendPut(`a${i}`, "v".repeat(100));
-      await w.sync();
-      await shipper.drained();
-    }
-    await new CheckpointCoordinator(m, { retain: 1 }).checkpoint();
-    const oldest = listCoreSegments(cfg, 0)[0];
-    const held = (await scanSegment(oldest.path, { maxRecordBytes: 1 << 20 })).header!;
-    assert(held.firstSequence > 1, "the checkpoint retired the oldest entries");
-    await server.kill();
-    await copyDir(`${dir.path}/nats-before`, store);
-    await server.restart();
-    await using again = await shipToNats(m, opts);
-    for (let i = 0; i < 5; i++) w.appendPut(`b${i}`, "v".repeat(100));
-    await w.sync();
-    await again.drained();
-    const s = again.status().cores[0];
-    const end = w.durableSequence;
-    assertEquals([s.state, s.error, s.lastShippedSequence], ["idle", undefined, end]);
-    assertEquals(await coreSequences(server.url, 0), range(1, end));
-    assertEquals((await coreGaps(server.url, 0))[0], [1, held.firstSequence - 1]);
-  },
-});
