@@ -136,3 +136,33 @@ export async function checkStream(url: string, stream: string): Promise<Map<stri
     await nc.close();
   }
 }
+
+/**
+ * Core `coreId`'s sequences in stream "WAL", in stream order, from stream sequence `from` on
+ * (messages deleted from it skipped; a gap marker gives its range).
+ */
+export async function coreSequences(url: string, coreId: number, from = 1): Promise<number[]> {
+  const nc = await connect({ servers: url });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info("WAL");
+    const out: number[] = [];
+    for (let seq = Math.max(from, info.state.first_seq); seq <= info.state.last_seq; seq++) {
+      const m = await jsm.streams.getMessage("WAL", { seq });
+      if (m === null) continue;
+      const f = decodeFrame(m.data);
+      if (f.coreId !== coreId) continue;
+      for (let s = f.firstSequence; s <= f.lastSequence; s++) out.push(s);
+    }
+    return out;
+  } finally {
+    await nc.close();
+  }
+}
+
+/** Copies directory `from` to `to` (`cp -a`), replacing `to`: a nats-server store put back. */
+export async function copyDir(from: string, to: string): Promise<void> {
+  await Deno.remove(to, { recursive: true }).catch(() => {});
+  const r = await new Deno.Command("cp", { args: ["-a", from, to] }).output();
+  if (!r.success) throw new Error(`cp -a ${from} ${to} failed`);
+}

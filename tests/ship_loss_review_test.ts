@@ -13,36 +13,9 @@ import { decodeFrame } from "../src/ship/frame.ts";
 import type { NatsShipper } from "../src/ship/shipper.ts";
 import { shipToNats } from "../src/ship/ship_to_nats.ts";
 import { ignoreWithoutUring, tempDir } from "./_helpers.ts";
-import { ignoreWithoutNats, NatsServer } from "./_nats.ts";
+import { copyDir, coreSequences, ignoreWithoutNats, NatsServer } from "./_nats.ts";
 
 const ignore = ignoreWithoutNats || ignoreWithoutUring;
-
-/** Core `coreId`'s sequences in stream "WAL", in stream order (gap markers: their ranges). */
-async function coreSequences(url: string, coreId: number): Promise<number[]> {
-  const nc = await connect({ servers: url });
-  try {
-    const jsm = await jetstreamManager(nc);
-    const info = await jsm.streams.info("WAL");
-    const out: number[] = [];
-    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
-      const m = await jsm.streams.getMessage("WAL", { seq });
-      if (m === null) continue;
-      const f = decodeFrame(m.data);
-      if (f.coreId !== coreId) continue;
-      for (let s = f.firstSequence; s <= f.lastSequence; s++) out.push(s);
-    }
-    return out;
-  } finally {
-    await nc.close();
-  }
-}
-
-/** Copies directory `from` to `to` (`cp -a`), replacing `to`. */
-async function copyDir(from: string, to: string): Promise<void> {
-  await Deno.remove(to, { recursive: true }).catch(() => {});
-  const r = await new Deno.Command("cp", { args: ["-a", from, to] }).output();
-  if (!r.success) throw new Error(`cp -a ${from} ${to} failed`);
-}
 
 const range = (from: number, to: number) =>
   Array.from({ length: to - from + 1 }, (_, i) => from + i);

@@ -13,7 +13,7 @@ import { ShipMarks } from "../src/ship_marks.ts";
 import { UnshippedMeter } from "../src/ship/unshipped.ts";
 import { watchWalBatches } from "../src/watch.ts";
 import { ignoreWithoutUring, readCore, tempDir } from "./_helpers.ts";
-import { ignoreWithoutNats, NatsServer } from "./_nats.ts";
+import { copyDir, coreSequences, ignoreWithoutNats, NatsServer } from "./_nats.ts";
 
 const ignore = ignoreWithoutNats || ignoreWithoutUring;
 
@@ -24,25 +24,6 @@ function config(dir: string) {
 /** Waits (bounded) until `ok()`; the caller asserts what it waited for afterwards. */
 async function until(ok: () => boolean | Promise<boolean>): Promise<void> {
   for (let i = 0; i < 200 && !(await ok()); i++) await new Promise((r) => setTimeout(r, 25));
-}
-
-/** Core 0's sequences in the stream, in stream order (messages deleted from it skipped). */
-async function shippedSequences(url: string, from = 1): Promise<number[]> {
-  const nc = await connect({ servers: url });
-  try {
-    const jsm = await jetstreamManager(nc);
-    const info = await jsm.streams.info("WAL");
-    const out: number[] = [];
-    for (let seq = Math.max(from, info.state.first_seq); seq <= info.state.last_seq; seq++) {
-      const m = await jsm.streams.getMessage("WAL", { seq });
-      if (m === null) continue;
-      const f = decodeFrame(m.data);
-      for (let s = f.firstSequence; s <= f.lastSequence; s++) out.push(s);
-    }
-    return out;
-  } finally {
-    await nc.close();
-  }
 }
 
 /**
@@ -97,7 +78,7 @@ Deno.test({
     }
     await shipper.drained();
     // After the copy, the stream goes on from the copy's end: every entry once, in order.
-    const after = await shippedSequences(server.url, injected + 1);
+    const after = await coreSequences(server.url, 0, injected + 1);
     assertEquals(after, Array.from({ length: 55 - after[0] + 1 }, (_, i) => after[0] + i));
     assertEquals(after[after.length - 1], 55);
     // Now nothing is acknowledged: what the shipper measures is what the WAL holds after its mark.
@@ -206,13 +187,6 @@ Deno.test({
   },
 });
 
-/** Copies directory `from` to `to` (`cp -a`), replacing `to`. */
-async function copyDir(from: string, to: string): Promise<void> {
-  await Deno.remove(to, { recursive: true }).catch(() => {});
-  const r = await new Deno.Command("cp", { args: ["-a", from, to] }).output();
-  if (!r.success) throw new Error(`cp -a ${from} ${to} failed`);
-}
-
 // JetStream 2.9 acknowledges before its fsync: a power loss can take back every message of a
 // core it acknowledged. Replayed with the store put back to a copy taken before them.
 Deno.test({
@@ -235,7 +209,7 @@ Deno.test({
     await copyDir(store, `${dir.path}/nats-before`);
     await server.restart();
     await using shipper = await shipFifteen(m, server.url);
-    assertEquals(await shippedSequences(server.url), Array.from({ length: 15 }, (_, i) => i + 1));
+    assertEquals(await coreSequences(server.url, 0), Array.from({ length: 15 }, (_, i) => i + 1));
     // The server comes back without them.
     await server.kill();
     await copyDir(`${dir.path}/nats-before`, store);
@@ -243,7 +217,7 @@ Deno.test({
     for (let i = 0; i < 5; i++) w.appendPut(`b${i}`, "v".repeat(100));
     await w.sync();
     await shipper.drained();
-    assertEquals(await shippedSequences(server.url), Array.from({ length: 20 }, (_, i) => i + 1));
+    assertEquals(await coreSequences(server.url, 0), Array.from({ length: 20 }, (_, i) => i + 1));
     assertEquals(shipper.status().cores[0].lastShippedSequence, 20);
   },
 });
