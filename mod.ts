@@ -105,6 +105,7 @@ export type {
   OpenFileOptions,
   WritePart,
   WritePurpose,
+  WriteSync,
 } from "./src/io/backend.ts";
 export { PerCoreWalReader } from "./src/reader.ts";
 export type { ReaderOptions, ReadResult } from "./src/read_result.ts";

@@ -4,6 +4,8 @@
 //   modules  two Workers that load the core Worker's modules (src/core_worker.ts), until loaded
 //   bundle   the same from the bundle the manager starts (src/core_worker.bundle.js)
 //   open     PerCoreWalManager.open() of a fresh 2-core directory (default options)
+// and, from the trivial runs, "new Worker": how long the main thread waited in the constructors
+// (Deno returns from `new Worker` once the Worker's isolate exists, one Worker after the other),
 // and the kinds alternate, so that a drift of this VM's speed hits each alike. Prints the median
 // and the range per kind. A measuring script, not a test; docs/PERFORMANCE.md quotes it.
 //
@@ -35,14 +37,19 @@ async function child(kind: string): Promise<void> {
   const url = `data:application/javascript,${encodeURIComponent(code)}`;
   const done: Promise<unknown>[] = [];
   const workers: Worker[] = [];
+  // Deno's Worker constructor returns only once the Worker's isolate exists: the main thread
+  // waits there, one Worker after the other.
+  let blocked = 0;
   for (let i = 0; i < cores; i++) {
+    const c0 = performance.now();
     const w = new Worker(url, { type: "module" });
+    blocked += performance.now() - c0;
     workers.push(w);
     done.push(new Promise((r) => w.onmessage = r));
     if (kind === "trivial") w.postMessage(0);
   }
   await Promise.all(done);
-  console.log(JSON.stringify({ ms: performance.now() - t0 }));
+  console.log(JSON.stringify({ ms: performance.now() - t0, blocked }));
   for (const w of workers) w.terminate();
 }
 
@@ -52,7 +59,7 @@ if (args.child !== undefined) {
 }
 
 const kinds = ["trivial", "modules", "bundle", "open"];
-const times = new Map<string, number[]>(kinds.map((k) => [k, []]));
+const times = new Map<string, number[]>([...kinds, "new Worker"].map((k) => [k, []]));
 const base = await Deno.makeTempDir({ prefix: "worker_start" });
 try {
   for (let r = 0; r < Number(args.runs); r++) {
@@ -73,7 +80,9 @@ try {
         stderr: "inherit",
       }).output();
       if (!out.success) throw new Error(`the ${kind} run failed`);
-      times.get(kind)!.push(JSON.parse(new TextDecoder().decode(out.stdout)).ms);
+      const got = JSON.parse(new TextDecoder().decode(out.stdout));
+      times.get(kind)!.push(got.ms);
+      if (kind === "trivial") times.get("new Worker")!.push(got.blocked);
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
   }

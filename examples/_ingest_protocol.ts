@@ -529,26 +529,28 @@ export function renderMetrics(m: MetricsInput): string {
   perCore(
     "percore_wal_batches_total",
     "counter",
-    "Write batches submitted.",
+    "Write batches submitted, counted when submitted and published at once. A batch in flight " +
+      "is counted here and not yet in percore_wal_fdatasync_latency_seconds_count, which is " +
+      "also up to 20 ms older: in one scrape under load the two differ by the batches in flight " +
+      "plus those completed in the last 20 ms; at rest they are equal.",
     (c) => c.batches,
   );
   perCore(
     "percore_wal_fdatasyncs_total",
     "counter",
-    "fdatasyncs counted when submitted, one per batch (0 in dsync write mode), published at " +
-      "once. A batch in flight is counted here and not yet in " +
-      "percore_wal_fdatasync_latency_seconds_count, which is also up to 20 ms older: in one " +
-      "scrape under load the two differ by the batches in flight plus those completed in the " +
-      "last 20 ms; at rest they are equal.",
+    "fdatasyncs counted when submitted, one per batch written as writes and an fdatasync. A " +
+      "batch of at most 128 KiB in direct write mode is written with durable writes " +
+      "(RWF_DSYNC) and has none; in dsync write mode no batch has one.",
     (c) => c.fdatasyncs,
   );
   const lat = "percore_wal_fdatasync_latency_seconds";
   family(
     lat,
     "histogram",
-    "Time from a batch's submission to its durability (write + fdatasync), one sample per " +
-      "batch counted when durable, as measured by the core's Worker and published at most " +
-      "every 20 ms (so _count may lag percore_wal_fdatasyncs_total, which counts submissions).",
+    "Time from a batch's submission to its durability (its writes and fdatasync, or its " +
+      "durable writes), one sample per batch counted when durable, as measured by the core's " +
+      "Worker and published at most every 20 ms (so _count may lag percore_wal_batches_total, " +
+      "which counts submissions).",
   );
   for (const c of m.cores) {
     const b = c.syncLatencyBuckets;

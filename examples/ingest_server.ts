@@ -45,10 +45,12 @@
  * - `GET /metrics`: Prometheus text format: per-core appends, bytes, batches, fdatasyncs,
  *   fdatasync latency histogram (`percore_wal_fdatasync_latency_seconds_bucket{core,le}`,
  *   `_sum`, `_count`, from `manager.metrics()`), queue depth, pending bytes. The
- *   fdatasyncs are counted when submitted and published at once, the histogram counts batches
+ *   batches are counted when submitted and published at once, the histogram counts them
  *   when durable and is published at most every 20 ms: in one scrape under load its `_count` is
- *   below `percore_wal_fdatasyncs_total` by the batches in flight and those completed in the
- *   last 20 ms; at rest the two are equal (in dsync write mode no fdatasync is counted);
+ *   below `percore_wal_batches_total` by the batches in flight and those completed in the
+ *   last 20 ms; at rest the two are equal. Only batches written as writes and an fdatasync count
+ *   in `percore_wal_fdatasyncs_total` (those of at most 128 KiB in direct write mode are written
+ *   with durable writes instead, and in dsync write mode none has one);
  *   `percore_wal_backend_info{backend="io_uring",...} 1`; HTTP responses by code
  *   (`ingest_http_responses_total{code}`: to `POST /events` and to unknown paths only; the
  *   responses to `/metrics` and `/checkpoint` are `ingest_http_admin_responses_total{route,code}`,

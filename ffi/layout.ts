@@ -87,6 +87,8 @@ export const IORING_FEAT_EXT_ARG = 1 << 8;
 
 /** `IORING_FSYNC_DATASYNC`: fdatasync instead of fsync. */
 export const IORING_FSYNC_DATASYNC = 1;
+/** `RWF_DSYNC` (a write's `rw_flags`): the write is durable, as with `O_DSYNC`, when it completes. */
+export const RWF_DSYNC = 0x2;
 /** `IORING_SETUP_SINGLE_ISSUER` (kernel 6.0+). */
 export const IORING_SETUP_SINGLE_ISSUER = 1 << 12;
 

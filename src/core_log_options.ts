@@ -36,7 +36,10 @@ export interface CoreLogMetrics {
   bytesAppended: number;
   /** Batches submitted. */
   batches: number;
-  /** fdatasyncs submitted (0 with O_DSYNC). */
+  /**
+   * fdatasyncs submitted: 0 with O_DSYNC, and none for a batch of at most 128 KiB in `"direct"`
+   * mode, whose writes are durable themselves (`RWF_DSYNC`).
+   */
   fdatasyncs: number;
   /** Time from a batch's submission to its durability. */
   syncLatency: LatencySummary;

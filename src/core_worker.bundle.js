@@ -1647,6 +1647,7 @@ var LatencyHistogram = class {
 };
 
 // src/batch_pipeline.ts
+var DSYNC_WRITE_MAX_BYTES = 128 * 1024;
 var BatchPipeline = class {
   /** Waits for a sequence to become durable. */
   waiters = new DurableWaiters();
@@ -1727,7 +1728,7 @@ var BatchPipeline = class {
   get batches() {
     return this.#batches;
   }
-  /** fdatasyncs submitted since open. */
+  /** fdatasyncs submitted since open (a batch written with durable writes has none). */
   get syncs() {
     return this.#syncs;
   }
@@ -1772,11 +1773,20 @@ var BatchPipeline = class {
       this.#waiting--;
       this.#inflight++;
       this.#batches++;
-      if (this.#mode !== "dsync") this.#syncs++;
+      const sync = this.#durability(b.used);
+      if (sync === true) this.#syncs++;
       const t0 = performance.now();
-      this.#io.writeParts(seg.file, parts, this.#mode !== "dsync", "data").then(() => this.#done(b, t0), (e) => this.#settle(e));
+      this.#io.writeParts(seg.file, parts, sync, "data").then(() => this.#done(b, t0), (e) => this.#settle(e));
     }
     this.#hooks.pumped();
+  }
+  /**
+   * How a batch of `bytes` is made durable: by the file (opened `O_DSYNC`), by its writes
+   * (`RWF_DSYNC`, small batches in `"direct"` mode), or by an fdatasync after them.
+   */
+  #durability(bytes) {
+    if (this.#mode === "dsync") return false;
+    return this.#mode === "direct" && bytes <= DSYNC_WRITE_MAX_BYTES ? "dsync" : true;
   }
   #done(b, t0) {
     if (this.#failed !== void 0) {
@@ -2086,6 +2096,7 @@ var Op = {
 var IOSQE_IO_LINK = 1 << 2;
 var IORING_FEAT_EXT_ARG = 1 << 8;
 var IORING_FSYNC_DATASYNC = 1;
+var RWF_DSYNC = 2;
 var IORING_SETUP_SINGLE_ISSUER = 1 << 12;
 var O = {
   RDONLY: 0,
@@ -2827,6 +2838,95 @@ function epochBarrierOperation(epoch, currentEpoch) {
 }
 
 // src/io/choose.ts
+init_libc();
+
+// ffi/liburing.ts
+init_errors();
+var symbols3 = {
+  // int io_uring_queue_init_params(unsigned entries, struct io_uring *ring, struct io_uring_params *p)
+  io_uring_queue_init_params: {
+    parameters: [
+      "u32",
+      "pointer",
+      "pointer"
+    ],
+    result: "i32"
+  },
+  // void io_uring_queue_exit(struct io_uring *ring)
+  io_uring_queue_exit: {
+    parameters: [
+      "pointer"
+    ],
+    result: "void"
+  },
+  // int io_uring_submit(struct io_uring *ring)
+  io_uring_submit: {
+    parameters: [
+      "pointer"
+    ],
+    result: "i32"
+  },
+  // int io_uring_submit_and_wait(struct io_uring *ring, unsigned wait_nr)
+  io_uring_submit_and_wait: {
+    parameters: [
+      "pointer",
+      "u32"
+    ],
+    result: "i32"
+  },
+  // int io_uring_wait_cqes(struct io_uring *ring, struct io_uring_cqe **cqe_ptr, unsigned wait_nr,
+  //                        struct __kernel_timespec *ts, sigset_t *sigmask)
+  io_uring_wait_cqes: {
+    parameters: [
+      "pointer",
+      "buffer",
+      "u32",
+      "pointer",
+      "pointer"
+    ],
+    result: "i32"
+  },
+  // int io_uring_register_eventfd(struct io_uring *ring, int fd)
+  io_uring_register_eventfd: {
+    parameters: [
+      "pointer",
+      "i32"
+    ],
+    result: "i32"
+  }
+};
+var CANDIDATES2 = librarySearchPath("liburing.so.2");
+var lib3;
+function liburing() {
+  if (lib3 !== void 0) return lib3;
+  if (Deno.build.os !== "linux") {
+    throw new PerCoreWalError("Unsupported", `io_uring needs Linux; this is ${Deno.build.os}`);
+  }
+  let override;
+  try {
+    override = Deno.env.get("DENO_LIBURING_PATH");
+  } catch {
+  }
+  const tried = [];
+  for (const path of override ? [
+    override
+  ] : CANDIDATES2) {
+    try {
+      lib3 = Deno.dlopen(path, symbols3).symbols;
+      return lib3;
+    } catch (e) {
+      if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+        throw new PerCoreWalError("Unsupported", "Cannot load liburing: FFI is not allowed (run Deno with --allow-ffi)", {
+          cause: e
+        });
+      }
+      tried.push(path);
+    }
+  }
+  throw new PerCoreWalError("Unsupported", `Cannot load liburing (tried ${tried.join(", ")}): install liburing 2.x (Debian/Ubuntu: apt-get install liburing2) or set DENO_LIBURING_PATH to liburing.so.2`);
+}
+
+// src/io/choose.ts
 init_errors();
 
 // src/io/sync.ts
@@ -2924,94 +3024,6 @@ init_errors();
 
 // src/io/ring.ts
 init_libc();
-
-// ffi/liburing.ts
-init_errors();
-var symbols3 = {
-  // int io_uring_queue_init_params(unsigned entries, struct io_uring *ring, struct io_uring_params *p)
-  io_uring_queue_init_params: {
-    parameters: [
-      "u32",
-      "pointer",
-      "pointer"
-    ],
-    result: "i32"
-  },
-  // void io_uring_queue_exit(struct io_uring *ring)
-  io_uring_queue_exit: {
-    parameters: [
-      "pointer"
-    ],
-    result: "void"
-  },
-  // int io_uring_submit(struct io_uring *ring)
-  io_uring_submit: {
-    parameters: [
-      "pointer"
-    ],
-    result: "i32"
-  },
-  // int io_uring_submit_and_wait(struct io_uring *ring, unsigned wait_nr)
-  io_uring_submit_and_wait: {
-    parameters: [
-      "pointer",
-      "u32"
-    ],
-    result: "i32"
-  },
-  // int io_uring_wait_cqes(struct io_uring *ring, struct io_uring_cqe **cqe_ptr, unsigned wait_nr,
-  //                        struct __kernel_timespec *ts, sigset_t *sigmask)
-  io_uring_wait_cqes: {
-    parameters: [
-      "pointer",
-      "buffer",
-      "u32",
-      "pointer",
-      "pointer"
-    ],
-    result: "i32"
-  },
-  // int io_uring_register_eventfd(struct io_uring *ring, int fd)
-  io_uring_register_eventfd: {
-    parameters: [
-      "pointer",
-      "i32"
-    ],
-    result: "i32"
-  }
-};
-var CANDIDATES2 = librarySearchPath("liburing.so.2");
-var lib3;
-function liburing() {
-  if (lib3 !== void 0) return lib3;
-  if (Deno.build.os !== "linux") {
-    throw new PerCoreWalError("Unsupported", `io_uring needs Linux; this is ${Deno.build.os}`);
-  }
-  let override;
-  try {
-    override = Deno.env.get("DENO_LIBURING_PATH");
-  } catch {
-  }
-  const tried = [];
-  for (const path of override ? [
-    override
-  ] : CANDIDATES2) {
-    try {
-      lib3 = Deno.dlopen(path, symbols3).symbols;
-      return lib3;
-    } catch (e) {
-      if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
-        throw new PerCoreWalError("Unsupported", "Cannot load liburing: FFI is not allowed (run Deno with --allow-ffi)", {
-          cause: e
-        });
-      }
-      tried.push(path);
-    }
-  }
-  throw new PerCoreWalError("Unsupported", `Cannot load liburing (tried ${tried.join(", ")}): install liburing 2.x (Debian/Ubuntu: apt-get install liburing2) or set DENO_LIBURING_PATH to liburing.so.2`);
-}
-
-// src/io/ring.ts
 init_errors();
 var TWO323 = 4294967296;
 function _view(ptr, length) {
@@ -3327,7 +3339,8 @@ var UringBackend = class {
   }
   /** Fills the SQEs of what is left of a chain; false if the ring has no room for all. */
   #fill(c) {
-    let need = c.sync ? 1 : 0;
+    let need = c.sync === true ? 1 : 0;
+    const rwFlags = c.sync === "dsync" ? RWF_DSYNC : 0;
     for (let i = 0; i < c.parts.length; i++) if (c.done[i] < c.parts[i].data.length) need++;
     if (need > this.#ring.sqSpace) return false;
     c.resubmit = false;
@@ -3348,9 +3361,9 @@ var UringBackend = class {
         len
       });
       const addr = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(p.data))) + BigInt(done);
-      this.#ring.prep(Op.WRITE, --left > 0 ? IOSQE_IO_LINK : 0, c.file.fd, p.offset + done, addr, len, 0, id);
+      this.#ring.prep(Op.WRITE, --left > 0 ? IOSQE_IO_LINK : 0, c.file.fd, p.offset + done, addr, len, rwFlags, id);
     }
-    if (c.sync) {
+    if (c.sync === true) {
       const id = this.#id();
       this.#slots.set(id, {
         chain: c,
@@ -3408,15 +3421,17 @@ var UringBackend = class {
     return true;
   }
   /**
-   * Polls the completion ring for a bounded time when one chain ending in an fdatasync is all
-   * that is in flight: someone awaits that sync, and a fast disk completes it sooner than the
+   * Polls the completion ring for a bounded time when one durable chain (ending in an fdatasync,
+   * or of durable writes) is all that is in flight: someone awaits that sync, and a fast disk completes it sooner than the
    * eventfd read (a blocking-pool thread, a wake-up and a promise) would notice. Runs on the
    * owner thread and only reads the CQ tail; never while idle, never with other work queued.
    */
   #spin() {
     if (this.#spinMs <= 0 || this.#chains !== 1 || this.#backlog.length > 0) return;
     let sync = false;
-    for (const s of this.#slots.values()) if (s.kind === "fsync") sync = true;
+    for (const s of this.#slots.values()) {
+      if (s.kind === "fsync" || s.chain.sync === "dsync") sync = true;
+    }
     if (!sync) return;
     if (this.#spinSkip > 0) {
       this.#spinSkip--;
@@ -3539,7 +3554,7 @@ var UringBackend = class {
     }
     if (c.error !== void 0) return c.reject(c.error);
     const complete = c.parts.every((p, i) => c.done[i] >= p.data.length);
-    if (complete && (!c.sync || c.synced)) return c.resolve();
+    if (complete && (c.sync !== true || c.synced)) return c.resolve();
     c.resubmit = false;
     this.#backlog.unshift(c);
   }
@@ -3642,6 +3657,21 @@ function createBackend(o, completionSpinStop, lazyCompletionWait = false) {
       backend: new SyncBackend(),
       fallbackReason: e.message
     };
+  }
+}
+function preloadNative() {
+  if (Deno.permissions.querySync({
+    name: "ffi"
+  }).state !== "granted") return;
+  for (const load of [
+    libc,
+    liburing,
+    enableNativeCrc32c
+  ]) {
+    try {
+      load();
+    } catch {
+    }
   }
 }
 
@@ -6919,6 +6949,9 @@ async function close() {
     error
   });
 }
+preloadNative();
+clearTimeout(setTimeout(() => {
+}, 0));
 scope.onmessage = (e) => {
   const m = e.data;
   mailRead++;

@@ -10,7 +10,7 @@
 
 import { PerCoreWalConfig, type PerCoreWalOptions } from "./config.ts";
 import { CoreLog } from "./core_log.ts";
-import { createBackend } from "./io/choose.ts";
+import { createBackend, preloadNative } from "./io/choose.ts";
 import { type ErrorData, errorFromData, errorToData } from "./error_data.ts";
 import { PerCoreWalError } from "./errors.ts";
 import type { WalEvent } from "./events.ts";
@@ -579,6 +579,12 @@ async function close(): Promise<void> {
   }
   scope.postMessage({ type: "closed", error });
 }
+
+// The Worker's start, before its "init" comes (the manager locks and checks the directory
+// meanwhile): what every open needs and the directory plays no part in. The native libraries, and
+// a first timer, which costs a Worker about 5 ms (the run loop's timers would pay it in init).
+preloadNative();
+clearTimeout(setTimeout(() => {}, 0));
 
 scope.onmessage = (e: MessageEvent) => {
   const m = e.data;

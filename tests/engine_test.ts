@@ -142,7 +142,7 @@ for (const backend of BACKENDS) {
     assertEquals((await readCore(config)).length, 1);
   });
 
-  test("sync() of many concurrent callers shares fdatasyncs (group commit)", async () => {
+  test("sync() of many concurrent callers shares batches (group commit)", async () => {
     await using dir = await tempDir();
     const config = smallConfig(dir.path, { backend, maxInFlightBatches: 2 });
     const log = await CoreLog.open(config, 0);
@@ -154,7 +154,8 @@ for (const backend of BACKENDS) {
     }));
     assertEquals(done.length, 200);
     const m = log.metrics();
-    assertLess(m.fdatasyncs, 200, `fdatasyncs ${m.fdatasyncs} for 200 syncs`);
+    assertLess(m.batches, 200, `${m.batches} batches for 200 syncs`);
+    assert(m.fdatasyncs <= m.batches);
     assertEquals(m.recordsAppended, 200);
     await log.close();
     assertEquals((await readCore(config)).length, 200);
@@ -348,23 +349,70 @@ for (const backend of BACKENDS) {
 }
 
 Deno.test({
-  name: "[io_uring] short writes from the kernel are resubmitted and nothing is lost or reordered",
+  name:
+    "[io_uring] short writes from the kernel are resubmitted and nothing is lost or reordered (durable writes, and writes + fdatasync)",
+  ignore: ignoreWithoutUring,
+  async fn() {
+    // Batches of about 75 KiB go as durable writes, of about 250 KiB as writes and an fdatasync.
+    for (const every of [300, 1000]) {
+      await using dir = await tempDir();
+      const config = smallConfig(dir.path, {
+        backend: "io_uring",
+        writeMode: "direct",
+        segmentSizeBytes: 1 << 20,
+      });
+      const inner = new FaultyUringBackend({ ringEntries: 64, shortWriteEvery: 2 });
+      const log = await CoreLog.open(config, 0, { backend: inner });
+      const value = new Uint8Array(200).fill(3);
+      for (let i = 0; i < 3000; i++) {
+        log.appendPut(`k${i}`, value);
+        if (i % every === every - 1) await log.sync();
+      }
+      const m = log.metrics();
+      await log.close();
+      await inner.close();
+      if (every === 300) assertEquals(m.fdatasyncs, 0);
+      else assert(m.fdatasyncs > 0, "the large batches were written with an fdatasync");
+      const entries = await readCore(config);
+      assertEquals(entries.length, 3000);
+      entries.forEach((e, i) => assertEquals(e.sequence, i + 1));
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "[io_uring] direct mode writes a batch of up to 128 KiB with durable writes, a larger one with an fdatasync",
   ignore: ignoreWithoutUring,
   async fn() {
     await using dir = await tempDir();
-    const config = smallConfig(dir.path, { backend: "io_uring", segmentSizeBytes: 1 << 20 });
-    const inner = new FaultyUringBackend({ ringEntries: 64, shortWriteEvery: 2 });
-    const log = await CoreLog.open(config, 0, { backend: inner });
-    const value = new Uint8Array(200).fill(3);
-    for (let i = 0; i < 3000; i++) {
-      log.appendPut(`k${i}`, value);
-      if (i % 300 === 299) await log.sync();
+    const config = smallConfig(dir.path, {
+      backend: "io_uring",
+      writeMode: "direct",
+      segmentSizeBytes: 4 * 1024 * 1024,
+    });
+    const io = new FaultyBackend(new UringBackend({ ringEntries: 64 }), { errno: 0 });
+    const log = await CoreLog.open(config, 0, { backend: io });
+    try {
+      log.appendPut("small", "v");
+      await log.sync();
+      const value = new Uint8Array(1000).fill(7);
+      for (let i = 0; i < 200; i++) log.appendPut(`big${i}`, value); // about 200 KiB
+      await log.sync();
+      log.appendPut("small again", "v");
+      await log.sync();
+      // The real ring took RWF_DSYNC writes (an EINVAL would have failed the log).
+      assertEquals(io.calls.map((c) => c.sync), ["dsync", true, "dsync"]);
+      const m = log.metrics();
+      assertEquals([m.batches, m.fdatasyncs], [3, 1]);
+      assertEquals(log.durableSequence, 202);
+    } finally {
+      await log.close();
+      await io.close();
     }
-    await log.close();
-    await inner.close();
     const entries = await readCore(config);
-    assertEquals(entries.length, 3000);
-    entries.forEach((e, i) => assertEquals(e.sequence, i + 1));
+    assertEquals(entries.length, 202);
+    assertEquals(new TextDecoder().decode(asPut(entries[201].operation).key), "small again");
   },
 });
 

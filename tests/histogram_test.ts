@@ -49,7 +49,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "a core's latency figures catch up with its fdatasyncs within a period, also when it sleeps",
+    "a core's latency figures catch up with its durable batches within a period, also when it sleeps",
   ignore: ignoreWithoutUring,
   async fn() {
     await using dir = await tempDir();
@@ -63,8 +63,8 @@ Deno.test({
     }
     await new Promise((r) => setTimeout(r, 60));
     const [c] = m.metrics();
-    assertEquals(c.syncLatency.count, c.fdatasyncs, "every fdatasync is in the latency figures");
-    assertEquals(c.syncLatencyBuckets.counts.at(-1), c.fdatasyncs);
+    assertEquals(c.syncLatency.count, c.batches, "every durable batch is in the latency figures");
+    assertEquals(c.syncLatencyBuckets.counts.at(-1), c.batches);
     await m.close();
   },
 });

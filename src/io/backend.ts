@@ -95,6 +95,22 @@ export interface WritePart {
 export type WritePurpose = "data" | "prepare";
 
 /**
+ * How a chain of writes is made durable: `false`, not at all; `true`, by an fdatasync linked after
+ * the writes; `"dsync"`, by each write itself (`RWF_DSYNC`: durable when it completes, as with
+ * `O_DSYNC`), with no fdatasync after them. A backend without per-write durability may treat
+ * `"dsync"` as `true`: either way the chain is durable when its promise resolves.
+ *
+ * @example
+ * ```ts
+ * import type { WriteSync } from "@percore/wal";
+ *
+ * const small: WriteSync = "dsync"; // one request per write, no fdatasync to wait for
+ * console.log(small);
+ * ```
+ */
+export type WriteSync = boolean | "dsync";
+
+/**
  * What the engine needs from the I/O layer.
  *
  * @example
@@ -119,15 +135,16 @@ export interface IoBackend {
    */
   allocate(file: IoFile, length: number): boolean;
   /**
-   * Writes every part in order, resubmitting short writes, then, if `sync`, makes them durable
-   * (fdatasync linked after the writes). Resolves when all of it completed; rejects with
-   * `PerCoreWalError` "Io" on the first error. A failed fdatasync is never retried. `purpose`
-   * tells log data from the zero-fill of a new segment (fault injection counts data only).
+   * Writes every part in order, resubmitting short writes, and makes them durable as `sync` says
+   * ({@linkcode WriteSync}: not, by a linked fdatasync, or by each write). Resolves when all of it
+   * completed; rejects with `PerCoreWalError` "Io" on the first error. A failed fdatasync, or a
+   * failed durable write, is never retried. `purpose` tells log data from the zero-fill of a new
+   * segment (fault injection counts data only).
    */
   writeParts(
     file: IoFile,
     parts: WritePart[],
-    sync: boolean,
+    sync: WriteSync,
     purpose?: WritePurpose,
   ): Promise<void>;
   /** Reads into `into` from `offset`; returns the bytes read (0 at end of file). */

@@ -7,7 +7,14 @@
  */
 
 import { Errno, errnoError } from "../../ffi/errno.ts";
-import type { IoBackend, IoFile, OpenFileOptions, WritePart, WritePurpose } from "./backend.ts";
+import type {
+  IoBackend,
+  IoFile,
+  OpenFileOptions,
+  WritePart,
+  WritePurpose,
+  WriteSync,
+} from "./backend.ts";
 import { UringBackend, type UringBackendOptions } from "./uring.ts";
 
 /**
@@ -49,7 +56,7 @@ export class FaultyBackend implements IoBackend {
   /** How many faults were injected. */
   injected = 0;
   /** Every data chain asked for, in order: its number and whether it ended with an fdatasync. */
-  readonly calls: { chain: number; sync: boolean }[] = [];
+  readonly calls: { chain: number; sync: WriteSync }[] = [];
 
   /** Wraps `inner`, failing according to `plan`. */
   constructor(inner: IoBackend, plan: FaultPlan) {
@@ -73,7 +80,7 @@ export class FaultyBackend implements IoBackend {
   async writeParts(
     file: IoFile,
     parts: WritePart[],
-    sync: boolean,
+    sync: WriteSync,
     purpose?: WritePurpose,
   ): Promise<void> {
     if (purpose === "prepare") {

@@ -8,7 +8,7 @@
 
 import { PerCoreWalError } from "../errors.ts";
 import { ioError, openFile, readFullyAt, syncDirectory } from "../fs.ts";
-import type { IoBackend, IoFile, OpenFileOptions, WritePart } from "./backend.ts";
+import type { IoBackend, IoFile, OpenFileOptions, WritePart, WriteSync } from "./backend.ts";
 
 interface SyncFile extends IoFile {
   file: Deno.FsFile | undefined;
@@ -35,7 +35,7 @@ export class SyncBackend implements IoBackend {
     return false;
   }
 
-  writeParts(file: IoFile, parts: WritePart[], sync: boolean): Promise<void> {
+  writeParts(file: IoFile, parts: WritePart[], sync: WriteSync): Promise<void> {
     const f = _open(file);
     let at = 0;
     try {
@@ -51,6 +51,7 @@ export class SyncBackend implements IoBackend {
     } catch (e) {
       return Promise.reject(ioError(e, "write", file.path, at));
     }
+    // "dsync" too: Deno has no per-write durability, so the writes are made durable after.
     if (sync) {
       try {
         f.syncDataSync();

@@ -11,7 +11,14 @@
  */
 
 import { Errno, errnoError } from "../../ffi/errno.ts";
-import { EFD_CLOEXEC, IORING_FSYNC_DATASYNC, IOSQE_IO_LINK, O, Op } from "../../ffi/layout.ts";
+import {
+  EFD_CLOEXEC,
+  IORING_FSYNC_DATASYNC,
+  IOSQE_IO_LINK,
+  O,
+  Op,
+  RWF_DSYNC,
+} from "../../ffi/layout.ts";
 import {
   type AlignedBuffer,
   allocAligned,
@@ -22,20 +29,23 @@ import {
 } from "../../ffi/libc.ts";
 import { PerCoreWalError } from "../errors.ts";
 import { removePath } from "../fs.ts";
-import type { IoBackend, IoFile, OpenFileOptions, WritePart } from "./backend.ts";
+import type { IoBackend, IoFile, OpenFileOptions, WritePart, WriteSync } from "./backend.ts";
 import { Ring } from "./ring.ts";
 
 interface UringFile extends IoFile {
   fd: number;
 }
 
-/** A chain of linked writes and an optional fdatasync, resubmitted after a short write. */
+/**
+ * A chain of linked writes, durable as `sync` says (an fdatasync linked after them, or each write
+ * with `RWF_DSYNC`), resubmitted after a short write.
+ */
 interface Chain {
   file: UringFile;
   parts: WritePart[];
   /** How many bytes of each part are done. */
   done: number[];
-  sync: boolean;
+  sync: WriteSync;
   outstanding: number;
   error?: PerCoreWalError;
   resubmit: boolean;
@@ -169,7 +179,7 @@ export class UringBackend implements IoBackend {
     return true;
   }
 
-  writeParts(file: IoFile, parts: WritePart[], sync: boolean): Promise<void> {
+  writeParts(file: IoFile, parts: WritePart[], sync: WriteSync): Promise<void> {
     if (this.#closed) {
       return Promise.reject(new PerCoreWalError("Closed", "io_uring backend is closed"));
     }
@@ -197,7 +207,10 @@ export class UringBackend implements IoBackend {
 
   /** Fills the SQEs of what is left of a chain; false if the ring has no room for all. */
   #fill(c: Chain): boolean {
-    let need = c.sync ? 1 : 0;
+    let need = c.sync === true ? 1 : 0;
+    // A durable write (RWF_DSYNC) is durable when its CQE comes; a short one is durable as far as
+    // it wrote, and its rest is written the same way.
+    const rwFlags = c.sync === "dsync" ? RWF_DSYNC : 0;
     for (let i = 0; i < c.parts.length; i++) if (c.done[i] < c.parts[i].data.length) need++;
     if (need > this.#ring.sqSpace) return false;
     c.resubmit = false;
@@ -220,11 +233,11 @@ export class UringBackend implements IoBackend {
         p.offset + done,
         addr,
         len,
-        0,
+        rwFlags,
         id,
       );
     }
-    if (c.sync) {
+    if (c.sync === true) {
       const id = this.#id();
       this.#slots.set(id, { chain: c, kind: "fsync", part: -1, len: 0 });
       this.#ring.prep(Op.FSYNC, 0, c.file.fd, 0, 0n, 0, IORING_FSYNC_DATASYNC, id);
@@ -283,15 +296,17 @@ export class UringBackend implements IoBackend {
   }
 
   /**
-   * Polls the completion ring for a bounded time when one chain ending in an fdatasync is all
-   * that is in flight: someone awaits that sync, and a fast disk completes it sooner than the
+   * Polls the completion ring for a bounded time when one durable chain (ending in an fdatasync,
+   * or of durable writes) is all that is in flight: someone awaits that sync, and a fast disk completes it sooner than the
    * eventfd read (a blocking-pool thread, a wake-up and a promise) would notice. Runs on the
    * owner thread and only reads the CQ tail; never while idle, never with other work queued.
    */
   #spin(): void {
     if (this.#spinMs <= 0 || this.#chains !== 1 || this.#backlog.length > 0) return;
     let sync = false;
-    for (const s of this.#slots.values()) if (s.kind === "fsync") sync = true;
+    for (const s of this.#slots.values()) {
+      if (s.kind === "fsync" || s.chain.sync === "dsync") sync = true;
+    }
     if (!sync) return;
     if (this.#spinSkip > 0) {
       this.#spinSkip--;
@@ -420,7 +435,7 @@ export class UringBackend implements IoBackend {
     }
     if (c.error !== undefined) return c.reject(c.error);
     const complete = c.parts.every((p, i) => c.done[i] >= p.data.length);
-    if (complete && (!c.sync || c.synced)) return c.resolve();
+    if (complete && (c.sync !== true || c.synced)) return c.resolve();
     // A short or retried write: resubmit the remainder and its fdatasync (the cancelled one
     // never ran, so this is not a retried fsync).
     c.resubmit = false;
