@@ -324,8 +324,7 @@ function setCrc32cAccelerator(native) {
 }
 function crc32cUpdate(state, bytes, start = 0, end = bytes.length) {
   if (_native !== void 0 && end - start >= NATIVE_MIN_BYTES) {
-    const whole = start === 0 && end === bytes.length;
-    return _native(whole ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset + start, end - start), state);
+    return _native(bytes, start, end, state);
   }
   return crc32cUpdateJs(state, bytes, start, end);
 }
@@ -1912,6 +1911,17 @@ var symbols = {
       "u32"
     ],
     result: "u32"
+  },
+  // The same function given the bytes' address (from Deno.UnsafePointer): no view is made per
+  // call, and V8 calls it through its fast path (about a third of the buffer form's cost).
+  crc32_iscsi_at: {
+    name: "crc32_iscsi",
+    parameters: [
+      "usize",
+      "i32",
+      "u32"
+    ],
+    result: "u32"
   }
 };
 var CANDIDATES = librarySearchPath("libisal.so.2");
@@ -1950,8 +1960,22 @@ function enableNativeCrc32c() {
   _tried = true;
   const lib4 = isal();
   if (lib4 !== void 0) {
-    const f = lib4.crc32_iscsi;
-    setCrc32cAccelerator((bytes, state) => f(bytes, bytes.length, state >>> 0) | 0);
+    const at = lib4.crc32_iscsi_at;
+    const whole = lib4.crc32_iscsi;
+    let of;
+    let base = 0n;
+    setCrc32cAccelerator((bytes, start, end, state) => {
+      const buffer = bytes.buffer;
+      if (buffer !== of) {
+        const p = Deno.UnsafePointer.of(new Uint8Array(buffer));
+        if (p === null) {
+          return whole(bytes.subarray(start, end), end - start, state >>> 0) | 0;
+        }
+        base = BigInt(Deno.UnsafePointer.value(p));
+        of = buffer;
+      }
+      return at(base + BigInt(bytes.byteOffset + start), end - start, state >>> 0) | 0;
+    });
     _name = "isa-l";
   }
   return _name;

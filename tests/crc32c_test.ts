@@ -82,5 +82,19 @@ Deno.test("ISA-L's CRC32C, when installed, equals the TypeScript one at every le
       }
     }
     assertEquals(crc32c(data), bitwise(data));
+    // Calls alternating between buffers (the native path looks each buffer's address up once, so
+    // a stale one would read another buffer's bytes), and a resizable buffer after it grew.
+    const other = Uint8Array.from(data).reverse();
+    const resizable = new ArrayBuffer(256, { maxByteLength: 8192 });
+    for (let i = 0; i < 50; i++) {
+      const [view, plain] = i % 3 === 0
+        ? [data, data]
+        : i % 3 === 1
+        ? [other, other]
+        : [new Uint8Array(resizable, 16), data.subarray(0, resizable.byteLength - 16)];
+      if (i % 3 === 2) view.set(plain);
+      assertEquals(crc32c(view, i, i + 200), bitwise(plain.subarray(i, i + 200)), `call ${i}`);
+      if (i === 26) resizable.resize(4096);
+    }
   }
 });

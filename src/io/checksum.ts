@@ -20,9 +20,27 @@ export function enableNativeCrc32c(): "isa-l" | "typescript" {
   _tried = true;
   const lib = isal();
   if (lib !== undefined) {
-    const f = lib.crc32_iscsi;
-    // ISA-L reads the view's bytes and keeps nothing: no buffer outlives the call.
-    setCrc32cAccelerator((bytes, state) => f(bytes, bytes.length, state >>> 0) | 0);
+    const at = lib.crc32_iscsi_at;
+    const whole = lib.crc32_iscsi;
+    // The address of the last buffer seen: the engine's batches and the reader's windows are long
+    // lived, so it is looked up once per buffer. Holding the buffer keeps its memory (an
+    // ArrayBuffer's bytes never move) valid while the address is used.
+    let of: ArrayBufferLike | undefined;
+    let base = 0n;
+    setCrc32cAccelerator((bytes, start, end, state) => {
+      const buffer = bytes.buffer;
+      if (buffer !== of) {
+        const p = Deno.UnsafePointer.of(new Uint8Array(buffer));
+        if (p === null) {
+          // No address (an empty buffer): ISA-L reads a view made for the call.
+          return whole(bytes.subarray(start, end), end - start, state >>> 0) | 0;
+        }
+        base = BigInt(Deno.UnsafePointer.value(p));
+        of = buffer;
+      }
+      // ISA-L reads the bytes and keeps nothing.
+      return at(base + BigInt(bytes.byteOffset + start), end - start, state >>> 0) | 0;
+    });
     _name = "isa-l";
   }
   return _name;
