@@ -13,6 +13,7 @@
 import { parseArgs } from "node:util";
 import { fioVersion, runFio } from "./compare/fio.ts";
 import {
+  bounds,
   goals,
   markdown,
   summarize,
@@ -119,7 +120,7 @@ for (const w of workloads(size)) {
 fresh(DATA);
 
 const gs = goals(summary);
-const table = markdown(summary, gs);
+const table = markdown(summary, gs, bounds(summary));
 const command = `deno task bench:compare${Deno.args.length ? " " + Deno.args.join(" ") : ""}`;
 const machine = {
   cpus: navigator.hardwareConcurrency,
@@ -151,6 +152,7 @@ const json = {
   ],
   workloads: summary,
   goals: gs,
+  bounds: bounds(summary),
 };
 
 const caption = captionOf({ date, machine, runsPerSystem: runs }, quick);

@@ -7,7 +7,7 @@ import { ignoreWithoutUring, runDeno, tempDir } from "./_helpers.ts";
 import { assertSound } from "./_chart_sound.ts";
 import { layoutChart } from "../bench/compare/chart.ts";
 import { expectedWorkloads, svgOfResults } from "../bench/chart.ts";
-import type { Goal, WorkloadSummary } from "../bench/compare/report.ts";
+import type { Bound, Goal, WorkloadSummary } from "../bench/compare/report.ts";
 import { workloads } from "../bench/compare/workloads.ts";
 
 const COMPARE = new URL("../bench/compare.ts", import.meta.url).pathname;
@@ -50,6 +50,7 @@ Deno.test({
       command: string;
       workloads: Record<string, WorkloadSummary>;
       goals: Goal[];
+      bounds: Bound[];
     };
     assertStringIncludes(json.command, "--tiny");
 
@@ -101,6 +102,10 @@ Deno.test({
     ) {
       assert(goal(g)?.value !== undefined, `goal "${g}" not evaluated`);
     }
+
+    // W1's ceiling (a bare io_uring loop) is measured in the same run; W3's needs fio.
+    assertGreater(json.bounds.find((b) => b.workload === "W1")?.value ?? 0, 0);
+    assertStringIncludes(json.workloads.W1.systems["ring-raw"].backend, "bare io_uring loop");
 
     const md = Deno.readTextFileSync(`${out.path}/partial.md.tmp`);
     assertStringIncludes(md, "| W1c | wal-uring |");

@@ -92,6 +92,7 @@ export const COLORS: Record<string, string> = {
   sqlite: "#ff7f0e",
   "fio-buffered": "#98df8a",
   "fio-direct": "#2ca02c",
+  "ring-raw": "#17becf",
   merge: "#1f77b4",
   recovery: "#6baed6",
 };

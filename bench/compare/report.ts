@@ -149,6 +149,42 @@ export function goals(ws: Record<string, WorkloadSummary>): Goal[] {
   ];
 }
 
+/** A limit this machine sets on a goal, measured in the same run. */
+export interface Bound {
+  workload: string;
+  what: string;
+  value: number | undefined;
+  /** The goal the bound is about. */
+  goal: number;
+}
+
+/**
+ * What the disk and the kernel allow the goals of W1 and W3 here, from rows of the same run:
+ * W1's shape through a bare io_uring loop (no encoding, no threads), against plain Deno; and for
+ * W3, the producers (each awaits its record, so a durable round holds at most one of each) over
+ * fio's latency of one 4 KiB write + fdatasync (W2s's fio row), against the competent group commit.
+ */
+export function bounds(ws: Record<string, WorkloadSummary>): Bound[] {
+  const s = (w: string, sys: string) => ws[w]?.systems[sys];
+  const fioUs = s("W2s", "fio-direct")?.p50Us;
+  const producers = 64;
+  const w3Max = fioUs === undefined || fioUs === 0 ? undefined : producers * 1e6 / fioUs;
+  return [
+    {
+      workload: "W1",
+      what: "bare io_uring loop / plain (W1's ceiling here)",
+      value: div(rate(s("W1", "ring-raw")), rate(s("W1", "plain"))),
+      goal: 3,
+    },
+    {
+      workload: "W3",
+      what: `${producers} producers ÷ fio 4 KiB write + fdatasync p50, / competent plain`,
+      value: div(w3Max, rate(s("W3", "plain"))),
+      goal: 4,
+    },
+  ];
+}
+
 const mib = (bytes: number | undefined) => bytes === undefined ? undefined : bytes / 2 ** 20;
 
 function atMost(workload: string, goal: string, value: number | undefined, target: number): Goal {
@@ -167,7 +203,11 @@ const fmtUs = (x: number | undefined) =>
   x === undefined ? "" : x >= 1000 ? `${(x / 1000).toFixed(2)} ms` : `${x.toFixed(0)} µs`;
 
 /** The markdown table: one row per workload and system, ratio against plain Deno. */
-export function markdown(ws: Record<string, WorkloadSummary>, gs: Goal[]): string {
+export function markdown(
+  ws: Record<string, WorkloadSummary>,
+  gs: Goal[],
+  bs: Bound[] = [],
+): string {
   const lines = [
     "| workload | system | backend | records/s | MB/s | p50 | p99 | peak RSS | vs plain |",
     "|---|---|---|--:|--:|--:|--:|--:|--:|",
@@ -215,6 +255,19 @@ export function markdown(ws: Record<string, WorkloadSummary>, gs: Goal[]): strin
     lines.push(
       `| ${g.workload}: ${g.goal} | ${v} | ${g.bound === "max" ? "≤" : "≥"} ${g.target} | ${st} |`,
     );
+  }
+  if (bs.length > 0) {
+    lines.push(
+      "",
+      "What this machine allows (a goal above its bound cannot be met here by any code):",
+      "",
+      "| bound | measured | goal |",
+      "|---|--:|--:|",
+    );
+    for (const b of bs) {
+      const v = b.value === undefined ? "n/a" : `${b.value.toFixed(2)}×`;
+      lines.push(`| ${b.workload}: ${b.what} | ${v} | ${b.goal}× |`);
+    }
   }
   return lines.join("\n");
 }

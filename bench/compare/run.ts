@@ -10,6 +10,7 @@ import { PerCoreWalConfig, PerCoreWalManager, recoverPerCore } from "../../mod.t
 import { CoreLog } from "../../src/core_log.ts";
 import { mergeSegments } from "../../src/merge_stream.ts";
 import { Framer, PlainFile, PlainGroupCommit, SqliteLog } from "./plain.ts";
+import { layOutRaw, RawRing } from "./ring_raw.ts";
 import { recordBytes, type RunResult, type Workload, workloads } from "./workloads.ts";
 import { diskBytes } from "./disk.ts";
 import { processCpu } from "../_schedstat.ts";
@@ -440,6 +441,31 @@ async function runSetup(): Promise<Measured> {
   }
 }
 
+/** W1's ceiling: its shape through a bare io_uring loop (bench/compare/ring_raw.ts). */
+async function runRingRaw(): Promise<Measured> {
+  const framer = new Framer(w!.batch * REC);
+  for (let k = 0; k < w!.batch; k++) framer.put(keys[k & 511], value);
+  const block = framer.buf.subarray(0, framer.used);
+  const blocks = Math.ceil(w!.records / w!.batch);
+  const path = `${dir}/raw.log`;
+  layOutRaw(path, blocks * Math.ceil(block.length / 4096) * 4096);
+  const { it: raw, opened } = await timedOpen(() => new RawRing(path, block, w!.inFlight));
+  try {
+    const startedAt = now();
+    const seconds = raw.run(blocks);
+    return {
+      records: blocks * w!.batch,
+      seconds,
+      backend: "bare io_uring loop: no encoding, laid-out file (a bound)",
+      opened,
+      startedAt,
+      diskAfterRunBytes: diskBytes(dir!),
+    };
+  } finally {
+    raw.close();
+  }
+}
+
 async function runMerge(): Promise<Measured> {
   let n = 0;
   const t0 = now();
@@ -470,6 +496,8 @@ const measured: Measured = await (() => {
       return runPlain();
     case "sqlite":
       return runSqlite();
+    case "ring-raw":
+      return runRingRaw();
     case "setup":
       return runSetup();
     case "merge":
