@@ -14,8 +14,9 @@
 // Each line of the appending modes ends with the process's RSS at the end. The appending modes
 // start at once after open(), as a user does (the first segment's preparation and V8's compiling
 // are in the figures), and first print open()'s own wall time and CPU by thread; `--settle-ms N`
-// (anywhere in the arguments) waits N ms after open() instead, for the steady state, and
-// `--write-mode auto|direct|dsync|buffered` sets the option of that name. Their last
+// (anywhere in the arguments) waits N ms after open() instead, for the steady state,
+// `--write-mode auto|direct|dsync|buffered` sets the option of that name, and `--in-flight N`
+// lets W1 keep N sync()s outstanding instead of 8. Their last
 // line gives the rounds (batches, each written with its fdatasync), the records per round, and how
 // often the Worker and the producer were switched in per round (schedstat's count of the times a
 // thread ran: its wake-ups): what an awaited record's CPU is made of.
@@ -50,8 +51,11 @@ function flag(name: string): string | undefined {
   return arg.includes("=") ? arg.split("=")[1] : Deno.args[Deno.args.indexOf(arg) + 1];
 }
 const settleMs = Number(flag("--settle-ms") ?? 0);
+// W1's outstanding sync()s (8 in the comparison): more shows whether W1 is bound by the latency
+// of its window of records in flight or by a thread's CPU.
+const inFlight = Number(flag("--in-flight") ?? 8);
 const writeMode = flag("--write-mode") as "auto" | "direct" | "dsync" | "buffered" | undefined;
-const flags = ["--settle-ms", "--write-mode"];
+const flags = ["--settle-ms", "--write-mode", "--in-flight"];
 const positional = Deno.args.filter((a, i) =>
   !flags.some((f) => a === f || a.startsWith(`${f}=`)) && !flags.includes(Deno.args[i - 1])
 );
@@ -85,7 +89,7 @@ if (["append", "w1", "w2", "w2s", "w3"].includes(mode)) {
       for (let i = 0; i < records; i += 512) {
         for (let k = 0; k < 512; k++) log.appendPut(KEYS[k], value);
         pending.push(log.sync());
-        if (pending.length >= 8) await pending.shift();
+        if (pending.length >= inFlight) await pending.shift();
         if (i % 20_480 === 19_968 && stretches.length < 10) {
           const now = performance.now();
           stretches.push((20_480 / (now - t) / 1000).toFixed(2));

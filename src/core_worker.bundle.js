@@ -1962,19 +1962,25 @@ function enableNativeCrc32c() {
   if (lib4 !== void 0) {
     const at = lib4.crc32_iscsi_at;
     const whole = lib4.crc32_iscsi;
-    let of;
-    let base = 0n;
+    const bases = /* @__PURE__ */ new WeakMap();
+    let last;
+    let lastBase = 0n;
     setCrc32cAccelerator((bytes, start, end, state) => {
       const buffer = bytes.buffer;
-      if (buffer !== of) {
-        const p = Deno.UnsafePointer.of(new Uint8Array(buffer));
-        if (p === null) {
-          return whole(bytes.subarray(start, end), end - start, state >>> 0) | 0;
+      if (buffer !== last) {
+        let base = bases.get(buffer);
+        if (base === void 0) {
+          const p = Deno.UnsafePointer.of(new Uint8Array(buffer));
+          if (p === null) {
+            return whole(bytes.subarray(start, end), end - start, state >>> 0) | 0;
+          }
+          base = BigInt(Deno.UnsafePointer.value(p));
+          bases.set(buffer, base);
         }
-        base = BigInt(Deno.UnsafePointer.value(p));
-        of = buffer;
+        last = buffer;
+        lastBase = base;
       }
-      return at(base + BigInt(bytes.byteOffset + start), end - start, state >>> 0) | 0;
+      return at(lastBase + BigInt(bytes.byteOffset + start), end - start, state >>> 0) | 0;
     });
     _name = "isa-l";
   }

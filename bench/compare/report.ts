@@ -161,14 +161,15 @@ export interface Bound {
 /**
  * What the disk and the kernel allow the goals of W1 and W3 here, from rows of the same run:
  * W1's shape through a bare io_uring loop (no encoding, no threads), against plain Deno; and for
- * W3, the producers (each awaits its record, so a durable round holds at most one of each) over
- * fio's latency of one 4 KiB write + fdatasync (W2s's fio row), against the competent group commit.
+ * W3, the producers (each awaits its record, so a durable round holds at most one of each) times
+ * the rounds fio's own loop of one 4 KiB write + fdatasync at a time completes per second (W2s's
+ * fio row), against the competent group commit.
  */
 export function bounds(ws: Record<string, WorkloadSummary>): Bound[] {
   const s = (w: string, sys: string) => ws[w]?.systems[sys];
-  const fioUs = s("W2s", "fio-direct")?.p50Us;
+  const fioRounds = rate(s("W2s", "fio-direct"));
   const producers = 64;
-  const w3Max = fioUs === undefined || fioUs === 0 ? undefined : producers * 1e6 / fioUs;
+  const w3Max = fioRounds === undefined ? undefined : producers * fioRounds;
   return [
     {
       workload: "W1",
@@ -178,7 +179,7 @@ export function bounds(ws: Record<string, WorkloadSummary>): Bound[] {
     },
     {
       workload: "W3",
-      what: `${producers} producers ÷ fio 4 KiB write + fdatasync p50, / competent plain`,
+      what: `${producers} producers × fio's 4 KiB write + fdatasync rounds/s, / competent plain`,
       value: div(w3Max, rate(s("W3", "plain"))),
       goal: 4,
     },

@@ -22,24 +22,30 @@ export function enableNativeCrc32c(): "isa-l" | "typescript" {
   if (lib !== undefined) {
     const at = lib.crc32_iscsi_at;
     const whole = lib.crc32_iscsi;
-    // The address of the last buffer seen: the engine's batches and the reader's windows are long
-    // lived, so it is looked up once per buffer. Holding the buffer keeps its memory (an
-    // ArrayBuffer's bytes never move) valid while the address is used.
-    let of: ArrayBufferLike | undefined;
-    let base = 0n;
+    // Each buffer's address is looked up once (an ArrayBuffer's bytes never move): the engine's
+    // batches and the reader's windows are long lived, and a merge reads several windows in turn.
+    // The map holds no buffer alive; the last one seen is held, and checked first.
+    const bases = new WeakMap<ArrayBufferLike, bigint>();
+    let last: ArrayBufferLike | undefined;
+    let lastBase = 0n;
     setCrc32cAccelerator((bytes, start, end, state) => {
       const buffer = bytes.buffer;
-      if (buffer !== of) {
-        const p = Deno.UnsafePointer.of(new Uint8Array(buffer));
-        if (p === null) {
-          // No address (an empty buffer): ISA-L reads a view made for the call.
-          return whole(bytes.subarray(start, end), end - start, state >>> 0) | 0;
+      if (buffer !== last) {
+        let base = bases.get(buffer);
+        if (base === undefined) {
+          const p = Deno.UnsafePointer.of(new Uint8Array(buffer));
+          if (p === null) {
+            // No address (an empty buffer): ISA-L reads a view made for the call.
+            return whole(bytes.subarray(start, end), end - start, state >>> 0) | 0;
+          }
+          base = BigInt(Deno.UnsafePointer.value(p));
+          bases.set(buffer, base);
         }
-        base = BigInt(Deno.UnsafePointer.value(p));
-        of = buffer;
+        last = buffer;
+        lastBase = base;
       }
       // ISA-L reads the bytes and keeps nothing.
-      return at(base + BigInt(bytes.byteOffset + start), end - start, state >>> 0) | 0;
+      return at(lastBase + BigInt(bytes.byteOffset + start), end - start, state >>> 0) | 0;
     });
     _name = "isa-l";
   }
