@@ -3,8 +3,8 @@
  *
  * {@linkcode PerCoreWalManager} runs one Worker per core, each with its own io_uring ring and
  * its own segment files. Producers on any thread append through shared memory (a
- * {@linkcode CoreWalWriter}); the core's Worker writes batches, each linked to an fdatasync, and
- * acknowledges them in order: `sync()` resolves only when everything appended before it is
+ * {@linkcode CoreWalWriter}); the core's Worker writes batches, each made durable by a linked
+ * fdatasync (or, up to 128 KiB, by durable `RWF_DSYNC` writes), and acknowledges them in order: `sync()` resolves only when everything appended before it is
  * durable. {@linkcode CheckpointCoordinator} takes checkpoints, {@linkcode recoverPerCore}
  * rebuilds the state after a crash, {@linkcode mergeSegments} streams every entry in order.
  * Where io_uring is not available the same engine writes through `Deno.FsFile`

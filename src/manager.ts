@@ -166,7 +166,7 @@ interface Core {
 /**
  * The per-core WAL: one Deno Worker per core, each with its own io_uring ring and segment
  * files. Producers on any thread append without locks (shared memory, one atomic add per
- * record); batched writes and fdatasyncs give durable acknowledgements.
+ * record); batched writes made durable (fdatasync, or durable writes) give acknowledgements.
  *
  * @example
  * ```ts ignore
