@@ -46,11 +46,13 @@ export function liburing(): Liburing {
     throw new PerCoreWalError("Unsupported", `io_uring needs Linux; this is ${Deno.build.os}`);
   }
   let override: string | undefined;
-  try {
+  // Queried first: a get without the permission prompts on a terminal (a core Worker loads
+  // liburing as it starts, whatever its backend: src/io/choose.ts preloadNative).
+  const env = { name: "env", variable: "DENO_LIBURING_PATH" } as const;
+  if (Deno.permissions.querySync(env).state === "granted") {
     override = Deno.env.get("DENO_LIBURING_PATH");
-  } catch {
-    // No --allow-env: use the default locations.
   }
+  // Otherwise (no --allow-env): the default locations.
   const tried: string[] = [];
   for (const path of override ? [override] : CANDIDATES) {
     try {

@@ -2933,9 +2933,12 @@ function liburing() {
     throw new PerCoreWalError("Unsupported", `io_uring needs Linux; this is ${Deno.build.os}`);
   }
   let override;
-  try {
+  const env = {
+    name: "env",
+    variable: "DENO_LIBURING_PATH"
+  };
+  if (Deno.permissions.querySync(env).state === "granted") {
     override = Deno.env.get("DENO_LIBURING_PATH");
-  } catch {
   }
   const tried = [];
   for (const path of override ? [

@@ -128,3 +128,41 @@ Deno.test({
     assertEquals((await sh(`cat ${SYSCTL}`)).out, "0");
   },
 });
+
+// A terminal makes Deno prompt for a permission not given on the command line; `script` gives the
+// child one (its stdin at end of file: a prompt is answered by nothing and shows in the output).
+const hasScript = (await sh("command -v script")).success;
+
+Deno.test({
+  name:
+    "a core Worker's start never prompts: --allow-ffi without --allow-env opens a manager on a terminal",
+  ignore: !hasScript,
+  async fn() {
+    await using dir = await tempDir();
+    const script = await Deno.makeTempFile({ suffix: ".ts" });
+    try {
+      await Deno.writeTextFile(
+        script,
+        `import { PerCoreWalManager } from ${JSON.stringify(`${root}mod.ts`)};
+         const wal = await PerCoreWalManager.open(${
+          JSON.stringify(`${dir.path}/wal`)
+        }, { cores: 1, backend: "sync" });
+         await wal.close();
+         console.log("opened and closed");`,
+      );
+      const cmd = `${Deno.execPath()} run --allow-ffi --allow-read --allow-write ${script}`;
+      const out = await new Deno.Command("timeout", {
+        args: ["60", "script", "-qec", cmd, "/dev/null"],
+        env: { NO_COLOR: "1" },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+      assertEquals(text.includes("Deno requests"), false, text);
+      assertStringIncludes(text, "opened and closed");
+    } finally {
+      await Deno.remove(script);
+    }
+  },
+});
