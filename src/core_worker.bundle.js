@@ -324,6 +324,9 @@ function setCrc32cAccelerator(native) {
 }
 function crc32cUpdate(state, bytes, start = 0, end = bytes.length) {
   if (_native !== void 0 && end - start >= NATIVE_MIN_BYTES) {
+    if (start < 0 || end > bytes.length) {
+      throw new RangeError(`CRC32C range [${start}, ${end}) is outside ${bytes.length} bytes`);
+    }
     return _native(bytes, start, end, state);
   }
   return crc32cUpdateJs(state, bytes, start, end);

@@ -79,6 +79,11 @@ export function crc32cUpdate(
   end = bytes.length,
 ): number {
   if (_native !== undefined && end - start >= NATIVE_MIN_BYTES) {
+    // The native CRC reads by address: a range outside the view (past its end, or of a buffer
+    // detached or shrunk since, whose view is then empty) would read memory that is not its.
+    if (start < 0 || end > bytes.length) {
+      throw new RangeError(`CRC32C range [${start}, ${end}) is outside ${bytes.length} bytes`);
+    }
     return _native(bytes, start, end, state);
   }
   return crc32cUpdateJs(state, bytes, start, end);

@@ -1,4 +1,4 @@
-import { assertEquals } from "@std/assert";
+import { assertEquals, assertThrows } from "@std/assert";
 import { crc32c, crc32cAccelerated, crc32cUpdate, crc32cUpdateJs } from "../src/crc32c.ts";
 import { enableNativeCrc32c } from "../src/io/checksum.ts";
 import { rng } from "./_helpers.ts";
@@ -97,4 +97,34 @@ Deno.test("ISA-L's CRC32C, when installed, equals the TypeScript one at every le
       if (i === 26) resizable.resize(4096);
     }
   }
+});
+
+Deno.test("ISA-L's CRC32C by address never reads outside the view: past its end, or through a detached buffer, is a RangeError", () => {
+  if (enableNativeCrc32c() !== "isa-l") {
+    if (Deno.env.get("REQUIRE_NATIVE_CRC") === "1") {
+      throw new Error("REQUIRE_NATIVE_CRC=1 but ISA-L (libisal.so.2) could not be loaded");
+    }
+    return;
+  }
+  // Past the end of its buffer: native memory that is not this buffer's.
+  const small = new Uint8Array(128);
+  assertThrows(() => crc32c(small, 0, 1 << 20), RangeError);
+  assertThrows(() => crc32c(small.subarray(64), 0, 128), RangeError);
+  assertThrows(() => crc32cUpdate(0xffffffff, small, -64, 64), RangeError);
+  // A buffer given away (transfer, postMessage): its address was looked up before, and its
+  // memory now belongs to another buffer, or to nobody.
+  const buffer = new ArrayBuffer(1 << 16);
+  const view = new Uint8Array(buffer);
+  view.fill(3);
+  crc32c(view);
+  const moved = buffer.transfer();
+  assertEquals(view.length, 0);
+  assertThrows(() => crc32c(view, 0, 1 << 16), RangeError);
+  // A resizable buffer shrunk under a fixed view: the view is out of bounds (length 0).
+  const rab = new ArrayBuffer(4096, { maxByteLength: 8192 });
+  const fixed = new Uint8Array(rab, 0, 4096);
+  crc32c(fixed);
+  rab.resize(1024);
+  assertThrows(() => crc32c(fixed, 0, 4096), RangeError);
+  assertEquals(crc32c(new Uint8Array(moved)), bitwise(new Uint8Array(1 << 16).fill(3)));
 });
