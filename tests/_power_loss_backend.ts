@@ -18,6 +18,7 @@ import type {
   OpenFileOptions,
   WritePart,
   WritePurpose,
+  WriteSync,
 } from "../src/io/backend.ts";
 import { type DurabilityOps, readFullyAt, type WritableFile } from "../src/fs.ts";
 
@@ -65,7 +66,7 @@ interface SimFile extends IoFile {
 interface Chain {
   file: SimFile;
   writes: Op[];
-  sync: boolean;
+  sync: WriteSync;
   resolve: () => void;
   reject: (e: unknown) => void;
 }
@@ -116,6 +117,8 @@ export class PowerLossBackend implements IoBackend {
   auto = true;
   /** fdatasyncs completed, for assertions. */
   fdatasyncs = 0;
+  /** Chains of durable (`RWF_DSYNC`) writes completed. */
+  durableWriteChains = 0;
   /** Operations made through the `DurabilityOps` table (renames, removes, cuts, fsyncs...). */
   readonly fsOps = {
     rename: 0,
@@ -303,7 +306,7 @@ export class PowerLossBackend implements IoBackend {
   writeParts(
     file: IoFile,
     parts: WritePart[],
-    sync: boolean,
+    sync: WriteSync,
     purpose: WritePurpose = "data",
   ): Promise<void> {
     // An engine from before the power loss: its writes never happen, nor complete.
@@ -345,7 +348,16 @@ export class PowerLossBackend implements IoBackend {
       return;
     }
     for (const w of c.writes) this.#change(c.file, w);
-    if (c.sync) {
+    if (c.sync === "dsync") {
+      // RWF_DSYNC: this chain's writes are durable (with the size they need), nothing else that
+      // is pending on the file: what an fdatasync would also have covered may still be lost.
+      this.durableWriteChains++;
+      const node = this.#file(c.file.ino);
+      if (node !== undefined) {
+        node.durable = this.#image(node, c.writes, true);
+        node.pending = node.pending.filter((op) => !c.writes.includes(op));
+      }
+    } else if (c.sync) {
       // fdatasync: everything completed on this file is now durable.
       this.fdatasyncs++;
       const node = this.#file(c.file.ino);

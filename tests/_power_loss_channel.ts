@@ -83,7 +83,7 @@ export type Request =
     fd: number;
     offsets: number[];
     lengths: number[];
-    sync: boolean;
+    sync: boolean | "dsync";
     purpose?: string;
   }
   | { op: "read"; fd: number; length: number; offset: number }

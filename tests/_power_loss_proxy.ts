@@ -14,6 +14,7 @@ import type {
   OpenFileOptions,
   WritePart,
   WritePurpose,
+  WriteSync,
 } from "../src/io/backend.ts";
 import {
   Chain,
@@ -84,7 +85,7 @@ class ProxyBackend implements IoBackend {
   writeParts(
     file: IoFile,
     parts: WritePart[],
-    sync: boolean,
+    sync: WriteSync,
     purpose?: WritePurpose,
   ): Promise<void> {
     let id: number;

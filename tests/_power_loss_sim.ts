@@ -49,6 +49,8 @@ export interface SimResult {
   repairs: number;
   /** Chains laying out a segment's window (zero-fill or fallocate) submitted. */
   layoutChains: number;
+  /** Batches written as durable (`RWF_DSYNC`) writes, with no fdatasync, that completed. */
+  durableWriteChains: number;
   /** Layout writes (of a window extension or a fresh segment) a power loss tore or dropped. */
   layoutLost: number;
   /** Chains extending a segment's laid-out window, and their writes a power loss tore or dropped. */
@@ -112,6 +114,7 @@ export async function simulate(
     reopenCrashes: 0,
     repairs: 0,
     layoutChains: 0,
+    durableWriteChains: 0,
     layoutLost: 0,
     extensionChains: 0,
     extensionLost: 0,
@@ -436,6 +439,7 @@ export async function simulate(
     );
   } finally {
     result.layoutChains = io.layoutChains;
+    result.durableWriteChains = io.durableWriteChains;
     result.extensionChains = io.extensionChains;
     result.piecewiseFiles = io.fsOps.writable;
     result.lockFiles = io.fsOps.createNew;

@@ -36,6 +36,7 @@ const totals = {
   reopenCrashes: 0,
   repairs: 0,
   layoutChains: 0,
+  durableWriteChains: 0,
   layoutLost: 0,
   extensionChains: 0,
   extensionLost: 0,
@@ -66,6 +67,7 @@ for (const seed of seeds) {
     totals.reopenCrashes += r.reopenCrashes;
     totals.repairs += r.repairs;
     totals.layoutChains += r.layoutChains;
+    totals.durableWriteChains += r.durableWriteChains;
     totals.layoutLost += r.layoutLost;
     totals.extensionChains += r.extensionChains;
     totals.extensionLost += r.extensionLost;
@@ -100,6 +102,7 @@ console.log(
     `${totals.survivors} unacknowledged survivors, ${totals.torn} torn writes, ` +
     `${totals.vanished} unsynced files vanished, ${totals.dirOpsUndone} directory changes undone, ` +
     `${totals.reopenCrashes} power losses inside a reopen, ${totals.repairs} crash tails repaired, ` +
+    `${totals.durableWriteChains} batches written as durable writes, ` +
     `${totals.layoutChains} segment layout chains (${totals.layoutLost} layout writes lost; ` +
     `${totals.extensionChains} window extensions, ${totals.extensionLost} of their writes lost), ` +
     `${totals.checkpoints} checkpoints (${totals.checkpointsDone} finished, ` +

@@ -114,6 +114,7 @@ Deno.test("power-loss simulator: fixed seeds (every acknowledged record survives
     reopenCrashes: 0,
     repairs: 0,
     layoutChains: 0,
+    durableWrites: 0,
     undone: 0,
     checkpointsDone: 0,
     retiring: 0,
@@ -128,6 +129,7 @@ Deno.test("power-loss simulator: fixed seeds (every acknowledged record survives
     total.reopenCrashes += r.reopenCrashes;
     total.repairs += r.repairs;
     total.layoutChains += r.layoutChains;
+    total.durableWrites += r.durableWriteChains;
     total.undone += r.dirOpsUndone;
     total.checkpointsDone += r.checkpointsDone;
     total.retiring += r.checkpointsRetiring;
@@ -142,6 +144,8 @@ Deno.test("power-loss simulator: fixed seeds (every acknowledged record survives
   assert(total.losses >= 60, JSON.stringify(total));
   assert(total.reopenCrashes > 0 && total.repairs > 0, JSON.stringify(total));
   assert(total.layoutChains > 0 && total.undone > 0, JSON.stringify(total));
+  // Small batches in direct mode are durable writes: the model keeps only their own ranges.
+  assert(total.durableWrites > 0, JSON.stringify(total));
   assert(total.checkpointsDone > 0 && total.retiring > 0, JSON.stringify(total));
   assert(total.checkpointCrashes > 0 && total.extensions > 0, JSON.stringify(total));
   assert(total.recoveryRuns > 0, JSON.stringify(total));
