@@ -3458,9 +3458,10 @@ var UringBackend = class {
   }
   /**
    * Polls the completion ring for a bounded time when one durable chain (ending in an fdatasync,
-   * or of durable writes) is all that is in flight: someone awaits that sync, and a fast disk completes it sooner than the
-   * eventfd read (a blocking-pool thread, a wake-up and a promise) would notice. Runs on the
-   * owner thread and only reads the CQ tail; never while idle, never with other work queued.
+   * or of durable writes) is all that is in flight: someone awaits that sync, and a fast disk
+   * completes it sooner than the eventfd read (a blocking-pool thread, a wake-up and a promise)
+   * would notice. Runs on the owner thread and only reads the CQ tail; never while idle, never
+   * with other work queued.
    */
   #spin() {
     if (this.#spinMs <= 0 || this.#chains !== 1 || this.#backlog.length > 0) return;
