@@ -10,11 +10,10 @@ import { librarySearchPath } from "./paths.ts";
 
 const symbols = {
   // unsigned int crc32_iscsi(unsigned char *buffer, int len, unsigned int init_crc)
-  // Returns the raw (not inverted) CRC32C state, continuing from init_crc.
-  crc32_iscsi: { parameters: ["buffer", "i32", "u32"], result: "u32" },
-  // The same function given the bytes' address (from Deno.UnsafePointer): no view is made per
-  // call, and V8 calls it through its fast path (about a third of the buffer form's cost).
-  crc32_iscsi_at: { name: "crc32_iscsi", parameters: ["usize", "i32", "u32"], result: "u32" },
+  // Returns the raw (not inverted) CRC32C state, continuing from init_crc. The buffer is passed
+  // as its address (a bigint from Deno.UnsafePointer): no view is made per call, and V8 calls it
+  // through its fast path.
+  crc32_iscsi: { parameters: ["usize", "i32", "u32"], result: "u32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded ISA-L symbols. */

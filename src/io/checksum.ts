@@ -6,6 +6,7 @@
  */
 
 import { isal } from "../../ffi/isal.ts";
+import { assert } from "../assert.ts";
 import { setCrc32cAccelerator } from "../crc32c.ts";
 
 let _tried = false;
@@ -20,8 +21,7 @@ export function enableNativeCrc32c(): "isa-l" | "typescript" {
   _tried = true;
   const lib = isal();
   if (lib !== undefined) {
-    const at = lib.crc32_iscsi_at;
-    const whole = lib.crc32_iscsi;
+    const at = lib.crc32_iscsi;
     // Each buffer's address is looked up once (an ArrayBuffer's bytes never move): the engine's
     // batches and the reader's windows are long lived, and a merge reads several windows in turn.
     // The map holds no buffer alive; the last one seen is held, and checked first.
@@ -33,11 +33,10 @@ export function enableNativeCrc32c(): "isa-l" | "typescript" {
       if (buffer !== last) {
         let base = bases.get(buffer);
         if (base === undefined) {
+          // crc32cUpdate asks for at least 64 bytes inside the view: the buffer is not empty,
+          // so it has an address.
           const p = Deno.UnsafePointer.of(new Uint8Array(buffer));
-          if (p === null) {
-            // No address (an empty buffer): ISA-L reads a view made for the call.
-            return whole(bytes.subarray(start, end), end - start, state >>> 0) | 0;
-          }
+          assert(p !== null, "a non-empty buffer has an address");
           base = BigInt(Deno.UnsafePointer.value(p));
           bases.set(buffer, base);
         }
